@@ -1,0 +1,129 @@
+/** The `hoist` command line: maps flags to the copy engine and its result to output and exit codes. */
+import { copy, CopyError } from '../copy/index.js';
+import { FileCheckpointStore } from '../copy/file-checkpoints.js';
+import type { CopyResult } from '../copy/types.js';
+import { parseCopyArgs, UsageError } from './options.js';
+import { formatBytes, jsonReporter, lineReporter, ttyReporter } from './progress.js';
+
+export const EXIT = { ok: 0, failure: 1, usage: 2, auth: 3, notFound: 4, tagExists: 5, integrity: 6 } as const;
+
+const HELP = `hoist: import container images and OCI artifacts into a registry, without Docker.
+
+Usage:
+  hoist copy SRC DST [flags]
+
+SRC and DST are image references: [registry/]repository[:tag][@digest]. A missing registry
+means Docker Hub (hello-world -> docker.io/library/hello-world:latest). Loopback registries and
+hosts in HOIST_INSECURE_REGISTRIES (comma-separated host[:port]) use plain HTTP.
+
+Flags:
+  --force              overwrite a target tag that points at another digest
+  --platform OS/ARCH[/VARIANT]
+                       copy only this platform of an index (repeatable); writes a new index
+  --referrers          also copy signatures, SBOMs and attestations, recursively
+  --dry-run            print the plan (manifests, blobs, bytes to move) and change nothing
+  --src-creds U:P      source registry credentials
+  --dest-creds U:P     target registry credentials
+  --concurrency N      parallel blob transfers (default 4)
+  --chunk-size BYTES   upload in chunks of this size (e.g. 4MiB) instead of one stream per blob
+  --resume-dir DIR     save upload checkpoints in DIR; running the same copy again resumes
+                       interrupted blobs from where they stopped (implies chunked uploads)
+  --json               progress as one JSON event per line on stderr, result as JSON on stdout
+  -h, --help           show this help
+  --version            print the version
+
+Credentials, first match wins: the flags; HOIST_SRC_USERNAME/HOIST_SRC_PASSWORD and
+HOIST_DEST_USERNAME/HOIST_DEST_PASSWORD; then the auths in ~/.docker/config.json ($DOCKER_CONFIG).
+
+Exit codes:
+  0  success (also when the target tag already pointed at the same digest)
+  1  other failure (registry error, network)
+  2  usage error (bad flag or reference)
+  3  authentication or authorization failed
+  4  source not found (or a requested platform is missing)
+  5  target tag exists and --force was not given
+  6  integrity failure (bytes did not match their digest)
+`;
+
+function exitCodeFor(error: unknown): number {
+  if (error instanceof UsageError) return EXIT.usage;
+  if (!(error instanceof CopyError)) return EXIT.failure;
+  switch (error.code) {
+    case 'AUTH_FAILED':
+      return EXIT.auth;
+    case 'SOURCE_NOT_FOUND':
+    case 'PLATFORM_NOT_FOUND':
+      return EXIT.notFound;
+    case 'TAG_EXISTS':
+      return EXIT.tagExists;
+    case 'INTEGRITY':
+      return EXIT.integrity;
+    default:
+      return EXIT.failure;
+  }
+}
+
+function summary(result: CopyResult, dryRun: boolean): string {
+  const lines: string[] = [];
+  if (dryRun) {
+    lines.push(`plan for ${result.source} (${result.sourceDigest}):`);
+    for (const m of result.plan.manifests) lines.push(`  manifest ${m.digest} ${m.mediaType}${m.platform ? ` ${m.platform}` : ''}`);
+    for (const b of result.plan.blobs) lines.push(`  blob ${b.digest} ${formatBytes(b.size)}${b.present ? ' (target has it)' : ''}`);
+    lines.push(`${formatBytes(result.plan.bytesToMove)} to move of ${formatBytes(result.plan.bytesTotal)}; nothing changed (dry run)`);
+    return lines.join('\n');
+  }
+  lines.push(`copied ${result.source} (${result.sourceDigest})`);
+  if (result.indexDigestChanged) lines.push(`platform subset: new index digest ${result.targetDigest}`);
+  for (const t of result.targets) lines.push(`  ${t.reference} -> ${t.digest}${t.written ? '' : ' (unchanged)'}`);
+  lines.push(`${result.manifests.length} manifests written; blobs: ${result.blobs.copied} copied, ${result.blobs.skipped} skipped, ${result.blobs.mounted} mounted; ${formatBytes(result.bytes.moved)} moved`);
+  if (result.status === 'paused') lines.push('paused: run the same command again to resume');
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+    process.stdout.write(HELP);
+    return command === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (command === '--version') {
+    process.stdout.write('hoist 0.1.0\n');
+    return EXIT.ok;
+  }
+  let json = false;
+  try {
+    if (command !== 'copy') throw new UsageError(`unknown command "${command}": the command is copy (see hoist --help)`);
+    if (rest.includes('-h') || rest.includes('--help')) {
+      process.stdout.write(HELP);
+      return EXIT.ok;
+    }
+    const parsed = parseCopyArgs(rest);
+    json = parsed.json;
+    const onProgress = json ? jsonReporter(process.stderr) : process.stderr.isTTY ? ttyReporter(process.stderr) : lineReporter(process.stderr);
+    const checkpoints = parsed.resumeDir ? new FileCheckpointStore(parsed.resumeDir) : undefined;
+    const result = await copy(parsed.request, { ...parsed.options, checkpoints, onProgress });
+    process.stdout.write(json ? `${JSON.stringify(result)}\n` : `${summary(result, parsed.request.dryRun ?? false)}\n`);
+    return EXIT.ok;
+  } catch (error) {
+    const code = exitCodeFor(error);
+    const message = error instanceof Error ? error.message : String(error);
+    if (json) {
+      process.stdout.write(`${JSON.stringify({ error: { code: (error as { code?: string }).code ?? 'ERROR', message, exitCode: code } })}\n`);
+    }
+    process.stderr.write(`hoist: ${message}${code === EXIT.usage ? '\n(see hoist --help)' : ''}\n`);
+    return code;
+  }
+}
+
+/** Entry point for bin/hoist.js: runs `main` and sets the exit code. */
+export function run(argv: string[] = process.argv.slice(2)): void {
+  main(argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`hoist: ${String(error)}\n`);
+      process.exitCode = EXIT.failure;
+    },
+  );
+}

@@ -1,0 +1,123 @@
+/**
+ * `hoist copy` flags, read with node's parseArgs and checked into a CopyRequest and CopyOptions.
+ * Every bad flag gets an error naming it, what was wrong and what is accepted.
+ */
+import { parseArgs } from 'node:util';
+import { parsePlatform } from '../copy/platform.js';
+import type { CopyOptions, CopyRequest } from '../copy/types.js';
+import { dockerConfigCredentials, firstOf, forRegistry, parseUserPassword, type CredentialSource, type Credentials } from '../registry/credentials.js';
+import { InvalidReferenceError, parseReference } from '../registry/reference.js';
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export interface CopyCommand {
+  request: CopyRequest;
+  options: CopyOptions;
+  json: boolean;
+  resumeDir?: string;
+}
+
+const SIZE = /^(\d+)\s*(|b|k|kb|kib|m|mb|mib|g|gb|gib)$/i;
+const MULTIPLIERS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+function parseSize(value: string, flag: string): number {
+  const m = SIZE.exec(value.trim());
+  const bytes = m ? Number(m[1]) * MULTIPLIERS[m[2].toLowerCase()] : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1024) throw new UsageError(`${flag} "${value}" is not valid: give a size of at least 1024 bytes, e.g. 4194304 or 4MiB`);
+  return bytes;
+}
+
+function parseCount(value: string, flag: string, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > max) throw new UsageError(`${flag} "${value}" is not valid: give a whole number from 1 to ${max}`);
+  return n;
+}
+
+function credentialsFrom(flag: string | undefined, flagName: string, userVar: string, passVar: string): Credentials | undefined {
+  if (flag !== undefined) {
+    try {
+      return parseUserPassword(flag, flagName);
+    } catch {
+      throw new UsageError(`${flagName} is not valid: give USER:PASSWORD`);
+    }
+  }
+  const username = process.env[userVar];
+  const password = process.env[passVar];
+  if (username && password) return { username, password };
+  if (username || password) throw new UsageError(`set both ${userVar} and ${passVar}, or neither`);
+  return undefined;
+}
+
+/** Parses `hoist copy` arguments (after the word `copy`). */
+export function parseCopyArgs(args: string[]): CopyCommand {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        force: { type: 'boolean' },
+        platform: { type: 'string', multiple: true },
+        referrers: { type: 'boolean' },
+        'dry-run': { type: 'boolean' },
+        'src-creds': { type: 'string' },
+        'dest-creds': { type: 'string' },
+        concurrency: { type: 'string' },
+        'chunk-size': { type: 'string' },
+        'resume-dir': { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length !== 2) throw new UsageError(`copy needs exactly two references, SRC and DST; got ${positionals.length}`);
+  let source, target;
+  try {
+    source = parseReference(positionals[0]);
+    target = parseReference(positionals[1]);
+  } catch (error) {
+    if (error instanceof InvalidReferenceError) throw new UsageError(error.message);
+    throw error;
+  }
+  const platforms = (values.platform ?? []).map((p) => {
+    try {
+      return parsePlatform(p);
+    } catch (error) {
+      throw new UsageError(`--platform: ${(error as Error).message}`);
+    }
+  });
+
+  const src = credentialsFrom(values['src-creds'], '--src-creds', 'HOIST_SRC_USERNAME', 'HOIST_SRC_PASSWORD');
+  const dest = credentialsFrom(values['dest-creds'], '--dest-creds', 'HOIST_DEST_USERNAME', 'HOIST_DEST_PASSWORD');
+  const sources: CredentialSource[] = [];
+  // When both sides are one registry, the target's credentials (which must push) come first.
+  if (dest) sources.push(forRegistry(target.registry.name, dest));
+  if (src) sources.push(forRegistry(source.registry.name, src));
+  sources.push(dockerConfigCredentials());
+
+  const chunkSize = values['chunk-size'] !== undefined ? parseSize(values['chunk-size'], '--chunk-size') : undefined;
+  const resumeDir = values['resume-dir'];
+  return {
+    request: {
+      source,
+      targets: [target],
+      force: values.force ?? false,
+      platforms,
+      referrers: values.referrers ?? false,
+      dryRun: values['dry-run'] ?? false,
+    },
+    options: {
+      credentials: firstOf(...sources),
+      concurrency: values.concurrency !== undefined ? parseCount(values.concurrency, '--concurrency', 64) : undefined,
+      uploadMode: chunkSize !== undefined || resumeDir !== undefined ? 'chunked' : 'monolithic',
+      chunkSizeInBytes: chunkSize,
+    },
+    json: values.json ?? false,
+    resumeDir,
+  };
+}

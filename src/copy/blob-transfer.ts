@@ -1,0 +1,213 @@
+/**
+ * Moving one blob from the source to a target repository: mount when possible, otherwise
+ * stream it in one request, or upload it in checkpointed chunks that another process can resume.
+ * The chunked path is an explicit state machine: POST, then PATCH after PATCH with a checkpoint
+ * saved after each, a status GET whenever the registry's view is in doubt, and PUT ?digest=.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { Descriptor, RegistryClient, UploadSession } from '../registry/client.js';
+import { DigestMismatchError, VerifyingStream } from '../registry/digest.js';
+import { RegistryError } from '../registry/errors.js';
+import type { Reference } from '../registry/reference.js';
+import { CopyError, copyErrorFrom } from './errors.js';
+import type { BlobOutcome, CheckpointStore, ProgressEvent, UploadMode } from './types.js';
+
+export interface BlobTransfer {
+  source: RegistryClient;
+  sourceRef: Reference;
+  target: RegistryClient;
+  /** The target repository (no tag). */
+  targetRef: Reference;
+  mode: UploadMode;
+  chunkSize: number;
+  checkpoints?: CheckpointStore;
+  /** Repositories on the target registry that may already hold the blob, to mount from. */
+  mountFrom: string[];
+  /** True once the time budget is spent or the copy aborted: stop at the next chunk boundary. */
+  shouldPause: () => boolean;
+  signal?: AbortSignal;
+  onProgress: (event: ProgressEvent) => void;
+}
+
+/** Whole-blob restarts allowed after a lost session or a dropped streaming upload. */
+const MAX_BLOB_RESTARTS = 3;
+/** Monolithic progress is reported at most this often. */
+const PROGRESS_INTERVAL_MS = 250;
+
+/** Copies one blob the target lacks. Returns `paused` when stopped between chunks. */
+export async function transferBlob(t: BlobTransfer, blob: Descriptor): Promise<BlobOutcome | 'paused'> {
+  const target = t.targetRef.name;
+  for (let restart = 0; ; restart++) {
+    try {
+      const checkpoint = restart === 0 ? await t.checkpoints?.load(target, blob.digest) : undefined;
+      let session: UploadSession | undefined;
+      if (checkpoint) {
+        session = await resumeSession(t, checkpoint.location, checkpoint.offset);
+        if (!session) await t.checkpoints?.remove(target, blob.digest);
+      }
+      if (!session) {
+        const started = await startSession(t, blob.digest);
+        if (started === 'mounted') {
+          t.onProgress({ type: 'blob-done', digest: blob.digest, size: blob.size, target, outcome: 'mounted' });
+          return 'mounted';
+        }
+        session = started;
+      }
+      t.onProgress({ type: 'blob-start', digest: blob.digest, size: blob.size, target, offset: session.offset });
+      const outcome = t.mode === 'chunked' ? await uploadChunked(t, blob, session) : await uploadMonolithic(t, blob, session);
+      if (outcome === 'copied') t.onProgress({ type: 'blob-done', digest: blob.digest, size: blob.size, target, outcome });
+      return outcome;
+    } catch (error) {
+      if (error instanceof LostUploadError && restart < MAX_BLOB_RESTARTS) {
+        await t.checkpoints?.remove(target, blob.digest);
+        continue;
+      }
+      throw asCopyError(error, blob);
+    }
+  }
+}
+
+/** The registry lost or refused the upload session mid-way: start the blob again. */
+class LostUploadError extends Error {}
+
+async function startSession(t: BlobTransfer, digest: string): Promise<UploadSession | 'mounted'> {
+  for (const from of t.mountFrom) {
+    const started = await t.target.startUpload(t.targetRef, { digest, from }, t.signal);
+    if (started === 'mounted') return started;
+    // Declined: the registry opened an ordinary session instead. Use the last one.
+    if (from === t.mountFrom[t.mountFrom.length - 1]) return started;
+    await t.target.cancelUpload(t.targetRef, started.location);
+  }
+  return t.target.startUpload(t.targetRef, undefined, t.signal);
+}
+
+/**
+ * Picks a saved session up again. Undefined when it cannot be trusted: gone (404), or holding a
+ * different byte count than the checkpoint says (resending would append twice on distribution 2.8).
+ */
+async function resumeSession(t: BlobTransfer, location: string, offset: number): Promise<UploadSession | undefined> {
+  const status = await t.target.uploadStatus(t.targetRef, new URL(location), offset, t.signal);
+  if (!status) return undefined;
+  if (status.offset !== offset) {
+    await t.target.cancelUpload(t.targetRef, status.location);
+    return undefined;
+  }
+  return status;
+}
+
+async function uploadMonolithic(t: BlobTransfer, blob: Descriptor, session: UploadSession): Promise<BlobOutcome> {
+  const target = t.targetRef.name;
+  const verified = t.source.openBlob(t.sourceRef, blob.digest, blob.size, 0, t.signal).pipe(new VerifyingStream(blob, `blob ${blob.digest} from ${t.sourceRef.name}`));
+  let done = 0;
+  let last = 0;
+  verified.on('data', (chunk: Buffer) => {
+    done += chunk.length;
+    const now = Date.now();
+    if (now - last >= PROGRESS_INTERVAL_MS) {
+      last = now;
+      t.onProgress({ type: 'blob-progress', digest: blob.digest, size: blob.size, target, bytesDone: done });
+    }
+  });
+  verified.pause();
+  try {
+    await t.target.completeUpload(t.targetRef, session, blob.digest, { stream: verified, length: blob.size }, t.signal);
+  } catch (error) {
+    verified.destroy();
+    if (error instanceof RegistryError && error.code === 'NETWORK_ERROR') {
+      // A streaming body can't be replayed: a dropped connection restarts the blob.
+      throw new LostUploadError(error.message, { cause: error });
+    }
+    throw error;
+  }
+  return 'copied';
+}
+
+async function uploadChunked(t: BlobTransfer, blob: Descriptor, initial: UploadSession): Promise<BlobOutcome | 'paused'> {
+  const target = t.targetRef.name;
+  const chunkSize = Math.max(t.chunkSize, initial.minChunkLength ?? 0);
+  // A fresh upload is hashed here as it goes; one resumed from another process cannot be (Node's
+  // hash state does not survive a process), so the registry's own digest check at PUT guards it.
+  const hash: Hash | undefined = initial.offset === 0 ? createHash('sha256') : undefined;
+  let session = initial;
+  const source = t.source.openBlob(t.sourceRef, blob.digest, blob.size, session.offset, t.signal);
+  try {
+    for await (const chunk of chunksOf(source, chunkSize, blob.size - session.offset)) {
+      if (t.shouldPause()) return 'paused';
+      hash?.update(chunk);
+      session = await sendChunk(t, session, chunk);
+      await t.checkpoints?.save({ target, digest: blob.digest, size: blob.size, location: session.location.href, offset: session.offset, chunkSize, updatedAt: new Date().toISOString() });
+      t.onProgress({ type: 'blob-progress', digest: blob.digest, size: blob.size, target, bytesDone: session.offset });
+    }
+  } finally {
+    source.destroy();
+  }
+  if (session.offset !== blob.size) {
+    throw new CopyError('INTEGRITY', `blob ${blob.digest} from ${t.sourceRef.name}: expected ${blob.size} bytes, the source sent ${session.offset}`, 'source');
+  }
+  if (hash) {
+    const digest = `sha256:${hash.digest('hex')}`;
+    if (digest !== blob.digest) {
+      await t.target.cancelUpload(t.targetRef, session.location);
+      await t.checkpoints?.remove(target, blob.digest);
+      throw new DigestMismatchError(blob, { digest, size: blob.size }, `blob ${blob.digest} from ${t.sourceRef.name}`);
+    }
+  }
+  await t.target.completeUpload(t.targetRef, session, blob.digest, undefined, t.signal);
+  await t.checkpoints?.remove(target, blob.digest);
+  return 'copied';
+}
+
+/**
+ * PATCHes one chunk. If the request fails, only the registry knows whether the bytes landed, so
+ * ask it: continue if they did, resend if none did, and start over if the session is gone.
+ */
+async function sendChunk(t: BlobTransfer, session: UploadSession, chunk: Buffer): Promise<UploadSession> {
+  try {
+    return await t.target.patchChunk(t.targetRef, session, chunk, t.signal);
+  } catch (error) {
+    if (!(error instanceof RegistryError) || t.signal?.aborted) throw error;
+    if (!error.transient && error.code !== 'RANGE_INVALID' && error.status !== 404) throw error;
+    const status = await t.target.uploadStatus(t.targetRef, session.location, session.offset, t.signal);
+    if (!status) throw new LostUploadError(`upload of ${t.targetRef.name} lost: ${error.message}`, { cause: error });
+    if (status.offset === session.offset + chunk.length) return status;
+    if (status.offset === session.offset) return t.target.patchChunk(t.targetRef, status, chunk, t.signal);
+    throw new LostUploadError(`upload of ${t.targetRef.name} holds ${status.offset} bytes, expected ${session.offset}`, { cause: error });
+  }
+}
+
+/** Regroups a byte stream into chunks of exactly `size` bytes (the last may be short). */
+async function* chunksOf(stream: Readable, size: number, total: number): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  let pendingLength = 0;
+  let seen = 0;
+  for await (const piece of stream as AsyncIterable<Buffer>) {
+    let data = piece;
+    seen += data.length;
+    if (seen > total) throw new CopyError('INTEGRITY', `the source sent more than the ${total} bytes expected`, 'source');
+    while (pendingLength + data.length >= size) {
+      const take = size - pendingLength;
+      pending.push(data.subarray(0, take));
+      yield Buffer.concat(pending, size);
+      data = data.subarray(take);
+      pending = [];
+      pendingLength = 0;
+    }
+    if (data.length > 0) {
+      pending.push(data);
+      pendingLength += data.length;
+    }
+  }
+  if (pendingLength > 0) yield Buffer.concat(pending, pendingLength);
+}
+
+function asCopyError(error: unknown, blob: Descriptor): unknown {
+  if (error instanceof DigestMismatchError) {
+    return new CopyError('INTEGRITY', `integrity check failed: ${error.message}; nothing was tagged`, 'source', { cause: error });
+  }
+  if (error instanceof RegistryError && error.code === 'DIGEST_INVALID') {
+    return new CopyError('INTEGRITY', `the target registry rejected blob ${blob.digest}: its bytes do not match the digest; nothing was tagged`, 'target', { cause: error });
+  }
+  const side = error instanceof RegistryError && /\/blobs\/uploads\//.test(error.url) ? 'target' : error instanceof RegistryError && error.method === 'GET' ? 'source' : 'target';
+  return copyErrorFrom(error, side);
+}

@@ -1,0 +1,242 @@
+/**
+ * The copy engine: resolve the source once, plan, move the blobs each target lacks, push
+ * manifests children-first, and write target tags last, only when everything they reach is in
+ * place. A time budget or abort stops it between chunks with checkpoints saved, and the same
+ * request continues from them later, in this process or another.
+ */
+import { RegistryClient, type Descriptor, type Manifest } from '../registry/client.js';
+import type { CredentialSource } from '../registry/credentials.js';
+import type { Reference } from '../registry/reference.js';
+import { transferBlob } from './blob-transfer.js';
+import { CopyError, copyErrorFrom } from './errors.js';
+import { mapLimit } from './limit.js';
+import type { ManifestNode } from './manifest.js';
+import { rememberBlob, mountCandidates } from './mount-hints.js';
+import { mergeFallbackIndex } from './referrers.js';
+import { readSourceGraph, type SourceGraph } from './source-graph.js';
+import type { BlobOutcome, CopyOptions, CopyPlan, CopyRequest, CopyResult, PlannedBlob, ProgressEvent, WrittenManifest } from './types.js';
+
+export const DEFAULT_CONCURRENCY = 4;
+/** 4 MiB: GHCR refuses larger PATCHes, and the Azure SDK uses the same. */
+export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+
+/** One target repository and the tags wanted in it. */
+interface TargetRepo {
+  ref: Reference;
+  client: RegistryClient;
+  tags: Reference[];
+  blobs: PlannedBlob[];
+}
+
+/**
+ * Copies `request.source` to every target: resolves the source once, copies blobs then manifests
+ * (children before parents), and writes target tags last.
+ */
+export async function copy(request: CopyRequest, options: CopyOptions = {}): Promise<CopyResult> {
+  const startedAt = Date.now();
+  const signal = options.abortSignal;
+  const emit = options.onProgress ?? (() => undefined);
+  const shouldPause = () => signal?.aborted === true || (options.timeBudgetInMs !== undefined && Date.now() - startedAt >= options.timeBudgetInMs);
+  if (request.targets.length === 0) throw new CopyError('REGISTRY_ERROR', 'no target given', 'target');
+
+  const source = RegistryClient.for(request.source.registry, options.credentials);
+  const graph = await readSourceGraph(source, request.source, { platforms: request.platforms, referrers: request.referrers, signal });
+  const sourceDigest = graph.root.manifest.digest;
+  const targetDigest = graph.top.manifest.digest;
+  emit({ type: 'resolved', source: request.source.toString(), digest: sourceDigest, mediaType: graph.root.manifest.mediaType });
+
+  const repos = groupTargets(request.targets, options.credentials);
+  // No-force check, before any bytes move.
+  const existing = await findExistingTags(request.targets, options.credentials, targetDigest);
+  if (existing.length && !request.force) throw tagExists(existing);
+
+  const allBlobs = uniqueBlobs(graph.manifests);
+  for (const repo of repos) {
+    repo.blobs = await mapLimit(allBlobs, options.concurrency ?? DEFAULT_CONCURRENCY, async (blob) => {
+      const size = await repo.client.headBlob(repo.ref, blob.digest, signal).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
+      if (size !== undefined) rememberBlob(repo.ref, blob.digest);
+      return { digest: blob.digest, size: blob.size, mediaType: blob.mediaType, present: size !== undefined };
+    });
+  }
+  const plan = makePlan(request.source, graph, repos);
+  emit({ type: 'plan', manifests: plan.manifests.length, blobs: plan.blobs.length, bytesTotal: plan.bytesTotal, bytesToMove: plan.bytesToMove, blobsPresent: plan.blobs.filter((b) => b.present).length });
+
+  const result: CopyResult = {
+    status: 'completed',
+    source: request.source.toString(),
+    sourceDigest,
+    targetDigest,
+    indexDigestChanged: targetDigest !== sourceDigest,
+    targets: [],
+    manifests: [],
+    blobs: { total: plan.blobs.length, copied: 0, skipped: 0, mounted: 0 },
+    bytes: { total: plan.bytesTotal, moved: 0 },
+    plan,
+  };
+  if (request.dryRun) return result;
+
+  const paused = await copyBlobs(repos, source, request.source, options, shouldPause, emit, result);
+  if (paused) return { ...result, status: 'paused' };
+
+  for (const repo of repos) {
+    await pushManifests(repo, graph, signal, emit, result);
+  }
+  await writeTags(request, repos, graph.top.manifest, signal, emit, result);
+  return result;
+}
+
+/**
+ * Target tags that already exist and do not point at `digest` (when given): the no-force check,
+ * made before any bytes move and again just before each tag is written.
+ */
+export async function findExistingTags(targets: Reference[], credentials?: CredentialSource, digest?: string): Promise<Array<{ reference: string; digest: string }>> {
+  const found: Array<{ reference: string; digest: string }> = [];
+  for (const target of targets) {
+    if (!target.tag) continue;
+    const head = await RegistryClient.for(target.registry, credentials)
+      .headManifest(target)
+      .catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
+    if (head && head.digest !== digest) found.push({ reference: target.toString(), digest: head.digest });
+  }
+  return found;
+}
+
+function tagExists(existing: Array<{ reference: string; digest: string }>): CopyError {
+  const list = existing.map((e) => `${e.reference} (now ${e.digest})`).join(', ');
+  return new CopyError('TAG_EXISTS', `target tag already exists: ${list}; pass --force (or "force": true) to overwrite it`, 'target');
+}
+
+function groupTargets(targets: Reference[], credentials?: CredentialSource): TargetRepo[] {
+  const byName = new Map<string, TargetRepo>();
+  for (const target of targets) {
+    let repo = byName.get(target.name);
+    if (!repo) {
+      const ref = target.withRepository(target.repository);
+      repo = { ref, client: RegistryClient.for(target.registry, credentials), tags: [], blobs: [] };
+      byName.set(target.name, repo);
+    }
+    if (target.tag) repo.tags.push(target);
+  }
+  return [...byName.values()];
+}
+
+function uniqueBlobs(manifests: ManifestNode[]): Descriptor[] {
+  const blobs = new Map<string, Descriptor>();
+  for (const node of manifests) for (const blob of node.blobs) if (!blobs.has(blob.digest)) blobs.set(blob.digest, blob);
+  return [...blobs.values()];
+}
+
+function makePlan(source: Reference, graph: SourceGraph, repos: TargetRepo[]): CopyPlan {
+  const blobs = repos.flatMap((r) => r.blobs);
+  return {
+    source: source.toString(),
+    sourceDigest: graph.root.manifest.digest,
+    mediaType: graph.root.manifest.mediaType,
+    targetDigest: graph.top.manifest.digest,
+    manifests: graph.manifests.map((n) => ({ digest: n.manifest.digest, mediaType: n.manifest.mediaType, size: n.manifest.bytes.length, platform: graph.platforms.get(n.manifest.digest) })),
+    blobs,
+    bytesTotal: blobs.reduce((sum, b) => sum + b.size, 0),
+    bytesToMove: blobs.filter((b) => !b.present).reduce((sum, b) => sum + b.size, 0),
+  };
+}
+
+/** Moves every missing blob; true when stopped by the budget or an abort before finishing. */
+async function copyBlobs(
+  repos: TargetRepo[],
+  source: RegistryClient,
+  sourceRef: Reference,
+  options: CopyOptions,
+  shouldPause: () => boolean,
+  emit: (event: ProgressEvent) => void,
+  result: CopyResult,
+): Promise<boolean> {
+  const work = repos.flatMap((repo) => repo.blobs.map((blob) => ({ repo, blob })));
+  const outcomes = await mapLimit(work, options.concurrency ?? DEFAULT_CONCURRENCY, async ({ repo, blob }): Promise<BlobOutcome | 'paused'> => {
+    if (blob.present) {
+      emit({ type: 'blob-done', digest: blob.digest, size: blob.size, target: repo.ref.name, outcome: 'skipped' });
+      return 'skipped';
+    }
+    if (shouldPause()) return 'paused';
+    const outcome = await transferBlob(
+      {
+        source,
+        sourceRef: sourceRef.withRepository(sourceRef.repository),
+        target: repo.client,
+        targetRef: repo.ref,
+        mode: options.checkpoints ? 'chunked' : (options.uploadMode ?? 'monolithic'),
+        chunkSize: options.chunkSizeInBytes ?? DEFAULT_CHUNK_SIZE,
+        checkpoints: options.checkpoints,
+        mountFrom: mountCandidates(sourceRef, repo.ref, blob.digest),
+        shouldPause,
+        signal: options.abortSignal,
+        onProgress: emit,
+      },
+      { digest: blob.digest, size: blob.size, mediaType: blob.mediaType },
+    );
+    if (outcome !== 'paused') rememberBlob(repo.ref, blob.digest);
+    if (outcome === 'copied') result.bytes.moved += blob.size;
+    return outcome;
+  });
+  for (const outcome of outcomes) if (outcome !== 'paused') result.blobs[outcome]++;
+  return outcomes.includes('paused');
+}
+
+/**
+ * Pushes every manifest by digest, children before parents, then referrers and their fallback
+ * indexes, then cosign tags. Manifests the target already has are left alone.
+ */
+async function pushManifests(repo: TargetRepo, graph: SourceGraph, signal: AbortSignal | undefined, emit: (event: ProgressEvent) => void, result: CopyResult): Promise<void> {
+  const subjectsWithApi = new Set<string>();
+  try {
+    for (const node of graph.manifests) {
+      const ref = repo.ref.withDigest(node.manifest.digest);
+      if (await repo.client.headManifest(ref, signal)) continue;
+      const { subjectProcessed } = await repo.client.putManifest(repo.ref, node.manifest, signal);
+      if (subjectProcessed && node.parsed.subject) subjectsWithApi.add(node.parsed.subject.digest);
+      const platform = graph.platforms.get(node.manifest.digest);
+      result.manifests.push({ digest: node.manifest.digest, mediaType: node.manifest.mediaType, target: repo.ref.name, ...(platform ? { platform } : {}) } satisfies WrittenManifest);
+      emit({ type: 'manifest', digest: node.manifest.digest, mediaType: node.manifest.mediaType, target: repo.ref.name });
+    }
+    for (const [subject, nodes] of graph.referrers) {
+      if (subjectsWithApi.has(subject)) continue;
+      // Without a referrers API, keep the target's fallback tag index merged: add, never drop.
+      const tag = repo.ref.withTag(subject.replace(':', '-'));
+      const current = (await repo.client.headManifest(tag, signal)) ? await repo.client.getManifest(tag, signal) : undefined;
+      const merged = mergeFallbackIndex(current, nodes, graph.fallbackIndexes.get(subject));
+      if (merged) await repo.client.putManifest(tag, merged, signal);
+    }
+    for (const { tag, node } of graph.cosignTags) {
+      const ref = repo.ref.withTag(tag);
+      const head = await repo.client.headManifest(ref, signal);
+      if (head?.digest === node.manifest.digest) continue;
+      await repo.client.putManifest(ref, node.manifest, signal);
+    }
+  } catch (error) {
+    throw copyErrorFrom(error, 'target');
+  }
+}
+
+/** Writes the target tags, after re-checking each one just before it is written. */
+async function writeTags(request: CopyRequest, repos: TargetRepo[], top: Manifest, signal: AbortSignal | undefined, emit: (event: ProgressEvent) => void, result: CopyResult): Promise<void> {
+  for (const repo of repos) {
+    if (repo.tags.length === 0) {
+      result.targets.push({ reference: repo.ref.withDigest(top.digest).toString(), digest: top.digest, written: result.manifests.some((m) => m.digest === top.digest && m.target === repo.ref.name) });
+    }
+    for (const tag of repo.tags) {
+      try {
+        const head = await repo.client.headManifest(tag, signal);
+        if (head?.digest === top.digest) {
+          result.targets.push({ reference: tag.toString(), digest: top.digest, written: false });
+          emit({ type: 'tag', reference: tag.toString(), digest: top.digest, written: false });
+          continue;
+        }
+        if (head && !request.force) throw tagExists([{ reference: tag.toString(), digest: head.digest }]);
+        await repo.client.putManifest(tag, top, signal);
+      } catch (error) {
+        throw copyErrorFrom(error, 'target');
+      }
+      result.targets.push({ reference: tag.toString(), digest: top.digest, written: true });
+      emit({ type: 'tag', reference: tag.toString(), digest: top.digest, written: true });
+    }
+  }
+}

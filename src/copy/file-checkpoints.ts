@@ -1,0 +1,37 @@
+/**
+ * A CheckpointStore in a local directory, one JSON file per upload, so an interrupted
+ * `hoist copy --resume-dir DIR` picks up where it stopped when run again.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BlobCheckpoint, CheckpointStore } from './types.js';
+
+export class FileCheckpointStore implements CheckpointStore {
+  constructor(private readonly directory: string) {}
+
+  private path(target: string, digest: string): string {
+    return join(this.directory, `${createHash('sha256').update(`${target}\n${digest}`).digest('hex')}.json`);
+  }
+
+  async load(target: string, digest: string): Promise<BlobCheckpoint | undefined> {
+    try {
+      return JSON.parse(await readFile(this.path(target, digest), 'utf8')) as BlobCheckpoint;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  /** Writes through a temporary file and a rename, so a crash never leaves half a checkpoint. */
+  async save(checkpoint: BlobCheckpoint): Promise<void> {
+    await mkdir(this.directory, { recursive: true });
+    const path = this.path(checkpoint.target, checkpoint.digest);
+    await writeFile(`${path}.tmp`, JSON.stringify(checkpoint));
+    await rename(`${path}.tmp`, path);
+  }
+
+  async remove(target: string, digest: string): Promise<void> {
+    await rm(this.path(target, digest), { force: true });
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Reading manifests for the copy: what a manifest references (child manifests, blobs, subject),
+ * checked with a schema. Only reads: the bytes pushed are always the bytes fetched.
+ */
+import { z } from 'zod';
+import type { Descriptor, Manifest } from '../registry/client.js';
+import { isIndexType, isSchema1Type, MediaType } from '../registry/media-types.js';
+import { CopyError } from './errors.js';
+
+const descriptor = z.looseObject({
+  mediaType: z.string(),
+  digest: z.string().regex(/^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/),
+  size: z.number().int().nonnegative(),
+  artifactType: z.string().optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+  urls: z.array(z.string()).optional(),
+  platform: z.looseObject({ os: z.string(), architecture: z.string(), variant: z.string().optional() }).optional(),
+});
+
+/** Fields of any manifest kind Hoist reads; unknown fields are kept in the bytes and ignored here. */
+const manifestSchema = z.looseObject({
+  schemaVersion: z.number().optional(),
+  mediaType: z.string().optional(),
+  artifactType: z.string().optional(),
+  config: descriptor.optional(),
+  layers: z.array(descriptor).optional(),
+  manifests: z.array(descriptor).optional(),
+  /** The v1.1-rc artifact manifest's list of blobs. */
+  blobs: z.array(descriptor).optional(),
+  subject: descriptor.optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+});
+
+export type ParsedManifest = z.infer<typeof manifestSchema>;
+
+/** A manifest with what it references. */
+export interface ManifestNode {
+  manifest: Manifest;
+  parsed: ParsedManifest;
+  /** Child manifests (for an index). */
+  children: Descriptor[];
+  /** Config and layers (or an artifact's blobs). */
+  blobs: Descriptor[];
+  isIndex: boolean;
+}
+
+/** Parses a fetched manifest; refuses schema1 and anything that is not a manifest. */
+export function readManifest(manifest: Manifest, where: string): ManifestNode {
+  if (isSchema1Type(manifest.mediaType)) {
+    throw new CopyError('UNSUPPORTED_MANIFEST', `${where} is a Docker schema1 manifest (${manifest.mediaType}); schema1 is deprecated and registries refuse it: re-push the image with a current docker or buildkit`, 'source');
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(manifest.bytes.toString('utf8'));
+  } catch {
+    throw new CopyError('UNSUPPORTED_MANIFEST', `${where} is not a JSON manifest (Content-Type ${manifest.mediaType})`, 'source');
+  }
+  const result = manifestSchema.safeParse(json);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new CopyError('UNSUPPORTED_MANIFEST', `${where} has an invalid manifest: ${issue.path.join('.') || 'body'}: ${issue.message}`, 'source');
+  }
+  const parsed = result.data;
+  if (parsed.schemaVersion === 1) {
+    throw new CopyError('UNSUPPORTED_MANIFEST', `${where} is a Docker schema1 manifest; registries refuse schema1: re-push the image with a current docker or buildkit`, 'source');
+  }
+  const isIndex = isIndexType(manifest.mediaType) || (parsed.manifests !== undefined && parsed.config === undefined);
+  const blobs = isIndex ? [] : [...(parsed.config ? [parsed.config] : []), ...(parsed.layers ?? []), ...(parsed.blobs ?? [])];
+  if (!isIndex && blobs.length === 0 && manifest.mediaType !== MediaType.OciArtifactManifest) {
+    throw new CopyError('UNSUPPORTED_MANIFEST', `${where} (${manifest.mediaType}) is neither an index nor an image manifest`, 'source');
+  }
+  return { manifest, parsed, children: isIndex ? (parsed.manifests ?? []) : [], blobs, isIndex };
+}
+
+/** The descriptor an index or a referrers list uses for this manifest. */
+export function descriptorOf(node: ManifestNode): Descriptor {
+  const artifactType = node.parsed.artifactType ?? (node.isIndex ? undefined : node.parsed.config?.mediaType);
+  return {
+    mediaType: node.manifest.mediaType,
+    digest: node.manifest.digest,
+    size: node.manifest.bytes.length,
+    ...(artifactType ? { artifactType } : {}),
+    ...(node.parsed.annotations ? { annotations: node.parsed.annotations } : {}),
+  };
+}

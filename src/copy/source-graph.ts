@@ -1,0 +1,140 @@
+/**
+ * Reading the source side of a copy: resolve the reference once, then walk the manifest graph
+ * by digest (index → children → blobs), narrow it to the requested platforms, and gather
+ * referrers (signatures, SBOMs, attestations) recursively.
+ */
+import type { Descriptor, Manifest, RegistryClient } from '../registry/client.js';
+import { sha256 } from '../registry/digest.js';
+import type { Reference } from '../registry/reference.js';
+import { CopyError, copyErrorFrom } from './errors.js';
+import { descriptorOf, readManifest, type ManifestNode } from './manifest.js';
+import { formatPlatform, platformMatches } from './platform.js';
+import type { Platform } from './types.js';
+
+/** cosign's legacy tag suffixes for signatures, attestations and SBOMs of `sha256-<hex>`. */
+const COSIGN_SUFFIXES = ['.sig', '.att', '.sbom'];
+
+export interface SourceGraph {
+  /** The manifest the source reference resolved to. */
+  root: ManifestNode;
+  /** What the targets will point at: the root, or a new index of the chosen platforms. */
+  top: ManifestNode;
+  /** Every manifest to copy, children before parents, each once. */
+  manifests: ManifestNode[];
+  /** `os/arch[/variant]` of index children, by digest. */
+  platforms: Map<string, string>;
+  /** Referrer manifests by the digest of their subject, in discovery order. */
+  referrers: Map<string, ManifestNode[]>;
+  /** The source's own fallback-tag index for a subject, when it had one. */
+  fallbackIndexes: Map<string, Manifest>;
+  /** cosign-style tags (`sha256-<hex>.sig`, …) and the manifests they name. */
+  cosignTags: Array<{ tag: string; node: ManifestNode }>;
+}
+
+export interface SourceGraphOptions {
+  platforms?: Platform[];
+  referrers?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Fetches a manifest and reads it, mapping failures to source-side copy errors. */
+async function fetchNode(client: RegistryClient, ref: Reference, signal?: AbortSignal): Promise<ManifestNode> {
+  try {
+    return readManifest(await client.getManifest(ref, signal), ref.toString());
+  } catch (error) {
+    throw copyErrorFrom(error, 'source');
+  }
+}
+
+/** Resolves `ref` once and walks everything the copy will need from the source. */
+export async function readSourceGraph(client: RegistryClient, ref: Reference, options: SourceGraphOptions = {}): Promise<SourceGraph> {
+  const root = await fetchNode(client, ref, options.signal);
+  const repo = ref.withRepository(ref.repository);
+  const graph: SourceGraph = { root, top: root, manifests: [], platforms: new Map(), referrers: new Map(), fallbackIndexes: new Map(), cosignTags: [] };
+  const seen = new Set<string>();
+
+  async function walk(node: ManifestNode, children: Descriptor[]): Promise<void> {
+    for (const child of children) {
+      if (child.platform) graph.platforms.set(child.digest, formatPlatform(child.platform));
+      if (seen.has(child.digest)) continue;
+      const childNode = await fetchNode(client, repo.withDigest(child.digest), options.signal);
+      await walk(childNode, childNode.children);
+    }
+    if (!seen.has(node.manifest.digest)) {
+      seen.add(node.manifest.digest);
+      graph.manifests.push(node);
+    }
+  }
+
+  if (options.platforms?.length) {
+    graph.top = subsetIndex(root, options.platforms, ref);
+    await walk(graph.top, graph.top.children);
+  } else {
+    await walk(root, root.children);
+  }
+
+  if (options.referrers) {
+    // Referrers of every copied manifest, and of the referrers themselves (signed SBOMs).
+    for (let i = 0; i < graph.manifests.length; i++) {
+      const subject = graph.manifests[i].manifest.digest;
+      for (const referrer of await findReferrers(client, repo, subject, graph, options.signal)) {
+        const node = await fetchNode(client, repo.withDigest(referrer.digest), options.signal);
+        const list = graph.referrers.get(subject) ?? [];
+        list.push(node);
+        graph.referrers.set(subject, list);
+        await walk(node, node.children);
+      }
+      for (const suffix of COSIGN_SUFFIXES) {
+        const tag = `${subject.replace(':', '-')}${suffix}`;
+        const head = await client.headManifest(repo.withTag(tag), options.signal).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'source')));
+        if (!head) continue;
+        const node = await fetchNode(client, repo.withDigest(head.digest), options.signal);
+        graph.cosignTags.push({ tag, node });
+        await walk(node, node.children);
+      }
+    }
+  }
+  return graph;
+}
+
+/**
+ * Referrers of `subject`: the OCI referrers API where the registry has it, else the tag-schema
+ * fallback (`sha256-<hex>`), whose index is kept so the target can get the same bytes.
+ */
+async function findReferrers(client: RegistryClient, repo: Reference, subject: string, graph: SourceGraph, signal?: AbortSignal): Promise<Descriptor[]> {
+  try {
+    const viaApi = await client.referrers(repo, subject, signal);
+    if (viaApi) return viaApi;
+    const fallbackTag = repo.withTag(subject.replace(':', '-'));
+    if (!(await client.headManifest(fallbackTag, signal))) return [];
+    const index = await client.getManifest(fallbackTag, signal);
+    graph.fallbackIndexes.set(subject, index);
+    return readManifest(index, fallbackTag.toString()).children;
+  } catch (error) {
+    throw copyErrorFrom(error, 'source');
+  }
+}
+
+/**
+ * A new index listing only the children that match `platforms`. It keeps every other field of
+ * the source index; only its `manifests` shrink, so its digest changes.
+ */
+function subsetIndex(root: ManifestNode, platforms: Platform[], ref: Reference): ManifestNode {
+  if (!root.isIndex) {
+    throw new CopyError('PLATFORM_NOT_FOUND', `${ref} is a single-platform manifest (${root.manifest.mediaType}), so --platform cannot select from it; copy it without --platform`, 'source');
+  }
+  const available = root.children.filter((c) => c.platform).map((c) => formatPlatform(c.platform!));
+  const missing = platforms.filter((wanted) => !root.children.some((c) => platformMatches(wanted, c.platform)));
+  if (missing.length) {
+    throw new CopyError('PLATFORM_NOT_FOUND', `${ref} has no ${missing.map(formatPlatform).join(', ')}; available platforms: ${[...new Set(available)].join(', ') || 'none'}`, 'source');
+  }
+  const json = JSON.parse(root.manifest.bytes.toString('utf8')) as { manifests: Descriptor[] };
+  json.manifests = json.manifests.filter((c) => platforms.some((wanted) => platformMatches(wanted, c.platform)));
+  const bytes = Buffer.from(JSON.stringify(json));
+  return readManifest({ digest: sha256(bytes), mediaType: root.manifest.mediaType, bytes }, `${ref} (platform subset)`);
+}
+
+/** The descriptor of each referrer of `subject`, as the fallback-tag index lists them. */
+export function referrerDescriptors(nodes: ManifestNode[]): Descriptor[] {
+  return nodes.map(descriptorOf);
+}

@@ -1,0 +1,130 @@
+/**
+ * The copy engine's contract with its callers (the CLI and the queue worker): what to copy, the
+ * hooks for checkpoints, time budgets and progress, and what comes back.
+ */
+import type { Reference } from '../registry/reference.js';
+import type { CredentialSource } from '../registry/credentials.js';
+
+/** `os/arch[/variant]`, as in `linux/arm64/v8`. */
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+/** What to copy. */
+export interface CopyRequest {
+  /** Source by tag or digest; a tag is resolved to its digest once, at the start. */
+  source: Reference;
+  /**
+   * Targets. A reference with a tag is a tagged copy; one with neither tag nor digest is a
+   * digest-only (untagged) copy into that repository.
+   */
+  targets: Reference[];
+  /** Overwrite target tags that already point elsewhere. */
+  force?: boolean;
+  /** Copy only these children of an index, and write a new index listing only them. */
+  platforms?: Platform[];
+  /** Also copy what refers to each copied manifest (signatures, SBOMs, attestations), recursively. */
+  referrers?: boolean;
+  /** Plan only: report what would move, change nothing. */
+  dryRun?: boolean;
+}
+
+/** Where a partly uploaded blob stands, enough for another process to continue it. */
+export interface BlobCheckpoint {
+  /** Target repository name (`registry/repository`) the upload belongs to. */
+  target: string;
+  digest: string;
+  size: number;
+  /** Absolute URL of the upload session, as returned by the last accepted request. */
+  location: string;
+  /** Bytes the registry has confirmed (its `Range` end + 1). */
+  offset: number;
+  /** Chunk size in use, so a resumed upload keeps the same boundaries. */
+  chunkSize: number;
+  updatedAt: string;
+}
+
+/** Persists blob checkpoints between invocations; the queue worker backs it with Azure storage. */
+export interface CheckpointStore {
+  load(target: string, digest: string): Promise<BlobCheckpoint | undefined>;
+  /** Called after every accepted chunk, before the next one is sent. */
+  save(checkpoint: BlobCheckpoint): Promise<void>;
+  /** Called once the blob is committed (or restarted from zero). */
+  remove(target: string, digest: string): Promise<void>;
+}
+
+export type UploadMode = 'monolithic' | 'chunked';
+
+export interface CopyOptions {
+  /** Credentials for the source and the target registries. */
+  credentials?: CredentialSource;
+  /** Parallel blob transfers. Default 4. */
+  concurrency?: number;
+  /** `monolithic` streams each blob in one request; `chunked` PATCHes it in `chunkSizeInBytes` pieces. */
+  uploadMode?: UploadMode;
+  /** Chunk size for chunked uploads (raised to the registry's OCI-Chunk-Min-Length). Default 4 MiB. */
+  chunkSizeInBytes?: number;
+  /** Required for resumable copies; chunked mode saves progress here after every chunk. */
+  checkpoints?: CheckpointStore;
+  /** Stops the copy at the next chunk boundary; the result is `paused`. */
+  abortSignal?: AbortSignal;
+  /** Stops the copy at the first chunk boundary after this many milliseconds. */
+  timeBudgetInMs?: number;
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+export type BlobOutcome = 'copied' | 'skipped' | 'mounted';
+
+export type ProgressEvent =
+  | { type: 'resolved'; source: string; digest: string; mediaType: string }
+  | { type: 'plan'; manifests: number; blobs: number; bytesTotal: number; bytesToMove: number; blobsPresent: number }
+  | { type: 'blob-start'; digest: string; size: number; target: string; offset: number }
+  | { type: 'blob-progress'; digest: string; size: number; target: string; bytesDone: number }
+  | { type: 'blob-done'; digest: string; size: number; target: string; outcome: BlobOutcome }
+  | { type: 'manifest'; digest: string; mediaType: string; target: string }
+  | { type: 'tag'; reference: string; digest: string; written: boolean };
+
+export interface WrittenManifest {
+  digest: string;
+  mediaType: string;
+  /** `os/arch[/variant]` for a platform child of an index. */
+  platform?: string;
+  target: string;
+}
+
+export interface PlannedBlob {
+  digest: string;
+  size: number;
+  mediaType: string;
+  /** The target repository already has it. */
+  present: boolean;
+}
+
+export interface CopyPlan {
+  source: string;
+  sourceDigest: string;
+  mediaType: string;
+  /** The digest the targets will point at: the source digest, or a new index for a platform subset. */
+  targetDigest: string;
+  manifests: Array<{ digest: string; mediaType: string; platform?: string; size: number }>;
+  blobs: PlannedBlob[];
+  bytesTotal: number;
+  bytesToMove: number;
+}
+
+export interface CopyResult {
+  /** `paused` when a time budget or abort stopped it; the checkpoints hold what is in flight. */
+  status: 'completed' | 'paused';
+  source: string;
+  sourceDigest: string;
+  targetDigest: string;
+  /** True when a platform subset produced a new index with a new digest. */
+  indexDigestChanged: boolean;
+  targets: Array<{ reference: string; digest: string; written: boolean }>;
+  manifests: WrittenManifest[];
+  blobs: { total: number; copied: number; skipped: number; mounted: number };
+  bytes: { total: number; moved: number };
+  plan: CopyPlan;
+}

@@ -1,0 +1,33 @@
+/** Manifest and blob media types the copy has to recognise (OCI image spec, Docker v2, Helm 3). */
+export const MediaType = {
+  DockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  DockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  DockerSchema1: 'application/vnd.docker.distribution.manifest.v1+json',
+  DockerSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
+  OciManifest: 'application/vnd.oci.image.manifest.v1+json',
+  OciIndex: 'application/vnd.oci.image.index.v1+json',
+  /** Only in OCI v1.1 release candidates: accepted when reading, never produced. */
+  OciArtifactManifest: 'application/vnd.oci.artifact.manifest.v1+json',
+  OciEmpty: 'application/vnd.oci.empty.v1+json',
+  HelmConfig: 'application/vnd.cncf.helm.config.v1+json',
+} as const;
+
+/** Every manifest type, sent in `Accept` on each manifest request: distribution answers 404 for an
+ * OCI manifest, and silently the linux/amd64 child of a list, when its type is missing. */
+export const MANIFEST_ACCEPT = [
+  MediaType.OciIndex,
+  MediaType.OciManifest,
+  MediaType.DockerManifestList,
+  MediaType.DockerManifest,
+  MediaType.OciArtifactManifest,
+  MediaType.DockerSchema1Signed,
+  MediaType.DockerSchema1,
+].join(', ');
+
+export function isIndexType(mediaType: string): boolean {
+  return mediaType === MediaType.OciIndex || mediaType === MediaType.DockerManifestList;
+}
+
+export function isSchema1Type(mediaType: string): boolean {
+  return mediaType === MediaType.DockerSchema1 || mediaType === MediaType.DockerSchema1Signed;
+}

@@ -1,0 +1,65 @@
+/**
+ * Back-off policy for the one layer that retries (transport.ts): exponential with full jitter,
+ * honouring the registry's Retry-After.
+ */
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included. */
+  maxAttempts: number;
+  baseDelayInMs: number;
+  maxDelayInMs: number;
+}
+
+/** 5 tries from 200 ms up to 30 s, in line with regclient and oras. */
+export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, baseDelayInMs: 200, maxDelayInMs: 30_000 };
+
+/** Statuses worth another try: request timeout, throttling, and server trouble. */
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505);
+}
+
+/** Socket-level failures worth another try (a reset, a refused or timed-out connection). */
+export function isRetryableNetworkError(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code;
+  return (
+    code === 'ECONNRESET' ||
+    code === 'ECONNREFUSED' ||
+    code === 'EPIPE' ||
+    code === 'ETIMEDOUT' ||
+    code === 'UND_ERR_SOCKET' ||
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT' ||
+    code === 'UND_ERR_CLOSED'
+  );
+}
+
+/** Reads Retry-After as seconds or an HTTP date; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** Delay before attempt `attempt + 1` (attempt counts from 1). Retry-After wins when given. */
+export function backoffDelay(policy: RetryPolicy, attempt: number, retryAfterInMs?: number): number {
+  if (retryAfterInMs !== undefined) return Math.min(retryAfterInMs, policy.maxDelayInMs);
+  const ceiling = Math.min(policy.maxDelayInMs, policy.baseDelayInMs * 2 ** (attempt - 1));
+  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,166 @@
+/**
+ * The single HTTP layer under the registry client: it owns authentication, redirects, retries
+ * and error decoding, so no layer above retries again (retries would multiply).
+ */
+import type { Readable } from 'node:stream';
+import { Agent, type Dispatcher } from 'undici';
+import { Authenticator, readLimited, USER_AGENT } from './auth.js';
+import type { Credentials } from './credentials.js';
+import { codeForStatus, RegistryError, type RegistryErrorDetail } from './errors.js';
+import { backoffDelay, DEFAULT_RETRY, isRetryableNetworkError, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
+
+/** Error bodies are read up to this much; anything beyond is noise. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+const MAX_REDIRECTS = 5;
+
+/** Connections are pooled across every registry the process talks to. */
+const agent = new Agent({ keepAliveTimeout: 10_000, connections: 32 });
+
+export interface TransportRequest {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  url: URL;
+  headers?: Record<string, string>;
+  /**
+   * Makes the body. Called again for each retry, so a Buffer body can be resent; a stream body
+   * must set `replayable: false` and is never retried once sent.
+   */
+  body?: () => Buffer | Readable;
+  replayable?: boolean;
+  /** Token scopes the request needs, e.g. `repository:a/b:pull`. */
+  scopes: string[];
+  /** What the request is about, for errors: `host/repo@digest`. */
+  reference: string;
+  /** Statuses returned to the caller; any other status becomes a RegistryError. */
+  expect: number[];
+  signal?: AbortSignal;
+}
+
+export interface TransportResponse {
+  status: number;
+  headers: Record<string, string | undefined>;
+  body: Dispatcher.ResponseData['body'];
+  /** The URL that answered (after redirects). */
+  url: URL;
+}
+
+/** HTTP to one registry host, with its credentials. */
+export class Transport {
+  readonly auth: Authenticator;
+
+  constructor(
+    readonly host: string,
+    credentials?: Credentials,
+    private readonly retry: RetryPolicy = DEFAULT_RETRY,
+  ) {
+    this.auth = new Authenticator(host, credentials);
+  }
+
+  /** Sends a request, authenticating, following redirects and retrying as needed. */
+  async send(req: TransportRequest): Promise<TransportResponse> {
+    let reauthenticated = false;
+    for (let attempt = 1; ; attempt++) {
+      let response: TransportResponse;
+      try {
+        response = await this.sendOnce(req);
+      } catch (error) {
+        // Errors raised by a request body (a source stream failing its digest check, say) pass
+        // through unchanged: only socket-level failures are this layer's business.
+        if (req.signal?.aborted || !isNetworkFailure(error)) throw error;
+        const canRetry = isRetryableNetworkError(error) && attempt < this.retry.maxAttempts && req.replayable !== false;
+        if (!canRetry) {
+          throw new RegistryError({ code: 'NETWORK_ERROR', status: 0, method: req.method, url: redact(req.url), reference: req.reference, cause: error, details: [{ code: 'NETWORK_ERROR', message: (error as Error).message }] });
+        }
+        await sleep(backoffDelay(this.retry, attempt), req.signal);
+        continue;
+      }
+      const { status } = response;
+      if (status === 401 && !reauthenticated && req.replayable !== false && this.auth.rejected(response.headers['www-authenticate'], req.scopes)) {
+        // First 401: learn the challenge (or that the token expired) and try once more, which
+        // does not count as a retry.
+        await response.body.dump();
+        reauthenticated = true;
+        attempt--;
+        continue;
+      }
+      if (req.expect.includes(status)) return response;
+      if (isRetryableStatus(status) && attempt < this.retry.maxAttempts && req.replayable !== false) {
+        const retryAfter = parseRetryAfter(response.headers['retry-after']);
+        await response.body.dump();
+        await sleep(backoffDelay(this.retry, attempt, retryAfter), req.signal);
+        continue;
+      }
+      throw await errorFrom(req, response);
+    }
+  }
+
+  private async sendOnce(req: TransportRequest): Promise<TransportResponse> {
+    let url = req.url;
+    let sameOrigin = true;
+    for (let hop = 0; ; hop++) {
+      const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...req.headers };
+      // Credentials go to the registry only, never to a storage host it redirects to.
+      if (sameOrigin) {
+        const authorization = await this.auth.authorization(req.scopes, req.signal);
+        if (authorization) headers.authorization = authorization;
+      }
+      const response = await agent.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method: req.method,
+        headers,
+        body: hop === 0 ? req.body?.() : undefined,
+        signal: req.signal,
+      });
+      const location = header(response.headers, 'location');
+      const isRedirect = [301, 302, 303, 307, 308].includes(response.statusCode) && location && (req.method === 'GET' || req.method === 'HEAD');
+      if (!isRedirect || hop >= MAX_REDIRECTS) {
+        return { status: response.statusCode, headers: flatten(response.headers), body: response.body, url };
+      }
+      await response.body.dump();
+      const next = new URL(location, url);
+      if (url.protocol === 'https:' && next.protocol !== 'https:') {
+        throw new RegistryError({ code: 'UNEXPECTED_RESPONSE', status: response.statusCode, method: req.method, url: redact(url), reference: req.reference, details: [{ code: 'REDIRECT', message: 'refused a redirect from https down to http' }] });
+      }
+      sameOrigin = sameOrigin && next.origin === req.url.origin;
+      url = next;
+    }
+  }
+}
+
+function isNetworkFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return !(error instanceof RegistryError) && typeof code === 'string' && /^(E[A-Z]+|UND_ERR)/.test(code);
+}
+
+function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function flatten(headers: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(headers)) out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  return out;
+}
+
+/** The URL without its query: upload `_state` and storage signatures are secrets of a kind. */
+export function redact(url: URL): string {
+  return url.origin + url.pathname;
+}
+
+async function errorFrom(req: TransportRequest, response: TransportResponse): Promise<RegistryError> {
+  let details: RegistryErrorDetail[] | undefined;
+  if (req.method !== 'HEAD') {
+    const text = await readLimited(response.body, MAX_ERROR_BODY_BYTES).catch(() => '');
+    try {
+      const parsed = JSON.parse(text) as { errors?: RegistryErrorDetail[] };
+      if (Array.isArray(parsed.errors)) details = parsed.errors;
+    } catch {
+      if (text.trim()) details = [{ code: codeForStatus(response.status), message: text.trim().slice(0, 200) }];
+    }
+  } else {
+    await response.body.dump();
+  }
+  const code = details?.[0]?.code ?? codeForStatus(response.status);
+  return new RegistryError({ code, status: response.status, method: req.method, url: redact(req.url), reference: req.reference, details });
+}
