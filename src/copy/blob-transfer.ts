@@ -24,9 +24,12 @@ export interface BlobTransfer {
   checkpoints?: CheckpointStore;
   /** Repositories on the target registry that may already hold the blob, to mount from. */
   mountFrom: string[];
-  /** True once the time budget is spent or the copy aborted: stop at the next chunk boundary. */
+  /**
+   * True once the time budget is spent or the copy aborted: stop at the next chunk boundary.
+   * Requests in flight are let finish, since a PATCH cut mid-body loses the whole upload session
+   * on distribution 2.8.
+   */
   shouldPause: () => boolean;
-  signal?: AbortSignal;
   onProgress: (event: ProgressEvent) => void;
 }
 
@@ -73,13 +76,13 @@ class LostUploadError extends Error {}
 
 async function startSession(t: BlobTransfer, digest: string): Promise<UploadSession | 'mounted'> {
   for (const from of t.mountFrom) {
-    const started = await t.target.startUpload(t.targetRef, { digest, from }, t.signal);
+    const started = await t.target.startUpload(t.targetRef, { digest, from });
     if (started === 'mounted') return started;
     // Declined: the registry opened an ordinary session instead. Use the last one.
     if (from === t.mountFrom[t.mountFrom.length - 1]) return started;
     await t.target.cancelUpload(t.targetRef, started.location);
   }
-  return t.target.startUpload(t.targetRef, undefined, t.signal);
+  return t.target.startUpload(t.targetRef, undefined);
 }
 
 /**
@@ -87,7 +90,7 @@ async function startSession(t: BlobTransfer, digest: string): Promise<UploadSess
  * different byte count than the checkpoint says (resending would append twice on distribution 2.8).
  */
 async function resumeSession(t: BlobTransfer, location: string, offset: number): Promise<UploadSession | undefined> {
-  const status = await t.target.uploadStatus(t.targetRef, new URL(location), offset, t.signal);
+  const status = await t.target.uploadStatus(t.targetRef, new URL(location), offset);
   if (!status) return undefined;
   if (status.offset !== offset) {
     await t.target.cancelUpload(t.targetRef, status.location);
@@ -98,7 +101,7 @@ async function resumeSession(t: BlobTransfer, location: string, offset: number):
 
 async function uploadMonolithic(t: BlobTransfer, blob: Descriptor, session: UploadSession): Promise<BlobOutcome> {
   const target = t.targetRef.name;
-  const verified = t.source.openBlob(t.sourceRef, blob.digest, blob.size, 0, t.signal).pipe(new VerifyingStream(blob, `blob ${blob.digest} from ${t.sourceRef.name}`));
+  const verified = t.source.openBlob(t.sourceRef, blob.digest, blob.size, 0).pipe(new VerifyingStream(blob, `blob ${blob.digest} from ${t.sourceRef.name}`));
   let done = 0;
   let last = 0;
   verified.on('data', (chunk: Buffer) => {
@@ -111,7 +114,7 @@ async function uploadMonolithic(t: BlobTransfer, blob: Descriptor, session: Uplo
   });
   verified.pause();
   try {
-    await t.target.completeUpload(t.targetRef, session, blob.digest, { stream: verified, length: blob.size }, t.signal);
+    await t.target.completeUpload(t.targetRef, session, blob.digest, { stream: verified, length: blob.size });
   } catch (error) {
     verified.destroy();
     if (error instanceof RegistryError && error.code === 'NETWORK_ERROR') {
@@ -130,7 +133,7 @@ async function uploadChunked(t: BlobTransfer, blob: Descriptor, initial: UploadS
   // hash state does not survive a process), so the registry's own digest check at PUT guards it.
   const hash: Hash | undefined = initial.offset === 0 ? createHash('sha256') : undefined;
   let session = initial;
-  const source = t.source.openBlob(t.sourceRef, blob.digest, blob.size, session.offset, t.signal);
+  const source = t.source.openBlob(t.sourceRef, blob.digest, blob.size, session.offset);
   try {
     for await (const chunk of chunksOf(source, chunkSize, blob.size - session.offset)) {
       if (t.shouldPause()) return 'paused';
@@ -153,7 +156,7 @@ async function uploadChunked(t: BlobTransfer, blob: Descriptor, initial: UploadS
       throw new DigestMismatchError(blob, { digest, size: blob.size }, `blob ${blob.digest} from ${t.sourceRef.name}`);
     }
   }
-  await t.target.completeUpload(t.targetRef, session, blob.digest, undefined, t.signal);
+  await t.target.completeUpload(t.targetRef, session, blob.digest, undefined);
   await t.checkpoints?.remove(target, blob.digest);
   return 'copied';
 }
@@ -164,14 +167,14 @@ async function uploadChunked(t: BlobTransfer, blob: Descriptor, initial: UploadS
  */
 async function sendChunk(t: BlobTransfer, session: UploadSession, chunk: Buffer): Promise<UploadSession> {
   try {
-    return await t.target.patchChunk(t.targetRef, session, chunk, t.signal);
+    return await t.target.patchChunk(t.targetRef, session, chunk);
   } catch (error) {
-    if (!(error instanceof RegistryError) || t.signal?.aborted) throw error;
+    if (!(error instanceof RegistryError)) throw error;
     if (!error.transient && error.code !== 'RANGE_INVALID' && error.status !== 404) throw error;
-    const status = await t.target.uploadStatus(t.targetRef, session.location, session.offset, t.signal);
+    const status = await t.target.uploadStatus(t.targetRef, session.location, session.offset);
     if (!status) throw new LostUploadError(`upload of ${t.targetRef.name} lost: ${error.message}`, { cause: error });
     if (status.offset === session.offset + chunk.length) return status;
-    if (status.offset === session.offset) return t.target.patchChunk(t.targetRef, status, chunk, t.signal);
+    if (status.offset === session.offset) return t.target.patchChunk(t.targetRef, status, chunk);
     throw new LostUploadError(`upload of ${t.targetRef.name} holds ${status.offset} bytes, expected ${session.offset}`, { cause: error });
   }
 }

@@ -34,13 +34,14 @@ interface TargetRepo {
  */
 export async function copy(request: CopyRequest, options: CopyOptions = {}): Promise<CopyResult> {
   const startedAt = Date.now();
-  const signal = options.abortSignal;
   const emit = options.onProgress ?? (() => undefined);
-  const shouldPause = () => signal?.aborted === true || (options.timeBudgetInMs !== undefined && Date.now() - startedAt >= options.timeBudgetInMs);
+  // Abort means pause at the next chunk boundary; it is never passed to a socket (see
+  // BlobTransfer.shouldPause).
+  const shouldPause = () => options.abortSignal?.aborted === true || (options.timeBudgetInMs !== undefined && Date.now() - startedAt >= options.timeBudgetInMs);
   if (request.targets.length === 0) throw new CopyError('REGISTRY_ERROR', 'no target given', 'target');
 
   const source = RegistryClient.for(request.source.registry, options.credentials);
-  const graph = await readSourceGraph(source, request.source, { platforms: request.platforms, referrers: request.referrers, signal });
+  const graph = await readSourceGraph(source, request.source, { platforms: request.platforms, referrers: request.referrers });
   const sourceDigest = graph.root.manifest.digest;
   const targetDigest = graph.top.manifest.digest;
   emit({ type: 'resolved', source: request.source.toString(), digest: sourceDigest, mediaType: graph.root.manifest.mediaType });
@@ -53,7 +54,7 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   const allBlobs = uniqueBlobs(graph.manifests);
   for (const repo of repos) {
     repo.blobs = await mapLimit(allBlobs, options.concurrency ?? DEFAULT_CONCURRENCY, async (blob) => {
-      const size = await repo.client.headBlob(repo.ref, blob.digest, signal).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
+      const size = await repo.client.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
       if (size !== undefined) rememberBlob(repo.ref, blob.digest);
       return { digest: blob.digest, size: blob.size, mediaType: blob.mediaType, present: size !== undefined };
     });
@@ -79,9 +80,9 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   if (paused) return { ...result, status: 'paused' };
 
   for (const repo of repos) {
-    await pushManifests(repo, graph, signal, emit, result);
+    await pushManifests(repo, graph, emit, result);
   }
-  await writeTags(request, repos, graph.top.manifest, signal, emit, result);
+  await writeTags(request, repos, graph.top.manifest, emit, result);
   return result;
 }
 
@@ -168,7 +169,6 @@ async function copyBlobs(
         checkpoints: options.checkpoints,
         mountFrom: mountCandidates(sourceRef, repo.ref, blob.digest),
         shouldPause,
-        signal: options.abortSignal,
         onProgress: emit,
       },
       { digest: blob.digest, size: blob.size, mediaType: blob.mediaType },
@@ -185,13 +185,13 @@ async function copyBlobs(
  * Pushes every manifest by digest, children before parents, then referrers and their fallback
  * indexes, then cosign tags. Manifests the target already has are left alone.
  */
-async function pushManifests(repo: TargetRepo, graph: SourceGraph, signal: AbortSignal | undefined, emit: (event: ProgressEvent) => void, result: CopyResult): Promise<void> {
+async function pushManifests(repo: TargetRepo, graph: SourceGraph, emit: (event: ProgressEvent) => void, result: CopyResult): Promise<void> {
   const subjectsWithApi = new Set<string>();
   try {
     for (const node of graph.manifests) {
       const ref = repo.ref.withDigest(node.manifest.digest);
-      if (await repo.client.headManifest(ref, signal)) continue;
-      const { subjectProcessed } = await repo.client.putManifest(repo.ref, node.manifest, signal);
+      if (await repo.client.headManifest(ref)) continue;
+      const { subjectProcessed } = await repo.client.putManifest(repo.ref, node.manifest);
       if (subjectProcessed && node.parsed.subject) subjectsWithApi.add(node.parsed.subject.digest);
       const platform = graph.platforms.get(node.manifest.digest);
       result.manifests.push({ digest: node.manifest.digest, mediaType: node.manifest.mediaType, target: repo.ref.name, ...(platform ? { platform } : {}) } satisfies WrittenManifest);
@@ -201,15 +201,15 @@ async function pushManifests(repo: TargetRepo, graph: SourceGraph, signal: Abort
       if (subjectsWithApi.has(subject)) continue;
       // Without a referrers API, keep the target's fallback tag index merged: add, never drop.
       const tag = repo.ref.withTag(subject.replace(':', '-'));
-      const current = (await repo.client.headManifest(tag, signal)) ? await repo.client.getManifest(tag, signal) : undefined;
+      const current = (await repo.client.headManifest(tag)) ? await repo.client.getManifest(tag) : undefined;
       const merged = mergeFallbackIndex(current, nodes, graph.fallbackIndexes.get(subject));
-      if (merged) await repo.client.putManifest(tag, merged, signal);
+      if (merged) await repo.client.putManifest(tag, merged);
     }
     for (const { tag, node } of graph.cosignTags) {
       const ref = repo.ref.withTag(tag);
-      const head = await repo.client.headManifest(ref, signal);
+      const head = await repo.client.headManifest(ref);
       if (head?.digest === node.manifest.digest) continue;
-      await repo.client.putManifest(ref, node.manifest, signal);
+      await repo.client.putManifest(ref, node.manifest);
     }
   } catch (error) {
     throw copyErrorFrom(error, 'target');
@@ -217,21 +217,21 @@ async function pushManifests(repo: TargetRepo, graph: SourceGraph, signal: Abort
 }
 
 /** Writes the target tags, after re-checking each one just before it is written. */
-async function writeTags(request: CopyRequest, repos: TargetRepo[], top: Manifest, signal: AbortSignal | undefined, emit: (event: ProgressEvent) => void, result: CopyResult): Promise<void> {
+async function writeTags(request: CopyRequest, repos: TargetRepo[], top: Manifest, emit: (event: ProgressEvent) => void, result: CopyResult): Promise<void> {
   for (const repo of repos) {
     if (repo.tags.length === 0) {
       result.targets.push({ reference: repo.ref.withDigest(top.digest).toString(), digest: top.digest, written: result.manifests.some((m) => m.digest === top.digest && m.target === repo.ref.name) });
     }
     for (const tag of repo.tags) {
       try {
-        const head = await repo.client.headManifest(tag, signal);
+        const head = await repo.client.headManifest(tag);
         if (head?.digest === top.digest) {
           result.targets.push({ reference: tag.toString(), digest: top.digest, written: false });
           emit({ type: 'tag', reference: tag.toString(), digest: top.digest, written: false });
           continue;
         }
         if (head && !request.force) throw tagExists([{ reference: tag.toString(), digest: head.digest }]);
-        await repo.client.putManifest(tag, top, signal);
+        await repo.client.putManifest(tag, top);
       } catch (error) {
         throw copyErrorFrom(error, 'target');
       }

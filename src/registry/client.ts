@@ -158,13 +158,13 @@ export class RegistryClient {
   openBlob(ref: Reference, digest: string, size: number, offset = 0, signal?: AbortSignal): Readable {
     const reference = ref.withDigest(digest).toString();
     const url = this.url(`${ref.repository}/blobs/${digest}`);
-    const client = this;
+    const get = (headers: Record<string, string>) => this.send({ method: 'GET', url, headers, reference, expect: [200, 206], signal }, ref);
     async function* bytes(): AsyncGenerator<Buffer> {
       let position = offset;
       let resumes = 0;
       while (position < size || (size === 0 && position === 0 && resumes === 0)) {
         const headers: Record<string, string> = position > 0 ? { range: `bytes=${position}-` } : {};
-        const res = await client.send({ method: 'GET', url, headers, reference, expect: [200, 206], signal }, ref);
+        const res = await get(headers);
         if (position > 0) checkContentRange(res.status, res.headers['content-range'], position, reference, res.url);
         try {
           for await (const chunk of res.body as AsyncIterable<Buffer>) {

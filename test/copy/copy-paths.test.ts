@@ -1,0 +1,279 @@
+/**
+ * The copy engine's paths, each against real distribution registries (behind a fault-injecting
+ * proxy where a real registry cannot fail on cue).
+ */
+import { copy, CopyError } from '../../src/copy/index.js';
+import { parsePlatform } from '../../src/copy/platform.js';
+import {
+  pushImageWithReferrers,
+  pushOciIndexThreePlatforms,
+  pushTwoImagesSharingLayers,
+  pushImage,
+  pushIndex,
+  referrersTag,
+  rawRequest,
+} from '../helpers/fixtures.js';
+import { corruptResponses, cutRequestBody, cutResponseBody, expireToken, startProxy, tooManyRequests, type TestProxy } from '../helpers/proxy.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { skopeoInspectRaw } from '../helpers/skopeo.js';
+import { credentialsFor, expectIdenticalInTarget, ref } from './support.js';
+
+async function manifestStatus(registry: { url: string }, repository: string, reference: string): Promise<number> {
+  const res = await rawRequest(`${registry.url}/v2/${repository}/manifests/${reference}`, {
+    method: 'HEAD',
+    headers: { accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json' },
+  });
+  return res.status;
+}
+
+function requestsSince(registry: TestRegistry, mark: number) {
+  return registry.accessLog().slice(mark);
+}
+
+describe('copy paths (anonymous registries)', () => {
+  let source: TestRegistry;
+  let target: TestRegistry;
+  beforeAll(async () => {
+    [source, target] = await Promise.all([startRegistry(), startRegistry()]);
+  });
+  afterAll(async () => {
+    await Promise.all([source?.stop(), target?.stop()]);
+  });
+
+  describe('platform subset', () => {
+    it('copies only the chosen platform and writes a new index listing only it', async () => {
+      const index = await pushOciIndexThreePlatforms(source, 'plat/app');
+      const result = await copy({ source: ref(source, 'plat/app:multi'), targets: [ref(target, 'plat/app:arm64')], platforms: [parsePlatform('linux/arm64')] });
+      expect(result.indexDigestChanged).toBe(true);
+      expect(result.sourceDigest).toBe(index.digest);
+      expect(result.targetDigest).not.toBe(index.digest);
+      const written = JSON.parse((await skopeoInspectRaw(`${target.host}/plat/app:arm64`)).toString()) as { manifests: Array<{ digest: string; platform: { architecture: string } }> };
+      expect(written.manifests.map((m) => m.platform.architecture)).toEqual(['arm64']);
+      const arm64 = index.children.find((c) => c.descriptor.platform?.architecture === 'arm64')!;
+      expect(written.manifests[0].digest).toBe(arm64.digest);
+      expect((await skopeoInspectRaw(`${target.host}/plat/app@${arm64.digest}`)).equals(arm64.manifestBytes)).toBe(true);
+      for (const other of index.children.filter((c) => c !== arm64)) {
+        expect(await manifestStatus(target, 'plat/app', other.digest)).toBe(404);
+      }
+    });
+
+    it('matches the variant when one is given', async () => {
+      const index = await pushOciIndexThreePlatforms(source, 'plat/variant');
+      const result = await copy({ source: ref(source, 'plat/variant:multi'), targets: [ref(target, 'plat/variant:v7')], platforms: [parsePlatform('linux/arm/v7')] });
+      const arm = index.children.find((c) => c.descriptor.platform?.variant === 'v7')!;
+      expect(result.manifests.map((m) => m.digest)).toContain(arm.digest);
+      expect(result.manifests.find((m) => m.digest === arm.digest)?.platform).toBe('linux/arm/v7');
+    });
+
+    it('refuses a missing platform, listing those available, before writing anything', async () => {
+      await pushOciIndexThreePlatforms(source, 'plat/missing');
+      const mark = target.accessLog().length;
+      const error = await copy({ source: ref(source, 'plat/missing:multi'), targets: [ref(target, 'plat/missing:x')], platforms: [parsePlatform('windows/amd64')] }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CopyError);
+      expect((error as CopyError).code).toBe('PLATFORM_NOT_FOUND');
+      expect((error as CopyError).message).toMatch(/no windows\/amd64; available platforms: linux\/amd64, linux\/arm64\/v8, linux\/arm\/v7/);
+      expect(requestsSince(target, mark)).toEqual([]);
+    });
+  });
+
+  describe('force, no-force and the same-digest no-op', () => {
+    it('refuses to overwrite a tag before moving any bytes, and overwrites with force', async () => {
+      await pushImage(source, 'force/a', 'v1', { layers: [1000] });
+      await pushImage(source, 'force/b', 'v1', { layers: [2000] });
+      await copy({ source: ref(source, 'force/a:v1'), targets: [ref(target, 'force/app:v1')] });
+
+      const mark = target.accessLog().length;
+      const error = await copy({ source: ref(source, 'force/b:v1'), targets: [ref(target, 'force/app:v1')] }).catch((e: unknown) => e);
+      expect((error as CopyError).code).toBe('TAG_EXISTS');
+      expect((error as CopyError).message).toMatch(/force\/app:v1 .*--force/);
+      // Only the tag check reached the target: no upload started, no manifest written.
+      expect(requestsSince(target, mark).filter((r) => r.method !== 'HEAD')).toEqual([]);
+
+      const forced = await copy({ source: ref(source, 'force/b:v1'), targets: [ref(target, 'force/app:v1')], force: true });
+      expect(forced.targets[0].written).toBe(true);
+      const b = await skopeoInspectRaw(`${source.host}/force/b:v1`);
+      expect((await skopeoInspectRaw(`${target.host}/force/app:v1`)).equals(b)).toBe(true);
+    });
+
+    it('reports success with nothing written when the tag already points at the digest', async () => {
+      await pushImage(source, 'noop/a', 'v1', { layers: [1000] });
+      await copy({ source: ref(source, 'noop/a:v1'), targets: [ref(target, 'noop/a:v1')] });
+      const mark = target.accessLog().length;
+      const again = await copy({ source: ref(source, 'noop/a:v1'), targets: [ref(target, 'noop/a:v1')] });
+      expect(again.targets).toEqual([expect.objectContaining({ written: false })]);
+      expect(again.manifests).toEqual([]);
+      expect(again.blobs).toMatchObject({ copied: 0, skipped: 2, mounted: 0 });
+      expect(requestsSince(target, mark).filter((r) => !['HEAD', 'GET'].includes(r.method))).toEqual([]);
+    });
+  });
+
+  describe('skip and mount', () => {
+    it('skips blobs the target has and mounts those another target repository holds', async () => {
+      const images = await pushTwoImagesSharingLayers(source, 'share/src');
+      await copy({ source: ref(source, `share/src:${images.first.tag}`), targets: [ref(target, 'share/one:x')] });
+      const shared = images.second.blobs.filter((b) => images.first.blobs.some((f) => f.digest === b.digest));
+      expect(shared.length).toBeGreaterThan(0);
+
+      let mark = target.accessLog().length;
+      const mounted = await copy({ source: ref(source, `share/src:${images.second.tag}`), targets: [ref(target, 'share/two:x')] });
+      expect(mounted.blobs.mounted).toBe(shared.length);
+      const mounts = requestsSince(target, mark).filter((r) => r.method === 'POST' && r.uri.includes('mount='));
+      expect(mounts.filter((r) => r.status === 201).map((r) => new URLSearchParams(r.uri.split('?')[1]).get('mount')).sort()).toEqual(shared.map((b) => b.digest).sort());
+
+      mark = target.accessLog().length;
+      const skipped = await copy({ source: ref(source, `share/src:${images.second.tag}`), targets: [ref(target, 'share/one:y')] });
+      expect(skipped.blobs.skipped).toBe(shared.length);
+      const uploads = requestsSince(target, mark).filter((r) => r.method === 'POST');
+      expect(uploads).toHaveLength(images.second.blobs.length - shared.length);
+    });
+
+    it('mounts from the source repository when source and target are one registry', async () => {
+      const image = await pushImage(source, 'same/src', 'v1', { layers: [3000, 4000] });
+      const mark = source.accessLog().length;
+      const result = await copy({ source: ref(source, 'same/src:v1'), targets: [ref(source, 'same/dst:v1')] });
+      expect(result.blobs.mounted).toBe(image.blobs.length);
+      expect(requestsSince(source, mark).filter((r) => r.method === 'POST' && r.uri.includes('from=same%2Fsrc') && r.status === 201)).toHaveLength(image.blobs.length);
+      expect(requestsSince(source, mark).filter((r) => r.method === 'PATCH' || (r.method === 'PUT' && r.uri.includes('/blobs/')))).toEqual([]);
+    });
+  });
+
+  describe('several targets and digest-only copies', () => {
+    it('writes several tags, and copies untagged by digest', async () => {
+      const image = await pushImage(source, 'multi/src', 'v1', { layers: [1500] });
+      const result = await copy({
+        source: ref(source, 'multi/src:v1'),
+        targets: [ref(target, 'multi/a:one'), ref(target, 'multi/a:two'), ref(target, 'multi/b').withRepository('multi/b')],
+      });
+      expect(result.targets.map((t) => [t.reference.replace(target.host, ''), t.written])).toEqual([
+        ['/multi/a:one', true],
+        ['/multi/a:two', true],
+        [`/multi/b@${image.digest}`, true],
+      ]);
+      expect((await skopeoInspectRaw(`${target.host}/multi/b@${image.digest}`)).equals(image.manifestBytes)).toBe(true);
+      const tags = await rawRequest(`${target.url}/v2/multi/b/tags/list`, { method: 'GET' });
+      expect(JSON.parse(tags.body.toString()).tags ?? []).toEqual([]);
+    });
+  });
+
+  describe('referrers', () => {
+    it('merges into an existing fallback index on the target without dropping entries', async () => {
+      const signed = await pushImageWithReferrers(source, 'refs/app');
+      // Someone else already attached a referrer to the same subject on the target.
+      const other = await pushImage(target, 'refs/app', undefined, { artifactType: 'application/vnd.other', layers: [10], subject: { mediaType: signed.image.mediaType, digest: signed.image.digest, size: signed.image.manifestBytes.length } });
+      await pushIndex(target, 'refs/app', referrersTag(signed.image.digest), [other]);
+
+      await copy({ source: ref(source, 'refs/app:signed'), targets: [ref(target, 'refs/app:signed')], referrers: true });
+      const merged = JSON.parse((await skopeoInspectRaw(`${target.host}/refs/app:${referrersTag(signed.image.digest)}`)).toString()) as { manifests: Array<{ digest: string }> };
+      expect(merged.manifests.map((m) => m.digest).sort()).toEqual([other.digest, signed.referrer.digest].sort());
+      expect((await skopeoInspectRaw(`${target.host}/refs/app:${referrersTag(signed.image.digest)}.sig`)).equals(signed.signature.manifestBytes)).toBe(true);
+      expect((await skopeoInspectRaw(`${target.host}/refs/app@${signed.referrer.digest}`)).equals(signed.referrer.manifestBytes)).toBe(true);
+    });
+
+    it('copies no referrers unless asked', async () => {
+      const signed = await pushImageWithReferrers(source, 'refs/plain');
+      await copy({ source: ref(source, 'refs/plain:signed'), targets: [ref(target, 'refs/plain:signed')] });
+      expect(await manifestStatus(target, 'refs/plain', signed.referrer.digest)).toBe(404);
+    });
+  });
+
+  describe('faults', () => {
+    let proxy: TestProxy | undefined;
+    afterEach(async () => {
+      await proxy?.stop();
+      proxy = undefined;
+    });
+
+    it('rejects a source serving corrupted bytes, with nothing tagged (monolithic and chunked)', async () => {
+      await pushImage(source, 'corrupt/src', 'v1', { layers: [200_000] });
+      proxy = await startProxy(source.url, [corruptResponses({ offset: 100 })]);
+      for (const uploadMode of ['monolithic', 'chunked'] as const) {
+        const error = await copy({ source: ref(proxy, 'corrupt/src:v1'), targets: [ref(target, `corrupt/${uploadMode}:v1`)] }, { uploadMode, chunkSizeInBytes: 65536 }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(CopyError);
+        expect((error as CopyError).code).toBe('INTEGRITY');
+        expect((error as CopyError).message).toMatch(/nothing was tagged/);
+        expect(await manifestStatus(target, `corrupt/${uploadMode}`, 'v1')).toBe(404);
+      }
+    });
+
+    it('honours Retry-After on 429', async () => {
+      const image = await pushImage(source, 'throttle/src', 'v1', { layers: [500] });
+      proxy = await startProxy(source.url, [tooManyRequests({ path: /\/manifests\//, times: 2, retryAfterSeconds: 1 })]);
+      const started = Date.now();
+      const result = await copy({ source: ref(proxy, 'throttle/src:v1'), targets: [ref(target, 'throttle/dst:v1')] });
+      expect(result.targetDigest).toBe(image.digest);
+      expect(proxy.requests.slice(0, 3).map((r) => r.status)).toEqual([429, 429, 200]);
+      // Two waits of Retry-After: 1 s each (a lower bound on a wait, not a speed goal).
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    });
+
+    it('resumes a blob download cut mid-way with a Range request', async () => {
+      const image = await pushImage(source, 'cut/src', 'v1', { layers: [300_000] });
+      const layer = image.blobs[1];
+      proxy = await startProxy(source.url, [cutResponseBody({ path: new RegExp(`/blobs/${layer.digest}$`), afterBytes: 100_000 })]);
+      const result = await copy({ source: ref(proxy, 'cut/src:v1'), targets: [ref(target, 'cut/dst:v1')] });
+      expect(result.bytes.moved).toBe(image.blobs.reduce((s, b) => s + b.size, 0));
+      const gets = proxy.requests.filter((r) => r.method === 'GET' && r.path.endsWith(layer.digest));
+      expect(gets.map((r) => [r.cut, r.status])).toEqual([
+        [true, 200],
+        [false, 206],
+      ]);
+      await expectIdenticalInTarget(target, 'cut/dst', 'v1', [image]);
+    });
+
+    it('restarts a blob whose chunk upload was cut (distribution 2.8 invalidates the session)', async () => {
+      const image = await pushImage(source, 'patchcut/src', 'v1', { layers: [300_000] });
+      // One blob at a time: the config's PATCH (smaller than the cut-off) passes, the layer's first is cut.
+      proxy = await startProxy(target.url, [cutRequestBody({ path: /\/blobs\/uploads\//, method: 'PATCH', afterBytes: 30_000, times: 2 })]);
+      const result = await copy({ source: ref(source, 'patchcut/src:v1'), targets: [ref(proxy, 'patchcut/dst:v1')] }, { uploadMode: 'chunked', chunkSizeInBytes: 65536, concurrency: 1 });
+      expect(result.status).toBe('completed');
+      expect(proxy.requests.filter((r) => r.cut)).toHaveLength(1);
+      await expectIdenticalInTarget(target, 'patchcut/dst', 'v1', [image]);
+    });
+  });
+});
+
+describe('copy with token auth', () => {
+  let source: TestRegistry;
+  let target: TestRegistry;
+  beforeAll(async () => {
+    [source, target] = await Promise.all([startRegistry({ auth: 'token' }), startRegistry({ auth: 'token' })]);
+  });
+  afterAll(async () => {
+    await Promise.all([source?.stop(), target?.stop()]);
+  });
+
+  it('refreshes a token that expires mid-copy', async () => {
+    const image = await pushImage(source, 'tok/src', 'v1', { layers: [1000, 2000, 3000, 4000] });
+    const proxy = await startProxy(target.url, [expireToken({ afterRequests: 4 })]);
+    try {
+      const credentials = credentialsFor(source, target);
+      const before = target.tokenIssuer!.requests.length;
+      const result = await copy({ source: ref(source, 'tok/src:v1'), targets: [ref(proxy, 'tok/dst:v1')] }, { credentials: (name) => credentials(name === proxy.host ? target.host : name), concurrency: 1 });
+      expect(result.status).toBe('completed');
+      expect(proxy.requests.filter((r) => r.action === 'expiredToken').length).toBeGreaterThan(0);
+      expect(target.tokenIssuer!.requests.length - before).toBeGreaterThanOrEqual(2);
+      await expectIdenticalInTarget(target, 'tok/dst', 'v1', [image]);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('asks for pull on `from` and push on the target in one token to mount', async () => {
+    await pushImage(source, 'mount/src', 'v1', { layers: [1000] });
+    const credentials = credentialsFor(source);
+    const before = source.tokenIssuer!.requests.length;
+    const result = await copy({ source: ref(source, 'mount/src:v1'), targets: [ref(source, 'mount/dst:v1')] }, { credentials });
+    expect(result.blobs.mounted).toBe(2);
+    const scopes = source.tokenIssuer!.requests.slice(before).map((r) => [...r.scope].sort());
+    expect(scopes).toContainEqual(['repository:mount/dst:pull,push', 'repository:mount/src:pull']);
+  });
+
+  it('fails with AUTH_FAILED and a clear message for wrong credentials', async () => {
+    await pushImage(source, 'auth/src', 'v1', { layers: [100] });
+    const error = await copy({ source: ref(source, 'auth/src:v1'), targets: [ref(target, 'auth/dst:v1')] }, { credentials: () => ({ username: 'alice', password: 'wrong' }) }).catch((e: unknown) => e);
+    expect((error as CopyError).code).toBe('AUTH_FAILED');
+    expect((error as CopyError).side).toBe('source');
+    expect((error as CopyError).message).toMatch(/UNAUTHORIZED.*check the credentials/);
+    expect((error as CopyError).message).not.toContain('wrong');
+  });
+});

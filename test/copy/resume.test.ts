@@ -1,0 +1,138 @@
+/**
+ * Resumable chunked uploads: a copy stopped mid-blob continues from its checkpoints, in another
+ * process, without resending bytes; a lost or disagreeing upload restarts cleanly; and a resumed
+ * blob whose bytes are corrupt is still refused.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { copy, CopyError, type CopyResult, type ProgressEvent } from '../../src/copy/index.js';
+import { FileCheckpointStore } from '../../src/copy/file-checkpoints.js';
+import { BIG_LAYER_SIZE, pushBigLayer, rawRequest, type PushedManifest } from '../helpers/fixtures.js';
+import { corruptResponses, startProxy } from '../helpers/proxy.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { expectIdenticalInTarget, ref } from './support.js';
+
+const CHUNK = 1024 * 1024;
+const STOP_AFTER = 8 * CHUNK;
+const run = promisify(execFile);
+
+describe('resumable chunked copy of a 64 MiB+ layer', () => {
+  let source: TestRegistry;
+  let target: TestRegistry;
+  let image: PushedManifest;
+  let bigLayer: PushedManifest['blobs'][number];
+  let dir: string;
+
+  beforeAll(async () => {
+    source = await startRegistry();
+    image = await pushBigLayer(source, 'big/src', 'v1');
+    bigLayer = image.blobs.find((b) => b.size === BIG_LAYER_SIZE)!;
+    dir = await mkdtemp(join(tmpdir(), 'hoist-resume-'));
+  });
+  afterAll(async () => {
+    await Promise.all([source?.stop(), dir && rm(dir, { recursive: true, force: true })]);
+  });
+  // A fresh target per test: this process remembers where it put each blob and would mount the
+  // big layer from an earlier test's repository instead of uploading it.
+  beforeEach(async () => {
+    target = await startRegistry();
+  });
+  afterEach(async () => {
+    await target?.stop();
+  });
+
+  /** Copies with checkpoints, stopping once the big layer has `STOP_AFTER` bytes on the target. */
+  async function copyUntilStopped(repository: string, checkpoints: FileCheckpointStore): Promise<CopyResult> {
+    const controller = new AbortController();
+    const onProgress = (event: ProgressEvent) => {
+      if (event.type === 'blob-progress' && event.digest === bigLayer.digest && event.bytesDone >= STOP_AFTER) controller.abort();
+    };
+    return copy(
+      { source: ref(source, 'big/src:v1'), targets: [ref(target, `${repository}:v1`)] },
+      { checkpoints, chunkSizeInBytes: CHUNK, abortSignal: controller.signal, onProgress, concurrency: 1 },
+    );
+  }
+
+  function patches(repository: string) {
+    return target.accessLog().filter((r) => r.method === 'PATCH' && r.uri.startsWith(`/v2/${repository}/blobs/uploads/`));
+  }
+
+  function chunksInImage(): number {
+    return image.blobs.reduce((sum, b) => sum + Math.ceil(b.size / CHUNK), 0);
+  }
+
+  async function tagStatus(repository: string): Promise<number> {
+    return (await rawRequest(`${target.url}/v2/${repository}/manifests/v1`, { method: 'HEAD', headers: { accept: image.mediaType } })).status;
+  }
+
+  it('continues in a new process from the checkpoint, resending nothing', async () => {
+    const checkpoints = new FileCheckpointStore(join(dir, 'a'));
+    const first = await copyUntilStopped('big/a', checkpoints);
+    expect(first.status).toBe('paused');
+    const saved = await checkpoints.load(`${target.host}/big/a`, bigLayer.digest);
+    expect(saved?.offset).toBe(STOP_AFTER);
+    expect(await tagStatus('big/a')).toBe(404);
+
+    const child = await run(process.execPath, ['bin/hoist.js', 'copy', `${source.host}/big/src:v1`, `${target.host}/big/a:v1`, '--resume-dir', join(dir, 'a'), '--chunk-size', String(CHUNK), '--json', '--concurrency', '1']);
+    const events = child.stderr.trim().split('\n').map((l) => JSON.parse(l) as ProgressEvent);
+    expect(events).toContainEqual(expect.objectContaining({ type: 'blob-start', digest: bigLayer.digest, offset: STOP_AFTER }));
+    const result = JSON.parse(child.stdout) as CopyResult;
+    expect(result.status).toBe('completed');
+
+    // Every byte crossed once: one PATCH per 1 MiB chunk of each blob.
+    expect(patches('big/a')).toHaveLength(chunksInImage());
+    expect(await readdir(join(dir, 'a'))).toEqual([]);
+    await expectIdenticalInTarget(target, 'big/a', 'v1', [image]);
+  });
+
+  it('continues after the target registry restarts (stable http.secret)', async () => {
+    const checkpoints = new FileCheckpointStore(join(dir, 'b'));
+    expect((await copyUntilStopped('big/b', checkpoints)).status).toBe('paused');
+    await target.restart();
+    const result = await copy({ source: ref(source, 'big/src:v1'), targets: [ref(target, 'big/b:v1')] }, { checkpoints, chunkSizeInBytes: CHUNK, concurrency: 1 });
+    expect(result.status).toBe('completed');
+    expect(patches('big/b')).toHaveLength(chunksInImage());
+  });
+
+  it('restarts the blob cleanly when the registry lost the upload', async () => {
+    const checkpoints = new FileCheckpointStore(join(dir, 'c'));
+    expect((await copyUntilStopped('big/c', checkpoints)).status).toBe('paused');
+    const saved = (await checkpoints.load(`${target.host}/big/c`, bigLayer.digest))!;
+    // Lose the upload for real: remove the session's data from the registry's storage.
+    const uuid = /\/blobs\/uploads\/([^/?]+)/.exec(saved.location)![1];
+    await rm(join(target.rootDirectory, 'docker/registry/v2/repositories/big/c/_uploads', uuid), { recursive: true, force: true });
+
+    const result = await copy({ source: ref(source, 'big/src:v1'), targets: [ref(target, 'big/c:v1')] }, { checkpoints, chunkSizeInBytes: CHUNK, concurrency: 1 });
+    expect(result.status).toBe('completed');
+    await expectIdenticalInTarget(target, 'big/c', 'v1', [image]);
+  });
+
+  it('restarts the blob when the registry and the checkpoint disagree on the offset', async () => {
+    const checkpoints = new FileCheckpointStore(join(dir, 'd'));
+    expect((await copyUntilStopped('big/d', checkpoints)).status).toBe('paused');
+    const saved = (await checkpoints.load(`${target.host}/big/d`, bigLayer.digest))!;
+    await checkpoints.save({ ...saved, offset: saved.offset - CHUNK });
+
+    const result = await copy({ source: ref(source, 'big/src:v1'), targets: [ref(target, 'big/d:v1')] }, { checkpoints, chunkSizeInBytes: CHUNK, concurrency: 1 });
+    expect(result.status).toBe('completed');
+    await expectIdenticalInTarget(target, 'big/d', 'v1', [image]);
+  });
+
+  it('refuses a resumed blob whose remaining bytes are corrupt, and tags nothing', async () => {
+    const checkpoints = new FileCheckpointStore(join(dir, 'e'));
+    expect((await copyUntilStopped('big/e', checkpoints)).status).toBe('paused');
+    const proxy = await startProxy(source.url, [corruptResponses({ offset: 12345 })]);
+    try {
+      const error = await copy({ source: ref(proxy, 'big/src:v1'), targets: [ref(target, 'big/e:v1')] }, { checkpoints, chunkSizeInBytes: CHUNK, concurrency: 1 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CopyError);
+      expect((error as CopyError).code).toBe('INTEGRITY');
+      expect((error as CopyError).side).toBe('target');
+      expect(await tagStatus('big/e')).toBe(404);
+    } finally {
+      await proxy.stop();
+    }
+  });
+});

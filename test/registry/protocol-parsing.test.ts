@@ -1,0 +1,49 @@
+import { parseChallenge } from '../../src/registry/auth.js';
+import { parseRangeEnd } from '../../src/registry/client.js';
+import { backoffDelay, DEFAULT_RETRY, parseRetryAfter } from '../../src/registry/retry.js';
+
+describe('parseChallenge', () => {
+  it('reads a Bearer challenge with quoted parameters', () => {
+    expect(parseChallenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull",error="invalid_token"')).toEqual({
+      scheme: 'bearer',
+      realm: 'https://auth.docker.io/token',
+      service: 'registry.docker.io',
+      error: 'invalid_token',
+    });
+  });
+  it('reads Basic', () => {
+    expect(parseChallenge('Basic realm="basic-realm"')?.scheme).toBe('basic');
+  });
+  it('ignores unknown schemes', () => {
+    expect(parseChallenge('Negotiate abc')).toBeUndefined();
+  });
+});
+
+describe('parseRangeEnd', () => {
+  it.each([
+    ['0-1023', 0, 1024],
+    ['bytes=0-1023', 0, 1024],
+    ['0-0', 0, 0],
+    ['0-0', 1, 1],
+    [undefined, 5, 0],
+  ])('%s (known %d) -> %d', (range, known, expected) => {
+    expect(parseRangeEnd(range, known)).toBe(expected);
+  });
+});
+
+describe('retry timing', () => {
+  it('reads Retry-After in seconds and as a date', () => {
+    expect(parseRetryAfter('3')).toBe(3000);
+    expect(parseRetryAfter(new Date(Date.now() + 5000).toUTCString())).toBeGreaterThan(3000);
+    expect(parseRetryAfter('soon')).toBeUndefined();
+  });
+  it('prefers Retry-After and bounds the jittered back-off', () => {
+    expect(backoffDelay(DEFAULT_RETRY, 1, 1500)).toBe(1500);
+    for (let attempt = 1; attempt <= 8; attempt++) {
+      const ceiling = Math.min(DEFAULT_RETRY.maxDelayInMs, DEFAULT_RETRY.baseDelayInMs * 2 ** (attempt - 1));
+      const delay = backoffDelay(DEFAULT_RETRY, attempt);
+      expect(delay).toBeGreaterThanOrEqual(ceiling / 2);
+      expect(delay).toBeLessThanOrEqual(ceiling);
+    }
+  });
+});

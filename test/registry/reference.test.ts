@@ -1,0 +1,72 @@
+import { parseReference } from '../../src/registry/reference.js';
+
+describe('parseReference', () => {
+  it.each([
+    ['hello-world', 'docker.io', 'library/hello-world', 'latest', undefined, 'registry-1.docker.io'],
+    ['docker.io/hello-world:1', 'docker.io', 'library/hello-world', '1', undefined, 'registry-1.docker.io'],
+    ['index.docker.io/library/alpine:3', 'docker.io', 'library/alpine', '3', undefined, 'registry-1.docker.io'],
+    ['bitnami/redis', 'docker.io', 'bitnami/redis', 'latest', undefined, 'registry-1.docker.io'],
+    ['localhost:5000/a/b:tag', 'localhost:5000', 'a/b', 'tag', undefined, 'localhost:5000'],
+    ['localhost/x', 'localhost', 'x', 'latest', undefined, 'localhost'],
+    ['ghcr.io/owner/repo/sub:v1.2', 'ghcr.io', 'owner/repo/sub', 'v1.2', undefined, 'ghcr.io'],
+    ['[::1]:5000/x:y', '[::1]:5000', 'x', 'y', undefined, '[::1]:5000'],
+    [`repo@sha256:${'a'.repeat(64)}`, 'docker.io', 'library/repo', undefined, `sha256:${'a'.repeat(64)}`, 'registry-1.docker.io'],
+    [`myreg.azurecr.io/a:t@sha256:${'b'.repeat(64)}`, 'myreg.azurecr.io', 'a', 't', `sha256:${'b'.repeat(64)}`, 'myreg.azurecr.io'],
+    ['a.b/c__d/e-f--g.h_i:T_1', 'a.b', 'c__d/e-f--g.h_i', 'T_1', undefined, 'a.b'],
+  ])('%s', (input, registry, repository, tag, digest, apiHost) => {
+    const ref = parseReference(input);
+    expect(ref.registry.name).toBe(registry);
+    expect(ref.repository).toBe(repository);
+    expect(ref.tag).toBe(tag);
+    expect(ref.digest).toBe(digest);
+    expect(ref.registry.apiHost).toBe(apiHost);
+  });
+
+  it('lets the digest win over the tag', () => {
+    const digest = `sha256:${'c'.repeat(64)}`;
+    expect(parseReference(`a.io/x:tag@${digest}`).identifier).toBe(digest);
+  });
+
+  it.each([
+    ['', /empty/],
+    ['Hello-World', /component "Hello-World" is not valid: use lowercase/],
+    ['a.io/Repo:tag', /component "Repo"/],
+    ['a.io/x:-bad', /tag "-bad" is not valid/],
+    ['a.io/x:', /tag "" is not valid/],
+    ['a.io/x@sha256:abc', /64 lowercase hex/],
+    ['a.io/x@md5:abcdef', /unsupported digest algorithm "md5"/],
+    ['a.io//x', /component "" is not valid/],
+    ['a.io/x y', /whitespace/],
+    ['a.io/a..b', /component "a..b"/],
+    [`a.io/${'x'.repeat(300)}`, /longer than 255/],
+  ])('rejects %j', (input, message) => {
+    expect(() => parseReference(input)).toThrow(message);
+  });
+
+  it('requires a registry when asked (az acr import rule)', () => {
+    expect(() => parseReference('library/hello-world', { requireRegistry: true })).toThrow(/not fully qualified/);
+    expect(parseReference('docker.io/library/hello-world', { requireRegistry: true }).registry.name).toBe('docker.io');
+  });
+
+  describe('scheme', () => {
+    afterEach(() => {
+      delete process.env.HOIST_INSECURE_REGISTRIES;
+    });
+    it.each([
+      ['localhost:5000/x', 'http'],
+      ['127.0.0.1:5000/x', 'http'],
+      ['127.1.2.3/x', 'http'],
+      ['[::1]:5000/x', 'http'],
+      ['ghcr.io/x', 'https'],
+      ['myreg.example:8443/x', 'https'],
+    ])('%s uses %s', (input, scheme) => {
+      expect(parseReference(input).registry.scheme).toBe(scheme);
+    });
+    it('uses http for hosts in HOIST_INSECURE_REGISTRIES', () => {
+      process.env.HOIST_INSECURE_REGISTRIES = 'myreg.example:8443, other.example';
+      expect(parseReference('myreg.example:8443/x').registry.scheme).toBe('http');
+      expect(parseReference('other.example/x').registry.scheme).toBe('http');
+      expect(parseReference('myreg.example/x').registry.scheme).toBe('https');
+    });
+  });
+});
