@@ -2,6 +2,8 @@
  * The copy engine's paths, each against real distribution registries (behind a fault-injecting
  * proxy where a real registry cannot fail on cue).
  */
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { copy, CopyError } from '../../src/copy/index.js';
 import { parsePlatform } from '../../src/copy/platform.js';
 import {
@@ -220,6 +222,18 @@ describe('copy paths (anonymous registries)', () => {
       await expectIdenticalInTarget(target, 'cut/dst', 'v1', [image]);
     });
 
+    it('refuses a schema1 source with a clear message', async () => {
+      proxy = await startProxy(source.url, [
+        (request) =>
+          request.method === 'GET' && request.pathname.endsWith('/manifests/legacy')
+            ? { type: 'respond', status: 200, headers: { 'Content-Type': 'application/vnd.docker.distribution.manifest.v1+prettyjws' }, body: JSON.stringify({ schemaVersion: 1, name: 'old/app', tag: 'legacy', fsLayers: [], history: [] }) }
+            : undefined,
+      ]);
+      const error = await copy({ source: ref(proxy, 'old/app:legacy'), targets: [ref(target, 'old/app:legacy')] }).catch((e: unknown) => e);
+      expect((error as CopyError).code).toBe('UNSUPPORTED_MANIFEST');
+      expect((error as CopyError).message).toMatch(/schema1 .*re-push the image/);
+    });
+
     it('restarts a blob whose chunk upload was cut (distribution 2.8 invalidates the session)', async () => {
       const image = await pushImage(source, 'patchcut/src', 'v1', { layers: [300_000] });
       // One blob at a time: the config's PATCH (smaller than the cut-off) passes, the layer's first is cut.
@@ -254,6 +268,33 @@ describe('copy with token auth', () => {
       expect(target.tokenIssuer!.requests.length - before).toBeGreaterThanOrEqual(2);
       await expectIdenticalInTarget(target, 'tok/dst', 'v1', [image]);
     } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('follows a blob redirect to another host without sending the registry credentials', async () => {
+    const layer = Buffer.from('layer bytes served from object storage');
+    const image = await pushImage(source, 'redirect/src', 'v1', { layers: [{ data: layer }] });
+    const storageHeaders: IncomingHttpHeaders[] = [];
+    const storage = createServer((req, res) => {
+      storageHeaders.push(req.headers);
+      res.end(layer);
+    });
+    await new Promise<void>((resolve) => storage.listen(0, '127.0.0.1', resolve));
+    const storageUrl = `http://127.0.0.1:${(storage.address() as AddressInfo).port}/blob?sig=x`;
+    const layerPath = `/blobs/${image.blobs[1].digest}`;
+    const proxy = await startProxy(source.url, [(request) => (request.method === 'GET' && request.pathname.endsWith(layerPath) ? { type: 'respond', status: 307, headers: { Location: storageUrl } } : undefined)]);
+    try {
+      const credentials = credentialsFor(source, target);
+      const result = await copy({ source: ref(proxy, 'redirect/src:v1'), targets: [ref(target, 'redirect/dst:v1')] }, { credentials: (name) => credentials(name === proxy.host ? source.host : name) });
+      // The registry's own requests did carry the token.
+      expect(proxy.requests.filter((r) => r.status === 401).length).toBeGreaterThan(0);
+      expect(result.status).toBe('completed');
+      expect(storageHeaders).toHaveLength(1);
+      expect(storageHeaders[0].authorization).toBeUndefined();
+      await expectIdenticalInTarget(target, 'redirect/dst', 'v1', [image]);
+    } finally {
+      storage.close();
       await proxy.stop();
     }
   });
