@@ -157,6 +157,29 @@ describe('copy paths (anonymous registries)', () => {
     });
   });
 
+  describe('a source tag that moves during the copy', () => {
+    it('changes nothing: the copy finishes with the digest it resolved first', async () => {
+      // A layer uploaded in many small chunks keeps the copy busy while the tag moves.
+      const first = await pushImage(source, 'moving/src', 'v1', { layers: [4_000_000] });
+      let moved: Awaited<ReturnType<typeof pushImage>> | undefined;
+      const result = await copy(
+        { source: ref(source, 'moving/src:v1'), targets: [ref(target, 'moving/dst:v1')] },
+        {
+          uploadMode: 'chunked',
+          chunkSizeInBytes: 16_384,
+          onProgress: (event) => {
+            if (event.type === 'plan' && !moved) void pushImage(source, 'moving/src', 'v1', { layers: [2000] }).then((m) => (moved = m));
+          },
+        },
+      );
+      // The tag had moved before the copy wrote its own.
+      expect(moved).toBeDefined();
+      expect(moved!.digest).not.toBe(first.digest);
+      expect(result.targetDigest).toBe(first.digest);
+      expect((await skopeoInspectRaw(`${target.host}/moving/dst:v1`)).equals(first.manifestBytes)).toBe(true);
+    });
+  });
+
   describe('referrers', () => {
     it('merges into an existing fallback index on the target without dropping entries', async () => {
       const signed = await pushImageWithReferrers(source, 'refs/app');
