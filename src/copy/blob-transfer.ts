@@ -62,9 +62,12 @@ export async function transferBlob(t: BlobTransfer, blob: Descriptor): Promise<B
       if (outcome === 'copied') t.onProgress({ type: 'blob-done', digest: blob.digest, size: blob.size, target, outcome });
       return outcome;
     } catch (error) {
-      if (error instanceof LostUploadError && restart < MAX_BLOB_RESTARTS) {
-        await t.checkpoints?.remove(target, blob.digest);
-        continue;
+      if (error instanceof LostUploadError) {
+        if (restart < MAX_BLOB_RESTARTS) {
+          await t.checkpoints?.remove(target, blob.digest);
+          continue;
+        }
+        throw asCopyError(error.cause ?? error, blob);
       }
       throw asCopyError(error, blob);
     }
@@ -117,8 +120,9 @@ async function uploadMonolithic(t: BlobTransfer, blob: Descriptor, session: Uplo
     await t.target.completeUpload(t.targetRef, session, blob.digest, { stream: verified, length: blob.size });
   } catch (error) {
     verified.destroy();
-    if (error instanceof RegistryError && error.code === 'NETWORK_ERROR') {
-      // A streaming body can't be replayed: a dropped connection restarts the blob.
+    if (error instanceof RegistryError && (error.code === 'NETWORK_ERROR' || error.status === 401)) {
+      // A streaming body can't be replayed: a dropped connection, or a token that expired under
+      // it, restarts the blob (whose new POST fetches a fresh token).
       throw new LostUploadError(error.message, { cause: error });
     }
     throw error;

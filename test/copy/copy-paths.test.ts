@@ -322,6 +322,20 @@ describe('copy with token auth', () => {
     }
   });
 
+  it('restarts a streaming blob upload whose token expired under it', async () => {
+    const image = await pushImage(source, 'tokput/src', 'v1', { layers: [50_000] });
+    const proxy = await startProxy(target.url, [expireToken({ afterRequests: 0, path: /\/blobs\/uploads\/.*digest=/ })]);
+    try {
+      const credentials = credentialsFor(source, target);
+      const result = await copy({ source: ref(source, 'tokput/src:v1'), targets: [ref(proxy, 'tokput/dst:v1')] }, { credentials: (name) => credentials(name === proxy.host ? target.host : name), concurrency: 1 });
+      expect(result.blobs.copied).toBe(2);
+      expect(proxy.requests.filter((r) => r.method === 'PUT' && r.status === 401)).toHaveLength(1);
+      await expectIdenticalInTarget(target, 'tokput/dst', 'v1', [image]);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('asks for pull on `from` and push on the target in one token to mount', async () => {
     await pushImage(source, 'mount/src', 'v1', { layers: [1000] });
     const credentials = credentialsFor(source);
