@@ -49,6 +49,8 @@ function exitCodeFor(error: unknown): number {
   if (error instanceof UsageError) return EXIT.usage;
   if (!(error instanceof CopyError)) return EXIT.failure;
   switch (error.code) {
+    case 'INVALID_TARGET':
+      return EXIT.usage;
     case 'AUTH_FAILED':
       return EXIT.auth;
     case 'SOURCE_NOT_FOUND':
@@ -90,15 +92,15 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write('hoist 0.1.0\n');
     return EXIT.ok;
   }
-  let json = false;
+  // Known before parsing, so even a usage error is reported as JSON.
+  const json = rest.includes('--json');
   try {
-    if (command !== 'copy') throw new UsageError(`unknown command "${command}": the command is copy (see hoist --help)`);
+    if (command !== 'copy') throw new UsageError(`unknown command "${command}": the command is copy`);
     if (rest.includes('-h') || rest.includes('--help')) {
       process.stdout.write(HELP);
       return EXIT.ok;
     }
     const parsed = parseCopyArgs(rest);
-    json = parsed.json;
     const onProgress = json ? jsonReporter(process.stderr) : process.stderr.isTTY ? ttyReporter(process.stderr) : lineReporter(process.stderr);
     const checkpoints = parsed.resumeDir ? new FileCheckpointStore(parsed.resumeDir) : undefined;
     const result = await copy(parsed.request, { ...parsed.options, checkpoints, onProgress });

@@ -15,7 +15,6 @@ export class UsageError extends Error {
 export interface CopyCommand {
   request: CopyRequest;
   options: CopyOptions;
-  json: boolean;
   resumeDir?: string;
 }
 
@@ -68,6 +67,7 @@ export function parseCopyArgs(args: string[]): CopyCommand {
         concurrency: { type: 'string' },
         'chunk-size': { type: 'string' },
         'resume-dir': { type: 'string' },
+        // Read by main before parsing, so that usage errors are reported as JSON too.
         json: { type: 'boolean' },
       },
     });
@@ -117,7 +117,6 @@ export function parseCopyArgs(args: string[]): CopyCommand {
       uploadMode: chunkSize !== undefined || resumeDir !== undefined ? 'chunked' : 'monolithic',
       chunkSizeInBytes: chunkSize,
     },
-    json: values.json ?? false,
     resumeDir,
   };
 }

@@ -46,6 +46,12 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   const targetDigest = graph.top.manifest.digest;
   emit({ type: 'resolved', source: request.source.toString(), digest: sourceDigest, mediaType: graph.root.manifest.mediaType });
 
+  // A target that names a digest says what it expects to receive: refuse anything else up front.
+  for (const target of request.targets) {
+    if (target.digest && target.digest !== targetDigest) {
+      throw new CopyError('INVALID_TARGET', `target ${target} names digest ${target.digest}, but the copy produces ${targetDigest}; drop the digest from the target or fix it`, 'target');
+    }
+  }
   const repos = groupTargets(request.targets, options.credentials);
   // No-force check, before any bytes move.
   const existing = await findExistingTags(request.targets, options.credentials, targetDigest);
@@ -94,8 +100,9 @@ export async function findExistingTags(targets: Reference[], credentials?: Crede
   const found: Array<{ reference: string; digest: string }> = [];
   for (const target of targets) {
     if (!target.tag) continue;
+    // By the tag alone: a digest beside it must not turn this into a lookup by digest.
     const head = await RegistryClient.for(target.registry, credentials)
-      .headManifest(target)
+      .headManifest(target.withTag(target.tag))
       .catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
     if (head && head.digest !== digest) found.push({ reference: target.toString(), digest: head.digest });
   }
@@ -116,7 +123,7 @@ function groupTargets(targets: Reference[], credentials?: CredentialSource): Tar
       repo = { ref, client: RegistryClient.for(target.registry, credentials), tags: [], blobs: [] };
       byName.set(target.name, repo);
     }
-    if (target.tag) repo.tags.push(target);
+    if (target.tag) repo.tags.push(target.withTag(target.tag));
   }
   return [...byName.values()];
 }

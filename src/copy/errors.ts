@@ -13,6 +13,8 @@ export type CopyErrorCode =
   | 'AUTH_FAILED'
   /** Bytes did not match their descriptor's digest or size. */
   | 'INTEGRITY'
+  /** A target reference that cannot receive this copy (it names another digest). */
+  | 'INVALID_TARGET'
   /** A requested platform is not in the source index. */
   | 'PLATFORM_NOT_FOUND'
   /** The source is something Hoist will not copy (schema1, unknown manifest type). */

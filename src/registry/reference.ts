@@ -156,7 +156,12 @@ export function parseReference(input: string, options: ParseOptions = {}): Refer
   let digest: string | undefined;
   const at = rest.indexOf('@');
   if (at !== -1) {
-    digest = parseDigest(rest.slice(at + 1));
+    try {
+      digest = parseDigest(rest.slice(at + 1));
+    } catch (error) {
+      // Name the whole reference, so the message says which argument is wrong.
+      throw error instanceof InvalidReferenceError ? new InvalidReferenceError(input, error.message.replace(/^invalid reference "[^"]*": /, '')) : error;
+    }
     rest = rest.slice(0, at);
   }
 
