@@ -1,0 +1,63 @@
+/**
+ * How the HTTP functions answer failures: `{"error": {"code", "message", "field"}}` with the status
+ * each known error means. Unknown errors are not answered here: the handler rethrows them and the
+ * host answers 500 and logs them.
+ */
+import type { HttpResponseInit } from '@azure/functions';
+import {
+  ConfigurationError,
+  IdempotencyError,
+  JobNotFoundError,
+  RequestError,
+  SecretError,
+  TagExistsError,
+  TargetCheckError,
+} from '../jobs/errors.js';
+
+/** A failure decided by the HTTP layer itself: 401, 404, 405, 413, 415. */
+export class HttpError extends Error {
+  override readonly name = 'HttpError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export interface ErrorBody {
+  error: {
+    code: string;
+    message: string;
+    field?: string;
+    details?: Array<{ code: string; message: string; field?: string }>;
+  };
+}
+
+/** A JSON error response. */
+export function errorResponse(status: number, code: string, message: string, field?: string, extra: Partial<ErrorBody['error']> = {}, headers: Record<string, string> = {}): HttpResponseInit {
+  const error: ErrorBody['error'] = { code, message, ...(field !== undefined && { field }), ...extra };
+  return { status, jsonBody: { error } satisfies ErrorBody, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } };
+}
+
+/** The response for a known error, or undefined for one the host should see. */
+export function responseForError(error: unknown): HttpResponseInit | undefined {
+  if (error instanceof HttpError) return errorResponse(error.status, error.code, error.message, error.field, {}, error.headers);
+  if (error instanceof RequestError) {
+    return errorResponse(400, error.code, error.message, error.field, error.details.length > 0 ? { details: error.details } : {});
+  }
+  if (error instanceof TagExistsError) {
+    return errorResponse(409, error.code, error.message, 'images', { details: error.existing.map((t) => ({ code: 'TAG_EXISTS', message: `${t.reference} points at ${t.digest}`, field: 'images' })) });
+  }
+  if (error instanceof IdempotencyError) {
+    return errorResponse(error.code === 'IDEMPOTENCY_KEY_REUSED' ? 422 : 409, error.code, error.message, 'Idempotency-Key', {}, error.code === 'IDEMPOTENCY_KEY_IN_PROGRESS' ? { 'retry-after': '1' } : {});
+  }
+  if (error instanceof JobNotFoundError) return errorResponse(404, error.code, error.message, 'id');
+  if (error instanceof TargetCheckError) return errorResponse(502, error.code, error.message);
+  if (error instanceof ConfigurationError) return errorResponse(500, error.code, error.message);
+  if (error instanceof SecretError) return errorResponse(500, error.code, error.message);
+  return undefined;
+}

@@ -1,0 +1,56 @@
+/**
+ * The `importWorker` queue function: runs one delivery of an `imports` message through
+ * src/jobs/run-import.ts with the deployment's settings. Returns normally when the message is done
+ * with (succeeded, failed for good, paused and continued, re-queued); throws when the host should
+ * retry it, or move it to `imports-poison` after the last attempt.
+ */
+import type { InvocationContext } from '@azure/functions';
+import { runImport } from '../jobs/run-import.js';
+import { IMPORTS_QUEUE, STORAGE_CONNECTION_SETTING, type Settings } from '../jobs/settings.js';
+import type { FunctionDefinition } from './definition.js';
+import { currentEngine, currentSettings, jobStorage, secretBox } from './services.js';
+
+export async function importWorkerHandler(message: unknown, context: InvocationContext): Promise<void> {
+  const startedAt = Date.now();
+  const settings = currentSettings();
+  const storage = await jobStorage(settings);
+  const box = secretBox(settings);
+  const targetCredentials = settings.targetCredentials;
+  const targetRegistry = configuredTargetRegistry(settings);
+  const { chunkSizeInBytes, concurrency } = settings;
+  const outcome = await runImport(
+    { message, dequeueCount: Number(context.triggerMetadata?.dequeueCount ?? 1), invocationId: context.invocationId, startedAt },
+    {
+      jobs: storage.jobs,
+      checkpoints: storage.checkpoints,
+      queue: storage.queue,
+      copy: currentEngine().copy,
+      ...(box && { secretBox: box }),
+      ...(targetCredentials && { targetCredentials }),
+      ...(targetRegistry !== undefined && { targetRegistry }),
+      timeBudgetInMs: settings.timeBudgetInMs,
+      leaseDurationInMs: settings.leaseDurationInMs,
+      maxDequeueCount: settings.maxDequeueCount,
+      ...(chunkSizeInBytes !== undefined && { chunkSizeInBytes }),
+      ...(concurrency !== undefined && { concurrency }),
+      log: { info: (m) => context.log(m), warn: (m) => context.warn(m), error: (m) => context.error(m) },
+    },
+  );
+  context.log(`importWorker: ${outcome}`);
+}
+
+/** HOIST_TARGET_REGISTRY if set and valid: jobs carry their own target, this only scopes the target credentials. */
+function configuredTargetRegistry(settings: Settings): string | undefined {
+  try {
+    return settings.targetRegistry;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The definition both hosts register. */
+export const importWorkerFunction: FunctionDefinition = {
+  name: 'importWorker',
+  trigger: { type: 'storageQueue', queueName: IMPORTS_QUEUE, connection: STORAGE_CONNECTION_SETTING },
+  handler: importWorkerHandler,
+};

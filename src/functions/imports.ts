@@ -1,0 +1,135 @@
+/**
+ * The `imports` HTTP function:
+ * - `POST /api/imports`: validate, record and queue an import; 202 with its status document.
+ * - `GET /api/imports/{id}`: one job's status document.
+ * - `GET /api/imports?status=…&pageSize=…&continuationToken=…`: recent jobs, newest first.
+ * Parses input, calls src/jobs, maps errors to responses; nothing else.
+ */
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { JobNotFoundError, RequestError } from '../jobs/errors.js';
+import { isJobId } from '../jobs/job-id.js';
+import { JOB_STATUSES, type JobStatus } from '../jobs/job-record.js';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../jobs/job-store.js';
+import { toStatusDocument, type ImportStatus } from '../jobs/status-document.js';
+import { submitImport } from '../jobs/submit-import.js';
+import { requireApiKey } from './api-key.js';
+import type { FunctionDefinition } from './definition.js';
+import { HttpError, responseForError } from './http-errors.js';
+import { readJsonBody } from './json-body.js';
+import { currentEngine, currentSettings, jobStorage, secretBox } from './services.js';
+
+/** The route prefix the host adds (host.json `extensions.http.routePrefix`, default `api`). */
+const ROUTE_PREFIX = '/api';
+
+/** A page of `GET /api/imports`. */
+export interface ImportList {
+  value: ImportStatus[];
+  /** Pass as `continuationToken` for the next page; absent on the last. */
+  continuationToken?: string;
+  /** The next page's path and query. */
+  nextLink?: string;
+}
+
+/** Handles every method and route of the `imports` function. */
+export async function importsHandler(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  try {
+    const settings = currentSettings();
+    requireApiKey(request, settings.apiKey);
+    const id = request.params.id;
+    if (request.method === 'POST' && id === undefined) return await postImport(request, context);
+    if (request.method === 'GET') return id === undefined ? await listImports(request) : await getImport(id);
+    throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not supported here: POST /api/imports, GET /api/imports or GET /api/imports/{id}`, undefined, {
+      allow: id === undefined ? 'GET, POST' : 'GET',
+    });
+  } catch (error) {
+    const response = responseForError(error);
+    if (!response) throw error;
+    if (response.status !== undefined && response.status >= 500) context.error(`imports: ${(error as Error).message}`);
+    return response;
+  }
+}
+
+async function postImport(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const body = await readJsonBody(request);
+  const settings = currentSettings();
+  const storage = await jobStorage(settings);
+  const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
+  const targetCredentials = settings.targetCredentials;
+  const box = secretBox(settings);
+  const { job, replayed } = await submitImport(body, idempotencyKey === undefined ? {} : { idempotencyKey }, {
+    jobs: storage.jobs,
+    idempotency: storage.idempotency,
+    queue: storage.queue,
+    targetRegistry: settings.targetRegistry,
+    ...(targetCredentials && { targetCredentials }),
+    ...(box && { secretBox: box }),
+    findExistingTags: currentEngine().findExistingTags,
+  });
+  context.log(`imports: ${replayed ? 'replayed' : 'queued'} job ${job.id} (${job.source} -> ${job.targets.length} target${job.targets.length === 1 ? '' : 's'})`);
+  const location = `${ROUTE_PREFIX}/imports/${job.id}`;
+  return {
+    status: 202,
+    jsonBody: toStatusDocument(job),
+    headers: {
+      'content-type': 'application/json; charset=utf-8',
+      location,
+      ...(replayed && { 'idempotent-replayed': 'true' }),
+    },
+  };
+}
+
+async function getImport(id: string): Promise<HttpResponseInit> {
+  if (!isJobId(id)) throw new JobNotFoundError(id);
+  const storage = await jobStorage();
+  const job = await storage.jobs.get(id);
+  if (!job) throw new JobNotFoundError(id);
+  return { status: 200, jsonBody: toStatusDocument(job.value), headers: { 'content-type': 'application/json; charset=utf-8' } };
+}
+
+async function listImports(request: HttpRequest): Promise<HttpResponseInit> {
+  const statuses = parseStatuses(request.query.get('status'));
+  const pageSize = parsePageSize(request.query.get('pageSize'));
+  const after = request.query.get('continuationToken') ?? undefined;
+  if (after !== undefined && !isJobId(after)) {
+    throw new RequestError('INVALID_QUERY', '"continuationToken" is not one this API issued: pass the continuationToken of the previous page unchanged', 'continuationToken');
+  }
+  const storage = await jobStorage();
+  const page = await storage.jobs.list({ pageSize, ...(statuses && { statuses }), ...(after !== undefined && { after }) });
+  const body: ImportList = { value: page.jobs.map(toStatusDocument) };
+  if (page.continuationToken !== undefined) {
+    body.continuationToken = page.continuationToken;
+    const query = new URLSearchParams();
+    if (statuses) query.set('status', statuses.join(','));
+    query.set('pageSize', String(pageSize));
+    query.set('continuationToken', page.continuationToken);
+    body.nextLink = `${ROUTE_PREFIX}/imports?${query.toString()}`;
+  }
+  return { status: 200, jsonBody: body, headers: { 'content-type': 'application/json; charset=utf-8' } };
+}
+
+function parseStatuses(value: string | null): JobStatus[] | undefined {
+  if (value === null || value === '') return undefined;
+  const statuses = value.split(',').map((s) => s.trim());
+  for (const status of statuses) {
+    if (!(JOB_STATUSES as readonly string[]).includes(status)) {
+      throw new RequestError('INVALID_QUERY', `"status" has "${status}": give one or more of ${JOB_STATUSES.join(', ')}, separated by commas`, 'status');
+    }
+  }
+  return [...new Set(statuses)] as JobStatus[];
+}
+
+function parsePageSize(value: string | null): number {
+  if (value === null || value === '') return DEFAULT_PAGE_SIZE;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE_SIZE) {
+    throw new RequestError('INVALID_QUERY', `"pageSize" is "${value}": give a whole number from 1 to ${MAX_PAGE_SIZE}`, 'pageSize');
+  }
+  return n;
+}
+
+/** The definition both hosts register. */
+export const importsFunction: FunctionDefinition = {
+  name: 'imports',
+  trigger: { type: 'http', methods: ['GET', 'POST'], route: 'imports/{id?}', authLevel: 'function' },
+  handler: importsHandler,
+};

@@ -1,0 +1,40 @@
+/**
+ * The entry point the Functions runtime loads (package.json `main`): registers every definition
+ * with `app.*`. Outside the runtime the package skips these calls; the local host uses the list in
+ * definitions.ts directly.
+ */
+import { app } from '@azure/functions';
+import type { FunctionDefinition } from './definition.js';
+import { definitions } from './definitions.js';
+
+type Of<T extends FunctionDefinition['trigger']['type']> = Extract<FunctionDefinition, { trigger: { type: T } }>;
+
+/** Registers each definition with the matching `app.*` call. */
+export function register(list: FunctionDefinition[]): void {
+  for (const definition of list) {
+    switch (definition.trigger.type) {
+      case 'http': {
+        const { name, trigger, handler } = definition as Of<'http'>;
+        app.http(name, { methods: trigger.methods, authLevel: trigger.authLevel, route: trigger.route, handler });
+        break;
+      }
+      case 'storageQueue': {
+        const { name, trigger, handler } = definition as Of<'storageQueue'>;
+        app.storageQueue(name, { queueName: trigger.queueName, connection: trigger.connection, handler });
+        break;
+      }
+      case 'timer': {
+        const { name, trigger, handler } = definition as Of<'timer'>;
+        app.timer(name, { schedule: trigger.schedule, ...(trigger.runOnStartup !== undefined && { runOnStartup: trigger.runOnStartup }), handler });
+        break;
+      }
+      case 'eventGrid': {
+        const { name, handler } = definition as Of<'eventGrid'>;
+        app.eventGrid(name, { handler });
+        break;
+      }
+    }
+  }
+}
+
+register(definitions);

@@ -1,0 +1,124 @@
+/**
+ * Blob upload checkpoints in Azure Tables, implementing the engine's CheckpointStore for one job:
+ * partition = job id, RowKey = SHA-256 of `target` and `digest` (RowKeys may not hold '/').
+ * Each write is conditional on the ETag this process last saw for that checkpoint.
+ */
+import { createHash } from 'node:crypto';
+import { odata, type TableClient } from '@azure/data-tables';
+import type { BlobCheckpoint, CheckpointStore } from '../copy/types.js';
+import { ConcurrencyError } from './errors.js';
+import { restStatus } from './tables.js';
+
+/** Checkpoints for every job, in one table. */
+export class TableCheckpoints {
+  constructor(readonly table: TableClient) {}
+
+  /** The engine's store for one job. */
+  forJob(jobId: string): JobCheckpointStore {
+    return new JobCheckpointStore(this.table, jobId);
+  }
+
+  /** Deletes every checkpoint of a job (when it ends). */
+  async removeJob(jobId: string): Promise<void> {
+    const entities = this.table.listEntities({ queryOptions: { filter: odata`PartitionKey eq ${jobId}`, select: ['RowKey'] } });
+    for await (const entity of entities) {
+      try {
+        await this.table.deleteEntity(jobId, entity.rowKey as string);
+      } catch (error) {
+        if (restStatus(error) !== 404) throw error;
+      }
+    }
+  }
+}
+
+/** Where this process stands with one checkpoint row: its ETag, or known to be absent. */
+type Known = { etag: string } | 'absent';
+
+/** The CheckpointStore the engine uses for one job. */
+export class JobCheckpointStore implements CheckpointStore {
+  private readonly known = new Map<string, Known>();
+
+  constructor(
+    private readonly table: TableClient,
+    readonly jobId: string,
+  ) {}
+
+  async load(target: string, digest: string): Promise<BlobCheckpoint | undefined> {
+    const rowKey = checkpointKey(target, digest);
+    try {
+      const entity = await this.table.getEntity<Record<string, unknown>>(this.jobId, rowKey);
+      this.known.set(rowKey, { etag: entity.etag });
+      return {
+        target: entity.target as string,
+        digest: entity.digest as string,
+        size: Number(entity.size),
+        location: entity.location as string,
+        offset: Number(entity.offset),
+        chunkSize: Number(entity.chunkSize),
+        updatedAt: entity.updatedAt as string,
+      };
+    } catch (error) {
+      if (restStatus(error) !== 404) throw error;
+      this.known.set(rowKey, 'absent');
+      return undefined;
+    }
+  }
+
+  async save(checkpoint: BlobCheckpoint): Promise<void> {
+    const rowKey = checkpointKey(checkpoint.target, checkpoint.digest);
+    const entity = {
+      partitionKey: this.jobId,
+      rowKey,
+      target: checkpoint.target,
+      digest: checkpoint.digest,
+      // Sizes and offsets pass 2^31, where an untyped JSON number stops being an Int32: store them
+      // as Edm.Double (exact up to 2^53).
+      size: { value: checkpoint.size, type: 'Double' as const },
+      location: checkpoint.location,
+      offset: { value: checkpoint.offset, type: 'Double' as const },
+      chunkSize: checkpoint.chunkSize,
+      updatedAt: checkpoint.updatedAt,
+    };
+    let known = this.known.get(rowKey);
+    if (known === undefined) {
+      // The engine saved without loading first: learn where the row stands.
+      await this.load(checkpoint.target, checkpoint.digest);
+      known = this.known.get(rowKey);
+    }
+    try {
+      if (known === 'absent' || known === undefined) {
+        const response = await this.table.createEntity(entity);
+        this.known.set(rowKey, { etag: response.etag ?? '' });
+      } else {
+        const response = await this.table.updateEntity(entity, 'Replace', { etag: known.etag });
+        this.known.set(rowKey, { etag: response.etag ?? '' });
+      }
+    } catch (error) {
+      const status = restStatus(error);
+      if (status === 409 || status === 412 || status === 404) {
+        this.known.delete(rowKey);
+        throw new ConcurrencyError(`the checkpoint of ${checkpoint.digest} in ${checkpoint.target} (job ${this.jobId})`, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  async remove(target: string, digest: string): Promise<void> {
+    const rowKey = checkpointKey(target, digest);
+    const known = this.known.get(rowKey);
+    if (known === 'absent') return;
+    try {
+      await this.table.deleteEntity(this.jobId, rowKey, { etag: known?.etag ?? '*' });
+    } catch (error) {
+      const status = restStatus(error);
+      if (status === 412) throw new ConcurrencyError(`the checkpoint of ${digest} in ${target} (job ${this.jobId})`, { cause: error });
+      if (status !== 404) throw error;
+    }
+    this.known.set(rowKey, 'absent');
+  }
+}
+
+/** The RowKey of a checkpoint. */
+export function checkpointKey(target: string, digest: string): string {
+  return createHash('sha256').update(`${target}\n${digest}`).digest('hex');
+}

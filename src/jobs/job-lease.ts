@@ -1,0 +1,192 @@
+/**
+ * The job lease: which invocation works on a job, and until when. Taken and renewed with ETag
+ * writes on the job entity itself, so every write of the holder also proves it still holds the
+ * lease. A holder that loses a write to another owner, or cannot renew before expiry, stops: its
+ * `signal` aborts the copy at the next chunk boundary.
+ */
+import { ConcurrencyError, JobNotFoundError, LeaseLostError } from './errors.js';
+import { isTerminal, type JobRecord, type JobStatus } from './job-record.js';
+import type { JobStore, Versioned } from './job-store.js';
+
+export interface AcquireLeaseOptions {
+  /** Unique per invocation. */
+  owner: string;
+  durationInMs: number;
+  /** The continuation counter of the message asking; an older one than the job's is stale. */
+  continuation: number;
+  now?: () => number;
+  /** Called with write failures the renewal timer swallows (it keeps trying until expiry). */
+  onRenewalError?: (error: unknown) => void;
+}
+
+export type LeaseOutcome =
+  | { kind: 'acquired'; lease: JobLease }
+  /** Another live invocation holds the job; try again after `retryAfterMs`. */
+  | { kind: 'held'; owner: string; retryAfterMs: number }
+  /** The job already succeeded or failed. */
+  | { kind: 'finished'; status: JobStatus }
+  /** A newer continuation message exists for this job; this one is a leftover duplicate. */
+  | { kind: 'stale'; continuation: number }
+  | { kind: 'missing' };
+
+/** Attempts at the read-then-write race before giving up as if the lease were held. */
+const ACQUIRE_ATTEMPTS = 4;
+
+/**
+ * Takes the lease on a job if it is free or expired: marks it running, counts the attempt and
+ * records the continuation. Never waits.
+ */
+export async function acquireJobLease(store: JobStore, jobId: string, options: AcquireLeaseOptions): Promise<LeaseOutcome> {
+  const now = options.now ?? Date.now;
+  let holder = '';
+  for (let attempt = 0; attempt < ACQUIRE_ATTEMPTS; attempt++) {
+    const current = await store.get(jobId);
+    if (!current) return { kind: 'missing' };
+    const job = current.value;
+    if (isTerminal(job.status)) return { kind: 'finished', status: job.status };
+    if (options.continuation < job.continuations) return { kind: 'stale', continuation: job.continuations };
+    const expiresAt = job.leaseExpiresAt ? Date.parse(job.leaseExpiresAt) : 0;
+    if (job.leaseOwner && job.leaseOwner !== options.owner && expiresAt > now()) {
+      return { kind: 'held', owner: job.leaseOwner, retryAfterMs: expiresAt - now() };
+    }
+    const at = new Date(now());
+    const next: JobRecord = {
+      ...job,
+      status: 'running',
+      leaseOwner: options.owner,
+      leaseExpiresAt: new Date(at.getTime() + options.durationInMs).toISOString(),
+      attempts: job.attempts + 1,
+      continuations: Math.max(job.continuations, options.continuation),
+      startedAt: job.startedAt ?? at.toISOString(),
+      updatedAt: at.toISOString(),
+    };
+    try {
+      const etag = await store.replace(next, current.etag);
+      return { kind: 'acquired', lease: new JobLease(store, { value: next, etag }, options) };
+    } catch (error) {
+      if (!(error instanceof ConcurrencyError)) throw error;
+      holder = 'a concurrent invocation';
+    }
+  }
+  return { kind: 'held', owner: holder, retryAfterMs: 1000 };
+}
+
+/** A held lease: the holder's only way to write the job. */
+export class JobLease {
+  private current: Versioned<JobRecord>;
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private released = false;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly store: JobStore,
+    acquired: Versioned<JobRecord>,
+    private readonly options: AcquireLeaseOptions,
+  ) {
+    this.current = acquired;
+    this.now = options.now ?? Date.now;
+  }
+
+  get owner(): string {
+    return this.options.owner;
+  }
+
+  /** A copy of the job as last written. */
+  get record(): JobRecord {
+    return structuredClone(this.current.value);
+  }
+
+  /** Aborts when the lease is lost. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get lost(): boolean {
+    return this.controller.signal.aborted;
+  }
+
+  /**
+   * Applies `mutate` to the job and writes it with the ETag held, extending the lease. Writes are
+   * serialized. When the ETag is stale, re-reads: still ours, the change is re-applied; another
+   * owner's, the lease is lost (LeaseLostError).
+   */
+  update(mutate: (job: JobRecord) => void): Promise<void> {
+    return this.enqueue(() => this.write(mutate, false));
+  }
+
+  /** The last write: applies `mutate`, clears the lease and stops renewing. */
+  release(mutate: (job: JobRecord) => void = () => {}): Promise<void> {
+    this.stopRenewal();
+    return this.enqueue(() => this.write(mutate, true));
+  }
+
+  /** Renews the lease every third of its duration until released; expiry without renewal aborts. */
+  startRenewal(): void {
+    if (this.timer || this.released) return;
+    const interval = Math.max(Math.floor(this.options.durationInMs / 3), 250);
+    this.timer = setInterval(() => {
+      if (this.lost || this.released) return;
+      const expiresAt = Date.parse(this.current.value.leaseExpiresAt ?? '');
+      if (Number.isFinite(expiresAt) && this.now() >= expiresAt) {
+        // We could not renew in time: another invocation may already own the job. Stop.
+        this.lose();
+        return;
+      }
+      this.update(() => {}).catch((error: unknown) => {
+        if (!(error instanceof LeaseLostError)) this.options.onRenewalError?.(error);
+      });
+    }, interval);
+    this.timer.unref();
+  }
+
+  stopRenewal(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private enqueue(task: () => Promise<void>): Promise<void> {
+    const run = this.chain.then(task);
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  private lose(foundOwner?: string): never {
+    this.stopRenewal();
+    if (!this.controller.signal.aborted) this.controller.abort(new LeaseLostError(this.current.value.id, foundOwner));
+    throw new LeaseLostError(this.current.value.id, foundOwner);
+  }
+
+  private async write(mutate: (job: JobRecord) => void, release: boolean): Promise<void> {
+    if (this.lost) this.lose();
+    if (this.released) throw new Error(`the lease on job ${this.current.value.id} was already released`);
+    let base = this.current;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const next = structuredClone(base.value);
+      mutate(next);
+      const at = this.now();
+      next.updatedAt = new Date(at).toISOString();
+      if (release) {
+        delete next.leaseOwner;
+        delete next.leaseExpiresAt;
+      } else {
+        next.leaseOwner = this.options.owner;
+        next.leaseExpiresAt = new Date(at + this.options.durationInMs).toISOString();
+      }
+      try {
+        const etag = await this.store.replace(next, base.etag);
+        this.current = { value: next, etag };
+        if (release) this.released = true;
+        return;
+      } catch (error) {
+        if (error instanceof JobNotFoundError) this.lose();
+        if (!(error instanceof ConcurrencyError)) throw error;
+        const fresh = await this.store.get(base.value.id);
+        if (!fresh || fresh.value.leaseOwner !== this.options.owner) this.lose(fresh?.value.leaseOwner);
+        base = fresh;
+      }
+    }
+    throw new ConcurrencyError(`job ${base.value.id} (three writes in a row lost their race)`);
+  }
+}

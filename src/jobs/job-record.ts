@@ -1,0 +1,116 @@
+/**
+ * The job as stored: everything the worker needs to run and resume an import, plus its lease and
+ * its sealed source credentials. Never returned to callers as is: status-document.ts picks what
+ * they may see.
+ */
+import type { StoredTarget } from './import-references.js';
+
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** Succeeded and failed jobs never change again. */
+export function isTerminal(status: JobStatus): boolean {
+  return status === 'succeeded' || status === 'failed';
+}
+
+export interface JobProgress {
+  /** `done` counts every finished blob; `skipped` (already present) and `mounted` are part of it. */
+  blobs: { total: number; done: number; skipped: number; mounted: number };
+  /** `done` includes bytes already at the target and confirmed bytes of blobs in flight. */
+  bytes: { total: number; done: number };
+}
+
+export interface JobManifest {
+  digest: string;
+  mediaType: string;
+  /** `os/arch[/variant]` for a platform child of an index. */
+  platform?: string;
+  /** False when the target already had it, so this job did not write it. */
+  written?: boolean;
+}
+
+export interface JobTarget extends StoredTarget {
+  /** The digest written there, once written. */
+  digest?: string;
+  /** For a tagged target: whether the tag was written (false when it already pointed there). */
+  written?: boolean;
+}
+
+/** A failure as callers see it: a stable code, and a message saying what failed and what to do. */
+export interface JobFailure {
+  code: string;
+  message: string;
+}
+
+export interface JobRecord {
+  id: string;
+  status: JobStatus;
+  /** The fully qualified source reference, as resolved at submission. */
+  source: string;
+  sourceDigest?: string;
+  sourceMediaType?: string;
+  /** What the targets point at: the source digest, or a new index for a platform subset. */
+  targetDigest?: string;
+  targets: JobTarget[];
+  force: boolean;
+  /** Platform subset; empty means every platform. */
+  platforms: string[];
+  referrers: boolean;
+  manifests: JobManifest[];
+  progress: JobProgress;
+  /** Worker invocations that held the lease and ran the copy. */
+  attempts: number;
+  /** Continuation messages: each time a worker ran out of time budget and re-queued the job. */
+  continuations: number;
+  /** Invocations in a row that ran out of time budget without moving a byte (reset by progress). */
+  stalls?: number;
+  createdAt: string;
+  updatedAt: string;
+  startedAt?: string;
+  completedAt?: string;
+  /** Why the job failed (only when `status` is `failed`). */
+  error?: JobFailure;
+  /** The latest transient failure, retried by the host (kept for the record once it succeeds). */
+  lastError?: JobFailure & { at: string };
+  /** The invocation working on the job; valid until `leaseExpiresAt`. */
+  leaseOwner?: string;
+  leaseExpiresAt?: string;
+  /** Source credentials sealed with HOIST_SECRET_KEY (secret-box.ts); removed when the job ends. */
+  sealedCredentials?: string;
+}
+
+export function emptyProgress(): JobProgress {
+  return { blobs: { total: 0, done: 0, skipped: 0, mounted: 0 }, bytes: { total: 0, done: 0 } };
+}
+
+export interface NewJob {
+  id: string;
+  source: string;
+  targets: StoredTarget[];
+  force: boolean;
+  platforms: string[];
+  referrers: boolean;
+  sealedCredentials?: string;
+  now?: Date;
+}
+
+/** A queued job, not yet picked up. */
+export function newJobRecord(job: NewJob): JobRecord {
+  const now = (job.now ?? new Date()).toISOString();
+  return {
+    id: job.id,
+    status: 'queued',
+    source: job.source,
+    targets: job.targets.map((t) => ({ reference: t.reference, tagged: t.tagged })),
+    force: job.force,
+    platforms: job.platforms,
+    referrers: job.referrers,
+    manifests: [],
+    progress: emptyProgress(),
+    attempts: 0,
+    continuations: 0,
+    createdAt: now,
+    updatedAt: now,
+    ...(job.sealedCredentials !== undefined && { sealedCredentials: job.sealedCredentials }),
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * Folds the engine's ProgressEvents into a job's progress (blobs and bytes, moving while a large
+ * blob is in flight) and what the job learns on the way (the resolved source digest).
+ */
+import type { CopyResult, ProgressEvent } from '../copy/types.js';
+import type { JobProgress } from './job-record.js';
+
+export class ProgressTracker {
+  /** The source digest and media type, once resolved. */
+  resolved: { digest: string; mediaType: string } | undefined;
+  private planned = false;
+  private blobsTotal = 0;
+  private bytesTotal = 0;
+  /** Blobs and bytes the target had when the plan was made (including those of earlier invocations). */
+  private presentBlobs = 0;
+  private presentBytes = 0;
+  private copied = 0;
+  private mounted = 0;
+  private skippedEvents = 0;
+  private finishedBytes = 0;
+  private readonly inFlight = new Map<string, number>();
+  private changed = false;
+  private moved = false;
+
+  /** @param initial the job's progress so far: reported until this invocation has a plan. */
+  constructor(private readonly initial: JobProgress) {}
+
+  /** Whether this invocation moved any bytes (a chunk accepted, a blob copied or mounted). */
+  get advanced(): boolean {
+    return this.moved;
+  }
+
+  /** Whether anything changed since the last `takeChanged()`. */
+  takeChanged(): boolean {
+    const changed = this.changed;
+    this.changed = false;
+    return changed;
+  }
+
+  apply(event: ProgressEvent): void {
+    if (event.type === 'manifest' || event.type === 'tag') return;
+    this.changed = true;
+    switch (event.type) {
+      case 'resolved':
+        this.resolved = { digest: event.digest, mediaType: event.mediaType };
+        break;
+      case 'plan':
+        this.planned = true;
+        this.blobsTotal = event.blobs;
+        this.bytesTotal = event.bytesTotal;
+        this.presentBlobs = event.blobsPresent;
+        this.presentBytes = Math.max(event.bytesTotal - event.bytesToMove, 0);
+        break;
+      case 'blob-start':
+        this.inFlight.set(key(event.target, event.digest), event.offset);
+        break;
+      case 'blob-progress':
+        if (event.bytesDone > (this.inFlight.get(key(event.target, event.digest)) ?? 0)) this.moved = true;
+        this.inFlight.set(key(event.target, event.digest), event.bytesDone);
+        break;
+      case 'blob-done':
+        this.inFlight.delete(key(event.target, event.digest));
+        if (event.outcome === 'copied') this.copied++;
+        else if (event.outcome === 'mounted') this.mounted++;
+        else this.skippedEvents++;
+        if (event.outcome !== 'skipped') this.moved = true;
+        // A skipped blob was usually counted as present in the plan; count its bytes only beyond those.
+        if (event.outcome !== 'skipped' || this.skippedEvents > this.presentBlobs) this.finishedBytes += event.size;
+        break;
+    }
+  }
+
+  /** The progress now. */
+  snapshot(): JobProgress {
+    if (!this.planned) return structuredClone(this.initial);
+    const skipped = Math.max(this.skippedEvents, this.presentBlobs);
+    let inFlightBytes = 0;
+    for (const bytes of this.inFlight.values()) inFlightBytes += bytes;
+    return {
+      blobs: {
+        total: this.blobsTotal,
+        done: Math.min(this.copied + this.mounted + skipped, this.blobsTotal),
+        skipped: Math.min(skipped, this.blobsTotal),
+        mounted: this.mounted,
+      },
+      bytes: { total: this.bytesTotal, done: Math.min(this.presentBytes + this.finishedBytes + inFlightBytes, this.bytesTotal) },
+    };
+  }
+
+  /** The final progress of a completed copy. */
+  complete(result: CopyResult): JobProgress {
+    return {
+      blobs: { total: result.blobs.total, done: result.blobs.total, skipped: result.blobs.skipped, mounted: result.blobs.mounted },
+      bytes: { total: result.bytes.total, done: result.bytes.total },
+    };
+  }
+}
+
+function key(target: string, digest: string): string {
+  return `${target} ${digest}`;
+}

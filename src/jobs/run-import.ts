@@ -1,0 +1,340 @@
+/**
+ * Running one delivery of an `imports` queue message: take the job's lease, copy within the time
+ * budget with checkpoints and live progress, then succeed, fail, or re-queue a continuation.
+ * Transient failures throw, so the host retries the message; on the last attempt the job is marked
+ * failed first and the host moves the message to `imports-poison`. Nothing here knows about the
+ * Functions host beyond the dequeue count.
+ */
+import { randomUUID } from 'node:crypto';
+import type { copy as Copy } from '../copy/index.js';
+import { CopyError } from '../copy/errors.js';
+import { parsePlatform } from '../copy/platform.js';
+import type { CopyResult } from '../copy/types.js';
+import type { Credentials } from '../registry/credentials.js';
+import { RegistryError } from '../registry/errors.js';
+import { parseReference } from '../registry/reference.js';
+import type { TableCheckpoints } from './checkpoint-store.js';
+import { ConfigurationError, LeaseLostError, RequestError, SecretError } from './errors.js';
+import { loadTarget } from './import-references.js';
+import { acquireJobLease, type JobLease } from './job-lease.js';
+import { parseJobMessage, type JobQueue } from './job-queue.js';
+import type { JobFailure, JobManifest, JobRecord } from './job-record.js';
+import type { JobStore } from './job-store.js';
+import { ProgressTracker } from './progress-tracker.js';
+import type { SecretBox } from './secret-box.js';
+import { jobCredentialSource, openCredentials, redact } from './source-credentials.js';
+
+/** At most one progress write per job per second: enough for a live view, cheap for storage. */
+export const PROGRESS_INTERVAL_MS = 1000;
+/**
+ * Paused invocations in a row that moved no bytes before the job fails with NO_PROGRESS: a time
+ * budget shorter than resolving and planning the copy would otherwise re-queue the job forever.
+ */
+export const MAX_STALLS = 3;
+
+export interface WorkerLog {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface RunImportDeps {
+  jobs: JobStore;
+  checkpoints: TableCheckpoints;
+  queue: JobQueue;
+  copy: typeof Copy;
+  /** Undefined when HOIST_SECRET_KEY is not set. */
+  secretBox?: SecretBox;
+  /** The deployment's target credentials, and the registry they are for (HOIST_TARGET_REGISTRY). */
+  targetCredentials?: Credentials;
+  /** Target credentials go only to this registry; a job queued under another target gets none. */
+  targetRegistry?: string;
+  timeBudgetInMs: number;
+  leaseDurationInMs: number;
+  maxDequeueCount: number;
+  chunkSizeInBytes?: number;
+  concurrency?: number;
+  log: WorkerLog;
+  progressIntervalInMs?: number;
+  now?: () => number;
+}
+
+export interface ImportDelivery {
+  /** The queue entry as the trigger delivered it. */
+  message: unknown;
+  /** The host's dequeue count for this message (1 on first delivery). */
+  dequeueCount: number;
+  invocationId: string;
+  /** When the invocation began (ms since epoch); the time budget counts from here. */
+  startedAt?: number;
+}
+
+export type ImportOutcome =
+  /** Not a job message: dropped. */
+  | 'invalid-message'
+  /** The job is gone: dropped. */
+  | 'missing'
+  /** The job had already ended: nothing to do. */
+  | 'finished'
+  /** A newer continuation exists: this leftover duplicate is dropped. */
+  | 'stale'
+  /** Another invocation holds the lease: re-queued with a delay. */
+  | 'requeued'
+  /** The time budget ran out: a continuation was queued. */
+  | 'paused'
+  | 'succeeded'
+  /** Failed for good (a permanent error, or the last attempt). */
+  | 'failed'
+  /** The lease passed to another invocation mid-copy: this one stopped without writing. */
+  | 'lease-lost';
+
+/**
+ * Handles one delivery. Resolves with what happened; throws (after recording the error on the
+ * job) when the host should retry, including on the last attempt so the message reaches poison.
+ */
+export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): Promise<ImportOutcome> {
+  const now = deps.now ?? Date.now;
+  const startedAt = delivery.startedAt ?? now();
+  const { log } = deps;
+  const message = parseJobMessage(delivery.message);
+  if (!message) {
+    log.error('dropping a queue message that is not a job message ({"jobId","continuation"})');
+    return 'invalid-message';
+  }
+  const owner = `${delivery.invocationId}/${randomUUID()}`;
+  const outcome = await acquireJobLease(deps.jobs, message.jobId, {
+    owner,
+    durationInMs: deps.leaseDurationInMs,
+    continuation: message.continuation,
+    now,
+    onRenewalError: (error) => log.warn(`job ${message.jobId}: lease renewal failed, will retry: ${errorText(error)}`),
+  });
+  switch (outcome.kind) {
+    case 'missing':
+      log.warn(`job ${message.jobId}: no such job, dropping its message`);
+      return 'missing';
+    case 'finished':
+      log.info(`job ${message.jobId}: already ${outcome.status}`);
+      return 'finished';
+    case 'stale':
+      log.info(`job ${message.jobId}: message for continuation ${message.continuation} superseded by ${outcome.continuation}, dropping it`);
+      return 'stale';
+    case 'held': {
+      const delayInSeconds = Math.ceil(outcome.retryAfterMs / 1000) + 1;
+      log.info(`job ${message.jobId}: leased by ${outcome.owner}, re-queued to try again in ${delayInSeconds} s`);
+      await deps.queue.enqueue(message, { delayInSeconds });
+      return 'requeued';
+    }
+    case 'acquired':
+      break;
+  }
+
+  const lease = outcome.lease;
+  const job = lease.record;
+  const secrets: Array<string | undefined> = [deps.targetCredentials?.password];
+  const tracker = new ProgressTracker(job.progress);
+  const progress = new ProgressWriter(lease, tracker, deps.progressIntervalInMs ?? PROGRESS_INTERVAL_MS, log);
+  lease.startRenewal();
+  log.info(`job ${job.id}: attempt ${job.attempts}, continuation ${message.continuation}, delivery ${delivery.dequeueCount}`);
+  try {
+    const sourceCredentials = job.sealedCredentials ? openCredentials(deps.secretBox, job.id, job.sealedCredentials) : undefined;
+    secrets.push(sourceCredentials?.password);
+    const source = parseReference(job.source);
+    const targets = job.targets.map(loadTarget);
+    const targetRegistry = targets[0].registry.name;
+    const targetCredentials = deps.targetCredentials && (deps.targetRegistry === undefined || deps.targetRegistry === targetRegistry) ? deps.targetCredentials : undefined;
+    const credentials = jobCredentialSource({
+      sourceRegistry: source.registry.name,
+      targetRegistry,
+      ...(sourceCredentials && { source: sourceCredentials }),
+      ...(targetCredentials && { target: targetCredentials }),
+    });
+    const result = await deps.copy(
+      { source, targets, force: job.force, referrers: job.referrers, ...(job.platforms.length > 0 && { platforms: job.platforms.map(parsePlatform) }) },
+      {
+        credentials,
+        uploadMode: 'chunked',
+        checkpoints: deps.checkpoints.forJob(job.id),
+        abortSignal: lease.signal,
+        timeBudgetInMs: Math.max(deps.timeBudgetInMs - (now() - startedAt), 1),
+        onProgress: (event) => {
+          tracker.apply(event);
+          progress.poke();
+        },
+        ...(deps.chunkSizeInBytes !== undefined && { chunkSizeInBytes: deps.chunkSizeInBytes }),
+        ...(deps.concurrency !== undefined && { concurrency: deps.concurrency }),
+      },
+    );
+    await progress.stop();
+    if (lease.lost) {
+      log.warn(`job ${job.id}: lease lost mid-copy; stopped without writing`);
+      return 'lease-lost';
+    }
+    if (result.status === 'paused') {
+      const stalls = tracker.advanced ? 0 : (job.stalls ?? 0) + 1;
+      if (stalls >= MAX_STALLS) {
+        const failure = {
+          code: 'NO_PROGRESS',
+          message: `the job made no progress in ${stalls} invocations in a row: each spent its time budget (HOIST_TIME_BUDGET_SECONDS = ${deps.timeBudgetInMs / 1000} s) before moving a byte; raise HOIST_TIME_BUDGET_SECONDS and resubmit`,
+        };
+        await lease.release((j) => recordFailure(j, failure, tracker, new Date(now()).toISOString()));
+        await removeCheckpoints(deps, job.id);
+        log.error(`job ${job.id}: failed: ${failure.code}: ${failure.message}`);
+        return 'failed';
+      }
+      await lease.release((j) => {
+        j.progress = tracker.snapshot();
+        recordResolved(j, tracker);
+        if (stalls > 0) j.stalls = stalls;
+        else delete j.stalls;
+      });
+      await deps.queue.enqueue({ jobId: job.id, continuation: message.continuation + 1 });
+      log.info(`job ${job.id}: time budget used, continuation ${message.continuation + 1} queued`);
+      return 'paused';
+    }
+    await lease.release((j) => recordSuccess(j, result, tracker, new Date(now()).toISOString()));
+    await removeCheckpoints(deps, job.id);
+    log.info(`job ${job.id}: succeeded (${result.manifests.length} manifests, ${result.bytes.moved} bytes moved)`);
+    return 'succeeded';
+  } catch (error) {
+    await progress.stop();
+    if (error instanceof LeaseLostError || lease.lost) {
+      log.warn(`job ${job.id}: lease lost mid-copy; stopped without writing`);
+      return 'lease-lost';
+    }
+    const failure = describeFailure(error, secrets);
+    const lastAttempt = delivery.dequeueCount >= deps.maxDequeueCount;
+    if (isPermanent(error) || lastAttempt) {
+      const final = lastAttempt && !isPermanent(error) ? { ...failure, message: `${failure.message} (gave up after ${delivery.dequeueCount} attempts)` } : failure;
+      await lease.release((j) => recordFailure(j, final, tracker, new Date(now()).toISOString()));
+      await removeCheckpoints(deps, job.id);
+      log.error(`job ${job.id}: failed: ${final.code}: ${final.message}`);
+      if (isPermanent(error)) return 'failed';
+      // The host moves the message to imports-poison once this last attempt throws.
+      throw new Error(`job ${job.id} failed on its last attempt: ${final.code}: ${final.message}`);
+    }
+    await lease
+      .release((j) => {
+        j.progress = tracker.snapshot();
+        recordResolved(j, tracker);
+        j.lastError = { ...failure, at: new Date(now()).toISOString() };
+      })
+      .catch((releaseError: unknown) => log.warn(`job ${job.id}: could not record the error: ${errorText(releaseError, secrets)}`));
+    log.warn(`job ${job.id}: attempt failed, the host will retry: ${failure.code}: ${failure.message}`);
+    throw new Error(`job ${job.id}: ${failure.code}: ${failure.message}`);
+  } finally {
+    lease.stopRenewal();
+  }
+}
+
+/** Errors no retry can fix: the job fails at once. */
+function isPermanent(error: unknown): boolean {
+  if (error instanceof CopyError) return error.permanent;
+  return error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError;
+}
+
+/** A job failure from an error: its stable code and a message with every secret removed. */
+export function describeFailure(error: unknown, secrets: Array<string | undefined>): JobFailure {
+  if (error instanceof CopyError || error instanceof RegistryError || error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError) {
+    return { code: error.code, message: redact(error.message, secrets) };
+  }
+  return { code: 'INTERNAL_ERROR', message: redact(`unexpected error: ${errorText(error)}`, secrets) };
+}
+
+function errorText(error: unknown, secrets: Array<string | undefined> = []): string {
+  return redact(error instanceof Error ? error.message : String(error), secrets);
+}
+
+function recordResolved(job: JobRecord, tracker: ProgressTracker): void {
+  if (!tracker.resolved) return;
+  job.sourceDigest = tracker.resolved.digest;
+  job.sourceMediaType = tracker.resolved.mediaType;
+}
+
+function recordSuccess(job: JobRecord, result: CopyResult, tracker: ProgressTracker, at: string): void {
+  job.status = 'succeeded';
+  job.sourceDigest = result.sourceDigest;
+  job.sourceMediaType = result.plan.mediaType;
+  job.targetDigest = result.targetDigest;
+  // Every manifest of the import, each once: those this job wrote, and those the target already had.
+  const written = new Set(result.manifests.map((m) => m.digest));
+  const manifests = new Map<string, JobManifest>();
+  for (const m of [...result.plan.manifests, ...result.manifests]) {
+    if (!manifests.has(m.digest)) manifests.set(m.digest, { digest: m.digest, mediaType: m.mediaType, ...(m.platform !== undefined && { platform: m.platform }), written: written.has(m.digest) });
+  }
+  job.manifests = [...manifests.values()];
+  job.targets = job.targets.map((t) => {
+    const written = result.targets.find((r) => r.reference === t.reference || r.reference === `${t.reference}@${r.digest}`);
+    return { ...t, digest: written?.digest ?? result.targetDigest, ...(written && t.tagged && { written: written.written }) };
+  });
+  job.progress = tracker.complete(result);
+  job.completedAt = at;
+  delete job.error;
+  delete job.stalls;
+  delete job.sealedCredentials;
+}
+
+function recordFailure(job: JobRecord, failure: JobFailure, tracker: ProgressTracker, at: string): void {
+  job.status = 'failed';
+  job.error = failure;
+  job.progress = tracker.snapshot();
+  recordResolved(job, tracker);
+  job.completedAt = at;
+  delete job.sealedCredentials;
+}
+
+async function removeCheckpoints(deps: RunImportDeps, jobId: string): Promise<void> {
+  try {
+    await deps.checkpoints.removeJob(jobId);
+  } catch (error) {
+    deps.log.warn(`job ${jobId}: could not remove its checkpoints: ${errorText(error)}`);
+  }
+}
+
+/**
+ * Writes progress to the job at most once per interval while the copy runs: the first change at
+ * once, later ones when the interval has passed. A lost lease aborts the copy (through the lease's
+ * signal); other write failures are logged and retried with the next change.
+ */
+class ProgressWriter {
+  private last = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private pending: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(
+    private readonly lease: JobLease,
+    private readonly tracker: ProgressTracker,
+    private readonly intervalInMs: number,
+    private readonly log: WorkerLog,
+  ) {}
+
+  poke(): void {
+    if (this.stopped || this.timer) return;
+    const wait = Math.max(this.last + this.intervalInMs - Date.now(), 0);
+    this.timer = setTimeout(() => this.flush(), wait);
+    this.timer.unref();
+  }
+
+  private flush(): void {
+    this.timer = undefined;
+    if (this.stopped || !this.tracker.takeChanged()) return;
+    this.last = Date.now();
+    this.pending = this.lease
+      .update((job) => {
+        job.progress = this.tracker.snapshot();
+        recordResolved(job, this.tracker);
+      })
+      .catch((error: unknown) => {
+        if (!(error instanceof LeaseLostError)) this.log.warn(`job progress write failed: ${errorText(error)}`);
+      });
+  }
+
+  /** Stops writing and waits for a write in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.pending;
+  }
+}

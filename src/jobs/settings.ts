@@ -1,0 +1,162 @@
+/**
+ * The app settings the import service reads, each with its default and the reason for it. Both
+ * hosts put settings in `process.env` (Azure from App Settings; the local host from
+ * local.settings.json `Values`, overridable by the environment). Values are checked when first
+ * used, so a GET still answers when, say, the target registry is not configured.
+ */
+import type { Credentials } from '../registry/credentials.js';
+import { parseReference } from '../registry/reference.js';
+import { ConfigurationError } from './errors.js';
+
+/** The queue the HTTP function feeds and the worker drains. */
+export const IMPORTS_QUEUE = 'imports';
+/** Where the Functions host moves a message whose attempts are exhausted. */
+export const IMPORTS_POISON_QUEUE = 'imports-poison';
+/** The app setting that holds the storage connection string (the host's own storage). */
+export const STORAGE_CONNECTION_SETTING = 'AzureWebJobsStorage';
+
+/** Leaves 2 minutes of host.json's 10-minute functionTimeout to save checkpoints and re-queue. */
+export const DEFAULT_TIME_BUDGET_SECONDS = 480;
+/**
+ * Long enough that renewals every third of it survive a slow storage call, short enough that a
+ * crashed worker's job resumes within about a minute of its message reappearing.
+ */
+export const DEFAULT_LEASE_SECONDS = 60;
+/** The Functions host's default, and host.json's `extensions.queues.maxDequeueCount`. */
+export const DEFAULT_MAX_DEQUEUE_COUNT = 5;
+export const DEFAULT_JOBS_TABLE = 'hoistjobs';
+export const DEFAULT_CHECKPOINTS_TABLE = 'hoistcheckpoints';
+
+type Env = Record<string, string | undefined>;
+
+/** Reads and checks settings from an environment (by default `process.env`). */
+export class Settings {
+  constructor(private readonly env: Env = process.env) {}
+
+  private value(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  }
+
+  /** `AzureWebJobsStorage`: the storage connection string for the queue, jobs and checkpoints. */
+  get storageConnectionString(): string {
+    const v = this.value(STORAGE_CONNECTION_SETTING);
+    if (!v) {
+      throw new ConfigurationError(
+        STORAGE_CONNECTION_SETTING,
+        `${STORAGE_CONNECTION_SETTING} is not set: give a storage connection string (UseDevelopmentStorage=true for Azurite)`,
+      );
+    }
+    return v;
+  }
+
+  /** `HOIST_TARGET_REGISTRY`: the registry every import writes to, as `host[:port]`. Required for POST. */
+  get targetRegistry(): string {
+    const v = this.value('HOIST_TARGET_REGISTRY');
+    if (!v) throw new ConfigurationError('HOIST_TARGET_REGISTRY', 'HOIST_TARGET_REGISTRY is not set: give the target registry login server, e.g. myregistry.azurecr.io');
+    let name: string | undefined;
+    try {
+      name = parseReference(`${v}/probe`).registry.name;
+    } catch {
+      name = undefined;
+    }
+    if (name === undefined || (name !== v && !(v === 'index.docker.io' && name === 'docker.io'))) {
+      throw new ConfigurationError('HOIST_TARGET_REGISTRY', `HOIST_TARGET_REGISTRY "${v}" is not a registry host[:port] (for example myregistry.azurecr.io or localhost:5000)`);
+    }
+    return name;
+  }
+
+  /** `HOIST_TARGET_USERNAME` + `HOIST_TARGET_PASSWORD`: both or neither. */
+  get targetCredentials(): Credentials | undefined {
+    const username = this.value('HOIST_TARGET_USERNAME');
+    const password = this.env.HOIST_TARGET_PASSWORD;
+    if (!username && !password) return undefined;
+    if (!username || !password) {
+      throw new ConfigurationError(
+        username ? 'HOIST_TARGET_PASSWORD' : 'HOIST_TARGET_USERNAME',
+        'HOIST_TARGET_USERNAME and HOIST_TARGET_PASSWORD must be set together',
+      );
+    }
+    return { username, password };
+  }
+
+  /**
+   * `HOIST_API_KEY`: when set, the HTTP functions require it in `x-functions-key` or `?code=`.
+   * On Azure the host already checks function keys; leave it unset there unless you want both.
+   */
+  get apiKey(): string | undefined {
+    return this.env.HOIST_API_KEY || undefined;
+  }
+
+  /**
+   * `HOIST_SECRET_KEY`: base64 of 32 random bytes (`openssl rand -base64 32`), the AES-256-GCM key
+   * for source credentials at rest. Unset: requests with credentials are refused (500,
+   * CONFIGURATION_ERROR); requests without credentials work. The raw string; see secret-box.ts.
+   */
+  get secretKey(): string | undefined {
+    return this.value('HOIST_SECRET_KEY');
+  }
+
+  /** `HOIST_TIME_BUDGET_SECONDS`: how long one worker invocation copies before it re-queues itself. */
+  get timeBudgetInMs(): number {
+    return this.seconds('HOIST_TIME_BUDGET_SECONDS', DEFAULT_TIME_BUDGET_SECONDS) * 1000;
+  }
+
+  /** `HOIST_JOB_LEASE_SECONDS`: a worker's hold on a job; renewed every third of it while it works. */
+  get leaseDurationInMs(): number {
+    return this.seconds('HOIST_JOB_LEASE_SECONDS', DEFAULT_LEASE_SECONDS) * 1000;
+  }
+
+  /**
+   * The host's maxDequeueCount, read from the host's own override setting
+   * `AzureFunctionsJobHost__extensions__queues__maxDequeueCount` (default 5, as in host.json), so the
+   * worker knows when a failed attempt is the last one.
+   */
+  get maxDequeueCount(): number {
+    return this.integer('AzureFunctionsJobHost__extensions__queues__maxDequeueCount', DEFAULT_MAX_DEQUEUE_COUNT, 1);
+  }
+
+  /** `HOIST_CHUNK_SIZE_BYTES`: the engine's chunk size for resumable uploads (engine default 4 MiB). */
+  get chunkSizeInBytes(): number | undefined {
+    return this.value('HOIST_CHUNK_SIZE_BYTES') === undefined ? undefined : this.integer('HOIST_CHUNK_SIZE_BYTES', 0, 1);
+  }
+
+  /** `HOIST_CONCURRENCY`: parallel blob transfers per job (engine default 4). */
+  get concurrency(): number | undefined {
+    return this.value('HOIST_CONCURRENCY') === undefined ? undefined : this.integer('HOIST_CONCURRENCY', 0, 1);
+  }
+
+  /** `HOIST_JOBS_TABLE`: the table of jobs and idempotency keys (default `hoistjobs`). */
+  get jobsTable(): string {
+    return this.tableName('HOIST_JOBS_TABLE', DEFAULT_JOBS_TABLE);
+  }
+
+  /** `HOIST_CHECKPOINTS_TABLE`: the table of blob upload checkpoints (default `hoistcheckpoints`). */
+  get checkpointsTable(): string {
+    return this.tableName('HOIST_CHECKPOINTS_TABLE', DEFAULT_CHECKPOINTS_TABLE);
+  }
+
+  private tableName(name: string, fallback: string): string {
+    const v = this.value(name) ?? fallback;
+    if (!/^[A-Za-z][A-Za-z0-9]{2,62}$/.test(v)) {
+      throw new ConfigurationError(name, `${name} "${v}" is not a table name: 3 to 63 letters and digits, starting with a letter`);
+    }
+    return v;
+  }
+
+  private seconds(name: string, fallback: number): number {
+    const v = this.value(name);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new ConfigurationError(name, `${name} "${v}" must be a positive number of seconds`);
+    return n;
+  }
+
+  private integer(name: string, fallback: number, min: number): number {
+    const v = this.value(name);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < min) throw new ConfigurationError(name, `${name} "${v}" must be a whole number of at least ${min}`);
+    return n;
+  }
+}

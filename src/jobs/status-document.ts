@@ -1,0 +1,60 @@
+/**
+ * The status document of `GET /api/imports/{id}`: what a caller may see of a job. Built field by
+ * field from the record, so nothing stored (credentials, lease owner) leaks by accident.
+ */
+import type { JobManifest, JobRecord, JobStatus } from './job-record.js';
+
+/** What the status document adds to the stored counters: the job's identity and its outcome. */
+interface ImportStatusFields {
+  id: string;
+  status: JobStatus;
+  /** The source as resolved at submission, with its digest once the worker resolved it. */
+  source: { reference: string; digest?: string; mediaType?: string };
+  targets: Array<{ reference: string; tagged: boolean; digest?: string; written?: boolean }>;
+  options: { force: boolean; platforms: string[]; referrers: boolean };
+  /** The import's manifests in the target, each digest once; `written: false` for those it already had. */
+  manifests: JobManifest[];
+}
+
+/** Fields shown as stored: counters, timestamps and the failure; never the lease or credentials. */
+type SharedFields = Pick<JobRecord, 'progress' | 'attempts' | 'continuations' | 'createdAt' | 'updatedAt' | 'startedAt' | 'completedAt' | 'error' | 'lastError'>;
+
+export type ImportStatus = ImportStatusFields & SharedFields;
+
+/** The caller's view of a job. */
+export function toStatusDocument(record: JobRecord): ImportStatus {
+  return {
+    id: record.id,
+    status: record.status,
+    source: {
+      reference: record.source,
+      ...(record.sourceDigest !== undefined && { digest: record.sourceDigest }),
+      ...(record.sourceMediaType !== undefined && { mediaType: record.sourceMediaType }),
+    },
+    targets: record.targets.map((t) => ({
+      reference: t.reference,
+      tagged: t.tagged,
+      ...(t.digest !== undefined && { digest: t.digest }),
+      ...(t.written !== undefined && { written: t.written }),
+    })),
+    options: { force: record.force, platforms: [...record.platforms], referrers: record.referrers },
+    manifests: record.manifests.map((m) => ({
+      digest: m.digest,
+      mediaType: m.mediaType,
+      ...(m.platform !== undefined && { platform: m.platform }),
+      ...(m.written !== undefined && { written: m.written }),
+    })),
+    progress: {
+      blobs: { ...record.progress.blobs },
+      bytes: { ...record.progress.bytes },
+    },
+    attempts: record.attempts,
+    continuations: record.continuations,
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+    ...(record.startedAt !== undefined && { startedAt: record.startedAt }),
+    ...(record.completedAt !== undefined && { completedAt: record.completedAt }),
+    ...(record.error !== undefined && { error: { code: record.error.code, message: record.error.message } }),
+    ...(record.lastError !== undefined && { lastError: { code: record.lastError.code, message: record.lastError.message, at: record.lastError.at } }),
+  };
+}

@@ -1,0 +1,179 @@
+/**
+ * Submitting an import (`POST /api/imports`): validate, honour the Idempotency-Key, make the
+ * no-force tag check before anything is queued, record the job with its sealed credentials, and
+ * queue it. Nothing here knows about HTTP.
+ */
+import { createHash } from 'node:crypto';
+import type { findExistingTags as FindExistingTags } from '../copy/index.js';
+import type { Credentials } from '../registry/credentials.js';
+import { ConcurrencyError, IdempotencyError, RequestError, TagExistsError, TargetCheckError } from './errors.js';
+import type { IdempotencyStore } from './idempotency-store.js';
+import { parseImportRequest, type ImportRequest } from './import-request.js';
+import { resolveImport, storeTarget } from './import-references.js';
+import { newJobId } from './job-id.js';
+import type { JobQueue } from './job-queue.js';
+import { newJobRecord, type JobRecord } from './job-record.js';
+import type { JobStore } from './job-store.js';
+import type { SecretBox } from './secret-box.js';
+import { jobCredentialSource, redact, sealCredentials } from './source-credentials.js';
+
+/** Longest Idempotency-Key accepted. */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+/**
+ * A claim whose job never appeared is abandoned after this long (the claimant died between the
+ * claim and the job insert, two table writes apart) and may be taken over.
+ */
+const ABANDONED_CLAIM_MS = 60_000;
+
+export interface SubmitImportDeps {
+  jobs: JobStore;
+  idempotency: IdempotencyStore;
+  queue: JobQueue;
+  /** The deployment's target registry (HOIST_TARGET_REGISTRY). */
+  targetRegistry: string;
+  targetCredentials?: Credentials;
+  /** Undefined when HOIST_SECRET_KEY is not set: requests with credentials are then refused. */
+  secretBox?: SecretBox;
+  findExistingTags: typeof FindExistingTags;
+  now?: () => Date;
+}
+
+export interface SubmitImportOptions {
+  /** The `Idempotency-Key` header, if any. */
+  idempotencyKey?: string;
+}
+
+export interface SubmitImportResult {
+  job: JobRecord;
+  /** True when the Idempotency-Key named an earlier job, which is returned instead of a new one. */
+  replayed: boolean;
+}
+
+/**
+ * Validates and queues an import. Throws RequestError (400), TagExistsError (409),
+ * IdempotencyError (422 reused, 409 in progress), TargetCheckError (502) or ConfigurationError.
+ */
+export async function submitImport(body: unknown, options: SubmitImportOptions, deps: SubmitImportDeps): Promise<SubmitImportResult> {
+  const key = options.idempotencyKey;
+  if (key !== undefined) checkIdempotencyKey(key);
+  const request = parseImportRequest(body);
+  const resolved = resolveImport(request, deps.targetRegistry);
+  const credentials = request.username !== undefined && request.password !== undefined ? { username: request.username, password: request.password } : undefined;
+  const now = deps.now ?? (() => new Date());
+  const id = newJobId(now());
+  // Seal first: a deployment without HOIST_SECRET_KEY refuses credentials before any network call.
+  const sealedCredentials = credentials ? sealCredentials(deps.secretBox, id, credentials) : undefined;
+  const fingerprint = requestFingerprint(request, deps.secretBox);
+
+  if (key !== undefined) {
+    const earlier = await replayOf(key, fingerprint, deps);
+    if (earlier) return { job: earlier, replayed: true };
+  }
+
+  if (!request.force) {
+    const tagged = resolved.targets.filter((t) => t.tag !== undefined);
+    let existing: Array<{ reference: string; digest: string }> = [];
+    if (tagged.length > 0) {
+      try {
+        existing = await deps.findExistingTags(
+          tagged,
+          jobCredentialSource({ sourceRegistry: resolved.source.registry.name, targetRegistry: deps.targetRegistry, ...(deps.targetCredentials && { target: deps.targetCredentials }) }),
+          resolved.source.digest,
+        );
+      } catch (error) {
+        const wrapped = new TargetCheckError(deps.targetRegistry, { cause: error });
+        wrapped.message = redact(wrapped.message, [deps.targetCredentials?.password]);
+        throw wrapped;
+      }
+    }
+    if (existing.length > 0) throw new TagExistsError(existing);
+  }
+
+  if (key !== undefined) {
+    const claim = { jobId: id, fingerprint, createdAt: now().toISOString() };
+    if (!(await deps.idempotency.claim(key, claim))) {
+      const earlier = await replayOf(key, fingerprint, deps, claim);
+      if (earlier) return { job: earlier, replayed: true };
+    }
+  }
+
+  const record = newJobRecord({
+    id,
+    source: resolved.source.toString(),
+    targets: resolved.targets.map(storeTarget),
+    force: request.force,
+    platforms: request.platforms,
+    referrers: request.referrers,
+    ...(sealedCredentials !== undefined && { sealedCredentials }),
+    now: now(),
+  });
+  const created = await deps.jobs.create(record);
+  try {
+    await deps.queue.enqueue({ jobId: id, continuation: 0 });
+  } catch (error) {
+    // Without its message the job would wait forever: undo it, so a retry (same key or not) starts afresh.
+    await deps.jobs.delete(id, created.etag).catch(() => {});
+    if (key !== undefined) await deps.idempotency.release(key, id).catch(() => {});
+    throw error;
+  }
+  return { job: record, replayed: false };
+}
+
+/**
+ * The job an earlier request with this key created, when the bodies match. Throws when they do
+ * not, or when that request is still in flight. Returns undefined when the key is free, or when an
+ * abandoned claim was taken over for `takeOver` (the new job's claim).
+ */
+async function replayOf(
+  key: string,
+  fingerprint: string,
+  deps: SubmitImportDeps,
+  takeOver?: { jobId: string; fingerprint: string; createdAt: string },
+): Promise<JobRecord | undefined> {
+  const claim = await deps.idempotency.get(key);
+  if (!claim) {
+    if (!takeOver) return undefined;
+    // The claim vanished between our insert and this read (its job could not be queued): try once more.
+    if (await deps.idempotency.claim(key, takeOver)) return undefined;
+    throw new IdempotencyError('IDEMPOTENCY_KEY_IN_PROGRESS', 'another request with this Idempotency-Key is being processed; retry shortly', '');
+  }
+  if (claim.value.fingerprint !== fingerprint) {
+    throw new IdempotencyError(
+      'IDEMPOTENCY_KEY_REUSED',
+      `this Idempotency-Key was already used for a different request (job ${claim.value.jobId}); use a new key for a new import, or resend the original body`,
+      claim.value.jobId,
+    );
+  }
+  const job = await deps.jobs.get(claim.value.jobId);
+  if (job) return job.value;
+  const age = (deps.now ?? (() => new Date()))().getTime() - Date.parse(claim.value.createdAt);
+  if (takeOver && age > ABANDONED_CLAIM_MS) {
+    try {
+      await deps.idempotency.takeOver(key, claim.etag, takeOver);
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof ConcurrencyError)) throw error;
+    }
+  }
+  throw new IdempotencyError('IDEMPOTENCY_KEY_IN_PROGRESS', `a request with this Idempotency-Key is still being processed (job ${claim.value.jobId}); retry shortly`, claim.value.jobId);
+}
+
+/** Keys are 1–255 printable ASCII characters, as in the IETF Idempotency-Key draft's examples. */
+function checkIdempotencyKey(key: string): void {
+  if (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_LENGTH || !/^[\x20-\x7e]+$/.test(key)) {
+    throw new RequestError(
+      'INVALID_IDEMPOTENCY_KEY',
+      `the Idempotency-Key header must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters, such as a UUID`,
+      'Idempotency-Key',
+    );
+  }
+}
+
+/**
+ * Identifies "the same body": the checked request with defaults applied, keys sorted. Keyed with
+ * HOIST_SECRET_KEY when set, so the stored fingerprint reveals nothing about a password.
+ */
+export function requestFingerprint(request: ImportRequest, box: SecretBox | undefined): string {
+  const canonical = JSON.stringify(request, Object.keys(request).sort());
+  return box ? box.fingerprint(canonical) : createHash('sha256').update(canonical).digest('hex');
+}

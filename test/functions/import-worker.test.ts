@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { InvocationContext } from '@azure/functions';
+import { QueueServiceClient } from '@azure/storage-queue';
+import { CopyError } from '../../src/copy/errors.js';
+import { RegistryError } from '../../src/registry/errors.js';
+import { importWorkerHandler } from '../../src/functions/import-worker.js';
+import { importsHandler } from '../../src/functions/imports.js';
+import { setEngine } from '../../src/functions/services.js';
+import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
+import { scriptedEngine, SOURCE_DIGEST } from '../jobs/scripted-engine.js';
+import { call } from './support.js';
+
+const PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
+let azurite: TestAzurite;
+
+beforeAll(async () => {
+  azurite = await startAzurite();
+  Object.assign(process.env, {
+    AzureWebJobsStorage: azurite.connectionString,
+    HOIST_TARGET_REGISTRY: '127.0.0.1:5998',
+    HOIST_SECRET_KEY: randomBytes(32).toString('base64'),
+  });
+});
+afterAll(async () => {
+  setEngine();
+  await azurite?.stop();
+});
+afterEach(() => {
+  delete process.env.HOIST_TIME_BUDGET_SECONDS;
+});
+
+const queue = () => QueueServiceClient.fromConnectionString(azurite.connectionString).getQueueClient('imports');
+
+/** Receives one visible message and decodes it as the host does (base64, then JSON). */
+async function receive(): Promise<{ body: unknown; dequeueCount: number; remove: () => Promise<unknown> } | undefined> {
+  const { receivedMessageItems } = await queue().receiveMessages({ visibilityTimeout: 30 });
+  const [m] = receivedMessageItems;
+  if (!m) return undefined;
+  return { body: JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')), dequeueCount: m.dequeueCount, remove: () => queue().deleteMessage(m.messageId, m.popReceipt) };
+}
+
+function workerContext(logs: string[], dequeueCount = 1): InvocationContext {
+  return new InvocationContext({
+    invocationId: `worker-${randomBytes(4).toString('hex')}`,
+    functionName: 'importWorker',
+    triggerMetadata: { dequeueCount },
+    logHandler: (level, ...args) => logs.push(`${level}: ${args.map(String).join(' ')}`),
+  });
+}
+
+describe('importWorker', () => {
+  it('runs a posted job to success across continuations; GET shows it done, with no secret anywhere', async () => {
+    const engine = scriptedEngine({ size: 10, chunk: 1, chunkDelayInMs: 25 });
+    setEngine({ copy: engine.copy, findExistingTags: async () => [] });
+    process.env.HOIST_TIME_BUDGET_SECONDS = '0.1';
+    const logs: string[] = [];
+    const posted = await call(importsHandler, { json: { source: 'ghcr.io/org/app:1.0', images: ['app:1.0'], username: 'bot', password: PASSWORD } }, logs);
+    expect(posted.status).toBe(202);
+    const texts: string[] = [];
+    let invocations = 0;
+    for (let message = await receive(); message; message = await receive()) {
+      texts.push(JSON.stringify(message.body));
+      await importWorkerHandler(message.body, workerContext(logs, message.dequeueCount));
+      await message.remove();
+      invocations++;
+    }
+    expect(invocations).toBeGreaterThanOrEqual(3);
+    const status = await call(importsHandler, { method: 'GET', path: `/api/imports/${posted.body.id}`, params: { id: posted.body.id } });
+    expect(status.body).toMatchObject({
+      status: 'succeeded',
+      source: { reference: 'ghcr.io/org/app:1.0', digest: SOURCE_DIGEST },
+      targets: [{ reference: '127.0.0.1:5998/app:1.0', tagged: true, digest: SOURCE_DIGEST, written: true }],
+      progress: { bytes: { total: 10, done: 10 } },
+      continuations: invocations - 1,
+      attempts: invocations,
+    });
+    expect(engine.sent).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(engine.calls[0].options.credentials!('ghcr.io')).toEqual({ username: 'bot', password: PASSWORD });
+    const everything = [...texts, ...logs, JSON.stringify(status.body), JSON.stringify(posted.body)].join('\n');
+    expect(everything).not.toContain(PASSWORD);
+    expect(logs.some((l) => l.includes('importWorker: paused'))).toBe(true);
+  });
+
+  it('throws on a transient failure, and on the last delivery marks the job failed before the message goes to poison', async () => {
+    const transient = new CopyError('REGISTRY_ERROR', 'target registry error: SERVER_ERROR (HTTP 502) on PATCH; the registry failed; retry later', 'target', {
+      cause: new RegistryError({ code: 'SERVER_ERROR', status: 502, method: 'PATCH', url: 'http://127.0.0.1:5998/v2/app/blobs/uploads/x', reference: '127.0.0.1:5998/app' }),
+    });
+    setEngine({ copy: scriptedEngine({ fail: () => transient }).copy, findExistingTags: async () => [] });
+    const posted = await call(importsHandler, { json: { source: 'ghcr.io/org/app:2.0', images: ['app:2.0'] } });
+    const message = (await receive())!;
+    const logs: string[] = [];
+    for (let dequeueCount = 1; dequeueCount <= 4; dequeueCount++) {
+      await expect(importWorkerHandler(message.body, workerContext(logs, dequeueCount))).rejects.toThrow(/SERVER_ERROR/);
+    }
+    const running = await call(importsHandler, { method: 'GET', path: `/api/imports/${posted.body.id}`, params: { id: posted.body.id } });
+    expect(running.body).toMatchObject({ status: 'running', attempts: 4, lastError: { code: 'REGISTRY_ERROR' } });
+    await expect(importWorkerHandler(message.body, workerContext(logs, 5))).rejects.toThrow(/last attempt/);
+    const failed = await call(importsHandler, { method: 'GET', path: `/api/imports/${posted.body.id}`, params: { id: posted.body.id } });
+    expect(failed.body).toMatchObject({ status: 'failed', error: { code: 'REGISTRY_ERROR', message: expect.stringMatching(/gave up after 5 attempts/) } });
+    expect(failed.body.completedAt).toBeDefined();
+    await message.remove();
+  });
+});

@@ -1,0 +1,281 @@
+import { randomBytes } from 'node:crypto';
+import { QueueServiceClient } from '@azure/storage-queue';
+import { CopyError } from '../../src/copy/errors.js';
+import type { Reference } from '../../src/registry/reference.js';
+import { importsHandler } from '../../src/functions/imports.js';
+import { jobStorage, setEngine } from '../../src/functions/services.js';
+import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
+import { call, type CallOptions } from './support.js';
+
+const PASSWORD = `src-pass-${randomBytes(8).toString('hex')}`;
+const SOURCE = 'docker.io/library/hello-world:latest';
+let azurite: TestAzurite;
+/** Tags the fake target registry "has": reference -> digest. */
+const existingTags = new Map<string, string>();
+const checkedTargets: string[][] = [];
+let targetDown = false;
+
+beforeAll(async () => {
+  azurite = await startAzurite();
+  Object.assign(process.env, {
+    AzureWebJobsStorage: azurite.connectionString,
+    HOIST_TARGET_REGISTRY: 'localhost:5999',
+    HOIST_SECRET_KEY: randomBytes(32).toString('base64'),
+  });
+  // The no-force pre-check asks the engine; until real registries are wired into these tests,
+  // a scripted answer stands in for the target registry.
+  setEngine({
+    findExistingTags: async (targets: Reference[], _credentials, digest) => {
+      if (targetDown) throw new CopyError('AUTH_FAILED', 'authentication failed on the target localhost:5999/x: UNAUTHORIZED', 'target');
+      checkedTargets.push(targets.map(String));
+      return targets.filter((t) => existingTags.has(t.toString()) && existingTags.get(t.toString()) !== digest).map((t) => ({ reference: t.toString(), digest: existingTags.get(t.toString())! }));
+    },
+  });
+});
+afterAll(async () => {
+  setEngine();
+  await azurite?.stop();
+});
+afterEach(() => {
+  delete process.env.HOIST_API_KEY;
+  existingTags.clear();
+  targetDown = false;
+});
+
+const post = (json: unknown, extra: Omit<CallOptions, 'json'> = {}) => call(importsHandler, { json, ...extra });
+const get = (path: string, extra: CallOptions = {}) => call(importsHandler, { method: 'GET', path, ...extra });
+
+function importsQueue() {
+  return QueueServiceClient.fromConnectionString(azurite.connectionString).getQueueClient('imports');
+}
+
+/** The oldest 32 messages (peeked, left in place). */
+async function queuedMessages(): Promise<string[]> {
+  await importsQueue().createIfNotExists();
+  const { peekedMessageItems } = await importsQueue().peekMessages({ numberOfMessages: 32 });
+  return peekedMessageItems.map((m) => m.messageText);
+}
+
+async function queueLength(): Promise<number> {
+  await importsQueue().createIfNotExists();
+  return (await importsQueue().getProperties()).approximateMessagesCount ?? 0;
+}
+
+describe('POST /api/imports', () => {
+  it('queues a job: 202, Location, the status document, and a base64 message with only the id', async () => {
+    const before = await queueLength();
+    const res = await post({ source: SOURCE, images: ['hello:v1'], untaggedRepositories: ['mirror/hello'], platforms: ['linux/amd64'] });
+    expect(res.status).toBe(202);
+    expect(res.headers.location).toBe(`/api/imports/${res.body.id}`);
+    expect(res.body).toMatchObject({
+      status: 'queued',
+      source: { reference: SOURCE },
+      targets: [
+        { reference: 'localhost:5999/hello:v1', tagged: true },
+        { reference: 'localhost:5999/mirror/hello', tagged: false },
+      ],
+      options: { force: false, platforms: ['linux/amd64'], referrers: false },
+      manifests: [],
+      progress: { blobs: { total: 0, done: 0, skipped: 0, mounted: 0 }, bytes: { total: 0, done: 0 } },
+      attempts: 0,
+      continuations: 0,
+    });
+    expect(checkedTargets.at(-1)).toEqual(['localhost:5999/hello:v1']);
+    expect(await queueLength()).toBe(before + 1);
+    const messages = (await queuedMessages()).map((m) => JSON.parse(Buffer.from(m, 'base64').toString('utf8')) as unknown);
+    expect(messages).toContainEqual({ jobId: res.body.id, continuation: 0 });
+
+    const fetched = await get(`/api/imports/${res.body.id}`, { params: { id: res.body.id } });
+    expect(fetched.status).toBe(200);
+    expect(fetched.body).toEqual(res.body);
+  });
+
+  it('keeps credentials out of the response, the status document, the queue and the logs, but seals them in the job', async () => {
+    const logs: string[] = [];
+    const res = await call(importsHandler, { json: { source: SOURCE, images: ['private:v1'], username: 'robot$reader', password: PASSWORD } }, logs);
+    expect(res.status).toBe(202);
+    const fetched = await get(`/api/imports/${res.body.id}`, { params: { id: res.body.id } });
+    const stored = (await (await jobStorage()).jobs.get(res.body.id))!.value;
+    expect(stored.sealedCredentials).toMatch(/^v1\./);
+    const messages = (await queuedMessages()).map((m) => `${m} ${Buffer.from(m, 'base64').toString('utf8')}`);
+    expect(messages.some((m) => m.includes(res.body.id))).toBe(true);
+    const everything = [JSON.stringify(res.body), JSON.stringify(fetched.body), ...messages, ...logs, JSON.stringify(stored)].join('\n');
+    expect(everything).not.toContain(PASSWORD);
+    expect(JSON.stringify(fetched.body)).not.toContain('robot$reader');
+  });
+
+  it.each<[string, CallOptions, number, string, string | undefined, RegExp]>([
+    ['unknown field', { json: { source: SOURCE, tag: 'x' } }, 400, 'UNKNOWN_FIELD', 'tag', /unknown field "tag"/],
+    ['wrong type', { json: { source: SOURCE, referrers: 'yes' } }, 400, 'INVALID_FIELD', 'referrers', /"referrers" is a string; expected true or false/],
+    ['invalid reference', { json: { source: 'docker.io/UPPER/x:1' } }, 400, 'INVALID_REFERENCE', 'source', /invalid reference/],
+    ['not fully qualified', { json: { source: 'hello-world' } }, 400, 'INVALID_REFERENCE', 'source', /not fully qualified/],
+    ['empty images entry', { json: { source: SOURCE, images: [''] } }, 400, 'INVALID_FIELD', 'images[0]', /"images\[0\]" is empty/],
+    ['password without username', { json: { source: SOURCE, password: PASSWORD } }, 400, 'INCOMPLETE_CREDENTIALS', 'password', /without "username"/],
+    ['malformed platform', { json: { source: SOURCE, platforms: ['linux/amd64/v1/x'] } }, 400, 'INVALID_PLATFORM', 'platforms[0]', /os\/arch or os\/arch\/variant/],
+    ['too many targets', { json: { source: SOURCE, images: Array.from({ length: 51 }, (_, i) => `r:t${i}`) } }, 400, 'TOO_MANY_TARGETS', 'images', /more than the 50 accepted/],
+    ['invalid JSON', { body: '{"source": ', headers: { 'content-type': 'application/json' } }, 400, 'INVALID_JSON', undefined, /not valid JSON/],
+    ['empty body', { body: '', headers: { 'content-type': 'application/json' } }, 400, 'INVALID_JSON', undefined, /body is empty/],
+    ['a JSON array', { json: [] }, 400, 'INVALID_JSON', undefined, /must be a JSON object/],
+    ['not JSON', { body: 'source=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 415, 'UNSUPPORTED_MEDIA_TYPE', 'Content-Type', /must be JSON: send Content-Type: application\/json, not application\/x-www-form-urlencoded/],
+    ['no content type', { body: '{}', headers: {} }, 415, 'UNSUPPORTED_MEDIA_TYPE', 'Content-Type', /must be JSON/],
+    ['over 64 KiB', { body: JSON.stringify({ source: SOURCE, images: ['x'.repeat(70_000)] }), headers: { 'content-type': 'application/json' } }, 413, 'PAYLOAD_TOO_LARGE', undefined, /at most 65536 bytes/],
+    ['a bad Idempotency-Key', { json: { source: SOURCE }, headers: { 'idempotency-key': 'x'.repeat(300) } }, 400, 'INVALID_IDEMPOTENCY_KEY', 'Idempotency-Key', /1 to 255 printable ASCII/],
+  ])('answers %s with its status, code, field and message', async (_name, options, status, code, field, message) => {
+    const before = await queueLength();
+    const res = await call(importsHandler, { method: 'POST', ...options });
+    expect(res.status).toBe(status);
+    expect(res.body.error.code).toBe(code);
+    expect(res.body.error.field).toBe(field);
+    expect(res.body.error.message).toMatch(message);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(JSON.stringify(res.body)).not.toContain(PASSWORD);
+    expect(await queueLength()).toBe(before);
+  });
+
+  it('answers 409 when a target tag exists and force is not set, before anything is queued', async () => {
+    existingTags.set('localhost:5999/hello:taken', `sha256:${'e'.repeat(64)}`);
+    const before = await queueLength();
+    const res = await post({ source: SOURCE, images: ['hello:free', 'hello:taken'] });
+    expect(res.status).toBe(409);
+    expect(res.body.error).toMatchObject({ code: 'TAG_EXISTS', field: 'images' });
+    expect(res.body.error.message).toMatch(/localhost:5999\/hello:taken .*set "force": true/);
+    expect(await queueLength()).toBe(before);
+    // With force, no check is made and the job is queued.
+    const forced = await post({ source: SOURCE, images: ['hello:taken'], force: true });
+    expect(forced.status).toBe(202);
+    // A tag that already points at the requested digest is no conflict.
+    const digest = `sha256:${'e'.repeat(64)}`;
+    expect((await post({ source: `docker.io/library/hello-world@${digest}`, images: ['hello:taken'] })).status).toBe(202);
+  });
+
+  it('answers 502 when the target cannot be checked', async () => {
+    targetDown = true;
+    const res = await post({ source: SOURCE, images: ['hello:v9'] });
+    expect(res.status).toBe(502);
+    expect(res.body.error.code).toBe('TARGET_CHECK_FAILED');
+    expect(res.body.error.message).toMatch(/could not check the target registry localhost:5999/);
+  });
+
+  it('refuses credentials when HOIST_SECRET_KEY is not set, and accepts the rest', async () => {
+    const key = process.env.HOIST_SECRET_KEY;
+    delete process.env.HOIST_SECRET_KEY;
+    try {
+      const res = await post({ source: SOURCE, images: ['hello:nokey'], username: 'u', password: PASSWORD });
+      expect(res.status).toBe(500);
+      expect(res.body.error.code).toBe('CONFIGURATION_ERROR');
+      expect(res.body.error.message).toMatch(/HOIST_SECRET_KEY is not set/);
+      expect(JSON.stringify(res.body)).not.toContain(PASSWORD);
+      expect((await post({ source: SOURCE, images: ['hello:nokey'] })).status).toBe(202);
+    } finally {
+      process.env.HOIST_SECRET_KEY = key;
+    }
+  });
+});
+
+describe('Idempotency-Key', () => {
+  it('returns the same job for the same key and body, however the body is spelt', async () => {
+    const key = `key-${randomBytes(6).toString('hex')}`;
+    const first = await post({ source: SOURCE, images: ['idem:v1'] }, { headers: { 'idempotency-key': key } });
+    expect(first.status).toBe(202);
+    // Someone else creates the tag meanwhile: a replay still returns the job (no 409).
+    existingTags.set('localhost:5999/idem:v1', `sha256:${'f'.repeat(64)}`);
+    const again = await post({ images: ['idem:v1'], source: SOURCE, force: false }, { headers: { 'idempotency-key': key } });
+    expect(again.status).toBe(202);
+    expect(again.body.id).toBe(first.body.id);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.headers.location).toBe(first.headers.location);
+  });
+
+  it('refuses the same key with a different body', async () => {
+    const key = `key-${randomBytes(6).toString('hex')}`;
+    const first = await post({ source: SOURCE, images: ['idem:v2'] }, { headers: { 'idempotency-key': key } });
+    const other = await post({ source: SOURCE, images: ['idem:v3'] }, { headers: { 'idempotency-key': key } });
+    expect(other.status).toBe(422);
+    expect(other.body.error).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED', field: 'Idempotency-Key' });
+    expect(other.body.error.message).toContain(first.body.id);
+  });
+
+  it('creates one job for concurrent requests with one key', async () => {
+    const key = `key-${randomBytes(6).toString('hex')}`;
+    const before = await queueLength();
+    const results = await Promise.all(Array.from({ length: 6 }, () => post({ source: SOURCE, images: ['idem:race'] }, { headers: { 'idempotency-key': key } })));
+    const ids = new Set(results.filter((r) => r.status === 202).map((r) => r.body.id));
+    expect(ids.size).toBe(1);
+    for (const r of results.filter((r) => r.status !== 202)) expect(r.body.error.code).toBe('IDEMPOTENCY_KEY_IN_PROGRESS');
+    expect(await queueLength()).toBe(before + 1);
+  });
+
+  it('treats a different password as a different body', async () => {
+    const key = `key-${randomBytes(6).toString('hex')}`;
+    expect((await post({ source: SOURCE, images: ['idem:pw'], username: 'u', password: 'one-password' }, { headers: { 'idempotency-key': key } })).status).toBe(202);
+    expect((await post({ source: SOURCE, images: ['idem:pw'], username: 'u', password: 'two-password' }, { headers: { 'idempotency-key': key } })).status).toBe(422);
+  });
+});
+
+describe('GET /api/imports', () => {
+  it('answers 404 for an unknown or malformed id', async () => {
+    for (const id of ['0000000000000000000', 'nope', '..%2F..']) {
+      const res = await get(`/api/imports/${id}`, { params: { id } });
+      expect(res.status).toBe(404);
+      expect(res.body.error).toMatchObject({ code: 'NOT_FOUND', field: 'id' });
+    }
+  });
+
+  it('lists recent jobs newest first, paged, filtered by status', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      ids.push((await post({ source: SOURCE, images: [`list:v${i}`] })).body.id);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const first = await get('/api/imports?pageSize=3&status=queued');
+    expect(first.status).toBe(200);
+    expect(first.body.value.map((j: { id: string }) => j.id)).toEqual([...ids].reverse().slice(0, 3));
+    expect(first.body.continuationToken).toBe(ids[2]);
+    expect(first.body.nextLink).toBe(`/api/imports?status=queued&pageSize=3&continuationToken=${ids[2]}`);
+    const second = await get(first.body.nextLink);
+    expect(second.body.value.map((j: { id: string }) => j.id).slice(0, 2)).toEqual([ids[1], ids[0]]);
+    for (const job of [...first.body.value, ...second.body.value]) expect(job.status).toBe('queued');
+
+    const none = await get('/api/imports?status=succeeded,failed');
+    expect(none.body).toEqual({ value: [] });
+  });
+
+  it.each([
+    ['/api/imports?status=done', 'status', /give one or more of queued, running, succeeded, failed/],
+    ['/api/imports?pageSize=0', 'pageSize', /from 1 to 100/],
+    ['/api/imports?pageSize=abc', 'pageSize', /from 1 to 100/],
+    ['/api/imports?continuationToken=zzz', 'continuationToken', /not one this API issued/],
+  ])('rejects %s', async (path, field, message) => {
+    const res = await get(path);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'INVALID_QUERY', field });
+    expect(res.body.error.message).toMatch(message);
+  });
+});
+
+describe('HOIST_API_KEY', () => {
+  it('is required in x-functions-key or ?code= when set', async () => {
+    process.env.HOIST_API_KEY = 'the-key';
+    const missing = await post({ source: SOURCE, images: ['key:v1'] });
+    expect(missing.status).toBe(401);
+    expect(missing.body.error.code).toBe('UNAUTHORIZED');
+    expect(missing.body.error.message).toMatch(/x-functions-key header or the code query parameter/);
+    expect((await post({ source: SOURCE, images: ['key:v1'] }, { headers: { 'x-functions-key': 'wrong' } })).status).toBe(401);
+    expect((await get('/api/imports')).status).toBe(401);
+    expect((await post({ source: SOURCE, images: ['key:v1'] }, { headers: { 'x-functions-key': 'the-key' } })).status).toBe(202);
+    expect((await get('/api/imports?code=the-key')).status).toBe(200);
+  });
+
+  it('is checked before the body, so a stranger learns nothing from validation', async () => {
+    process.env.HOIST_API_KEY = 'the-key';
+    expect((await call(importsHandler, { method: 'POST', body: 'x', headers: { 'content-type': 'text/plain' } })).status).toBe(401);
+  });
+});
+
+describe('methods', () => {
+  it('answers 405 with Allow for what the function does not serve', async () => {
+    const res = await call(importsHandler, { method: 'POST', path: '/api/imports/abc', params: { id: 'abc' }, json: {} });
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe('GET');
+  });
+});

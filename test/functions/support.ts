@@ -1,0 +1,46 @@
+/**
+ * Calling the HTTP handlers directly, as the hosts do: build an HttpRequest and an
+ * InvocationContext whose logs are captured.
+ */
+import { HttpRequest, InvocationContext, type HttpHandler, type HttpResponseInit } from '@azure/functions';
+
+export interface CallOptions {
+  method?: string;
+  /** Path and query after the host, e.g. `/api/imports?status=failed`. */
+  path?: string;
+  body?: string | Uint8Array;
+  json?: unknown;
+  headers?: Record<string, string>;
+  params?: Record<string, string>;
+}
+
+export interface Called {
+  status: number;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  headers: Record<string, string>;
+}
+
+export function context(logs: string[] = [], functionName = 'imports'): InvocationContext {
+  return new InvocationContext({
+    invocationId: `test-${Math.random().toString(36).slice(2)}`,
+    functionName,
+    triggerMetadata: { dequeueCount: 1 },
+    logHandler: (level, ...args) => logs.push(`${level}: ${args.map(String).join(' ')}`),
+  });
+}
+
+export async function call(handler: HttpHandler, options: CallOptions, logs: string[] = []): Promise<Called> {
+  const headers = { ...(options.json !== undefined && { 'content-type': 'application/json' }), ...options.headers };
+  const body = options.json !== undefined ? { string: JSON.stringify(options.json) } : typeof options.body === 'string' ? { string: options.body } : options.body ? { bytes: options.body } : undefined;
+  const request = new HttpRequest({
+    method: options.method ?? (options.json !== undefined || options.body !== undefined ? 'POST' : 'GET'),
+    url: `http://localhost:7071${options.path ?? '/api/imports'}`,
+    headers,
+    ...(body && { body }),
+    ...(options.params && { params: options.params }),
+  });
+  const response = (await handler(request, context(logs))) as HttpResponseInit;
+  const outHeaders: Record<string, string> = {};
+  for (const [k, v] of Object.entries((response.headers ?? {}) as Record<string, string>)) outHeaders[k.toLowerCase()] = v;
+  return { status: response.status ?? 200, body: response.jsonBody, headers: outHeaders };
+}

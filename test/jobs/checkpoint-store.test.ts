@@ -1,0 +1,68 @@
+import type { BlobCheckpoint } from '../../src/copy/types.js';
+import { ConcurrencyError } from '../../src/jobs/errors.js';
+import { newJobId } from '../../src/jobs/job-id.js';
+import { useJobStorage } from './azurite.js';
+
+const env = useJobStorage();
+
+const DIGEST = `sha256:${'b'.repeat(64)}`;
+const TARGET = 'localhost:5000/big/layer';
+
+function checkpoint(offset: number): BlobCheckpoint {
+  return { target: TARGET, digest: DIGEST, size: 5 * 2 ** 30, location: 'http://localhost:5000/v2/big/layer/blobs/uploads/abc?_state=xyz', offset, chunkSize: 4 * 2 ** 20, updatedAt: '2025-06-01T00:00:00.000Z' };
+}
+
+describe('table checkpoints', () => {
+  it('save, load and remove one blob\'s checkpoint, past 2^31 bytes', async () => {
+    const jobId = newJobId();
+    const store = env.storage.checkpoints.forJob(jobId);
+    expect(await store.load(TARGET, DIGEST)).toBeUndefined();
+    await store.save(checkpoint(4 * 2 ** 20));
+    await store.save(checkpoint(3 * 2 ** 30));
+    // Another process (the next invocation) reads it back.
+    const resumed = env.storage.checkpoints.forJob(jobId);
+    expect(await resumed.load(TARGET, DIGEST)).toEqual(checkpoint(3 * 2 ** 30));
+    expect(await resumed.load(TARGET, `sha256:${'c'.repeat(64)}`)).toBeUndefined();
+    await resumed.save(checkpoint(3 * 2 ** 30 + 4 * 2 ** 20));
+    await resumed.remove(TARGET, DIGEST);
+    expect(await env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST)).toBeUndefined();
+    await resumed.remove(TARGET, DIGEST);
+  });
+
+  it('keeps jobs apart', async () => {
+    const a = env.storage.checkpoints.forJob(newJobId());
+    const b = env.storage.checkpoints.forJob(newJobId());
+    await a.save(checkpoint(1));
+    expect(await b.load(TARGET, DIGEST)).toBeUndefined();
+  });
+
+  it('refuses a write over a checkpoint someone else changed since it was read', async () => {
+    const jobId = newJobId();
+    const first = env.storage.checkpoints.forJob(jobId);
+    const second = env.storage.checkpoints.forJob(jobId);
+    await first.save(checkpoint(1));
+    await second.load(TARGET, DIGEST);
+    await first.save(checkpoint(2));
+    await expect(second.save(checkpoint(3))).rejects.toBeInstanceOf(ConcurrencyError);
+    expect((await env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST))?.offset).toBe(2);
+    // Two processes both starting the same blob: only one creates the row.
+    const other = newJobId();
+    const x = env.storage.checkpoints.forJob(other);
+    const y = env.storage.checkpoints.forJob(other);
+    await x.load(TARGET, DIGEST);
+    await y.load(TARGET, DIGEST);
+    await x.save(checkpoint(1));
+    await expect(y.save(checkpoint(1))).rejects.toBeInstanceOf(ConcurrencyError);
+  });
+
+  it('removes every checkpoint of a job when it ends', async () => {
+    const jobId = newJobId();
+    const store = env.storage.checkpoints.forJob(jobId);
+    for (let i = 0; i < 5; i++) await store.save({ ...checkpoint(i), digest: `sha256:${String(i).repeat(64)}` });
+    const keep = env.storage.checkpoints.forJob(newJobId());
+    await keep.save(checkpoint(7));
+    await env.storage.checkpoints.removeJob(jobId);
+    for (let i = 0; i < 5; i++) expect(await env.storage.checkpoints.forJob(jobId).load(TARGET, `sha256:${String(i).repeat(64)}`)).toBeUndefined();
+    expect((await env.storage.checkpoints.forJob(keep.jobId).load(TARGET, DIGEST))?.offset).toBe(7);
+  });
+});

@@ -1,0 +1,134 @@
+import { RequestError } from '../../src/jobs/errors.js';
+import { MAX_TARGETS, parseImportRequest } from '../../src/jobs/import-request.js';
+import { loadTarget, resolveImport, storeTarget } from '../../src/jobs/import-references.js';
+
+function rejection(body: unknown): RequestError {
+  try {
+    parseImportRequest(body);
+  } catch (error) {
+    if (error instanceof RequestError) return error;
+    throw error;
+  }
+  throw new Error('expected a RequestError');
+}
+
+const SOURCE = 'docker.io/library/hello-world:latest';
+const DIGEST = `sha256:${'a'.repeat(64)}`;
+
+describe('parseImportRequest', () => {
+  it('accepts the issue example and applies defaults', () => {
+    const request = parseImportRequest({
+      source: 'hello-world:latest',
+      registry: 'src.azurecr.io',
+      images: ['hello-world:latest', 'hello-world:v1', 'hello-world:v1'],
+      untaggedRepositories: ['hello-world'],
+      username: 'user',
+      password: 'pass',
+      force: false,
+      platforms: ['linux/amd64', 'linux/amd64'],
+      referrers: false,
+    });
+    expect(request).toEqual({
+      source: 'hello-world:latest',
+      registry: 'src.azurecr.io',
+      images: ['hello-world:latest', 'hello-world:v1'],
+      untaggedRepositories: ['hello-world'],
+      username: 'user',
+      password: 'pass',
+      force: false,
+      platforms: ['linux/amd64'],
+      referrers: false,
+    });
+    expect(parseImportRequest({ source: SOURCE })).toEqual({ source: SOURCE, images: [], untaggedRepositories: [], force: false, platforms: [], referrers: false });
+  });
+
+  it.each<[string, unknown, string, string | undefined, RegExp]>([
+    ['not an object', [1, 2], 'INVALID_JSON', undefined, /must be a JSON object, not an array/],
+    ['null body', null, 'INVALID_JSON', undefined, /must be a JSON object, not null/],
+    ['missing source', { images: ['a:b'] }, 'MISSING_FIELD', 'source', /"source" is required: give a fully qualified image reference/],
+    ['unknown field', { source: SOURCE, tags: ['x'] }, 'UNKNOWN_FIELD', 'tags', /unknown field "tags": the accepted fields are source, registry, images/],
+    ['source of the wrong type', { source: 42 }, 'INVALID_FIELD', 'source', /"source" is a number; expected a fully qualified image reference/],
+    ['force of the wrong type', { source: SOURCE, force: 'yes' }, 'INVALID_FIELD', 'force', /"force" is a string; expected true or false/],
+    ['images not an array', { source: SOURCE, images: 'a:b' }, 'INVALID_FIELD', 'images', /"images" is a string; expected a list of up to 50/],
+    ['an images entry of the wrong type', { source: SOURCE, images: ['a:b', 7] }, 'INVALID_FIELD', 'images[1]', /"images\[1\]" is a number; expected a string/],
+    ['an empty images entry', { source: SOURCE, images: ['a:b', ''] }, 'INVALID_FIELD', 'images[1]', /"images\[1\]" is empty; expected a list of up to 50 target "repo:tag"/],
+    ['an invalid source reference', { source: 'docker.io/Library/Hello:latest' }, 'INVALID_REFERENCE', 'source', /"source": invalid reference .*repository component "Library" is not valid/],
+    ['a source not fully qualified', { source: 'hello-world:latest' }, 'INVALID_REFERENCE', 'source', /not fully qualified: start it with the registry host/],
+    ['a source with a host when registry is given', { source: 'src.azurecr.io/hello:1', registry: 'src.azurecr.io' }, 'INVALID_REFERENCE', 'source', /with "registry", "source" is repo\[:tag\|@digest\]/],
+    ['a registry that is not a host', { source: 'hello:1', registry: 'not a host' }, 'INVALID_REFERENCE', 'registry', /"registry" "not a host" is not a registry host\[:port\]/],
+    ['a registry with a path', { source: 'hello:1', registry: 'src.azurecr.io/x' }, 'INVALID_REFERENCE', 'registry', /contains '\/'/],
+    ['a registry resource ID', { source: 'hello:1', registry: '/subscriptions/x/resourceGroups/y/providers/Microsoft.ContainerRegistry/registries/z' }, 'INVALID_FIELD', 'registry', /Azure resource ID, which is not supported yet/],
+    ['an invalid image', { source: SOURCE, images: ['UPPER:tag'] }, 'INVALID_REFERENCE', 'images[0]', /"images\[0\]": invalid reference/],
+    ['an image with a digest', { source: SOURCE, images: [`hello@${DIGEST}`] }, 'INVALID_REFERENCE', 'images[0]', /images are repo:tag; to copy without a tag, list the repository in "untaggedRepositories"/],
+    ['an image with a registry host', { source: SOURCE, images: ['other.io/hello:1'] }, 'INVALID_REFERENCE', 'images[0]', /starts with a registry host "other.io"/],
+    ['an untagged repository with a tag', { source: SOURCE, untaggedRepositories: ['hello:1'] }, 'INVALID_REFERENCE', 'untaggedRepositories[0]', /repository names only/],
+    ['an invalid untagged repository', { source: SOURCE, untaggedRepositories: ['-bad'] }, 'INVALID_REFERENCE', 'untaggedRepositories[0]', /invalid reference/],
+    ['a password without a username', { source: SOURCE, password: 'secret' }, 'INCOMPLETE_CREDENTIALS', 'password', /"password" is given without "username"/],
+    ['a username without a password', { source: SOURCE, username: 'me' }, 'INCOMPLETE_CREDENTIALS', 'username', /"username" is given without "password"/],
+    ['a malformed platform', { source: SOURCE, platforms: ['linux'] }, 'INVALID_PLATFORM', 'platforms[0]', /platform "linux" is not valid: use os\/arch or os\/arch\/variant/],
+    ['too many images', { source: SOURCE, images: Array.from({ length: MAX_TARGETS + 1 }, (_, i) => `r:t${i}`) }, 'TOO_MANY_TARGETS', 'images', /"images" has 51 entries, more than the 50 accepted per import/],
+    [
+      'too many targets in all',
+      { source: SOURCE, images: Array.from({ length: 30 }, (_, i) => `r:t${i}`), untaggedRepositories: Array.from({ length: 21 }, (_, i) => `u${i}`) },
+      'TOO_MANY_TARGETS',
+      'images',
+      /51 targets requested in "images" and "untaggedRepositories"; at most 50/,
+    ],
+    ['an overlong source', { source: `docker.io/${'a'.repeat(600)}:1` }, 'INVALID_FIELD', 'source', /"source" is longer than 512 characters/],
+  ])('rejects %s', (_name, body, code, field, message) => {
+    const error = rejection(body);
+    expect(error.code).toBe(code);
+    expect(error.field).toBe(field);
+    expect(error.message).toMatch(message);
+  });
+
+  it('lists every problem in details, unknown fields first', () => {
+    const error = rejection({ sorce: SOURCE, force: 1 });
+    expect(error.code).toBe('UNKNOWN_FIELD');
+    expect(error.details.map((d) => [d.code, d.field])).toEqual([
+      ['UNKNOWN_FIELD', 'sorce'],
+      ['MISSING_FIELD', 'source'],
+      ['INVALID_FIELD', 'force'],
+    ]);
+  });
+
+  it('never echoes a password in an error', () => {
+    const error = rejection({ source: SOURCE, password: 'hunter2-very-secret', unknown: true });
+    expect(JSON.stringify({ message: error.message, details: error.details })).not.toContain('hunter2');
+  });
+});
+
+describe('resolveImport', () => {
+  it('defaults the target to the source repo:tag in the target registry', () => {
+    const { source, targets } = resolveImport(parseImportRequest({ source: SOURCE }), 'target.example:5000');
+    expect(source.toString()).toBe(SOURCE);
+    expect(targets.map(String)).toEqual(['target.example:5000/library/hello-world:latest']);
+  });
+
+  it('makes a digest-only source with no images an untagged import', () => {
+    const { targets } = resolveImport(parseImportRequest({ source: `ghcr.io/org/app@${DIGEST}` }), 'target.example');
+    expect(targets).toHaveLength(1);
+    expect(targets[0].tag).toBeUndefined();
+    expect(targets[0].digest).toBeUndefined();
+    expect(targets[0].toString()).toBe('target.example/org/app');
+  });
+
+  it('qualifies the source with registry and lists tagged and untagged targets, deduplicated', () => {
+    const { source, targets } = resolveImport(
+      parseImportRequest({ source: 'hello-world:v1', registry: 'src.azurecr.io', images: ['hello:v1', 'hello:v1', 'hello'], untaggedRepositories: ['mirror/hello'] }),
+      'dst.azurecr.io',
+    );
+    expect(source.toString()).toBe('src.azurecr.io/hello-world:v1');
+    expect(targets.map(String)).toEqual(['dst.azurecr.io/hello:v1', 'dst.azurecr.io/hello:latest', 'dst.azurecr.io/mirror/hello']);
+    const round = targets.map(storeTarget).map(loadTarget);
+    expect(round.map(String)).toEqual(targets.map(String));
+    expect(round[2].tag).toBeUndefined();
+  });
+
+  it('names the field when a target is too long for the target registry', () => {
+    const long = `${'a'.repeat(250)}:v1`;
+    expect(() => resolveImport(parseImportRequest({ source: SOURCE, images: [long] }), 'a-long-registry-name.example.com')).toThrow(
+      expect.objectContaining({ code: 'INVALID_REFERENCE', field: 'images[0]' }),
+    );
+  });
+});

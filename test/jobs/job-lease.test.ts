@@ -1,0 +1,102 @@
+import { LeaseLostError } from '../../src/jobs/errors.js';
+import { newJobId } from '../../src/jobs/job-id.js';
+import { acquireJobLease, type LeaseOutcome } from '../../src/jobs/job-lease.js';
+import { newJobRecord, type JobRecord } from '../../src/jobs/job-record.js';
+import { useJobStorage } from './azurite.js';
+
+const env = useJobStorage();
+
+async function createJob(overrides: Partial<JobRecord> = {}): Promise<JobRecord> {
+  const record = { ...newJobRecord({ id: newJobId(), source: 'docker.io/library/alpine:3', targets: [{ reference: 'localhost:5000/alpine:3', tagged: true }], force: false, platforms: [], referrers: false }), ...overrides };
+  await env.storage.jobs.create(record);
+  return record;
+}
+
+function acquire(id: string, owner: string, options: { durationInMs?: number; continuation?: number } = {}): Promise<LeaseOutcome> {
+  return acquireJobLease(env.storage.jobs, id, { owner, durationInMs: options.durationInMs ?? 30_000, continuation: options.continuation ?? 0 });
+}
+
+describe('job lease', () => {
+  it('goes to exactly one of many concurrent invocations', async () => {
+    const record = await createJob();
+    const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => acquire(record.id, `worker-${i}`)));
+    const acquired = outcomes.filter((o) => o.kind === 'acquired');
+    expect(acquired).toHaveLength(1);
+    expect(outcomes.filter((o) => o.kind === 'held')).toHaveLength(9);
+    const stored = (await env.storage.jobs.get(record.id))!.value;
+    expect(stored.status).toBe('running');
+    expect(stored.attempts).toBe(1);
+    expect(stored.leaseOwner).toBe(acquired[0].kind === 'acquired' ? acquired[0].lease.owner : '');
+    for (const o of outcomes) if (o.kind === 'held') expect(o.retryAfterMs).toBeGreaterThan(0);
+  });
+
+  it('can be taken over once expired, and the old holder then loses its next write', async () => {
+    const record = await createJob();
+    const first = await acquire(record.id, 'first', { durationInMs: 300 });
+    expect(first.kind).toBe('acquired');
+    expect((await acquire(record.id, 'second')).kind).toBe('held');
+    await new Promise((r) => setTimeout(r, 400));
+    const second = await acquire(record.id, 'second');
+    expect(second.kind).toBe('acquired');
+    if (first.kind !== 'acquired' || second.kind !== 'acquired') return;
+    await expect(first.lease.update((j) => (j.progress.bytes.done = 1))).rejects.toBeInstanceOf(LeaseLostError);
+    expect(first.lease.lost).toBe(true);
+    expect(first.lease.signal.aborted).toBe(true);
+    await second.lease.update((j) => (j.progress.bytes.done = 2));
+    const stored = (await env.storage.jobs.get(record.id))!.value;
+    expect(stored.leaseOwner).toBe('second');
+    expect(stored.progress.bytes.done).toBe(2);
+    expect(stored.attempts).toBe(2);
+  });
+
+  it('serializes the holder\'s own writes and re-applies them after an unrelated change', async () => {
+    const record = await createJob();
+    const outcome = await acquire(record.id, 'holder');
+    if (outcome.kind !== 'acquired') throw new Error('not acquired');
+    const { lease } = outcome;
+    await Promise.all(Array.from({ length: 5 }, (_, i) => lease.update((j) => (j.progress.blobs.done = i + 1))));
+    // Someone else touches the job without taking the lease (an operator tool, say).
+    const current = (await env.storage.jobs.get(record.id))!;
+    await env.storage.jobs.replace({ ...current.value, referrers: true }, current.etag);
+    await lease.update((j) => (j.progress.blobs.total = 9));
+    const stored = (await env.storage.jobs.get(record.id))!.value;
+    expect(stored.progress.blobs).toMatchObject({ done: 5, total: 9 });
+    expect(stored.referrers).toBe(true);
+    await lease.release((j) => (j.progress.blobs.skipped = 1));
+    const released = (await env.storage.jobs.get(record.id))!.value;
+    expect(released.leaseOwner).toBeUndefined();
+    expect(released.leaseExpiresAt).toBeUndefined();
+  });
+
+  it('is renewed while held, and aborts its signal when renewal is impossible', async () => {
+    const record = await createJob();
+    const outcome = await acquire(record.id, 'renewer', { durationInMs: 600 });
+    if (outcome.kind !== 'acquired') throw new Error('not acquired');
+    outcome.lease.startRenewal();
+    await new Promise((r) => setTimeout(r, 1500));
+    // Still ours: a competitor finds it held.
+    expect((await acquire(record.id, 'competitor')).kind).toBe('held');
+    // Steal it behind the holder's back: the next renewal notices and aborts.
+    // (Retry: the thief's read-then-write can itself lose to a renewal.)
+    for (let stolen = false; !stolen; ) {
+      const current = (await env.storage.jobs.get(record.id))!;
+      stolen = await env.storage.jobs
+        .replace({ ...current.value, leaseOwner: 'thief', leaseExpiresAt: new Date(Date.now() + 60_000).toISOString() }, current.etag)
+        .then(() => true, () => false);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    expect(outcome.lease.signal.aborted).toBe(true);
+    outcome.lease.stopRenewal();
+  });
+
+  it('reports finished, stale and missing jobs without writing', async () => {
+    const done = await createJob({ status: 'succeeded' });
+    expect(await acquire(done.id, 'w')).toEqual({ kind: 'finished', status: 'succeeded' });
+    const continued = await createJob({ continuations: 3, status: 'running' });
+    expect(await acquire(continued.id, 'w', { continuation: 2 })).toEqual({ kind: 'stale', continuation: 3 });
+    const ok = await acquire(continued.id, 'w', { continuation: 4 });
+    expect(ok.kind).toBe('acquired');
+    expect((await env.storage.jobs.get(continued.id))!.value.continuations).toBe(4);
+    expect(await acquire(newJobId(), 'w')).toEqual({ kind: 'missing' });
+  });
+});

@@ -1,0 +1,132 @@
+import { ConcurrencyError } from '../../src/jobs/errors.js';
+import { isJobId, jobIdTime, newJobId } from '../../src/jobs/job-id.js';
+import { newJobRecord, type JobRecord, type JobStatus } from '../../src/jobs/job-record.js';
+import { openJobStorage, type JobStorage } from '../../src/jobs/job-storage.js';
+import { startAzurite, type TestAzurite } from './azurite.js';
+
+let azurite: TestAzurite;
+let storage: JobStorage;
+
+beforeAll(async () => {
+  azurite = await startAzurite();
+  storage = await openJobStorage(azurite.connectionString, { jobsTable: 'storetests', checkpointsTable: 'storecheckpoints' });
+});
+afterAll(async () => {
+  await azurite?.stop();
+});
+
+function job(overrides: Partial<JobRecord> = {}, at = new Date()): JobRecord {
+  return {
+    ...newJobRecord({
+      id: newJobId(at),
+      source: 'docker.io/library/hello-world:latest',
+      targets: [{ reference: 'localhost:5000/hello:v1', tagged: true }],
+      force: false,
+      platforms: [],
+      referrers: false,
+      now: at,
+    }),
+    ...overrides,
+  };
+}
+
+describe('job ids', () => {
+  it('sort newest first and carry their creation time', () => {
+    const older = newJobId(new Date('2024-01-01T00:00:00Z'));
+    const newer = newJobId(new Date('2025-01-01T00:00:00Z'));
+    expect(isJobId(older) && isJobId(newer)).toBe(true);
+    expect(newer < older).toBe(true);
+    expect(jobIdTime(older).toISOString()).toBe('2024-01-01T00:00:00.000Z');
+    expect(isJobId('../etc/passwd')).toBe(false);
+  });
+});
+
+describe('JobStore', () => {
+  it('round-trips a job, including large JSON columns', async () => {
+    const record = job({
+      sourceDigest: `sha256:${'1'.repeat(64)}`,
+      manifests: Array.from({ length: 400 }, (_, i) => ({ digest: `sha256:${i.toString(16).padStart(64, '0')}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', platform: `linux/arch${i}` })),
+      error: { code: 'X', message: 'y' },
+    });
+    expect(JSON.stringify(record.manifests).length).toBeGreaterThan(60_000);
+    const created = await storage.jobs.create(record);
+    expect(created.etag).toBeTruthy();
+    const read = await storage.jobs.get(record.id);
+    expect(read?.value).toEqual(record);
+    expect(await storage.jobs.get(newJobId())).toBeUndefined();
+    expect(await storage.jobs.get('not-an-id')).toBeUndefined();
+  });
+
+  it('refuses an update with a stale ETag, and one with none', async () => {
+    const record = job();
+    const { etag } = await storage.jobs.create(record);
+    const newEtag = await storage.jobs.replace({ ...record, attempts: 1 }, etag);
+    expect(newEtag).not.toBe(etag);
+    await expect(storage.jobs.replace({ ...record, attempts: 2 }, etag)).rejects.toBeInstanceOf(ConcurrencyError);
+    await expect(storage.jobs.replace({ ...record, attempts: 2 }, '')).rejects.toThrow(/unconditional/);
+    expect((await storage.jobs.get(record.id))?.value.attempts).toBe(1);
+  });
+
+  it('lets exactly one of several concurrent writers with the same ETag win', async () => {
+    const record = job();
+    const { etag } = await storage.jobs.create(record);
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => storage.jobs.replace({ ...record, attempts: i + 1 }, etag)));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(ConcurrencyError);
+  });
+
+  it('refuses to create the same id twice', async () => {
+    const record = job();
+    await storage.jobs.create(record);
+    await expect(storage.jobs.create(record)).rejects.toBeInstanceOf(ConcurrencyError);
+  });
+});
+
+describe('JobStore.list', () => {
+  let jobs: JobStorage['jobs'];
+  const created: JobRecord[] = [];
+  const statuses: JobStatus[] = ['queued', 'running', 'succeeded', 'failed'];
+
+  beforeAll(async () => {
+    jobs = (await openJobStorage(azurite.connectionString, { jobsTable: 'listtests', checkpointsTable: 'listcheckpoints' })).jobs;
+    const base = Date.parse('2025-06-01T00:00:00Z');
+    for (let i = 0; i < 23; i++) {
+      const record = job({ status: statuses[i % 4] }, new Date(base + i * 1000));
+      created.push(record);
+      await jobs.create(record);
+    }
+  });
+
+  it('pages through every job, newest first', async () => {
+    const seen: string[] = [];
+    let after: string | undefined;
+    let pages = 0;
+    do {
+      const page = await jobs.list({ pageSize: 5, ...(after && { after }) });
+      expect(page.jobs.length).toBeLessThanOrEqual(5);
+      seen.push(...page.jobs.map((j) => j.id));
+      after = page.continuationToken;
+      pages++;
+    } while (after);
+    expect(pages).toBe(5);
+    expect(seen).toEqual([...created].reverse().map((j) => j.id));
+  });
+
+  it('filters by status, across pages', async () => {
+    const failed = await jobs.list({ statuses: ['failed'], pageSize: 3 });
+    expect(failed.jobs.map((j) => j.status)).toEqual(['failed', 'failed', 'failed']);
+    const rest = await jobs.list({ statuses: ['failed'], pageSize: 3, after: failed.continuationToken! });
+    expect(rest.jobs.map((j) => j.id)).toEqual(created.filter((j) => j.status === 'failed').reverse().slice(3).map((j) => j.id));
+    expect(rest.continuationToken).toBeUndefined();
+
+    const two = await jobs.list({ statuses: ['queued', 'running'], pageSize: 100 });
+    expect(two.jobs).toHaveLength(created.filter((j) => j.status === 'queued' || j.status === 'running').length);
+    expect(two.continuationToken).toBeUndefined();
+  });
+
+  it('has no continuation token when the last page is exactly full', async () => {
+    const all = await jobs.list({ pageSize: 23 });
+    expect(all.jobs).toHaveLength(23);
+    expect(all.continuationToken).toBeUndefined();
+  });
+});

@@ -1,0 +1,331 @@
+import { randomBytes } from 'node:crypto';
+import { CopyError } from '../../src/copy/errors.js';
+import { RegistryError } from '../../src/registry/errors.js';
+import { newJobId } from '../../src/jobs/job-id.js';
+import { newJobRecord, type JobRecord } from '../../src/jobs/job-record.js';
+import { openJobStorage, type JobStorage } from '../../src/jobs/job-storage.js';
+import { runImport, type RunImportDeps } from '../../src/jobs/run-import.js';
+import { SecretBox } from '../../src/jobs/secret-box.js';
+import { sealCredentials } from '../../src/jobs/source-credentials.js';
+import { startAzurite, type TestAzurite } from './azurite.js';
+import { BLOB_DIGEST, MANIFEST_TYPE, SOURCE_DIGEST, scriptedEngine, type ScriptedEngine } from './scripted-engine.js';
+
+const PASSWORD = `pw-${randomBytes(12).toString('hex')}`;
+const TARGET_PASSWORD = `tpw-${randomBytes(12).toString('hex')}`;
+const box = SecretBox.fromSetting(randomBytes(32).toString('base64'))!;
+
+let azurite: TestAzurite;
+let queues = 0;
+
+beforeAll(async () => {
+  azurite = await startAzurite();
+});
+afterAll(async () => {
+  await azurite?.stop();
+});
+
+interface Harness {
+  storage: JobStorage;
+  logs: string[];
+  deps: (engine: ScriptedEngine, overrides?: Partial<RunImportDeps>) => RunImportDeps;
+  /** Receives (and deletes) every visible message, decoded. */
+  drain: () => Promise<unknown[]>;
+  /** Messages in the queue, visible or not. */
+  count: () => Promise<number>;
+  createJob: (overrides?: Partial<JobRecord>) => Promise<JobRecord>;
+  job: (id: string) => Promise<JobRecord>;
+}
+
+async function harness(): Promise<Harness> {
+  const storage = await openJobStorage(azurite.connectionString, { queueName: `imports-${++queues}` });
+  await storage.queue.queue.createIfNotExists();
+  const logs: string[] = [];
+  return {
+    storage,
+    logs,
+    deps: (engine, overrides = {}) => ({
+      jobs: storage.jobs,
+      checkpoints: storage.checkpoints,
+      queue: storage.queue,
+      copy: engine.copy,
+      secretBox: box,
+      targetCredentials: { username: 'pusher', password: TARGET_PASSWORD },
+      timeBudgetInMs: 60_000,
+      leaseDurationInMs: 30_000,
+      maxDequeueCount: 5,
+      progressIntervalInMs: 50,
+      log: { info: (m) => logs.push(m), warn: (m) => logs.push(m), error: (m) => logs.push(m) },
+      ...overrides,
+    }),
+    drain: async () => {
+      const { receivedMessageItems } = await storage.queue.queue.receiveMessages({ numberOfMessages: 32 });
+      for (const m of receivedMessageItems) await storage.queue.queue.deleteMessage(m.messageId, m.popReceipt);
+      return receivedMessageItems.map((m) => JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')) as unknown);
+    },
+    count: async () => (await storage.queue.queue.getProperties()).approximateMessagesCount ?? 0,
+    createJob: async (overrides = {}) => {
+      const id = newJobId();
+      const record = {
+        ...newJobRecord({
+          id,
+          source: 'src.example/team/app:v1',
+          targets: [
+            { reference: 'localhost:5000/app:v1', tagged: true },
+            { reference: 'localhost:5000/mirror', tagged: false },
+          ],
+          force: false,
+          platforms: ['linux/amd64'],
+          referrers: false,
+          sealedCredentials: sealCredentials(box, id, { username: 'reader', password: PASSWORD }),
+        }),
+        ...overrides,
+      };
+      await storage.jobs.create(record);
+      return record;
+    },
+    job: async (id) => (await storage.jobs.get(id))!.value,
+  };
+}
+
+const delivery = (jobId: string, extra: { continuation?: number; dequeueCount?: number } = {}) => ({
+  message: { jobId, continuation: extra.continuation ?? 0 },
+  dequeueCount: extra.dequeueCount ?? 1,
+  invocationId: `inv-${randomBytes(4).toString('hex')}`,
+});
+
+describe('runImport', () => {
+  it('copies a job to success: manifests, targets, final progress; credentials and checkpoints removed', async () => {
+    const h = await harness();
+    const engine = scriptedEngine({ size: 8, chunk: 2 });
+    const job = await h.createJob();
+    expect(await runImport(delivery(job.id), h.deps(engine))).toBe('succeeded');
+
+    const { request, options } = engine.calls[0];
+    expect(request.source.toString()).toBe('src.example/team/app:v1');
+    expect(request.targets.map(String)).toEqual(['localhost:5000/app:v1', 'localhost:5000/mirror']);
+    expect(request.targets[1].tag).toBeUndefined();
+    expect(request.platforms).toEqual([{ os: 'linux', architecture: 'amd64' }]);
+    expect(options.uploadMode).toBe('chunked');
+    expect(options.credentials!('src.example')).toEqual({ username: 'reader', password: PASSWORD });
+    expect(options.credentials!('localhost:5000')).toEqual({ username: 'pusher', password: TARGET_PASSWORD });
+
+    // A job queued under another target registry gets no target credentials.
+    const elsewhere = await h.createJob();
+    await runImport(delivery(elsewhere.id), h.deps(engine, { targetRegistry: 'new-target.example' }));
+    expect(engine.calls[1].options.credentials!('localhost:5000')).toBeUndefined();
+
+    const done = await h.job(job.id);
+    expect(done).toMatchObject({ status: 'succeeded', sourceDigest: SOURCE_DIGEST, sourceMediaType: MANIFEST_TYPE, targetDigest: SOURCE_DIGEST, attempts: 1 });
+    expect(done.manifests).toEqual([{ digest: SOURCE_DIGEST, mediaType: MANIFEST_TYPE, written: true }]);
+    expect(done.targets).toEqual([
+      { reference: 'localhost:5000/app:v1', tagged: true, digest: SOURCE_DIGEST, written: true },
+      { reference: 'localhost:5000/mirror', tagged: false, digest: SOURCE_DIGEST },
+    ]);
+    expect(done.progress).toEqual({ blobs: { total: 1, done: 1, skipped: 0, mounted: 0 }, bytes: { total: 8, done: 8 } });
+    expect(done.completedAt).toBeDefined();
+    expect(done.sealedCredentials).toBeUndefined();
+    expect(done.leaseOwner).toBeUndefined();
+    expect(await h.storage.checkpoints.forJob(job.id).load('localhost:5000/app', BLOB_DIGEST)).toBeUndefined();
+    expect(await h.count()).toBe(0);
+    // A redelivery of the finished job does nothing.
+    expect(await runImport(delivery(job.id), h.deps(engine))).toBe('finished');
+    expect(engine.calls).toHaveLength(2);
+  });
+
+  it('pauses at the time budget, queues a continuation, and resumes from the checkpoint each time', async () => {
+    const h = await harness();
+    const engine = scriptedEngine({ size: 12, chunk: 1, chunkDelayInMs: 40 });
+    const job = await h.createJob();
+    const deps = h.deps(engine, { timeBudgetInMs: 150 });
+    let message: unknown = { jobId: job.id, continuation: 0 };
+    const outcomes: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const outcome = await runImport({ message, dequeueCount: 1, invocationId: `inv-${i}` }, deps);
+      outcomes.push(outcome);
+      if (outcome !== 'paused') break;
+      const queued = await h.drain();
+      expect(queued).toEqual([{ jobId: job.id, continuation: i + 1 }]);
+      const between = await h.job(job.id);
+      expect(between.status).toBe('running');
+      expect(between.leaseOwner).toBeUndefined();
+      expect(between.progress.bytes.done).toBe(engine.sent.length);
+      message = queued[0];
+    }
+    expect(outcomes.at(-1)).toBe('succeeded');
+    expect(outcomes.filter((o) => o === 'paused').length).toBeGreaterThanOrEqual(2);
+    // Every chunk was sent exactly once: each continuation resumed where the last stopped.
+    expect(engine.sent).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    const done = await h.job(job.id);
+    expect(done.continuations).toBe(outcomes.length - 1);
+    expect(done.attempts).toBe(outcomes.length);
+    expect(done.progress.bytes).toEqual({ total: 12, done: 12 });
+  });
+
+  it('fails with NO_PROGRESS when the time budget is too short to move a byte, instead of re-queuing forever', async () => {
+    const h = await harness();
+    const engine = scriptedEngine({ size: 4, planDelayInMs: 60 });
+    const job = await h.createJob();
+    const deps = h.deps(engine, { timeBudgetInMs: 30 });
+    let message: unknown = { jobId: job.id, continuation: 0 };
+    const outcomes: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const outcome = await runImport({ message, dequeueCount: 1, invocationId: `inv-${i}` }, deps);
+      outcomes.push(outcome);
+      if (outcome !== 'paused') break;
+      message = (await h.drain())[0];
+    }
+    expect(outcomes).toEqual(['paused', 'paused', 'failed']);
+    const failed = await h.job(job.id);
+    expect(failed.error).toMatchObject({ code: 'NO_PROGRESS', message: expect.stringMatching(/raise HOIST_TIME_BUDGET_SECONDS/) });
+    expect(failed.sealedCredentials).toBeUndefined();
+  });
+
+  it('moves the job\'s byte progress while a blob is in flight', async () => {
+    const h = await harness();
+    const engine = scriptedEngine({ size: 20, chunk: 1, chunkDelayInMs: 30 });
+    const job = await h.createJob();
+    const seen = new Set<number>();
+    let running = true;
+    const poller = (async () => {
+      while (running) {
+        seen.add((await h.job(job.id)).progress.bytes.done);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    expect(await runImport(delivery(job.id), h.deps(engine, { progressIntervalInMs: 100 }))).toBe('succeeded');
+    running = false;
+    await poller;
+    const partial = [...seen].filter((n) => n > 0 && n < 20);
+    expect(partial.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('fails at once on a permanent error, without retry', async () => {
+    const h = await harness();
+    const engine = scriptedEngine({ fail: () => new CopyError('SOURCE_NOT_FOUND', 'the source src.example/team/app:v1 was not found: MANIFEST_UNKNOWN; check the tag', 'source') });
+    const job = await h.createJob();
+    expect(await runImport(delivery(job.id), h.deps(engine))).toBe('failed');
+    const failed = await h.job(job.id);
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toEqual({ code: 'SOURCE_NOT_FOUND', message: expect.stringContaining('was not found') });
+    expect(failed.sealedCredentials).toBeUndefined();
+    expect(failed.completedAt).toBeDefined();
+    expect(await h.count()).toBe(0);
+  });
+
+  it('throws on a transient error so the host retries, and fails the job on the last attempt', async () => {
+    const h = await harness();
+    const transient = () =>
+      new CopyError('REGISTRY_ERROR', 'source registry error: SERVER_ERROR (HTTP 503)', 'source', {
+        cause: new RegistryError({ code: 'SERVER_ERROR', status: 503, method: 'GET', url: 'https://src.example/v2/', reference: 'src.example/team/app:v1' }),
+      });
+    const engine = scriptedEngine({ fail: transient });
+    const job = await h.createJob();
+    for (let attempt = 1; attempt < 5; attempt++) {
+      await expect(runImport(delivery(job.id, { dequeueCount: attempt }), h.deps(engine))).rejects.toThrow(/REGISTRY_ERROR/);
+      const retrying = await h.job(job.id);
+      expect(retrying.status).toBe('running');
+      expect(retrying.lastError).toMatchObject({ code: 'REGISTRY_ERROR' });
+      expect(retrying.leaseOwner).toBeUndefined();
+      expect(retrying.sealedCredentials).toBeDefined();
+    }
+    await expect(runImport(delivery(job.id, { dequeueCount: 5 }), h.deps(engine))).rejects.toThrow(/last attempt/);
+    const failed = await h.job(job.id);
+    expect(failed.status).toBe('failed');
+    expect(failed.error?.code).toBe('REGISTRY_ERROR');
+    expect(failed.error?.message).toMatch(/gave up after 5 attempts/);
+    expect(failed.sealedCredentials).toBeUndefined();
+    expect(failed.attempts).toBe(5);
+  });
+
+  it('treats unknown errors as transient and keeps secrets out of the recorded error', async () => {
+    const h = await harness();
+    const engine = scriptedEngine({ fail: () => new Error(`socket hang up while sending ${PASSWORD}`) });
+    const job = await h.createJob();
+    const error = await runImport(delivery(job.id), h.deps(engine)).then(() => undefined, (e: unknown) => e as Error);
+    expect(error).toBeInstanceOf(Error);
+    expect(error?.message).not.toContain(PASSWORD);
+    const retrying = await h.job(job.id);
+    expect(retrying.lastError?.code).toBe('INTERNAL_ERROR');
+    expect(JSON.stringify(retrying.lastError)).not.toContain(PASSWORD);
+  });
+
+  it('runs a job delivered twice at once only once; the duplicate re-queues itself with a delay', async () => {
+    const h = await harness();
+    const engine = scriptedEngine({ size: 5, chunk: 1, chunkDelayInMs: 30 });
+    const job = await h.createJob();
+    const outcomes = await Promise.all([runImport(delivery(job.id), h.deps(engine)), runImport(delivery(job.id), h.deps(engine))]);
+    expect(outcomes.sort()).toEqual(['requeued', 'succeeded']);
+    expect(engine.calls).toHaveLength(1);
+    expect(engine.sent).toEqual([0, 1, 2, 3, 4]);
+    // The re-queued copy is invisible for now (delayed), and finds the job finished later.
+    expect(await h.count()).toBe(1);
+    expect(await h.drain()).toEqual([]);
+    expect(await runImport(delivery(job.id), h.deps(engine))).toBe('finished');
+  });
+
+  it('stops without writing when its lease is taken over mid-copy', async () => {
+    const h = await harness();
+    const engine = scriptedEngine({ size: 50, chunk: 1, chunkDelayInMs: 20 });
+    const job = await h.createJob();
+    const running = runImport(delivery(job.id), h.deps(engine, { leaseDurationInMs: 600 }));
+    await new Promise((r) => setTimeout(r, 150));
+    for (let stolen = false; !stolen; ) {
+      const current = (await h.storage.jobs.get(job.id))!;
+      stolen = await h.storage.jobs
+        .replace({ ...current.value, leaseOwner: 'other-instance', leaseExpiresAt: new Date(Date.now() + 60_000).toISOString() }, current.etag)
+        .then(() => true, () => false);
+    }
+    expect(await running).toBe('lease-lost');
+    const after = await h.job(job.id);
+    expect(after.leaseOwner).toBe('other-instance');
+    expect(after.status).toBe('running');
+    expect(engine.sent.length).toBeLessThan(50);
+    expect(await h.count()).toBe(0);
+  });
+
+  it('drops stale continuations, missing jobs and messages that are not job messages', async () => {
+    const h = await harness();
+    const engine = scriptedEngine();
+    const job = await h.createJob({ continuations: 2 });
+    expect(await runImport(delivery(job.id, { continuation: 1 }), h.deps(engine))).toBe('stale');
+    expect(await runImport(delivery(newJobId()), h.deps(engine))).toBe('missing');
+    for (const message of ['not json', { jobId: '../x', continuation: 0 }, { jobId: job.id }, 42]) {
+      expect(await runImport({ message, dequeueCount: 1, invocationId: 'i' }, h.deps(engine))).toBe('invalid-message');
+    }
+    // Text and base64 text, as a raw runner might deliver them, are read too.
+    const text = JSON.stringify({ jobId: job.id, continuation: 2 });
+    expect(await runImport({ message: Buffer.from(text).toString('base64'), dequeueCount: 1, invocationId: 'i' }, h.deps(engine))).toBe('succeeded');
+    expect(engine.calls).toHaveLength(1);
+  });
+
+  it('fails a job whose credentials cannot be opened (key rotated) at once', async () => {
+    const h = await harness();
+    const engine = scriptedEngine();
+    const job = await h.createJob();
+    const otherBox = SecretBox.fromSetting(randomBytes(32).toString('base64'))!;
+    expect(await runImport(delivery(job.id), h.deps(engine, { secretBox: otherBox }))).toBe('failed');
+    expect((await h.job(job.id)).error).toMatchObject({ code: 'SECRET_UNREADABLE', message: expect.stringContaining('another HOIST_SECRET_KEY') });
+    expect(engine.calls).toHaveLength(0);
+  });
+
+  it('leaves no trace of the passwords in the job, the queue or the logs', async () => {
+    const h = await harness();
+    const engine = scriptedEngine({ size: 6, chunk: 1, chunkDelayInMs: 30 });
+    const job = await h.createJob();
+    const stored = JSON.stringify((await h.storage.jobs.get(job.id))!.value);
+    expect(stored).not.toContain(PASSWORD);
+    let message: unknown = { jobId: job.id, continuation: 0 };
+    const texts: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const outcome = await runImport({ message, dequeueCount: 1, invocationId: `i${i}` }, h.deps(engine, { timeBudgetInMs: 60 }));
+      if (outcome !== 'paused') break;
+      const { receivedMessageItems } = await h.storage.queue.queue.receiveMessages();
+      texts.push(...receivedMessageItems.map((m) => `${m.messageText} ${Buffer.from(m.messageText, 'base64').toString('utf8')}`));
+      await h.storage.queue.queue.deleteMessage(receivedMessageItems[0].messageId, receivedMessageItems[0].popReceipt);
+      message = JSON.parse(Buffer.from(receivedMessageItems[0].messageText, 'base64').toString('utf8'));
+    }
+    expect(texts.length).toBeGreaterThan(0);
+    const everything = [...texts, ...h.logs, JSON.stringify((await h.storage.jobs.get(job.id))!.value)].join('\n');
+    for (const secret of [PASSWORD, TARGET_PASSWORD]) expect(everything).not.toContain(secret);
+  });
+});
