@@ -1,0 +1,142 @@
+/**
+ * The Event Grid webhook the Functions host exposes at
+ * `/runtime/webhooks/eventgrid?functionName=NAME`: the subscription handshakes (Event Grid schema
+ * validation event; CloudEvents OPTIONS preflight) and deliveries, which are JSON arrays run
+ * through the function one element at a time.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { EventGridEvent } from '@azure/functions';
+import type { FunctionDefinition } from '../functions/definition.js';
+import { isAuthorized } from './function-keys.js';
+import type { InvocationRunner } from './invocation-runner.js';
+
+/** A definition with an Event Grid trigger. */
+export type EventGridDefinition = Extract<FunctionDefinition, { trigger: { type: 'eventGrid' } }>;
+
+/** The path the host serves Event Grid deliveries on. */
+export const EVENT_GRID_WEBHOOK_PATH = '/runtime/webhooks/eventgrid';
+
+// Event Grid sends at most 1 MB per event and batches up to 1 MB (preferredBatchSizeInKilobytes);
+// twice that leaves headroom while refusing an unbounded read.
+const MAX_DELIVERY_BYTES = 2 * 1024 * 1024;
+
+const VALIDATION_EVENT = 'Microsoft.EventGrid.SubscriptionValidationEvent';
+
+/** What the webhook needs from the host. */
+export interface EventGridWebhookDeps {
+  functions: ReadonlyMap<string, EventGridDefinition>;
+  /** HOIST_API_KEY; when set, every webhook request must carry it (`?code=` or `x-functions-key`). */
+  apiKey: string | undefined;
+  runner: InvocationRunner;
+}
+
+/** Answers one request to the Event Grid webhook path. */
+export async function handleEventGridWebhook(req: IncomingMessage, res: ServerResponse, url: URL, deps: EventGridWebhookDeps): Promise<void> {
+  if (!isAuthorized(deps.apiKey, req.headers, url)) return answer(res, 401);
+  const functionName = url.searchParams.get('functionName');
+  if (!functionName) return answer(res, 400, { error: 'functionName query parameter is required' });
+  // Function names are case-insensitive on Azure.
+  const definition = [...deps.functions.values()].find((d) => d.name.toLowerCase() === functionName.toLowerCase());
+  if (!definition) return answer(res, 404, { error: `no Event Grid function named ${functionName}` });
+
+  if (req.method === 'OPTIONS') return answerCloudEventsHandshake(req, res);
+  if (req.method !== 'POST') return answer(res, 405);
+
+  const body = await readBoundedBody(req, MAX_DELIVERY_BYTES);
+  if (body === undefined) {
+    res.setHeader('connection', 'close');
+    return answer(res, 413, { error: `delivery larger than ${MAX_DELIVERY_BYTES} bytes` });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return answer(res, 400, { error: 'the delivery is not JSON' });
+  }
+  // Event Grid always sends an array; a CloudEvents publisher in structured mode sends one object.
+  const events: unknown[] = Array.isArray(parsed) ? parsed : [parsed];
+
+  const eventType = header(req, 'aeg-event-type') ?? 'Notification';
+  if (eventType === 'SubscriptionValidation') {
+    const validation = events.find((e) => (e as EventGridEvent | undefined)?.eventType === VALIDATION_EVENT) as EventGridEvent | undefined;
+    const code = validation?.data?.['validationCode'];
+    if (typeof code !== 'string') return answer(res, 400, { error: 'no validation code in the SubscriptionValidation event' });
+    return answer(res, 200, { validationResponse: code });
+  }
+  if (eventType === 'SubscriptionDeletion') return answer(res, 202);
+  if (eventType !== 'Notification') return answer(res, 400, { error: `unknown aeg-event-type ${eventType}` });
+
+  // One invocation per element, in order, like the host; a failure answers 500 so Event Grid
+  // redelivers the batch under its retry policy.
+  let failed = 0;
+  for (const event of events) {
+    try {
+      await deps.runner.invoke({
+        functionName: definition.name,
+        triggerType: 'eventGridTrigger',
+        reason: 'EventGrid trigger fired',
+        triggerMetadata: eventMetadata(event),
+        run: async (context) => {
+          await definition.handler(event as EventGridEvent, context);
+        },
+      });
+    } catch {
+      failed += 1; // already logged by the runner
+    }
+  }
+  return failed > 0 ? answer(res, 500, { error: `${failed} of ${events.length} events failed` }) : answer(res, 202);
+}
+
+/** CloudEvents 1.0 webhook validation (abuse protection): echo the origin as allowed. */
+function answerCloudEventsHandshake(req: IncomingMessage, res: ServerResponse): void {
+  const origin = header(req, 'webhook-request-origin');
+  if (!origin) return answer(res, 400, { error: 'OPTIONS needs a WebHook-Request-Origin header' });
+  res.writeHead(200, { 'WebHook-Allowed-Origin': origin, 'WebHook-Allowed-Rate': '*', Allow: 'POST, OPTIONS' }).end();
+}
+
+/** Top-level scalar fields of the event (id, subject, eventType or type…), never its `data`. */
+function eventMetadata(event: unknown): Record<string, unknown> {
+  const metadata: Record<string, unknown> = {};
+  if (event && typeof event === 'object') {
+    for (const [key, value] of Object.entries(event)) {
+      if (key !== 'data' && (typeof value === 'string' || typeof value === 'number')) metadata[key] = value;
+    }
+  }
+  return metadata;
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function answer(res: ServerResponse, status: number, json?: unknown): void {
+  if (json === undefined) {
+    res.writeHead(status).end();
+  } else {
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(json));
+  }
+}
+
+/**
+ * Reads the whole body, or resolves undefined once it exceeds `limit`; the rest is then discarded
+ * as it arrives (the answer carries `Connection: close`), never buffered.
+ */
+function readBoundedBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      req.off('data', onData).off('end', onEnd);
+      req.resume();
+      resolve(undefined);
+    };
+    const onEnd = () => resolve(Buffer.concat(chunks));
+    req.on('data', onData).once('end', onEnd).once('error', reject);
+  });
+}

@@ -1,0 +1,136 @@
+/**
+ * The parts of host.json the local host honours: the queue trigger's `extensions.queues`, the HTTP
+ * `extensions.http.routePrefix` and `functionTimeout`. Each default is the host's own, so a
+ * host.json that omits a setting behaves here as it would on Azure. As on Azure, an app setting
+ * `AzureFunctionsJobHost__path__to__key` overrides the host.json value at that path.
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import type { AppSettings } from './settings.js';
+import { parseTimeSpanInMs } from './timespan.js';
+
+/** Queue trigger behaviour, from host.json `extensions.queues`. */
+export interface QueueTriggerOptions {
+  /** Messages fetched per poll (1-32; a storage queue returns at most 32). Host default 16. */
+  batchSize: number;
+  /** Fetch the next batch once this few messages are still running. Host default batchSize/2 × cores. */
+  newBatchThreshold: number;
+  /** The longest wait between polls of an idle queue. Host default 1 minute. */
+  maxPollingIntervalInMs: number;
+  /** How long a FAILED message stays invisible before its retry. Host default 0. */
+  visibilityTimeoutInMs: number;
+  /** Attempts before a message moves to `<queue>-poison`. Host default 5. */
+  maxDequeueCount: number;
+  /** `base64` (the default) expects base64 message text; `none` takes the text as it is. */
+  messageEncoding: 'base64' | 'none';
+}
+
+/** The host.json settings the local host uses. */
+export interface HostConfig {
+  queues: QueueTriggerOptions;
+  /** `extensions.http.routePrefix`; default `api`. An empty string serves routes at the root. */
+  routePrefix: string;
+  /** `functionTimeout`, when set; the local host warns about invocations that outlive it. */
+  functionTimeoutInMs?: number;
+}
+
+const timeSpan = z.string().transform((text, ctx) => {
+  try {
+    return parseTimeSpanInMs(text);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+const HostJson = z.object({
+  functionTimeout: timeSpan.optional(),
+  extensions: z
+    .object({
+      queues: z
+        .object({
+          batchSize: z.number().int().min(1).max(32).optional(),
+          newBatchThreshold: z.number().int().min(0).optional(),
+          maxPollingInterval: timeSpan.optional(),
+          visibilityTimeout: timeSpan.optional(),
+          maxDequeueCount: z.number().int().min(1).optional(),
+          messageEncoding: z.enum(['base64', 'none']).optional(),
+        })
+        .optional(),
+      http: z.object({ routePrefix: z.string().optional() }).optional(),
+    })
+    .optional(),
+});
+
+/**
+ * Builds the configuration from a parsed host.json document, applying the host's defaults.
+ *
+ * @throws Error listing what is invalid (e.g. `batchSize: 64`), as the host refuses to start.
+ */
+export function hostConfigFromJson(document: unknown): HostConfig {
+  const parsed = HostJson.safeParse(document);
+  if (!parsed.success) {
+    throw new Error(`host.json is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  const queues = parsed.data.extensions?.queues ?? {};
+  const batchSize = queues.batchSize ?? 16;
+  return {
+    queues: {
+      batchSize,
+      newBatchThreshold: queues.newBatchThreshold ?? Math.floor(batchSize / 2) * os.availableParallelism(),
+      maxPollingIntervalInMs: queues.maxPollingInterval ?? 60_000,
+      visibilityTimeoutInMs: queues.visibilityTimeout ?? 0,
+      maxDequeueCount: queues.maxDequeueCount ?? 5,
+      messageEncoding: queues.messageEncoding ?? 'base64',
+    },
+    routePrefix: (parsed.data.extensions?.http?.routePrefix ?? 'api').replace(/^\/+|\/+$/g, ''),
+    functionTimeoutInMs: parsed.data.functionTimeout,
+  };
+}
+
+/**
+ * Reads `host.json` from the project root and applies `AzureFunctionsJobHost__…` overrides from
+ * `settings`.
+ *
+ * @throws Error when the file is missing or invalid: `func start` refuses to run without it too.
+ */
+export function readHostConfig(projectRoot: string, settings: AppSettings = {}): HostConfig {
+  const file = path.join(projectRoot, 'host.json');
+  let document: unknown;
+  try {
+    document = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new Error(`cannot read ${file}: ${(error as Error).message}`, { cause: error });
+  }
+  return hostConfigFromJson(applyHostOverrides(document, settings));
+}
+
+const OVERRIDE_PREFIX = 'AzureFunctionsJobHost__';
+
+/**
+ * A copy of a host.json document with each `AzureFunctionsJobHost__a__b` setting written at path
+ * a.b. Keys match case-insensitively, as .NET configuration does; numeric and boolean text becomes
+ * a number or boolean, since configuration values are all strings.
+ */
+export function applyHostOverrides(document: unknown, settings: AppSettings): unknown {
+  const root = structuredClone((document ?? {}) as Record<string, unknown>);
+  for (const [name, raw] of Object.entries(settings)) {
+    if (!name.startsWith(OVERRIDE_PREFIX)) continue;
+    const keys = name.slice(OVERRIDE_PREFIX.length).split('__').filter(Boolean);
+    const value: unknown = /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : /^(true|false)$/i.test(raw) ? raw.toLowerCase() === 'true' : raw;
+    let node = root;
+    keys.forEach((key, i) => {
+      // host.json keys are camelCase; a new key is written that way so the schema recognises it.
+      const existing = Object.keys(node).find((k) => k.toLowerCase() === key.toLowerCase()) ?? key.charAt(0).toLowerCase() + key.slice(1);
+      if (i === keys.length - 1) {
+        node[existing] = value;
+      } else {
+        if (typeof node[existing] !== 'object' || node[existing] === null) node[existing] = {};
+        node = node[existing] as Record<string, unknown>;
+      }
+    });
+  }
+  return root;
+}

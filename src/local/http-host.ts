@@ -1,0 +1,178 @@
+/**
+ * The local host's HTTP front end: serves HTTP-triggered functions at `/<routePrefix>/<route>`
+ * (default `/api`), the Event Grid webhook, and 404 for everything else. It listens on loopback
+ * only (127.0.0.1 and, where available, ::1), so `http://localhost:PORT` works whichever address
+ * `localhost` resolves to first, and nothing is exposed to the network.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { FunctionDefinition } from '../functions/definition.js';
+import { EVENT_GRID_WEBHOOK_PATH, handleEventGridWebhook, type EventGridDefinition } from './event-grid-webhook.js';
+import { isAuthorized } from './function-keys.js';
+import { toHttpRequest, writeHttpResponse } from './http-conversion.js';
+import type { InvocationRunner } from './invocation-runner.js';
+import { describeError } from './invocation-runner.js';
+import type { HostLogger } from './logger.js';
+import { compareRoutePrecedence, parseRouteTemplate, type RouteTemplate } from './route-template.js';
+
+/** A definition with an HTTP trigger. */
+export type HttpDefinition = Extract<FunctionDefinition, { trigger: { type: 'http' } }>;
+
+/** Options for {@link HttpHost.listen}. */
+export interface HttpHostOptions {
+  http: readonly HttpDefinition[];
+  eventGrid: ReadonlyMap<string, EventGridDefinition>;
+  /** HOIST_API_KEY, or undefined to enforce no keys. */
+  apiKey: string | undefined;
+  /** host.json `extensions.http.routePrefix`. */
+  routePrefix: string;
+  /** The port; 0 picks a free one (tests). */
+  port: number;
+  runner: InvocationRunner;
+  logger: HostLogger;
+}
+
+interface Route {
+  template: RouteTemplate;
+  definition: HttpDefinition;
+}
+
+/** A running HTTP front end. */
+export class HttpHost {
+  private constructor(
+    private readonly servers: Server[],
+    /** The port it listens on. */
+    readonly port: number,
+  ) {}
+
+  /** The base URL, e.g. `http://localhost:7071`. */
+  get url(): string {
+    return `http://localhost:${this.port}`;
+  }
+
+  /**
+   * Starts listening.
+   *
+   * @throws Error when the port is taken (EADDRINUSE on 127.0.0.1) or a route template is invalid.
+   */
+  static async listen(options: HttpHostOptions): Promise<HttpHost> {
+    const routes: Route[] = options.http
+      .map((definition) => ({ template: parseRouteTemplate(definition.trigger.route || definition.name), definition }))
+      .sort((a, b) => compareRoutePrecedence(a.template, b.template));
+    let port = options.port;
+    const handle = (req: IncomingMessage, res: ServerResponse) => {
+      void dispatch(req, res, port, routes, options).catch((error: unknown) => {
+        options.logger.log('error', 'host', `HTTP ${req.method} ${pathOf(req)} failed:`, describeError(error));
+        if (!res.headersSent) res.writeHead(500).end();
+        else res.destroy();
+      });
+    };
+    const primary = createServer(handle);
+    port = await listenOn(primary, '127.0.0.1', port);
+    const servers = [primary];
+    // Best effort: a machine without IPv6 loopback simply serves 127.0.0.1.
+    const secondary = createServer(handle);
+    try {
+      await listenOn(secondary, '::1', port);
+      servers.push(secondary);
+    } catch {
+      secondary.close();
+    }
+    return new HttpHost(servers, port);
+  }
+
+  /** Stops accepting connections and closes idle keep-alive ones; in-flight requests go on. */
+  stopAccepting(): Promise<void> {
+    const closed = Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    for (const server of this.servers) server.closeIdleConnections();
+    return closed.then(() => undefined);
+  }
+
+  /** Cuts every remaining connection, for when the shutdown grace period is over. */
+  closeAllConnections(): void {
+    for (const server of this.servers) server.closeAllConnections();
+  }
+}
+
+function listenOn(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+async function dispatch(req: IncomingMessage, res: ServerResponse, port: number, routes: readonly Route[], options: HttpHostOptions): Promise<void> {
+  const url = requestUrl(req, port);
+  if (url.pathname.toLowerCase() === EVENT_GRID_WEBHOOK_PATH) {
+    await handleEventGridWebhook(req, res, url, { functions: options.eventGrid, apiKey: options.apiKey, runner: options.runner });
+    return;
+  }
+  const routePath = stripPrefix(url.pathname, options.routePrefix);
+  const method = req.method ?? 'GET';
+  let found: { route: Route; params: Record<string, string> } | undefined;
+  for (const route of routePath === undefined ? [] : routes) {
+    // Azure answers 404, not 405, when a route exists but not for this method.
+    if (!route.definition.trigger.methods.some((m) => m === method)) continue;
+    const params = route.template.match(routePath!);
+    if (params) {
+      found = { route, params };
+      break;
+    }
+  }
+  if (!found) {
+    res.writeHead(404).end();
+    return;
+  }
+  const { definition } = found.route;
+  if (definition.trigger.authLevel !== 'anonymous' && !isAuthorized(options.apiKey, req.headers, url)) {
+    res.writeHead(401).end();
+    return;
+  }
+  const request = toHttpRequest(req, url, found.params);
+  let result: unknown;
+  try {
+    result = await options.runner.invoke({
+      functionName: definition.name,
+      triggerType: 'httpTrigger',
+      // The path only: the query may carry the key (?code=).
+      reason: `HTTP ${method} ${url.pathname}`,
+      run: async (context) => definition.handler(request, context),
+    });
+  } catch {
+    // The runner logged it; Azure answers an unhandled handler error with a bare 500.
+    res.writeHead(500).end();
+    return;
+  }
+  await writeHttpResponse(res, result);
+}
+
+/** The absolute URL handlers see; the Host header is used when it parses, so Location headers are right. */
+function requestUrl(req: IncomingMessage, port: number): URL {
+  const fallback = `http://localhost:${port}`;
+  let base = fallback;
+  if (req.headers.host) {
+    try {
+      base = new URL(`http://${req.headers.host}`).origin;
+    } catch {
+      base = fallback;
+    }
+  }
+  // Concatenated, not resolved: a request line like `//other.host/x` must stay a path on this host.
+  const target = req.url?.startsWith('/') ? req.url : '/';
+  return new URL(`${base}${target}`);
+}
+
+function stripPrefix(pathname: string, routePrefix: string): string | undefined {
+  if (routePrefix === '') return pathname;
+  const prefix = `/${routePrefix.toLowerCase()}`;
+  const lower = pathname.toLowerCase();
+  if (lower === prefix) return '';
+  return lower.startsWith(`${prefix}/`) ? pathname.slice(prefix.length + 1) : undefined;
+}
+
+function pathOf(req: IncomingMessage): string {
+  return (req.url ?? '/').split('?')[0]!;
+}

@@ -1,0 +1,53 @@
+/**
+ * `npm start`: runs the app on this machine without Azure Functions Core Tools. Reads
+ * local.settings.json (overridable by the environment), starts the local host with the app's
+ * function definitions, and shuts down gracefully on SIGINT/SIGTERM (a second signal exits at once).
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { startLocalHost } from './local-host.js';
+import { applySettingsToEnvironment, readLocalSettings } from './settings.js';
+
+/** The nearest directory at or above `start` holding host.json: the project root, from src/ or dist/. */
+export function findProjectRoot(start: string): string {
+  for (let dir = path.resolve(start); ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'host.json'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no host.json found at or above ${start}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const projectRoot = findProjectRoot(__dirname);
+  const settings = readLocalSettings(projectRoot);
+  applySettingsToEnvironment(settings);
+  // Loaded only now, after the settings are in process.env, so modules that read settings while
+  // loading see local.settings.json values, as they do under `func start`.
+  const { definitions } = await import('../functions/definitions.js');
+  const host = await startLocalHost({ definitions, settings, projectRoot });
+
+  let signalled = false;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      process.stdout.write(`${signal} again: exiting without waiting\n`);
+      process.exit(130);
+    }
+    signalled = true;
+    process.stdout.write(`${signal}: stopping (press Ctrl+C again to exit at once)\n`);
+    host.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`error while stopping: ${String(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+}
+
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`hoist local host failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,99 @@
+/**
+ * App settings for the local host, read the way `func start` reads them: the `Values` of
+ * `local.settings.json`, with the process environment taking precedence (on Azure, app settings
+ * ARE environment variables, so code reading `process.env` sees the same thing in both places).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** App settings by name; values are always strings, as on Azure. */
+export type AppSettings = Readonly<Record<string, string>>;
+
+/** The settings file `func start` reads; it holds secrets, so .gitignore keeps it out of git. */
+export const LOCAL_SETTINGS_FILE = 'local.settings.json';
+
+/** The connection setting the host uses when a trigger names none. */
+export const DEFAULT_STORAGE_SETTING = 'AzureWebJobsStorage';
+
+/**
+ * Reads `local.settings.json` from `projectRoot` (when present) and overlays `env`.
+ *
+ * @throws Error when the file is not valid JSON, or is encrypted (`IsEncrypted: true`, which only
+ *   Core Tools can decrypt).
+ */
+export function readLocalSettings(projectRoot: string, env: NodeJS.ProcessEnv = process.env): AppSettings {
+  const file = path.join(projectRoot, LOCAL_SETTINGS_FILE);
+  const values: Record<string, string> = existsSync(file) ? readValues(file) : {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined) values[name] = value;
+  }
+  return Object.freeze(values);
+}
+
+function readValues(file: string): Record<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new Error(`${file} is not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  const document = (parsed ?? {}) as { IsEncrypted?: unknown; Values?: unknown };
+  if (document.IsEncrypted === true) {
+    throw new Error(`${file} is encrypted; decrypt it with "func settings decrypt" or set IsEncrypted to false`);
+  }
+  const values: Record<string, string> = {};
+  if (document.Values && typeof document.Values === 'object') {
+    for (const [name, value] of Object.entries(document.Values)) {
+      // Core Tools accepts numbers and booleans here and passes them on as text; so do we.
+      if (value !== null && value !== undefined && typeof value !== 'object') values[name] = String(value);
+    }
+  }
+  return values;
+}
+
+/**
+ * Copies settings the environment lacks into it, so handlers that read `process.env` see
+ * `local.settings.json` values, as they do under `func start`. Existing variables are kept.
+ */
+export function applySettingsToEnvironment(settings: AppSettings, env: NodeJS.ProcessEnv = process.env): void {
+  for (const [name, value] of Object.entries(settings)) {
+    if (env[name] === undefined) env[name] = value;
+  }
+}
+
+/**
+ * Replaces each `%NAME%` in `text` with the setting `NAME`, the host's binding-expression
+ * indirection (e.g. `schedule: '%HOIST_RESYNC_SCHEDULE%'`).
+ *
+ * @throws Error naming the missing setting, as the host refuses to start such a function.
+ */
+export function resolveSettingReferences(text: string, settings: AppSettings): string {
+  return text.replace(/%([^%\s]+)%/g, (_, name: string) => {
+    const value = settings[name];
+    if (value === undefined) throw new Error(`"${text}" refers to the app setting ${name}, which is not set`);
+    return value;
+  });
+}
+
+/**
+ * The storage connection string a trigger's `connection` names. Like the host: an empty name means
+ * `AzureWebJobsStorage`, and `X` also finds `AzureWebJobsX`.
+ *
+ * @throws Error naming the setting when it is missing.
+ */
+export function resolveStorageConnection(settings: AppSettings, connection: string | undefined): string {
+  const name = connection && connection.length > 0 ? connection : DEFAULT_STORAGE_SETTING;
+  const value = settings[name] ?? settings[`AzureWebJobs${name}`];
+  if (!value) {
+    throw new Error(
+      `the storage connection setting "${name}" is not set; add it to ${LOCAL_SETTINGS_FILE} Values ` +
+        `(UseDevelopmentStorage=true runs against Azurite) or to the environment`,
+    );
+  }
+  return value;
+}
+
+/** Tells whether a connection string asks for the local storage emulator. */
+export function isDevelopmentStorage(connectionString: string | undefined): boolean {
+  return /(^|;)\s*UseDevelopmentStorage\s*=\s*true\s*(;|$)/i.test(connectionString ?? '');
+}

@@ -1,0 +1,98 @@
+import type { InvocationContext, Timer } from '@azure/functions';
+import type { TimerDefinition } from '../../src/local/timer-scheduler.js';
+import { delay, startTestAzurite, startTestHost, waitFor, type TestAzurite, type TestHost } from './support.js';
+
+interface Tick {
+  host: string;
+  at: number;
+  timer: Timer;
+  context: InvocationContext;
+}
+
+describe('local host timer trigger', () => {
+  let azurite: TestAzurite;
+  const hosts: TestHost[] = [];
+  let functionCounter = 0;
+
+  beforeAll(async () => {
+    azurite = await startTestAzurite();
+  });
+  afterEach(async () => {
+    await Promise.all(hosts.splice(0).map((h) => h.stop()));
+  });
+  afterAll(async () => {
+    await azurite?.stop();
+  });
+
+  /** A timer function recording its ticks; a fresh name per test keeps the stored status apart. */
+  function timerFunction(ticks: Tick[], hostName: string, schedule: string, name: string, runOnStartup = false): TimerDefinition {
+    return {
+      name,
+      trigger: { type: 'timer', schedule, runOnStartup },
+      handler: async (timer, context) => {
+        ticks.push({ host: hostName, at: Date.now(), timer, context });
+      },
+    };
+  }
+
+  async function startHost(definition: TimerDefinition, settings: Record<string, string> = {}): Promise<TestHost> {
+    const host = await startTestHost({ definitions: [definition], settings: { AzureWebJobsStorage: azurite.connectionString, ...settings } });
+    hosts.push(host);
+    return host;
+  }
+
+  it('fires every second on */1 * * * * *, with isPastDue and scheduleStatus', async () => {
+    const ticks: Tick[] = [];
+    await startHost(timerFunction(ticks, 'A', '*/1 * * * * *', `everySecond${++functionCounter}`));
+    await waitFor(() => ticks.length >= 3, 10_000, 'three ticks');
+    const [first, second] = ticks as [Tick, Tick];
+    expect(second.at - first.at).toBeGreaterThanOrEqual(500);
+    expect(second.at - first.at).toBeLessThan(2000);
+    expect(first.timer.isPastDue).toBe(false);
+    expect(first.timer.scheduleStatus.last).toBe('0001-01-01T00:00:00.000Z');
+    expect(new Date(second.timer.scheduleStatus.last).getTime()).toBeGreaterThan(0);
+    expect(new Date(first.timer.scheduleStatus.next).getTime() % 1000).toBe(0);
+    expect(first.context.functionName).toMatch(/^everySecond/);
+    expect(first.context.triggerMetadata).toBeUndefined();
+  });
+
+  it('reads the schedule from an app setting and runs on startup', async () => {
+    const ticks: Tick[] = [];
+    const started = Date.now();
+    // Once a day at midnight: only runOnStartup can fire within this test.
+    await startHost(timerFunction(ticks, 'A', '%TEST_SCHEDULE%', `fromSetting${++functionCounter}`, true), { TEST_SCHEDULE: '0 0 0 * * *' });
+    await waitFor(() => ticks.length === 1, 5000, 'the startup run');
+    expect(ticks[0]!.at - started).toBeLessThan(3000);
+    expect(new Date(ticks[0]!.timer.scheduleStatus.next).toISOString()).toMatch(/T00:00:00\.000Z$/);
+  });
+
+  it('runs each occurrence on one instance only when two hosts share storage', async () => {
+    const ticks: Tick[] = [];
+    const name = `shared${++functionCounter}`;
+    await startHost(timerFunction(ticks, 'A', '*/1 * * * * *', name));
+    await startHost(timerFunction(ticks, 'B', '*/1 * * * * *', name));
+    await delay(4500);
+    const seconds = ticks.map((t) => Math.round(t.at / 1000));
+    expect(ticks.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(seconds).size).toBe(seconds.length);
+  });
+
+  it('runs a missed occurrence at the next start, with isPastDue', async () => {
+    const ticks: Tick[] = [];
+    const name = `missed${++functionCounter}`;
+    const first = await startHost(timerFunction(ticks, 'A', '*/1 * * * * *', name));
+    await waitFor(() => ticks.length >= 1, 5000, 'a first tick');
+    await first.stop();
+    hosts.splice(hosts.indexOf(first), 1);
+    ticks.length = 0;
+    await delay(2500);
+    await startHost(timerFunction(ticks, 'B', '*/1 * * * * *', name));
+    await waitFor(() => ticks.length >= 2, 5000, 'the past-due run and a regular one');
+    expect(ticks[0]!.timer.isPastDue).toBe(true);
+    expect(ticks[1]!.timer.isPastDue).toBe(false);
+  });
+
+  it('refuses an invalid schedule at start-up', async () => {
+    await expect(startHost(timerFunction([], 'A', '0 */5 * * *', `invalid${++functionCounter}`))).rejects.toThrow(/needs 6/);
+  });
+});
