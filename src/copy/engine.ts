@@ -34,10 +34,17 @@ interface TargetRepo {
  */
 export async function copy(request: CopyRequest, options: CopyOptions = {}): Promise<CopyResult> {
   const startedAt = Date.now();
-  const emit = options.onProgress ?? (() => undefined);
+  // A spent time budget pauses the copy only once this call has moved something, so a budget
+  // shorter than the planning still makes progress on every call instead of none on any.
+  let moved = false;
+  const emit = (event: ProgressEvent) => {
+    if (event.type === 'blob-progress' || (event.type === 'blob-done' && event.outcome !== 'skipped')) moved = true;
+    options.onProgress?.(event);
+  };
   // Abort means pause at the next chunk boundary; it is never passed to a socket (see
   // BlobTransfer.shouldPause).
-  const shouldPause = () => options.abortSignal?.aborted === true || (options.timeBudgetInMs !== undefined && Date.now() - startedAt >= options.timeBudgetInMs);
+  const budgetSpent = () => options.timeBudgetInMs !== undefined && Date.now() - startedAt >= options.timeBudgetInMs;
+  const shouldPause = () => options.abortSignal?.aborted === true || (moved && budgetSpent());
   if (request.targets.length === 0) throw new CopyError('REGISTRY_ERROR', 'no target given', 'target');
 
   const source = RegistryClient.for(request.source.registry, options.credentials);

@@ -62,8 +62,6 @@ export interface JobRecord {
   attempts: number;
   /** Continuation messages: each time a worker ran out of time budget and re-queued the job. */
   continuations: number;
-  /** Invocations in a row that ran out of time budget without moving a byte (reset by progress). */
-  stalls?: number;
   createdAt: string;
   updatedAt: string;
   startedAt?: string;

@@ -135,7 +135,6 @@ function toEntity(record: JobRecord): Entity {
     referrers: record.referrers,
     attempts: record.attempts,
     continuations: record.continuations,
-    stalls: record.stalls ?? 0,
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
   };
@@ -189,6 +188,5 @@ function fromEntity(entity: TableEntityResult<Record<string, unknown>>): JobReco
     lastError: readJson(entity, 'lastError', undefined),
   };
   for (const [key, value] of Object.entries(optional)) if (value !== undefined) (record as unknown as Record<string, unknown>)[key] = value;
-  if (Number(entity.stalls ?? 0) > 0) record.stalls = Number(entity.stalls);
   return record;
 }

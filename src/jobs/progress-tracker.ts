@@ -20,15 +20,9 @@ export class ProgressTracker {
   private finishedBytes = 0;
   private readonly inFlight = new Map<string, number>();
   private changed = false;
-  private moved = false;
 
   /** @param initial the job's progress so far: reported until this invocation has a plan. */
   constructor(private readonly initial: JobProgress) {}
-
-  /** Whether this invocation moved any bytes (a chunk accepted, a blob copied or mounted). */
-  get advanced(): boolean {
-    return this.moved;
-  }
 
   /** Whether anything changed since the last `takeChanged()`. */
   takeChanged(): boolean {
@@ -55,7 +49,6 @@ export class ProgressTracker {
         this.inFlight.set(key(event.target, event.digest), event.offset);
         break;
       case 'blob-progress':
-        if (event.bytesDone > (this.inFlight.get(key(event.target, event.digest)) ?? 0)) this.moved = true;
         this.inFlight.set(key(event.target, event.digest), event.bytesDone);
         break;
       case 'blob-done':
@@ -63,7 +56,6 @@ export class ProgressTracker {
         if (event.outcome === 'copied') this.copied++;
         else if (event.outcome === 'mounted') this.mounted++;
         else this.skippedEvents++;
-        if (event.outcome !== 'skipped') this.moved = true;
         // A skipped blob was usually counted as present in the plan; count its bytes only beyond those.
         if (event.outcome !== 'skipped' || this.skippedEvents > this.presentBlobs) this.finishedBytes += event.size;
         break;

