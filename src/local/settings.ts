@@ -11,19 +11,25 @@ export type AppSettings = Readonly<Record<string, string>>;
 
 /** The settings file `func start` reads; it holds secrets, so .gitignore keeps it out of git. */
 export const LOCAL_SETTINGS_FILE = 'local.settings.json';
+/**
+ * The committed defaults, read when there is no local.settings.json, so that a fresh clone runs
+ * with `npm install && npm start` (Azurite storage, a loopback target registry).
+ */
+export const SAMPLE_SETTINGS_FILE = 'local.settings.sample.json';
 
 /** The connection setting the host uses when a trigger names none. */
 export const DEFAULT_STORAGE_SETTING = 'AzureWebJobsStorage';
 
 /**
- * Reads `local.settings.json` from `projectRoot` (when present) and overlays `env`.
+ * Reads `local.settings.json` from `projectRoot` (or, when it is absent, the committed sample)
+ * and overlays `env`.
  *
  * @throws Error when the file is not valid JSON, or is encrypted (`IsEncrypted: true`, which only
  *   Core Tools can decrypt).
  */
 export function readLocalSettings(projectRoot: string, env: NodeJS.ProcessEnv = process.env): AppSettings {
-  const file = path.join(projectRoot, LOCAL_SETTINGS_FILE);
-  const values: Record<string, string> = existsSync(file) ? readValues(file) : {};
+  const file = [LOCAL_SETTINGS_FILE, SAMPLE_SETTINGS_FILE].map((name) => path.join(projectRoot, name)).find((candidate) => existsSync(candidate));
+  const values: Record<string, string> = file ? readValues(file) : {};
   for (const [name, value] of Object.entries(env)) {
     if (value !== undefined) values[name] = value;
   }

@@ -29,6 +29,13 @@ describe('readLocalSettings', () => {
     expect(readLocalSettings(dir, { X: '1' })).toEqual({ X: '1' });
   });
 
+  it('falls back to the committed sample, so a fresh clone starts', () => {
+    writeFileSync(path.join(dir, 'local.settings.sample.json'), JSON.stringify({ Values: { AzureWebJobsStorage: 'UseDevelopmentStorage=true', A: 'sample' } }));
+    expect(readLocalSettings(dir, {})).toEqual({ AzureWebJobsStorage: 'UseDevelopmentStorage=true', A: 'sample' });
+    write({ Values: { A: 'mine' } });
+    expect(readLocalSettings(dir, {})).toEqual({ A: 'mine' });
+  });
+
   it.each([
     ['invalid JSON', '{ "Values": ', /not valid JSON/],
     ['an encrypted file', { IsEncrypted: true, Values: { A: 'x' } }, /encrypted/],
