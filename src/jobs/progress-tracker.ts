@@ -65,24 +65,35 @@ export class ProgressTracker {
   /** The progress now. */
   snapshot(): JobProgress {
     if (!this.planned) return structuredClone(this.initial);
-    const skipped = Math.max(this.skippedEvents, this.presentBlobs);
+    const present = Math.max(this.skippedEvents, this.presentBlobs);
+    const { skipped, mounted } = this.counts(present, this.mounted);
     let inFlightBytes = 0;
     for (const bytes of this.inFlight.values()) inFlightBytes += bytes;
     return {
       blobs: {
         total: this.blobsTotal,
-        done: Math.min(this.copied + this.mounted + skipped, this.blobsTotal),
+        done: Math.min(this.copied + this.mounted + present, this.blobsTotal),
         skipped: Math.min(skipped, this.blobsTotal),
-        mounted: this.mounted,
+        mounted,
       },
       bytes: { total: this.bytesTotal, done: Math.min(this.presentBytes + this.finishedBytes + inFlightBytes, this.bytesTotal) },
     };
   }
 
+  /**
+   * Skipped and mounted counts for the whole job. A continuation finds the blobs earlier runs of
+   * this job copied already in place: they are not "skipped", so the first run's count stands.
+   */
+  private counts(presentNow: number, mountedNow: number): { skipped: number; mounted: number } {
+    const earlier = this.initial.blobs.total > 0 ? this.initial.blobs : undefined;
+    return { skipped: earlier ? earlier.skipped : presentNow, mounted: (earlier?.mounted ?? 0) + mountedNow };
+  }
+
   /** The final progress of a completed copy. */
   complete(result: CopyResult): JobProgress {
+    const { skipped, mounted } = this.counts(result.blobs.skipped, result.blobs.mounted);
     return {
-      blobs: { total: result.blobs.total, done: result.blobs.total, skipped: result.blobs.skipped, mounted: result.blobs.mounted },
+      blobs: { total: result.blobs.total, done: result.blobs.total, skipped, mounted },
       bytes: { total: result.bytes.total, done: result.bytes.total },
     };
   }

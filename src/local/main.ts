@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { startLocalHost } from './local-host.js';
-import { applySettingsToEnvironment, readLocalSettings } from './settings.js';
+import { applySettingsToEnvironment, readLocalSettings, type AppSettings } from './settings.js';
 
 /** The nearest directory at or above `start` holding host.json: the project root, from src/ or dist/. */
 export function findProjectRoot(start: string): string {
@@ -16,6 +16,21 @@ export function findProjectRoot(start: string): string {
   }
 }
 
+/**
+ * HOIST_LOCAL_MESSAGE_LEASE_SECONDS: how long a received queue message stays hidden while its
+ * handler runs (renewed at half). The Functions host uses 10 minutes, the default here too; a
+ * shorter lease makes a killed `npm start` hand its work on sooner.
+ */
+function messageLease(settings: AppSettings): { messageLeaseInMs?: number } {
+  const value = settings.HOIST_LOCAL_MESSAGE_LEASE_SECONDS;
+  if (value === undefined || value === '') return {};
+  const seconds = Number(value);
+  if (!Number.isInteger(seconds) || seconds < 2 || seconds > 3600) {
+    throw new Error(`HOIST_LOCAL_MESSAGE_LEASE_SECONDS "${value}" is not valid: give whole seconds from 2 to 3600`);
+  }
+  return { messageLeaseInMs: seconds * 1000 };
+}
+
 async function main(): Promise<void> {
   const projectRoot = findProjectRoot(__dirname);
   const settings = readLocalSettings(projectRoot);
@@ -23,7 +38,7 @@ async function main(): Promise<void> {
   // Loaded only now, after the settings are in process.env, so modules that read settings while
   // loading see local.settings.json values, as they do under `func start`.
   const { definitions } = await import('../functions/definitions.js');
-  const host = await startLocalHost({ definitions, settings, projectRoot });
+  const host = await startLocalHost({ definitions, settings, projectRoot, ...messageLease(settings) });
 
   let signalled = false;
   const shutdown = (signal: NodeJS.Signals) => {
