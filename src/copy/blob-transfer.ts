@@ -10,7 +10,7 @@ import type { Descriptor, RegistryClient, UploadSession } from '../registry/clie
 import { DigestMismatchError, VerifyingStream } from '../registry/digest.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Reference } from '../registry/reference.js';
-import { CopyError, copyErrorFrom } from './errors.js';
+import { CopyError, copyErrorFrom, type Side } from './errors.js';
 import type { BlobOutcome, CheckpointStore, ProgressEvent, UploadMode } from './types.js';
 
 export interface BlobTransfer {
@@ -215,6 +215,10 @@ function asCopyError(error: unknown, blob: Descriptor): unknown {
   if (error instanceof RegistryError && error.code === 'DIGEST_INVALID') {
     return new CopyError('INTEGRITY', `the target registry rejected blob ${blob.digest}: its bytes do not match the digest; nothing was tagged`, 'target', { cause: error });
   }
-  const side = error instanceof RegistryError && /\/blobs\/uploads\//.test(error.url) ? 'target' : error instanceof RegistryError && error.method === 'GET' ? 'source' : 'target';
-  return copyErrorFrom(error, side);
+  return copyErrorFrom(error, error instanceof RegistryError ? sideOf(error) : 'target');
+}
+
+/** A blob transfer reads the source only with GETs of the blob; every other request is the target's. */
+function sideOf(error: RegistryError): Side {
+  return error.method === 'GET' && !error.url.includes('/blobs/uploads/') ? 'source' : 'target';
 }
