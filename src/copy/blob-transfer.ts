@@ -183,29 +183,31 @@ async function sendChunk(t: BlobTransfer, session: UploadSession, chunk: Buffer)
   }
 }
 
-/** Regroups a byte stream into chunks of exactly `size` bytes (the last may be short). */
+/**
+ * Regroups a byte stream into chunks of exactly `size` bytes (the last may be short). Every chunk
+ * is a view of one reused buffer, so a chunked upload allocates `size` bytes once instead of per
+ * chunk: the caller must be done with a chunk (sent, and any retry finished) before asking for the
+ * next, which the upload loop is.
+ */
 async function* chunksOf(stream: Readable, size: number, total: number): AsyncGenerator<Buffer> {
-  let pending: Buffer[] = [];
-  let pendingLength = 0;
+  const buffer = Buffer.allocUnsafe(Math.min(size, Math.max(total, 1)));
+  let filled = 0;
   let seen = 0;
   for await (const piece of stream as AsyncIterable<Buffer>) {
-    let data = piece;
-    seen += data.length;
+    seen += piece.length;
     if (seen > total) throw new CopyError('INTEGRITY', `the source sent more than the ${total} bytes expected`, 'source');
-    while (pendingLength + data.length >= size) {
-      const take = size - pendingLength;
-      pending.push(data.subarray(0, take));
-      yield Buffer.concat(pending, size);
-      data = data.subarray(take);
-      pending = [];
-      pendingLength = 0;
-    }
-    if (data.length > 0) {
-      pending.push(data);
-      pendingLength += data.length;
+    let offset = 0;
+    while (offset < piece.length) {
+      const copied = piece.copy(buffer, filled, offset);
+      filled += copied;
+      offset += copied;
+      if (filled === buffer.length) {
+        yield buffer;
+        filled = 0;
+      }
     }
   }
-  if (pendingLength > 0) yield Buffer.concat(pending, pendingLength);
+  if (filled > 0) yield buffer.subarray(0, filled);
 }
 
 function asCopyError(error: unknown, blob: Descriptor): unknown {

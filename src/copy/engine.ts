@@ -17,6 +17,8 @@ import { readSourceGraph, type SourceGraph } from './source-graph.js';
 import type { BlobOutcome, CopyOptions, CopyPlan, CopyRequest, CopyResult, PlannedBlob, ProgressEvent, WrittenManifest } from './types.js';
 
 export const DEFAULT_CONCURRENCY = 4;
+/** HEADs carry no body and cost the registry little: check an image's many blobs 16 at a time. */
+const HEAD_CONCURRENCY = 16;
 /** 4 MiB: GHCR refuses larger PATCHes, and the Azure SDK uses the same. */
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 
@@ -66,7 +68,7 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
 
   const allBlobs = uniqueBlobs(graph.manifests);
   for (const repo of repos) {
-    repo.blobs = await mapLimit(allBlobs, options.concurrency ?? DEFAULT_CONCURRENCY, async (blob) => {
+    repo.blobs = await mapLimit(allBlobs, Math.max(options.concurrency ?? DEFAULT_CONCURRENCY, HEAD_CONCURRENCY), async (blob) => {
       const size = await repo.client.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
       if (size !== undefined) rememberBlob(repo.ref, blob.digest);
       return { digest: blob.digest, size: blob.size, mediaType: blob.mediaType, present: size !== undefined };
@@ -203,6 +205,8 @@ async function pushManifests(repo: TargetRepo, graph: SourceGraph, emit: (event:
   const subjectsWithApi = new Set<string>();
   try {
     for (const node of graph.manifests) {
+      // The manifest the tags name is pushed by writeTags, under its first tag, and only then.
+      if (node === graph.top && repo.tags.length > 0) continue;
       const ref = repo.ref.withDigest(node.manifest.digest);
       if (await repo.client.headManifest(ref)) continue;
       const { subjectProcessed } = await repo.client.putManifest(repo.ref, node.manifest);
@@ -248,6 +252,10 @@ async function writeTags(request: CopyRequest, repos: TargetRepo[], top: Manifes
         await repo.client.putManifest(tag, top);
       } catch (error) {
         throw copyErrorFrom(error, 'target');
+      }
+      if (!result.manifests.some((m) => m.digest === top.digest && m.target === repo.ref.name)) {
+        result.manifests.push({ digest: top.digest, mediaType: top.mediaType, target: repo.ref.name });
+        emit({ type: 'manifest', digest: top.digest, mediaType: top.mediaType, target: repo.ref.name });
       }
       result.targets.push({ reference: tag.toString(), digest: top.digest, written: true });
       emit({ type: 'tag', reference: tag.toString(), digest: top.digest, written: true });
