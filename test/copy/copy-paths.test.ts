@@ -245,6 +245,17 @@ describe('copy paths (anonymous registries)', () => {
       await expectIdenticalInTarget(target, 'cut/dst', 'v1', [image]);
     });
 
+    it("raises the chunk size to the registry's OCI-Chunk-Min-Length", async () => {
+      const image = await pushImage(source, 'minchunk/src', 'v1', { layers: [300_000] });
+      // distribution 2.8 sends no OCI-Chunk-Min-Length; the proxy adds it to upload POSTs.
+      proxy = await startProxy(target.url, [(request) => (request.method === 'POST' && request.pathname.endsWith('/blobs/uploads/') ? { type: 'forward', addResponseHeaders: { 'OCI-Chunk-Min-Length': '131072' } } : undefined)]);
+      await copy({ source: ref(source, 'minchunk/src:v1'), targets: [ref(proxy, 'minchunk/dst:v1')] }, { uploadMode: 'chunked', chunkSizeInBytes: 16_384 });
+      const patches = target.accessLog().filter((r) => r.method === 'PATCH' && r.uri.startsWith('/v2/minchunk/dst/'));
+      // 300 000 bytes in 128 KiB chunks is 3 PATCHes (16 KiB chunks would be 19), plus one for the config.
+      expect(patches).toHaveLength(4);
+      await expectIdenticalInTarget(target, 'minchunk/dst', 'v1', [image]);
+    });
+
     it('refuses a schema1 source with a clear message', async () => {
       proxy = await startProxy(source.url, [
         (request) =>

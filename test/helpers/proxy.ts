@@ -46,6 +46,8 @@ export type ProxyAction =
       cutRequestAfterBytes?: number;
       /** Relay only this many response body bytes to the client, then cut its connection. */
       cutResponseAfterBytes?: number;
+      /** Headers added to the registry's response (e.g. one a newer registry would send). */
+      addResponseHeaders?: Record<string, string>;
       label?: string;
     }
   /**
@@ -285,7 +287,7 @@ export async function startProxy(upstream: string, rules: ProxyRule[] = []): Pro
     const upstreamReq = httpRequest(new URL(req.url ?? '/', upstreamOrigin), { method: req.method, headers: upstreamHeaders(req.headers), agent });
     upstreamReq.on('response', (upstreamRes) => {
       record.status = upstreamRes.statusCode ?? 0;
-      res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, clientHeaders(upstreamRes.rawHeaders));
+      res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, [...clientHeaders(upstreamRes.rawHeaders), ...Object.entries(action.addResponseHeaders ?? {}).flat()]);
       let offset = 0;
       upstreamRes.on('data', (chunk: Buffer) => {
         if (record.cut) return;
