@@ -9,7 +9,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** Where the preload lives once compiled (next to this file in dist/bench). */
@@ -169,4 +169,38 @@ export async function waitForQuiet(minIdle: number, maxWaitMs: number): Promise<
     const idle = await idleFraction();
     if (idle >= minIdle || Date.now() >= deadline) return idle;
   }
+}
+
+/** A whole-number setting from the environment, with its default and lower bound. */
+export function intEnv(name: string, fallback: number, min = 0): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name}="${raw}": give a whole number ≥ ${min}`);
+  return n;
+}
+
+/** A command's output, or "unknown (why)" when it cannot run: for describing the machine. */
+export function tryRun(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (error) {
+    return `unknown (${(error as Error).message.split('\n')[0]})`;
+  }
+}
+
+/** What the figures were measured on: hardware, Node, the registry binary and Hoist's commit. */
+export function describeMachine(root: string) {
+  return {
+    date: new Date().toISOString(),
+    nproc: tryRun('nproc', []),
+    availableParallelism: availableParallelism(),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memory: tryRun('sh', ['-c', "free -m | awk '/^Mem:/{print $2\" MiB\"}'"]),
+    node: process.version,
+    registry: tryRun(process.env.HOIST_TEST_REGISTRY_BINARY ?? '/usr/bin/docker-registry', ['--version']).replace(/^\S*docker-registry\s+/, ''),
+    kernel: tryRun('uname', ['-r']),
+    commit: tryRun('git', ['-C', root, 'rev-parse', '--short', 'HEAD']),
+    srcDirty: tryRun('git', ['-C', root, 'status', '--porcelain', '--', 'src']) !== '',
+  };
 }

@@ -20,28 +20,19 @@
  * BENCH_QUIET_WAIT_S (before each run, wait up to 20 s for the CPU to be 80% idle over a second,
  * since other work on this 2-core machine would be measured along with the copy).
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseAccessLog, startRegistry, type TestRegistry } from '../test/helpers/registry.js';
 import { SKOPEO_BINARY } from '../test/helpers/skopeo.js';
 import { pushHugeLayer, pushLargeLayers, pushSmallLayers, verifyCopy, type BenchImage } from './images.js';
-import { median, MiB, runMeasured, waitForQuiet, type RunResult } from './measure.js';
+import { describeMachine, intEnv, median, MiB, runMeasured, tryRun, waitForQuiet, type RunResult } from './measure.js';
 import { renderReport, updateBenchmarksDoc, type BenchReport, type Sample, type VariantKey } from './report.js';
 
 const ROOT = resolve(__dirname, '..', '..');
 const HOIST_BIN = join(ROOT, 'bin', 'hoist.js');
 const DOC_PATH = join(ROOT, 'docs', 'benchmarks.md');
 const CHILD_TIMEOUT_MS = 5 * 60_000;
-
-function intEnv(name: string, fallback: number, min = 0): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name}="${raw}": give a whole number ≥ ${min}`);
-  return n;
-}
 
 const RUNS = intEnv('BENCH_RUNS', 5, 1);
 const WARMUP = intEnv('BENCH_WARMUP', 1, 0);
@@ -187,14 +178,6 @@ function rotate<T>(items: readonly T[], by: number): T[] {
   return [...items.slice(k), ...items.slice(0, k)];
 }
 
-function tryRun(command: string, args: string[]): string {
-  try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch (error) {
-    return `unknown (${(error as Error).message.split('\n')[0]})`;
-  }
-}
-
 function commandLine(): string {
   const knobs = ['BENCH_RUNS', 'BENCH_WARMUP', 'BENCH_RSS_RUNS', 'BENCH_BIG_MIB', 'BENCH_HOIST_ARGS', 'BENCH_QUIET_IDLE', 'BENCH_QUIET_WAIT_S']
     .filter((k) => process.env[k] !== undefined && process.env[k] !== '')
@@ -222,19 +205,7 @@ async function main(): Promise<void> {
   authFile = join(workDir, 'auth.json');
   await writeFile(authFile, '{"auths":{}}\n');
 
-  const machine = {
-    date: new Date().toISOString(),
-    nproc: tryRun('nproc', []),
-    availableParallelism: availableParallelism(),
-    cpu: cpus()[0]?.model ?? 'unknown',
-    memory: tryRun('sh', ['-c', "free -m | awk '/^Mem:/{print $2\" MiB\"}'"]),
-    node: process.version,
-    skopeo: tryRun(SKOPEO_BINARY, ['--version']),
-    registry: tryRun(process.env.HOIST_TEST_REGISTRY_BINARY ?? '/usr/bin/docker-registry', ['--version']).replace(/^\S*docker-registry\s+/, ''),
-    kernel: tryRun('uname', ['-r']),
-    commit: tryRun('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']),
-    srcDirty: tryRun('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src']) !== '',
-  };
+  const machine = { ...describeMachine(ROOT), skopeo: tryRun(SKOPEO_BINARY, ['--version']) };
   log(`machine: ${JSON.stringify(machine)}`);
 
   const startup = await measureStartup();

@@ -39,7 +39,7 @@ import { QueueServiceClient } from '@azure/storage-queue';
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { format } from 'node:util';
 import { copy } from '../src/copy/index.js';
@@ -55,19 +55,11 @@ import { freePort } from '../test/helpers/ports.js';
 import { spawnTracked } from '../test/helpers/processes.js';
 import { parseAccessLog, startRegistry, type TestRegistry } from '../test/helpers/registry.js';
 import { formatSize, pushHugeLayer, verifyCopy, type BenchImage } from './images.js';
-import { median, MiB, waitForQuiet } from './measure.js';
+import { describeMachine, intEnv, median, MiB, waitForQuiet } from './measure.js';
 import type { LoadRequest, LoadResult } from './service-load.js';
 
 const ROOT = resolve(__dirname, '..', '..');
 const DOC_PATH = join(ROOT, 'docs', 'benchmarks.md');
-
-function intEnv(name: string, fallback: number, min = 0): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name}="${raw}": give a whole number ≥ ${min}`);
-  return n;
-}
 
 const RUNS = intEnv('BENCH_SERVICE_RUNS', 4, 1);
 const WARMUP = intEnv('BENCH_SERVICE_WARMUP', 1, 0);
@@ -248,48 +240,16 @@ function selfCpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
-function tryRun(command: string, args: string[]): string {
-  try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch (error) {
-    return `unknown (${(error as Error).message.split('\n')[0]})`;
-  }
-}
+type Machine = ReturnType<typeof describeMachine> & { azurite: string };
 
-interface Machine {
-  date: string;
-  nproc: string;
-  availableParallelism: number;
-  cpu: string;
-  memory: string;
-  node: string;
-  registry: string;
-  azurite: string;
-  kernel: string;
-  commit: string;
-  srcDirty: boolean;
-}
-
-function describeMachine(): Machine {
+function describeServiceMachine(): Machine {
   let azurite = 'unknown';
   try {
     azurite = (JSON.parse(readFileSync(require.resolve('azurite/package.json'), 'utf8')) as { version: string }).version;
   } catch {
     // keep unknown
   }
-  return {
-    date: new Date().toISOString(),
-    nproc: tryRun('nproc', []),
-    availableParallelism: availableParallelism(),
-    cpu: cpus()[0]?.model ?? 'unknown',
-    memory: tryRun('sh', ['-c', "free -m | awk '/^Mem:/{print $2\" MiB\"}'"]),
-    node: process.version,
-    registry: tryRun(process.env.HOIST_TEST_REGISTRY_BINARY ?? '/usr/bin/docker-registry', ['--version']).replace(/^\S*docker-registry\s+/, ''),
-    azurite,
-    kernel: tryRun('uname', ['-r']),
-    commit: tryRun('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']),
-    srcDirty: tryRun('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src']) !== '',
-  };
+  return { ...describeMachine(ROOT), azurite };
 }
 
 function countByMethod(entries: Array<{ method: string }>): Record<string, number> {
@@ -907,7 +867,7 @@ function commandLine(): string {
 async function main(): Promise<void> {
   const startedAt = Date.now();
   hostProblems = 0;
-  const machine = describeMachine();
+  const machine = describeServiceMachine();
   log(`machine: ${JSON.stringify(machine)}`);
   // A stray API key in the environment would make every request a 401.
   delete process.env.HOIST_API_KEY;
