@@ -15,6 +15,7 @@ import {
   BIG_LAYER_SIZE,
   EMPTY_JSON,
   EMPTY_JSON_DIGEST,
+  FIXTURE_KINDS,
   FixtureClient,
   pushAllFixtures,
   pushImage,
@@ -100,19 +101,7 @@ describe.each<RegistryAuth>(['none', 'basic', 'token'])('registry with auth=%s',
 
   it('pushed every fixture kind', () => {
     const names = fixtures.map((f) => f.name);
-    expect(names).toEqual(
-      expect.arrayContaining([
-        'oci-image',
-        'docker-image',
-        'oci-index-three-platforms',
-        'docker-manifest-list',
-        'helm-chart',
-        'oci-artifact-empty-config',
-        'image-with-referrers',
-        'two-images-sharing-layers',
-        'many-layers',
-      ]),
-    );
+    expect(names).toEqual(expect.arrayContaining([...FIXTURE_KINDS]));
     expect(names.includes('big-layer')).toBe(withBigLayer);
     for (const f of fixtures) expect(f.manifestDigests[0]).toBe(f.digest);
   });

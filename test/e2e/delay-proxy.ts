@@ -13,7 +13,7 @@
  * were sent, and how many times.
  */
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from '../helpers/ports.js';
 
 /** One request as the proxy saw it. */
 export interface DelayedRequest {
@@ -136,15 +136,11 @@ export async function startDelayProxy(upstream: string, options: { delayInMs: nu
   const server = createServer((req, res) => {
     handle(req, res).catch(() => res.socket?.destroy());
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  proxyOrigin = `http://127.0.0.1:${port}`;
+  const listening = await listenOnLoopback(server);
+  proxyOrigin = listening.url;
   const proxy: DelayProxy = {
     url: proxyOrigin,
-    host: `127.0.0.1:${port}`,
+    host: listening.host,
     requests,
     delayInMs: options.delayInMs,
     holdNext() {

@@ -5,7 +5,7 @@
  * (HOIST_TARGET_USERNAME/PASSWORD); the source is anonymous.
  */
 import { randomBytes } from 'node:crypto';
-import { pushAllFixtures, referrersTag, type FixtureSummary } from '../helpers/fixtures.js';
+import { FIXTURE_KINDS, pushAllFixtures, referrersTag, type FixtureSummary } from '../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { expectIdenticalInTarget } from '../copy/support.js';
 import { startTestAzurite, type TestAzurite, type TestHost } from '../local/support.js';
@@ -14,17 +14,7 @@ import { expectOrderedTimestamps, FAST_QUEUE_SETTINGS, ImportsApi, startAppHost,
 const TARGET_PASSWORD = `target-${randomBytes(12).toString('hex')}`;
 
 /** Every fixture kind pushAllFixtures makes, each imported under its main tag (both tags for the shared-layers pair). */
-const KINDS = [
-  'oci-image',
-  'docker-image',
-  'oci-index-three-platforms',
-  'docker-manifest-list',
-  'helm-chart',
-  'oci-artifact-empty-config',
-  'image-with-referrers',
-  'two-images-sharing-layers',
-  'many-layers',
-] as const;
+const KINDS = FIXTURE_KINDS;
 
 interface Submitted {
   fixture: FixtureSummary;

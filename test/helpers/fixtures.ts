@@ -606,6 +606,19 @@ export async function pushBigLayer(target: RegistryEndpoint | FixtureClient, rep
 // ---------------------------------------------------------------------------------------------
 // Everything at once
 
+/** The kinds {@link pushAllFixtures} always pushes, in its order (big-layer only on request). */
+export const FIXTURE_KINDS = [
+  'oci-image',
+  'docker-image',
+  'oci-index-three-platforms',
+  'docker-manifest-list',
+  'helm-chart',
+  'oci-artifact-empty-config',
+  'image-with-referrers',
+  'two-images-sharing-layers',
+  'many-layers',
+] as const;
+
 /** One fixture of {@link pushAllFixtures}, for table-driven tests. */
 export interface FixtureSummary {
   /** Fixture kind, e.g. 'oci-index-three-platforms'. */

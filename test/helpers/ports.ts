@@ -5,7 +5,8 @@
  * of their own. Asking the kernel for an ephemeral port (listen on port 0) avoids
  * collisions between test files that run in parallel forks, unlike a fixed port range.
  */
-import { createServer } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 
 /**
  * Returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -32,4 +33,14 @@ export function freePort(): Promise<number> {
       server.close((error) => (error ? reject(error) : resolve(port)));
     });
   });
+}
+
+/** Starts `server` listening on a free 127.0.0.1 port; resolves with its origin and host:port. */
+export async function listenOnLoopback(server: HttpServer): Promise<{ url: string; host: string; port: number }> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, port };
 }

@@ -17,7 +17,7 @@
  * remove rules mid-copy.
  */
 import { request as httpRequest, Agent, createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './ports.js';
 
 /** What a rule sees about one request. */
 export interface ProxyRequest {
@@ -406,16 +406,12 @@ export async function startProxy(upstream: string, rules: ProxyRule[] = []): Pro
   const server = createServer((req, res) => {
     handle(req, res).catch(() => res.socket?.destroy());
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  proxyOrigin = `http://127.0.0.1:${port}`;
+  const listening = await listenOnLoopback(server);
+  proxyOrigin = listening.url;
 
   return {
     url: proxyOrigin,
-    host: `127.0.0.1:${port}`,
+    host: listening.host,
     requests,
     rules,
     async stop() {
