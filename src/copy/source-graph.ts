@@ -7,7 +7,7 @@ import type { Descriptor, Manifest, RegistryClient } from '../registry/client.js
 import { sha256 } from '../registry/digest.js';
 import type { Reference } from '../registry/reference.js';
 import { CopyError, copyErrorFrom } from './errors.js';
-import { descriptorOf, readManifest, type ManifestNode } from './manifest.js';
+import { readManifest, type ManifestNode } from './manifest.js';
 import { formatPlatform, platformMatches } from './platform.js';
 import type { Platform } from './types.js';
 
@@ -132,9 +132,4 @@ function subsetIndex(root: ManifestNode, platforms: Platform[], ref: Reference):
   json.manifests = json.manifests.filter((c) => platforms.some((wanted) => platformMatches(wanted, c.platform)));
   const bytes = Buffer.from(JSON.stringify(json));
   return readManifest({ digest: sha256(bytes), mediaType: root.manifest.mediaType, bytes }, `${ref} (platform subset)`);
-}
-
-/** The descriptor of each referrer of `subject`, as the fallback-tag index lists them. */
-export function referrerDescriptors(nodes: ManifestNode[]): Descriptor[] {
-  return nodes.map(descriptorOf);
 }

@@ -10,8 +10,6 @@ import { ConfigurationError } from './errors.js';
 
 /** The queue the HTTP function feeds and the worker drains. */
 export const IMPORTS_QUEUE = 'imports';
-/** Where the Functions host moves a message whose attempts are exhausted. */
-export const IMPORTS_POISON_QUEUE = 'imports-poison';
 /** The app setting that holds the storage connection string (the host's own storage). */
 export const STORAGE_CONNECTION_SETTING = 'AzureWebJobsStorage';
 
