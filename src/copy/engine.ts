@@ -47,7 +47,7 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   // BlobTransfer.shouldPause).
   const budgetSpent = () => options.timeBudgetInMs !== undefined && Date.now() - startedAt >= options.timeBudgetInMs;
   const shouldPause = () => options.abortSignal?.aborted === true || (moved && budgetSpent());
-  if (request.targets.length === 0) throw new CopyError('REGISTRY_ERROR', 'no target given', 'target');
+  if (request.targets.length === 0) throw new CopyError('INVALID_TARGET', 'no target given: name at least one target reference', 'target');
 
   const source = RegistryClient.for(request.source.registry, options.credentials);
   const graph = await readSourceGraph(source, request.source, { platforms: request.platforms, referrers: request.referrers });
