@@ -205,8 +205,9 @@ async function pushManifests(repo: TargetRepo, graph: SourceGraph, emit: (event:
   const subjectsWithApi = new Set<string>();
   try {
     for (const node of graph.manifests) {
-      // The manifest the tags name is pushed by writeTags, under its first tag, and only then.
-      if (node === graph.top && repo.tags.length > 0) continue;
+      // The manifest the tags name is pushed once, by writeTags under its first tag, unless
+      // referrers follow: their subject goes first, for registries that check it exists.
+      if (node === graph.top && repo.tags.length > 0 && graph.referrers.size === 0) continue;
       const ref = repo.ref.withDigest(node.manifest.digest);
       if (await repo.client.headManifest(ref)) continue;
       const { subjectProcessed } = await repo.client.putManifest(repo.ref, node.manifest);

@@ -187,7 +187,12 @@ describe('copy paths (anonymous registries)', () => {
       const other = await pushImage(target, 'refs/app', undefined, { artifactType: 'application/vnd.other', layers: [10], subject: { mediaType: signed.image.mediaType, digest: signed.image.digest, size: signed.image.manifestBytes.length } });
       await pushIndex(target, 'refs/app', referrersTag(signed.image.digest), [other]);
 
+      const mark = target.accessLog().length;
       await copy({ source: ref(source, 'refs/app:signed'), targets: [ref(target, 'refs/app:signed')], referrers: true });
+      // The subject is in place before its referrer, for registries that check.
+      const puts = requestsSince(target, mark).filter((r) => r.method === 'PUT').map((r) => r.uri);
+      expect(puts.indexOf(`/v2/refs/app/manifests/${signed.image.digest}`)).toBeGreaterThanOrEqual(0);
+      expect(puts.indexOf(`/v2/refs/app/manifests/${signed.image.digest}`)).toBeLessThan(puts.indexOf(`/v2/refs/app/manifests/${signed.referrer.digest}`));
       const merged = JSON.parse((await skopeoInspectRaw(`${target.host}/refs/app:${referrersTag(signed.image.digest)}`)).toString()) as { manifests: Array<{ digest: string }> };
       expect(merged.manifests.map((m) => m.digest).sort()).toEqual([other.digest, signed.referrer.digest].sort());
       expect((await skopeoInspectRaw(`${target.host}/refs/app:${referrersTag(signed.image.digest)}.sig`)).equals(signed.signature.manifestBytes)).toBe(true);
