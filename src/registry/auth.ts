@@ -75,16 +75,18 @@ export class Authenticator {
   }
 
   /**
-   * Records a 401's challenge and forgets any cached token for these scopes, so the next
-   * `authorization` call asks for a fresh one. Returns false when retrying cannot help.
+   * Records a 401's challenge and decides whether one more try can help. `sent` is the
+   * Authorization the refused request carried: judging by it, not by what other requests have
+   * taught this authenticator meanwhile, keeps concurrent first requests from failing each other.
+   * Refused Basic credentials are final; a refused token is dropped so a fresh one is fetched.
    */
-  rejected(wwwAuthenticate: string | undefined, scopes: string[]): boolean {
+  rejected(wwwAuthenticate: string | undefined, scopes: string[], sent: string | undefined): boolean {
     const challenge = parseChallenge(wwwAuthenticate);
     if (!challenge) return false;
-    const hadBasic = this.challenge?.scheme === 'basic';
     this.challenge = challenge;
-    if (challenge.scheme === 'basic') return !hadBasic && this.credentials !== undefined;
-    this.tokens.delete([...new Set(scopes)].sort().join(' '));
+    if (challenge.scheme === 'basic') return this.credentials !== undefined && sent !== this.basic();
+    const key = [...new Set(scopes)].sort().join(' ');
+    if (sent === undefined || sent === `Bearer ${this.tokens.get(key)?.token}`) this.tokens.delete(key);
     return true;
   }
 

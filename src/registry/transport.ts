@@ -58,10 +58,12 @@ export class Transport {
   /** Sends a request, authenticating, following redirects and retrying as needed. */
   async send(req: TransportRequest): Promise<TransportResponse> {
     let reauthenticated = false;
+    let authorization: string | undefined;
     for (let attempt = 1; ; attempt++) {
       let response: TransportResponse;
       try {
-        response = await this.sendOnce(req);
+        authorization = await this.auth.authorization(req.scopes, req.signal);
+        response = await this.sendOnce(req, authorization);
       } catch (error) {
         // Errors raised by a request body (a source stream failing its digest check, say) pass
         // through unchanged: only socket-level failures are this layer's business.
@@ -74,7 +76,7 @@ export class Transport {
         continue;
       }
       const { status } = response;
-      if (status === 401 && !reauthenticated && req.replayable !== false && this.auth.rejected(response.headers['www-authenticate'], req.scopes)) {
+      if (status === 401 && !reauthenticated && req.replayable !== false && this.auth.rejected(response.headers['www-authenticate'], req.scopes, authorization)) {
         // First 401: learn the challenge (or that the token expired) and try once more, which
         // does not count as a retry.
         await response.body.dump();
@@ -93,16 +95,14 @@ export class Transport {
     }
   }
 
-  private async sendOnce(req: TransportRequest): Promise<TransportResponse> {
+  /** One exchange: `authorization` goes to the registry's own origin only, never across a redirect. */
+  private async sendOnce(req: TransportRequest, authorization: string | undefined): Promise<TransportResponse> {
     let url = req.url;
     let sameOrigin = true;
     for (let hop = 0; ; hop++) {
       const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...req.headers };
       // Credentials go to the registry only, never to a storage host it redirects to.
-      if (sameOrigin) {
-        const authorization = await this.auth.authorization(req.scopes, req.signal);
-        if (authorization) headers.authorization = authorization;
-      }
+      if (sameOrigin && authorization) headers.authorization = authorization;
       const response = await agent.request({
         origin: url.origin,
         path: url.pathname + url.search,
