@@ -1,0 +1,39 @@
+/**
+ * The layers of docs/architecture.md, enforced: each folder of src/ may import only the layers
+ * below it (registry ← copy ← jobs ← functions ← local; cli beside jobs, on copy).
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const SRC = join(__dirname, '..', 'src');
+
+const ALLOWED: Record<string, string[]> = {
+  registry: [],
+  copy: ['registry'],
+  jobs: ['registry', 'copy'],
+  functions: ['registry', 'copy', 'jobs'],
+  local: ['registry', 'copy', 'jobs', 'functions'],
+  cli: ['registry', 'copy'],
+};
+
+function importsOf(folder: string): Array<{ file: string; layer: string }> {
+  const found: Array<{ file: string; layer: string }> = [];
+  for (const file of readdirSync(join(SRC, folder)).filter((f) => f.endsWith('.ts'))) {
+    const text = readFileSync(join(SRC, folder, file), 'utf8');
+    for (const m of text.matchAll(/(?:from|import\()\s*'\.\.\/([a-z]+)\//g)) found.push({ file: `${folder}/${file}`, layer: m[1] });
+  }
+  return found;
+}
+
+describe('layering', () => {
+  const folders = readdirSync(SRC, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+
+  it('knows every folder of src/', () => {
+    expect(folders.filter((f) => !(f in ALLOWED))).toEqual([]);
+  });
+
+  it.each(folders)('src/%s imports only the layers below it', (folder) => {
+    const violations = importsOf(folder).filter((i) => !ALLOWED[folder].includes(i.layer));
+    expect(violations).toEqual([]);
+  });
+});
