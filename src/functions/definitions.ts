@@ -5,5 +5,6 @@
 import type { FunctionDefinition } from './definition.js';
 import { importWorkerFunction } from './import-worker.js';
 import { importsFunction } from './imports.js';
+import { sweepImportsFunction } from './sweep-imports.js';
 
-export const definitions: FunctionDefinition[] = [importsFunction, importWorkerFunction];
+export const definitions: FunctionDefinition[] = [importsFunction, importWorkerFunction, sweepImportsFunction];

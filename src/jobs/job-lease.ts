@@ -14,6 +14,8 @@ export interface AcquireLeaseOptions {
   durationInMs: number;
   /** The continuation counter of the message asking; an older one than the job's is stale. */
   continuation: number;
+  /** The host's delivery count of that message, kept so a sweep can tell a final attempt died. */
+  dequeueCount?: number;
   now?: () => number;
   /** Called with write failures the renewal timer swallows (it keeps trying until expiry). */
   onRenewalError?: (error: unknown) => void;
@@ -57,6 +59,7 @@ export async function acquireJobLease(store: JobStore, jobId: string, options: A
       leaseExpiresAt: new Date(at.getTime() + options.durationInMs).toISOString(),
       attempts: job.attempts + 1,
       continuations: Math.max(job.continuations, options.continuation),
+      ...(options.dequeueCount !== undefined && { deliveryDequeueCount: options.dequeueCount }),
       startedAt: job.startedAt ?? at.toISOString(),
       updatedAt: at.toISOString(),
     };

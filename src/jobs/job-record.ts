@@ -70,6 +70,8 @@ export interface JobRecord {
   error?: JobFailure;
   /** The latest transient failure, retried by the host (kept for the record once it succeeds). */
   lastError?: JobFailure & { at: string };
+  /** The queue delivery count of the message whose invocation last took the lease. */
+  deliveryDequeueCount?: number;
   /** The invocation working on the job; valid until `leaseExpiresAt`. */
   leaseOwner?: string;
   leaseExpiresAt?: string;

@@ -146,6 +146,7 @@ function toEntity(record: JobRecord): Entity {
     completedAt: record.completedAt,
     leaseOwner: record.leaseOwner,
     leaseExpiresAt: record.leaseExpiresAt,
+    deliveryDequeueCount: record.deliveryDequeueCount,
     sealedCredentials: record.sealedCredentials,
   };
   for (const [key, value] of Object.entries(optional)) if (value !== undefined) entity[key] = value;
@@ -183,6 +184,7 @@ function fromEntity(entity: TableEntityResult<Record<string, unknown>>): JobReco
     completedAt: str('completedAt'),
     leaseOwner: str('leaseOwner'),
     leaseExpiresAt: str('leaseExpiresAt'),
+    deliveryDequeueCount: typeof entity.deliveryDequeueCount === 'number' ? entity.deliveryDequeueCount : undefined,
     sealedCredentials: str('sealedCredentials'),
     error: readJson(entity, 'error', undefined),
     lastError: readJson(entity, 'lastError', undefined),

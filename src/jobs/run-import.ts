@@ -101,6 +101,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
     owner,
     durationInMs: deps.leaseDurationInMs,
     continuation: message.continuation,
+    dequeueCount: delivery.dequeueCount,
     now,
     onRenewalError: (error) => log.warn(`job ${message.jobId}: lease renewal failed, will retry: ${errorText(error)}`),
   });

@@ -6,6 +6,7 @@ describe('definitions', () => {
     expect(definitions.map((d) => [d.name, d.trigger])).toEqual([
       ['imports', { type: 'http', methods: ['GET', 'POST'], route: 'imports/{id?}', authLevel: 'function' }],
       ['importWorker', { type: 'storageQueue', queueName: 'imports', connection: 'AzureWebJobsStorage' }],
+      ['sweepImports', { type: 'timer', schedule: '0 */5 * * * *' }],
     ]);
     for (const d of definitions) expect(typeof d.handler).toBe('function');
   });

@@ -1,0 +1,22 @@
+/**
+ * The `sweepImports` timer function: every five minutes, fails the jobs whose final delivery
+ * died (see src/jobs/sweep-abandoned.ts), so no job stays `running` for ever.
+ */
+import type { InvocationContext, Timer } from '@azure/functions';
+import { sweepAbandonedImports } from '../jobs/sweep-abandoned.js';
+import type { FunctionDefinition } from './definition.js';
+import { currentSettings, jobStorage } from './services.js';
+
+export async function sweepImportsHandler(_timer: Timer, context: InvocationContext): Promise<void> {
+  const settings = currentSettings();
+  const storage = await jobStorage(settings);
+  const failed = await sweepAbandonedImports({ jobs: storage.jobs, checkpoints: storage.checkpoints, maxDequeueCount: settings.maxDequeueCount });
+  if (failed.length > 0) context.warn(`sweepImports: failed ${failed.length} job(s) whose last attempt died: ${failed.join(', ')}`);
+}
+
+/** The definition both hosts register. */
+export const sweepImportsFunction: FunctionDefinition = {
+  name: 'sweepImports',
+  trigger: { type: 'timer', schedule: '0 */5 * * * *' },
+  handler: sweepImportsHandler,
+};

@@ -1,0 +1,70 @@
+/**
+ * Failing jobs whose final delivery died. When the process running the last allowed delivery of a
+ * job's message is killed (or timed out by the host), the host moves the message to
+ * `imports-poison` without our code running again, so nothing would ever mark the job failed.
+ * Such a job is recognisable: still `running`, its lease taken on the last delivery and never
+ * released, and expired. A clean pause or failure releases the lease, so those are left alone.
+ */
+import type { TableCheckpoints } from './checkpoint-store.js';
+import { ConcurrencyError } from './errors.js';
+import type { JobRecord } from './job-record.js';
+import { MAX_PAGE_SIZE, type JobStore } from './job-store.js';
+
+export interface SweepDeps {
+  jobs: JobStore;
+  checkpoints: TableCheckpoints;
+  maxDequeueCount: number;
+  now?: () => number;
+}
+
+/** Whether the job's final delivery died holding the lease. */
+function abandoned(job: JobRecord, maxDequeueCount: number, now: number): boolean {
+  return (
+    job.status === 'running' &&
+    job.leaseOwner !== undefined &&
+    job.leaseExpiresAt !== undefined &&
+    Date.parse(job.leaseExpiresAt) <= now &&
+    (job.deliveryDequeueCount ?? 0) >= maxDequeueCount
+  );
+}
+
+/** Marks every abandoned job failed; returns their ids. */
+export async function sweepAbandonedImports(deps: SweepDeps): Promise<string[]> {
+  const now = deps.now ?? Date.now;
+  const failed: string[] = [];
+  let after: string | undefined;
+  do {
+    const page = await deps.jobs.list({ statuses: ['running'], pageSize: MAX_PAGE_SIZE, ...(after !== undefined && { after }) });
+    for (const listed of page.jobs) {
+      if (abandoned(listed, deps.maxDequeueCount, now()) && (await failAbandoned(deps, listed.id, now))) failed.push(listed.id);
+    }
+    after = page.continuationToken;
+  } while (after !== undefined);
+  return failed;
+}
+
+/** Re-reads the job and fails it if it is still abandoned; false when someone else got there first. */
+async function failAbandoned(deps: SweepDeps, id: string, now: () => number): Promise<boolean> {
+  const current = await deps.jobs.get(id);
+  if (!current || !abandoned(current.value, deps.maxDequeueCount, now())) return false;
+  const job = current.value;
+  const at = new Date(now()).toISOString();
+  job.status = 'failed';
+  job.error = {
+    code: 'WORKER_LOST',
+    message: `the last of ${deps.maxDequeueCount} attempts stopped without a result (its process died or timed out)${job.lastError ? `; the last recorded error was ${job.lastError.code}: ${job.lastError.message}` : ''}; check functionTimeout and HOIST_TIME_BUDGET_SECONDS, then submit the import again`,
+  };
+  job.completedAt = at;
+  job.updatedAt = at;
+  delete job.leaseOwner;
+  delete job.leaseExpiresAt;
+  delete job.sealedCredentials;
+  try {
+    await deps.jobs.replace(job, current.etag);
+  } catch (error) {
+    if (error instanceof ConcurrencyError) return false;
+    throw error;
+  }
+  await deps.checkpoints.removeJob(id);
+  return true;
+}

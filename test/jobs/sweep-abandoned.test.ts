@@ -1,0 +1,51 @@
+import { newJobId } from '../../src/jobs/job-id.js';
+import { acquireJobLease } from '../../src/jobs/job-lease.js';
+import { newJobRecord, type JobRecord } from '../../src/jobs/job-record.js';
+import { sweepAbandonedImports } from '../../src/jobs/sweep-abandoned.js';
+import { useJobStorage } from './azurite.js';
+
+const env = useJobStorage();
+const MAX = 5;
+const DIGEST = `sha256:${'c'.repeat(64)}`;
+
+async function createJob(overrides: Partial<JobRecord> = {}): Promise<JobRecord> {
+  const record = { ...newJobRecord({ id: newJobId(), source: 'docker.io/library/alpine:3', targets: [{ reference: 'localhost:5000/alpine:3', tagged: true }], force: false, platforms: [], referrers: false }), ...overrides };
+  await env.storage.jobs.create(record);
+  return record;
+}
+
+const past = new Date(Date.now() - 60_000).toISOString();
+const future = new Date(Date.now() + 60_000).toISOString();
+
+describe('sweepAbandonedImports', () => {
+  it('fails a job whose final delivery died holding the lease, and only such jobs', async () => {
+    const dead = await createJob({ status: 'running', leaseOwner: 'gone', leaseExpiresAt: past, deliveryDequeueCount: MAX, sealedCredentials: 'v1.sealed', lastError: { code: 'REGISTRY_ERROR', message: 'boom', at: past } });
+    await env.storage.checkpoints.forJob(dead.id).save({ target: 'localhost:5000/alpine', digest: DIGEST, size: 10, location: 'http://localhost:5000/v2/alpine/blobs/uploads/x', offset: 4, chunkSize: 4, updatedAt: past });
+    const earlierAttempt = await createJob({ status: 'running', leaseOwner: 'gone', leaseExpiresAt: past, deliveryDequeueCount: MAX - 1 });
+    const stillHeld = await createJob({ status: 'running', leaseOwner: 'alive', leaseExpiresAt: future, deliveryDequeueCount: MAX });
+    const pausedOnLastDelivery = await createJob({ status: 'running', deliveryDequeueCount: MAX });
+
+    const failed = await sweepAbandonedImports({ jobs: env.storage.jobs, checkpoints: env.storage.checkpoints, maxDequeueCount: MAX });
+    expect(failed).toEqual([dead.id]);
+
+    const after = (await env.storage.jobs.get(dead.id))!.value;
+    expect(after).toMatchObject({ status: 'failed', error: { code: 'WORKER_LOST', message: expect.stringMatching(/last of 5 attempts .*REGISTRY_ERROR: boom/) } });
+    expect(after.sealedCredentials).toBeUndefined();
+    expect(after.leaseOwner).toBeUndefined();
+    expect(after.completedAt).toBeDefined();
+    expect(await env.storage.checkpoints.forJob(dead.id).load('localhost:5000/alpine', DIGEST)).toBeUndefined();
+    for (const untouched of [earlierAttempt, stillHeld, pausedOnLastDelivery]) {
+      expect((await env.storage.jobs.get(untouched.id))!.value.status).toBe('running');
+    }
+    // A second sweep finds nothing more to do.
+    expect(await sweepAbandonedImports({ jobs: env.storage.jobs, checkpoints: env.storage.checkpoints, maxDequeueCount: MAX })).toEqual([]);
+  });
+
+  it('sees the delivery count the lease recorded', async () => {
+    const job = await createJob();
+    const outcome = await acquireJobLease(env.storage.jobs, job.id, { owner: 'w1', durationInMs: 1, continuation: 0, dequeueCount: MAX });
+    expect(outcome.kind).toBe('acquired');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await sweepAbandonedImports({ jobs: env.storage.jobs, checkpoints: env.storage.checkpoints, maxDequeueCount: MAX })).toEqual([job.id]);
+  });
+});
