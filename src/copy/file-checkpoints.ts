@@ -2,16 +2,17 @@
  * A CheckpointStore in a local directory, one JSON file per upload, so an interrupted
  * `hoist copy --resume-dir DIR` picks up where it stopped when run again.
  */
-import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { checkpointKey } from './checkpoint-key.js';
 import type { BlobCheckpoint, CheckpointStore } from './types.js';
+
 
 export class FileCheckpointStore implements CheckpointStore {
   constructor(private readonly directory: string) {}
 
   private path(target: string, digest: string): string {
-    return join(this.directory, `${createHash('sha256').update(`${target}\n${digest}`).digest('hex')}.json`);
+    return join(this.directory, `${checkpointKey(target, digest)}.json`);
   }
 
   async load(target: string, digest: string): Promise<BlobCheckpoint | undefined> {

@@ -3,8 +3,8 @@
  * partition = job id, RowKey = SHA-256 of `target` and `digest` (RowKeys may not hold '/').
  * Each write is conditional on the ETag this process last saw for that checkpoint.
  */
-import { createHash } from 'node:crypto';
 import { odata, type TableClient } from '@azure/data-tables';
+import { checkpointKey } from '../copy/checkpoint-key.js';
 import type { BlobCheckpoint, CheckpointStore } from '../copy/types.js';
 import { ConcurrencyError } from './errors.js';
 import { restStatus } from './tables.js';
@@ -116,9 +116,4 @@ export class JobCheckpointStore implements CheckpointStore {
     }
     this.known.set(rowKey, 'absent');
   }
-}
-
-/** The RowKey of a checkpoint. */
-export function checkpointKey(target: string, digest: string): string {
-  return createHash('sha256').update(`${target}\n${digest}`).digest('hex');
 }
