@@ -4,10 +4,9 @@
  * The chunked path is an explicit state machine: POST, then PATCH after PATCH with a checkpoint
  * saved after each, a status GET whenever the registry's view is in doubt, and PUT ?digest=.
  */
-import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Descriptor, RegistryClient, UploadSession } from '../registry/client.js';
-import { DigestMismatchError, VerifyingStream } from '../registry/digest.js';
+import { DigestMismatchError } from '../registry/digest.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Reference } from '../registry/reference.js';
 import { CopyError, copyErrorFrom, type Side } from './errors.js';
@@ -104,7 +103,7 @@ async function resumeSession(t: BlobTransfer, location: string, offset: number):
 
 async function uploadMonolithic(t: BlobTransfer, blob: Descriptor, session: UploadSession): Promise<BlobOutcome> {
   const target = t.targetRef.name;
-  const verified = t.source.openBlob(t.sourceRef, blob.digest, blob.size, 0).pipe(new VerifyingStream(blob, `blob ${blob.digest} from ${t.sourceRef.name}`));
+  const verified = t.source.openBlob(t.sourceRef, blob.digest, blob.size, 0);
   let done = 0;
   let last = 0;
   verified.on('data', (chunk: Buffer) => {
@@ -133,32 +132,30 @@ async function uploadMonolithic(t: BlobTransfer, blob: Descriptor, session: Uplo
 async function uploadChunked(t: BlobTransfer, blob: Descriptor, initial: UploadSession): Promise<BlobOutcome | 'paused'> {
   const target = t.targetRef.name;
   const chunkSize = Math.max(t.chunkSize, initial.minChunkLength ?? 0);
-  // A fresh upload is hashed here as it goes; one resumed from another process cannot be (Node's
-  // hash state does not survive a process), so the registry's own digest check at PUT guards it.
-  const hash: Hash | undefined = initial.offset === 0 ? createHash('sha256') : undefined;
   let session = initial;
+  // Read from the start, the source stream verifies the blob and holds its last piece back until
+  // it does, so a wrong blob never gets its last PATCH. One resumed from another process cannot be
+  // hashed here (a hash state does not survive a process): the registry's digest check at PUT
+  // guards it.
   const source = t.source.openBlob(t.sourceRef, blob.digest, blob.size, session.offset);
   try {
     for await (const chunk of chunksOf(source, chunkSize, blob.size - session.offset)) {
       if (t.shouldPause()) return 'paused';
-      hash?.update(chunk);
       session = await sendChunk(t, session, chunk);
       await t.checkpoints?.save({ target, digest: blob.digest, size: blob.size, location: session.location.href, offset: session.offset, chunkSize, updatedAt: new Date().toISOString() });
       t.onProgress({ type: 'blob-progress', digest: blob.digest, size: blob.size, target, bytesDone: session.offset });
     }
+  } catch (error) {
+    if (error instanceof DigestMismatchError) {
+      await t.target.cancelUpload(t.targetRef, session.location);
+      await t.checkpoints?.remove(target, blob.digest);
+    }
+    throw error;
   } finally {
     source.destroy();
   }
   if (session.offset !== blob.size) {
     throw new CopyError('INTEGRITY', `blob ${blob.digest} from ${t.sourceRef.name}: expected ${blob.size} bytes, the source sent ${session.offset}`, 'source');
-  }
-  if (hash) {
-    const digest = `sha256:${hash.digest('hex')}`;
-    if (digest !== blob.digest) {
-      await t.target.cancelUpload(t.targetRef, session.location);
-      await t.checkpoints?.remove(target, blob.digest);
-      throw new DigestMismatchError(blob, { digest, size: blob.size }, `blob ${blob.digest} from ${t.sourceRef.name}`);
-    }
   }
   await t.target.completeUpload(t.targetRef, session, blob.digest, undefined);
   await t.checkpoints?.remove(target, blob.digest);
