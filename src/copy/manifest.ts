@@ -2,36 +2,39 @@
  * Reading manifests for the copy: what a manifest references (child manifests, blobs, subject),
  * checked with a schema. Only reads: the bytes pushed are always the bytes fetched.
  */
-import { z } from 'zod';
+import * as v from 'valibot';
 import type { Descriptor, Manifest } from '../registry/client.js';
 import { isIndexType, isSchema1Type, MediaType } from '../registry/media-types.js';
 import { CopyError } from './errors.js';
+import { jsonObject } from './json-object.js';
 
-const descriptor = z.looseObject({
-  mediaType: z.string(),
-  digest: z.string().regex(/^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/),
-  size: z.number().int().nonnegative(),
-  artifactType: z.string().optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-  urls: z.array(z.string()).optional(),
-  platform: z.looseObject({ os: z.string(), architecture: z.string(), variant: z.string().optional() }).optional(),
-});
+const annotations = jsonObject(v.record(v.string(), v.string()));
+
+const descriptor = jsonObject(v.looseObject({
+  mediaType: v.string(),
+  digest: v.pipe(v.string(), v.regex(/^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/)),
+  size: v.pipe(v.number(), v.safeInteger(), v.minValue(0)),
+  artifactType: v.optional(v.string()),
+  annotations: v.optional(annotations),
+  urls: v.optional(v.array(v.string())),
+  platform: v.optional(jsonObject(v.looseObject({ os: v.string(), architecture: v.string(), variant: v.optional(v.string()) }))),
+}));
 
 /** Fields of any manifest kind Hoist reads; unknown fields are kept in the bytes and ignored here. */
-const manifestSchema = z.looseObject({
-  schemaVersion: z.number().optional(),
-  mediaType: z.string().optional(),
-  artifactType: z.string().optional(),
-  config: descriptor.optional(),
-  layers: z.array(descriptor).optional(),
-  manifests: z.array(descriptor).optional(),
+const manifestSchema = jsonObject(v.looseObject({
+  schemaVersion: v.optional(v.pipe(v.number(), v.finite())),
+  mediaType: v.optional(v.string()),
+  artifactType: v.optional(v.string()),
+  config: v.optional(descriptor),
+  layers: v.optional(v.array(descriptor)),
+  manifests: v.optional(v.array(descriptor)),
   /** The v1.1-rc artifact manifest's list of blobs. */
-  blobs: z.array(descriptor).optional(),
-  subject: descriptor.optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-});
+  blobs: v.optional(v.array(descriptor)),
+  subject: v.optional(descriptor),
+  annotations: v.optional(annotations),
+}));
 
-export type ParsedManifest = z.infer<typeof manifestSchema>;
+export type ParsedManifest = v.InferOutput<typeof manifestSchema>;
 
 /** A manifest with what it references. */
 export interface ManifestNode {
@@ -55,12 +58,12 @@ export function readManifest(manifest: Manifest, where: string): ManifestNode {
   } catch {
     throw new CopyError('UNSUPPORTED_MANIFEST', `${where} is not a JSON manifest (Content-Type ${manifest.mediaType})`, 'source');
   }
-  const result = manifestSchema.safeParse(json);
+  const result = v.safeParse(manifestSchema, json);
   if (!result.success) {
-    const issue = result.error.issues[0];
-    throw new CopyError('UNSUPPORTED_MANIFEST', `${where} has an invalid manifest: ${issue.path.join('.') || 'body'}: ${issue.message}`, 'source');
+    const [issue] = result.issues;
+    throw new CopyError('UNSUPPORTED_MANIFEST', `${where} has an invalid manifest: ${v.getDotPath(issue) ?? 'body'}: ${issue.message}`, 'source');
   }
-  const parsed = result.data;
+  const parsed = result.output;
   if (parsed.schemaVersion === 1) {
     throw new CopyError('UNSUPPORTED_MANIFEST', `${where} is a Docker schema1 manifest; registries refuse schema1: re-push the image with a current docker or buildkit`, 'source');
   }

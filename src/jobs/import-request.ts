@@ -1,9 +1,10 @@
 /**
- * The body of `POST /api/imports`: its zod schema (modelled on `az acr import` and ARM
+ * The body of `POST /api/imports`: its valibot schema (modelled on `az acr import` and ARM
  * importImage), and validation that turns every problem into a RequestError naming the field, what
  * was wrong and what is accepted.
  */
-import { z } from 'zod';
+import * as v from 'valibot';
+import { jsonObject } from '../copy/json-object.js';
 import { formatPlatform, parsePlatform } from '../copy/platform.js';
 import { InvalidReferenceError, parseReference } from '../registry/reference.js';
 import { RequestError, type RequestErrorCode } from './errors.js';
@@ -31,23 +32,30 @@ const ACCEPTS: Record<string, string> = {
   referrers: 'true or false',
 };
 
-const reference = z.string().min(1).max(MAX_REFERENCE_LENGTH);
+const reference = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_REFERENCE_LENGTH));
+
+/** A list of at most `max` items; a longer one fails on its length alone, before any item is read. */
+function list<TItem extends v.GenericSchema<string>>(item: TItem, max: number) {
+  return v.pipe(v.array(v.unknown()), v.maxLength(max), v.array(item));
+}
+
+const fields = {
+  source: reference,
+  registry: v.optional(reference),
+  images: v.optional(list(reference, MAX_TARGETS)),
+  untaggedRepositories: v.optional(list(reference, MAX_TARGETS)),
+  username: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_USERNAME_LENGTH))),
+  password: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_PASSWORD_LENGTH))),
+  force: v.optional(v.boolean()),
+  platforms: v.optional(list(v.pipe(v.string(), v.minLength(1), v.maxLength(128)), MAX_PLATFORMS)),
+  referrers: v.optional(v.boolean()),
+};
 
 /** The request body. Unknown fields are rejected. */
-export const importRequestSchema = z.strictObject({
-  source: reference,
-  registry: reference.optional(),
-  images: z.array(reference).max(MAX_TARGETS).optional(),
-  untaggedRepositories: z.array(reference).max(MAX_TARGETS).optional(),
-  username: z.string().min(1).max(MAX_USERNAME_LENGTH).optional(),
-  password: z.string().min(1).max(MAX_PASSWORD_LENGTH).optional(),
-  force: z.boolean().optional(),
-  platforms: z.array(z.string().min(1).max(128)).max(MAX_PLATFORMS).optional(),
-  referrers: z.boolean().optional(),
-});
+export const importRequestSchema = jsonObject(v.strictObject(fields));
 
 /** The body as sent (after the schema's type checks). */
-export type ImportRequestBody = z.infer<typeof importRequestSchema>;
+export type ImportRequestBody = v.InferOutput<typeof importRequestSchema>;
 
 /** A checked request with defaults applied; the canonical form stored, hashed and resolved. */
 export interface ImportRequest {
@@ -70,10 +78,10 @@ type Problem = { code: RequestErrorCode; message: string; field?: string };
  * in `details`); returns the request with defaults applied and duplicates removed.
  */
 export function parseImportRequest(body: unknown): ImportRequest {
-  const parsed = importRequestSchema.safeParse(body);
-  if (!parsed.success) throw toRequestError(parsed.error.issues.flatMap((issue) => describeIssue(issue, body)));
+  const parsed = v.safeParse(importRequestSchema, body);
+  if (!parsed.success) throw toRequestError(parsed.issues.flatMap((issue) => describeIssue(issue, body)));
   const problems: Problem[] = [];
-  const request = checkSemantics(parsed.data, problems);
+  const request = checkSemantics(parsed.output, problems);
   if (problems.length > 0) throw toRequestError(problems);
   return request;
 }
@@ -87,7 +95,7 @@ function toRequestError(problems: Problem[]): RequestError {
 }
 
 /** `images[2]` from `['images', 2]`. */
-function fieldName(path: ReadonlyArray<PropertyKey>): string {
+function fieldName(path: ReadonlyArray<unknown>): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('');
 }
 
@@ -101,51 +109,43 @@ function jsonType(value: unknown): string {
   return typeof value;
 }
 
-function valueAt(root: unknown, path: ReadonlyArray<PropertyKey>): unknown {
-  let v: unknown = root;
-  for (const key of path) {
-    if (v === null || typeof v !== 'object') return undefined;
-    v = (v as Record<PropertyKey, unknown>)[key];
-  }
-  return v;
-}
-
-function describeIssue(issue: z.core.$ZodIssue, body: unknown): Problem[] {
-  const field = fieldName(issue.path);
-  const accepts = ACCEPTS[String(issue.path[0])] ?? '';
-  if (issue.path.length === 0 && issue.code === 'invalid_type') {
+function describeIssue(issue: v.InferIssue<typeof importRequestSchema>, body: unknown): Problem[] {
+  if (issue.path === undefined) {
     return [{ code: 'INVALID_JSON', message: `the body must be a JSON object, not ${jsonType(body)}; see ${Object.keys(ACCEPTS).join(', ')}` }];
   }
-  switch (issue.code) {
-    case 'unrecognized_keys':
-      return issue.keys.map((key) => ({
-        code: 'UNKNOWN_FIELD' as const,
-        field: fieldName([...issue.path, key]),
-        message: `unknown field "${fieldName([...issue.path, key])}": the accepted fields are ${Object.keys(ACCEPTS).join(', ')}`,
-      }));
-    case 'invalid_type': {
-      const value = valueAt(body, issue.path);
-      if (value === undefined) {
-        return [{ code: 'MISSING_FIELD', field, message: `"${field}" is required: give ${accepts}` }];
-      }
-      const expected = issue.path.length > 1 ? `a ${issue.expected}` : accepts;
-      return [{ code: 'INVALID_FIELD', field, message: `"${field}" is ${jsonType(value)}; expected ${expected}` }];
+  const path = issue.path.map((item) => item.key);
+  const field = fieldName(path);
+  const accepts = ACCEPTS[String(path[0])] ?? '';
+  if (issue.type === 'strict_object' && issue.expected === 'never') {
+    // valibot names only the first unknown field; each is a mistake worth naming.
+    return Object.keys(body as object).filter((key) => !Object.hasOwn(fields, key)).map((key) => ({
+      code: 'UNKNOWN_FIELD' as const,
+      field: key,
+      message: `unknown field "${key}": the accepted fields are ${Object.keys(ACCEPTS).join(', ')}`,
+    }));
+  }
+  if (issue.kind === 'schema') {
+    // The wrong type, or (no input) a field left out.
+    if (issue.input === undefined) {
+      return [{ code: 'MISSING_FIELD', field, message: `"${field}" is required: give ${accepts}` }];
     }
-    case 'too_small':
+    const expected = path.length > 1 ? `a ${issue.expected}` : accepts;
+    return [{ code: 'INVALID_FIELD', field, message: `"${field}" is ${jsonType(issue.input)}; expected ${expected}` }];
+  }
+  switch (issue.type) {
+    case 'min_length':
       return [{ code: 'INVALID_FIELD', field, message: `"${field}" is empty; expected ${accepts}` }];
-    case 'too_big': {
-      if (issue.origin === 'array') {
+    case 'max_length': {
+      if (Array.isArray(issue.input)) {
         const isTargets = field === 'images' || field === 'untaggedRepositories';
         return [{
           code: isTargets ? 'TOO_MANY_TARGETS' : 'INVALID_FIELD',
           field,
-          message: `"${field}" has ${(valueAt(body, issue.path) as unknown[]).length} entries, more than the ${String(issue.maximum)} accepted${isTargets ? ' per import: split it into several imports' : ''}`,
+          message: `"${field}" has ${issue.input.length} entries, more than the ${String(issue.requirement)} accepted${isTargets ? ' per import: split it into several imports' : ''}`,
         }];
       }
-      return [{ code: 'INVALID_FIELD', field, message: `"${field}" is longer than ${String(issue.maximum)} characters; expected ${accepts}` }];
+      return [{ code: 'INVALID_FIELD', field, message: `"${field}" is longer than ${String(issue.requirement)} characters; expected ${accepts}` }];
     }
-    default:
-      return [{ code: 'INVALID_FIELD', field, message: `"${field}": ${issue.message}; expected ${accepts}` }];
   }
 }
 

@@ -4,19 +4,19 @@
  * text as given, so this encodes the JSON itself.
  */
 import type { QueueClient } from '@azure/storage-queue';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { isJobId } from './job-id.js';
 
 /** Longest visibility delay used when backing off from a held lease. */
 const MAX_DELAY_SECONDS = 600;
 
-export const jobMessageSchema = z.object({
-  jobId: z.string().refine(isJobId, 'not a job id'),
+export const jobMessageSchema = v.object({
+  jobId: v.pipe(v.string(), v.check(isJobId, 'not a job id')),
   /** 0 for the submission's message; each continuation message adds one. */
-  continuation: z.number().int().min(0),
+  continuation: v.pipe(v.number(), v.safeInteger(), v.minValue(0)),
 });
 
-export type JobMessage = z.infer<typeof jobMessageSchema>;
+export type JobMessage = v.InferOutput<typeof jobMessageSchema>;
 
 /** The queue message text for a job message: base64 of its JSON. */
 export function encodeJobMessage(message: JobMessage): string {
@@ -31,8 +31,8 @@ export function parseJobMessage(entry: unknown): JobMessage | undefined {
   let value = entry;
   if (typeof value === 'string') value = parseText(value);
   if (Buffer.isBuffer(value)) value = parseText(value.toString('utf8'));
-  const parsed = jobMessageSchema.safeParse(value);
-  return parsed.success ? parsed.data : undefined;
+  const parsed = v.safeParse(jobMessageSchema, value);
+  return parsed.success ? parsed.output : undefined;
 }
 
 function parseText(text: string): unknown {

@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
+import * as v from 'valibot';
+import { jsonObject } from '../copy/json-object.js';
 import type { AppSettings } from './settings.js';
 import { parseTimeSpanInMs } from './timespan.js';
 
@@ -36,33 +37,32 @@ export interface HostConfig {
   functionTimeoutInMs?: number;
 }
 
-const timeSpan = z.string().transform((text, ctx) => {
-  try {
-    return parseTimeSpanInMs(text);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    return z.NEVER;
-  }
-});
+const timeSpan = v.pipe(
+  v.string(),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    try {
+      return parseTimeSpanInMs(dataset.value);
+    } catch (error) {
+      addIssue({ message: (error as Error).message });
+      return NEVER;
+    }
+  }),
+);
 
-const HostJson = z.object({
-  functionTimeout: timeSpan.optional(),
-  extensions: z
-    .object({
-      queues: z
-        .object({
-          batchSize: z.number().int().min(1).max(32).optional(),
-          newBatchThreshold: z.number().int().min(0).optional(),
-          maxPollingInterval: timeSpan.optional(),
-          visibilityTimeout: timeSpan.optional(),
-          maxDequeueCount: z.number().int().min(1).optional(),
-          messageEncoding: z.enum(['base64', 'none']).optional(),
-        })
-        .optional(),
-      http: z.object({ routePrefix: z.string().optional() }).optional(),
-    })
-    .optional(),
-});
+const HostJson = jsonObject(v.object({
+  functionTimeout: v.optional(timeSpan),
+  extensions: v.optional(jsonObject(v.object({
+    queues: v.optional(jsonObject(v.object({
+      batchSize: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(1), v.maxValue(32))),
+      newBatchThreshold: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(0))),
+      maxPollingInterval: v.optional(timeSpan),
+      visibilityTimeout: v.optional(timeSpan),
+      maxDequeueCount: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(1))),
+      messageEncoding: v.optional(v.picklist(['base64', 'none'])),
+    }))),
+    http: v.optional(jsonObject(v.object({ routePrefix: v.optional(v.string()) }))),
+  }))),
+}));
 
 /**
  * Builds the configuration from a parsed host.json document, applying the host's defaults.
@@ -70,11 +70,12 @@ const HostJson = z.object({
  * @throws Error listing what is invalid (e.g. `batchSize: 64`), as the host refuses to start.
  */
 export function hostConfigFromJson(document: unknown): HostConfig {
-  const parsed = HostJson.safeParse(document);
+  // One problem per setting: a batchSize of 0.5 is not an integer, and is not also reported as below 1.
+  const parsed = v.safeParse(HostJson, document, { abortPipeEarly: true });
   if (!parsed.success) {
-    throw new Error(`host.json is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new Error(`host.json is invalid: ${parsed.issues.map((i) => `${v.getDotPath(i) ?? ''}: ${i.message}`).join('; ')}`);
   }
-  const queues = parsed.data.extensions?.queues ?? {};
+  const queues = parsed.output.extensions?.queues ?? {};
   const batchSize = queues.batchSize ?? 16;
   return {
     queues: {
@@ -85,8 +86,8 @@ export function hostConfigFromJson(document: unknown): HostConfig {
       maxDequeueCount: queues.maxDequeueCount ?? 5,
       messageEncoding: queues.messageEncoding ?? 'base64',
     },
-    routePrefix: (parsed.data.extensions?.http?.routePrefix ?? 'api').replace(/^\/+|\/+$/g, ''),
-    functionTimeoutInMs: parsed.data.functionTimeout,
+    routePrefix: (parsed.output.extensions?.http?.routePrefix ?? 'api').replace(/^\/+|\/+$/g, ''),
+    functionTimeoutInMs: parsed.output.functionTimeout,
   };
 }
 

@@ -1,0 +1,17 @@
+/**
+ * Where a JSON document must hold an object. valibot's object and record schemas take an array as
+ * an object keyed by index, so without this `[]` passes where every field is optional and
+ * `["a"]` reads as `{ "0": "a" }`.
+ */
+import * as v from 'valibot';
+
+/** `schema`, refusing anything but a non-array object before `schema` reads it. */
+export function jsonObject<TSchema extends v.GenericSchema<object>>(schema: TSchema) {
+  return v.pipe(
+    v.custom<object>(
+      (input) => typeof input === 'object' && input !== null && !Array.isArray(input),
+      (issue) => `Invalid type: Expected Object but received ${issue.received}`,
+    ),
+    schema,
+  );
+}
