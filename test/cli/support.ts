@@ -1,5 +1,5 @@
 /**
- * Running the compiled `hoist` CLI (bin/hoist.js → dist/src/cli/main.js) as a child process, the
+ * Running the built `hoist` CLI (bin/hoist.js → the bundle dist/hoist-cli.js) as a child process, the
  * way users run it: a clean environment (temp HOME and DOCKER_CONFIG, so the machine's docker
  * config is never read, and no inherited HOIST_* variables), captured stdout/stderr, exit code.
  */
@@ -13,11 +13,11 @@ import type { TestRegistry } from '../helpers/registry.js';
 
 export const PROJECT_ROOT = resolve(__dirname, '../..');
 const BIN = join(PROJECT_ROOT, 'bin/hoist.js');
-const COMPILED_MAIN = join(PROJECT_ROOT, 'dist/src/cli/main.js');
+const BUNDLE = join(PROJECT_ROOT, 'dist/hoist-cli.js');
 
 /** Fails early, with the fix, when the CLI was not compiled. */
 export function requireBuild(): void {
-  if (!existsSync(COMPILED_MAIN)) throw new Error(`${COMPILED_MAIN} is missing: run \`npm run build\` (tsc -p tsconfig.build.json) before these tests`);
+  if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run \`npm run build\` before these tests`);
 }
 
 export interface HoistRun {
