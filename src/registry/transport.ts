@@ -3,18 +3,15 @@
  * and error decoding, so no layer above retries again (retries would multiply).
  */
 import type { Readable } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici';
 import { Authenticator, readLimited, USER_AGENT } from './auth.js';
 import type { Credentials } from './credentials.js';
 import { codeForStatus, RegistryError, type RegistryErrorDetail } from './errors.js';
+import { agent, type Dispatcher } from './http-agent.js';
 import { backoffDelay, DEFAULT_RETRY, isRetryableNetworkError, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 
 /** Error bodies are read up to this much; anything beyond is noise. */
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MAX_REDIRECTS = 5;
-
-/** Connections are pooled across every registry the process talks to. */
-const agent = new Agent({ keepAliveTimeout: 10_000, connections: 32 });
 
 export interface TransportRequest {
   method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
