@@ -6,7 +6,7 @@
  */
 import type { Credentials } from './credentials.js';
 import { RegistryError } from './errors.js';
-import { agent } from './http-agent.js';
+import { exchange } from './http.js';
 
 export interface Challenge {
   scheme: 'basic' | 'bearer';
@@ -108,7 +108,7 @@ export class Authenticator {
     if (basic) headers.authorization = basic;
     let response;
     try {
-      response = await agent.request({ origin: url.origin, path: url.pathname + url.search, method: 'GET', headers, signal });
+      response = await exchange({ url, method: 'GET', headers, signal });
     } catch (cause) {
       throw new RegistryError({ code: 'NETWORK_ERROR', status: 0, method: 'GET', url: url.origin + url.pathname, reference: `token service ${url.host}`, cause });
     }

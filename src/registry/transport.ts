@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { Authenticator, readLimited, USER_AGENT } from './auth.js';
 import type { Credentials } from './credentials.js';
 import { codeForStatus, RegistryError, type RegistryErrorDetail } from './errors.js';
-import { agent, type Dispatcher } from './http-agent.js';
+import { exchange, type ResponseBody } from './http.js';
 import { backoffDelay, DEFAULT_RETRY, isRetryableNetworkError, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 
 /** Error bodies are read up to this much; anything beyond is noise. */
@@ -35,7 +35,7 @@ export interface TransportRequest {
 export interface TransportResponse {
   status: number;
   headers: Record<string, string | undefined>;
-  body: Dispatcher.ResponseData['body'];
+  body: ResponseBody;
   /** The URL that answered (after redirects). */
   url: URL;
 }
@@ -100,14 +100,7 @@ export class Transport {
       const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...req.headers };
       // Credentials go to the registry only, never to a storage host it redirects to.
       if (sameOrigin && authorization) headers.authorization = authorization;
-      const response = await agent.request({
-        origin: url.origin,
-        path: url.pathname + url.search,
-        method: req.method,
-        headers,
-        body: hop === 0 ? req.body?.() : undefined,
-        signal: req.signal,
-      });
+      const response = await exchange({ url, method: req.method, headers, body: hop === 0 ? req.body?.() : undefined, signal: req.signal });
       const location = header(response.headers, 'location');
       const isRedirect = [301, 302, 303, 307, 308].includes(response.statusCode) && location && (req.method === 'GET' || req.method === 'HEAD');
       if (!isRedirect || hop >= MAX_REDIRECTS) {

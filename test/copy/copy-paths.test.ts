@@ -129,6 +129,22 @@ describe('copy paths (anonymous registries)', () => {
       expect(uploads).toHaveLength(images.second.blobs.length - shared.length);
     });
 
+    it('checks blobs over kept-alive connections, not a new one per HEAD', async () => {
+      const image = await pushImage(source, 'keepalive/src', 'v1', { layers: Array.from({ length: 30 }, (_, i) => 1000 + i) });
+      const proxy = await startProxy(target.url);
+      try {
+        const result = await copy({ source: ref(source, 'keepalive/src:v1'), targets: [ref(proxy, 'keepalive/dst:v1')] }, { concurrency: 2 });
+        expect(result.blobs.copied).toBe(image.blobs.length);
+        const heads = proxy.requests.filter((r) => r.method === 'HEAD');
+        expect(heads.length).toBeGreaterThanOrEqual(image.blobs.length);
+        // A connection per HEAD (undici closes one after every HEAD) would make more connections
+        // than there are HEADs; kept alive, the checks share at most 16 (the HEAD concurrency).
+        expect(proxy.connections).toBeLessThan(heads.length);
+      } finally {
+        await proxy.stop();
+      }
+    });
+
     it('mounts from the source repository when source and target are one registry', async () => {
       const image = await pushImage(source, 'same/src', 'v1', { layers: [3000, 4000] });
       const mark = source.accessLog().length;

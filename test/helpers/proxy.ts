@@ -83,6 +83,8 @@ export interface TestProxy {
   requests: ProxyRecord[];
   /** The live rule list (first match wins). */
   rules: ProxyRule[];
+  /** TCP connections clients opened to the proxy so far. */
+  readonly connections: number;
   stop(): Promise<void>;
 }
 
@@ -406,6 +408,8 @@ export async function startProxy(upstream: string, rules: ProxyRule[] = []): Pro
   const server = createServer((req, res) => {
     handle(req, res).catch(() => res.socket?.destroy());
   });
+  let connections = 0;
+  server.on('connection', () => connections++);
   const listening = await listenOnLoopback(server);
   proxyOrigin = listening.url;
 
@@ -414,6 +418,9 @@ export async function startProxy(upstream: string, rules: ProxyRule[] = []): Pro
     host: listening.host,
     requests,
     rules,
+    get connections() {
+      return connections;
+    },
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
