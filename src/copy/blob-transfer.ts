@@ -9,6 +9,7 @@ import type { Descriptor, RegistryClient, UploadSession } from '../registry/clie
 import { DigestMismatchError } from '../registry/digest.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Reference } from '../registry/reference.js';
+import { backoffDelay, DEFAULT_RETRY, sleep } from '../registry/retry.js';
 import { CopyError, copyErrorFrom, type Side } from './errors.js';
 import type { BlobOutcome, CheckpointStore, ProgressEvent, UploadMode } from './types.js';
 
@@ -163,20 +164,26 @@ async function uploadChunked(t: BlobTransfer, blob: Descriptor, initial: UploadS
 }
 
 /**
- * PATCHes one chunk. If the request fails, only the registry knows whether the bytes landed, so
- * ask it: continue if they did, resend if none did, and start over if the session is gone.
+ * PATCHes one chunk. If the request fails, only the registry knows whether the bytes landed
+ * (the transport never resends a chunk on its own), so ask it: continue if they did, resend after
+ * a back-off if none did, and start over if the session is gone or holds part of the chunk.
  */
-async function sendChunk(t: BlobTransfer, session: UploadSession, chunk: Buffer): Promise<UploadSession> {
-  try {
-    return await t.target.patchChunk(t.targetRef, session, chunk);
-  } catch (error) {
-    if (!(error instanceof RegistryError)) throw error;
-    if (!error.transient && error.code !== 'RANGE_INVALID' && error.status !== 404) throw error;
-    const status = await t.target.uploadStatus(t.targetRef, session.location, session.offset);
-    if (!status) throw new LostUploadError(`upload of ${t.targetRef.name} lost: ${error.message}`, { cause: error });
-    if (status.offset === session.offset + chunk.length) return status;
-    if (status.offset === session.offset) return t.target.patchChunk(t.targetRef, status, chunk);
-    throw new LostUploadError(`upload of ${t.targetRef.name} holds ${status.offset} bytes, expected ${session.offset}`, { cause: error });
+async function sendChunk(t: BlobTransfer, initial: UploadSession, chunk: Buffer): Promise<UploadSession> {
+  let session = initial;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await t.target.patchChunk(t.targetRef, session, chunk);
+    } catch (error) {
+      if (!(error instanceof RegistryError)) throw error;
+      if (!error.transient && error.code !== 'RANGE_INVALID' && error.status !== 404) throw error;
+      const status = await t.target.uploadStatus(t.targetRef, session.location, session.offset);
+      if (!status) throw new LostUploadError(`upload of ${t.targetRef.name} lost: ${error.message}`, { cause: error });
+      if (status.offset === session.offset + chunk.length) return status;
+      if (status.offset !== session.offset) throw new LostUploadError(`upload of ${t.targetRef.name} holds ${status.offset} bytes, expected ${session.offset}`, { cause: error });
+      if (attempt >= DEFAULT_RETRY.maxAttempts) throw error;
+      session = status;
+      await sleep(backoffDelay(DEFAULT_RETRY, attempt));
+    }
   }
 }
 

@@ -196,8 +196,8 @@ export class RegistryClient {
 
   /**
    * Sends one chunk. The body is a Buffer, so an authentication retry can resend it; on any other
-   * failure the caller must ask `uploadStatus` before sending more (distribution 2.8 appends
-   * whatever arrives, whatever Content-Range says).
+   * failure it is not resent, and the caller must ask `uploadStatus` before sending more
+   * (distribution 2.8 appends whatever arrives, whatever Content-Range says).
    */
   async patchChunk(ref: Reference, session: UploadSession, chunk: Buffer, signal?: AbortSignal): Promise<UploadSession> {
     const end = session.offset + chunk.length - 1;
@@ -207,6 +207,7 @@ export class RegistryClient {
         url: session.location,
         headers: { 'content-type': 'application/octet-stream', 'content-range': `${session.offset}-${end}`, 'content-length': String(chunk.length) },
         body: () => chunk,
+        resendOnFailure: false,
         reference: ref.toString(),
         // ECR answers 201 to a PATCH.
         expect: [202, 201],

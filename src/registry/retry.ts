@@ -1,6 +1,7 @@
 /**
- * Back-off policy for the one layer that retries (transport.ts): exponential with full jitter,
- * honouring the registry's Retry-After.
+ * Back-off policy for the one layer that retries requests (transport.ts), and for upload chunks,
+ * which only the copy engine can resend once it has asked the registry what landed: exponential
+ * with jitter, honouring the registry's Retry-After.
  */
 
 export interface RetryPolicy {

@@ -23,6 +23,14 @@ export interface TransportRequest {
    */
   body?: () => Buffer | Readable;
   replayable?: boolean;
+  /**
+   * False for a request the registry may have half applied when it fails: an upload chunk it
+   * may have partly appended (distribution 2.8 appends whatever arrives, whatever Content-Range
+   * says). It is never resent after a dropped connection or a 5xx; the caller asks the registry
+   * what it holds instead. A 401 or 429 is still answered, since the registry refused the request
+   * before reading it.
+   */
+  resendOnFailure?: boolean;
   /** Token scopes the request needs, e.g. `repository:a/b:pull`. */
   scopes: string[];
   /** What the request is about, for errors: `host/repo@digest`. */
@@ -65,7 +73,7 @@ export class Transport {
         // Errors raised by a request body (a source stream failing its digest check, say) pass
         // through unchanged: only socket-level failures are this layer's business.
         if (req.signal?.aborted || !isNetworkFailure(error)) throw error;
-        const canRetry = isRetryableNetworkError(error) && attempt < this.retry.maxAttempts && req.replayable !== false;
+        const canRetry = isRetryableNetworkError(error) && attempt < this.retry.maxAttempts && req.replayable !== false && req.resendOnFailure !== false;
         if (!canRetry) {
           throw new RegistryError({ code: 'NETWORK_ERROR', status: 0, method: req.method, url: redact(req.url), reference: req.reference, cause: error, details: [{ code: 'NETWORK_ERROR', message: (error as Error).message }] });
         }
@@ -82,7 +90,8 @@ export class Transport {
         continue;
       }
       if (req.expect.includes(status)) return response;
-      if (isRetryableStatus(status) && attempt < this.retry.maxAttempts && req.replayable !== false) {
+      const refusedUnread = status === 429;
+      if (isRetryableStatus(status) && attempt < this.retry.maxAttempts && req.replayable !== false && (req.resendOnFailure !== false || refusedUnread)) {
         const retryAfter = parseRetryAfter(response.headers['retry-after']);
         await response.body.dump();
         await sleep(backoffDelay(this.retry, attempt, retryAfter), req.signal);

@@ -15,7 +15,7 @@ import {
   referrersTag,
   rawRequest,
 } from '../helpers/fixtures.js';
-import { corruptResponses, cutRequestBody, cutResponseBody, expireToken, startProxy, tooManyRequests, type TestProxy } from '../helpers/proxy.js';
+import { corruptResponses, cutRequestBody, cutResponseBody, expireToken, failAfterForwarding, startProxy, tooManyRequests, type TestProxy } from '../helpers/proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRaw } from '../helpers/skopeo.js';
 import { credentialsFor, expectIdenticalInTarget, ref } from './support.js';
@@ -287,6 +287,24 @@ describe('copy paths (anonymous registries)', () => {
       const error = await copy({ source: ref(proxy, 'old/app:legacy'), targets: [ref(target, 'old/app:legacy')] }).catch((e: unknown) => e);
       expect((error as CopyError).code).toBe('UNSUPPORTED_MANIFEST');
       expect((error as CopyError).message).toMatch(/schema1 .*re-push the image/);
+    });
+
+    it('never resends a chunk the registry may have appended: asks it what it holds instead', async () => {
+      const image = await pushImage(source, 'patch503/src', 'v1', { layers: [300_000] });
+      // The layer's second PATCH reaches the registry, which appends it; the client gets a 503.
+      let layerPatches = 0;
+      const fail = failAfterForwarding({ path: /\/blobs\/uploads\//, method: 'PATCH', status: 503 });
+      proxy = await startProxy(target.url, [(request) => (request.method === 'PATCH' && request.headers['content-length'] === '65536' && ++layerPatches === 2 ? fail(request) : undefined)]);
+      const result = await copy({ source: ref(source, 'patch503/src:v1'), targets: [ref(proxy, 'patch503/dst:v1')] }, { uploadMode: 'chunked', chunkSizeInBytes: 65536, concurrency: 1 });
+      expect(result.status).toBe('completed');
+      const failed = proxy.requests.filter((r) => r.status === 503);
+      expect(failed).toHaveLength(1);
+      // Next on that session: a status GET, and never the same PATCH again. (distribution then
+      // reports the session lost, its state token being one chunk old, so the blob starts over.)
+      const sent = proxy.requests.map((r) => `${r.method} ${r.path}`);
+      expect(sent[failed[0]!.index + 1]).toBe(`GET ${failed[0]!.path}`);
+      expect(sent.filter((line) => line === `PATCH ${failed[0]!.path}`)).toHaveLength(1);
+      await expectIdenticalInTarget(target, 'patch503/dst', 'v1', [image]);
     });
 
     it('restarts a blob whose chunk upload was cut (distribution 2.8 invalidates the session)', async () => {

@@ -48,6 +48,11 @@ export type ProxyAction =
       cutResponseAfterBytes?: number;
       /** Headers added to the registry's response (e.g. one a newer registry would send). */
       addResponseHeaders?: Record<string, string>;
+      /**
+       * Let the registry handle the request in full, then answer the client with this status
+       * instead of the registry's response, as a gateway that times out after the registry acted.
+       */
+      replaceStatus?: number;
       label?: string;
     }
   /**
@@ -156,6 +161,20 @@ export function cutRequestBody(options: { path: RegExp; afterBytes: number; meth
     if (remaining <= 0 || !matches(options.path, request, options.method)) return undefined;
     remaining--;
     return { type: 'forward', cutRequestAfterBytes: options.afterBytes, label: 'cutRequestBody' };
+  };
+}
+
+/**
+ * Forwards matching requests (e.g. a PATCH the registry then appends) but answers the client with
+ * `status` instead of the registry's response: the client cannot tell whether the request took
+ * effect. Applies to the first `times` matches (default 1).
+ */
+export function failAfterForwarding(options: { path: RegExp; status: number; method?: string; times?: number }): ProxyRule {
+  let remaining = options.times ?? 1;
+  return (request) => {
+    if (remaining <= 0 || !matches(options.path, request, options.method)) return undefined;
+    remaining--;
+    return { type: 'forward', replaceStatus: options.status, label: 'failAfterForwarding' };
   };
 }
 
@@ -288,6 +307,13 @@ export async function startProxy(upstream: string, rules: ProxyRule[] = []): Pro
   async function forward(req: IncomingMessage, res: ServerResponse, action: Extract<ProxyAction, { type: 'forward' }>, record: ProxyRecord): Promise<void> {
     const upstreamReq = httpRequest(new URL(req.url ?? '/', upstreamOrigin), { method: req.method, headers: upstreamHeaders(req.headers), agent });
     upstreamReq.on('response', (upstreamRes) => {
+      if (action.replaceStatus !== undefined) {
+        upstreamRes.resume();
+        record.status = action.replaceStatus;
+        res.writeHead(action.replaceStatus, { 'Content-Type': 'application/json' });
+        res.end(registryError('UNAVAILABLE', 'the registry acted, then the gateway failed'));
+        return;
+      }
       record.status = upstreamRes.statusCode ?? 0;
       res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, [...clientHeaders(upstreamRes.rawHeaders), ...Object.entries(action.addResponseHeaders ?? {}).flat()]);
       let offset = 0;
