@@ -140,7 +140,7 @@ async function uploadChunked(t: BlobTransfer, blob: Descriptor, initial: UploadS
   // guards it.
   const source = t.source.openBlob(t.sourceRef, blob.digest, blob.size, session.offset);
   try {
-    for await (const chunk of chunksOf(source, chunkSize, blob.size - session.offset)) {
+    for await (const chunk of readingAhead(chunksOf(source, chunkSize, blob.size - session.offset))) {
       if (t.shouldPause()) return 'paused';
       session = await sendChunk(t, session, chunk);
       await t.checkpoints?.save({ target, digest: blob.digest, size: blob.size, location: session.location.href, offset: session.offset, chunkSize, updatedAt: new Date().toISOString() });
@@ -188,13 +188,16 @@ async function sendChunk(t: BlobTransfer, initial: UploadSession, chunk: Buffer)
 }
 
 /**
- * Regroups a byte stream into chunks of exactly `size` bytes (the last may be short). Every chunk
- * is a view of one reused buffer, so a chunked upload allocates `size` bytes once instead of per
- * chunk: the caller must be done with a chunk (sent, and any retry finished) before asking for the
- * next, which the upload loop is.
+ * Regroups a byte stream into chunks of exactly `size` bytes (the last may be short). Chunks are
+ * views of two buffers used in turn, so a chunked upload allocates them once instead of a buffer
+ * per chunk: the caller must be done with a chunk (sent, and any retry finished) before asking
+ * for the next but one, which `readingAhead` and the upload loop guarantee.
  */
 async function* chunksOf(stream: Readable, size: number, total: number): AsyncGenerator<Buffer> {
-  const buffer = Buffer.allocUnsafe(Math.min(size, Math.max(total, 1)));
+  const length = Math.min(size, Math.max(total, 1));
+  const buffers = [Buffer.allocUnsafe(length)];
+  let buffer = buffers[0]!;
+  let turn = 0;
   let filled = 0;
   let seen = 0;
   for await (const piece of stream as AsyncIterable<Buffer>) {
@@ -207,11 +210,34 @@ async function* chunksOf(stream: Readable, size: number, total: number): AsyncGe
       offset += copied;
       if (filled === buffer.length) {
         yield buffer;
+        turn ^= 1;
+        buffer = buffers[turn] ??= Buffer.allocUnsafe(length);
         filled = 0;
       }
     }
   }
   if (filled > 0) yield buffer.subarray(0, filled);
+}
+
+/**
+ * Asks for the next chunk as soon as the caller has the current one, so the source is read into
+ * one buffer while the other is PATCHed. Without it each chunk waits for the previous PATCH: on a
+ * single 1 GiB blob, reading and sending took turns for every 4 MiB.
+ */
+async function* readingAhead(chunks: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
+  let next = chunks.next();
+  try {
+    for (;;) {
+      const item = await next;
+      if (item.done) return;
+      next = chunks.next();
+      yield item.value;
+    }
+  } finally {
+    // Stopped early (paused, or the PATCH failed): the read in flight fails once the caller
+    // destroys the source; nobody waits for it.
+    next.catch(() => undefined);
+  }
 }
 
 function asCopyError(error: unknown, blob: Descriptor): unknown {
