@@ -225,18 +225,20 @@ async function* chunksOf(stream: Readable, size: number, total: number): AsyncGe
  * single 1 GiB blob, reading and sending took turns for every 4 MiB.
  */
 async function* readingAhead(chunks: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
-  let next = chunks.next();
-  try {
-    for (;;) {
-      const item = await next;
-      if (item.done) return;
-      next = chunks.next();
-      yield item.value;
-    }
-  } finally {
-    // Stopped early (paused, or the PATCH failed): the read in flight fails once the caller
-    // destroys the source; nobody waits for it.
+  // A read can fail (a bad digest, a dropped source) while the caller is still sending: the
+  // failure waits for the caller's next ask instead of counting as an unhandled rejection, and
+  // a read left in flight when the caller stops early fails quietly once the source is destroyed.
+  const ask = () => {
+    const next = chunks.next();
     next.catch(() => undefined);
+    return next;
+  };
+  let next = ask();
+  for (;;) {
+    const item = await next;
+    if (item.done) return;
+    next = ask();
+    yield item.value;
   }
 }
 
