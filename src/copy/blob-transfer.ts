@@ -2,7 +2,8 @@
  * Moving one blob from the source to a target repository: mount when possible, otherwise
  * stream it in one request, or upload it in checkpointed chunks that another process can resume.
  * The chunked path is an explicit state machine: POST, then PATCH after PATCH with a checkpoint
- * saved after each, a status GET whenever the registry's view is in doubt, and PUT ?digest=.
+ * saved after each, a status GET whenever the registry's view is in doubt, and PUT ?digest=
+ * carrying the last chunk.
  */
 import type { Readable } from 'node:stream';
 import type { Descriptor, RegistryClient, UploadSession } from '../registry/client.js';
@@ -134,15 +135,20 @@ async function uploadChunked(t: BlobTransfer, blob: Descriptor, initial: UploadS
   const target = t.targetRef.name;
   const chunkSize = Math.max(t.chunkSize, initial.minChunkLength ?? 0);
   let session = initial;
+  let closed = false;
   // Read from the start, the source stream verifies the blob and holds its last piece back until
-  // it does, so a wrong blob never gets its last PATCH. One resumed from another process cannot be
-  // hashed here (a hash state does not survive a process): the registry's digest check at PUT
-  // guards it.
+  // it does, so a wrong blob never gets its last chunk sent. One resumed from another process
+  // cannot be hashed here (a hash state does not survive a process): the registry's digest check
+  // at PUT guards it.
   const source = t.source.openBlob(t.sourceRef, blob.digest, blob.size, session.offset);
   try {
     for await (const chunk of readingAhead(chunksOf(source, chunkSize, blob.size - session.offset))) {
       if (t.shouldPause()) return 'paused';
-      session = await sendChunk(t, session, chunk);
+      // The last chunk rides on the closing PUT, as the spec allows: one request fewer per blob,
+      // and a blob no bigger than a chunk needs no PATCH at all.
+      closed = session.offset + chunk.length === blob.size;
+      session = await sendChunk(t, session, chunk, closed ? blob : undefined);
+      if (closed) break;
       await t.checkpoints?.save({ target, digest: blob.digest, size: blob.size, location: session.location.href, offset: session.offset, chunkSize, updatedAt: new Date().toISOString() });
       t.onProgress({ type: 'blob-progress', digest: blob.digest, size: blob.size, target, bytesDone: session.offset });
     }
@@ -158,27 +164,39 @@ async function uploadChunked(t: BlobTransfer, blob: Descriptor, initial: UploadS
   if (session.offset !== blob.size) {
     throw new CopyError('INTEGRITY', `blob ${blob.digest} from ${t.sourceRef.name}: expected ${blob.size} bytes, the source sent ${session.offset}`, 'source');
   }
-  await t.target.completeUpload(t.targetRef, session, blob.digest, undefined);
+  // A session resumed with every byte already sent still needs closing.
+  if (!closed) await t.target.completeUpload(t.targetRef, session, blob.digest);
   await t.checkpoints?.remove(target, blob.digest);
   return 'copied';
 }
 
 /**
- * PATCHes one chunk. If the request fails, only the registry knows whether the bytes landed
- * (the transport never resends a chunk on its own), so ask it: continue if they did, resend after
- * a back-off if none did, and start over if the session is gone or holds part of the chunk.
+ * Sends one chunk: by PATCH, or, given the blob it ends (`closes`), with the PUT that completes
+ * the upload. If the request fails, only the registry knows whether the bytes landed (the
+ * transport never resends a chunk on its own), so ask it: go on if they did, resend after a
+ * back-off if none did, and start over if the session holds part of the chunk or is gone. A
+ * closing PUT whose answer was lost leaves no session but the blob itself.
  */
-async function sendChunk(t: BlobTransfer, initial: UploadSession, chunk: Buffer): Promise<UploadSession> {
+async function sendChunk(t: BlobTransfer, initial: UploadSession, chunk: Buffer, closes?: Descriptor): Promise<UploadSession> {
   let session = initial;
+  const sent = (s: UploadSession): UploadSession => ({ ...s, offset: s.offset + chunk.length });
   for (let attempt = 1; ; attempt++) {
     try {
-      return await t.target.patchChunk(t.targetRef, session, chunk);
+      if (!closes) return await t.target.patchChunk(t.targetRef, session, chunk);
+      await t.target.completeUpload(t.targetRef, session, closes.digest, chunk);
+      return sent(session);
     } catch (error) {
       if (!(error instanceof RegistryError)) throw error;
       if (!error.transient && error.code !== 'RANGE_INVALID' && error.status !== 404) throw error;
       const status = await t.target.uploadStatus(t.targetRef, session.location, session.offset);
-      if (!status) throw new LostUploadError(`upload of ${t.targetRef.name} lost: ${error.message}`, { cause: error });
-      if (status.offset === session.offset + chunk.length) return status;
+      if (!status) {
+        if (closes && (await t.target.headBlob(t.targetRef, closes.digest)) === closes.size) return sent(session);
+        throw new LostUploadError(`upload of ${t.targetRef.name} lost: ${error.message}`, { cause: error });
+      }
+      if (status.offset === session.offset + chunk.length) {
+        if (closes) await t.target.completeUpload(t.targetRef, status, closes.digest);
+        return status;
+      }
       if (status.offset !== session.offset) throw new LostUploadError(`upload of ${t.targetRef.name} holds ${status.offset} bytes, expected ${session.offset}`, { cause: error });
       if (attempt >= DEFAULT_RETRY.maxAttempts) throw error;
       session = status;

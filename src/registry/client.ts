@@ -225,10 +225,12 @@ export class RegistryClient {
   }
 
   /**
-   * Closes an upload with `?digest=`, sending `body` (a stream of exactly `length` bytes) as its
-   * last bytes. The registry checks the digest itself (distribution: 400 DIGEST_INVALID).
+   * Closes an upload with `?digest=`. The request may carry the blob's last bytes: a stream of
+   * exactly `length` bytes (never resent), or the last chunk as a Buffer (resent only after a 401
+   * or 429, like a PATCH: the caller asks `uploadStatus` after any other failure). The registry
+   * checks the digest itself (distribution: 400 DIGEST_INVALID).
    */
-  async completeUpload(ref: Reference, session: UploadSession, digest: string, body?: { stream: Readable; length: number }, signal?: AbortSignal): Promise<void> {
+  async completeUpload(ref: Reference, session: UploadSession, digest: string, body?: { stream: Readable; length: number } | Buffer, signal?: AbortSignal): Promise<void> {
     const url = new URL(session.location);
     url.searchParams.set('digest', digest);
     const res = await this.send(
@@ -236,8 +238,9 @@ export class RegistryClient {
         method: 'PUT',
         url,
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(body?.length ?? 0) },
-        body: body ? () => body.stream : undefined,
-        replayable: body === undefined,
+        body: body === undefined ? undefined : Buffer.isBuffer(body) ? () => body : () => body.stream,
+        replayable: body === undefined || Buffer.isBuffer(body),
+        resendOnFailure: body === undefined,
         reference: ref.withDigest(digest).toString(),
         expect: [201, 204],
         signal,

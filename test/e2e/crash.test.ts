@@ -113,6 +113,8 @@ interface CrashRun {
   checkpointSession: string;
   /** PATCHes of the big layer sent by the second host. */
   patchesAfter: Array<{ session: string; range: [number, number]; status: number }>;
+  /** The second host's closing PUTs of the big layer, which carry its last chunk. */
+  closingPutsAfter: Array<{ session: string; bodyBytes: number; status: number }>;
   /** PATCHes the registry accepted (202), by upload session. */
   acceptedBySession: Map<string, number>;
   leaseExpiresAt: number;
@@ -194,12 +196,16 @@ async function crashAndRestart(image: PushedManifest, repo: string, heldPatch: '
     .slice(requestsBeforeRestart)
     .filter((r) => r.method === 'PATCH' && r.path.startsWith(`/v2/${repo}/blobs/uploads/`))
     .map((r) => ({ session: uploadSessionOf(r.path)!, range: parseContentRange(r.contentRange)!, status: r.status }));
+  const closingPutsAfter = proxy.requests
+    .slice(requestsBeforeRestart)
+    .filter((r) => r.method === 'PUT' && r.path.startsWith(`/v2/${repo}/blobs/uploads/`) && r.path.includes(encodeURIComponent(big.digest)))
+    .map((r) => ({ session: uploadSessionOf(r.path)!, bodyBytes: r.bodyBytes, status: r.status }));
   const acceptedBySession = new Map<string, number>();
   for (const e of target.accessLog()) {
     const session = e.method === 'PATCH' && e.status === 202 && e.uri.startsWith(`/v2/${repo}/blobs/uploads/`) ? uploadSessionOf(e.uri) : undefined;
     if (session) acceptedBySession.set(session, (acceptedBySession.get(session) ?? 0) + 1);
   }
-  return { id, checkpointOffset, checkpointSession, patchesAfter, acceptedBySession, leaseExpiresAt, killedAt, resumedAt: resumedAt! };
+  return { id, checkpointOffset, checkpointSession, patchesAfter, closingPutsAfter, acceptedBySession, leaseExpiresAt, killedAt, resumedAt: resumedAt! };
 }
 
 const TOTAL_CHUNKS = Math.ceil(BIG_LAYER_SIZE / MiB);
@@ -208,12 +214,14 @@ describe('a host SIGKILLed in the middle of a 64 MiB blob', () => {
   it('between chunks: npm start finishes the job after the lease expired, resuming the upload from its checkpoint', async () => {
     const run = await crashAndRestart(images[0]!, 'crashed/between', 'dropped');
     expect(run.resumedAt).toBeGreaterThanOrEqual(run.leaseExpiresAt);
-    // The same session, picked up at the checkpoint, each remaining chunk sent once.
+    // The same session, picked up at the checkpoint, each remaining chunk sent once: by PATCH,
+    // and the last with the closing PUT.
     const chunksLeft = Math.ceil((BIG_LAYER_SIZE - run.checkpointOffset) / MiB);
     expect(run.patchesAfter.every((p) => p.session === run.checkpointSession)).toBe(true);
-    expect(run.patchesAfter.map((p) => p.range[0])).toEqual(Array.from({ length: chunksLeft }, (_, i) => run.checkpointOffset + i * MiB));
+    expect(run.patchesAfter.map((p) => p.range[0])).toEqual(Array.from({ length: chunksLeft - 1 }, (_, i) => run.checkpointOffset + i * MiB));
     expect(run.patchesAfter.length).toBeLessThan(TOTAL_CHUNKS);
-    expect(run.acceptedBySession.get(run.checkpointSession)).toBe(TOTAL_CHUNKS);
+    expect(run.acceptedBySession.get(run.checkpointSession)).toBe(TOTAL_CHUNKS - 1);
+    expect(run.closingPutsAfter).toEqual([{ session: run.checkpointSession, bodyBytes: BIG_LAYER_SIZE - (TOTAL_CHUNKS - 1) * MiB, status: 201 }]);
   });
 
   it('with a PATCH in flight: npm start finishes the job correctly after the lease expired, restarting that blob once', async () => {
@@ -222,12 +230,14 @@ describe('a host SIGKILLed in the middle of a 64 MiB blob', () => {
     // The registry took a chunk the checkpoint does not record. distribution 2.8 ties each upload
     // URL's _state to an offset and refuses (and cancels) the session when asked with an older one
     // ("upload resumed at wrong offest"), so the checkpointed session cannot be picked up: the
-    // engine starts the blob once more, cleanly, in one new session, each chunk once.
+    // engine starts the blob once more, cleanly, in one new session, each chunk once (the last
+    // with the closing PUT).
     expect(target.logLines.some((l) => l.includes('upload resumed at wrong offest') && l.includes(run.checkpointSession))).toBe(true);
     const sessions = new Set(run.patchesAfter.map((p) => p.session));
     expect(sessions.size).toBe(1);
     expect(sessions.has(run.checkpointSession)).toBe(false);
-    expect(run.patchesAfter.map((p) => p.range[0])).toEqual(Array.from({ length: TOTAL_CHUNKS }, (_, i) => i * MiB));
-    expect(run.acceptedBySession.get([...sessions][0]!)).toBe(TOTAL_CHUNKS);
+    expect(run.patchesAfter.map((p) => p.range[0])).toEqual(Array.from({ length: TOTAL_CHUNKS - 1 }, (_, i) => i * MiB));
+    expect(run.acceptedBySession.get([...sessions][0]!)).toBe(TOTAL_CHUNKS - 1);
+    expect(run.closingPutsAfter).toEqual([{ session: [...sessions][0]!, bodyBytes: BIG_LAYER_SIZE - (TOTAL_CHUNKS - 1) * MiB, status: 201 }]);
   });
 });
