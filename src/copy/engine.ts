@@ -66,16 +66,25 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   const existing = await findExistingTags(request.targets, options.credentials, targetDigest);
   if (existing.length && !request.force) throw tagExists(existing);
 
-  const allBlobs = uniqueBlobs(graph.manifests);
-  for (const repo of repos) {
-    repo.blobs = await mapLimit(allBlobs, Math.max(options.concurrency ?? DEFAULT_CONCURRENCY, HEAD_CONCURRENCY), async (blob) => {
-      const size = await repo.client.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
-      if (size !== undefined) rememberBlob(repo.ref, blob.digest);
-      return { digest: blob.digest, size: blob.size, mediaType: blob.mediaType, present: size !== undefined };
-    });
+  // The plan needs every blob's existence check, but a copy does not wait for all of them: a
+  // missing blob starts moving as soon as its own HEAD answers. Its events are held back until
+  // the plan is reported, so callers still see the plan first.
+  const checks = checkBlobs(repos, uniqueBlobs(graph.manifests), Math.max(options.concurrency ?? DEFAULT_CONCURRENCY, HEAD_CONCURRENCY));
+  let held: ProgressEvent[] | undefined = [];
+  const emitAfterPlan = (event: ProgressEvent) => (held ? held.push(event) : emit(event));
+  const transfers = request.dryRun ? Promise.resolve([]) : copyBlobs(checks, source, request.source, options, shouldPause, emitAfterPlan);
+  // Awaited after the plan; a failure must not count as unhandled meanwhile.
+  transfers.catch(() => undefined);
+  try {
+    for (const { repo, planned } of checks) repo.blobs.push(await planned);
+  } catch (error) {
+    await transfers.catch(() => undefined);
+    throw error;
   }
   const plan = makePlan(request.source, graph, repos);
   emit({ type: 'plan', manifests: plan.manifests.length, blobs: plan.blobs.length, bytesTotal: plan.bytesTotal, bytesToMove: plan.bytesToMove, blobsPresent: plan.blobs.filter((b) => b.present).length });
+  for (const event of held) emit(event);
+  held = undefined;
 
   const result: CopyResult = {
     status: 'completed',
@@ -91,8 +100,13 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   };
   if (request.dryRun) return result;
 
-  const paused = await copyBlobs(repos, source, request.source, options, shouldPause, emit, result);
-  if (paused) return { ...result, status: 'paused' };
+  const outcomes = await transfers;
+  outcomes.forEach((outcome, i) => {
+    if (outcome === 'paused') return;
+    result.blobs[outcome]++;
+    if (outcome === 'copied') result.bytes.moved += plan.blobs[i]!.size;
+  });
+  if (outcomes.includes('paused')) return { ...result, status: 'paused' };
 
   for (const repo of repos) {
     await pushManifests(repo, graph, emit, result);
@@ -157,18 +171,48 @@ function makePlan(source: Reference, graph: SourceGraph, repos: TargetRepo[]): C
   };
 }
 
-/** Moves every missing blob; true when stopped by the budget or an abort before finishing. */
-async function copyBlobs(
-  repos: TargetRepo[],
+/** One blob for one target repository, and the answer of its existence check once it comes. */
+interface BlobCheck {
+  repo: TargetRepo;
+  planned: Promise<PlannedBlob>;
+}
+
+/** HEADs every blob in every target repository, `concurrency` at a time, in plan order. */
+function checkBlobs(repos: TargetRepo[], blobs: Descriptor[], concurrency: number): BlobCheck[] {
+  const pending = repos.flatMap((repo) => blobs.map((blob) => ({ repo, blob, ...deferred<PlannedBlob>() })));
+  void mapLimit(pending, concurrency, async ({ repo, blob, resolve }) => {
+    const size = await repo.client.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
+    if (size !== undefined) rememberBlob(repo.ref, blob.digest);
+    resolve({ digest: blob.digest, size: blob.size, mediaType: blob.mediaType, present: size !== undefined });
+  }).catch((error: unknown) => {
+    // Checks not made fail with the error that stopped them (settled ones stay as they are).
+    for (const check of pending) check.reject(error);
+  });
+  return pending.map(({ repo, promise }) => ({ repo, planned: promise }));
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (reason: unknown) => void } {
+  let resolve!: (value: T) => void;
+  let reject!: (reason: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+/** Moves every missing blob as soon as its check answers; `paused` for those the budget or an abort stopped. */
+function copyBlobs(
+  checks: BlobCheck[],
   source: RegistryClient,
   sourceRef: Reference,
   options: CopyOptions,
   shouldPause: () => boolean,
   emit: (event: ProgressEvent) => void,
-  result: CopyResult,
-): Promise<boolean> {
-  const work = repos.flatMap((repo) => repo.blobs.map((blob) => ({ repo, blob })));
-  const outcomes = await mapLimit(work, options.concurrency ?? DEFAULT_CONCURRENCY, async ({ repo, blob }): Promise<BlobOutcome | 'paused'> => {
+): Promise<Array<BlobOutcome | 'paused'>> {
+  return mapLimit(checks, options.concurrency ?? DEFAULT_CONCURRENCY, async ({ repo, planned }): Promise<BlobOutcome | 'paused'> => {
+    const blob = await planned;
     if (blob.present) {
       emit({ type: 'blob-done', digest: blob.digest, size: blob.size, target: repo.ref.name, outcome: 'skipped' });
       return 'skipped';
@@ -190,11 +234,8 @@ async function copyBlobs(
       { digest: blob.digest, size: blob.size, mediaType: blob.mediaType },
     );
     if (outcome !== 'paused') rememberBlob(repo.ref, blob.digest);
-    if (outcome === 'copied') result.bytes.moved += blob.size;
     return outcome;
   });
-  for (const outcome of outcomes) if (outcome !== 'paused') result.blobs[outcome]++;
-  return outcomes.includes('paused');
 }
 
 /**

@@ -9,7 +9,7 @@ import { formatBytes } from '../../src/cli/progress.js';
 import type { CopyResult } from '../../src/copy/types.js';
 import { pushImage, pushImageWithReferrers, pushOciIndexThreePlatforms, pushTwoImagesSharingLayers, referrersTag, sha256Digest } from '../helpers/fixtures.js';
 import { corruptResponses, startProxy, type TestProxy } from '../helpers/proxy.js';
-import { basicAuthorization, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { basicAuthorization, settledAccessLog, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoCopyAll, skopeoInspectRaw } from '../helpers/skopeo.js';
 import {
   cliEnv,
@@ -19,7 +19,6 @@ import {
   requireBuild,
   runHoist,
   runProcess,
-  settledAccessLog,
   tempHome,
   type TempHome,
 } from './support.js';

@@ -9,7 +9,6 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { rawRequest } from '../helpers/fixtures.js';
-import type { TestRegistry } from '../helpers/registry.js';
 
 export const PROJECT_ROOT = resolve(__dirname, '../..');
 const BIN = join(PROJECT_ROOT, 'bin/hoist.js');
@@ -97,22 +96,4 @@ export async function manifestStatus(registry: { url: string }, repository: stri
     },
   });
   return res.status;
-}
-
-/**
- * Waits until the registry has logged every request made so far: sends a marker request and
- * polls until it shows up in the access log (the log arrives on the registry's stdout a little
- * after the response). Returns the log up to, not including, the marker.
- */
-export async function settledAccessLog(registry: TestRegistry): Promise<ReturnType<TestRegistry['accessLog']>> {
-  const marker = `hoist-cli-marker-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-  await rawRequest(`${registry.url}/v2/?${marker}`, { method: 'GET' });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const log = registry.accessLog();
-    const at = log.findIndex((r) => r.uri.includes(marker));
-    if (at !== -1) return log.slice(0, at);
-    if (Date.now() > deadline) throw new Error(`marker request ${marker} never appeared in the access log of ${registry.host}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }

@@ -6,6 +6,7 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { copy, CopyError } from '../../src/copy/index.js';
 import { parsePlatform } from '../../src/copy/platform.js';
+import type { ProgressEvent } from '../../src/copy/types.js';
 import {
   pushImageWithReferrers,
   pushOciIndexThreePlatforms,
@@ -16,7 +17,7 @@ import {
   rawRequest,
 } from '../helpers/fixtures.js';
 import { corruptResponses, cutRequestBody, cutResponseBody, expireToken, failAfterForwarding, startProxy, tooManyRequests, type TestProxy } from '../helpers/proxy.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { settledAccessLog, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRaw } from '../helpers/skopeo.js';
 import { credentialsFor, expectIdenticalInTarget, ref } from './support.js';
 
@@ -140,6 +141,29 @@ describe('copy paths (anonymous registries)', () => {
         // A connection per HEAD (undici closes one after every HEAD) would make more connections
         // than there are HEADs; kept alive, the checks share at most 16 (the HEAD concurrency).
         expect(proxy.connections).toBeLessThan(heads.length);
+      } finally {
+        await proxy.stop();
+      }
+    });
+
+    it('moves a blob as soon as its own check answers, and still reports the plan first', async () => {
+      const image = await pushImage(source, 'early/src', 'v1', { layers: [2000, 3000, 4000] });
+      const slow = image.blobs[image.blobs.length - 1]!;
+      // The last blob's HEAD takes 1.5 s; the others answer at once.
+      const proxy = await startProxy(target.url, [(request) => (request.method === 'HEAD' && request.pathname.endsWith(slow.digest) ? { type: 'forward', delayMs: 1500 } : undefined)]);
+      const events: ProgressEvent[] = [];
+      try {
+        const mark = target.accessLog().length;
+        const result = await copy({ source: ref(source, 'early/src:v1'), targets: [ref(proxy, 'early/dst:v1')] }, { concurrency: 1, onProgress: (e) => events.push(e) });
+        expect(result.blobs.copied).toBe(image.blobs.length);
+        const log = (await settledAccessLog(target)).slice(mark);
+        const slowHead = log.findIndex((r) => r.method === 'HEAD' && r.uri.endsWith(slow.digest));
+        const firstBlobPut = log.findIndex((r) => r.method === 'PUT' && r.uri.includes('/blobs/uploads/'));
+        expect(firstBlobPut).toBeGreaterThanOrEqual(0);
+        expect(firstBlobPut).toBeLessThan(slowHead);
+        const types = events.map((e) => e.type);
+        expect(types.indexOf('plan')).toBeLessThan(types.indexOf('blob-start'));
+        expect(types.filter((t) => t === 'blob-done')).toHaveLength(image.blobs.length);
       } finally {
         await proxy.stop();
       }

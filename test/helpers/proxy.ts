@@ -53,6 +53,8 @@ export type ProxyAction =
        * instead of the registry's response, as a gateway that times out after the registry acted.
        */
       replaceStatus?: number;
+      /** Wait this long before forwarding, as a slow link or a busy registry would. */
+      delayMs?: number;
       label?: string;
     }
   /**
@@ -428,6 +430,7 @@ export async function startProxy(upstream: string, rules: ProxyRule[] = []): Pro
       return;
     }
     if (action.type === 'invalidToken') return invalidToken(req, res, record);
+    if (action.delayMs) await new Promise((resolve) => setTimeout(resolve, action.delayMs));
     return forward(req, res, action, record);
   }
 

@@ -112,6 +112,24 @@ export function parseAccessLog(lines: readonly string[]): RegistryAccessLogEntry
   return entries;
 }
 
+/**
+ * Waits until the registry has logged every request made so far: sends a marker request and
+ * polls until it shows up in the access log (the log arrives on the registry's stdout a little
+ * after the response). Returns the log up to, not including, the marker.
+ */
+export async function settledAccessLog(registry: TestRegistry): Promise<ReturnType<TestRegistry['accessLog']>> {
+  const marker = `hoist-log-marker-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  await (await fetch(`${registry.url}/v2/?${marker}`)).arrayBuffer();
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const log = registry.accessLog();
+    const at = log.findIndex((r) => r.uri.includes(marker));
+    if (at !== -1) return log.slice(0, at);
+    if (Date.now() > deadline) throw new Error(`marker request ${marker} never appeared in the access log of ${registry.host}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 function basicHeader(credentials: Credentials): string {
   return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
 }
