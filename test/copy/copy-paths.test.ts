@@ -169,6 +169,24 @@ describe('copy paths (anonymous registries)', () => {
       }
     });
 
+    it('asks the source for a blob while the target is still opening its upload session', async () => {
+      const image = await pushImage(source, 'earlyget/src', 'v1', { layers: [5000] });
+      const posts: number[] = [];
+      const gets: number[] = [];
+      // The target takes 1 s to answer each upload POST.
+      const slowTarget = await startProxy(target.url, [(request) => (request.method === 'POST' ? (posts.push(Date.now()), { type: 'forward', delayMs: 1000 }) : undefined)]);
+      const watchedSource = await startProxy(source.url, [(request) => (request.method === 'GET' && request.pathname.includes('/blobs/') ? (gets.push(Date.now()), undefined) : undefined)]);
+      try {
+        await copy({ source: ref(watchedSource, 'earlyget/src:v1'), targets: [ref(slowTarget, 'earlyget/dst:v1')] }, { concurrency: 1 });
+        // Each blob's GET went out with its POST, not a second later with the answer.
+        expect(gets).toHaveLength(image.blobs.length);
+        for (const at of gets) expect(posts.some((post) => Math.abs(at - post) < 500), `GET at ${at}, POSTs at ${posts.join(', ')}`).toBe(true);
+        await expectIdenticalInTarget(target, 'earlyget/dst', 'v1', [image]);
+      } finally {
+        await Promise.all([slowTarget.stop(), watchedSource.stop()]);
+      }
+    });
+
     it('mounts from the source repository when source and target are one registry', async () => {
       const image = await pushImage(source, 'same/src', 'v1', { layers: [3000, 4000] });
       const mark = source.accessLog().length;
