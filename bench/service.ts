@@ -48,7 +48,7 @@ import { definitions } from '../src/functions/definitions.js';
 import { setEngine } from '../src/functions/services.js';
 import type { ImportStatus } from '../src/jobs/status-document.js';
 import { startAzurite } from '../src/local/azurite.js';
-import { readHostConfig } from '../src/local/host-config.js';
+import { readHostConfig } from '../src/functions/host-config.js';
 import { startLocalHost, type LocalHost } from '../src/local/local-host.js';
 import type { HostLogger, LogLevel } from '../src/local/logger.js';
 import { freePort } from '../test/helpers/ports.js';

@@ -20,8 +20,6 @@ export const DEFAULT_TIME_BUDGET_SECONDS = 480;
  * crashed worker's job resumes within about a minute of its message reappearing.
  */
 export const DEFAULT_LEASE_SECONDS = 60;
-/** The Functions host's default, and host.json's `extensions.queues.maxDequeueCount`. */
-export const DEFAULT_MAX_DEQUEUE_COUNT = 5;
 export const DEFAULT_JOBS_TABLE = 'hoistjobs';
 export const DEFAULT_CHECKPOINTS_TABLE = 'hoistcheckpoints';
 
@@ -103,15 +101,6 @@ export class Settings {
   /** `HOIST_JOB_LEASE_SECONDS`: a worker's hold on a job; renewed every third of it while it works. */
   get leaseDurationInMs(): number {
     return this.seconds('HOIST_JOB_LEASE_SECONDS', DEFAULT_LEASE_SECONDS) * 1000;
-  }
-
-  /**
-   * The host's maxDequeueCount, read from the host's own override setting
-   * `AzureFunctionsJobHost__extensions__queues__maxDequeueCount` (default 5, as in host.json), so the
-   * worker knows when a failed attempt is the last one.
-   */
-  get maxDequeueCount(): number {
-    return this.integer('AzureFunctionsJobHost__extensions__queues__maxDequeueCount', DEFAULT_MAX_DEQUEUE_COUNT, 1);
   }
 
   /** `HOIST_CHUNK_SIZE_BYTES`: the engine's chunk size for resumable uploads (engine default 4 MiB). */

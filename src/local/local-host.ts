@@ -10,7 +10,7 @@ import type { FunctionDefinition } from '../functions/definition.js';
 import { ensureDevelopmentStorage, type AzuriteInstance } from './azurite.js';
 import type { EventGridDefinition } from './event-grid-webhook.js';
 import { API_KEY_SETTING } from './function-keys.js';
-import { readHostConfig, type HostConfig } from './host-config.js';
+import { readHostConfig, type HostConfig } from '../functions/host-config.js';
 import { HttpHost, type HttpDefinition } from './http-host.js';
 import { describeError, InvocationRunner } from './invocation-runner.js';
 import { createConsoleLogger, secretSettingValues, type HostLogger } from './logger.js';

@@ -16,7 +16,7 @@ import type { DequeuedMessageItem, QueueClient } from '@azure/storage-queue';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FunctionDefinition } from '../functions/definition.js';
 import { RandomizedExponentialBackoff } from './backoff.js';
-import type { QueueTriggerOptions } from './host-config.js';
+import type { QueueTriggerOptions } from '../functions/host-config.js';
 import { describeError, type InvocationRunner } from './invocation-runner.js';
 import type { HostLogger } from './logger.js';
 import { MessageLease } from './message-lease.js';

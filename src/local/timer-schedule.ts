@@ -4,7 +4,7 @@
  */
 import { nextOccurrence, parseNcrontab } from './ncrontab.js';
 import { resolveSettingReferences, type AppSettings } from './settings.js';
-import { isTimeSpan, parseTimeSpanInMs } from './timespan.js';
+import { isTimeSpan, parseTimeSpanInMs } from '../functions/timespan.js';
 
 /** When a timer fires next. */
 export interface TimerSchedule {

@@ -1,6 +1,6 @@
 import { nextOccurrence, parseNcrontab } from '../../src/local/ncrontab.js';
 import { parseTimerSchedule } from '../../src/local/timer-schedule.js';
-import { parseTimeSpanInMs } from '../../src/local/timespan.js';
+import { parseTimeSpanInMs } from '../../src/functions/timespan.js';
 
 const range = (from: number, to: number, step = 1) => Array.from({ length: Math.floor((to - from) / step) + 1 }, (_, i) => from + i * step);
 

@@ -4,7 +4,7 @@
  * until a condition holds.
  */
 import path from 'node:path';
-import { readHostConfig, type HostConfig } from '../../src/local/host-config.js';
+import { readHostConfig, type HostConfig } from '../../src/functions/host-config.js';
 import { startLocalHost, type LocalHost, type StartLocalHostOptions } from '../../src/local/local-host.js';
 import { createConsoleLogger, secretSettingValues } from '../../src/local/logger.js';
 

@@ -1,16 +1,21 @@
 /**
- * The parts of host.json the local host honours: the queue trigger's `extensions.queues`, the HTTP
+ * The parts of host.json Hoist reads: the queue trigger's `extensions.queues`, the HTTP
  * `extensions.http.routePrefix` and `functionTimeout`. Each default is the host's own, so a
  * host.json that omits a setting behaves here as it would on Azure. As on Azure, an app setting
  * `AzureFunctionsJobHost__path__to__key` overrides the host.json value at that path.
+ *
+ * One reader for both hosts: the local host runs its queue trigger from it, and the worker learns
+ * from it which delivery is the last (maxDequeueCount), so the two cannot disagree.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as v from 'valibot';
 import { jsonObject } from '../copy/json-object.js';
-import type { AppSettings } from './settings.js';
 import { parseTimeSpanInMs } from './timespan.js';
+
+/** App settings, as in `process.env` or local.settings.json `Values`. */
+export type AppSettings = Readonly<Record<string, string | undefined>>;
 
 /** Queue trigger behaviour, from host.json `extensions.queues`. */
 export interface QueueTriggerOptions {
@@ -118,7 +123,7 @@ const OVERRIDE_PREFIX = 'AzureFunctionsJobHost__';
 export function applyHostOverrides(document: unknown, settings: AppSettings): unknown {
   const root = structuredClone((document ?? {}) as Record<string, unknown>);
   for (const [name, raw] of Object.entries(settings)) {
-    if (!name.startsWith(OVERRIDE_PREFIX)) continue;
+    if (!name.startsWith(OVERRIDE_PREFIX) || raw === undefined) continue;
     const keys = name.slice(OVERRIDE_PREFIX.length).split('__').filter(Boolean);
     const value: unknown = /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : /^(true|false)$/i.test(raw) ? raw.toLowerCase() === 'true' : raw;
     let node = root;
@@ -134,4 +139,20 @@ export function applyHostOverrides(document: unknown, settings: AppSettings): un
     });
   }
   return root;
+}
+
+/**
+ * The app's own host.json settings, with the overrides in `process.env`: the directory that holds
+ * host.json is the nearest one above this module (the package root, whether this runs from src/
+ * or from dist/src/).
+ */
+export function appHostConfig(env: AppSettings = process.env): HostConfig {
+  return readHostConfig(appRoot(), env);
+}
+
+function appRoot(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'host.json'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no host.json in ${__dirname} or any directory above it`);
+  }
 }

@@ -1,5 +1,5 @@
-import { applyHostOverrides, hostConfigFromJson, readHostConfig } from '../../src/local/host-config.js';
-import { PROJECT_ROOT } from './support.js';
+import { appHostConfig, applyHostOverrides, hostConfigFromJson, readHostConfig } from '../../src/functions/host-config.js';
+import { PROJECT_ROOT } from '../local/support.js';
 
 describe('host.json', () => {
   it('reads the project host.json', () => {
@@ -8,6 +8,13 @@ describe('host.json', () => {
       routePrefix: 'api',
       functionTimeoutInMs: 600_000,
     });
+  });
+
+  it('gives the worker the host.json the local host reads, with the same overrides', () => {
+    expect(appHostConfig({})).toEqual(readHostConfig(PROJECT_ROOT));
+    const overridden = { AzureFunctionsJobHost__extensions__queues__maxDequeueCount: '3' };
+    expect(appHostConfig(overridden).queues.maxDequeueCount).toBe(3);
+    expect(readHostConfig(PROJECT_ROOT, overridden).queues.maxDequeueCount).toBe(3);
   });
 
   it("applies the host's defaults to an empty host.json", () => {
