@@ -4,6 +4,7 @@
  */
 import * as v from 'valibot';
 import type { Descriptor, Manifest } from '../registry/client.js';
+import { VERIFIABLE_ALGORITHMS } from '../registry/digest.js';
 import { isIndexType, isSchema1Type, MediaType } from '../registry/media-types.js';
 import { CopyError } from './errors.js';
 import { jsonObject } from './json-object.js';
@@ -71,6 +72,11 @@ export function readManifest(manifest: Manifest, where: string): ManifestNode {
   const blobs = isIndex ? [] : [...(parsed.config ? [parsed.config] : []), ...(parsed.layers ?? []), ...(parsed.blobs ?? [])];
   if (!isIndex && blobs.length === 0 && manifest.mediaType !== MediaType.OciArtifactManifest) {
     throw new CopyError('UNSUPPORTED_MANIFEST', `${where} (${manifest.mediaType}) is neither an index nor an image manifest`, 'source');
+  }
+  // Every blob is verified as it is copied, which needs an algorithm Hoist can compute.
+  const unverifiable = blobs.find((b) => !VERIFIABLE_ALGORITHMS.includes(b.digest.slice(0, b.digest.indexOf(':'))));
+  if (unverifiable) {
+    throw new CopyError('UNSUPPORTED_MANIFEST', `${where} references blob ${unverifiable.digest}, whose digest algorithm cannot be verified (${VERIFIABLE_ALGORITHMS.join(' and ')} can)`, 'source');
   }
   return { manifest, parsed, children: isIndex ? (parsed.manifests ?? []) : [], blobs, isIndex };
 }

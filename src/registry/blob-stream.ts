@@ -9,12 +9,12 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { DigestMismatchError } from './digest.js';
+import { DigestMismatchError, VERIFIABLE_ALGORITHMS } from './digest.js';
 import { RegistryError } from './errors.js';
 import { DEFAULT_RETRY, isRetryableNetworkError } from './retry.js';
 import { redact, type TransportResponse } from './transport.js';
 
-export interface BlobStreamOptions {
+interface BlobStreamOptions {
   /** Sends the GET, with a `range` header when resuming. */
   get: (headers: Record<string, string>) => Promise<TransportResponse>;
   digest: string;
@@ -34,6 +34,7 @@ export class BlobStream extends Readable {
   private requesting = false;
   /** Hashes what passes when the whole blob does; a blob read from an offset is checked by the registry at PUT instead. */
   private readonly hash?: Hash;
+  private readonly algorithm: string;
   /** The latest piece, held back until the next one (or the verified end) proves it may go. */
   private held?: Buffer;
 
@@ -41,14 +42,18 @@ export class BlobStream extends Readable {
     super();
     this.options = options;
     this.position = options.offset;
+    this.algorithm = options.digest.slice(0, options.digest.indexOf(':'));
     if (options.offset === 0) {
-      if (!options.digest.startsWith('sha256:')) throw new Error(`${options.reference}: only sha256 digests can be verified, got ${options.digest}`);
-      this.hash = createHash('sha256');
+      // The manifest reader refuses other algorithms before any copy starts.
+      if (!VERIFIABLE_ALGORITHMS.includes(this.algorithm)) throw new Error(`blob ${options.reference}: cannot verify a ${this.algorithm || 'malformed'} digest`);
+      this.hash = createHash(this.algorithm);
     }
   }
 
   override _read(): void {
     if (this.body) this.body.resume();
+    // Nothing left to read (a resumed upload that had every byte already): no request at all.
+    else if (this.position >= this.options.size && this.options.offset > 0) this.finish();
     else if (!this.requesting) void this.request();
   }
 
@@ -100,7 +105,7 @@ export class BlobStream extends Readable {
   private finish(): void {
     this.body = undefined;
     if (this.hash) {
-      const digest = `sha256:${this.hash.digest('hex')}`;
+      const digest = `${this.algorithm}:${this.hash.digest('hex')}`;
       if (this.position !== this.options.size || digest !== this.options.digest) {
         this.destroy(this.mismatch(digest));
         return;

@@ -5,6 +5,9 @@ export function sha256(bytes: Buffer): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
+/** The digest algorithms the OCI image spec registers, which copied blobs are verified with. */
+export const VERIFIABLE_ALGORITHMS = ['sha256', 'sha512'];
+
 /** Thrown when bytes do not match their descriptor. */
 export class DigestMismatchError extends Error {
   override readonly name = 'DigestMismatchError';

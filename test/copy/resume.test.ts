@@ -149,4 +149,24 @@ describe('resumable chunked copy of a 64 MiB+ layer', () => {
       await proxy.stop();
     }
   });
+
+  it('closes a checkpointed upload that already holds every byte, reading nothing from the source', async () => {
+    const small = await pushImage(source, 'full/src', 'v1', { layers: [100_000] });
+    const layer = small.blobs.find((b) => b.size === 100_000)!;
+    // A session with the whole layer in it and no closing PUT yet, as a process that died right
+    // after its last PATCH (or an earlier Hoist, which PATCHed every chunk) leaves it.
+    const bytes = (await rawRequest(`${source.url}/v2/full/src/blobs/${layer.digest}`, { method: 'GET' })).body;
+    const opened = await rawRequest(`${target.url}/v2/full/dst/blobs/uploads/`, { method: 'POST', headers: { 'content-length': '0' } });
+    const location = new URL(opened.headers.location as string, target.url);
+    const patched = await rawRequest(location.href, { method: 'PATCH', headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) }, body: bytes });
+    expect(patched.status).toBe(202);
+    const checkpoints = new FileCheckpointStore(join(dir, 'full'));
+    await checkpoints.save({ target: `${target.host}/full/dst`, digest: layer.digest, size: layer.size, location: new URL(patched.headers.location as string, target.url).href, offset: layer.size, chunkSize: CHUNK, updatedAt: new Date().toISOString() });
+
+    const mark = source.accessLog().length;
+    const result = await copy({ source: ref(source, 'full/src:v1'), targets: [ref(target, 'full/dst:v1')] }, { checkpoints, chunkSizeInBytes: CHUNK });
+    expect(result.status).toBe('completed');
+    expect(source.accessLog().slice(mark).filter((r) => r.uri.endsWith(layer.digest))).toEqual([]);
+    await expectIdenticalInTarget(target, 'full/dst', 'v1', [small]);
+  });
 });
