@@ -58,6 +58,7 @@ export async function transferBlob(t: BlobTransfer, blob: Descriptor): Promise<B
         try {
           const started = await startSession(t, blob.digest);
           if (started === 'mounted') {
+            early?.destroy();
             t.onProgress({ type: 'blob-done', digest: blob.digest, size: blob.size, target, outcome: 'mounted' });
             return 'mounted';
           }
@@ -86,11 +87,11 @@ export async function transferBlob(t: BlobTransfer, blob: Descriptor): Promise<B
 
 /**
  * The source stream of a whole blob, its GET already sent. A failure before the upload reads it
- * only marks it destroyed (the upload then opens its own and meets the error there).
+ * only marks it destroyed (the upload then opens its own and meets the error there: a source
+ * serving wrong bytes is read twice before the copy fails).
  */
 function openSourceEarly(t: BlobTransfer, blob: Descriptor): Readable {
-  const stream = t.source.openBlob(t.sourceRef, blob.digest, blob.size, 0);
-  stream.on('error', () => undefined);
+  const stream = sourceFrom(t, blob, 0, undefined);
   stream.read(0);
   return stream;
 }
@@ -99,7 +100,11 @@ function openSourceEarly(t: BlobTransfer, blob: Descriptor): Readable {
 function sourceFrom(t: BlobTransfer, blob: Descriptor, offset: number, early: Readable | undefined): Readable {
   if (early && !early.destroyed && offset === 0) return early;
   early?.destroy();
-  return t.source.openBlob(t.sourceRef, blob.digest, blob.size, offset);
+  const stream = t.source.openBlob(t.sourceRef, blob.digest, blob.size, offset);
+  // The GET may fail before the upload's request has hooked the stream; the upload then gets the
+  // stored error (undici and async iteration both report it), instead of the process crashing.
+  stream.on('error', () => undefined);
+  return stream;
 }
 
 /** The registry lost or refused the upload session mid-way: start the blob again. */
@@ -197,14 +202,19 @@ async function uploadChunked(t: BlobTransfer, blob: Descriptor, initial: UploadS
   return 'copied';
 }
 
+/** Target registries seen refusing bytes on the closing PUT; their last chunks go by PATCH. */
+const noChunkOnClose = new Set<string>();
+
 /**
  * Sends one chunk: by PATCH, or, given the blob it ends (`closes`), with the PUT that completes
  * the upload. If the request fails, only the registry knows whether the bytes landed (the
- * transport never resends a chunk on its own), so ask it: go on if they did, resend after a
- * back-off if none did, and start over if the session holds part of the chunk or is gone. A
- * closing PUT whose answer was lost leaves no session but the blob itself.
+ * transport never resends a chunk on its own; it has already waited out any 429), so ask it: go
+ * on if they did, resend after a back-off if none did, and start over if the session holds part
+ * of the chunk or is gone. A closing PUT whose answer was lost leaves no session but the blob.
  */
 async function sendChunk(t: BlobTransfer, initial: UploadSession, chunk: Buffer, closes?: Descriptor): Promise<UploadSession> {
+  const host = t.targetRef.registry.apiHost;
+  if (closes && noChunkOnClose.has(host)) return closeEmpty(t, await sendChunk(t, initial, chunk), closes);
   let session = initial;
   const sent = (s: UploadSession): UploadSession => ({ ...s, offset: s.offset + chunk.length });
   for (let attempt = 1; ; attempt++) {
@@ -214,22 +224,34 @@ async function sendChunk(t: BlobTransfer, initial: UploadSession, chunk: Buffer,
       return sent(session);
     } catch (error) {
       if (!(error instanceof RegistryError)) throw error;
-      if (!error.transient && error.code !== 'RANGE_INVALID' && error.status !== 404) throw error;
+      if (closes && refusesChunkOnClose(error)) {
+        // The spec allows bytes on the closing PUT, but not every registry takes them.
+        noChunkOnClose.add(host);
+        return closeEmpty(t, await sendChunk(t, session, chunk), closes);
+      }
+      if (error.status === 429 || (!error.transient && error.code !== 'RANGE_INVALID' && error.status !== 404)) throw error;
       const status = await t.target.uploadStatus(t.targetRef, session.location, session.offset);
       if (!status) {
         if (closes && (await t.target.headBlob(t.targetRef, closes.digest)) === closes.size) return sent(session);
         throw new LostUploadError(`upload of ${t.targetRef.name} lost: ${error.message}`, { cause: error });
       }
-      if (status.offset === session.offset + chunk.length) {
-        if (closes) await t.target.completeUpload(t.targetRef, status, closes.digest);
-        return status;
-      }
+      if (status.offset === session.offset + chunk.length) return closes ? closeEmpty(t, status, closes) : status;
       if (status.offset !== session.offset) throw new LostUploadError(`upload of ${t.targetRef.name} holds ${status.offset} bytes, expected ${session.offset}`, { cause: error });
       if (attempt >= DEFAULT_RETRY.maxAttempts) throw error;
       session = status;
       await sleep(backoffDelay(DEFAULT_RETRY, attempt));
     }
   }
+}
+
+async function closeEmpty(t: BlobTransfer, session: UploadSession, blob: Descriptor): Promise<UploadSession> {
+  await t.target.completeUpload(t.targetRef, session, blob.digest);
+  return session;
+}
+
+/** A closing PUT refused for carrying bytes (not for what they are: that is DIGEST_INVALID). */
+function refusesChunkOnClose(error: RegistryError): boolean {
+  return (error.status === 400 && error.code === 'BLOB_UPLOAD_INVALID') || error.status === 416;
 }
 
 /**
@@ -244,10 +266,8 @@ async function* chunksOf(stream: Readable, size: number, total: number): AsyncGe
   let buffer = buffers[0]!;
   let turn = 0;
   let filled = 0;
-  let seen = 0;
+  // Never more than `total` bytes: the blob stream fails first.
   for await (const piece of stream as AsyncIterable<Buffer>) {
-    seen += piece.length;
-    if (seen > total) throw new CopyError('INTEGRITY', `the source sent more than the ${total} bytes expected`, 'source');
     let offset = 0;
     while (offset < piece.length) {
       const copied = piece.copy(buffer, filled, offset);

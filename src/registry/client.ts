@@ -233,11 +233,16 @@ export class RegistryClient {
   async completeUpload(ref: Reference, session: UploadSession, digest: string, body?: { stream: Readable; length: number } | Buffer, signal?: AbortSignal): Promise<void> {
     const url = new URL(session.location);
     url.searchParams.set('digest', digest);
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'content-length': String(body?.length ?? 0) };
+    // A last chunk after earlier ones says where it goes, as a PATCH would: zot, for one, takes a
+    // body without Content-Range as the whole blob. Not on a one-request upload, which some
+    // registries refuse with it.
+    if (Buffer.isBuffer(body) && session.offset > 0) headers['content-range'] = `${session.offset}-${session.offset + body.length - 1}`;
     const res = await this.send(
       {
         method: 'PUT',
         url,
-        headers: { 'content-type': 'application/octet-stream', 'content-length': String(body?.length ?? 0) },
+        headers,
         body: body === undefined ? undefined : Buffer.isBuffer(body) ? () => body : () => body.stream,
         replayable: body === undefined || Buffer.isBuffer(body),
         resendOnFailure: body === undefined,
