@@ -46,7 +46,9 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   // Abort means pause at the next chunk boundary; it is never passed to a socket (see
   // BlobTransfer.shouldPause).
   const budgetSpent = () => options.timeBudgetInMs !== undefined && Date.now() - startedAt >= options.timeBudgetInMs;
-  const shouldPause = () => options.abortSignal?.aborted === true || (moved && budgetSpent());
+  // Set when the copy has failed: transfers still running stop at their next chunk boundary.
+  let failing = false;
+  const shouldPause = () => failing || options.abortSignal?.aborted === true || (moved && budgetSpent());
   if (request.targets.length === 0) throw new CopyError('INVALID_TARGET', 'no target given: name at least one target reference', 'target');
 
   const source = RegistryClient.for(request.source.registry, options.credentials);
@@ -73,40 +75,42 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   let held: ProgressEvent[] | undefined = [];
   const emitAfterPlan = (event: ProgressEvent) => (held ? held.push(event) : emit(event));
   const transfers = request.dryRun ? Promise.resolve([]) : copyBlobs(checks, source, request.source, options, shouldPause, emitAfterPlan);
-  // Awaited after the plan; a failure must not count as unhandled meanwhile.
+  // Awaited below; a failure must not count as unhandled meanwhile.
   transfers.catch(() => undefined);
+  let result: CopyResult;
+  let moves: Awaited<typeof transfers>;
   try {
     for (const { repo, planned } of checks) repo.blobs.push(await planned);
+    const plan = makePlan(request.source, graph, repos);
+    emit({ type: 'plan', manifests: plan.manifests.length, blobs: plan.blobs.length, bytesTotal: plan.bytesTotal, bytesToMove: plan.bytesToMove, blobsPresent: plan.blobs.filter((b) => b.present).length });
+    for (const event of held) emit(event);
+    held = undefined;
+    result = {
+      status: 'completed',
+      source: request.source.toString(),
+      sourceDigest,
+      targetDigest,
+      indexDigestChanged: targetDigest !== sourceDigest,
+      targets: [],
+      manifests: [],
+      blobs: { total: plan.blobs.length, copied: 0, skipped: 0, mounted: 0 },
+      bytes: { total: plan.bytesTotal, moved: 0 },
+      plan,
+    };
+    if (request.dryRun) return result;
+    moves = await transfers;
   } catch (error) {
+    // Nothing keeps uploading after copy() has failed: stop what moves, and let it settle.
+    failing = true;
     await transfers.catch(() => undefined);
     throw error;
   }
-  const plan = makePlan(request.source, graph, repos);
-  emit({ type: 'plan', manifests: plan.manifests.length, blobs: plan.blobs.length, bytesTotal: plan.bytesTotal, bytesToMove: plan.bytesToMove, blobsPresent: plan.blobs.filter((b) => b.present).length });
-  for (const event of held) emit(event);
-  held = undefined;
-
-  const result: CopyResult = {
-    status: 'completed',
-    source: request.source.toString(),
-    sourceDigest,
-    targetDigest,
-    indexDigestChanged: targetDigest !== sourceDigest,
-    targets: [],
-    manifests: [],
-    blobs: { total: plan.blobs.length, copied: 0, skipped: 0, mounted: 0 },
-    bytes: { total: plan.bytesTotal, moved: 0 },
-    plan,
-  };
-  if (request.dryRun) return result;
-
-  const outcomes = await transfers;
-  outcomes.forEach((outcome, i) => {
-    if (outcome === 'paused') return;
+  for (const { blob, outcome } of moves) {
+    if (outcome === 'paused') continue;
     result.blobs[outcome]++;
-    if (outcome === 'copied') result.bytes.moved += plan.blobs[i]!.size;
-  });
-  if (outcomes.includes('paused')) return { ...result, status: 'paused' };
+    if (outcome === 'copied') result.bytes.moved += blob.size;
+  }
+  if (moves.some((m) => m.outcome === 'paused')) return { ...result, status: 'paused' };
 
   for (const repo of repos) {
     await pushManifests(repo, graph, emit, result);
@@ -174,12 +178,17 @@ function makePlan(source: Reference, graph: SourceGraph, repos: TargetRepo[]): C
 /** One blob for one target repository, and the answer of its existence check once it comes. */
 interface BlobCheck {
   repo: TargetRepo;
+  digest: string;
   planned: Promise<PlannedBlob>;
 }
 
-/** HEADs every blob in every target repository, `concurrency` at a time, in plan order. */
+/**
+ * HEADs every blob in every target repository, `concurrency` at a time: blob by blob, each in
+ * every repository together, so what one repository holds is known (as a mount source) by the
+ * time another's transfer of it starts.
+ */
 function checkBlobs(repos: TargetRepo[], blobs: Descriptor[], concurrency: number): BlobCheck[] {
-  const pending = repos.flatMap((repo) => blobs.map((blob) => ({ repo, blob, ...deferred<PlannedBlob>() })));
+  const pending = blobs.flatMap((blob) => repos.map((repo) => ({ repo, blob, ...deferred<PlannedBlob>() })));
   void mapLimit(pending, concurrency, async ({ repo, blob, resolve }) => {
     const size = await repo.client.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
     if (size !== undefined) rememberBlob(repo.ref, blob.digest);
@@ -188,7 +197,7 @@ function checkBlobs(repos: TargetRepo[], blobs: Descriptor[], concurrency: numbe
     // Checks not made fail with the error that stopped them (settled ones stay as they are).
     for (const check of pending) check.reject(error);
   });
-  return pending.map(({ repo, promise }) => ({ repo, planned: promise }));
+  return pending.map(({ repo, blob, promise }) => ({ repo, digest: blob.digest, planned: promise }));
 }
 
 function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (reason: unknown) => void } {
@@ -202,7 +211,11 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reje
   return { promise, resolve, reject };
 }
 
-/** Moves every missing blob as soon as its check answers; `paused` for those the budget or an abort stopped. */
+/**
+ * Moves every missing blob as soon as its check answers (and the checks of the same blob in the
+ * other target repositories, which may offer a mount); `paused` for those the budget or an abort
+ * stopped.
+ */
 function copyBlobs(
   checks: BlobCheck[],
   source: RegistryClient,
@@ -210,14 +223,15 @@ function copyBlobs(
   options: CopyOptions,
   shouldPause: () => boolean,
   emit: (event: ProgressEvent) => void,
-): Promise<Array<BlobOutcome | 'paused'>> {
-  return mapLimit(checks, options.concurrency ?? DEFAULT_CONCURRENCY, async ({ repo, planned }): Promise<BlobOutcome | 'paused'> => {
+): Promise<Array<{ blob: PlannedBlob; outcome: BlobOutcome | 'paused' }>> {
+  return mapLimit(checks, options.concurrency ?? DEFAULT_CONCURRENCY, async ({ repo, digest, planned }) => {
     const blob = await planned;
     if (blob.present) {
       emit({ type: 'blob-done', digest: blob.digest, size: blob.size, target: repo.ref.name, outcome: 'skipped' });
-      return 'skipped';
+      return { blob, outcome: 'skipped' as const };
     }
-    if (shouldPause()) return 'paused';
+    if (shouldPause()) return { blob, outcome: 'paused' as const };
+    await Promise.allSettled(checks.filter((c) => c.digest === digest).map((c) => c.planned));
     const outcome = await transferBlob(
       {
         source,
@@ -234,7 +248,7 @@ function copyBlobs(
       { digest: blob.digest, size: blob.size, mediaType: blob.mediaType },
     );
     if (outcome !== 'paused') rememberBlob(repo.ref, blob.digest);
-    return outcome;
+    return { blob, outcome };
   });
 }
 
