@@ -14,8 +14,8 @@ import * as v from 'valibot';
 import { jsonObject } from '../copy/json-object.js';
 import { parseTimeSpanInMs } from './timespan.js';
 
-/** App settings, as in `process.env` or local.settings.json `Values`. */
-export type AppSettings = Readonly<Record<string, string | undefined>>;
+/** Where `AzureFunctionsJobHost__…` overrides are looked up: `process.env`, or the local host's settings. */
+type SettingValues = Readonly<Record<string, string | undefined>>;
 
 /** Queue trigger behaviour, from host.json `extensions.queues`. */
 export interface QueueTriggerOptions {
@@ -46,13 +46,17 @@ const timeSpan = v.pipe(
   v.string(),
   v.rawTransform(({ dataset, addIssue, NEVER }) => {
     try {
-      return parseTimeSpanInMs(dataset.value);
+      // functionTimeout "-1" means no limit (Premium and Dedicated plans).
+      return dataset.value.trim() === '-1' ? undefined : parseTimeSpanInMs(dataset.value);
     } catch (error) {
       addIssue({ message: (error as Error).message });
       return NEVER;
     }
   }),
 );
+
+const DEFAULT_MAX_DEQUEUE_COUNT = 5;
+const dequeueCount = v.pipe(v.number(), v.safeInteger(), v.minValue(1));
 
 const HostJson = jsonObject(v.object({
   functionTimeout: v.optional(timeSpan),
@@ -62,8 +66,9 @@ const HostJson = jsonObject(v.object({
       newBatchThreshold: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(0))),
       maxPollingInterval: v.optional(timeSpan),
       visibilityTimeout: v.optional(timeSpan),
-      maxDequeueCount: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(1))),
-      messageEncoding: v.optional(v.picklist(['base64', 'none'])),
+      maxDequeueCount: v.optional(dequeueCount),
+      // The host binds enums without regard to case.
+      messageEncoding: v.optional(v.pipe(v.string(), v.toLowerCase(), v.picklist(['base64', 'none']))),
     }))),
     http: v.optional(jsonObject(v.object({ routePrefix: v.optional(v.string()) }))),
   }))),
@@ -88,7 +93,7 @@ export function hostConfigFromJson(document: unknown): HostConfig {
       newBatchThreshold: queues.newBatchThreshold ?? Math.floor(batchSize / 2) * os.availableParallelism(),
       maxPollingIntervalInMs: queues.maxPollingInterval ?? 60_000,
       visibilityTimeoutInMs: queues.visibilityTimeout ?? 0,
-      maxDequeueCount: queues.maxDequeueCount ?? 5,
+      maxDequeueCount: queues.maxDequeueCount ?? DEFAULT_MAX_DEQUEUE_COUNT,
       messageEncoding: queues.messageEncoding ?? 'base64',
     },
     routePrefix: (parsed.output.extensions?.http?.routePrefix ?? 'api').replace(/^\/+|\/+$/g, ''),
@@ -102,7 +107,7 @@ export function hostConfigFromJson(document: unknown): HostConfig {
  *
  * @throws Error when the file is missing or invalid: `func start` refuses to run without it too.
  */
-export function readHostConfig(projectRoot: string, settings: AppSettings = {}): HostConfig {
+export function readHostConfig(projectRoot: string, settings: SettingValues = {}): HostConfig {
   const file = path.join(projectRoot, 'host.json');
   let document: unknown;
   try {
@@ -120,7 +125,7 @@ const OVERRIDE_PREFIX = 'AzureFunctionsJobHost__';
  * a.b. Keys match case-insensitively, as .NET configuration does; numeric and boolean text becomes
  * a number or boolean, since configuration values are all strings.
  */
-export function applyHostOverrides(document: unknown, settings: AppSettings): unknown {
+export function applyHostOverrides(document: unknown, settings: SettingValues): unknown {
   const root = structuredClone((document ?? {}) as Record<string, unknown>);
   for (const [name, raw] of Object.entries(settings)) {
     if (!name.startsWith(OVERRIDE_PREFIX) || raw === undefined) continue;
@@ -142,12 +147,29 @@ export function applyHostOverrides(document: unknown, settings: AppSettings): un
 }
 
 /**
- * The app's own host.json settings, with the overrides in `process.env`: the directory that holds
- * host.json is the nearest one above this module (the package root, whether this runs from src/
- * or from dist/src/).
+ * The maxDequeueCount the Functions host delivers the app's queue messages with: host.json's
+ * (the nearest above this module: the package root, from src/ or from dist/src/) under the
+ * overrides in `env`, as the host reads it. The worker needs it to know a last attempt. Unlike the
+ * local host, which refuses an invalid host.json as `func start` does, this never fails: on Azure
+ * the host has accepted the file already, so a value it cannot read means the host's default.
  */
-export function appHostConfig(env: AppSettings = process.env): HostConfig {
-  return readHostConfig(appRoot(), env);
+export function appMaxDequeueCount(env: SettingValues = process.env): number {
+  const document = applyHostOverrides(appHostJson(), env) as { extensions?: { queues?: { maxDequeueCount?: unknown } } };
+  const parsed = v.safeParse(dequeueCount, document.extensions?.queues?.maxDequeueCount);
+  return parsed.success ? parsed.output : DEFAULT_MAX_DEQUEUE_COUNT;
+}
+
+/** host.json as the app ships it, read once per process; `{}` when there is none to read. */
+let appDocument: unknown;
+function appHostJson(): unknown {
+  if (appDocument === undefined) {
+    try {
+      appDocument = JSON.parse(readFileSync(path.join(appRoot(), 'host.json'), 'utf8'));
+    } catch {
+      appDocument = {};
+    }
+  }
+  return appDocument;
 }
 
 function appRoot(): string {

@@ -8,7 +8,7 @@ import type { InvocationContext } from '@azure/functions';
 import { runImport } from '../jobs/run-import.js';
 import { IMPORTS_QUEUE, STORAGE_CONNECTION_SETTING, type Settings } from '../jobs/settings.js';
 import type { FunctionDefinition } from './definition.js';
-import { appHostConfig } from './host-config.js';
+import { appMaxDequeueCount } from './host-config.js';
 import { currentEngine, currentSettings, jobStorage, secretBox } from './services.js';
 
 export async function importWorkerHandler(message: unknown, context: InvocationContext): Promise<void> {
@@ -31,7 +31,7 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
       ...(targetRegistry !== undefined && { targetRegistry }),
       timeBudgetInMs: settings.timeBudgetInMs,
       leaseDurationInMs: settings.leaseDurationInMs,
-      maxDequeueCount: appHostConfig().queues.maxDequeueCount,
+      maxDequeueCount: appMaxDequeueCount(),
       ...(chunkSizeInBytes !== undefined && { chunkSizeInBytes }),
       ...(concurrency !== undefined && { concurrency }),
       log: { info: (m) => context.log(m), warn: (m) => context.warn(m), error: (m) => context.error(m) },

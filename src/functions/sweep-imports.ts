@@ -5,13 +5,13 @@
 import type { InvocationContext, Timer } from '@azure/functions';
 import { sweepAbandonedImports } from '../jobs/sweep-abandoned.js';
 import type { FunctionDefinition } from './definition.js';
-import { appHostConfig } from './host-config.js';
+import { appMaxDequeueCount } from './host-config.js';
 import { currentSettings, jobStorage } from './services.js';
 
 export async function sweepImportsHandler(_timer: Timer, context: InvocationContext): Promise<void> {
   const settings = currentSettings();
   const storage = await jobStorage(settings);
-  const failed = await sweepAbandonedImports({ jobs: storage.jobs, checkpoints: storage.checkpoints, maxDequeueCount: appHostConfig().queues.maxDequeueCount });
+  const failed = await sweepAbandonedImports({ jobs: storage.jobs, checkpoints: storage.checkpoints, maxDequeueCount: appMaxDequeueCount() });
   if (failed.length > 0) context.warn(`sweepImports: failed ${failed.length} job(s) whose last attempt died: ${failed.join(', ')}`);
 }
 

@@ -1,4 +1,4 @@
-import { appHostConfig, applyHostOverrides, hostConfigFromJson, readHostConfig } from '../../src/functions/host-config.js';
+import { appMaxDequeueCount, applyHostOverrides, hostConfigFromJson, readHostConfig } from '../../src/functions/host-config.js';
 import { PROJECT_ROOT } from '../local/support.js';
 
 describe('host.json', () => {
@@ -10,11 +10,19 @@ describe('host.json', () => {
     });
   });
 
-  it('gives the worker the host.json the local host reads, with the same overrides', () => {
-    expect(appHostConfig({})).toEqual(readHostConfig(PROJECT_ROOT));
+  it("gives the worker the local host's maxDequeueCount, with the same overrides", () => {
+    expect(appMaxDequeueCount({})).toBe(readHostConfig(PROJECT_ROOT).queues.maxDequeueCount);
     const overridden = { AzureFunctionsJobHost__extensions__queues__maxDequeueCount: '3' };
-    expect(appHostConfig(overridden).queues.maxDequeueCount).toBe(3);
+    expect(appMaxDequeueCount(overridden)).toBe(3);
     expect(readHostConfig(PROJECT_ROOT, overridden).queues.maxDequeueCount).toBe(3);
+    // What the worker cannot read leaves the host's default; it never fails an invocation.
+    expect(appMaxDequeueCount({ AzureFunctionsJobHost__extensions__queues__maxDequeueCount: 'many' })).toBe(5);
+  });
+
+  it('takes what the Functions host takes: an unlimited functionTimeout, enums in any case', () => {
+    const config = hostConfigFromJson({ functionTimeout: '-1', extensions: { queues: { messageEncoding: 'None' } } });
+    expect(config.functionTimeoutInMs).toBeUndefined();
+    expect(config.queues.messageEncoding).toBe('none');
   });
 
   it("applies the host's defaults to an empty host.json", () => {
