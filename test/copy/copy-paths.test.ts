@@ -178,13 +178,28 @@ describe('copy paths (anonymous registries)', () => {
       const watchedSource = await startProxy(source.url, [(request) => (request.method === 'GET' && request.pathname.includes('/blobs/') ? (gets.push(Date.now()), undefined) : undefined)]);
       try {
         await copy({ source: ref(watchedSource, 'earlyget/src:v1'), targets: [ref(slowTarget, 'earlyget/dst:v1')] }, { concurrency: 1 });
-        // Each blob's GET went out with its POST, not a second later with the answer.
+        // One blob at a time: each blob's GET went out with its POST, not a second later with the answer.
         expect(gets).toHaveLength(image.blobs.length);
-        for (const at of gets) expect(posts.some((post) => Math.abs(at - post) < 500), `GET at ${at}, POSTs at ${posts.join(', ')}`).toBe(true);
+        expect(posts).toHaveLength(image.blobs.length);
+        gets.forEach((at, i) => expect(Math.abs(at - posts[i]!), `GET ${i} at ${at}, POSTs at ${posts.join(', ')}`).toBeLessThan(500));
         await expectIdenticalInTarget(target, 'earlyget/dst', 'v1', [image]);
       } finally {
         await Promise.all([slowTarget.stop(), watchedSource.stop()]);
       }
+    });
+
+    it('mounts into one target repository what another target of the same copy holds', async () => {
+      const spec = { seed: 'multi-target', layers: [{ size: 3000, seed: 'multi-0' }, { size: 4000, seed: 'multi-1' }] };
+      const image = await pushImage(source, 'multi/src', 'v1', spec);
+      const held = await pushImage(target, 'multi/held', 'x', spec);
+      const shared = image.blobs.filter((b) => held.blobs.some((h) => h.digest === b.digest));
+      expect(shared.length).toBeGreaterThanOrEqual(2);
+      const mark = target.accessLog().length;
+      const result = await copy({ source: ref(source, 'multi/src:v1'), targets: [ref(target, 'multi/new:v1'), ref(target, 'multi/held:v1')] });
+      // multi/held skips what it has; multi/new mounts those from it and copies only the rest.
+      expect(result.blobs).toMatchObject({ mounted: shared.length, skipped: shared.length, copied: 2 * image.blobs.length - 2 * shared.length });
+      const mounts = (await settledAccessLog(target)).slice(mark).filter((r) => r.method === 'POST' && r.status === 201);
+      expect(mounts.map((r) => new URLSearchParams(r.uri.split('?')[1]).get('from'))).toEqual(shared.map(() => 'multi/held'));
     });
 
     it('mounts from the source repository when source and target are one registry', async () => {
@@ -363,6 +378,39 @@ describe('copy paths (anonymous registries)', () => {
       expect(proxy.requests.filter((r) => r.method === 'PUT' && r.path === failed.path)).toHaveLength(1);
       expect(proxy.requests.slice(failed.index + 1, failed.index + 3).map((r) => `${r.method} ${r.status}`)).toEqual(['GET 404', 'HEAD 200']);
       await expectIdenticalInTarget(target, 'put503/dst', 'v1', [image]);
+    });
+
+    it('says where a last chunk sent with the closing PUT goes, unless it is the whole blob', async () => {
+      const image = await pushImage(source, 'putrange/src', 'v1', { layers: [150_000] });
+      const layer = image.blobs.find((b) => b.size === 150_000)!;
+      const config = image.blobs.find((b) => b !== layer)!;
+      const ranges = new Map<string, string | undefined>();
+      proxy = await startProxy(target.url, [
+        (request) => {
+          const digest = /[?&]digest=([^&]+)/.exec(request.path)?.[1];
+          if (request.method === 'PUT' && digest) ranges.set(decodeURIComponent(digest), request.headers['content-range'] as string | undefined);
+          return undefined;
+        },
+      ]);
+      await copy({ source: ref(source, 'putrange/src:v1'), targets: [ref(proxy, 'putrange/dst:v1')] }, { uploadMode: 'chunked', chunkSizeInBytes: 65536, concurrency: 1 });
+      expect(ranges.get(layer.digest)).toBe('131072-149999');
+      expect(ranges.get(config.digest)).toBeUndefined();
+      await expectIdenticalInTarget(target, 'putrange/dst', 'v1', [image]);
+    });
+
+    it('sends the last chunk by PATCH to a registry that refuses bytes on the closing PUT', async () => {
+      const image = await pushImage(source, 'putbody/src', 'v1', { layers: [150_000, 100_000] });
+      proxy = await startProxy(target.url, [
+        (request) =>
+          request.method === 'PUT' && request.pathname.includes('/blobs/uploads/') && Number(request.headers['content-length'] ?? 0) > 0
+            ? { type: 'respond', status: 400, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ errors: [{ code: 'BLOB_UPLOAD_INVALID', message: 'no bytes on PUT here' }] }) }
+            : undefined,
+      ]);
+      const result = await copy({ source: ref(source, 'putbody/src:v1'), targets: [ref(proxy, 'putbody/dst:v1')] }, { uploadMode: 'chunked', chunkSizeInBytes: 65536, concurrency: 1 });
+      expect(result.blobs.copied).toBe(image.blobs.length);
+      // Refused once; every later blob closed with an empty PUT after its PATCHes.
+      expect(proxy.requests.filter((r) => r.status === 400)).toHaveLength(1);
+      await expectIdenticalInTarget(target, 'putbody/dst', 'v1', [image]);
     });
 
     it('restarts a blob whose chunk upload was cut (distribution 2.8 invalidates the session)', async () => {
