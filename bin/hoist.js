@@ -6,8 +6,9 @@
 // milliseconds compiling the functions it calls. Node 22 has this built in
 // (module.enableCompileCache). On Node 20 this file does the same for the one bundle: it compiles
 // it with the cache dist/hoist-cli.<hash of the bundle>.v8cache and, when that was missing or
-// stale, writes a new one as a copy exits, by then holding every function a copy compiles (a
-// `--help` run would cache little). A directory that is not writable only means no cache.
+// stale, writes a new one as a successful copy exits, by then holding every function a copy
+// compiles (a `--help` run, or a copy that failed early, would cache little), and drops the
+// caches of earlier builds. A directory that is not writable only means no cache.
 'use strict';
 const { createHash } = require('node:crypto');
 const fs = require('node:fs');
@@ -28,15 +29,24 @@ function loadWithCodeCache() {
   } catch {
     // First run of this build: compile from source.
   }
-  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: bundle, cachedData });
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+    filename: bundle,
+    cachedData,
+    // import() inside the bundle resolves as it would in a module Node loaded itself.
+    importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  });
   const module = { exports: {} };
   script.runInThisContext()(module.exports, Module.createRequire(bundle), module, bundle, path.dirname(bundle));
   if ((cachedData === undefined || script.cachedDataRejected) && process.argv[2] === 'copy') {
-    process.once('exit', () => {
+    process.once('exit', (code) => {
+      if (code !== 0) return;
       try {
         const temporary = `${cacheFile}.${process.pid}`;
         fs.writeFileSync(temporary, script.createCachedData());
         fs.renameSync(temporary, cacheFile);
+        for (const name of fs.readdirSync(path.dirname(bundle))) {
+          if (/^hoist-cli\.[0-9a-f]{16}\.v8cache$/.test(name) && name !== path.basename(cacheFile)) fs.rmSync(path.join(path.dirname(bundle), name), { force: true });
+        }
       } catch {
         // Read-only install: run without a cache.
       }
