@@ -38,7 +38,7 @@ const headAgents = {
 /** A response body: read it as a stream, or discard it with `dump`. */
 export type ResponseBody = Readable & { dump(): Promise<void> };
 
-export interface Exchange {
+interface Exchange {
   url: URL;
   method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   headers: Record<string, string>;
@@ -46,7 +46,7 @@ export interface Exchange {
   signal?: AbortSignal;
 }
 
-export interface ExchangeResponse {
+interface ExchangeResponse {
   statusCode: number;
   headers: Record<string, string | string[] | undefined>;
   body: ResponseBody;

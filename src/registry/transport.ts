@@ -1,6 +1,9 @@
 /**
- * The single HTTP layer under the registry client: it owns authentication, redirects, retries
- * and error decoding, so no layer above retries again (retries would multiply).
+ * The request layer under the registry client: it owns authentication, redirects, retries and
+ * error decoding, so no layer above retries a request again (retries would multiply). Two things
+ * it leaves to the layers that know more: a blob GET cut mid-body resumes with Range (blob-stream.ts),
+ * and a failed upload chunk is resent only once the registry says none of it landed (the copy
+ * engine's sendChunk). http.ts is the wire below it.
  */
 import type { Readable } from 'node:stream';
 import { Authenticator, readLimited, USER_AGENT } from './auth.js';
