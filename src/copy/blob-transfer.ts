@@ -6,11 +6,12 @@
  * carrying the last chunk.
  */
 import type { Readable } from 'node:stream';
-import type { Descriptor, RegistryClient, UploadSession } from '../registry/client.js';
+import type { ChunkBytes, Descriptor, RegistryClient, UploadSession } from '../registry/client.js';
 import { DigestMismatchError } from '../registry/digest.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Reference } from '../registry/reference.js';
 import { backoffDelay, DEFAULT_RETRY, sleep } from '../registry/retry.js';
+import { ChunkPipe } from './chunk-pipe.js';
 import { CopyError, copyErrorFrom, type Side } from './errors.js';
 import type { BlobOutcome, CheckpointStore, ProgressEvent, UploadMode } from './types.js';
 
@@ -167,20 +168,28 @@ async function uploadChunked(t: BlobTransfer, blob: Descriptor, initial: UploadS
   const target = t.targetRef.name;
   const chunkSize = Math.max(t.chunkSize, initial.minChunkLength ?? 0);
   let session = initial;
-  let closed = false;
+  if (session.offset === blob.size) {
+    // Nothing left to send (a session resumed with every byte in it, or an empty blob): close it.
+    early?.destroy();
+    await t.target.completeUpload(t.targetRef, session, blob.digest);
+    await t.checkpoints?.remove(target, blob.digest);
+    return 'copied';
+  }
   // Read from the start, the source stream verifies the blob and holds its last piece back until
   // it does, so a wrong blob never gets its last chunk sent. One resumed from another process
   // cannot be hashed here (a hash state does not survive a process): the registry's digest check
   // at PUT guards it.
-  const source = sourceFrom(t, blob, session.offset, early);
+  const pipe = new ChunkPipe(sourceFrom(t, blob, session.offset, early), chunkSize, blob.size - session.offset);
   try {
-    for await (const chunk of readingAhead(chunksOf(source, chunkSize, blob.size - session.offset))) {
+    for (let index = 0; index < pipe.count; index++) {
       if (t.shouldPause()) return 'paused';
+      const chunk = await pipe.chunk(index);
       // The last chunk rides on the closing PUT, as the spec allows: one request fewer per blob,
       // and a blob no bigger than a chunk needs no PATCH at all.
-      closed = session.offset + chunk.length === blob.size;
-      session = await sendChunk(t, session, chunk, closed ? blob : undefined);
-      if (closed) break;
+      const last = index === pipe.count - 1;
+      session = await sendChunk(t, session, chunk, last ? blob : undefined);
+      pipe.release(index);
+      if (last) break;
       await t.checkpoints?.save({ target, digest: blob.digest, size: blob.size, location: session.location.href, offset: session.offset, chunkSize, updatedAt: new Date().toISOString() });
       t.onProgress({ type: 'blob-progress', digest: blob.digest, size: blob.size, target, bytesDone: session.offset });
     }
@@ -191,13 +200,8 @@ async function uploadChunked(t: BlobTransfer, blob: Descriptor, initial: UploadS
     }
     throw error;
   } finally {
-    source.destroy();
+    pipe.stop(new Error(`upload of ${blob.digest} stopped`));
   }
-  if (session.offset !== blob.size) {
-    throw new CopyError('INTEGRITY', `blob ${blob.digest} from ${t.sourceRef.name}: expected ${blob.size} bytes, the source sent ${session.offset}`, 'source');
-  }
-  // A session resumed with every byte already sent still needs closing.
-  if (!closed) await t.target.completeUpload(t.targetRef, session, blob.digest);
   await t.checkpoints?.remove(target, blob.digest);
   return 'copied';
 }
@@ -212,7 +216,7 @@ const noChunkOnClose = new Set<string>();
  * on if they did, resend after a back-off if none did, and start over if the session holds part
  * of the chunk or is gone. A closing PUT whose answer was lost leaves no session but the blob.
  */
-async function sendChunk(t: BlobTransfer, initial: UploadSession, chunk: Buffer, closes?: Descriptor): Promise<UploadSession> {
+async function sendChunk(t: BlobTransfer, initial: UploadSession, chunk: ChunkBytes, closes?: Descriptor): Promise<UploadSession> {
   const host = t.targetRef.registry.apiHost;
   if (closes && noChunkOnClose.has(host)) return closeEmpty(t, await sendChunk(t, initial, chunk), closes);
   let session = initial;
@@ -252,59 +256,6 @@ async function closeEmpty(t: BlobTransfer, session: UploadSession, blob: Descrip
 /** A closing PUT refused for carrying bytes (not for what they are: that is DIGEST_INVALID). */
 function refusesChunkOnClose(error: RegistryError): boolean {
   return (error.status === 400 && error.code === 'BLOB_UPLOAD_INVALID') || error.status === 416;
-}
-
-/**
- * Regroups a byte stream into chunks of exactly `size` bytes (the last may be short). Chunks are
- * views of two buffers used in turn, so a chunked upload allocates them once instead of a buffer
- * per chunk: the caller must be done with a chunk (sent, and any retry finished) before asking
- * for the next but one, which `readingAhead` and the upload loop guarantee.
- */
-async function* chunksOf(stream: Readable, size: number, total: number): AsyncGenerator<Buffer> {
-  const length = Math.min(size, Math.max(total, 1));
-  const buffers = [Buffer.allocUnsafe(length)];
-  let buffer = buffers[0]!;
-  let turn = 0;
-  let filled = 0;
-  // Never more than `total` bytes: the blob stream fails first.
-  for await (const piece of stream as AsyncIterable<Buffer>) {
-    let offset = 0;
-    while (offset < piece.length) {
-      const copied = piece.copy(buffer, filled, offset);
-      filled += copied;
-      offset += copied;
-      if (filled === buffer.length) {
-        yield buffer;
-        turn ^= 1;
-        buffer = buffers[turn] ??= Buffer.allocUnsafe(length);
-        filled = 0;
-      }
-    }
-  }
-  if (filled > 0) yield buffer.subarray(0, filled);
-}
-
-/**
- * Asks for the next chunk as soon as the caller has the current one, so the source is read into
- * one buffer while the other is PATCHed. Without it each chunk waits for the previous PATCH: on a
- * single 1 GiB blob, reading and sending took turns for every 4 MiB.
- */
-async function* readingAhead(chunks: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
-  // A read can fail (a bad digest, a dropped source) while the caller is still sending: the
-  // failure waits for the caller's next ask instead of counting as an unhandled rejection, and
-  // a read left in flight when the caller stops early fails quietly once the source is destroyed.
-  const ask = () => {
-    const next = chunks.next();
-    next.catch(() => undefined);
-    return next;
-  };
-  let next = ask();
-  for (;;) {
-    const item = await next;
-    if (item.done) return;
-    next = ask();
-    yield item.value;
-  }
 }
 
 function asCopyError(error: unknown, blob: Descriptor): unknown {

@@ -8,6 +8,7 @@ import { RegistryClient, type Descriptor, type Manifest } from '../registry/clie
 import type { CredentialSource } from '../registry/credentials.js';
 import type { Reference } from '../registry/reference.js';
 import { transferBlob } from './blob-transfer.js';
+import { deferred } from './deferred.js';
 import { CopyError, copyErrorFrom } from './errors.js';
 import { mapLimit } from './limit.js';
 import type { ManifestNode } from './manifest.js';
@@ -198,17 +199,6 @@ function checkBlobs(repos: TargetRepo[], blobs: Descriptor[], concurrency: numbe
     for (const check of pending) check.reject(error);
   });
   return pending.map(({ repo, blob, promise }) => ({ repo, digest: blob.digest, planned: promise }));
-}
-
-function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (reason: unknown) => void } {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
 }
 
 /**

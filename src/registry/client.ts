@@ -40,6 +40,16 @@ export interface UploadSession {
   minChunkLength?: number;
 }
 
+/**
+ * An upload chunk: a Buffer, or bytes that `open()` streams from the chunk's first byte each
+ * time it is called (so a resend sends the same bytes, even of a chunk still arriving).
+ */
+export type ChunkBytes = Buffer | { length: number; open(): Readable };
+
+function bodyOf(chunk: ChunkBytes): Buffer | Readable {
+  return Buffer.isBuffer(chunk) ? chunk : chunk.open();
+}
+
 /** Hoist's view of one registry, authenticated with whatever the credential source has for it. */
 export class RegistryClient {
   private static readonly transports = new Map<string, Transport>();
@@ -195,18 +205,18 @@ export class RegistryClient {
   }
 
   /**
-   * Sends one chunk. The body is a Buffer, so an authentication retry can resend it; on any other
-   * failure it is not resent, and the caller must ask `uploadStatus` before sending more
-   * (distribution 2.8 appends whatever arrives, whatever Content-Range says).
+   * Sends one chunk. An authentication retry resends it; on any other failure it is not resent,
+   * and the caller must ask `uploadStatus` before sending more (distribution 2.8 appends whatever
+   * arrives, whatever Content-Range says).
    */
-  async patchChunk(ref: Reference, session: UploadSession, chunk: Buffer, signal?: AbortSignal): Promise<UploadSession> {
+  async patchChunk(ref: Reference, session: UploadSession, chunk: ChunkBytes, signal?: AbortSignal): Promise<UploadSession> {
     const end = session.offset + chunk.length - 1;
     const res = await this.send(
       {
         method: 'PATCH',
         url: session.location,
         headers: { 'content-type': 'application/octet-stream', 'content-range': `${session.offset}-${end}`, 'content-length': String(chunk.length) },
-        body: () => chunk,
+        body: () => bodyOf(chunk),
         resendOnFailure: false,
         reference: ref.toString(),
         // ECR answers 201 to a PATCH.
@@ -225,26 +235,28 @@ export class RegistryClient {
   }
 
   /**
-   * Closes an upload with `?digest=`. The request may carry the blob's last bytes: a stream of
-   * exactly `length` bytes (never resent), or the last chunk as a Buffer (resent only after a 401
-   * or 429, like a PATCH: the caller asks `uploadStatus` after any other failure). The registry
-   * checks the digest itself (distribution: 400 DIGEST_INVALID).
+   * Closes an upload with `?digest=`. The request may carry the blob's last bytes: the whole blob
+   * as a stream of exactly `length` bytes (never resent), or the last chunk (resent only after a
+   * 401 or 429, like a PATCH: the caller asks `uploadStatus` after any other failure). The
+   * registry checks the digest itself (distribution: 400 DIGEST_INVALID).
    */
-  async completeUpload(ref: Reference, session: UploadSession, digest: string, body?: { stream: Readable; length: number } | Buffer, signal?: AbortSignal): Promise<void> {
+  async completeUpload(ref: Reference, session: UploadSession, digest: string, body?: { stream: Readable; length: number } | ChunkBytes, signal?: AbortSignal): Promise<void> {
     const url = new URL(session.location);
     url.searchParams.set('digest', digest);
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'content-length': String(body?.length ?? 0) };
     // A last chunk after earlier ones says where it goes, as a PATCH would: zot, for one, takes a
     // body without Content-Range as the whole blob. Not on a one-request upload, which some
     // registries refuse with it.
-    if (Buffer.isBuffer(body) && session.offset > 0) headers['content-range'] = `${session.offset}-${session.offset + body.length - 1}`;
+    const whole = body !== undefined && 'stream' in body ? body : undefined;
+    const chunk = body !== undefined && !('stream' in body) ? body : undefined;
+    if (chunk && session.offset > 0) headers['content-range'] = `${session.offset}-${session.offset + chunk.length - 1}`;
     const res = await this.send(
       {
         method: 'PUT',
         url,
         headers,
-        body: body === undefined ? undefined : Buffer.isBuffer(body) ? () => body : () => body.stream,
-        replayable: body === undefined || Buffer.isBuffer(body),
+        body: whole ? () => whole.stream : chunk ? () => bodyOf(chunk) : undefined,
+        replayable: whole === undefined,
         resendOnFailure: body === undefined,
         reference: ref.withDigest(digest).toString(),
         expect: [201, 204],

@@ -1,0 +1,163 @@
+/**
+ * A blob's source stream cut into upload chunks whose requests start before the chunks are full.
+ *
+ * Each chunk fills a reused buffer as the source delivers, and every request for it reads that
+ * buffer from the chunk's first byte, waiting for bytes still to come. So a PATCH leaves as soon
+ * as its first bytes are in instead of after the whole chunk, and a resend (after a 401, or once
+ * the registry has said none of it landed) sends exactly the same bytes. Two buffers are used in
+ * turn: the next chunk fills while the current one's request is out, and a buffer is refilled
+ * only once the caller has released the chunk it held (its request answered).
+ */
+import { Readable } from 'node:stream';
+import { deferred, type Deferred } from './deferred.js';
+import { CopyError } from './errors.js';
+
+/** One chunk's bytes as they arrive. `open()` reads them from the first byte. */
+export class Chunk {
+  private filled = 0;
+  private failure?: Error;
+  private readonly waiting = new Set<() => void>();
+
+  constructor(
+    private readonly buffer: Buffer,
+    readonly length: number,
+  ) {}
+
+  /** Copies as much of `piece` (from `from`) as fits; returns how much that was. */
+  append(piece: Buffer, from: number): number {
+    const copied = piece.copy(this.buffer, this.filled, from, from + Math.min(piece.length - from, this.length - this.filled));
+    this.filled += copied;
+    this.wake();
+    return copied;
+  }
+
+  get full(): boolean {
+    return this.filled === this.length;
+  }
+
+  fail(error: Error): void {
+    this.failure ??= error;
+    this.wake();
+  }
+
+  /** A stream of the chunk from its first byte; it ends once all `length` bytes have come. */
+  open(): Readable {
+    let position = 0;
+    // Pushes what has come since; with nothing new, waits for `append` (a read that pushes
+    // nothing is not asked again, so the wait must push by itself).
+    const pump = (): void => {
+      if (stream.destroyed) return;
+      if (this.failure) {
+        stream.destroy(this.failure);
+      } else if (position < this.filled) {
+        // A view, not a copy: the buffer is refilled only after the caller releases this chunk.
+        const view = this.buffer.subarray(position, this.filled);
+        position = this.filled;
+        stream.push(view);
+        if (position === this.length) stream.push(null);
+      } else if (position === this.length) {
+        stream.push(null);
+      } else {
+        this.waiting.add(pump);
+      }
+    };
+    const stream = new Readable({ read: pump });
+    return stream;
+  }
+
+  private wake(): void {
+    const waiting = [...this.waiting];
+    this.waiting.clear();
+    for (const resume of waiting) resume();
+  }
+}
+
+export class ChunkPipe {
+  private readonly buffers: Buffer[] = [];
+  private readonly chunks: Chunk[] = [];
+  /** Chunk `i` for the caller, once the source has started filling it (or failed first). */
+  private readonly opened: Array<Deferred<Chunk>> = [];
+  private released = -1;
+  private onRelease?: () => void;
+  private stopped?: Error;
+
+  /** `total` bytes from `source`, in chunks of `size` (the last may be shorter). */
+  constructor(
+    private readonly source: Readable,
+    private readonly size: number,
+    private readonly total: number,
+  ) {
+    void this.fill();
+  }
+
+  get count(): number {
+    return Math.ceil(this.total / this.size);
+  }
+
+  /** Chunk `index`, as soon as its bytes are coming; rejects if the source fails before. */
+  chunk(index: number): Promise<Chunk> {
+    return this.slot(index).promise;
+  }
+
+  /** The caller is done with chunk `index` (its request answered): its buffer may be refilled. */
+  release(index: number): void {
+    this.released = Math.max(this.released, index);
+    this.onRelease?.();
+  }
+
+  /** Stops reading; chunks not yet full fail with `reason`. */
+  stop(reason: Error): void {
+    this.stopped ??= reason;
+    this.source.destroy();
+    this.failUnfinished(reason);
+    this.onRelease?.();
+  }
+
+  /** A full chunk keeps its bytes (a request may be sending them); the others fail. */
+  private failUnfinished(reason: Error): void {
+    for (const chunk of this.chunks) if (!chunk.full) chunk.fail(reason);
+  }
+
+  private slot(index: number): Deferred<Chunk> {
+    while (this.opened.length <= index) this.opened.push(deferred<Chunk>());
+    return this.opened[index]!;
+  }
+
+  private async fill(): Promise<void> {
+    let index = 0;
+    let received = 0;
+    try {
+      let current = await this.start(0);
+      for await (const piece of this.source as AsyncIterable<Buffer>) {
+        received += piece.length;
+        if (received > this.total) throw new CopyError('INTEGRITY', `the source sent more than the ${this.total} bytes expected`, 'source');
+        let offset = 0;
+        while (offset < piece.length) {
+          if (current.full) current = await this.start(++index);
+          offset += current.append(piece, offset);
+        }
+      }
+      if (received < this.total) throw new CopyError('INTEGRITY', `the source sent ${received} of the ${this.total} bytes expected`, 'source');
+    } catch (error) {
+      const failure = this.stopped ?? (error as Error);
+      this.failUnfinished(failure);
+      // Chunks the caller waits for that never started fail too.
+      for (let i = this.chunks.length; i < this.count; i++) this.slot(i).reject(failure);
+    }
+  }
+
+  /** Starts filling chunk `index` once its buffer is free (the chunk two before was released). */
+  private async start(index: number): Promise<Chunk> {
+    while (index >= 2 && this.released < index - 2) {
+      if (this.stopped) throw this.stopped;
+      await new Promise<void>((resolve) => (this.onRelease = resolve));
+    }
+    if (this.stopped) throw this.stopped;
+    const length = Math.min(this.size, this.total - index * this.size);
+    this.buffers[index % 2] ??= Buffer.allocUnsafe(Math.min(this.size, Math.max(this.total, 1)));
+    const chunk = new Chunk(this.buffers[index % 2]!, length);
+    this.chunks[index] = chunk;
+    this.slot(index).resolve(chunk);
+    return chunk;
+  }
+}
