@@ -413,6 +413,27 @@ describe('copy paths (anonymous registries)', () => {
       await expectIdenticalInTarget(target, 'putbody/dst', 'v1', [image]);
     });
 
+    it('leaves no transfer running once a copy has failed', async () => {
+      await pushImage(source, 'stopall/src', 'v1', { layers: [300_000] });
+      // Target one takes 300 ms per PATCH; target two refuses every blob HEAD.
+      const slow = await startProxy(target.url, [(request) => (request.method === 'PATCH' ? { type: 'forward', delayMs: 300 } : undefined)]);
+      const denying = await startProxy(target.url, [
+        (request) =>
+          request.method === 'HEAD' && request.pathname.includes('/blobs/')
+            ? { type: 'respond', status: 403, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ errors: [{ code: 'DENIED', message: 'no' }] }) }
+            : undefined,
+      ]);
+      try {
+        const error = await copy({ source: ref(source, 'stopall/src:v1'), targets: [ref(slow, 'stopall/one:v1'), ref(denying, 'stopall/two:v1')] }, { uploadMode: 'chunked', chunkSizeInBytes: 65536 }).catch((e: unknown) => e);
+        expect((error as CopyError).code).toBe('AUTH_FAILED');
+        const patchesAtFailure = slow.requests.filter((r) => r.method === 'PATCH').length;
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        expect(slow.requests.filter((r) => r.method === 'PATCH')).toHaveLength(patchesAtFailure);
+      } finally {
+        await Promise.all([slow.stop(), denying.stop()]);
+      }
+    });
+
     it('restarts a blob whose chunk upload was cut (distribution 2.8 invalidates the session)', async () => {
       const image = await pushImage(source, 'patchcut/src', 'v1', { layers: [300_000] });
       // The layer's first PATCH is cut (the config, smaller than a chunk, goes in its PUT alone).
