@@ -12,6 +12,7 @@ import { Readable } from 'node:stream';
 import { DigestMismatchError, VERIFIABLE_ALGORITHMS } from './digest.js';
 import { RegistryError } from './errors.js';
 import { DEFAULT_RETRY, isRetryableNetworkError } from './retry.js';
+import { discard } from './http.js';
 import { redact, type TransportResponse } from './transport.js';
 
 interface BlobStreamOptions {
@@ -71,7 +72,7 @@ export class BlobStream extends Readable {
       const res = await get(resuming ? { range: `bytes=${this.position}-` } : {});
       if (resuming) checkContentRange(res, this.position, reference);
       if (this.destroyed) {
-        res.body.destroy();
+        discard(res.body);
         return;
       }
       this.body = res.body;
@@ -136,7 +137,7 @@ function checkContentRange(res: TransportResponse, position: number, reference: 
   const contentRange = res.headers['content-range'];
   const start = contentRange ? /^bytes (\d+)-/.exec(contentRange)?.[1] : undefined;
   if (res.status !== 206 || Number(start) !== position) {
-    res.body.destroy();
+    discard(res.body);
     throw new RegistryError({ code: 'UNEXPECTED_RESPONSE', status: res.status, method: 'GET', url: redact(res.url), reference, details: [{ code: 'RANGE', message: `asked for bytes from ${position}, got ${contentRange ?? `status ${res.status} without Content-Range`}` }] });
   }
 }

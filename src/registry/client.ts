@@ -11,6 +11,7 @@ import { RegistryError } from './errors.js';
 import { MANIFEST_ACCEPT, MediaType } from './media-types.js';
 import type { Reference, Registry } from './reference.js';
 import { DEFAULT_RETRY } from './retry.js';
+import { discard } from './http.js';
 import { Transport, redact, type TransportRequest } from './transport.js';
 
 /** distribution's manifest size limit; a larger "manifest" is not one. */
@@ -90,7 +91,7 @@ export class RegistryClient {
     );
     const declared = Number(res.headers['content-length'] ?? 0);
     if (declared > MAX_MANIFEST_BYTES) {
-      res.body.destroy();
+      discard(res.body);
       throw manifestTooLarge(ref, declared);
     }
     const chunks: Buffer[] = [];
@@ -98,7 +99,7 @@ export class RegistryClient {
     for await (const chunk of res.body) {
       total += chunk.length;
       if (total > MAX_MANIFEST_BYTES) {
-        res.body.destroy();
+        discard(res.body);
         throw manifestTooLarge(ref, total);
       }
       chunks.push(chunk);

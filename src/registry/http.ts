@@ -73,6 +73,15 @@ function head(req: Exchange): Promise<ExchangeResponse> {
   });
 }
 
+/**
+ * Drops a response body unread (a blob nobody wants any more, a manifest too large to take).
+ * Destroying an undici body emits an AbortError, which must not reach the process as unhandled.
+ */
+export function discard(body: ResponseBody): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
 function emptyBody(): ResponseBody {
   return Object.assign(Readable.from([]), { dump: () => Promise.resolve() });
 }
