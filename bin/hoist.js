@@ -16,13 +16,14 @@ const Module = require('node:module');
 const path = require('node:path');
 const vm = require('node:vm');
 
-const bundle = path.join(__dirname, '..', 'dist', 'hoist-cli.js');
+const dist = path.join(__dirname, '..', 'dist');
+const bundle = path.join(dist, 'hoist-cli.js');
 
 function loadWithCodeCache() {
   const source = fs.readFileSync(bundle, 'utf8');
   // Named by content: V8 checks a cache against the source's length only, not its bytes.
   const hash = createHash('sha256').update(source).update(process.version).digest('hex').slice(0, 16);
-  const cacheFile = path.join(path.dirname(bundle), `hoist-cli.${hash}.v8cache`);
+  const cacheFile = path.join(dist, `hoist-cli.${hash}.v8cache`);
   let cachedData;
   try {
     cachedData = fs.readFileSync(cacheFile);
@@ -36,7 +37,7 @@ function loadWithCodeCache() {
     importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
   const module = { exports: {} };
-  script.runInThisContext()(module.exports, Module.createRequire(bundle), module, bundle, path.dirname(bundle));
+  script.runInThisContext()(module.exports, Module.createRequire(bundle), module, bundle, dist);
   if ((cachedData === undefined || script.cachedDataRejected) && process.argv[2] === 'copy') {
     process.once('exit', (code) => {
       if (code !== 0) return;
@@ -44,8 +45,8 @@ function loadWithCodeCache() {
         const temporary = `${cacheFile}.${process.pid}`;
         fs.writeFileSync(temporary, script.createCachedData());
         fs.renameSync(temporary, cacheFile);
-        for (const name of fs.readdirSync(path.dirname(bundle))) {
-          if (/^hoist-cli\.[0-9a-f]{16}\.v8cache$/.test(name) && name !== path.basename(cacheFile)) fs.rmSync(path.join(path.dirname(bundle), name), { force: true });
+        for (const name of fs.readdirSync(dist)) {
+          if (/^hoist-cli\.[0-9a-f]{16}\.v8cache$/.test(name) && name !== path.basename(cacheFile)) fs.rmSync(path.join(dist, name), { force: true });
         }
       } catch {
         // Read-only install: run without a cache.
@@ -56,7 +57,7 @@ function loadWithCodeCache() {
 }
 
 if (typeof Module.enableCompileCache === 'function') {
-  Module.enableCompileCache(path.join(path.dirname(bundle), 'compile-cache'));
+  Module.enableCompileCache(path.join(dist, 'compile-cache'));
   require(bundle).run();
 } else {
   loadWithCodeCache().run();

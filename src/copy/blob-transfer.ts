@@ -171,7 +171,7 @@ async function uploadChunked(t: BlobTransfer, blob: Descriptor, initial: UploadS
   if (session.offset === blob.size) {
     // Nothing left to send (a session resumed with every byte in it, or an empty blob): close it.
     early?.destroy();
-    await t.target.completeUpload(t.targetRef, session, blob.digest);
+    await closeEmpty(t, session, blob);
     await t.checkpoints?.remove(target, blob.digest);
     return 'copied';
   }

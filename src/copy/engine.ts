@@ -179,8 +179,9 @@ function makePlan(source: Reference, graph: SourceGraph, repos: TargetRepo[]): C
 /** One blob for one target repository, and the answer of its existence check once it comes. */
 interface BlobCheck {
   repo: TargetRepo;
-  digest: string;
   planned: Promise<PlannedBlob>;
+  /** Settles once the same blob's checks in every target repository have answered. */
+  checkedEverywhere: Promise<unknown>;
 }
 
 /**
@@ -198,7 +199,8 @@ function checkBlobs(repos: TargetRepo[], blobs: Descriptor[], concurrency: numbe
     // Checks not made fail with the error that stopped them (settled ones stay as they are).
     for (const check of pending) check.reject(error);
   });
-  return pending.map(({ repo, blob, promise }) => ({ repo, digest: blob.digest, planned: promise }));
+  const everywhere = new Map(blobs.map((blob) => [blob.digest, Promise.allSettled(pending.filter((p) => p.blob === blob).map((p) => p.promise))]));
+  return pending.map(({ repo, blob, promise }) => ({ repo, planned: promise, checkedEverywhere: everywhere.get(blob.digest)! }));
 }
 
 /**
@@ -214,14 +216,14 @@ function copyBlobs(
   shouldPause: () => boolean,
   emit: (event: ProgressEvent) => void,
 ): Promise<Array<{ blob: PlannedBlob; outcome: BlobOutcome | 'paused' }>> {
-  return mapLimit(checks, options.concurrency ?? DEFAULT_CONCURRENCY, async ({ repo, digest, planned }) => {
+  return mapLimit(checks, options.concurrency ?? DEFAULT_CONCURRENCY, async ({ repo, planned, checkedEverywhere }) => {
     const blob = await planned;
     if (blob.present) {
       emit({ type: 'blob-done', digest: blob.digest, size: blob.size, target: repo.ref.name, outcome: 'skipped' });
       return { blob, outcome: 'skipped' as const };
     }
     if (shouldPause()) return { blob, outcome: 'paused' as const };
-    await Promise.allSettled(checks.filter((c) => c.digest === digest).map((c) => c.planned));
+    await checkedEverywhere;
     const outcome = await transferBlob(
       {
         source,

@@ -108,14 +108,17 @@ export function hostConfigFromJson(document: unknown): HostConfig {
  * @throws Error when the file is missing or invalid: `func start` refuses to run without it too.
  */
 export function readHostConfig(projectRoot: string, settings: SettingValues = {}): HostConfig {
-  const file = path.join(projectRoot, 'host.json');
-  let document: unknown;
+  return hostConfigFromJson(applyHostOverrides(readHostJson(projectRoot), settings));
+}
+
+/** The parsed host.json in `directory`; throws saying which file could not be read. */
+function readHostJson(directory: string): unknown {
+  const file = path.join(directory, 'host.json');
   try {
-    document = JSON.parse(readFileSync(file, 'utf8'));
+    return JSON.parse(readFileSync(file, 'utf8'));
   } catch (error) {
     throw new Error(`cannot read ${file}: ${(error as Error).message}`, { cause: error });
   }
-  return hostConfigFromJson(applyHostOverrides(document, settings));
 }
 
 const OVERRIDE_PREFIX = 'AzureFunctionsJobHost__';
@@ -164,7 +167,7 @@ let appDocument: unknown;
 function appHostJson(): unknown {
   if (appDocument === undefined) {
     try {
-      appDocument = JSON.parse(readFileSync(path.join(appRoot(), 'host.json'), 'utf8'));
+      appDocument = readHostJson(appRoot());
     } catch {
       appDocument = {};
     }

@@ -21,8 +21,9 @@ export interface TransportRequest {
   url: URL;
   headers?: Record<string, string>;
   /**
-   * Makes the body. Called again for each retry, so a Buffer body can be resent; a stream body
-   * must set `replayable: false` and is never retried once sent.
+   * Makes the body. Called again for each retry, so a Buffer, or a stream opened afresh from its
+   * first byte, can be resent; a one-shot stream must set `replayable: false` and is never
+   * retried once sent.
    */
   body?: () => Buffer | Readable;
   replayable?: boolean;
