@@ -72,14 +72,27 @@ export class Chunk {
   }
 }
 
+/**
+ * Cuts `total` bytes of a source stream into chunks of `size`, filling two reused buffers in turn.
+ * Its memory is two buffers and a few objects whatever `total` claims: a descriptor's size is
+ * only a claim until the bytes have come.
+ */
 export class ChunkPipe {
   private readonly buffers: Buffer[] = [];
-  private readonly chunks: Chunk[] = [];
-  /** Chunk `i` for the caller, once the source has started filling it (or failed first). */
-  private readonly opened: Array<Deferred<Chunk>> = [];
+  /**
+   * The chunks being filled or still held, at most two (one per buffer). Keyed by index, never
+   * an array sized by the count: the count comes from a claimed size, which may be a lie.
+   */
+  private readonly live = new Map<number, Chunk>();
+  /** Chunks the caller asked for before the source reached them; one at a time in practice. */
+  private readonly waiting = new Map<number, Deferred<Chunk>>();
+  /** Chunks started so far. */
+  private started = 0;
   private released = -1;
   private onRelease?: () => void;
   private stopped?: Error;
+  /** Why filling ended early; chunks not started by then fail with it when asked for. */
+  private failure?: Error;
 
   /** `total` bytes from `source`, in chunks of `size` (the last may be shorter). */
   constructor(
@@ -96,7 +109,12 @@ export class ChunkPipe {
 
   /** Chunk `index`, as soon as its bytes are coming; rejects if the source fails before. */
   chunk(index: number): Promise<Chunk> {
-    return this.slot(index).promise;
+    const chunk = this.live.get(index);
+    if (chunk) return Promise.resolve(chunk);
+    if (this.failure && index >= this.started) return Promise.reject(this.failure);
+    let slot = this.waiting.get(index);
+    if (!slot) this.waiting.set(index, (slot = deferred<Chunk>()));
+    return slot.promise;
   }
 
   /** The caller is done with chunk `index` (its request answered): its buffer may be refilled. */
@@ -115,12 +133,7 @@ export class ChunkPipe {
 
   /** A full chunk keeps its bytes (a request may be sending them); the others fail. */
   private failUnfinished(reason: Error): void {
-    for (const chunk of this.chunks) if (!chunk.full) chunk.fail(reason);
-  }
-
-  private slot(index: number): Deferred<Chunk> {
-    while (this.opened.length <= index) this.opened.push(deferred<Chunk>());
-    return this.opened[index]!;
+    for (const chunk of this.live.values()) if (!chunk.full) chunk.fail(reason);
   }
 
   private async fill(): Promise<void> {
@@ -140,9 +153,11 @@ export class ChunkPipe {
       if (received < this.total) throw new CopyError('INTEGRITY', `the source sent ${received} of the ${this.total} bytes expected`, 'source');
     } catch (error) {
       const failure = this.stopped ?? (error as Error);
+      this.failure = failure;
       this.failUnfinished(failure);
-      // Chunks the caller waits for that never started fail too.
-      for (let i = this.chunks.length; i < this.count; i++) this.slot(i).reject(failure);
+      // Chunks the caller waits for that never started fail too; later asks fail in chunk().
+      for (const slot of this.waiting.values()) slot.reject(failure);
+      this.waiting.clear();
     }
   }
 
@@ -156,8 +171,12 @@ export class ChunkPipe {
     const length = Math.min(this.size, this.total - index * this.size);
     this.buffers[index % 2] ??= Buffer.allocUnsafe(Math.min(this.size, Math.max(this.total, 1)));
     const chunk = new Chunk(this.buffers[index % 2]!, length);
-    this.chunks[index] = chunk;
-    this.slot(index).resolve(chunk);
+    // The chunk two before shared this buffer and was released: forget it.
+    this.live.delete(index - 2);
+    this.live.set(index, chunk);
+    this.started = index + 1;
+    this.waiting.get(index)?.resolve(chunk);
+    this.waiting.delete(index);
     return chunk;
   }
 }

@@ -4,10 +4,13 @@
  * once released, and a source that sends too little or too much fails the chunks it affects.
  */
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
+import { Worker } from 'node:worker_threads';
 import { ChunkPipe } from '../../src/copy/chunk-pipe.js';
 import { CopyError } from '../../src/copy/errors.js';
+import { PROJECT_ROOT, requireBuild } from '../cli/support.js';
 
 async function bytesOf(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -68,4 +71,39 @@ it.each([
     expect((failure.reason as CopyError).code).toBe('INTEGRITY');
     expect((failure.reason as Error).message).toMatch(message);
   }
+});
+
+describe('a claimed size that lies', () => {
+  // The largest size a manifest can carry, against a 115-byte blob: the pipe's memory must not
+  // depend on the claim. It runs in a worker whose heap is capped far below what one deferred per
+  // claimed chunk (2^31 of them at 4 MiB) would need, so a pipe that grows by the claim dies of
+  // ERR_WORKER_OUT_OF_MEMORY instead of answering.
+  it('fails every chunk asked for with INTEGRITY, in a heap of 32 MiB', async () => {
+    requireBuild();
+    const pipeModule = join(PROJECT_ROOT, 'dist/src/copy/chunk-pipe.js');
+    const worker = new Worker(
+      `const { parentPort } = require('node:worker_threads');
+       const { Readable } = require('node:stream');
+       const { ChunkPipe } = require(${JSON.stringify(pipeModule)});
+       (async () => {
+         const pipe = new ChunkPipe(Readable.from([Buffer.alloc(115, 1)]), 4 * 1024 * 1024, Number.MAX_SAFE_INTEGER);
+         const first = await pipe.chunk(0);
+         const outcomes = [];
+         for (const index of [1, 2, pipe.count - 1]) {
+           outcomes.push(await pipe.chunk(index).then(() => 'resolved', (e) => e.code + ': ' + e.message));
+         }
+         parentPort.postMessage({ count: pipe.count, firstLength: first.length, outcomes });
+       })().catch((e) => parentPort.postMessage({ error: String(e) }));`,
+      { eval: true, resourceLimits: { maxOldGenerationSizeMb: 32 } },
+    );
+    const answer = await new Promise<unknown>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    }).finally(() => worker.terminate());
+    expect(answer).toEqual({
+      count: Math.ceil(Number.MAX_SAFE_INTEGER / (4 * 1024 * 1024)),
+      firstLength: 4 * 1024 * 1024,
+      outcomes: Array(3).fill(`INTEGRITY: the source sent 115 of the ${Number.MAX_SAFE_INTEGER} bytes expected`),
+    });
+  });
 });
