@@ -14,7 +14,8 @@ Usage:
 
 SRC and DST are image references: [registry/]repository[:tag][@digest]. A missing registry
 means Docker Hub (hello-world -> docker.io/library/hello-world:latest). Loopback registries and
-hosts in HOIST_INSECURE_REGISTRIES (comma-separated host[:port]) use plain HTTP.
+hosts in HOIST_INSECURE_REGISTRIES (comma-separated host[:port]) use plain HTTP. A blob whose
+descriptor claims more than HOIST_MAX_BLOB_BYTES (default 214748364800, 200 GiB) is refused.
 
 Flags:
   --force              overwrite a target tag that points at another digest

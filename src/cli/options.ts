@@ -34,6 +34,17 @@ function parseCount(value: string, flag: string, max: number): number {
   return n;
 }
 
+/** `HOIST_MAX_BLOB_BYTES`: the largest blob a copy accepts (the engine's default when unset). */
+function maxBlobBytesFromEnv(): number | undefined {
+  const value = process.env.HOIST_MAX_BLOB_BYTES?.trim();
+  if (!value) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+    throw new UsageError(`HOIST_MAX_BLOB_BYTES "${value}" is not valid: give a whole number of bytes from 1 to ${Number.MAX_SAFE_INTEGER}, or leave it unset for 200 GiB`);
+  }
+  return n;
+}
+
 function credentialsFrom(flag: string | undefined, flagName: string, userVar: string, passVar: string): Credentials | undefined {
   if (flag !== undefined) {
     try {
@@ -102,6 +113,7 @@ export function parseCopyArgs(args: string[]): CopyCommand {
 
   const chunkSize = values['chunk-size'] !== undefined ? parseSize(values['chunk-size'], '--chunk-size') : undefined;
   const resumeDir = values['resume-dir'];
+  const maxBlobBytes = maxBlobBytesFromEnv();
   return {
     request: {
       source,
@@ -116,6 +128,7 @@ export function parseCopyArgs(args: string[]): CopyCommand {
       concurrency: values.concurrency !== undefined ? parseCount(values.concurrency, '--concurrency', 64) : undefined,
       uploadMode: chunkSize !== undefined || resumeDir !== undefined ? 'chunked' : 'monolithic',
       chunkSizeInBytes: chunkSize,
+      ...(maxBlobBytes !== undefined && { maxBlobBytes }),
     },
     resumeDir,
   };

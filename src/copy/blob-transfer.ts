@@ -57,7 +57,7 @@ export async function transferBlob(t: BlobTransfer, blob: Descriptor): Promise<B
         // for it while the registry opens the session, so bytes flow a round trip sooner.
         if (t.mountFrom.length === 0) early = openSourceEarly(t, blob);
         try {
-          const started = await startSession(t, blob.digest);
+          const started = await startSession(t, blob);
           if (started === 'mounted') {
             early?.destroy();
             t.onProgress({ type: 'blob-done', digest: blob.digest, size: blob.size, target, outcome: 'mounted' });
@@ -111,10 +111,17 @@ function sourceFrom(t: BlobTransfer, blob: Descriptor, offset: number, early: Re
 /** The registry lost or refused the upload session mid-way: start the blob again. */
 class LostUploadError extends Error {}
 
-async function startSession(t: BlobTransfer, digest: string): Promise<UploadSession | 'mounted'> {
+async function startSession(t: BlobTransfer, blob: Descriptor): Promise<UploadSession | 'mounted'> {
+  const { digest } = blob;
   for (const from of t.mountFrom) {
     const started = await t.target.startUpload(t.targetRef, { digest, from });
-    if (started === 'mounted') return started;
+    if (started === 'mounted') {
+      // A mount links whatever the other repository holds under the digest; a descriptor that
+      // lies about the size would otherwise be tagged over a blob no client can pull by it.
+      const held = await t.target.headBlob(t.targetRef, digest);
+      if (held !== blob.size) throw heldSizeMismatch(t.targetRef.name, blob, held);
+      return started;
+    }
     // Declined: the registry opened an ordinary session instead. Use the last one.
     if (from === t.mountFrom[t.mountFrom.length - 1]) return started;
     await t.target.cancelUpload(t.targetRef, started.location);
@@ -256,6 +263,15 @@ async function closeEmpty(t: BlobTransfer, session: UploadSession, blob: Descrip
 /** A closing PUT refused for carrying bytes (not for what they are: that is DIGEST_INVALID). */
 function refusesChunkOnClose(error: RegistryError): boolean {
   return (error.status === 400 && error.code === 'BLOB_UPLOAD_INVALID') || error.status === 416;
+}
+
+/**
+ * The target holds a blob at another size than its descriptor claims (or, `held` undefined, not at
+ * all): the manifest would name bytes that do not exist, so the copy must not tag it.
+ */
+export function heldSizeMismatch(target: string, blob: { digest: string; size: number }, held: number | undefined): CopyError {
+  const holds = held === undefined ? 'does not hold it' : `holds ${held} bytes of it`;
+  return new CopyError('INTEGRITY', `blob ${blob.digest}: the target ${target} ${holds}, but its descriptor claims ${blob.size} bytes; nothing was tagged`, 'source');
 }
 
 function asCopyError(error: unknown, blob: Descriptor): unknown {

@@ -7,7 +7,7 @@
 import { RegistryClient, type Descriptor, type Manifest } from '../registry/client.js';
 import type { CredentialSource } from '../registry/credentials.js';
 import type { Reference } from '../registry/reference.js';
-import { transferBlob } from './blob-transfer.js';
+import { heldSizeMismatch, transferBlob } from './blob-transfer.js';
 import { deferred } from './deferred.js';
 import { CopyError, copyErrorFrom } from './errors.js';
 import { mapLimit } from './limit.js';
@@ -22,6 +22,12 @@ export const DEFAULT_CONCURRENCY = 4;
 const HEAD_CONCURRENCY = 16;
 /** 4 MiB: GHCR refuses larger PATCHes, and the Azure SDK uses the same. */
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+/**
+ * 200 GiB, ACR's limit on one layer. A descriptor's size is only a claim until the bytes come: the
+ * limit turns an absurd claim (a manifest saying 10 TiB for a 115-byte config) into a clear
+ * refusal at planning instead of a copy that runs until the bytes disagree.
+ */
+export const DEFAULT_MAX_BLOB_BYTES = 200 * 1024 ** 3;
 
 /** One target repository and the tags wanted in it. */
 interface TargetRepo {
@@ -57,6 +63,8 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   const sourceDigest = graph.root.manifest.digest;
   const targetDigest = graph.top.manifest.digest;
   emit({ type: 'resolved', source: request.source.toString(), digest: sourceDigest, mediaType: graph.root.manifest.mediaType });
+  const blobs = uniqueBlobs(graph.manifests);
+  refuseOversizedBlobs(blobs, options.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES);
 
   // A target that names a digest says what it expects to receive: refuse anything else up front.
   for (const target of request.targets) {
@@ -72,7 +80,7 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   // The plan needs every blob's existence check, but a copy does not wait for all of them: a
   // missing blob starts moving as soon as its own HEAD answers. Its events are held back until
   // the plan is reported, so callers still see the plan first.
-  const checks = checkBlobs(repos, uniqueBlobs(graph.manifests), Math.max(options.concurrency ?? DEFAULT_CONCURRENCY, HEAD_CONCURRENCY));
+  const checks = checkBlobs(repos, blobs, Math.max(options.concurrency ?? DEFAULT_CONCURRENCY, HEAD_CONCURRENCY));
   let held: ProgressEvent[] | undefined = [];
   const emitAfterPlan = (event: ProgressEvent) => (held ? held.push(event) : emit(event));
   const transfers = request.dryRun ? Promise.resolve([]) : copyBlobs(checks, source, request.source, options, shouldPause, emitAfterPlan);
@@ -162,6 +170,18 @@ function uniqueBlobs(manifests: ManifestNode[]): Descriptor[] {
   return [...blobs.values()];
 }
 
+/** Refuses, before the target is asked anything, a blob whose descriptor claims more than `max` bytes. */
+function refuseOversizedBlobs(blobs: Descriptor[], max: number): void {
+  const tooLarge = blobs.find((b) => b.size > max);
+  if (tooLarge) {
+    throw new CopyError(
+      'BLOB_TOO_LARGE',
+      `blob ${tooLarge.digest} claims ${tooLarge.size} bytes, over the limit of ${max} bytes (HOIST_MAX_BLOB_BYTES): raise the limit if the blob is really that large; nothing was copied`,
+      'source',
+    );
+  }
+}
+
 function makePlan(source: Reference, graph: SourceGraph, repos: TargetRepo[]): CopyPlan {
   const blobs = repos.flatMap((r) => r.blobs);
   return {
@@ -192,9 +212,12 @@ interface BlobCheck {
 function checkBlobs(repos: TargetRepo[], blobs: Descriptor[], concurrency: number): BlobCheck[] {
   const pending = blobs.flatMap((blob) => repos.map((repo) => ({ repo, blob, ...deferred<PlannedBlob>() })));
   void mapLimit(pending, concurrency, async ({ repo, blob, resolve }) => {
-    const size = await repo.client.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
-    if (size !== undefined) rememberBlob(repo.ref, blob.digest);
-    resolve({ digest: blob.digest, size: blob.size, mediaType: blob.mediaType, present: size !== undefined });
+    const held = await repo.client.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
+    // Present only at the descriptor's size: a lying size over a blob the target holds would
+    // otherwise be tagged, and no client could pull it.
+    if (held !== undefined && held !== blob.size) throw heldSizeMismatch(repo.ref.name, blob, held);
+    if (held !== undefined) rememberBlob(repo.ref, blob.digest);
+    resolve({ digest: blob.digest, size: blob.size, mediaType: blob.mediaType, present: held !== undefined });
   }).catch((error: unknown) => {
     // Checks not made fail with the error that stopped them (settled ones stay as they are).
     for (const check of pending) check.reject(error);

@@ -19,6 +19,8 @@ export type CopyErrorCode =
   | 'PLATFORM_NOT_FOUND'
   /** The source is something Hoist will not copy (schema1, unknown manifest type). */
   | 'UNSUPPORTED_MANIFEST'
+  /** A blob's descriptor claims more bytes than the copy's `maxBlobBytes` allows. */
+  | 'BLOB_TOO_LARGE'
   /** Any other registry failure; `cause` has the RegistryError. */
   | 'REGISTRY_ERROR';
 

@@ -11,10 +11,17 @@ import { jsonObject } from './json-object.js';
 
 const annotations = jsonObject(v.record(v.string(), v.string()));
 
+/**
+ * A size is a claim the copy must be able to check byte by byte: a whole number a double holds
+ * exactly. Past 2^53-1 a count of bytes can no longer be compared with the claim.
+ */
+const SIZE_ACCEPTED = (issue: v.BaseIssue<unknown>) => `got ${issue.received}; expected a whole number of bytes from 0 to ${Number.MAX_SAFE_INTEGER}`;
+const size = v.pipe(v.number(SIZE_ACCEPTED), v.safeInteger(SIZE_ACCEPTED), v.minValue(0, SIZE_ACCEPTED));
+
 const descriptor = jsonObject(v.looseObject({
   mediaType: v.string(),
   digest: v.pipe(v.string(), v.regex(/^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/)),
-  size: v.pipe(v.number(), v.safeInteger(), v.minValue(0)),
+  size,
   artifactType: v.optional(v.string()),
   annotations: v.optional(annotations),
   urls: v.optional(v.array(v.string())),

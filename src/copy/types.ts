@@ -66,6 +66,11 @@ export interface CopyOptions {
   uploadMode?: UploadMode;
   /** Chunk size for chunked uploads (raised to the registry's OCI-Chunk-Min-Length). Default 4 MiB. */
   chunkSizeInBytes?: number;
+  /**
+   * The largest blob the copy accepts, in bytes; a descriptor claiming more is refused at
+   * planning, before any byte moves. Default 200 GiB (`DEFAULT_MAX_BLOB_BYTES`).
+   */
+  maxBlobBytes?: number;
   /** Required for resumable copies; chunked mode saves progress here after every chunk. */
   checkpoints?: CheckpointStore;
   /** Stops the copy at the next chunk boundary; the result is `paused`. */

@@ -18,7 +18,7 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
   const box = secretBox(settings);
   const targetCredentials = settings.targetCredentials;
   const targetRegistry = configuredTargetRegistry(settings);
-  const { chunkSizeInBytes, concurrency } = settings;
+  const { chunkSizeInBytes, concurrency, maxBlobBytes } = settings;
   const outcome = await runImport(
     { message, dequeueCount: Number(context.triggerMetadata?.dequeueCount ?? 1), invocationId: context.invocationId, startedAt },
     {
@@ -34,6 +34,7 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
       maxDequeueCount: appMaxDequeueCount(),
       ...(chunkSizeInBytes !== undefined && { chunkSizeInBytes }),
       ...(concurrency !== undefined && { concurrency }),
+      ...(maxBlobBytes !== undefined && { maxBlobBytes }),
       log: { info: (m) => context.log(m), warn: (m) => context.warn(m), error: (m) => context.error(m) },
     },
   );

@@ -49,6 +49,8 @@ export interface RunImportDeps {
   maxDequeueCount: number;
   chunkSizeInBytes?: number;
   concurrency?: number;
+  /** HOIST_MAX_BLOB_BYTES, when set. */
+  maxBlobBytes?: number;
   log: WorkerLog;
   progressIntervalInMs?: number;
   now?: () => number;
@@ -159,6 +161,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         },
         ...(deps.chunkSizeInBytes !== undefined && { chunkSizeInBytes: deps.chunkSizeInBytes }),
         ...(deps.concurrency !== undefined && { concurrency: deps.concurrency }),
+        ...(deps.maxBlobBytes !== undefined && { maxBlobBytes: deps.maxBlobBytes }),
       },
     );
     await progress.stop();

@@ -108,6 +108,11 @@ export class Settings {
     return this.value('HOIST_CHUNK_SIZE_BYTES') === undefined ? undefined : this.integer('HOIST_CHUNK_SIZE_BYTES', 0, 1);
   }
 
+  /** `HOIST_MAX_BLOB_BYTES`: the largest blob an import accepts, refused at planning above it (engine default 200 GiB). */
+  get maxBlobBytes(): number | undefined {
+    return this.value('HOIST_MAX_BLOB_BYTES') === undefined ? undefined : this.integer('HOIST_MAX_BLOB_BYTES', 0, 1);
+  }
+
   /** `HOIST_CONCURRENCY`: parallel blob transfers per job (engine default 4). */
   get concurrency(): number | undefined {
     return this.value('HOIST_CONCURRENCY') === undefined ? undefined : this.integer('HOIST_CONCURRENCY', 0, 1);

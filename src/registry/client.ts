@@ -152,14 +152,22 @@ export class RegistryClient {
     return { subjectProcessed: res.headers['oci-subject'] !== undefined };
   }
 
-  /** The blob's size if the repository has it, else undefined. */
+  /**
+   * The size the repository holds the blob at (its HEAD's Content-Length), or undefined when it
+   * does not hold it. A blob counts as there only at its descriptor's size, so a 200 that does
+   * not say the size is an error rather than a guess.
+   */
   async headBlob(ref: Reference, digest: string, signal?: AbortSignal): Promise<number | undefined> {
-    const res = await this.send(
-      { method: 'HEAD', url: this.url(`${ref.repository}/blobs/${digest}`), reference: ref.withDigest(digest).toString(), expect: [200, 404], signal },
-      ref,
-    );
+    const reference = ref.withDigest(digest).toString();
+    const res = await this.send({ method: 'HEAD', url: this.url(`${ref.repository}/blobs/${digest}`), reference, expect: [200, 404], signal }, ref);
     await res.body.dump();
-    return res.status === 200 ? Number(res.headers['content-length'] ?? 0) : undefined;
+    if (res.status !== 200) return undefined;
+    const length = res.headers['content-length'];
+    const size = length !== undefined && /^\d+$/.test(length) ? Number(length) : NaN;
+    if (!Number.isSafeInteger(size)) {
+      throw new RegistryError({ code: 'UNEXPECTED_RESPONSE', status: 200, method: 'HEAD', url: redact(res.url), reference, details: [{ code: 'CONTENT_LENGTH', message: `the blob HEAD answered 200 with Content-Length ${length ?? '(none)'}, not a size in bytes` }] });
+    }
+    return size;
   }
 
   /**

@@ -688,3 +688,35 @@ export async function pushAllFixtures(target: RegistryEndpoint, prefix = 'fixtur
   if (options.includeBigLayer) jobs.push(pushBigLayer(fresh(), repo('big-layer')).then((m) => summary('big-layer', m)));
   return Promise.all(jobs);
 }
+
+/** Which descriptor of an image {@link pushImageWithLyingSize} makes lie, and the size it claims. */
+export interface SizeLie {
+  /** `config`, or the index of a layer. */
+  blob: 'config' | number;
+  size: number;
+}
+
+/**
+ * An image whose manifest claims a wrong size for one of its blobs (the bytes themselves are
+ * right): pushes an honest image under `${tag}-honest`, then its manifest with the size changed
+ * under `tag`. distribution 2.8 checks only that referenced blobs exist, so it takes the lie.
+ * Returns the lying manifest and the honest descriptor of the blob that lies.
+ */
+export async function pushImageWithLyingSize(
+  target: RegistryEndpoint | FixtureClient,
+  repository: string,
+  tag: string,
+  lie: SizeLie,
+  options: PushImageOptions = {},
+): Promise<{ manifest: PushedManifest; honest: Descriptor; honestImage: PushedManifest }> {
+  const c = client(target);
+  const honestImage = await pushImage(c, repository, `${tag}-honest`, options);
+  const json = JSON.parse(honestImage.manifestBytes.toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
+  const descriptor = lie.blob === 'config' ? json.config : json.layers[lie.blob];
+  if (!descriptor) throw new Error(`the image has no layer ${String(lie.blob)}`);
+  const honest = { ...descriptor };
+  descriptor.size = lie.size;
+  const blobs = [json.config, ...json.layers];
+  const manifest = await putManifestObject(c, repository, tag, json as unknown as Record<string, unknown>, honestImage.mediaType, undefined, blobs, []);
+  return { manifest, honest, honestImage };
+}
