@@ -43,6 +43,7 @@ const PROGRESS_INTERVAL_MS = 250;
 /** Copies one blob the target lacks. Returns `paused` when stopped between chunks. */
 export async function transferBlob(t: BlobTransfer, blob: Descriptor): Promise<BlobOutcome | 'paused'> {
   const target = t.targetRef.name;
+  let raced = 0;
   for (let restart = 0; ; restart++) {
     try {
       const checkpoint = restart === 0 ? await t.checkpoints?.load(target, blob.digest) : undefined;
@@ -74,6 +75,16 @@ export async function transferBlob(t: BlobTransfer, blob: Descriptor): Promise<B
       if (outcome === 'copied') t.onProgress({ type: 'blob-done', digest: blob.digest, size: blob.size, target, outcome });
       return outcome;
     } catch (error) {
+      if (error instanceof LostCommitRaceError) {
+        if (++raced < DEFAULT_RETRY.maxAttempts) {
+          // Give the racing upload time to finish; the new attempt's commit, or its HEAD after
+          // another lost race, then finds the blob.
+          await t.checkpoints?.remove(target, blob.digest);
+          await sleep(backoffDelay(DEFAULT_RETRY, raced));
+          continue;
+        }
+        throw asCopyError(error.cause, blob);
+      }
       if (error instanceof LostUploadError) {
         if (restart < MAX_BLOB_RESTARTS) {
           await t.checkpoints?.remove(target, blob.digest);
@@ -110,6 +121,37 @@ function sourceFrom(t: BlobTransfer, blob: Descriptor, offset: number, early: Re
 
 /** The registry lost or refused the upload session mid-way: start the blob again. */
 class LostUploadError extends Error {}
+
+/**
+ * A commit failed and the registry does not hold the blob: most likely another upload of the
+ * same digest was committing at the same moment. Start the blob again after a back-off.
+ */
+class LostCommitRaceError extends Error {}
+
+/**
+ * How distribution 2.8 answers all but one of concurrent commits of one digest (24 processes
+ * copying one image into one repository lost 0-5 commits a round): DIGEST_INVALID, BLOB_UNKNOWN
+ * or a 500; and a closing PUT resent after one finds its session gone.
+ */
+function mayHaveLostCommitRace(error: RegistryError): boolean {
+  return error.code === 'DIGEST_INVALID' || error.code === 'BLOB_UNKNOWN' || error.code === 'BLOB_UPLOAD_UNKNOWN' || error.status >= 500;
+}
+
+/** Completes an upload; a commit that lost a race counts as done if the blob is there at its size. */
+async function commit(t: BlobTransfer, session: UploadSession, blob: Descriptor, body?: ChunkBytes | { stream: Readable; length: number }): Promise<void> {
+  try {
+    await t.target.completeUpload(t.targetRef, session, blob.digest, body);
+  } catch (error) {
+    if (!(error instanceof RegistryError) || !mayHaveLostCommitRace(error)) throw error;
+    await settleCommitRace(t, blob, error);
+  }
+}
+
+/** After a failed commit: done if the registry holds the blob at its size, else a lost race. */
+async function settleCommitRace(t: BlobTransfer, blob: Descriptor, error: RegistryError): Promise<void> {
+  if ((await t.target.headBlob(t.targetRef, blob.digest)) === blob.size) return;
+  throw new LostCommitRaceError(`commit of ${blob.digest} to ${t.targetRef.name} failed: ${error.message}`, { cause: error });
+}
 
 async function startSession(t: BlobTransfer, blob: Descriptor): Promise<UploadSession | 'mounted'> {
   const { digest } = blob;
@@ -158,7 +200,7 @@ async function uploadMonolithic(t: BlobTransfer, blob: Descriptor, session: Uplo
   });
   verified.pause();
   try {
-    await t.target.completeUpload(t.targetRef, session, blob.digest, { stream: verified, length: blob.size });
+    await commit(t, session, blob, { stream: verified, length: blob.size });
   } catch (error) {
     verified.destroy();
     if (error instanceof RegistryError && (error.code === 'NETWORK_ERROR' || error.status === 401)) {
@@ -240,10 +282,18 @@ async function sendChunk(t: BlobTransfer, initial: UploadSession, chunk: ChunkBy
         noChunkOnClose.add(host);
         return closeEmpty(t, await sendChunk(t, session, chunk), closes);
       }
+      if (closes && (error.code === 'DIGEST_INVALID' || error.code === 'BLOB_UNKNOWN')) {
+        await settleCommitRace(t, closes, error);
+        return sent(session);
+      }
       if (error.status === 429 || (!error.transient && error.code !== 'RANGE_INVALID' && error.status !== 404)) throw error;
       const status = await t.target.uploadStatus(t.targetRef, session.location, session.offset);
       if (!status) {
-        if (closes && (await t.target.headBlob(t.targetRef, closes.digest)) === closes.size) return sent(session);
+        // A closing PUT whose session is gone: committed (by this upload or a racing one) or lost.
+        if (closes) {
+          await settleCommitRace(t, closes, error);
+          return sent(session);
+        }
         throw new LostUploadError(`upload of ${t.targetRef.name} lost: ${error.message}`, { cause: error });
       }
       if (status.offset === session.offset + chunk.length) return closes ? closeEmpty(t, status, closes) : status;
@@ -256,7 +306,7 @@ async function sendChunk(t: BlobTransfer, initial: UploadSession, chunk: ChunkBy
 }
 
 async function closeEmpty(t: BlobTransfer, session: UploadSession, blob: Descriptor): Promise<UploadSession> {
-  await t.target.completeUpload(t.targetRef, session, blob.digest);
+  await commit(t, session, blob);
   return session;
 }
 

@@ -52,6 +52,12 @@ function bodyOf(chunk: ChunkBytes): Buffer | Readable {
 }
 
 /** Hoist's view of one registry, authenticated with whatever the credential source has for it. */
+/**
+ * What distribution 2.8 answers a manifest PUT that raced another push of the same bytes: it
+ * stores the manifest as a blob, and concurrent commits of one digest fail with DIGEST_INVALID.
+ */
+const MANIFEST_PUT_RACE_CODES = ['DIGEST_INVALID'] as const;
+
 export class RegistryClient {
   private static readonly transports = new Map<string, Transport>();
 
@@ -137,6 +143,8 @@ export class RegistryClient {
         url: this.url(`${ref.repository}/manifests/${ref.tag ?? manifest.digest}`),
         headers: { 'content-type': manifest.mediaType },
         body: () => manifest.bytes,
+        // Same bytes, same result: resending after a lost race with another push of them is harmless.
+        retryOnCodes: MANIFEST_PUT_RACE_CODES,
         reference: ref.withDigest(manifest.digest).toString(),
         expect: [201],
         signal,

@@ -35,6 +35,13 @@ export interface TransportRequest {
    * before reading it.
    */
   resendOnFailure?: boolean;
+  /**
+   * Spec error codes that, on this request, mean it lost a race with a concurrent one and may
+   * succeed when resent: distribution 2.8 stores a manifest as a blob of its repository, and
+   * answers a manifest PUT racing another commit of the same bytes with DIGEST_INVALID. Resent
+   * with the same back-off as a 5xx; only for requests whose resending is harmless.
+   */
+  retryOnCodes?: readonly string[];
   /** Token scopes the request needs, e.g. `repository:a/b:pull`. */
   scopes: string[];
   /** What the request is about, for errors: `host/repo@digest`. */
@@ -101,7 +108,12 @@ export class Transport {
         await sleep(backoffDelay(this.retry, attempt, retryAfter), req.signal);
         continue;
       }
-      throw await errorFrom(req, response);
+      const error = await errorFrom(req, response);
+      if (req.retryOnCodes?.includes(error.code) && attempt < this.retry.maxAttempts && req.replayable !== false) {
+        await sleep(backoffDelay(this.retry, attempt), req.signal);
+        continue;
+      }
+      throw error;
     }
   }
 

@@ -86,14 +86,23 @@ export function hoistCommandLine(args: string[]): string {
   return [process.execPath, BIN, ...args].map(shellQuote).join(' ');
 }
 
+const MANIFEST_ACCEPT = 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json';
+
 /** Status of a manifest HEAD (404 when the tag or digest is absent). */
 export async function manifestStatus(registry: { url: string }, repository: string, reference: string, authorization?: string): Promise<number> {
   const res = await rawRequest(`${registry.url}/v2/${repository}/manifests/${reference}`, {
     method: 'HEAD',
     headers: {
-      accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json',
+      accept: MANIFEST_ACCEPT,
       ...(authorization ? { authorization } : {}),
     },
   });
   return res.status;
+}
+
+/** The digest a tag or digest resolves to on a registry (Docker-Content-Digest of a manifest HEAD), or undefined when absent. */
+export async function manifestDigest(registry: { url: string }, repository: string, reference: string): Promise<string | undefined> {
+  const res = await rawRequest(`${registry.url}/v2/${repository}/manifests/${reference}`, { method: 'HEAD', headers: { accept: MANIFEST_ACCEPT } });
+  const digest = res.headers['docker-content-digest'];
+  return res.status === 200 && typeof digest === 'string' ? digest : undefined;
 }

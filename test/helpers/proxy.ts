@@ -53,6 +53,8 @@ export type ProxyAction =
        * instead of the registry's response, as a gateway that times out after the registry acted.
        */
       replaceStatus?: number;
+      /** With `replaceStatus`: the spec error code of the replaced answer (default UNAVAILABLE). */
+      replaceErrorCode?: string;
       /** Wait this long before forwarding, as a slow link or a busy registry would. */
       delayMs?: number;
       label?: string;
@@ -177,6 +179,23 @@ export function failAfterForwarding(options: { path: RegExp; status: number; met
     if (remaining <= 0 || !matches(options.path, request, options.method)) return undefined;
     remaining--;
     return { type: 'forward', replaceStatus: options.status, label: 'failAfterForwarding' };
+  };
+}
+
+/**
+ * Answers the commits (closing PUT `?digest=`) of `digest` as distribution 2.8 answers the losers
+ * of concurrent commits of one digest: `status` with the error `code`. `committed`: the registry
+ * commits first, as when another upload won the race and the blob is there; otherwise the commit
+ * never reaches it. Applies to the first `times` commits (default 1).
+ */
+export function loseCommitRace(options: { digest: string; status: number; code: string; committed: boolean; times?: number }): ProxyRule {
+  let remaining = options.times ?? 1;
+  const commit = new RegExp(`/blobs/uploads/.*digest=${encodeURIComponent(options.digest)}`);
+  return (request) => {
+    if (remaining <= 0 || !matches(commit, request, 'PUT')) return undefined;
+    remaining--;
+    if (options.committed) return { type: 'forward', replaceStatus: options.status, replaceErrorCode: options.code, label: 'loseCommitRace' };
+    return { type: 'respond', status: options.status, headers: { 'Content-Type': 'application/json' }, body: registryError(options.code, 'injected lost commit race'), label: 'loseCommitRace' };
   };
 }
 
@@ -313,7 +332,7 @@ export async function startProxy(upstream: string, rules: ProxyRule[] = []): Pro
         upstreamRes.resume();
         record.status = action.replaceStatus;
         res.writeHead(action.replaceStatus, { 'Content-Type': 'application/json' });
-        res.end(registryError('UNAVAILABLE', 'the registry acted, then the gateway failed'));
+        res.end(registryError(action.replaceErrorCode ?? 'UNAVAILABLE', 'the registry acted, then the gateway failed'));
         return;
       }
       record.status = upstreamRes.statusCode ?? 0;
