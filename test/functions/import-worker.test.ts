@@ -27,6 +27,7 @@ afterAll(async () => {
 });
 afterEach(() => {
   delete process.env.HOIST_TIME_BUDGET_SECONDS;
+  delete process.env.HOIST_MAX_BLOB_BYTES;
 });
 
 const queue = () => QueueServiceClient.fromConnectionString(azurite.connectionString).getQueueClient('imports');
@@ -99,5 +100,16 @@ describe('importWorker', () => {
     expect(failed.body).toMatchObject({ status: 'failed', error: { code: 'REGISTRY_ERROR', message: expect.stringMatching(/gave up after 5 attempts/) } });
     expect(failed.body.completedAt).toBeDefined();
     await message.remove();
+  });
+
+  it('hands HOIST_MAX_BLOB_BYTES to the engine as maxBlobBytes', async () => {
+    const engine = scriptedEngine({ size: 4, chunk: 4 });
+    setEngine({ copy: engine.copy, findExistingTags: async () => [] });
+    process.env.HOIST_MAX_BLOB_BYTES = '4096';
+    await call(importsHandler, { json: { source: 'ghcr.io/org/app:3.0', images: ['app:3.0'] } });
+    const message = (await receive())!;
+    await importWorkerHandler(message.body, workerContext([]));
+    await message.remove();
+    expect(engine.calls[0].options.maxBlobBytes).toBe(4096);
   });
 });
