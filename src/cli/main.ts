@@ -1,5 +1,5 @@
 /** The `hoist` command line: maps flags to the copy engine and its result to output and exit codes. */
-import { copy, CopyError } from '../copy/index.js';
+import { copy, CopyError, DEFAULT_MAX_BLOB_BYTES } from '../copy/index.js';
 import { FileCheckpointStore } from '../copy/file-checkpoints.js';
 import type { CopyResult } from '../copy/types.js';
 import { parseCopyArgs, UsageError } from './options.js';
@@ -15,7 +15,7 @@ Usage:
 SRC and DST are image references: [registry/]repository[:tag][@digest]. A missing registry
 means Docker Hub (hello-world -> docker.io/library/hello-world:latest). Loopback registries and
 hosts in HOIST_INSECURE_REGISTRIES (comma-separated host[:port]) use plain HTTP. A blob whose
-descriptor claims more than HOIST_MAX_BLOB_BYTES (default 214748364800, 200 GiB) is refused.
+descriptor claims more than HOIST_MAX_BLOB_BYTES (default ${DEFAULT_MAX_BLOB_BYTES}, 200 GiB) is refused.
 
 Flags:
   --force              overwrite a target tag that points at another digest

@@ -129,9 +129,9 @@ class LostUploadError extends Error {}
 class LostCommitRaceError extends Error {}
 
 /**
- * How distribution 2.8 answers all but one of concurrent commits of one digest (24 processes
- * copying one image into one repository lost 0-5 commits a round): DIGEST_INVALID, BLOB_UNKNOWN
- * or a 500; and a closing PUT resent after one finds its session gone.
+ * How distribution 2.8 may answer the losers of concurrent commits of one digest: DIGEST_INVALID,
+ * BLOB_UNKNOWN or a 500; and a closing PUT the transport resent after a 500 finds its session
+ * gone (BLOB_UPLOAD_UNKNOWN).
  */
 function mayHaveLostCommitRace(error: RegistryError): boolean {
   return error.code === 'DIGEST_INVALID' || error.code === 'BLOB_UNKNOWN' || error.code === 'BLOB_UPLOAD_UNKNOWN' || error.status >= 500;
