@@ -231,8 +231,10 @@ describe('a host SIGKILLed in the middle of a 64 MiB blob', () => {
     const run = await crashAndRestart(images[1]!, 'crashed/inflight', 'delivered');
     expect(run.resumedAt).toBeGreaterThanOrEqual(run.leaseExpiresAt);
     // The registry took a chunk the checkpoint does not record. distribution 2.8 ties each upload
-    // URL's _state to an offset and refuses (and cancels) the session when asked with an older one
-    // ("upload resumed at wrong offest"), so the checkpointed session cannot be picked up: the
+    // URL's _state to an offset and refuses the session when asked with an older one ("upload
+    // resumed at wrong offest"; its attempt to cancel it then fails on the writer it already
+    // closed, so the session lingers until the purge), and it cannot say its offset without the
+    // newest _state, so the checkpointed session cannot be picked up: the
     // engine starts the blob once more, cleanly, in one new session, each chunk once (the last
     // with the closing PUT).
     expect(target.logLines.some((l) => l.includes('upload resumed at wrong offest') && l.includes(run.checkpointSession))).toBe(true);
