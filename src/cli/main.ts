@@ -47,7 +47,7 @@ Exit codes:
   4  source not found (or a requested platform is missing)
   5  target tag exists and --force was not given
   6  integrity failure (bytes did not match their digest)
-  130  interrupted by Ctrl-C or SIGTERM (paused, with --resume-dir)
+  130  interrupted by Ctrl-C or SIGTERM (paused and resumable with --resume-dir)
 `;
 
 function exitCodeFor(error: unknown): number {
