@@ -2,10 +2,11 @@
 import { copy, CopyError, DEFAULT_MAX_BLOB_BYTES } from '../copy/index.js';
 import { FileCheckpointStore } from '../copy/file-checkpoints.js';
 import type { CopyResult } from '../copy/types.js';
+import { EXIT_INTERRUPTED, rerunCommand, watchInterrupts } from './interrupt.js';
 import { parseCopyArgs, UsageError } from './options.js';
 import { formatBytes, jsonReporter, lineReporter, ttyReporter } from './progress.js';
 
-export const EXIT = { ok: 0, failure: 1, usage: 2, auth: 3, notFound: 4, tagExists: 5, integrity: 6 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, auth: 3, notFound: 4, tagExists: 5, integrity: 6, interrupted: EXIT_INTERRUPTED } as const;
 
 const HELP = `hoist: import container images and OCI artifacts into a registry, without Docker.
 
@@ -28,7 +29,10 @@ Flags:
   --concurrency N      parallel blob transfers (default 4)
   --chunk-size BYTES   upload in chunks of this size (e.g. 4MiB) instead of one stream per blob
   --resume-dir DIR     save upload checkpoints in DIR; running the same copy again resumes
-                       interrupted blobs from where they stopped (implies chunked uploads)
+                       interrupted blobs from where they stopped (implies chunked uploads).
+                       Ctrl-C (or SIGTERM) then pauses at the next chunk boundary and prints the
+                       command that resumes; a second Ctrl-C exits at once. Without it, Ctrl-C
+                       exits at once: nothing can be resumed (copied blobs are skipped on a rerun)
   --json               progress as one JSON event per line on stderr, result as JSON on stdout
   -h, --help           show this help
   --version            print the version
@@ -44,6 +48,7 @@ Exit codes:
   4  source not found (or a requested platform is missing)
   5  target tag exists and --force was not given
   6  integrity failure (bytes did not match their digest)
+  130  interrupted by Ctrl-C or SIGTERM (paused and resumable with --resume-dir)
 `;
 
 function exitCodeFor(error: unknown): number {
@@ -104,8 +109,19 @@ export async function main(argv: string[]): Promise<number> {
     const parsed = parseCopyArgs(rest);
     const onProgress = json ? jsonReporter(process.stderr) : process.stderr.isTTY ? ttyReporter(process.stderr) : lineReporter(process.stderr);
     const checkpoints = parsed.resumeDir ? new FileCheckpointStore(parsed.resumeDir) : undefined;
-    const result = await copy(parsed.request, { ...parsed.options, checkpoints, onProgress });
+    const rerun = rerunCommand(argv);
+    const interrupts = watchInterrupts({ resumable: checkpoints !== undefined, out: process.stderr, command: rerun });
+    let result: CopyResult;
+    try {
+      result = await copy(parsed.request, { ...parsed.options, checkpoints, onProgress, abortSignal: interrupts.signal });
+    } finally {
+      interrupts.dispose();
+    }
     process.stdout.write(json ? `${JSON.stringify(result)}\n` : `${summary(result, parsed.request.dryRun ?? false)}\n`);
+    if (result.status === 'paused' && interrupts.interrupted) {
+      process.stderr.write(`hoist: paused; checkpoints are saved in ${parsed.resumeDir}. To resume, run:\n  ${rerun}\n`);
+      return EXIT.interrupted;
+    }
     return EXIT.ok;
   } catch (error) {
     const code = exitCodeFor(error);

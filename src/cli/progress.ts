@@ -38,6 +38,9 @@ export function lineReporter(out: NodeJS.WritableStream): ProgressReporter {
       case 'plan':
         out.write(`plan: ${event.manifests} manifests, ${event.blobs} blobs (${event.blobsPresent} already there), ${formatBytes(event.bytesToMove)} to move of ${formatBytes(event.bytesTotal)}\n`);
         break;
+      case 'blob-start':
+        if (event.offset > 0) out.write(`blob ${event.digest.slice(7, 19)} resuming at ${formatBytes(event.offset)} of ${formatBytes(event.size)}\n`);
+        break;
       case 'blob-done':
         out.write(`blob ${event.digest.slice(7, 19)} ${formatBytes(event.size)} ${event.outcome}\n`);
         break;
@@ -97,6 +100,10 @@ export function ttyReporter(out: NodeJS.WriteStream): ProgressReporter {
         break;
       case 'blob-start':
         active.set(event.digest + event.target, { size: event.size, done: event.offset, startedAt: Date.now(), startOffset: event.offset });
+        if (event.offset > 0) {
+          clear();
+          lines(event);
+        }
         break;
       case 'blob-progress': {
         const blob = active.get(event.digest + event.target);

@@ -49,7 +49,7 @@ export async function transferBlob(t: BlobTransfer, blob: Descriptor): Promise<B
       const checkpoint = restart === 0 ? await t.checkpoints?.load(target, blob.digest) : undefined;
       let session: UploadSession | undefined;
       if (checkpoint) {
-        session = await resumeSession(t, checkpoint.location, checkpoint.offset);
+        session = await resumeSession(t, blob, checkpoint.location, checkpoint.offset);
         if (!session) await t.checkpoints?.remove(target, blob.digest);
       }
       let early: Readable | undefined;
@@ -172,13 +172,24 @@ async function startSession(t: BlobTransfer, blob: Descriptor): Promise<UploadSe
 }
 
 /**
- * Picks a saved session up again. Undefined when it cannot be trusted: gone (404), or holding a
- * different byte count than the checkpoint says (resending would append twice on distribution 2.8).
+ * Picks a saved session up again where the registry is, which may be past the checkpoint: a
+ * process killed mid-PATCH, or between a 202 and its checkpoint, leaves more bytes in the session
+ * than it saved. The registry's status is the truth; the rest is read from the source with a
+ * ranged GET, and the registry's digest check at PUT guards the whole.
+ *
+ * Undefined, for a restart from zero, when the session cannot be resumed:
+ * - it is gone (404), or it no longer accepts the saved Location. distribution 2.8 answers only
+ *   a request carrying the `_state` of its newest byte count: once it holds more bytes than the
+ *   checkpoint, every request with the saved Location (and one without `_state`) is refused with
+ *   404 BLOB_UPLOAD_INVALID, and it cannot tell its offset. distribution 3.x answers the status
+ *   GET by its UUID with the true offset and a fresh `_state`.
+ * - it holds fewer bytes than the checkpoint (bytes the registry once acknowledged went missing,
+ *   and `Range: 0-0` cannot tell 0 bytes from 1), or more than the blob has.
  */
-async function resumeSession(t: BlobTransfer, location: string, offset: number): Promise<UploadSession | undefined> {
+async function resumeSession(t: BlobTransfer, blob: Descriptor, location: string, offset: number): Promise<UploadSession | undefined> {
   const status = await t.target.uploadStatus(t.targetRef, new URL(location), offset);
   if (!status) return undefined;
-  if (status.offset !== offset) {
+  if (status.offset < offset || status.offset > blob.size) {
     await t.target.cancelUpload(t.targetRef, status.location);
     return undefined;
   }

@@ -10,6 +10,7 @@ import { IMPORTS_QUEUE, STORAGE_CONNECTION_SETTING, type Settings } from '../job
 import type { FunctionDefinition } from './definition.js';
 import { appMaxDequeueCount } from './host-config.js';
 import { currentEngine, currentSettings, jobStorage, secretBox } from './services.js';
+import { shutdownSignal, trackUntilShutdown } from './shutdown.js';
 
 export async function importWorkerHandler(message: unknown, context: InvocationContext): Promise<void> {
   const startedAt = Date.now();
@@ -19,7 +20,7 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
   const targetCredentials = settings.targetCredentials;
   const targetRegistry = configuredTargetRegistry(settings);
   const { chunkSizeInBytes, concurrency, maxBlobBytes } = settings;
-  const outcome = await runImport(
+  const outcome = await trackUntilShutdown(runImport(
     { message, dequeueCount: Number(context.triggerMetadata?.dequeueCount ?? 1), invocationId: context.invocationId, startedAt },
     {
       jobs: storage.jobs,
@@ -35,9 +36,10 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
       ...(chunkSizeInBytes !== undefined && { chunkSizeInBytes }),
       ...(concurrency !== undefined && { concurrency }),
       ...(maxBlobBytes !== undefined && { maxBlobBytes }),
+      stopSignal: shutdownSignal,
       log: { info: (m) => context.log(m), warn: (m) => context.warn(m), error: (m) => context.error(m) },
     },
-  );
+  ));
   context.log(`importWorker: ${outcome}`);
 }
 

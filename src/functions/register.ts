@@ -6,6 +6,7 @@
 import { app } from '@azure/functions';
 import type { FunctionDefinition } from './definition.js';
 import { definitions } from './definitions.js';
+import { watchRuntimeShutdown } from './shutdown.js';
 
 type Of<T extends FunctionDefinition['trigger']['type']> = Extract<FunctionDefinition, { trigger: { type: T } }>;
 
@@ -38,3 +39,4 @@ export function register(list: FunctionDefinition[]): void {
 }
 
 register(definitions);
+watchRuntimeShutdown((handler) => app.hook.appTerminate(handler));

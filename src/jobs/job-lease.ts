@@ -35,8 +35,9 @@ export type LeaseOutcome =
 const ACQUIRE_ATTEMPTS = 4;
 
 /**
- * Takes the lease on a job if it is free or expired: marks it running, counts the attempt and
- * records the continuation. Never waits.
+ * Takes the lease on a job if it is free or expired: marks it running, counts the attempt (a
+ * delivery of the current continuation: the first, or a retry after a failure or a dead worker)
+ * and records the continuation. Never waits.
  */
 export async function acquireJobLease(store: JobStore, jobId: string, options: AcquireLeaseOptions): Promise<LeaseOutcome> {
   const now = options.now ?? Date.now;
@@ -57,7 +58,8 @@ export async function acquireJobLease(store: JobStore, jobId: string, options: A
       status: 'running',
       leaseOwner: options.owner,
       leaseExpiresAt: new Date(at.getTime() + options.durationInMs).toISOString(),
-      attempts: job.attempts + 1,
+      // The first delivery of a new continuation is a planned pause, not another try.
+      attempts: options.continuation > job.continuations ? job.attempts : job.attempts + 1,
       continuations: Math.max(job.continuations, options.continuation),
       ...(options.dequeueCount !== undefined && { deliveryDequeueCount: options.dequeueCount }),
       startedAt: job.startedAt ?? at.toISOString(),

@@ -58,9 +58,13 @@ export interface JobRecord {
   referrers: boolean;
   manifests: JobManifest[];
   progress: JobProgress;
-  /** Worker invocations that held the lease and ran the copy. */
+  /**
+   * Deliveries that took the lease, but for the first of each continuation: 1, plus one per retry
+   * after a failure, a dead worker or a lease taken over. A job that paused 8 times and never
+   * failed shows 1.
+   */
   attempts: number;
-  /** Continuation messages: each time a worker ran out of time budget and re-queued the job. */
+  /** Planned pauses: each time a worker used its time budget (or was asked to stop) and re-queued the job. */
   continuations: number;
   createdAt: string;
   updatedAt: string;

@@ -20,9 +20,13 @@ export class ProgressTracker {
   private finishedBytes = 0;
   private readonly inFlight = new Map<string, number>();
   private changed = false;
+  /** The last progress reported, below which no later report goes. */
+  private reported: JobProgress;
 
   /** @param initial the job's progress so far: reported until this invocation has a plan. */
-  constructor(private readonly initial: JobProgress) {}
+  constructor(private readonly initial: JobProgress) {
+    this.reported = structuredClone(initial);
+  }
 
   /** Whether anything changed since the last `takeChanged()`. */
   takeChanged(): boolean {
@@ -62,8 +66,23 @@ export class ProgressTracker {
     }
   }
 
-  /** The progress now. */
+  /**
+   * The progress now, never below what was reported before: a continuation's plan counts the
+   * blobs in flight only once their uploads start again, and a blob the registry made restart
+   * from zero (distribution 2.8 after a cut chunk) sends again bytes already counted.
+   */
   snapshot(): JobProgress {
+    const now = this.current();
+    const floor = this.reported;
+    if (floor.bytes.total === now.bytes.total && floor.blobs.total === now.blobs.total) {
+      now.bytes.done = Math.max(now.bytes.done, floor.bytes.done);
+      now.blobs.done = Math.max(now.blobs.done, floor.blobs.done);
+    }
+    this.reported = structuredClone(now);
+    return now;
+  }
+
+  private current(): JobProgress {
     if (!this.planned) return structuredClone(this.initial);
     const present = Math.max(this.skippedEvents, this.presentBlobs);
     const { skipped, mounted } = this.counts(present, this.mounted);

@@ -45,6 +45,11 @@ export interface RunImportDeps {
   /** Target credentials go only to this registry; a job queued under another target gets none. */
   targetRegistry?: string;
   timeBudgetInMs: number;
+  /**
+   * The host shutting the worker down: like the end of the time budget, the copy pauses at the
+   * next chunk boundary and a continuation is queued.
+   */
+  stopSignal?: AbortSignal;
   leaseDurationInMs: number;
   maxDequeueCount: number;
   chunkSizeInBytes?: number;
@@ -77,7 +82,7 @@ export type ImportOutcome =
   | 'stale'
   /** Another invocation holds the lease: re-queued with a delay. */
   | 'requeued'
-  /** The time budget ran out: a continuation was queued. */
+  /** The time budget ran out, or the host is shutting down: a continuation was queued. */
   | 'paused'
   | 'succeeded'
   /** Failed for good (a permanent error, or the last attempt). */
@@ -153,7 +158,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         credentials,
         uploadMode: 'chunked',
         checkpoints: deps.checkpoints.forJob(job.id),
-        abortSignal: lease.signal,
+        abortSignal: deps.stopSignal ? AbortSignal.any([lease.signal, deps.stopSignal]) : lease.signal,
         timeBudgetInMs: Math.max(deps.timeBudgetInMs - (now() - startedAt), 1),
         onProgress: (event) => {
           tracker.apply(event);
@@ -176,7 +181,8 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         recordResolved(j, tracker);
       });
       await deps.queue.enqueue({ jobId: job.id, continuation: message.continuation + 1 });
-      log.info(`job ${job.id}: time budget used, continuation ${message.continuation + 1} queued`);
+      const why = deps.stopSignal?.aborted ? 'the host is shutting down' : 'time budget used';
+      log.info(`job ${job.id}: ${why}, continuation ${message.continuation + 1} queued`);
       return 'paused';
     }
     await lease.release((j) => recordSuccess(j, result, tracker, new Date(now()).toISOString()));

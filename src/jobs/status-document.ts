@@ -14,6 +14,12 @@ interface ImportStatusFields {
   options: { force: boolean; platforms: string[]; referrers: boolean };
   /** The import's manifests in the target, each digest once; `written: false` for those it already had. */
   manifests: JobManifest[];
+  /**
+   * Only on a `running` job whose worker stopped without releasing it (its process died or was
+   * killed): when its lease expired. The host delivers the job again, which resumes from its
+   * checkpoints, or the sweep fails it once its last attempt is used.
+   */
+  workerLost?: { leaseExpiredAt: string; message: string };
 }
 
 /** Fields shown as stored: counters, timestamps and the failure; never the lease or credentials. */
@@ -21,8 +27,9 @@ type SharedFields = Pick<JobRecord, 'progress' | 'attempts' | 'continuations' | 
 
 export type ImportStatus = ImportStatusFields & SharedFields;
 
-/** The caller's view of a job. */
+/** The caller's view of a job, as of now. */
 export function toStatusDocument(record: JobRecord): ImportStatus {
+  const lost = lostWorker(record, Date.now());
   return {
     id: record.id,
     status: record.status,
@@ -56,5 +63,20 @@ export function toStatusDocument(record: JobRecord): ImportStatus {
     ...(record.completedAt !== undefined && { completedAt: record.completedAt }),
     ...(record.error !== undefined && { error: { code: record.error.code, message: record.error.message } }),
     ...(record.lastError !== undefined && { lastError: { code: record.lastError.code, message: record.lastError.message, at: record.lastError.at } }),
+    ...(lost && { workerLost: lost }),
+  };
+}
+
+/**
+ * A running job's lease past its expiry: a live worker renews it every third of its duration and
+ * releases it when it stops, so only a worker that died leaves one behind.
+ */
+function lostWorker(record: JobRecord, now: number): ImportStatus['workerLost'] {
+  if (record.status !== 'running' || record.leaseOwner === undefined || record.leaseExpiresAt === undefined) return undefined;
+  const expiresAt = Date.parse(record.leaseExpiresAt);
+  if (!(expiresAt <= now)) return undefined;
+  return {
+    leaseExpiredAt: record.leaseExpiresAt,
+    message: `the worker running this job stopped without finishing (its lease expired at ${record.leaseExpiresAt}); the job resumes from its checkpoints when the queue delivers it again`,
   };
 }

@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { beginShutdown } from '../functions/shutdown.js';
 import { startLocalHost } from './local-host.js';
 import { applySettingsToEnvironment, readLocalSettings, type AppSettings } from './settings.js';
 
@@ -48,6 +49,9 @@ async function main(): Promise<void> {
     }
     signalled = true;
     process.stdout.write(`${signal}: stopping (press Ctrl+C again to exit at once)\n`);
+    // Running imports pause at their next chunk boundary and queue their continuations within
+    // the drain, instead of holding their jobs until the lease expires.
+    beginShutdown(signal);
     host.stop().then(
       () => process.exit(0),
       (error: unknown) => {

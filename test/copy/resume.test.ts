@@ -111,15 +111,36 @@ describe('resumable chunked copy of a 64 MiB+ layer', () => {
     await expectIdenticalInTarget(target, 'big/c', 'v1', [image]);
   });
 
-  it('restarts the blob when the registry and the checkpoint disagree on the offset', async () => {
+  it('resumes where the registry is when the checkpoint is behind it, resending nothing', async () => {
     const checkpoints = new FileCheckpointStore(join(dir, 'd'));
     expect((await copyUntilStopped('big/d', checkpoints)).status).toBe('paused');
     const saved = (await checkpoints.load(`${target.host}/big/d`, bigLayer.digest))!;
+    // The session is valid, but the checkpoint counts a chunk fewer than the registry holds.
     await checkpoints.save({ ...saved, offset: saved.offset - CHUNK });
 
-    const result = await copy({ source: ref(source, 'big/src:v1'), targets: [ref(target, 'big/d:v1')] }, { checkpoints, chunkSizeInBytes: CHUNK, concurrency: 1 });
+    const events: ProgressEvent[] = [];
+    const result = await copy({ source: ref(source, 'big/src:v1'), targets: [ref(target, 'big/d:v1')] }, { checkpoints, chunkSizeInBytes: CHUNK, concurrency: 1, onProgress: (e) => events.push(e) });
     expect(result.status).toBe('completed');
+    expect(events).toContainEqual(expect.objectContaining({ type: 'blob-start', digest: bigLayer.digest, offset: STOP_AFTER }));
+    expect(patches('big/d')).toHaveLength(patchesForImage());
     await expectIdenticalInTarget(target, 'big/d', 'v1', [image]);
+  });
+
+  it('restarts from zero when distribution 2.8 holds more than the checkpoint (it cannot tell how much)', async () => {
+    const checkpoints = new FileCheckpointStore(join(dir, 'f'));
+    expect((await copyUntilStopped('big/f', checkpoints)).status).toBe('paused');
+    const saved = (await checkpoints.load(`${target.host}/big/f`, bigLayer.digest))!;
+    // The next chunk lands, but its answer (the new _state) is lost, as when the process dies
+    // between the 202 and its checkpoint: the saved Location is now stale.
+    const next = (await rawRequest(`${source.url}/v2/big/src/blobs/${bigLayer.digest}`, { method: 'GET', headers: { range: `bytes=${saved.offset}-${saved.offset + CHUNK - 1}` } })).body;
+    const landed = await rawRequest(saved.location, { method: 'PATCH', headers: { 'content-type': 'application/octet-stream', 'content-length': String(next.length) }, body: next });
+    expect(landed.status).toBe(202);
+
+    const events: ProgressEvent[] = [];
+    const result = await copy({ source: ref(source, 'big/src:v1'), targets: [ref(target, 'big/f:v1')] }, { checkpoints, chunkSizeInBytes: CHUNK, concurrency: 1, onProgress: (e) => events.push(e) });
+    expect(result.status).toBe('completed');
+    expect(events).toContainEqual(expect.objectContaining({ type: 'blob-start', digest: bigLayer.digest, offset: 0 }));
+    await expectIdenticalInTarget(target, 'big/f', 'v1', [image]);
   });
 
   it('moves at least one chunk per call, however short the time budget', async () => {

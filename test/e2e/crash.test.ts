@@ -1,5 +1,5 @@
 /**
- * Crash: the host process is SIGKILLed in the middle of a 64 MiB+ blob (1 MiB chunks, the target
+ * Crash and stop. Crash: the host process is SIGKILLed in the middle of a 64 MiB+ blob (1 MiB chunks, the target
  * behind a proxy holding each PATCH 40 ms so the layer takes seconds), a new `npm start` process
  * (`node …/src/local/main.js`) starts on the same storage, and the job completes correctly once
  * the dead worker's job lease (HOIST_JOB_LEASE_SECONDS=5) has expired. The kill comes while the
@@ -10,6 +10,9 @@
  *
  * The app is compiled into a private directory under dist/ (as test/local/main.test.ts does), so
  * a stale or concurrent build of dist/ cannot affect this test.
+ *
+ * Stop: the host gets SIGINT (Ctrl+C) instead; its worker pauses at the next chunk boundary and
+ * queues its continuation within the host's drain, and the next host resumes at once.
  *
  * Both hosts are `main.js` itself, with HOIST_LOCAL_MESSAGE_LEASE_SECONDS short, so the killed
  * host's queue message reappears in seconds rather than the Functions host's 10 minutes.
@@ -27,7 +30,7 @@ import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { expectIdenticalInTarget } from '../copy/support.js';
 import { PROJECT_ROOT, startTestAzurite, waitFor, type TestAzurite } from '../local/support.js';
 import { parseContentRange, startDelayProxy, uploadSessionOf, type DelayProxy } from './delay-proxy.js';
-import { expectOrderedTimestamps, ImportsApi, MiB } from './support.js';
+import { appQueues, expectOrderedTimestamps, ImportsApi, MiB, peekAll } from './support.js';
 
 const TARGET_PASSWORD = `crash-target-${randomUUID()}`;
 const MESSAGE_LEASE_SECONDS = 4;
@@ -58,7 +61,7 @@ beforeAll(async () => {
   [azurite, source, target] = await Promise.all([startTestAzurite(), startRegistry(), startRegistry({ auth: 'basic', users: { pusher: TARGET_PASSWORD } }), build]);
   proxy = await startDelayProxy(target.url, { delayInMs: 40, methods: ['PATCH'] });
   // Two different big layers, so the second run cannot find the first one's blob anywhere.
-  images = [await pushBigLayer(source, 'big/one', 'v1'), await pushBigLayer(source, 'big/two', 'v1')];
+  images = [await pushBigLayer(source, 'big/one', 'v1'), await pushBigLayer(source, 'big/two', 'v1'), await pushBigLayer(source, 'big/three', 'v1')];
   storage = await openJobStorage(azurite.connectionString);
 });
 
@@ -228,8 +231,10 @@ describe('a host SIGKILLed in the middle of a 64 MiB blob', () => {
     const run = await crashAndRestart(images[1]!, 'crashed/inflight', 'delivered');
     expect(run.resumedAt).toBeGreaterThanOrEqual(run.leaseExpiresAt);
     // The registry took a chunk the checkpoint does not record. distribution 2.8 ties each upload
-    // URL's _state to an offset and refuses (and cancels) the session when asked with an older one
-    // ("upload resumed at wrong offest"), so the checkpointed session cannot be picked up: the
+    // URL's _state to an offset and refuses the session when asked with an older one ("upload
+    // resumed at wrong offest"; its attempt to cancel it then fails on the writer it already
+    // closed, so the session lingers until the purge), and it cannot say its offset without the
+    // newest _state, so the checkpointed session cannot be picked up: the
     // engine starts the blob once more, cleanly, in one new session, each chunk once (the last
     // with the closing PUT).
     expect(target.logLines.some((l) => l.includes('upload resumed at wrong offest') && l.includes(run.checkpointSession))).toBe(true);
@@ -239,5 +244,47 @@ describe('a host SIGKILLed in the middle of a 64 MiB blob', () => {
     expect(run.patchesAfter.map((p) => p.range[0])).toEqual(Array.from({ length: TOTAL_CHUNKS - 1 }, (_, i) => i * MiB));
     expect(run.acceptedBySession.get([...sessions][0]!)).toBe(TOTAL_CHUNKS - 1);
     expect(run.closingPutsAfter).toEqual([{ session: [...sessions][0]!, bodyBytes: BIG_LAYER_SIZE - (TOTAL_CHUNKS - 1) * MiB, status: 201 }]);
+  });
+});
+
+describe('a host stopped with Ctrl+C in the middle of a 64 MiB blob', () => {
+  it('pauses its worker at the chunk boundary within the drain and queues the continuation; the next host resumes there', async () => {
+    const image = images[2]!;
+    const repo = 'stopped/sigint';
+    const big = image.blobs.find((b) => b.size === BIG_LAYER_SIZE)!;
+    const first = await startHost();
+    const accepted = await first.api.post({ source: `${source.host}/${image.repository}:${image.tag}`, images: [`${repo}:v1`] });
+    const id = accepted.body.id;
+    await waitFor(async () => (await first.api.get(id)).progress.bytes.done >= 2 * MiB, 30_000, 'bytes in flight');
+    const held = await proxy.holdNext();
+    first.child.kill('SIGINT');
+    await waitFor(() => first.output().includes('SIGINT: stopping'), 10_000, 'the host to start stopping');
+    held.release();
+    expect(await first.exited).toBe(0);
+    const requestsBeforeRestart = proxy.requests.length;
+
+    // The worker let the held chunk land, saved its checkpoint after it, released the job and
+    // queued continuation 1 before the host exited.
+    expect(first.output()).toContain(`job ${id}: the host is shutting down, continuation 1 queued`);
+    const left = (await storage.jobs.get(id))!.value;
+    expect(left).toMatchObject({ status: 'running', attempts: 1 });
+    expect(left.leaseOwner).toBeUndefined();
+    expect((await peekAll(appQueues(azurite.connectionString).imports)).map((m) => JSON.parse(m.decoded) as unknown)).toEqual([{ jobId: id, continuation: 1 }]);
+    const heldStart = parseContentRange(held.request.contentRange)![0];
+    const rows: Array<Record<string, unknown>> = [];
+    for await (const row of storage.checkpoints.table.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${id}'` } })) rows.push(row);
+    const checkpoint = rows.find((r) => r.digest === big.digest)!;
+    expect(Number(checkpoint.offset)).toBe(heldStart + MiB);
+
+    const second = await startHost();
+    const done = await second.api.waitForStatus(id, 'succeeded', { timeoutInMs: 60_000, logs: second.output });
+    expect(done).toMatchObject({ attempts: 1, continuations: 1 });
+    await expectIdenticalInTarget(target, repo, 'v1', [image]);
+    // Resumed in the same session, from the checkpoint: each remaining chunk once.
+    const patchesAfter = proxy.requests.slice(requestsBeforeRestart).filter((r) => r.method === 'PATCH' && r.path.startsWith(`/v2/${repo}/blobs/uploads/`));
+    expect(patchesAfter.map((r) => uploadSessionOf(r.path))).toEqual(patchesAfter.map(() => uploadSessionOf(checkpoint.location as string)));
+    expect(patchesAfter.map((r) => parseContentRange(r.contentRange)![0])).toEqual(Array.from({ length: TOTAL_CHUNKS - 1 - (heldStart / MiB + 1) }, (_, i) => heldStart + MiB + i * MiB));
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
   });
 });

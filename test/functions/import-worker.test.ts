@@ -7,27 +7,34 @@ import { importWorkerHandler } from '../../src/functions/import-worker.js';
 import { importsHandler } from '../../src/functions/imports.js';
 import { setEngine } from '../../src/functions/services.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
-import { scriptedEngine, SOURCE_DIGEST } from '../jobs/scripted-engine.js';
+import { scriptedEngine } from '../jobs/scripted-engine.js';
+import { expectIdenticalInTarget } from '../copy/support.js';
+import { pushImage } from '../helpers/fixtures.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { call } from './support.js';
 
 const PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
+const MIB = 1024 * 1024;
 let azurite: TestAzurite;
+let source: TestRegistry;
+let target: TestRegistry;
 
 beforeAll(async () => {
-  azurite = await startAzurite();
+  [azurite, source, target] = await Promise.all([startAzurite(), startRegistry(), startRegistry()]);
   Object.assign(process.env, {
     AzureWebJobsStorage: azurite.connectionString,
-    HOIST_TARGET_REGISTRY: '127.0.0.1:5998',
+    HOIST_TARGET_REGISTRY: target.host,
     HOIST_SECRET_KEY: randomBytes(32).toString('base64'),
   });
 });
 afterAll(async () => {
   setEngine();
-  await azurite?.stop();
+  await Promise.all([azurite?.stop(), source?.stop(), target?.stop()]);
 });
 afterEach(() => {
   delete process.env.HOIST_TIME_BUDGET_SECONDS;
   delete process.env.HOIST_MAX_BLOB_BYTES;
+  delete process.env.HOIST_CHUNK_SIZE_BYTES;
 });
 
 const queue = () => QueueServiceClient.fromConnectionString(azurite.connectionString).getQueueClient('imports');
@@ -50,12 +57,13 @@ function workerContext(logs: string[], dequeueCount = 1): InvocationContext {
 }
 
 describe('importWorker', () => {
-  it('runs a posted job to success across continuations; GET shows it done, with no secret anywhere', async () => {
-    const engine = scriptedEngine({ size: 10, chunk: 1, chunkDelayInMs: 25 });
-    setEngine({ copy: engine.copy, findExistingTags: async () => [] });
-    process.env.HOIST_TIME_BUDGET_SECONDS = '0.1';
+  it('runs a posted job to success across continuations with the real engine; GET shows it done, with no secret anywhere', async () => {
+    setEngine();
+    const image = await pushImage(source, 'org/app', '1.0', { layers: [5 * MIB + 1] });
+    process.env.HOIST_TIME_BUDGET_SECONDS = '0.001';
+    process.env.HOIST_CHUNK_SIZE_BYTES = String(MIB);
     const logs: string[] = [];
-    const posted = await call(importsHandler, { json: { source: 'ghcr.io/org/app:1.0', images: ['app:1.0'], username: 'bot', password: PASSWORD } }, logs);
+    const posted = await call(importsHandler, { json: { source: `${source.host}/org/app:1.0`, images: ['app:1.0'], username: 'bot', password: PASSWORD } }, logs);
     expect(posted.status).toBe(202);
     const texts: string[] = [];
     let invocations = 0;
@@ -67,16 +75,19 @@ describe('importWorker', () => {
     }
     expect(invocations).toBeGreaterThanOrEqual(3);
     const status = await call(importsHandler, { method: 'GET', path: `/api/imports/${posted.body.id}`, params: { id: posted.body.id } });
+    const total = image.blobs.reduce((sum, b) => sum + b.size, 0);
     expect(status.body).toMatchObject({
       status: 'succeeded',
-      source: { reference: 'ghcr.io/org/app:1.0', digest: SOURCE_DIGEST },
-      targets: [{ reference: '127.0.0.1:5998/app:1.0', tagged: true, digest: SOURCE_DIGEST, written: true }],
-      progress: { bytes: { total: 10, done: 10 } },
+      source: { reference: `${source.host}/org/app:1.0`, digest: image.digest },
+      targets: [{ reference: `${target.host}/app:1.0`, tagged: true, digest: image.digest, written: true }],
+      progress: { bytes: { total, done: total } },
       continuations: invocations - 1,
-      attempts: invocations,
+      attempts: 1,
     });
-    expect(engine.sent).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    expect(engine.calls[0].options.credentials!('ghcr.io')).toEqual({ username: 'bot', password: PASSWORD });
+    // Each continuation resumed the one upload session where the last stopped: every chunk once.
+    const uploads = target.accessLog().filter((r) => r.uri.startsWith('/v2/app/blobs/uploads/'));
+    expect(uploads.filter((r) => r.method === 'PATCH' && r.status === 202)).toHaveLength(5);
+    await expectIdenticalInTarget(target, 'app', '1.0', [image]);
     const everything = [...texts, ...logs, JSON.stringify(status.body), JSON.stringify(posted.body)].join('\n');
     expect(everything).not.toContain(PASSWORD);
     expect(logs.some((l) => l.includes('importWorker: paused'))).toBe(true);

@@ -99,4 +99,18 @@ describe('job lease', () => {
     expect((await env.storage.jobs.get(continued.id))!.value.continuations).toBe(4);
     expect(await acquire(newJobId(), 'w')).toEqual({ kind: 'missing' });
   });
+
+  it('counts deliveries as attempts, and the first delivery of each continuation as none', async () => {
+    const record = await createJob();
+    const take = async (owner: string, continuation: number) => {
+      const outcome = await acquire(record.id, owner, { continuation });
+      if (outcome.kind !== 'acquired') throw new Error(`not acquired: ${outcome.kind}`);
+      await outcome.lease.release();
+      return (await env.storage.jobs.get(record.id))!.value;
+    };
+    expect(await take('first', 0)).toMatchObject({ attempts: 1, continuations: 0 });
+    for (let continuation = 1; continuation <= 8; continuation++) expect(await take(`c${continuation}`, continuation)).toMatchObject({ attempts: 1, continuations: continuation });
+    // The worker of continuation 8 died: the host delivers the same message again.
+    expect(await take('redelivered', 8)).toMatchObject({ attempts: 2, continuations: 8 });
+  });
 });

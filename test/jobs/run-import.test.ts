@@ -7,9 +7,14 @@ import { openJobStorage, type JobStorage } from '../../src/jobs/job-storage.js';
 import { runImport, type RunImportDeps } from '../../src/jobs/run-import.js';
 import { SecretBox } from '../../src/jobs/secret-box.js';
 import { sealCredentials } from '../../src/jobs/source-credentials.js';
+import { copy } from '../../src/copy/index.js';
+import { rawRequest, pushImage } from '../helpers/fixtures.js';
+import { startRegistry } from '../helpers/registry.js';
+import { expectIdenticalInTarget } from '../copy/support.js';
 import { startAzurite, type TestAzurite } from './azurite.js';
 import { BLOB_DIGEST, MANIFEST_TYPE, SOURCE_DIGEST, scriptedEngine, type ScriptedEngine } from './scripted-engine.js';
 
+const MIB = 1024 * 1024;
 const PASSWORD = `pw-${randomBytes(12).toString('hex')}`;
 const TARGET_PASSWORD = `tpw-${randomBytes(12).toString('hex')}`;
 const box = SecretBox.fromSetting(randomBytes(32).toString('base64'))!;
@@ -27,7 +32,7 @@ afterAll(async () => {
 interface Harness {
   storage: JobStorage;
   logs: string[];
-  deps: (engine: ScriptedEngine, overrides?: Partial<RunImportDeps>) => RunImportDeps;
+  deps: (engine: Pick<ScriptedEngine, 'copy'>, overrides?: Partial<RunImportDeps>) => RunImportDeps;
   /** Receives (and deletes) every visible message, decoded. */
   drain: () => Promise<unknown[]>;
   /** Messages in the queue, visible or not. */
@@ -132,33 +137,47 @@ describe('runImport', () => {
     expect(engine.calls).toHaveLength(2);
   });
 
-  it('pauses at the time budget, queues a continuation, and resumes from the checkpoint each time', async () => {
+  it('pauses at the time budget, queues a continuation, and resumes from the checkpoint each time (real engine, registries and Azurite)', async () => {
     const h = await harness();
-    const engine = scriptedEngine({ size: 12, chunk: 1, chunkDelayInMs: 40 });
-    const job = await h.createJob();
-    const deps = h.deps(engine, { timeBudgetInMs: 150 });
-    let message: unknown = { jobId: job.id, continuation: 0 };
-    const outcomes: string[] = [];
-    for (let i = 0; i < 20; i++) {
-      const outcome = await runImport({ message, dequeueCount: 1, invocationId: `inv-${i}` }, deps);
-      outcomes.push(outcome);
-      if (outcome !== 'paused') break;
-      const queued = await h.drain();
-      expect(queued).toEqual([{ jobId: job.id, continuation: i + 1 }]);
-      const between = await h.job(job.id);
-      expect(between.status).toBe('running');
-      expect(between.leaseOwner).toBeUndefined();
-      expect(between.progress.bytes.done).toBe(engine.sent.length);
-      message = queued[0];
+    const [source, target] = await Promise.all([startRegistry(), startRegistry()]);
+    try {
+      const image = await pushImage(source, 'worker/src', 'v1', { layers: [6 * MIB + 1] });
+      const layer = image.blobs.find((b) => b.size === 6 * MIB + 1)!;
+      const job = await h.createJob({ source: `${source.host}/worker/src:v1`, targets: [{ reference: `${target.host}/worker/dst:v1`, tagged: true }], platforms: [] });
+      // A budget spent at once: each invocation moves one chunk (the engine's minimum), then pauses.
+      const deps = h.deps({ copy }, { timeBudgetInMs: 1, chunkSizeInBytes: MIB, concurrency: 1 });
+      let message: unknown = { jobId: job.id, continuation: 0 };
+      const outcomes: string[] = [];
+      const progress: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const outcome = await runImport({ message, dequeueCount: 1, invocationId: `inv-${i}` }, deps);
+        outcomes.push(outcome);
+        progress.push((await h.job(job.id)).progress.bytes.done);
+        if (outcome !== 'paused') break;
+        const queued = await h.drain();
+        expect(queued).toEqual([{ jobId: job.id, continuation: i + 1 }]);
+        const between = await h.job(job.id);
+        expect(between).toMatchObject({ status: 'running', attempts: 1 });
+        expect(between.leaseOwner).toBeUndefined();
+        // The checkpoint the next invocation resumes from is what the registry holds.
+        const saved = await h.storage.checkpoints.forJob(job.id).load(`${target.host}/worker/dst`, layer.digest);
+        if (saved) expect((await rawRequest(saved.location, { method: 'GET' })).headers.range).toBe(`0-${saved.offset - 1}`);
+        message = queued[0];
+      }
+      expect(outcomes.at(-1)).toBe('succeeded');
+      expect(outcomes.filter((o) => o === 'paused').length).toBeGreaterThanOrEqual(3);
+      // Every chunk crossed once, in one upload session: 6 PATCHes, the last byte with the closing PUT.
+      const uploads = target.accessLog().filter((r) => r.uri.startsWith('/v2/worker/dst/blobs/uploads/'));
+      expect(uploads.filter((r) => r.method === 'PATCH' && r.status === 202)).toHaveLength(6);
+      expect(uploads.filter((r) => r.method === 'POST')).toHaveLength(2);
+      for (let i = 1; i < progress.length; i++) expect(progress[i]).toBeGreaterThanOrEqual(progress[i - 1]);
+      const done = await h.job(job.id);
+      expect(done).toMatchObject({ status: 'succeeded', attempts: 1, continuations: outcomes.length - 1, targetDigest: image.digest });
+      expect(done.progress.bytes).toEqual({ total: image.blobs.reduce((sum, b) => sum + b.size, 0), done: image.blobs.reduce((sum, b) => sum + b.size, 0) });
+      await expectIdenticalInTarget(target, 'worker/dst', 'v1', [image]);
+    } finally {
+      await Promise.all([source.stop(), target.stop()]);
     }
-    expect(outcomes.at(-1)).toBe('succeeded');
-    expect(outcomes.filter((o) => o === 'paused').length).toBeGreaterThanOrEqual(2);
-    // Every chunk was sent exactly once: each continuation resumed where the last stopped.
-    expect(engine.sent).toEqual(Array.from({ length: 12 }, (_, i) => i));
-    const done = await h.job(job.id);
-    expect(done.continuations).toBe(outcomes.length - 1);
-    expect(done.attempts).toBe(outcomes.length);
-    expect(done.progress.bytes).toEqual({ total: 12, done: 12 });
   });
 
   it('moves the job\'s byte progress while a blob is in flight', async () => {
