@@ -244,6 +244,13 @@ describe('GET /api/imports', () => {
     ['/api/imports?status=done', 'status', /give one or more of queued, running, succeeded, failed/],
     ['/api/imports?pageSize=0', 'pageSize', /from 1 to 100/],
     ['/api/imports?pageSize=abc', 'pageSize', /from 1 to 100/],
+    ['/api/imports?pageSize=1e2', 'pageSize', /"pageSize" is "1e2": give a whole number from 1 to 100 in plain decimal digits/],
+    ['/api/imports?pageSize=0x10', 'pageSize', /"pageSize" is "0x10": give a whole number from 1 to 100 in plain decimal digits/],
+    ['/api/imports?pageSize=5.0', 'pageSize', /plain decimal digits/],
+    ['/api/imports?pageSize=%205', 'pageSize', /plain decimal digits/],
+    ['/api/imports?pageSize=+5', 'pageSize', /plain decimal digits/],
+    ['/api/imports?pageSize=1&pageSize=100', 'pageSize', /"pageSize" is given 2 times: give it once/],
+    ['/api/imports?status=queued&status=failed', 'status', /"status" is given 2 times: give it once \(several statuses go in one "status", separated by commas\)/],
     ['/api/imports?continuationToken=zzz', 'continuationToken', /not one this API issued/],
   ])('rejects %s', async (path, field, message) => {
     const res = await get(path);
