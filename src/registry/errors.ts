@@ -44,7 +44,8 @@ export interface RegistryErrorInit {
 }
 
 const ADVICE: Record<string, string> = {
-  UNAUTHORIZED: 'check the credentials (--src-creds/--dest-creds, HOIST_* variables or ~/.docker/config.json)',
+  // Where credentials come from is for the surface showing the error to say (CLI flags, API fields).
+  UNAUTHORIZED: 'check the credentials for this registry',
   DENIED: 'the credentials are valid but lack permission: grant pull on the source and push on the target',
   MANIFEST_UNKNOWN: 'check the tag or digest exists in the source repository',
   NAME_UNKNOWN: 'check the repository name and that it exists',
