@@ -5,6 +5,7 @@ import type { Reference } from '../../src/registry/reference.js';
 import { importsHandler } from '../../src/functions/imports.js';
 import { jobStorage, setEngine } from '../../src/functions/services.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
+import { freePort } from '../helpers/ports.js';
 import { call, type CallOptions } from './support.js';
 
 const PASSWORD = `src-pass-${randomBytes(8).toString('hex')}`;
@@ -170,6 +171,44 @@ describe('POST /api/imports', () => {
       process.env.HOIST_SECRET_KEY = key;
     }
   });
+
+  it.each(['not-base64!', Buffer.alloc(16).toString('base64')])('with a malformed HOIST_SECRET_KEY (%j) refuses only requests with credentials', async (malformed) => {
+    const key = process.env.HOIST_SECRET_KEY;
+    process.env.HOIST_SECRET_KEY = malformed;
+    try {
+      expect((await post({ source: SOURCE, images: ['hello:badkey'] })).status).toBe(202);
+      const res = await post({ source: SOURCE, images: ['hello:badkey'], username: 'u', password: PASSWORD });
+      expect(res.status).toBe(500);
+      expect(res.body.error).toMatchObject({ code: 'CONFIGURATION_ERROR' });
+      expect(res.body.error.message).toMatch(/HOIST_SECRET_KEY is not set, or is not base64 of 32 random bytes/);
+      expect(JSON.stringify(res.body)).not.toContain(malformed);
+      expect(JSON.stringify(res.body)).not.toContain(PASSWORD);
+    } finally {
+      process.env.HOIST_SECRET_KEY = key;
+    }
+  });
+});
+
+describe('while the job storage is unreachable', () => {
+  it.each([
+    ['POST /api/imports', () => post({ source: SOURCE, images: ['hello:outage'] })],
+    ['GET /api/imports', () => get('/api/imports')],
+  ])('%s answers 503 with the error JSON and Retry-After', async (_name, send) => {
+    const storage = process.env.AzureWebJobsStorage;
+    const closed = await freePort();
+    // Azurite's well-known development account, at a port nothing listens on.
+    process.env.AzureWebJobsStorage = azurite.connectionString.replace(/127\.0\.0\.1:\d+/g, `127.0.0.1:${closed}`);
+    try {
+      const res = await send();
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('10');
+      expect(res.body.error).toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
+      expect(res.body.error.message).toMatch(/the job storage cannot be reached right now: retry after 10 seconds/);
+      expect(res.body.error.message).not.toContain(String(closed));
+    } finally {
+      process.env.AzureWebJobsStorage = storage;
+    }
+  }, 60_000);
 });
 
 describe('Idempotency-Key', () => {
