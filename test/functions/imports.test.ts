@@ -15,6 +15,8 @@ let azurite: TestAzurite;
 const existingTags = new Map<string, string>();
 const checkedTargets: string[][] = [];
 let targetDown = false;
+/** When set, the target check fails with a message quoting the target password, as a careless registry might. */
+let targetEchoesPassword = false;
 
 beforeAll(async () => {
   azurite = await startAzurite();
@@ -28,6 +30,7 @@ beforeAll(async () => {
   setEngine({
     findExistingTags: async (targets: Reference[], _credentials, digest) => {
       if (targetDown) throw new CopyError('AUTH_FAILED', 'authentication failed on the target localhost:5999/x: UNAUTHORIZED', 'target');
+      if (targetEchoesPassword) throw new CopyError('AUTH_FAILED', `the target refused password ${_credentials?.('localhost:5999')?.password}`, 'target');
       checkedTargets.push(targets.map(String));
       return targets.filter((t) => existingTags.has(t.toString()) && existingTags.get(t.toString()) !== digest).map((t) => ({ reference: t.toString(), digest: existingTags.get(t.toString())! }));
     },
@@ -41,6 +44,7 @@ afterEach(() => {
   delete process.env.HOIST_API_KEY;
   existingTags.clear();
   targetDown = false;
+  targetEchoesPassword = false;
 });
 
 const post = (json: unknown, extra: Omit<CallOptions, 'json'> = {}) => call(importsHandler, { json, ...extra });
@@ -155,6 +159,23 @@ describe('POST /api/imports', () => {
     expect(res.status).toBe(502);
     expect(res.body.error.code).toBe('TARGET_CHECK_FAILED');
     expect(res.body.error.message).toMatch(/could not check the target registry localhost:5999/);
+  });
+
+  it('keeps the target password out of a failed target check', async () => {
+    const targetPassword = `target-pass-${randomBytes(8).toString('hex')}`;
+    Object.assign(process.env, { HOIST_TARGET_USERNAME: 'pusher', HOIST_TARGET_PASSWORD: targetPassword });
+    targetEchoesPassword = true;
+    const logs: string[] = [];
+    try {
+      const res = await call(importsHandler, { json: { source: SOURCE, images: ['hello:echo'] } }, logs);
+      expect(res.status).toBe(502);
+      expect(res.body.error.message).toContain('[REDACTED]');
+      expect(JSON.stringify(res.body)).not.toContain(targetPassword);
+      expect(logs.join('\n')).not.toContain(targetPassword);
+    } finally {
+      delete process.env.HOIST_TARGET_USERNAME;
+      delete process.env.HOIST_TARGET_PASSWORD;
+    }
   });
 
   it('refuses credentials when HOIST_SECRET_KEY is not set, and accepts the rest', async () => {

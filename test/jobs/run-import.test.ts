@@ -323,4 +323,15 @@ describe('describeFailure', () => {
     expect(failure.message).toMatch(advice);
     expect(failure.message).not.toMatch(/--force|--src-creds|--dest-creds|docker\/config\.json/);
   });
+
+  it.each([
+    ['a copy error', (secret: string) => new CopyError('AUTH_FAILED', `the registry said: bad password ${secret}`, 'source')],
+    ['a registry error', (secret: string) => new RegistryError({ code: 'DENIED', status: 403, method: 'GET', url: 'http://r.io/v2/', reference: `r.io/a:${secret}`, details: [{ code: 'DENIED', message: secret }] })],
+    ['an unexpected error', (secret: string) => new Error(`boom ${secret}`)],
+  ])('removes every secret from the message of %s', (_name, make) => {
+    const secret = `pw-${randomBytes(8).toString('hex')}`;
+    const failure = describeFailure(make(secret), [undefined, secret]);
+    expect(failure.message).not.toContain(secret);
+    expect(failure.message).toContain('[REDACTED]');
+  });
 });

@@ -12,7 +12,10 @@ import { newJobId } from '../../src/jobs/job-id.js';
 import { newJobRecord } from '../../src/jobs/job-record.js';
 import { describeFailure } from '../../src/jobs/run-import.js';
 import { toStatusDocument } from '../../src/jobs/status-document.js';
+import { RegistryError } from '../../src/registry/errors.js';
 import { parseReference } from '../../src/registry/reference.js';
+import { DEFAULT_RETRY } from '../../src/registry/retry.js';
+import { Transport } from '../../src/registry/transport.js';
 import { requireBuild, runHoist, tempHome } from '../cli/support.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, origin: string) => void;
@@ -108,6 +111,18 @@ describe('error bodies from other hosts', () => {
     expect(error.message).not.toContain('y'.repeat(201));
     expect(recorded).not.toContain(detail);
     expect(recorded).not.toContain('y'.repeat(201));
+  });
+
+  it.each([403, 404, 500])('keeps the query (upload _state, storage signatures) out of the URL of a %i error', async (status) => {
+    const state = marker('state-secret');
+    const host = await scripted(answer(status, 'application/json', '{"errors":[{"code":"DENIED","message":"no"}]}'));
+    const transport = new Transport(host, undefined, { ...DEFAULT_RETRY, maxAttempts: 1 });
+    const error = await transport
+      .send({ method: 'PATCH', url: new URL(`http://${host}/v2/team/app/blobs/uploads/u1?_state=${state}&sig=${state}`), scopes: [], reference: `${host}/team/app`, expect: [202] })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect((error as RegistryError).url).toBe(`http://${host}/v2/team/app/blobs/uploads/u1`);
+    expect(JSON.stringify({ ...(error as RegistryError), message: (error as RegistryError).message })).not.toContain(state);
   });
 
   it('the CLI prints neither body', async () => {
