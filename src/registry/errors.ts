@@ -147,7 +147,37 @@ function cleanMessage(message: string): string {
 export function describeBody(contentType: string | undefined): string {
   const mediaType = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
   if (mediaType === '') return 'a body of no declared type';
-  return MEDIA_TYPE.test(mediaType) ? `a ${mediaType} body` : 'a body of a malformed content type';
+  if (!MEDIA_TYPE.test(mediaType)) return 'a body of a malformed content type';
+  return `${/^[aeiou]/.test(mediaType) ? 'an' : 'a'} ${mediaType} body`;
+}
+
+/** Where a JSON answer came from, for the error when it is not JSON. */
+export interface JsonAnswer {
+  status: number;
+  method: string;
+  /** The answering URL, already redacted. */
+  url: string;
+  reference: string;
+  contentType: string | undefined;
+}
+
+/**
+ * Parses a registry's JSON answer. One that is not JSON is an UNEXPECTED_RESPONSE naming its
+ * content type: JSON.parse's own message would quote the body.
+ */
+export function parseRegistryJson(text: string, answer: JsonAnswer): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new RegistryError({
+      code: 'UNEXPECTED_RESPONSE',
+      status: answer.status,
+      method: answer.method,
+      url: answer.url,
+      reference: answer.reference,
+      details: [{ code: 'UNEXPECTED_RESPONSE', message: `expected JSON, got ${describeBody(answer.contentType)} that does not parse` }],
+    });
+  }
 }
 
 /** Maps an HTTP status with no spec error body to the closest spec code. */

@@ -13,7 +13,8 @@ import { newJobRecord } from '../../src/jobs/job-record.js';
 import { describeFailure } from '../../src/jobs/run-import.js';
 import { toStatusDocument } from '../../src/jobs/status-document.js';
 import { RegistryError } from '../../src/registry/errors.js';
-import { parseReference } from '../../src/registry/reference.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { parseReference, type Reference } from '../../src/registry/reference.js';
 import { DEFAULT_RETRY } from '../../src/registry/retry.js';
 import { Transport } from '../../src/registry/transport.js';
 import { requireBuild, runHoist, tempHome } from '../cli/support.js';
@@ -69,7 +70,7 @@ async function failedCopy(sourceHost: string): Promise<{ error: CopyError; recor
 describe('error bodies from other hosts', () => {
   it.each([
     ['a registry answering 403 in plain text', () => answer(403, 'text/plain; charset=utf-8', `${TEXT_BODY}\nsecond line`), TEXT_BODY, /HTTP 403 with a text\/plain body \(not shown\)/],
-    ['a registry answering 403 in XML (Azurite)', () => answer(403, 'application/xml', xml(XML_BODY)), XML_BODY, /HTTP 403 with a application\/xml body \(not shown\)/],
+    ['a registry answering 403 in XML (Azurite)', () => answer(403, 'application/xml', xml(XML_BODY)), XML_BODY, /HTTP 403 with an application\/xml body \(not shown\)/],
     ['a token realm answering 403 in plain text', () => tokenRealm(answer(403, 'text/plain', TEXT_BODY)), TEXT_BODY, /token service refused/],
     ['a token realm answering 403 in XML', () => tokenRealm(answer(403, 'application/xml', xml(XML_BODY))), XML_BODY, /token service refused/],
   ])('%s: the error names the status, not the body', async (_name, handler, body, summary) => {
@@ -85,7 +86,7 @@ describe('error bodies from other hosts', () => {
   it.each([
     ['plain text', 'text/plain', TEXT_BODY, /the token realm http:\/\/127\.0\.0\.1:\d+\/token answered a text\/plain body, not a JSON token response/],
     ['HTML', 'text/html; charset=utf-8', `<html><body>${TEXT_BODY}</body></html>`, /answered a text\/html body, not a JSON token response/],
-    ['XML', 'application/xml', xml(XML_BODY), /answered a application\/xml body, not a JSON token response/],
+    ['XML', 'application/xml', xml(XML_BODY), /answered an application\/xml body, not a JSON token response/],
   ])('a token realm answering 200 with %s is an UNAUTHORIZED registry error naming the realm', async (_name, type, body, message) => {
     const host = await scripted(tokenRealm(answer(200, type, body)));
     const { error, recorded } = await failedCopy(host);
@@ -123,6 +124,19 @@ describe('error bodies from other hosts', () => {
     expect(error).toBeInstanceOf(RegistryError);
     expect((error as RegistryError).url).toBe(`http://${host}/v2/team/app/blobs/uploads/u1`);
     expect(JSON.stringify({ ...(error as RegistryError), message: (error as RegistryError).message })).not.toContain(state);
+  });
+
+  it.each([
+    ['a tag list', (client: RegistryClient, ref: Reference) => client.listTags(ref)],
+    ['a referrers index', (client: RegistryClient, ref: Reference) => client.referrers(ref, `sha256:${'a'.repeat(64)}`)],
+  ])('%s that is not JSON is an UNEXPECTED_RESPONSE naming the content type, not quoting the body', async (_name, ask) => {
+    const host = await scripted(answer(200, 'application/vnd.oci.image.index.v1+json', `<html>${TEXT_BODY}</html>`));
+    const ref = parseReference(`${host}/team/app:v1`);
+    const error = await ask(RegistryClient.for(ref.registry), ref).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect((error as RegistryError).code).toBe('UNEXPECTED_RESPONSE');
+    expect((error as RegistryError).message).toMatch(/expected JSON, got an application\/vnd\.oci\.image\.index\.v1\+json body that does not parse/);
+    expect((error as RegistryError).message).not.toContain(TEXT_BODY);
   });
 
   it('the CLI prints neither body', async () => {
