@@ -88,6 +88,17 @@ function summary(result: CopyResult, dryRun: boolean): string {
   return lines.join('\n');
 }
 
+/** What a CLI user can do about a copy error, in the CLI's words; the engine's messages name no surface. */
+function cliAdvice(error: unknown): string {
+  if (!(error instanceof CopyError)) return '';
+  if (error.code === 'TAG_EXISTS') return '; pass --force to overwrite it';
+  if (error.code === 'AUTH_FAILED' && error.side) {
+    const flags = error.side === 'source' ? '--src-creds or HOIST_SRC_USERNAME/HOIST_SRC_PASSWORD' : '--dest-creds or HOIST_DEST_USERNAME/HOIST_DEST_PASSWORD';
+    return ` (the ${error.side}'s credentials come from ${flags}, else ~/.docker/config.json)`;
+  }
+  return '';
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
@@ -125,7 +136,7 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   } catch (error) {
     const code = exitCodeFor(error);
-    const message = error instanceof Error ? error.message : String(error);
+    const message = (error instanceof Error ? error.message : String(error)) + cliAdvice(error);
     if (json) {
       process.stdout.write(`${JSON.stringify({ error: { code: (error as { code?: string }).code ?? 'ERROR', message, exitCode: code } })}\n`);
     }

@@ -147,7 +147,8 @@ export async function findExistingTags(targets: Reference[], credentials?: Crede
 
 function tagExists(existing: Array<{ reference: string; digest: string }>): CopyError {
   const list = existing.map((e) => `${e.reference} (now ${e.digest})`).join(', ');
-  return new CopyError('TAG_EXISTS', `target tag already exists: ${list}; pass --force (or "force": true) to overwrite it`, 'target');
+  // No advice here: the CLI and the API each say how to ask for force in their own words.
+  return new CopyError('TAG_EXISTS', `target tag already exists: ${list}`, 'target');
 }
 
 function groupTargets(targets: Reference[], credentials?: CredentialSource): TargetRepo[] {

@@ -1,7 +1,8 @@
 /**
  * How the HTTP functions answer failures: `{"error": {"code", "message", "field"}}` with the status
- * each known error means. Unknown errors are not answered here: the handler rethrows them and the
- * host answers 500 and logs them.
+ * each known error means, including 503 with Retry-After while the job storage is unreachable.
+ * Unknown errors are not answered here: the handler rethrows them and the host answers 500 and
+ * logs them.
  */
 import type { HttpResponseInit } from '@azure/functions';
 import {
@@ -59,5 +60,26 @@ export function responseForError(error: unknown): HttpResponseInit | undefined {
   if (error instanceof TargetCheckError) return errorResponse(502, error.code, error.message);
   if (error instanceof ConfigurationError) return errorResponse(500, error.code, error.message);
   if (error instanceof SecretError) return errorResponse(500, error.code, error.message);
+  if (isStorageUnavailable(error)) {
+    // The SDK's own message names endpoints and sockets: the caller needs only to know to retry.
+    return errorResponse(503, 'STORAGE_UNAVAILABLE', `the job storage cannot be reached right now: retry after ${STORAGE_RETRY_AFTER_SECONDS} seconds`, undefined, {}, {
+      'retry-after': String(STORAGE_RETRY_AFTER_SECONDS),
+    });
+  }
   return undefined;
+}
+
+/** How long a caller should wait after a storage outage: longer than the SDK's own retries took. */
+export const STORAGE_RETRY_AFTER_SECONDS = 10;
+
+/**
+ * Whether an error is the storage SDKs' (`RestError` of @azure/core-rest-pipeline, which
+ * @azure/data-tables and @azure/storage-queue throw) for a request that got no answer (connection
+ * refused, reset, timed out) or a server-side failure. Other RestErrors (404, 409, 412) are the
+ * job layer's to interpret and never reach here as such.
+ */
+function isStorageUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error) || error.name !== 'RestError') return false;
+  const status = (error as { statusCode?: number }).statusCode;
+  return status === undefined || status >= 500;
 }

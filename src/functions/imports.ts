@@ -87,6 +87,7 @@ async function getImport(id: string): Promise<HttpResponseInit> {
 }
 
 async function listImports(request: HttpRequest): Promise<HttpResponseInit> {
+  refuseRepeatedParameters(request.query);
   const statuses = parseStatuses(request.query.get('status'));
   const pageSize = parsePageSize(request.query.get('pageSize'));
   const after = request.query.get('continuationToken') ?? undefined;
@@ -118,11 +119,27 @@ function parseStatuses(value: string | null): JobStatus[] | undefined {
   return [...new Set(statuses)] as JobStatus[];
 }
 
+/**
+ * Refuses a query parameter given more than once: `pageSize=1&pageSize=100` has no one meaning,
+ * and silently taking the first would hide the caller's mistake.
+ */
+function refuseRepeatedParameters(query: URLSearchParams): void {
+  for (const name of new Set(query.keys())) {
+    const count = query.getAll(name).length;
+    if (count > 1) {
+      throw new RequestError('INVALID_QUERY', `"${name}" is given ${count} times: give it once (several statuses go in one "status", separated by commas)`, name);
+    }
+  }
+}
+
+/** Plain decimal digits only: `Number()` would also take `1e2`, `0x10`, ` 5` and `5.0`. */
+const DECIMAL = /^[0-9]{1,6}$/;
+
 function parsePageSize(value: string | null): number {
   if (value === null || value === '') return DEFAULT_PAGE_SIZE;
-  const n = Number(value);
+  const n = DECIMAL.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE_SIZE) {
-    throw new RequestError('INVALID_QUERY', `"pageSize" is "${value}": give a whole number from 1 to ${MAX_PAGE_SIZE}`, 'pageSize');
+    throw new RequestError('INVALID_QUERY', `"pageSize" is "${value}": give a whole number from 1 to ${MAX_PAGE_SIZE} in plain decimal digits`, 'pageSize');
   }
   return n;
 }

@@ -1,6 +1,8 @@
 /**
  * Reads a JSON request body with the API's limits: 415 unless the content type is JSON, 413 over
- * 64 KiB (checked on Content-Length before reading, and on the bytes read), 400 for malformed JSON.
+ * 64 KiB, 400 for malformed JSON. The size is checked on Content-Length before reading and on the
+ * bytes as they arrive: reading stops at the first byte past the limit, whatever the transfer
+ * encoding, so a chunked body of any size costs at most 64 KiB + one chunk of memory.
  */
 import type { HttpRequest } from '@azure/functions';
 import { RequestError } from '../jobs/errors.js';
@@ -18,10 +20,8 @@ export async function readJsonBody(request: HttpRequest, maxBytes = MAX_BODY_BYT
     throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `the body must be JSON: send Content-Type: application/json${contentType ? `, not ${contentType}` : ''}`, 'Content-Type');
   }
   const declared = Number(request.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(declared, maxBytes);
-  const bytes = Buffer.from(await request.arrayBuffer());
-  if (bytes.length > maxBytes) throw tooLarge(bytes.length, maxBytes);
-  const text = bytes.toString('utf8');
+  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes, declared);
+  const text = (await readCapped(request, maxBytes)).toString('utf8');
   if (text.trim() === '') throw new RequestError('INVALID_JSON', 'the body is empty: send a JSON object such as {"source": "docker.io/library/hello-world:latest"}');
   try {
     return JSON.parse(text) as unknown;
@@ -32,6 +32,30 @@ export async function readJsonBody(request: HttpRequest, maxBytes = MAX_BODY_BYT
   }
 }
 
-function tooLarge(size: number, maxBytes: number): HttpError {
-  return new HttpError(413, 'PAYLOAD_TOO_LARGE', `the body is ${size} bytes; at most ${maxBytes} bytes (${maxBytes / 1024} KiB) are accepted`);
+/**
+ * The body's bytes, read chunk by chunk; throws 413 as soon as more than `maxBytes` have arrived,
+ * and cancels the stream so nothing more is read. (`request.arrayBuffer()` would buffer the whole
+ * body first, however large.)
+ */
+async function readCapped(request: HttpRequest, maxBytes: number): Promise<Buffer> {
+  if (!request.body) return Buffer.alloc(0);
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks, size);
+    size += value.byteLength;
+    if (size > maxBytes) {
+      // Not awaited: a host may settle the cancel only once the connection closes.
+      reader.cancel().catch(() => undefined);
+      throw tooLarge(maxBytes);
+    }
+    chunks.push(value);
+  }
+}
+
+function tooLarge(maxBytes: number, declared?: number): HttpError {
+  const size = declared === undefined ? `more than ${maxBytes} bytes` : `${declared} bytes`;
+  return new HttpError(413, 'PAYLOAD_TOO_LARGE', `the body is ${size}; at most ${maxBytes} bytes (${maxBytes / 1024} KiB) are accepted`);
 }

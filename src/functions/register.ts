@@ -7,6 +7,7 @@ import { app } from '@azure/functions';
 import type { FunctionDefinition } from './definition.js';
 import { definitions } from './definitions.js';
 import { watchRuntimeShutdown } from './shutdown.js';
+import { secretKeyProblem } from './services.js';
 
 type Of<T extends FunctionDefinition['trigger']['type']> = Extract<FunctionDefinition, { trigger: { type: T } }>;
 
@@ -40,3 +41,7 @@ export function register(list: FunctionDefinition[]): void {
 
 register(definitions);
 watchRuntimeShutdown((handler) => app.hook.appTerminate(handler));
+
+// Reported once, as the app loads: a bad key then fails only the requests that need it.
+const keyProblem = secretKeyProblem();
+if (keyProblem) console.error(`hoist: ${keyProblem}`);

@@ -4,6 +4,7 @@
  * engine. Tests swap the engine with `setEngine`.
  */
 import { copy, findExistingTags } from '../copy/index.js';
+import { ConfigurationError } from '../jobs/errors.js';
 import { openJobStorage, type JobStorage } from '../jobs/job-storage.js';
 import { SecretBox } from '../jobs/secret-box.js';
 import { Settings } from '../jobs/settings.js';
@@ -39,9 +40,29 @@ export function jobStorage(settings: Settings = currentSettings()): Promise<JobS
   return storage;
 }
 
-/** The box for HOIST_SECRET_KEY, or undefined when it is not set. Throws when it is malformed. */
+/**
+ * The box for HOIST_SECRET_KEY, or undefined when it is not set or malformed. A malformed key is
+ * reported once, when the host starts ({@link secretKeyProblem}); here it only makes the requests
+ * that need a key fail (500 CONFIGURATION_ERROR), instead of every request.
+ */
 export function secretBox(settings: Settings = currentSettings()): SecretBox | undefined {
-  return SecretBox.fromSetting(settings.secretKey);
+  try {
+    return SecretBox.fromSetting(settings.secretKey);
+  } catch (error) {
+    if (error instanceof ConfigurationError) return undefined;
+    throw error;
+  }
+}
+
+/** What is wrong with HOIST_SECRET_KEY, for the host to report once at start; undefined when it is usable or unset. */
+export function secretKeyProblem(settings: Settings = currentSettings()): string | undefined {
+  try {
+    SecretBox.fromSetting(settings.secretKey);
+    return undefined;
+  } catch (error) {
+    if (error instanceof ConfigurationError) return `${error.message}; until it is fixed, imports with credentials are refused`;
+    throw error;
+  }
 }
 
 /** The copy engine in use. */

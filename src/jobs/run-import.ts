@@ -229,9 +229,18 @@ function isPermanent(error: unknown): boolean {
 /** A job failure from an error: its stable code and a message with every secret removed. */
 export function describeFailure(error: unknown, secrets: Array<string | undefined>): JobFailure {
   if (error instanceof CopyError || error instanceof RegistryError || error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError) {
-    return { code: error.code, message: redact(error.message, secrets) };
+    return { code: error.code, message: redact(error.message + apiAdvice(error), secrets) };
   }
   return { code: 'INTERNAL_ERROR', message: redact(`unexpected error: ${errorText(error)}`, secrets) };
+}
+
+/** What the API's caller can do about a copy error, in the API's words; the engine's messages name no surface. */
+function apiAdvice(error: Error): string {
+  if (!(error instanceof CopyError)) return '';
+  if (error.code === 'TAG_EXISTS') return '; set "force": true in the import request to overwrite it';
+  if (error.code === 'AUTH_FAILED' && error.side === 'source') return ' (the source credentials are the request\'s "username" and "password")';
+  if (error.code === 'AUTH_FAILED' && error.side === 'target') return ' (the target credentials are the deployment\'s HOIST_TARGET_USERNAME and HOIST_TARGET_PASSWORD)';
+  return '';
 }
 
 function errorText(error: unknown, secrets: Array<string | undefined> = []): string {

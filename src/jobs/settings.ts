@@ -25,6 +25,10 @@ export const DEFAULT_CHECKPOINTS_TABLE = 'hoistcheckpoints';
 
 type Env = Record<string, string | undefined>;
 
+/** Plain decimals: `Number()` alone would also take `1e3`, `0x3c` and `Infinity`. */
+const DECIMAL = /^[0-9]+(?:\.[0-9]+)?$/;
+const WHOLE_NUMBER = /^[0-9]+$/;
+
 /** Reads and checks settings from an environment (by default `process.env`). */
 export class Settings {
   constructor(private readonly env: Env = process.env) {}
@@ -139,16 +143,16 @@ export class Settings {
   private seconds(name: string, fallback: number): number {
     const v = this.value(name);
     if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new ConfigurationError(name, `${name} "${v}" must be a positive number of seconds`);
+    const n = DECIMAL.test(v) ? Number(v) : NaN;
+    if (!Number.isFinite(n) || n <= 0) throw new ConfigurationError(name, `${name} "${v}" must be a positive number of seconds, in decimal digits (e.g. 480 or 1.5)`);
     return n;
   }
 
   private integer(name: string, fallback: number, min: number): number {
     const v = this.value(name);
     if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < min) throw new ConfigurationError(name, `${name} "${v}" must be a whole number of at least ${min}`);
+    const n = WHOLE_NUMBER.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < min) throw new ConfigurationError(name, `${name} "${v}" must be a whole number of at least ${min}, in decimal digits`);
     return n;
   }
 }

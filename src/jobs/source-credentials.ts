@@ -11,7 +11,7 @@ export function sealCredentials(box: SecretBox | undefined, jobId: string, crede
   if (!box) {
     throw new ConfigurationError(
       'HOIST_SECRET_KEY',
-      'this deployment cannot accept source credentials: HOIST_SECRET_KEY is not set (base64 of 32 random bytes, e.g. from `openssl rand -base64 32`); import public images without "username"/"password", or ask the operator to set it',
+      'this deployment cannot accept source credentials: HOIST_SECRET_KEY is not set, or is not base64 of 32 random bytes (e.g. from `openssl rand -base64 32`; the host reports which when it starts); import public images without "username"/"password", or ask the operator to set it',
     );
   }
   return box.seal(JSON.stringify({ username: credentials.username, password: credentials.password }), jobId);
@@ -20,7 +20,7 @@ export function sealCredentials(box: SecretBox | undefined, jobId: string, crede
 /** Opens a job's sealed credentials. Throws ConfigurationError (no key) or SecretError (wrong key, altered). */
 export function openCredentials(box: SecretBox | undefined, jobId: string, sealed: string): Credentials {
   if (!box) {
-    throw new ConfigurationError('HOIST_SECRET_KEY', `job ${jobId} has source credentials but HOIST_SECRET_KEY is not set: restore the key the job was submitted under`);
+    throw new ConfigurationError('HOIST_SECRET_KEY', `job ${jobId} has source credentials but HOIST_SECRET_KEY is not set or not valid: restore the key the job was submitted under`);
   }
   const { username, password } = JSON.parse(box.open(sealed, jobId)) as Credentials;
   return { username, password };

@@ -43,6 +43,8 @@ export class HttpHost {
     private readonly servers: Server[],
     /** The port it listens on. */
     readonly port: number,
+    /** One promise per request received and not yet answered (settled when its response closes). */
+    private readonly inFlight: Set<Promise<void>>,
   ) {}
 
   /** The base URL, e.g. `http://localhost:7071`. */
@@ -60,7 +62,11 @@ export class HttpHost {
       .map((definition) => ({ template: parseRouteTemplate(definition.trigger.route || definition.name), definition }))
       .sort((a, b) => compareRoutePrecedence(a.template, b.template));
     let port = options.port;
+    const inFlight = new Set<Promise<void>>();
     const handle = (req: IncomingMessage, res: ServerResponse) => {
+      const answered = new Promise<void>((resolve) => res.once('close', resolve));
+      inFlight.add(answered);
+      void answered.then(() => inFlight.delete(answered));
       void dispatch(req, res, port, routes, options).catch((error: unknown) => {
         options.logger.log('error', 'host', `HTTP ${req.method} ${pathOf(req)} failed:`, describeError(error));
         if (!res.headersSent) res.writeHead(500).end();
@@ -78,7 +84,7 @@ export class HttpHost {
     } catch {
       secondary.close();
     }
-    return new HttpHost(servers, port);
+    return new HttpHost(servers, port, inFlight);
   }
 
   /** Stops accepting connections and closes idle keep-alive ones; in-flight requests go on. */
@@ -86,6 +92,21 @@ export class HttpHost {
     const closed = Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     for (const server of this.servers) server.closeIdleConnections();
     return closed.then(() => undefined);
+  }
+
+  /**
+   * Waits until every request received so far has its response written, or until `deadline`
+   * (epoch ms). A handler's invocation ends before its response is written, so waiting for the
+   * invocations alone would cut responses on their way out.
+   */
+  async drain(deadline: number): Promise<void> {
+    while (this.inFlight.size > 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(this.inFlight), new Promise((resolve) => (timer = setTimeout(resolve, left)))]);
+      clearTimeout(timer);
+    }
   }
 
   /** Cuts every remaining connection, for when the shutdown grace period is over. */

@@ -148,6 +148,7 @@ export async function startLocalHost(options: StartLocalHostOptions): Promise<Lo
     const httpClosed = httpHost.stopAccepting();
     const unfinishedMessages = await Promise.all(listeners.map((l) => l.stop(deadline)));
     const unfinished = await runner.drain(Math.max(0, deadline - Date.now()));
+    await httpHost.drain(deadline);
     if (unfinished > 0 || unfinishedMessages.some((n) => n > 0)) {
       logger.log('warning', 'host', `stopping with ${unfinished} invocation(s) still running; their queue messages will be delivered again`);
     }

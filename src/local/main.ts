@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { beginShutdown } from '../functions/shutdown.js';
+import { withDevelopmentSecretKey } from './development-key.js';
 import { startLocalHost } from './local-host.js';
 import { applySettingsToEnvironment, readLocalSettings, type AppSettings } from './settings.js';
 
@@ -34,11 +35,20 @@ function messageLease(settings: AppSettings): { messageLeaseInMs?: number } {
 
 async function main(): Promise<void> {
   const projectRoot = findProjectRoot(__dirname);
-  const settings = readLocalSettings(projectRoot);
+  const { settings, notice } = withDevelopmentSecretKey(readLocalSettings(projectRoot), projectRoot);
   applySettingsToEnvironment(settings);
+  if (notice) {
+    // The environment wins over settings files, and an empty variable would hide the key.
+    process.env.HOIST_SECRET_KEY = settings.HOIST_SECRET_KEY;
+    process.stdout.write(`${notice}\n`);
+  }
   // Loaded only now, after the settings are in process.env, so modules that read settings while
   // loading see local.settings.json values, as they do under `func start`.
   const { definitions } = await import('../functions/definitions.js');
+  const { secretKeyProblem } = await import('../functions/services.js');
+  // Reported once: requests that need no key go on working; those that do fail with 500.
+  const keyProblem = secretKeyProblem();
+  if (keyProblem) process.stderr.write(`${keyProblem}\n`);
   const host = await startLocalHost({ definitions, settings, projectRoot, ...messageLease(settings) });
 
   let signalled = false;

@@ -5,7 +5,7 @@
  * rejects them.
  */
 import type { Credentials } from './credentials.js';
-import { RegistryError } from './errors.js';
+import { describeBody, RegistryError } from './errors.js';
 import { exchange } from './http.js';
 
 export interface Challenge {
@@ -100,7 +100,13 @@ export class Authenticator {
     if (!realm) {
       throw new RegistryError({ code: 'UNAUTHORIZED', status: 401, method: 'GET', url: this.host, reference: this.host, details: [{ code: 'UNAUTHORIZED', message: 'Bearer challenge without a realm' }] });
     }
-    const url = new URL(realm);
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch {
+      throw new RegistryError({ code: 'UNAUTHORIZED', status: 401, method: 'GET', url: this.host, reference: this.host, details: [{ code: 'UNAUTHORIZED', message: 'Bearer challenge with a realm that is not a URL' }] });
+    }
+    const realmUrl = url.origin + url.pathname;
     if (service) url.searchParams.set('service', service);
     for (const scope of scopes) url.searchParams.append('scope', scope);
     const headers: Record<string, string> = { 'user-agent': USER_AGENT };
@@ -110,7 +116,7 @@ export class Authenticator {
     try {
       response = await exchange({ url, method: 'GET', headers, signal });
     } catch (cause) {
-      throw new RegistryError({ code: 'NETWORK_ERROR', status: 0, method: 'GET', url: url.origin + url.pathname, reference: `token service ${url.host}`, cause });
+      throw new RegistryError({ code: 'NETWORK_ERROR', status: 0, method: 'GET', url: realmUrl, reference: `token service ${url.host}`, cause });
     }
     const text = await readLimited(response.body, MAX_TOKEN_RESPONSE_BYTES);
     if (response.statusCode !== 200) {
@@ -118,18 +124,43 @@ export class Authenticator {
         code: response.statusCode === 401 || response.statusCode === 403 ? 'UNAUTHORIZED' : 'UNEXPECTED_RESPONSE',
         status: response.statusCode,
         method: 'GET',
-        url: url.origin + url.pathname,
+        url: realmUrl,
         reference: `token service for ${this.host}`,
         details: [{ code: 'TOKEN', message: `the token service refused ${scopes.join(' ') || 'the request'}` }],
       });
     }
-    const body = JSON.parse(text) as { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
-    const token = body.token ?? body.access_token;
-    if (!token) {
-      throw new RegistryError({ code: 'UNAUTHORIZED', status: 200, method: 'GET', url: url.origin + url.pathname, reference: `token service for ${this.host}`, details: [{ code: 'TOKEN', message: 'token response without a token' }] });
+    const body = tokenResponse(text);
+    if (!body) {
+      // JSON.parse's own message would quote the realm's answer (an HTML page, say).
+      throw new RegistryError({
+        code: 'UNAUTHORIZED',
+        status: response.statusCode,
+        method: 'GET',
+        url: realmUrl,
+        reference: `token service for ${this.host}`,
+        details: [{ code: 'TOKEN', message: `the token realm ${realmUrl} answered ${describeBody(flatHeader(response.headers['content-type']))}, not a JSON token response` }],
+      });
     }
-    const lifetime = (body.expires_in && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_LIFETIME_S) * 1000;
+    const token = typeof body.token === 'string' && body.token ? body.token : typeof body.access_token === 'string' && body.access_token ? body.access_token : undefined;
+    if (!token) {
+      throw new RegistryError({ code: 'UNAUTHORIZED', status: 200, method: 'GET', url: realmUrl, reference: `token service for ${this.host}`, details: [{ code: 'TOKEN', message: 'token response without a token' }] });
+    }
+    const lifetime = (typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_LIFETIME_S) * 1000;
     return { token, expiresAt: Date.now() + lifetime };
+  }
+}
+
+function flatHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The fields of a token response (Docker token spec); undefined when the text is not a JSON object. */
+function tokenResponse(text: string): { token?: unknown; access_token?: unknown; expires_in?: unknown } | undefined {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -7,7 +7,7 @@ import { BlobStream } from './blob-stream.js';
 import type { CredentialSource } from './credentials.js';
 import { readLimited } from './auth.js';
 import { sha256 } from './digest.js';
-import { RegistryError } from './errors.js';
+import { parseRegistryJson, RegistryError } from './errors.js';
 import { MANIFEST_ACCEPT, MediaType } from './media-types.js';
 import type { Reference, Registry } from './reference.js';
 import { DEFAULT_RETRY } from './retry.js';
@@ -301,7 +301,8 @@ export class RegistryClient {
     let url: URL | undefined = this.url(`${ref.repository}/tags/list`);
     for (let page = 0; url && page < MAX_PAGES; page++) {
       const res = await this.send({ method: 'GET', url, reference: ref.name, expect: [200], signal }, ref);
-      const body = JSON.parse(await readLimited(res.body, MAX_MANIFEST_BYTES)) as { tags?: string[] | null };
+      const answer = { status: res.status, method: 'GET', url: redact(url), reference: ref.name, contentType: res.headers['content-type'] };
+      const body = (parseRegistryJson(await readLimited(res.body, MAX_MANIFEST_BYTES), answer) ?? {}) as { tags?: string[] | null };
       tags.push(...(body.tags ?? []));
       url = nextLink(res.headers.link, url);
     }
@@ -322,7 +323,7 @@ export class RegistryClient {
       // distribution 2.8 answers a plain-text 404: that means "no API", not "no referrers".
       if (res.status === 404) return page === 0 ? undefined : found;
       if (!contentType.includes(MediaType.OciIndex)) return page === 0 ? undefined : found;
-      const index = JSON.parse(text) as { manifests?: Descriptor[] };
+      const index = (parseRegistryJson(text, { status: res.status, method: 'GET', url: redact(url), reference: ref.withDigest(digest).toString(), contentType }) ?? {}) as { manifests?: Descriptor[] };
       found.push(...(index.manifests ?? []));
       url = nextLink(res.headers.link, url);
     }

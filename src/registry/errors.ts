@@ -44,7 +44,8 @@ export interface RegistryErrorInit {
 }
 
 const ADVICE: Record<string, string> = {
-  UNAUTHORIZED: 'check the credentials (--src-creds/--dest-creds, HOIST_* variables or ~/.docker/config.json)',
+  // Where credentials come from is for the surface showing the error to say (CLI flags, API fields).
+  UNAUTHORIZED: 'check the credentials for this registry',
   DENIED: 'the credentials are valid but lack permission: grant pull on the source and push on the target',
   MANIFEST_UNKNOWN: 'check the tag or digest exists in the source repository',
   NAME_UNKNOWN: 'check the repository name and that it exists',
@@ -89,6 +90,93 @@ export class RegistryError extends Error {
   /** Worth retrying: throttling, server trouble and dropped connections. */
   get transient(): boolean {
     return this.status === 408 || this.status === 429 || this.status >= 500 || this.code === 'NETWORK_ERROR';
+  }
+}
+
+/** Error entries kept from one body: a registry answers with one or two; the rest is noise. */
+const MAX_ERROR_ENTRIES = 5;
+/** Characters kept of an entry's message: enough for a sentence, too few to carry a page. */
+const MAX_ERROR_MESSAGE_CHARS = 200;
+/** A spec error code: upper-case letters, digits and '_' (the spec's codes, and vendors'). */
+const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+/** A media type as `type/subtype`, nothing after it. */
+const MEDIA_TYPE = /^[\w.+-]{1,64}\/[\w.+-]{1,64}$/;
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g;
+
+/**
+ * What Hoist keeps of another host's error body, which reaches status documents, logs and
+ * terminals. From an OCI error JSON (`{"errors": [{"code", "message", "detail"}]}`), each entry's
+ * `code` (when it looks like one) and its `message` with control characters replaced and cut to
+ * 200 characters; never `detail`. Any other body (plain text, HTML, Azurite's XML) is not quoted
+ * at all: it is summarised by its status and content type.
+ *
+ * @returns undefined for an empty body.
+ */
+export function errorDetailsFromBody(status: number, contentType: string | undefined, text: string): RegistryErrorDetail[] | undefined {
+  if (text.trim() === '') return undefined;
+  const entries = ociErrorEntries(text);
+  if (entries) {
+    return entries.slice(0, MAX_ERROR_ENTRIES).map((entry) => {
+      const code = typeof entry.code === 'string' && ERROR_CODE.test(entry.code) ? entry.code : codeForStatus(status);
+      const message = typeof entry.message === 'string' ? cleanMessage(entry.message) : '';
+      return message ? { code, message } : { code };
+    });
+  }
+  return [{ code: codeForStatus(status), message: `HTTP ${status} with ${describeBody(contentType)} (not shown)` }];
+}
+
+function ociErrorEntries(text: string): Array<{ code?: unknown; message?: unknown }> | undefined {
+  try {
+    const parsed = JSON.parse(text) as { errors?: unknown } | null;
+    if (typeof parsed !== 'object' || parsed === null || !Array.isArray(parsed.errors)) return undefined;
+    const entries = parsed.errors.filter((e): e is { code?: unknown; message?: unknown } => typeof e === 'object' && e !== null);
+    return entries.length > 0 ? entries : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A message from another host, fit to show: control characters and line breaks become spaces, then it is cut. */
+function cleanMessage(message: string): string {
+  const flat = message.replace(CONTROL_CHARACTERS, ' ').replace(/ {2,}/g, ' ').trim();
+  return flat.length > MAX_ERROR_MESSAGE_CHARS ? `${flat.slice(0, MAX_ERROR_MESSAGE_CHARS)}…` : flat;
+}
+
+/** A body from another host named by its content type alone: `a text/html body`. */
+export function describeBody(contentType: string | undefined): string {
+  const mediaType = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (mediaType === '') return 'a body of no declared type';
+  if (!MEDIA_TYPE.test(mediaType)) return 'a body of a malformed content type';
+  return `${/^[aeiou]/.test(mediaType) ? 'an' : 'a'} ${mediaType} body`;
+}
+
+/** Where a JSON answer came from, for the error when it is not JSON. */
+export interface JsonAnswer {
+  status: number;
+  method: string;
+  /** The answering URL, already redacted. */
+  url: string;
+  reference: string;
+  contentType: string | undefined;
+}
+
+/**
+ * Parses a registry's JSON answer. One that is not JSON is an UNEXPECTED_RESPONSE naming its
+ * content type: JSON.parse's own message would quote the body.
+ */
+export function parseRegistryJson(text: string, answer: JsonAnswer): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new RegistryError({
+      code: 'UNEXPECTED_RESPONSE',
+      status: answer.status,
+      method: answer.method,
+      url: answer.url,
+      reference: answer.reference,
+      details: [{ code: 'UNEXPECTED_RESPONSE', message: `expected JSON, got ${describeBody(answer.contentType)} that does not parse` }],
+    });
   }
 }
 

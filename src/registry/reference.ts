@@ -92,6 +92,22 @@ export function isLoopback(hostPort: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+/** The highest TCP port. */
+const MAX_PORT = 65535;
+
+/**
+ * Refuses a registry port outside 1-65535: the grammar takes any digits, and a port like 99999
+ * would only fail later, on every request, as "Invalid URL".
+ */
+function checkPort(input: string, hostPort: string): void {
+  const port = /:([0-9]+)$/.exec(hostPort)?.[1];
+  if (port === undefined) return;
+  const n = Number(port);
+  if (n < 1 || n > MAX_PORT) {
+    throw new InvalidReferenceError(input, `registry "${hostPort}" has port ${port}: give a port from 1 to ${MAX_PORT}`);
+  }
+}
+
 /** A parsed image reference: registry, repository and a tag, a digest, or both. */
 export class Reference {
   constructor(
@@ -185,6 +201,7 @@ export function parseReference(input: string, options: ParseOptions = {}): Refer
   let repository: string;
   if (hasRegistry) {
     if (!DOMAIN.test(first)) throw new InvalidReferenceError(input, `registry "${first}" is not a valid host[:port]`);
+    checkPort(input, first);
     registryName = first === 'index.docker.io' ? DOCKER_HUB : first;
     repository = rest.slice(slash + 1);
   } else {

@@ -8,7 +8,7 @@
 import type { Readable } from 'node:stream';
 import { Authenticator, readLimited, USER_AGENT } from './auth.js';
 import type { Credentials } from './credentials.js';
-import { codeForStatus, RegistryError, type RegistryErrorDetail } from './errors.js';
+import { codeForStatus, errorDetailsFromBody, RegistryError, type RegistryErrorDetail } from './errors.js';
 import { exchange, type ResponseBody } from './http.js';
 import { backoffDelay, DEFAULT_RETRY, isRetryableNetworkError, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 
@@ -167,12 +167,7 @@ async function errorFrom(req: TransportRequest, response: TransportResponse): Pr
   let details: RegistryErrorDetail[] | undefined;
   if (req.method !== 'HEAD') {
     const text = await readLimited(response.body, MAX_ERROR_BODY_BYTES).catch(() => '');
-    try {
-      const parsed = JSON.parse(text) as { errors?: RegistryErrorDetail[] };
-      if (Array.isArray(parsed.errors)) details = parsed.errors;
-    } catch {
-      if (text.trim()) details = [{ code: codeForStatus(response.status), message: text.trim().slice(0, 200) }];
-    }
+    details = errorDetailsFromBody(response.status, response.headers['content-type'], text);
   } else {
     await response.body.dump();
   }

@@ -150,6 +150,8 @@ describe('exit codes of failed copies', () => {
     const run = await hoist(['copy', src, dst, ...flags], env);
     expect(run.code, run.all).toBe(3);
     expect(run.stderr).toMatch(new RegExp(`^hoist: authentication failed on the ${side} `, 'm'));
+    // The CLI's own words for where credentials come from.
+    expect(run.stderr).toContain(side === 'source' ? "the source's credentials come from --src-creds" : "the target's credentials come from --dest-creds");
     expect(run.all).not.toContain(WRONG_PASSWORD);
     expect(run.all).not.toContain(Buffer.from(`alice:${WRONG_PASSWORD}`).toString('base64'));
     if (flags.includes('--json')) {
@@ -185,7 +187,7 @@ describe('exit codes of failed copies', () => {
     const refused = await hoist(['copy', `${source.host}/exists/b:v1`, dst]);
     expect(refused.code, refused.all).toBe(5);
     expect(refused.stderr).toContain(`target tag already exists: ${dst} (now ${a.digest})`);
-    expect(refused.stderr).toContain('--force');
+    expect(refused.stderr).toContain(`target tag already exists: ${dst} (now ${a.digest}); pass --force to overwrite it`);
     expect(sha256Digest(await skopeoInspectRaw(dst))).toBe(a.digest);
 
     const forced = await hoist(['copy', `${source.host}/exists/b:v1`, dst, '--force']);

@@ -5,6 +5,7 @@ import type { Reference } from '../../src/registry/reference.js';
 import { importsHandler } from '../../src/functions/imports.js';
 import { jobStorage, setEngine } from '../../src/functions/services.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
+import { freePort } from '../helpers/ports.js';
 import { call, type CallOptions } from './support.js';
 
 const PASSWORD = `src-pass-${randomBytes(8).toString('hex')}`;
@@ -14,6 +15,8 @@ let azurite: TestAzurite;
 const existingTags = new Map<string, string>();
 const checkedTargets: string[][] = [];
 let targetDown = false;
+/** When set, the target check fails with a message quoting the target password, as a careless registry might. */
+let targetEchoesPassword = false;
 
 beforeAll(async () => {
   azurite = await startAzurite();
@@ -27,6 +30,7 @@ beforeAll(async () => {
   setEngine({
     findExistingTags: async (targets: Reference[], _credentials, digest) => {
       if (targetDown) throw new CopyError('AUTH_FAILED', 'authentication failed on the target localhost:5999/x: UNAUTHORIZED', 'target');
+      if (targetEchoesPassword) throw new CopyError('AUTH_FAILED', `the target refused password ${_credentials?.('localhost:5999')?.password}`, 'target');
       checkedTargets.push(targets.map(String));
       return targets.filter((t) => existingTags.has(t.toString()) && existingTags.get(t.toString()) !== digest).map((t) => ({ reference: t.toString(), digest: existingTags.get(t.toString())! }));
     },
@@ -40,6 +44,7 @@ afterEach(() => {
   delete process.env.HOIST_API_KEY;
   existingTags.clear();
   targetDown = false;
+  targetEchoesPassword = false;
 });
 
 const post = (json: unknown, extra: Omit<CallOptions, 'json'> = {}) => call(importsHandler, { json, ...extra });
@@ -156,6 +161,23 @@ describe('POST /api/imports', () => {
     expect(res.body.error.message).toMatch(/could not check the target registry localhost:5999/);
   });
 
+  it('keeps the target password out of a failed target check', async () => {
+    const targetPassword = `target-pass-${randomBytes(8).toString('hex')}`;
+    Object.assign(process.env, { HOIST_TARGET_USERNAME: 'pusher', HOIST_TARGET_PASSWORD: targetPassword });
+    targetEchoesPassword = true;
+    const logs: string[] = [];
+    try {
+      const res = await call(importsHandler, { json: { source: SOURCE, images: ['hello:echo'] } }, logs);
+      expect(res.status).toBe(502);
+      expect(res.body.error.message).toContain('[REDACTED]');
+      expect(JSON.stringify(res.body)).not.toContain(targetPassword);
+      expect(logs.join('\n')).not.toContain(targetPassword);
+    } finally {
+      delete process.env.HOIST_TARGET_USERNAME;
+      delete process.env.HOIST_TARGET_PASSWORD;
+    }
+  });
+
   it('refuses credentials when HOIST_SECRET_KEY is not set, and accepts the rest', async () => {
     const key = process.env.HOIST_SECRET_KEY;
     delete process.env.HOIST_SECRET_KEY;
@@ -170,6 +192,44 @@ describe('POST /api/imports', () => {
       process.env.HOIST_SECRET_KEY = key;
     }
   });
+
+  it.each(['not-base64!', Buffer.alloc(16).toString('base64')])('with a malformed HOIST_SECRET_KEY (%j) refuses only requests with credentials', async (malformed) => {
+    const key = process.env.HOIST_SECRET_KEY;
+    process.env.HOIST_SECRET_KEY = malformed;
+    try {
+      expect((await post({ source: SOURCE, images: ['hello:badkey'] })).status).toBe(202);
+      const res = await post({ source: SOURCE, images: ['hello:badkey'], username: 'u', password: PASSWORD });
+      expect(res.status).toBe(500);
+      expect(res.body.error).toMatchObject({ code: 'CONFIGURATION_ERROR' });
+      expect(res.body.error.message).toMatch(/HOIST_SECRET_KEY is not set, or is not base64 of 32 random bytes/);
+      expect(JSON.stringify(res.body)).not.toContain(malformed);
+      expect(JSON.stringify(res.body)).not.toContain(PASSWORD);
+    } finally {
+      process.env.HOIST_SECRET_KEY = key;
+    }
+  });
+});
+
+describe('while the job storage is unreachable', () => {
+  it.each([
+    ['POST /api/imports', () => post({ source: SOURCE, images: ['hello:outage'] })],
+    ['GET /api/imports', () => get('/api/imports')],
+  ])('%s answers 503 with the error JSON and Retry-After', async (_name, send) => {
+    const storage = process.env.AzureWebJobsStorage;
+    const closed = await freePort();
+    // Azurite's well-known development account, at a port nothing listens on.
+    process.env.AzureWebJobsStorage = azurite.connectionString.replace(/127\.0\.0\.1:\d+/g, `127.0.0.1:${closed}`);
+    try {
+      const res = await send();
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('10');
+      expect(res.body.error).toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
+      expect(res.body.error.message).toMatch(/the job storage cannot be reached right now: retry after 10 seconds/);
+      expect(res.body.error.message).not.toContain(String(closed));
+    } finally {
+      process.env.AzureWebJobsStorage = storage;
+    }
+  }, 60_000);
 });
 
 describe('Idempotency-Key', () => {
@@ -244,6 +304,13 @@ describe('GET /api/imports', () => {
     ['/api/imports?status=done', 'status', /give one or more of queued, running, succeeded, failed/],
     ['/api/imports?pageSize=0', 'pageSize', /from 1 to 100/],
     ['/api/imports?pageSize=abc', 'pageSize', /from 1 to 100/],
+    ['/api/imports?pageSize=1e2', 'pageSize', /"pageSize" is "1e2": give a whole number from 1 to 100 in plain decimal digits/],
+    ['/api/imports?pageSize=0x10', 'pageSize', /"pageSize" is "0x10": give a whole number from 1 to 100 in plain decimal digits/],
+    ['/api/imports?pageSize=5.0', 'pageSize', /plain decimal digits/],
+    ['/api/imports?pageSize=%205', 'pageSize', /plain decimal digits/],
+    ['/api/imports?pageSize=+5', 'pageSize', /plain decimal digits/],
+    ['/api/imports?pageSize=1&pageSize=100', 'pageSize', /"pageSize" is given 2 times: give it once/],
+    ['/api/imports?status=queued&status=failed', 'status', /"status" is given 2 times: give it once \(several statuses go in one "status", separated by commas\)/],
     ['/api/imports?continuationToken=zzz', 'continuationToken', /not one this API issued/],
   ])('rejects %s', async (path, field, message) => {
     const res = await get(path);

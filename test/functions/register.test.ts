@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { definitions } from '../../src/functions/definitions.js';
 import { register } from '../../src/functions/register.js';
 
@@ -13,5 +15,15 @@ describe('definitions', () => {
 
   it('register with app.* without throwing (the package skips them outside the runtime)', () => {
     expect(() => register(definitions)).not.toThrow();
+  });
+
+  it('report a malformed HOIST_SECRET_KEY once as the app loads (from the build, as Azure loads it)', () => {
+    const entry = path.resolve(__dirname, '../../dist/src/functions/register.js');
+    const malformed = 'not-a-key-3f9c2a';
+    const loaded = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(entry)})`], { env: { PATH: process.env.PATH, HOIST_SECRET_KEY: malformed }, encoding: 'utf8' });
+    expect(loaded.status).toBe(0);
+    expect(loaded.stderr.split('HOIST_SECRET_KEY must be base64 of exactly 32 random bytes').length - 1).toBe(1);
+    expect(loaded.stderr).toContain('until it is fixed, imports with credentials are refused');
+    expect(loaded.stderr).not.toContain(malformed);
   });
 });

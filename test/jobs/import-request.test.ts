@@ -66,6 +66,10 @@ describe('parseImportRequest', () => {
     ['a password without a username', { source: SOURCE, password: 'secret' }, 'INCOMPLETE_CREDENTIALS', 'password', /"password" is given without "username"/],
     ['a username without a password', { source: SOURCE, username: 'me' }, 'INCOMPLETE_CREDENTIALS', 'username', /"username" is given without "password"/],
     ['a malformed platform', { source: SOURCE, platforms: ['linux'] }, 'INVALID_PLATFORM', 'platforms[0]', /platform "linux" is not valid: use os\/arch or os\/arch\/variant/],
+    ['a platform with a dot-dot part', { source: SOURCE, platforms: ['linux/../x'] }, 'INVALID_PLATFORM', 'platforms[0]', /platform "linux\/..\/x" is not valid: use os\/arch or os\/arch\/variant, lowercase/],
+    ['a platform with a dot part', { source: SOURCE, platforms: ['linux/./amd64'] }, 'INVALID_PLATFORM', 'platforms[0]', /platform "linux\/.\/amd64" is not valid/],
+    ['a platform with an empty part', { source: SOURCE, platforms: ['linux//amd64'] }, 'INVALID_PLATFORM', 'platforms[0]', /is not valid/],
+    ['a platform with a leading dot', { source: SOURCE, platforms: ['linux/.arm64'] }, 'INVALID_PLATFORM', 'platforms[0]', /is not valid/],
     ['too many images', { source: SOURCE, images: Array.from({ length: MAX_TARGETS + 1 }, (_, i) => `r:t${i}`) }, 'TOO_MANY_TARGETS', 'images', /"images" has 51 entries, more than the 50 accepted per import/],
     [
       'too many targets in all',

@@ -4,7 +4,7 @@ import { RegistryError } from '../../src/registry/errors.js';
 import { newJobId } from '../../src/jobs/job-id.js';
 import { newJobRecord, type JobRecord } from '../../src/jobs/job-record.js';
 import { openJobStorage, type JobStorage } from '../../src/jobs/job-storage.js';
-import { runImport, type RunImportDeps } from '../../src/jobs/run-import.js';
+import { describeFailure, runImport, type RunImportDeps } from '../../src/jobs/run-import.js';
 import { SecretBox } from '../../src/jobs/secret-box.js';
 import { sealCredentials } from '../../src/jobs/source-credentials.js';
 import { copy } from '../../src/copy/index.js';
@@ -327,5 +327,30 @@ describe('runImport', () => {
     expect(texts.length).toBeGreaterThan(0);
     const everything = [...texts, ...h.logs, JSON.stringify((await h.storage.jobs.get(job.id))!.value)].join('\n');
     for (const secret of [PASSWORD, TARGET_PASSWORD]) expect(everything).not.toContain(secret);
+  });
+});
+
+describe('describeFailure', () => {
+  it.each([
+    ['TAG_EXISTS', 'target', /^target tag already exists: r\.io\/a:v1 \(now sha256:1\); set "force": true in the import request to overwrite it$/],
+    ['AUTH_FAILED', 'source', /\(the source credentials are the request's "username" and "password"\)$/],
+    ['AUTH_FAILED', 'target', /\(the target credentials are the deployment's HOIST_TARGET_USERNAME and HOIST_TARGET_PASSWORD\)$/],
+  ] as const)('gives %s advice in the API\'s words, never the CLI\'s', (code, side, advice) => {
+    const message = code === 'TAG_EXISTS' ? 'target tag already exists: r.io/a:v1 (now sha256:1)' : `authentication failed on the ${side} r.io/a:v1: UNAUTHORIZED (HTTP 401) on GET r.io/a:v1; check the credentials for this registry`;
+    const failure = describeFailure(new CopyError(code, message, side), []);
+    expect(failure.code).toBe(code);
+    expect(failure.message).toMatch(advice);
+    expect(failure.message).not.toMatch(/--force|--src-creds|--dest-creds|docker\/config\.json/);
+  });
+
+  it.each([
+    ['a copy error', (secret: string) => new CopyError('AUTH_FAILED', `the registry said: bad password ${secret}`, 'source')],
+    ['a registry error', (secret: string) => new RegistryError({ code: 'DENIED', status: 403, method: 'GET', url: 'http://r.io/v2/', reference: `r.io/a:${secret}`, details: [{ code: 'DENIED', message: secret }] })],
+    ['an unexpected error', (secret: string) => new Error(`boom ${secret}`)],
+  ])('removes every secret from the message of %s', (_name, make) => {
+    const secret = `pw-${randomBytes(8).toString('hex')}`;
+    const failure = describeFailure(make(secret), [undefined, secret]);
+    expect(failure.message).not.toContain(secret);
+    expect(failure.message).toContain('[REDACTED]');
   });
 });

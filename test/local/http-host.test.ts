@@ -1,5 +1,7 @@
 import { HttpResponse, type HttpRequest, type InvocationContext } from '@azure/functions';
+import { request as httpRequest } from 'node:http';
 import { ReadableStream } from 'node:stream/web';
+import { importsFunction } from '../../src/functions/imports.js';
 import type { HttpDefinition } from '../../src/local/http-host.js';
 import { startTestHost, type TestHost } from './support.js';
 
@@ -92,7 +94,42 @@ const definitions: HttpDefinition[] = [
     trigger: { type: 'http', methods: ['GET'], route: 'admin/thing', authLevel: 'admin' },
     handler: async () => ({ body: 'admin' }),
   },
+  importsFunction as HttpDefinition,
 ];
+
+/**
+ * POSTs a chunked body (no Content-Length) of up to `totalBytes`, writing as fast as the server
+ * takes bytes, and stops writing as soon as the response arrives. Returns the response and how
+ * many body bytes the connection accepted: all of them only if the server read them all.
+ */
+function postChunked(url: string, headers: Record<string, string>, totalBytes: number): Promise<{ status: number; body: string; sentBytes: number }> {
+  return new Promise((resolve, reject) => {
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    let sentBytes = 0;
+    let answered = false;
+    const req = httpRequest(url, { method: 'POST', headers: { ...headers, 'transfer-encoding': 'chunked' } }, (res) => {
+      answered = true;
+      const parts: Buffer[] = [];
+      res.on('data', (part: Buffer) => parts.push(part));
+      res.on('end', () => {
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString('utf8'), sentBytes });
+      });
+    });
+    req.on('error', (error) => {
+      if (!answered) reject(error);
+    });
+    const writeMore = () => {
+      while (!answered && sentBytes < totalBytes) {
+        sentBytes += chunk.length;
+        if (!req.write(chunk)) return void req.once('drain', writeMore);
+      }
+      if (!answered) req.end();
+    };
+    req.flushHeaders();
+    writeMore();
+  });
+}
 
 describe('local host HTTP functions', () => {
   let host: TestHost;
@@ -165,6 +202,16 @@ describe('local host HTTP functions', () => {
     expect(await (await fetch(url('/api/capped'), { method: 'POST', body: 'x'.repeat(1000) })).text()).toBe('1000');
     const big = await fetch(url('/api/capped'), { method: 'POST', body: 'x'.repeat(5 * 1024 * 1024) });
     expect(big.status).toBe(413);
+  });
+
+  it('stops reading a huge chunked POST to /api/imports at 64 KiB and answers 413 with the error JSON', async () => {
+    const total = 128 * 1024 * 1024;
+    const answer = await postChunked(url('/api/imports'), { 'content-type': 'application/json', 'x-functions-key': API_KEY }, total);
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE' } });
+    // The server stopped reading: what the connection took is what fits in the socket buffers
+    // (a few MiB on loopback), not the body.
+    expect(answer.sentBytes).toBeLessThan(total / 4);
   });
 
   it('streams response bodies', async () => {

@@ -10,6 +10,8 @@ describe('parseReference', () => {
     ['localhost/x', 'localhost', 'x', 'latest', undefined, 'localhost'],
     ['ghcr.io/owner/repo/sub:v1.2', 'ghcr.io', 'owner/repo/sub', 'v1.2', undefined, 'ghcr.io'],
     ['[::1]:5000/x:y', '[::1]:5000', 'x', 'y', undefined, '[::1]:5000'],
+    ['localhost:65535/x:y', 'localhost:65535', 'x', 'y', undefined, 'localhost:65535'],
+    ['a.io:1/x', 'a.io:1', 'x', 'latest', undefined, 'a.io:1'],
     [`repo@sha256:${'a'.repeat(64)}`, 'docker.io', 'library/repo', undefined, `sha256:${'a'.repeat(64)}`, 'registry-1.docker.io'],
     [`myreg.azurecr.io/a:t@sha256:${'b'.repeat(64)}`, 'myreg.azurecr.io', 'a', 't', `sha256:${'b'.repeat(64)}`, 'myreg.azurecr.io'],
     ['a.b/c__d/e-f--g.h_i:T_1', 'a.b', 'c__d/e-f--g.h_i', 'T_1', undefined, 'a.b'],
@@ -39,6 +41,9 @@ describe('parseReference', () => {
     ['a.io/x y', /whitespace/],
     ['a.io/a..b', /component "a..b"/],
     [`a.io/${'x'.repeat(300)}`, /longer than 255/],
+    ['127.0.0.1:99999/x', /registry "127.0.0.1:99999" has port 99999: give a port from 1 to 65535/],
+    ['localhost:0/x', /has port 0: give a port from 1 to 65535/],
+    ['[::1]:65536/x', /has port 65536/],
   ])('rejects %j', (input, message) => {
     expect(() => parseReference(input)).toThrow(message);
   });

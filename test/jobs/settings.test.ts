@@ -1,0 +1,87 @@
+import { ConfigurationError } from '../../src/jobs/errors.js';
+import { Settings } from '../../src/jobs/settings.js';
+
+type Env = Record<string, string | undefined>;
+type Getter = (s: Settings) => unknown;
+
+const get: Record<string, Getter> = {
+  storage: (s) => s.storageConnectionString,
+  target: (s) => s.targetRegistry,
+  targetCredentials: (s) => s.targetCredentials,
+  apiKey: (s) => s.apiKey,
+  secretKey: (s) => s.secretKey,
+  budget: (s) => s.timeBudgetInMs,
+  lease: (s) => s.leaseDurationInMs,
+  chunk: (s) => s.chunkSizeInBytes,
+  concurrency: (s) => s.concurrency,
+  jobsTable: (s) => s.jobsTable,
+  checkpointsTable: (s) => s.checkpointsTable,
+};
+
+describe('Settings', () => {
+  it.each<[string, Env, string, unknown]>([
+    ['AzureWebJobsStorage', { AzureWebJobsStorage: ' UseDevelopmentStorage=true ' }, 'storage', 'UseDevelopmentStorage=true'],
+    ['HOIST_TARGET_REGISTRY host', { HOIST_TARGET_REGISTRY: 'myregistry.azurecr.io' }, 'target', 'myregistry.azurecr.io'],
+    ['HOIST_TARGET_REGISTRY host:port', { HOIST_TARGET_REGISTRY: 'localhost:5000' }, 'target', 'localhost:5000'],
+    ['HOIST_TARGET_REGISTRY index.docker.io', { HOIST_TARGET_REGISTRY: 'index.docker.io' }, 'target', 'docker.io'],
+    ['no target credentials', {}, 'targetCredentials', undefined],
+    ['target credentials', { HOIST_TARGET_USERNAME: 'u', HOIST_TARGET_PASSWORD: 'p w' }, 'targetCredentials', { username: 'u', password: 'p w' }],
+    ['no API key', { HOIST_API_KEY: '' }, 'apiKey', undefined],
+    ['an API key', { HOIST_API_KEY: 'k' }, 'apiKey', 'k'],
+    ['an empty secret key is unset', { HOIST_SECRET_KEY: '  ' }, 'secretKey', undefined],
+    ['the default time budget', {}, 'budget', 480_000],
+    ['a time budget', { HOIST_TIME_BUDGET_SECONDS: '90' }, 'budget', 90_000],
+    ['a fractional time budget', { HOIST_TIME_BUDGET_SECONDS: '1.5' }, 'budget', 1500],
+    ['the default lease', { HOIST_JOB_LEASE_SECONDS: '' }, 'lease', 60_000],
+    ['the engine default chunk size', {}, 'chunk', undefined],
+    ['a chunk size', { HOIST_CHUNK_SIZE_BYTES: '1048576' }, 'chunk', 1_048_576],
+    ['a concurrency', { HOIST_CONCURRENCY: '8' }, 'concurrency', 8],
+    ['the default jobs table', {}, 'jobsTable', 'hoistjobs'],
+    ['a checkpoints table', { HOIST_CHECKPOINTS_TABLE: 'Checkpoints2' }, 'checkpointsTable', 'Checkpoints2'],
+  ])('reads %s', (_name, env, getter, expected) => {
+    expect(get[getter]!(new Settings(env))).toEqual(expected);
+  });
+
+  it.each<[string, Env, string, string, RegExp]>([
+    ['a missing storage connection', {}, 'storage', 'AzureWebJobsStorage', /AzureWebJobsStorage is not set: give a storage connection string/],
+    ['a missing target registry', {}, 'target', 'HOIST_TARGET_REGISTRY', /HOIST_TARGET_REGISTRY is not set/],
+    ['a target registry with a path', { HOIST_TARGET_REGISTRY: 'myregistry.azurecr.io/x' }, 'target', 'HOIST_TARGET_REGISTRY', /is not a registry host\[:port\]/],
+    ['a target registry with a port out of range', { HOIST_TARGET_REGISTRY: 'localhost:99999' }, 'target', 'HOIST_TARGET_REGISTRY', /"localhost:99999" is not a registry host\[:port\]/],
+    ['a target registry with a scheme', { HOIST_TARGET_REGISTRY: 'https://myregistry.azurecr.io' }, 'target', 'HOIST_TARGET_REGISTRY', /is not a registry host\[:port\]/],
+    ['a target username alone', { HOIST_TARGET_USERNAME: 'u' }, 'targetCredentials', 'HOIST_TARGET_PASSWORD', /must be set together/],
+    ['a target password alone', { HOIST_TARGET_PASSWORD: 'p' }, 'targetCredentials', 'HOIST_TARGET_USERNAME', /must be set together/],
+    ['a zero time budget', { HOIST_TIME_BUDGET_SECONDS: '0' }, 'budget', 'HOIST_TIME_BUDGET_SECONDS', /"0" must be a positive number of seconds/],
+    ['a negative lease', { HOIST_JOB_LEASE_SECONDS: '-5' }, 'lease', 'HOIST_JOB_LEASE_SECONDS', /must be a positive number of seconds/],
+    ['a time budget in words', { HOIST_TIME_BUDGET_SECONDS: 'ten' }, 'budget', 'HOIST_TIME_BUDGET_SECONDS', /"ten" must be a positive number of seconds/],
+    ['a time budget in exponent notation', { HOIST_TIME_BUDGET_SECONDS: '1e3' }, 'budget', 'HOIST_TIME_BUDGET_SECONDS', /"1e3" must be a positive number of seconds, in decimal digits/],
+    ['a lease in hex', { HOIST_JOB_LEASE_SECONDS: '0x3c' }, 'lease', 'HOIST_JOB_LEASE_SECONDS', /in decimal digits/],
+    ['a fractional chunk size', { HOIST_CHUNK_SIZE_BYTES: '1.5' }, 'chunk', 'HOIST_CHUNK_SIZE_BYTES', /"1.5" must be a whole number of at least 1/],
+    ['a zero concurrency', { HOIST_CONCURRENCY: '0' }, 'concurrency', 'HOIST_CONCURRENCY', /must be a whole number of at least 1/],
+    ['a concurrency in exponent notation', { HOIST_CONCURRENCY: '1e1' }, 'concurrency', 'HOIST_CONCURRENCY', /"1e1" must be a whole number of at least 1, in decimal digits/],
+    ['a chunk size in hex', { HOIST_CHUNK_SIZE_BYTES: '0x100000' }, 'chunk', 'HOIST_CHUNK_SIZE_BYTES', /in decimal digits/],
+    ['a table name with a dash', { HOIST_JOBS_TABLE: 'hoist-jobs' }, 'jobsTable', 'HOIST_JOBS_TABLE', /is not a table name: 3 to 63 letters and digits, starting with a letter/],
+    ['a table name too short', { HOIST_CHECKPOINTS_TABLE: 'ab' }, 'checkpointsTable', 'HOIST_CHECKPOINTS_TABLE', /is not a table name/],
+    ['a table name starting with a digit', { HOIST_JOBS_TABLE: '1jobs' }, 'jobsTable', 'HOIST_JOBS_TABLE', /is not a table name/],
+  ])('refuses %s, naming the setting and what it must hold', (_name, env, getter, setting, message) => {
+    let error: unknown;
+    try {
+      get[getter]!(new Settings(env));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect((error as ConfigurationError).setting).toBe(setting);
+    expect((error as ConfigurationError).message).toMatch(message);
+  });
+
+  it('never puts the target password in a message', () => {
+    const error = (() => {
+      try {
+        return new Settings({ HOIST_TARGET_PASSWORD: 'hunter2-secret' }).targetCredentials;
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(String((error as Error).message)).not.toContain('hunter2-secret');
+  });
+});
