@@ -15,7 +15,7 @@ import type { ManifestNode } from './manifest.js';
 import { rememberBlob, mountCandidates } from './mount-hints.js';
 import { mergeFallbackIndex } from './referrers.js';
 import { readSourceGraph, type SourceGraph } from './source-graph.js';
-import type { BlobOutcome, CopyOptions, CopyPlan, CopyRequest, CopyResult, PlannedBlob, ProgressEvent, WrittenManifest } from './types.js';
+import type { BlobOutcome, CopyCoordination, CopyOptions, CopyPlan, CopyRequest, CopyResult, PlannedBlob, ProgressEvent, WrittenManifest } from './types.js';
 
 export const DEFAULT_CONCURRENCY = 4;
 /** HEADs carry no body and cost the registry little: check an image's many blobs 16 at a time. */
@@ -75,7 +75,9 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   const checks = checkBlobs(repos, uniqueBlobs(graph.manifests), Math.max(options.concurrency ?? DEFAULT_CONCURRENCY, HEAD_CONCURRENCY));
   let held: ProgressEvent[] | undefined = [];
   const emitAfterPlan = (event: ProgressEvent) => (held ? held.push(event) : emit(event));
-  const transfers = request.dryRun ? Promise.resolve([]) : copyBlobs(checks, source, request.source, options, shouldPause, emitAfterPlan);
+  // Waiting for another copy's upload does not move anything, yet must end with the budget.
+  const shouldStopWaiting = () => shouldPause() || budgetSpent();
+  const transfers = request.dryRun ? Promise.resolve([]) : copyBlobs(checks, source, request.source, options, { shouldPause, shouldStopWaiting }, emitAfterPlan);
   // Awaited below; a failure must not count as unhandled meanwhile.
   transfers.catch(() => undefined);
   let result: CopyResult;
@@ -116,8 +118,8 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   for (const repo of repos) {
     await pushManifests(repo, graph, emit, result);
   }
-  await writeTags(request, repos, graph.top.manifest, emit, result);
-  return result;
+  const tagged = await writeTags(request, repos, graph.top.manifest, emit, result, options.coordination, () => options.abortSignal?.aborted === true);
+  return tagged ? result : { ...result, status: 'paused' };
 }
 
 /**
@@ -213,7 +215,7 @@ function copyBlobs(
   source: RegistryClient,
   sourceRef: Reference,
   options: CopyOptions,
-  shouldPause: () => boolean,
+  { shouldPause, shouldStopWaiting }: { shouldPause: () => boolean; shouldStopWaiting: () => boolean },
   emit: (event: ProgressEvent) => void,
 ): Promise<Array<{ blob: PlannedBlob; outcome: BlobOutcome | 'paused' }>> {
   return mapLimit(checks, options.concurrency ?? DEFAULT_CONCURRENCY, async ({ repo, planned, checkedEverywhere }) => {
@@ -224,6 +226,22 @@ function copyBlobs(
     }
     if (shouldPause()) return { blob, outcome: 'paused' as const };
     await checkedEverywhere;
+    // Another copy may be uploading the same blob to this registry: wait for it, then skip.
+    const unlock = options.coordination ? await options.coordination.lockBlob(repo.ref.registry.name, blob.digest, shouldStopWaiting) : async () => {};
+    if (!unlock) return { blob, outcome: 'paused' as const };
+    try {
+      if (options.coordination && (await repo.client.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')))) !== undefined) {
+        rememberBlob(repo.ref, blob.digest);
+        emit({ type: 'blob-done', digest: blob.digest, size: blob.size, target: repo.ref.name, outcome: 'skipped' });
+        return { blob, outcome: 'skipped' as const };
+      }
+      return { blob, outcome: await transferOne(repo, blob) };
+    } finally {
+      await unlock();
+    }
+  });
+
+  async function transferOne(repo: TargetRepo, blob: PlannedBlob): Promise<BlobOutcome | 'paused'> {
     const outcome = await transferBlob(
       {
         source,
@@ -240,8 +258,8 @@ function copyBlobs(
       { digest: blob.digest, size: blob.size, mediaType: blob.mediaType },
     );
     if (outcome !== 'paused') rememberBlob(repo.ref, blob.digest);
-    return { blob, outcome };
-  });
+    return outcome;
+  }
 }
 
 /**
@@ -282,31 +300,60 @@ async function pushManifests(repo: TargetRepo, graph: SourceGraph, emit: (event:
   }
 }
 
-/** Writes the target tags, after re-checking each one just before it is written. */
-async function writeTags(request: CopyRequest, repos: TargetRepo[], top: Manifest, emit: (event: ProgressEvent) => void, result: CopyResult): Promise<void> {
+/**
+ * Writes the target tags: each one under the coordination's lock when there is one, re-checked
+ * just before it is written and read back after, so `written: true` means the tag holds this
+ * copy's digest. False when `shouldStop` ended a wait for a lock (the copy pauses).
+ */
+async function writeTags(
+  request: CopyRequest,
+  repos: TargetRepo[],
+  top: Manifest,
+  emit: (event: ProgressEvent) => void,
+  result: CopyResult,
+  coordination: CopyCoordination | undefined,
+  shouldStop: () => boolean,
+): Promise<boolean> {
   for (const repo of repos) {
     if (repo.tags.length === 0) {
       result.targets.push({ reference: repo.ref.withDigest(top.digest).toString(), digest: top.digest, written: result.manifests.some((m) => m.digest === top.digest && m.target === repo.ref.name) });
     }
     for (const tag of repo.tags) {
+      const unlock = coordination ? await coordination.lockTag(tag, shouldStop) : async () => {};
+      if (!unlock) return false;
+      let written: boolean;
       try {
-        const head = await repo.client.headManifest(tag);
-        if (head?.digest === top.digest) {
-          result.targets.push({ reference: tag.toString(), digest: top.digest, written: false });
-          emit({ type: 'tag', reference: tag.toString(), digest: top.digest, written: false });
-          continue;
-        }
-        if (head && !request.force) throw tagExists([{ reference: tag.toString(), digest: head.digest }]);
-        await repo.client.putManifest(tag, top);
+        written = await writeTag(repo.client, tag, top, request.force === true);
       } catch (error) {
         throw copyErrorFrom(error, 'target');
+      } finally {
+        await unlock();
       }
-      if (!result.manifests.some((m) => m.digest === top.digest && m.target === repo.ref.name)) {
+      if (written && !result.manifests.some((m) => m.digest === top.digest && m.target === repo.ref.name)) {
         result.manifests.push({ digest: top.digest, mediaType: top.mediaType, target: repo.ref.name });
         emit({ type: 'manifest', digest: top.digest, mediaType: top.mediaType, target: repo.ref.name });
       }
-      result.targets.push({ reference: tag.toString(), digest: top.digest, written: true });
-      emit({ type: 'tag', reference: tag.toString(), digest: top.digest, written: true });
+      result.targets.push({ reference: tag.toString(), digest: top.digest, written });
+      emit({ type: 'tag', reference: tag.toString(), digest: top.digest, written });
     }
   }
+  return true;
+}
+
+/**
+ * Check, put, read back: false when the tag already held `top`; true once the registry shows it
+ * holding `top`. A writer that moved the tag in between (one this copy's lock does not reach,
+ * such as a CLI or another tool) makes it TAG_EXISTS, naming the digest that won.
+ */
+async function writeTag(client: RegistryClient, tag: Reference, top: Manifest, force: boolean): Promise<boolean> {
+  const head = await client.headManifest(tag);
+  if (head?.digest === top.digest) return false;
+  if (head && !force) throw tagExists([{ reference: tag.toString(), digest: head.digest }]);
+  await client.putManifest(tag, top);
+  const after = await client.headManifest(tag);
+  if (after?.digest !== top.digest) {
+    const now = after ? `now holds ${after.digest}` : 'is gone';
+    throw new CopyError('TAG_EXISTS', `another writer moved target tag ${tag} right after this copy wrote ${top.digest}: it ${now}; nothing was overwritten back`, 'target');
+  }
+  return true;
 }
