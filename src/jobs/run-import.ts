@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { copy as Copy } from '../copy/index.js';
 import { CopyError } from '../copy/errors.js';
 import { parsePlatform } from '../copy/platform.js';
-import type { CopyResult } from '../copy/types.js';
+import type { CopyCoordination, CopyResult } from '../copy/types.js';
 import type { Credentials } from '../registry/credentials.js';
 import { RegistryError } from '../registry/errors.js';
 import { parseReference } from '../registry/reference.js';
@@ -38,6 +38,8 @@ export interface RunImportDeps {
   checkpoints: TableCheckpoints;
   queue: JobQueue;
   copy: typeof Copy;
+  /** Serialises racing writers of a tag or a blob across workers (write-locks.ts). */
+  coordination?: CopyCoordination;
   /** Undefined when HOIST_SECRET_KEY is not set. */
   secretBox?: SecretBox;
   /** The deployment's target credentials, and the registry they are for (HOIST_TARGET_REGISTRY). */
@@ -159,6 +161,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         },
         ...(deps.chunkSizeInBytes !== undefined && { chunkSizeInBytes: deps.chunkSizeInBytes }),
         ...(deps.concurrency !== undefined && { concurrency: deps.concurrency }),
+        ...(deps.coordination && { coordination: deps.coordination }),
       },
     );
     await progress.stop();

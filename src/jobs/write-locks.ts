@@ -1,0 +1,143 @@
+/**
+ * Write locks shared by every worker of a deployment: one lease row in Azure Tables per target
+ * tag (registry + repository + tag) and per blob upload (registry + digest), so that jobs racing
+ * to write the same tag take turns around check-and-put, and jobs uploading the same blob let one
+ * upload while the others wait and then find it in place. The engine sees them only as its
+ * CopyCoordination hook.
+ *
+ * A lease is an entity inserted by its holder (an insert of an existing row fails: someone holds
+ * it) with an owner and an expiry, renewed every third of its duration while held and deleted on
+ * release. An expired lease is taken over with an ETag-conditional replace, so a crashed holder
+ * blocks the others for one lease duration at most.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { TableClient } from '@azure/data-tables';
+import type { CopyCoordination, ReleaseLock } from '../copy/types.js';
+import type { Reference } from '../registry/reference.js';
+import { restStatus } from './tables.js';
+
+/** The partition of lock rows in the jobs table (jobs and idempotency keys have their own). */
+export const LOCK_PARTITION = 'lock';
+/** First wait between two looks at a held lock; doubled up to MAX_POLL_MS. */
+const FIRST_POLL_MS = 50;
+/** A waiter looks at least this often, so a released lock is taken soon after. */
+const MAX_POLL_MS = 1000;
+
+export interface WriteLocksOptions {
+  /** How long a lock lasts without renewal: how long a crashed holder can block others. */
+  durationInMs: number;
+  /** Told about renewals and releases that failed (the holder keeps going: an unreleased lock expires). */
+  onError?: (subject: string, error: unknown) => void;
+  now?: () => number;
+}
+
+interface LockEntity {
+  partitionKey: string;
+  rowKey: string;
+  /** What is locked, readable: `tag registry/repository:tag` or `blob registry@digest`. */
+  subject: string;
+  owner: string;
+  expiresAt: string;
+}
+
+/** Locks on target tags and blob uploads, in one table shared by every worker. */
+export class WriteLocks implements CopyCoordination {
+  private readonly now: () => number;
+
+  constructor(
+    private readonly table: TableClient,
+    private readonly options: WriteLocksOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Waits until this caller alone writes `tag`; undefined when `shouldStop` turned true first. */
+  lockTag(tag: Reference, shouldStop: () => boolean): Promise<ReleaseLock | undefined> {
+    return this.lock(`tag ${tag.registry.name}/${tag.repository}:${tag.tag ?? ''}`, shouldStop);
+  }
+
+  /** Waits until this caller alone uploads `digest` to `registry`; undefined when `shouldStop` turned true first. */
+  lockBlob(registry: string, digest: string, shouldStop: () => boolean): Promise<ReleaseLock | undefined> {
+    return this.lock(`blob ${registry}@${digest}`, shouldStop);
+  }
+
+  /** Takes the lock on `subject`, waiting (polling with back-off) while another live holder has it. */
+  async lock(subject: string, shouldStop: () => boolean): Promise<ReleaseLock | undefined> {
+    // Row keys may not hold '/', '#', '?' or '\': a hash of the subject names the row.
+    const rowKey = createHash('sha256').update(subject).digest('hex');
+    const owner = randomUUID();
+    let pollMs = FIRST_POLL_MS;
+    for (;;) {
+      const etag = await this.tryTake(rowKey, subject, owner);
+      if (etag !== undefined) return this.hold(rowKey, subject, owner, etag);
+      if (shouldStop()) return undefined;
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+      pollMs = Math.min(pollMs * 2, MAX_POLL_MS);
+    }
+  }
+
+  /** Inserts the lock row, or replaces an expired one; the new ETag, or undefined when it is held. */
+  private async tryTake(rowKey: string, subject: string, owner: string): Promise<string | undefined> {
+    const entity: LockEntity = { partitionKey: LOCK_PARTITION, rowKey, subject, owner, expiresAt: this.expiry() };
+    try {
+      return (await this.table.createEntity(entity)).etag ?? '';
+    } catch (error) {
+      if (restStatus(error) !== 409) throw error;
+    }
+    let current: { expiresAt?: unknown; etag: string };
+    try {
+      current = await this.table.getEntity<{ expiresAt?: unknown }>(LOCK_PARTITION, rowKey);
+    } catch (error) {
+      // Released between our insert and this read: the next round inserts.
+      if (restStatus(error) === 404) return undefined;
+      throw error;
+    }
+    const expiresAt = typeof current.expiresAt === 'string' ? Date.parse(current.expiresAt) : 0;
+    if (expiresAt > this.now()) return undefined;
+    // Expired: its holder died or stalled. Take it over, unless someone else just did.
+    try {
+      return (await this.table.updateEntity(entity, 'Replace', { etag: current.etag })).etag ?? '';
+    } catch (error) {
+      if (restStatus(error) === 412 || restStatus(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** Renews the held lock every third of its duration; the release stops that and deletes the row. */
+  private hold(rowKey: string, subject: string, owner: string, etag: string): ReleaseLock {
+    let current = etag;
+    let renewing: Promise<void> = Promise.resolve();
+    let lost = false;
+    const renew = async () => {
+      const entity: LockEntity = { partitionKey: LOCK_PARTITION, rowKey, subject, owner, expiresAt: this.expiry() };
+      try {
+        current = (await this.table.updateEntity(entity, 'Replace', { etag: current })).etag ?? '';
+      } catch (error) {
+        // 412/404: taken over after expiring. Keep working: the lock orders writes, it guards no data.
+        if (restStatus(error) === 412 || restStatus(error) === 404) lost = true;
+        this.options.onError?.(subject, error);
+      }
+    };
+    const timer = setInterval(() => {
+      if (!lost) renewing = renewing.then(renew);
+    }, Math.max(Math.floor(this.options.durationInMs / 3), 100));
+    timer.unref();
+    let released: Promise<void> | undefined;
+    return () => {
+      released ??= (async () => {
+        clearInterval(timer);
+        await renewing;
+        if (lost) return;
+        // Conditional on our ETag: never delete a lock someone took over after ours expired.
+        await this.table.deleteEntity(LOCK_PARTITION, rowKey, { etag: current }).catch((error: unknown) => {
+          if (restStatus(error) !== 404 && restStatus(error) !== 412) this.options.onError?.(subject, error);
+        });
+      })();
+      return released;
+    };
+  }
+
+  private expiry(): string {
+    return new Date(this.now() + this.options.durationInMs).toISOString();
+  }
+}
