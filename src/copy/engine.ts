@@ -139,6 +139,11 @@ export async function findExistingTags(targets: Reference[], credentials?: Crede
   return found;
 }
 
+/** The digest `ref` names now (one HEAD), or undefined when the registry has no such manifest. */
+export async function resolveDigest(ref: Reference, credentials?: CredentialSource): Promise<string | undefined> {
+  return (await RegistryClient.for(ref.registry, credentials).headManifest(ref))?.digest;
+}
+
 function tagExists(existing: Array<{ reference: string; digest: string }>): CopyError {
   const list = existing.map((e) => `${e.reference} (now ${e.digest})`).join(', ');
   return new CopyError('TAG_EXISTS', `target tag already exists: ${list}; pass --force (or "force": true) to overwrite it`, 'target');
