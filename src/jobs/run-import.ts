@@ -18,7 +18,7 @@ import { ConfigurationError, LeaseLostError, RequestError, SecretError } from '.
 import { loadTarget } from './import-references.js';
 import { acquireJobLease, type JobLease } from './job-lease.js';
 import { parseJobMessage, type JobQueue } from './job-queue.js';
-import type { JobFailure, JobManifest, JobRecord } from './job-record.js';
+import { MAX_LISTED_MANIFESTS, type JobFailure, type JobManifest, type JobRecord } from './job-record.js';
 import type { JobStore } from './job-store.js';
 import { ProgressTracker } from './progress-tracker.js';
 import type { SecretBox } from './secret-box.js';
@@ -249,7 +249,10 @@ function recordSuccess(job: JobRecord, result: CopyResult, tracker: ProgressTrac
   for (const m of [...result.plan.manifests, ...result.manifests]) {
     if (!manifests.has(m.digest)) manifests.set(m.digest, { digest: m.digest, mediaType: m.mediaType, ...(m.platform !== undefined && { platform: m.platform }), written: written.has(m.digest) });
   }
-  job.manifests = [...manifests.values()];
+  // Listed up to a bound, counted in full: a huge index must not outgrow the job entity.
+  const all = [...manifests.values()];
+  job.manifests = all.slice(0, MAX_LISTED_MANIFESTS);
+  job.manifestCounts = { total: all.length, written: all.filter((m) => m.written).length };
   job.targets = job.targets.map((t) => {
     const written = result.targets.find((r) => r.reference === t.reference || r.reference === `${t.reference}@${r.digest}`);
     return { ...t, digest: written?.digest ?? result.targetDigest, ...(written && t.tagged && { written: written.written }) };
