@@ -14,7 +14,7 @@ import type { Credentials } from '../registry/credentials.js';
 import { RegistryError } from '../registry/errors.js';
 import { parseReference } from '../registry/reference.js';
 import type { TableCheckpoints } from './checkpoint-store.js';
-import { ConfigurationError, LeaseLostError, RequestError, SecretError } from './errors.js';
+import { ConfigurationError, EntityTooLargeError, LeaseLostError, RequestError, SecretError } from './errors.js';
 import { loadTarget } from './import-references.js';
 import { acquireJobLease, type JobLease } from './job-lease.js';
 import { parseJobMessage, type JobQueue } from './job-queue.js';
@@ -217,7 +217,8 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
 /** Errors no retry can fix: the job fails at once. */
 function isPermanent(error: unknown): boolean {
   if (error instanceof CopyError) return error.permanent;
-  return error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError;
+  // A record too large for Azure Tables stays too large: retrying would only repeat the copy.
+  return error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError || error instanceof EntityTooLargeError;
 }
 
 /** A job failure from an error: its stable code and a message with every secret removed. */
