@@ -62,7 +62,7 @@ export class WriteLocks implements CopyCoordination {
   }
 
   /** Takes the lock on `subject`, waiting (polling with back-off) while another live holder has it. */
-  async lock(subject: string, shouldStop: () => boolean): Promise<ReleaseLock | undefined> {
+  private async lock(subject: string, shouldStop: () => boolean): Promise<ReleaseLock | undefined> {
     // Row keys may not hold '/', '#', '?' or '\': a hash of the subject names the row.
     const rowKey = createHash('sha256').update(subject).digest('hex');
     const owner = randomUUID();
