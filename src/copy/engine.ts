@@ -231,18 +231,21 @@ function copyBlobs(
     }
     if (shouldPause()) return { blob, outcome: 'paused' as const };
     await checkedEverywhere;
-    // Another copy may be uploading the same blob to this registry: wait for it, then skip.
-    const unlock = options.coordination ? await options.coordination.lockBlob(repo.ref.registry.name, blob.digest, shouldStopWaiting) : async () => {};
-    if (!unlock) return { blob, outcome: 'paused' as const };
+    // Another copy may be uploading the same blob to this registry: wait for it, then skip it,
+    // or mount it from the repository that copy wrote.
+    const lock = options.coordination ? await options.coordination.lockBlob(repo.ref, blob.digest, shouldStopWaiting) : { release: async () => {} };
+    if (!lock) return { blob, outcome: 'paused' as const };
     try {
       if (options.coordination && (await repo.client.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')))) !== undefined) {
         rememberBlob(repo.ref, blob.digest);
         emit({ type: 'blob-done', digest: blob.digest, size: blob.size, target: repo.ref.name, outcome: 'skipped' });
         return { blob, outcome: 'skipped' as const };
       }
+      // The last holder is the likeliest to have finished: remembered last, it is tried first.
+      for (const repository of lock.mountFrom ?? []) rememberBlob(repo.ref.withRepository(repository), blob.digest);
       return { blob, outcome: await transferOne(repo, blob) };
     } finally {
-      await unlock();
+      await lock.release();
     }
   });
 

@@ -69,8 +69,18 @@ export type ReleaseLock = () => Promise<void>;
 export interface CopyCoordination {
   /** One writer at a time for a target tag (registry, repository and tag), around check-and-put. */
   lockTag(tag: Reference, shouldStop: () => boolean): Promise<ReleaseLock | undefined>;
-  /** One uploader at a time for a blob in a registry; the others then find it in place. */
-  lockBlob(registry: string, digest: string, shouldStop: () => boolean): Promise<ReleaseLock | undefined>;
+  /**
+   * One uploader at a time for a blob in the registry of `target` (a repository); the others then
+   * find it in place, or mount it from where the holder they waited for put it.
+   */
+  lockBlob(target: Reference, digest: string, shouldStop: () => boolean): Promise<BlobLock | undefined>;
+}
+
+/** A held blob lock. */
+export interface BlobLock {
+  release: ReleaseLock;
+  /** Repositories of the same registry whose writers held the lock while this one waited, in that order: mount sources. */
+  mountFrom?: string[];
 }
 
 export interface CopyOptions {

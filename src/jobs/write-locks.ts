@@ -2,8 +2,8 @@
  * Write locks shared by every worker of a deployment: one lease row in Azure Tables per target
  * tag (registry + repository + tag) and per blob upload (registry + digest), so that jobs racing
  * to write the same tag take turns around check-and-put, and jobs uploading the same blob let one
- * upload while the others wait and then find it in place. The engine sees them only as its
- * CopyCoordination hook.
+ * upload while the others wait and then find it in place, or mount it from the repository of
+ * the holder they waited for. The engine sees them only as its CopyCoordination hook.
  *
  * A lease is an entity inserted by its holder (an insert of an existing row fails: someone holds
  * it) with an owner and an expiry, renewed every third of its duration while held and deleted on
@@ -12,7 +12,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
-import type { CopyCoordination, ReleaseLock } from '../copy/types.js';
+import type { BlobLock, CopyCoordination, ReleaseLock } from '../copy/types.js';
 import type { Reference } from '../registry/reference.js';
 import { restStatus } from './tables.js';
 
@@ -37,6 +37,8 @@ interface LockEntity {
   /** What is locked, readable: `tag registry/repository:tag` or `blob registry@digest`. */
   subject: string;
   owner: string;
+  /** The holder's repository: where a blob's waiters may mount it from once it is released. */
+  repository: string;
   expiresAt: string;
 }
 
@@ -52,64 +54,80 @@ export class WriteLocks implements CopyCoordination {
   }
 
   /** Waits until this caller alone writes `tag`; undefined when `shouldStop` turned true first. */
-  lockTag(tag: Reference, shouldStop: () => boolean): Promise<ReleaseLock | undefined> {
-    return this.lock(`tag ${tag.registry.name}/${tag.repository}:${tag.tag ?? ''}`, shouldStop);
+  async lockTag(tag: Reference, shouldStop: () => boolean): Promise<ReleaseLock | undefined> {
+    return (await this.lock(`tag ${tag.registry.name}/${tag.repository}:${tag.tag ?? ''}`, tag.repository, shouldStop))?.release;
   }
 
-  /** Waits until this caller alone uploads `digest` to `registry`; undefined when `shouldStop` turned true first. */
-  lockBlob(registry: string, digest: string, shouldStop: () => boolean): Promise<ReleaseLock | undefined> {
-    return this.lock(`blob ${registry}@${digest}`, shouldStop);
+  /**
+   * Waits until this caller alone uploads `digest` to `target`'s registry; undefined when
+   * `shouldStop` turned true first. A holder it waited for in another repository is named as a
+   * mount source.
+   */
+  async lockBlob(target: Reference, digest: string, shouldStop: () => boolean): Promise<BlobLock | undefined> {
+    const held = await this.lock(`blob ${target.registry.name}@${digest}`, target.repository, shouldStop);
+    if (!held) return undefined;
+    const mountFrom = held.waitedFor.filter((repository) => repository !== target.repository);
+    return { release: held.release, ...(mountFrom.length > 0 && { mountFrom }) };
   }
 
-  /** Takes the lock on `subject`, waiting (polling with back-off) while another live holder has it. */
-  private async lock(subject: string, shouldStop: () => boolean): Promise<ReleaseLock | undefined> {
+  /**
+   * Takes the lock on `subject`, waiting (polling with back-off) while another live holder has
+   * it; says whose repositories it waited for, in the order met.
+   */
+  private async lock(subject: string, repository: string, shouldStop: () => boolean): Promise<{ release: ReleaseLock; waitedFor: string[] } | undefined> {
     // Row keys may not hold '/', '#', '?' or '\': a hash of the subject names the row.
     const rowKey = createHash('sha256').update(subject).digest('hex');
     const owner = randomUUID();
+    const waitedFor: string[] = [];
     let pollMs = FIRST_POLL_MS;
     for (;;) {
-      const etag = await this.tryTake(rowKey, subject, owner);
-      if (etag !== undefined) return this.hold(rowKey, subject, owner, etag);
+      const taken = await this.tryTake(rowKey, subject, owner, repository);
+      if ('etag' in taken) return { release: this.hold(rowKey, subject, owner, repository, taken.etag), waitedFor };
+      if (taken.holder !== undefined && !waitedFor.includes(taken.holder)) waitedFor.push(taken.holder);
       if (shouldStop()) return undefined;
       await new Promise((resolve) => setTimeout(resolve, pollMs));
       pollMs = Math.min(pollMs * 2, MAX_POLL_MS);
     }
   }
 
-  /** Inserts the lock row, or replaces an expired one; the new ETag, or undefined when it is held. */
-  private async tryTake(rowKey: string, subject: string, owner: string): Promise<string | undefined> {
-    const entity: LockEntity = { partitionKey: LOCK_PARTITION, rowKey, subject, owner, expiresAt: this.expiry() };
+  /**
+   * Inserts the lock row, or replaces an expired one: the new ETag, or (held by someone else) the
+   * holder's repository when it was read.
+   */
+  private async tryTake(rowKey: string, subject: string, owner: string, repository: string): Promise<{ etag: string } | { holder?: string }> {
+    const entity: LockEntity = { partitionKey: LOCK_PARTITION, rowKey, subject, owner, repository, expiresAt: this.expiry() };
     try {
-      return (await this.table.createEntity(entity)).etag ?? '';
+      return { etag: (await this.table.createEntity(entity)).etag ?? '' };
     } catch (error) {
       if (restStatus(error) !== 409) throw error;
     }
-    let current: { expiresAt?: unknown; etag: string };
+    let current: { expiresAt?: unknown; repository?: unknown; etag: string };
     try {
-      current = await this.table.getEntity<{ expiresAt?: unknown }>(LOCK_PARTITION, rowKey);
+      current = await this.table.getEntity<{ expiresAt?: unknown; repository?: unknown }>(LOCK_PARTITION, rowKey);
     } catch (error) {
       // Released between our insert and this read: the next round inserts.
-      if (restStatus(error) === 404) return undefined;
+      if (restStatus(error) === 404) return {};
       throw error;
     }
+    const holder = typeof current.repository === 'string' ? current.repository : undefined;
     const expiresAt = typeof current.expiresAt === 'string' ? Date.parse(current.expiresAt) : 0;
-    if (expiresAt > this.now()) return undefined;
+    if (expiresAt > this.now()) return { holder };
     // Expired: its holder died or stalled. Take it over, unless someone else just did.
     try {
-      return (await this.table.updateEntity(entity, 'Replace', { etag: current.etag })).etag ?? '';
+      return { etag: (await this.table.updateEntity(entity, 'Replace', { etag: current.etag })).etag ?? '' };
     } catch (error) {
-      if (restStatus(error) === 412 || restStatus(error) === 404) return undefined;
+      if (restStatus(error) === 412 || restStatus(error) === 404) return {};
       throw error;
     }
   }
 
   /** Renews the held lock every third of its duration; the release stops that and deletes the row. */
-  private hold(rowKey: string, subject: string, owner: string, etag: string): ReleaseLock {
+  private hold(rowKey: string, subject: string, owner: string, repository: string, etag: string): ReleaseLock {
     let current = etag;
     let renewing: Promise<void> = Promise.resolve();
     let lost = false;
     const renew = async () => {
-      const entity: LockEntity = { partitionKey: LOCK_PARTITION, rowKey, subject, owner, expiresAt: this.expiry() };
+      const entity: LockEntity = { partitionKey: LOCK_PARTITION, rowKey, subject, owner, repository, expiresAt: this.expiry() };
       try {
         current = (await this.table.updateEntity(entity, 'Replace', { etag: current })).etag ?? '';
       } catch (error) {

@@ -8,7 +8,7 @@ import { copy } from '../../src/copy/index.js';
 import type { CopyCoordination, ReleaseLock } from '../../src/copy/types.js';
 import type { Reference } from '../../src/registry/reference.js';
 import { FixtureClient, pushImage, seededBytes } from '../helpers/fixtures.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { settledAccessLog, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { ref } from './support.js';
 
 let source: TestRegistry;
@@ -21,8 +21,11 @@ afterAll(async () => {
   await Promise.all([source?.stop(), target?.stop()]);
 });
 
-/** Records every lock taken and released; `onLock` may act (as another writer) or refuse. */
-function recordingCoordination(onLock: (subject: string) => Promise<boolean> = async () => true): CopyCoordination & { log: string[] } {
+/**
+ * Records every lock taken and released; `onLock` may act (as another writer) or refuse; blob
+ * locks name `mountFrom` as where earlier holders wrote.
+ */
+function recordingCoordination(onLock: (subject: string) => Promise<boolean> = async () => true, mountFrom?: string[]): CopyCoordination & { log: string[] } {
   const log: string[] = [];
   const lock = async (subject: string, shouldStop: () => boolean): Promise<ReleaseLock | undefined> => {
     if (!(await onLock(subject)) && shouldStop()) return undefined;
@@ -32,7 +35,10 @@ function recordingCoordination(onLock: (subject: string) => Promise<boolean> = a
   return {
     log,
     lockTag: (tag: Reference, shouldStop) => lock(`tag ${tag}`, shouldStop),
-    lockBlob: (registry, digest, shouldStop) => lock(`blob ${registry}@${digest}`, shouldStop),
+    lockBlob: async (target, digest, shouldStop) => {
+      const release = await lock(`blob ${target.registry.name}@${digest}`, shouldStop);
+      return release && { release, ...(mountFrom && { mountFrom }) };
+    },
   };
 }
 
@@ -53,6 +59,23 @@ describe('copy with a coordination', () => {
       expect(coordination.log.indexOf(`release blob ${target.host}@${blob.digest}`)).toBeGreaterThan(coordination.log.indexOf(`lock blob ${target.host}@${blob.digest}`));
     }
     expect(coordination.log.slice(-2)).toEqual([`lock tag ${target.host}/co/dst:v1`, `release tag ${target.host}/co/dst:v1`]);
+  });
+
+  it('mounts a blob from the repository a holder it waited for wrote it to', async () => {
+    const image = await pushImage(source, 'co/mount-src', 'v1', { layers: [1200] });
+    // Another writer (not this process, whose own hints would know) put its blobs in another
+    // repository of the target.
+    for (const blob of image.blobs) {
+      const bytes = Buffer.from(await (await fetch(`${source.url}/v2/co/mount-src/blobs/${blob.digest}`)).arrayBuffer());
+      await new FixtureClient(target).pushBlob('co/other', { data: bytes });
+    }
+    const mark = target.accessLog().length;
+    const coordination = recordingCoordination(async () => true, ['co/other']);
+    const result = await copy({ source: ref(source, 'co/mount-src:v1'), targets: [ref(target, 'co/mounted:v1')] }, { coordination });
+    expect(result.blobs).toEqual({ total: 2, copied: 0, skipped: 0, mounted: 2 });
+    expect(result.targets[0]).toMatchObject({ digest: image.digest, written: true });
+    const posts = (await settledAccessLog(target)).slice(mark).filter((r) => r.method === 'POST');
+    expect(posts.map((r) => r.status)).toEqual([201, 201]);
   });
 
   it.each(['tag', 'blob'])('pauses, tagging nothing, when a wait for a %s lock is told to stop', async (kind) => {

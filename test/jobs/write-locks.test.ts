@@ -6,6 +6,7 @@ import { useJobStorage } from './azurite.js';
 const env = useJobStorage();
 
 const never = () => false;
+const repo = parseReference('127.0.0.1:5000/team/app');
 const rowKey = (subject: string) => createHash('sha256').update(subject).digest('hex');
 
 async function lockRow(subject: string): Promise<{ owner: string; expiresAt: string } | undefined> {
@@ -54,33 +55,46 @@ describe('write locks', () => {
     expect(await lockRow('tag 127.0.0.1:5000/team/app:v1')).toBeUndefined();
   });
 
+  it('name, to a blob\'s waiter, the repositories of the holders it waited for: mount sources', async () => {
+    const locks = new WriteLocks(env.storage.jobs.table, { durationInMs: 30_000 });
+    const holder = await locks.lockBlob(parseReference('127.0.0.1:5000/team/first'), 'sha256:mount', never);
+    expect(holder?.mountFrom).toBeUndefined();
+    let looked = false;
+    const waiter = locks.lockBlob(repo, 'sha256:mount', () => ((looked = true), false));
+    await until(async () => looked, 'the waiter looked');
+    await holder!.release();
+    const taken = await waiter;
+    expect(taken?.mountFrom).toEqual(['team/first']);
+    await taken!.release();
+  });
+
   it('give up waiting, without the lock, when told to stop', async () => {
     const locks = new WriteLocks(env.storage.jobs.table, { durationInMs: 30_000 });
-    const held = await locks.lockBlob('127.0.0.1:5000', 'sha256:aa', never);
-    expect(await locks.lockBlob('127.0.0.1:5000', 'sha256:aa', () => true)).toBeUndefined();
-    await held!();
+    const held = await locks.lockBlob(repo, 'sha256:aa', never);
+    expect(await locks.lockBlob(repo, 'sha256:aa', () => true)).toBeUndefined();
+    await held!.release();
   });
 
   it('expire: a crashed holder blocks the others for one lease duration at most', async () => {
     const subject = 'blob 127.0.0.1:5000@sha256:crashed';
     await env.storage.jobs.table.createEntity({ partitionKey: LOCK_PARTITION, rowKey: rowKey(subject), subject, owner: 'a dead worker', expiresAt: new Date(Date.now() - 1).toISOString() });
     const locks = new WriteLocks(env.storage.jobs.table, { durationInMs: 30_000 });
-    const release = await locks.lockBlob('127.0.0.1:5000', 'sha256:crashed', () => true);
+    const release = await locks.lockBlob(repo, 'sha256:crashed', () => true);
     expect(release).toBeDefined();
     expect((await lockRow(subject))?.owner).not.toBe('a dead worker');
-    await release!();
+    await release!.release();
   });
 
   it('are renewed while held, so a live holder keeps its lock past the first expiry', async () => {
     const subject = 'blob 127.0.0.1:5000@sha256:renewed';
     const holder = new WriteLocks(env.storage.jobs.table, { durationInMs: 300 });
-    const release = await holder.lockBlob('127.0.0.1:5000', 'sha256:renewed', never);
+    const release = await holder.lockBlob(repo, 'sha256:renewed', never);
     const firstExpiry = Date.parse((await lockRow(subject))!.expiresAt);
     await until(async () => Date.parse((await lockRow(subject))?.expiresAt ?? '') > firstExpiry, 'the holder renewed its lock');
     // A contender whose clock has passed the first expiry still finds the lock live.
     const contender = new WriteLocks(env.storage.jobs.table, { durationInMs: 300, now: () => firstExpiry + 1 });
-    expect(await contender.lockBlob('127.0.0.1:5000', 'sha256:renewed', () => true)).toBeUndefined();
-    await release!();
+    expect(await contender.lockBlob(repo, 'sha256:renewed', () => true)).toBeUndefined();
+    await release!.release();
     expect(await lockRow(subject)).toBeUndefined();
   });
 
@@ -88,12 +102,12 @@ describe('write locks', () => {
     const subject = 'blob 127.0.0.1:5000@sha256:taken';
     // A holder whose clock runs behind: its lock is already expired for everyone else.
     const late = new WriteLocks(env.storage.jobs.table, { durationInMs: 60_000, now: () => Date.now() - 120_000 });
-    const stale = await late.lockBlob('127.0.0.1:5000', 'sha256:taken', never);
-    const fresh = await new WriteLocks(env.storage.jobs.table, { durationInMs: 30_000 }).lockBlob('127.0.0.1:5000', 'sha256:taken', () => true);
+    const stale = await late.lockBlob(repo, 'sha256:taken', never);
+    const fresh = await new WriteLocks(env.storage.jobs.table, { durationInMs: 30_000 }).lockBlob(repo, 'sha256:taken', () => true);
     expect(fresh).toBeDefined();
     const owner = (await lockRow(subject))!.owner;
-    await stale!();
+    await stale!.release();
     expect((await lockRow(subject))?.owner).toBe(owner);
-    await fresh!();
+    await fresh!.release();
   });
 });
