@@ -233,8 +233,9 @@ function copyBlobs(
     await checkedEverywhere;
     // Another copy may be uploading the same blob to this registry: wait for it, then skip it,
     // or mount it from the repository that copy wrote.
-    const lock = options.coordination ? await options.coordination.lockBlob(repo.ref, blob.digest, shouldStopWaiting) : { release: async () => {} };
+    const lock = options.coordination ? await options.coordination.lockBlob(repo.ref, blob.digest, shouldStopWaiting) : { release: async () => {}, keepForResume: async () => {} };
     if (!lock) return { blob, outcome: 'paused' as const };
+    let paused = false;
     try {
       if (options.coordination && (await repo.client.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')))) !== undefined) {
         rememberBlob(repo.ref, blob.digest);
@@ -243,9 +244,11 @@ function copyBlobs(
       }
       // The last holder is the likeliest to have finished: remembered last, it is tried first.
       for (const repository of lock.mountFrom ?? []) rememberBlob(repo.ref.withRepository(repository), blob.digest);
-      return { blob, outcome: await transferOne(repo, blob) };
+      const outcome = await transferOne(repo, blob);
+      paused = outcome === 'paused';
+      return { blob, outcome };
     } finally {
-      await lock.release();
+      await (paused ? lock.keepForResume() : lock.release());
     }
   });
 

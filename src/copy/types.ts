@@ -79,6 +79,12 @@ export interface CopyCoordination {
 /** A held blob lock. */
 export interface BlobLock {
   release: ReleaseLock;
+  /**
+   * Stops holding without letting go, when the upload paused with its checkpoint saved: the
+   * same writer's continuation takes the lock back, and others wait until it expires, instead
+   * of starting a second upload in the gap. Never throws.
+   */
+  keepForResume: ReleaseLock;
   /** Repositories of the same registry whose writers held the lock while this one waited, in that order: mount sources. */
   mountFrom?: string[];
 }

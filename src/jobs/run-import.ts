@@ -38,8 +38,8 @@ export interface RunImportDeps {
   checkpoints: TableCheckpoints;
   queue: JobQueue;
   copy: typeof Copy;
-  /** Serialises racing writers of a tag or a blob across workers (write-locks.ts). */
-  coordination?: CopyCoordination;
+  /** Serialises racing writers of a tag or a blob across workers (write-locks.ts), per job. */
+  coordination?: { forJob(jobId: string): CopyCoordination };
   /** Undefined when HOIST_SECRET_KEY is not set. */
   secretBox?: SecretBox;
   /** The deployment's target credentials, and the registry they are for (HOIST_TARGET_REGISTRY). */
@@ -161,7 +161,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         },
         ...(deps.chunkSizeInBytes !== undefined && { chunkSizeInBytes: deps.chunkSizeInBytes }),
         ...(deps.concurrency !== undefined && { concurrency: deps.concurrency }),
-        ...(deps.coordination && { coordination: deps.coordination }),
+        ...(deps.coordination && { coordination: deps.coordination.forJob(job.id) }),
       },
     );
     await progress.stop();

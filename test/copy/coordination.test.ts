@@ -36,8 +36,9 @@ function recordingCoordination(onLock: (subject: string) => Promise<boolean> = a
     log,
     lockTag: (tag: Reference, shouldStop) => lock(`tag ${tag}`, shouldStop),
     lockBlob: async (target, digest, shouldStop) => {
-      const release = await lock(`blob ${target.registry.name}@${digest}`, shouldStop);
-      return release && { release, ...(mountFrom && { mountFrom }) };
+      const subject = `blob ${target.registry.name}@${digest}`;
+      const release = await lock(subject, shouldStop);
+      return release && { release, keepForResume: async () => void log.push(`keep ${subject}`), ...(mountFrom && { mountFrom }) };
     },
   };
 }
@@ -76,6 +77,22 @@ describe('copy with a coordination', () => {
     expect(result.targets[0]).toMatchObject({ digest: image.digest, written: true });
     const posts = (await settledAccessLog(target)).slice(mark).filter((r) => r.method === 'POST');
     expect(posts.map((r) => r.status)).toEqual([201, 201]);
+  });
+
+  it('keeps the lock of a blob whose upload paused, and releases the others', async () => {
+    const image = await pushImage(source, 'co/pause', 'v1', { layers: [3 * 1024 * 1024 + 5] });
+    const layer = image.blobs[1];
+    const coordination = recordingCoordination();
+    const abort = new AbortController();
+    const result = await copy(
+      { source: ref(source, 'co/pause:v1'), targets: [ref(target, 'co/pause:v1')] },
+      { coordination, uploadMode: 'chunked', chunkSizeInBytes: 1024 * 1024, abortSignal: abort.signal, onProgress: (e) => e.type === 'blob-progress' && abort.abort() },
+    );
+    expect(result.status).toBe('paused');
+    const subject = `blob ${target.host}@${layer.digest}`;
+    expect(coordination.log).toContain(`keep ${subject}`);
+    expect(coordination.log).not.toContain(`release ${subject}`);
+    expect(coordination.log).toContain(`release blob ${target.host}@${image.blobs[0].digest}`);
   });
 
   it.each(['tag', 'blob'])('pauses, tagging nothing, when a wait for a %s lock is told to stop', async (kind) => {

@@ -68,10 +68,23 @@ describe('write locks', () => {
     await taken!.release();
   });
 
+  it('kept over a paused upload, go back to the same job\'s continuation at once, and to no one else', async () => {
+    const locks = new WriteLocks(env.storage.jobs.table, { durationInMs: 30_000 });
+    const paused = await locks.forJob('job-1').lockBlob(repo, 'sha256:keep', never);
+    await paused!.keepForResume();
+    expect(await locks.forJob('job-2').lockBlob(repo, 'sha256:keep', () => true)).toBeUndefined();
+    // The same job into another repository is another writer of the blob: it waits too.
+    expect(await locks.forJob('job-1').lockBlob(parseReference('127.0.0.1:5000/team/other'), 'sha256:keep', () => true)).toBeUndefined();
+    const resumed = await locks.forJob('job-1').lockBlob(repo, 'sha256:keep', () => true);
+    expect(resumed).toBeDefined();
+    await resumed!.release();
+    expect(await lockRow('blob 127.0.0.1:5000@sha256:keep')).toBeUndefined();
+  });
+
   it('give up waiting, without the lock, when told to stop', async () => {
     const locks = new WriteLocks(env.storage.jobs.table, { durationInMs: 30_000 });
-    const held = await locks.lockBlob(repo, 'sha256:aa', never);
-    expect(await locks.lockBlob(repo, 'sha256:aa', () => true)).toBeUndefined();
+    const held = await locks.forJob('a').lockBlob(repo, 'sha256:aa', never);
+    expect(await locks.forJob('b').lockBlob(repo, 'sha256:aa', () => true)).toBeUndefined();
     await held!.release();
   });
 
