@@ -15,7 +15,7 @@ import type { ManifestNode } from './manifest.js';
 import { rememberBlob, mountCandidates } from './mount-hints.js';
 import { mergeFallbackIndex } from './referrers.js';
 import { readSourceGraph, type SourceGraph } from './source-graph.js';
-import type { BlobOutcome, CopyOptions, CopyPlan, CopyRequest, CopyResult, PlannedBlob, ProgressEvent, WrittenManifest } from './types.js';
+import type { BlobOutcome, CopyCoordination, CopyOptions, CopyPlan, CopyRequest, CopyResult, PlannedBlob, ProgressEvent, WrittenManifest } from './types.js';
 
 export const DEFAULT_CONCURRENCY = 4;
 /** HEADs carry no body and cost the registry little: check an image's many blobs 16 at a time. */
@@ -83,7 +83,9 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   const checks = checkBlobs(repos, blobs, Math.max(options.concurrency ?? DEFAULT_CONCURRENCY, HEAD_CONCURRENCY));
   let held: ProgressEvent[] | undefined = [];
   const emitAfterPlan = (event: ProgressEvent) => (held ? held.push(event) : emit(event));
-  const transfers = request.dryRun ? Promise.resolve([]) : copyBlobs(checks, source, request.source, options, shouldPause, emitAfterPlan);
+  // Waiting for another copy's upload does not move anything, yet must end with the budget.
+  const shouldStopWaiting = () => shouldPause() || budgetSpent();
+  const transfers = request.dryRun ? Promise.resolve([]) : copyBlobs(checks, source, request.source, options, { shouldPause, shouldStopWaiting }, emitAfterPlan);
   // Awaited below; a failure must not count as unhandled meanwhile.
   transfers.catch(() => undefined);
   let result: CopyResult;
@@ -124,8 +126,8 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   for (const repo of repos) {
     await pushManifests(repo, graph, emit, result);
   }
-  await writeTags(request, repos, graph.top.manifest, emit, result);
-  return result;
+  const tagged = await writeTags(request, repos, graph.top.manifest, emit, result, options.coordination, () => options.abortSignal?.aborted === true);
+  return tagged ? result : { ...result, status: 'paused' };
 }
 
 /**
@@ -143,6 +145,11 @@ export async function findExistingTags(targets: Reference[], credentials?: Crede
     if (head && head.digest !== digest) found.push({ reference: target.toString(), digest: head.digest });
   }
   return found;
+}
+
+/** The digest `ref` names now (one HEAD), or undefined when the registry has no such manifest. */
+export async function resolveDigest(ref: Reference, credentials?: CredentialSource): Promise<string | undefined> {
+  return (await RegistryClient.for(ref.registry, credentials).headManifest(ref))?.digest;
 }
 
 function tagExists(existing: Array<{ reference: string; digest: string }>): CopyError {
@@ -237,7 +244,7 @@ function copyBlobs(
   source: RegistryClient,
   sourceRef: Reference,
   options: CopyOptions,
-  shouldPause: () => boolean,
+  { shouldPause, shouldStopWaiting }: { shouldPause: () => boolean; shouldStopWaiting: () => boolean },
   emit: (event: ProgressEvent) => void,
 ): Promise<Array<{ blob: PlannedBlob; outcome: BlobOutcome | 'paused' }>> {
   return mapLimit(checks, options.concurrency ?? DEFAULT_CONCURRENCY, async ({ repo, planned, checkedEverywhere }) => {
@@ -248,6 +255,28 @@ function copyBlobs(
     }
     if (shouldPause()) return { blob, outcome: 'paused' as const };
     await checkedEverywhere;
+    // Another copy may be uploading the same blob to this registry: wait for it, then skip it,
+    // or mount it from the repository that copy wrote.
+    const lock = options.coordination ? await options.coordination.lockBlob(repo.ref, blob.digest, shouldStopWaiting) : { release: async () => {}, keepForResume: async () => {} };
+    if (!lock) return { blob, outcome: 'paused' as const };
+    let paused = false;
+    try {
+      if (options.coordination && (await repo.client.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')))) !== undefined) {
+        rememberBlob(repo.ref, blob.digest);
+        emit({ type: 'blob-done', digest: blob.digest, size: blob.size, target: repo.ref.name, outcome: 'skipped' });
+        return { blob, outcome: 'skipped' as const };
+      }
+      // The last holder is the likeliest to have finished: remembered last, it is tried first.
+      for (const repository of lock.mountFrom ?? []) rememberBlob(repo.ref.withRepository(repository), blob.digest);
+      const outcome = await transferOne(repo, blob);
+      paused = outcome === 'paused';
+      return { blob, outcome };
+    } finally {
+      await (paused ? lock.keepForResume() : lock.release());
+    }
+  });
+
+  async function transferOne(repo: TargetRepo, blob: PlannedBlob): Promise<BlobOutcome | 'paused'> {
     const outcome = await transferBlob(
       {
         source,
@@ -264,8 +293,8 @@ function copyBlobs(
       { digest: blob.digest, size: blob.size, mediaType: blob.mediaType },
     );
     if (outcome !== 'paused') rememberBlob(repo.ref, blob.digest);
-    return { blob, outcome };
-  });
+    return outcome;
+  }
 }
 
 /**
@@ -306,31 +335,60 @@ async function pushManifests(repo: TargetRepo, graph: SourceGraph, emit: (event:
   }
 }
 
-/** Writes the target tags, after re-checking each one just before it is written. */
-async function writeTags(request: CopyRequest, repos: TargetRepo[], top: Manifest, emit: (event: ProgressEvent) => void, result: CopyResult): Promise<void> {
+/**
+ * Writes the target tags: each one under the coordination's lock when there is one, re-checked
+ * just before it is written and read back after, so `written: true` means the tag holds this
+ * copy's digest. False when `shouldStop` ended a wait for a lock (the copy pauses).
+ */
+async function writeTags(
+  request: CopyRequest,
+  repos: TargetRepo[],
+  top: Manifest,
+  emit: (event: ProgressEvent) => void,
+  result: CopyResult,
+  coordination: CopyCoordination | undefined,
+  shouldStop: () => boolean,
+): Promise<boolean> {
   for (const repo of repos) {
     if (repo.tags.length === 0) {
       result.targets.push({ reference: repo.ref.withDigest(top.digest).toString(), digest: top.digest, written: result.manifests.some((m) => m.digest === top.digest && m.target === repo.ref.name) });
     }
     for (const tag of repo.tags) {
+      const unlock = coordination ? await coordination.lockTag(tag, shouldStop) : async () => {};
+      if (!unlock) return false;
+      let written: boolean;
       try {
-        const head = await repo.client.headManifest(tag);
-        if (head?.digest === top.digest) {
-          result.targets.push({ reference: tag.toString(), digest: top.digest, written: false });
-          emit({ type: 'tag', reference: tag.toString(), digest: top.digest, written: false });
-          continue;
-        }
-        if (head && !request.force) throw tagExists([{ reference: tag.toString(), digest: head.digest }]);
-        await repo.client.putManifest(tag, top);
+        written = await writeTag(repo.client, tag, top, request.force === true);
       } catch (error) {
         throw copyErrorFrom(error, 'target');
+      } finally {
+        await unlock();
       }
-      if (!result.manifests.some((m) => m.digest === top.digest && m.target === repo.ref.name)) {
+      if (written && !result.manifests.some((m) => m.digest === top.digest && m.target === repo.ref.name)) {
         result.manifests.push({ digest: top.digest, mediaType: top.mediaType, target: repo.ref.name });
         emit({ type: 'manifest', digest: top.digest, mediaType: top.mediaType, target: repo.ref.name });
       }
-      result.targets.push({ reference: tag.toString(), digest: top.digest, written: true });
-      emit({ type: 'tag', reference: tag.toString(), digest: top.digest, written: true });
+      result.targets.push({ reference: tag.toString(), digest: top.digest, written });
+      emit({ type: 'tag', reference: tag.toString(), digest: top.digest, written });
     }
   }
+  return true;
+}
+
+/**
+ * Check, put, read back: false when the tag already held `top`; true once the registry shows it
+ * holding `top`. A writer that moved the tag in between (one this copy's lock does not reach,
+ * such as a CLI or another tool) makes it TAG_EXISTS, naming the digest that won.
+ */
+async function writeTag(client: RegistryClient, tag: Reference, top: Manifest, force: boolean): Promise<boolean> {
+  const head = await client.headManifest(tag);
+  if (head?.digest === top.digest) return false;
+  if (head && !force) throw tagExists([{ reference: tag.toString(), digest: head.digest }]);
+  await client.putManifest(tag, top);
+  const after = await client.headManifest(tag);
+  if (after?.digest !== top.digest) {
+    const now = after ? `now holds ${after.digest}` : 'is gone';
+    throw new CopyError('TAG_EXISTS', `another writer moved target tag ${tag} right after this copy wrote ${top.digest}: it ${now}; nothing was overwritten back`, 'target');
+  }
+  return true;
 }

@@ -57,6 +57,38 @@ export interface CheckpointStore {
 
 export type UploadMode = 'monolithic' | 'chunked';
 
+/** Releases a lock taken through {@link CopyCoordination}; never throws. */
+export type ReleaseLock = () => Promise<void>;
+
+/**
+ * How one copy keeps out of the way of other copies writing the same things at the same time
+ * (the import service backs it with lease rows in Azure Tables; the CLI passes none). Each call
+ * waits until the caller alone holds the lock, and resolves `undefined` instead when
+ * `shouldStop` turns true while it waits; the copy then pauses.
+ */
+export interface CopyCoordination {
+  /** One writer at a time for a target tag (registry, repository and tag), around check-and-put. */
+  lockTag(tag: Reference, shouldStop: () => boolean): Promise<ReleaseLock | undefined>;
+  /**
+   * One uploader at a time for a blob in the registry of `target` (a repository); the others then
+   * find it in place, or mount it from where the holder they waited for put it.
+   */
+  lockBlob(target: Reference, digest: string, shouldStop: () => boolean): Promise<BlobLock | undefined>;
+}
+
+/** A held blob lock. */
+export interface BlobLock {
+  release: ReleaseLock;
+  /**
+   * Stops holding without letting go, when the upload paused with its checkpoint saved: the
+   * same writer's continuation takes the lock back, and others wait until it expires, instead
+   * of starting a second upload in the gap. Never throws.
+   */
+  keepForResume: ReleaseLock;
+  /** Repositories of the same registry whose writers held the lock while this one waited, in that order: mount sources. */
+  mountFrom?: string[];
+}
+
 export interface CopyOptions {
   /** Credentials for the source and the target registries. */
   credentials?: CredentialSource;
@@ -78,6 +110,8 @@ export interface CopyOptions {
   /** Stops the copy at the first chunk boundary after this many milliseconds. */
   timeBudgetInMs?: number;
   onProgress?: (event: ProgressEvent) => void;
+  /** Serialises racing writers of one tag or one blob across processes; none by default. */
+  coordination?: CopyCoordination;
 }
 
 export type BlobOutcome = 'copied' | 'skipped' | 'mounted';

@@ -5,7 +5,9 @@
  * retry it, or move it to `imports-poison` after the last attempt.
  */
 import type { InvocationContext } from '@azure/functions';
+import type { JobStorage } from '../jobs/job-storage.js';
 import { runImport } from '../jobs/run-import.js';
+import { WriteLocks } from '../jobs/write-locks.js';
 import { IMPORTS_QUEUE, STORAGE_CONNECTION_SETTING, type Settings } from '../jobs/settings.js';
 import type { FunctionDefinition } from './definition.js';
 import { appMaxDequeueCount } from './host-config.js';
@@ -27,6 +29,7 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
       checkpoints: storage.checkpoints,
       queue: storage.queue,
       copy: currentEngine().copy,
+      coordination: writeLocks(storage, settings, context),
       ...(box && { secretBox: box }),
       ...(targetCredentials && { targetCredentials }),
       ...(targetRegistry !== undefined && { targetRegistry }),
@@ -41,6 +44,14 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
     },
   ));
   context.log(`importWorker: ${outcome}`);
+}
+
+/** Tag and blob locks in the jobs table, held for as long as a job lease (HOIST_JOB_LEASE_SECONDS). */
+function writeLocks(storage: JobStorage, settings: Settings, context: InvocationContext): WriteLocks {
+  return new WriteLocks(storage.jobs.table, {
+    durationInMs: settings.leaseDurationInMs,
+    onError: (subject, error) => context.warn(`importWorker: lock on ${subject}: ${error instanceof Error ? error.message : String(error)}`),
+  });
 }
 
 /** HOIST_TARGET_REGISTRY if set and valid: jobs carry their own target, this only scopes the target credentials. */

@@ -64,6 +64,7 @@ async function postImport(request: HttpRequest, context: InvocationContext): Pro
     ...(targetCredentials && { targetCredentials }),
     ...(box && { secretBox: box }),
     findExistingTags: currentEngine().findExistingTags,
+    resolveDigest: currentEngine().resolveDigest,
   });
   context.log(`imports: ${replayed ? 'replayed' : 'queued'} job ${job.id} (${job.source} -> ${job.targets.length} target${job.targets.length === 1 ? '' : 's'})`);
   const location = `${ROUTE_PREFIX}/imports/${job.id}`;

@@ -3,7 +3,7 @@
  * settings, the job storage (opened once per connection string and table names) and the copy
  * engine. Tests swap the engine with `setEngine`.
  */
-import { copy, findExistingTags } from '../copy/index.js';
+import { copy, findExistingTags, resolveDigest } from '../copy/index.js';
 import { ConfigurationError } from '../jobs/errors.js';
 import { openJobStorage, type JobStorage } from '../jobs/job-storage.js';
 import { SecretBox } from '../jobs/secret-box.js';
@@ -13,9 +13,10 @@ import { Settings } from '../jobs/settings.js';
 export interface Engine {
   copy: typeof copy;
   findExistingTags: typeof findExistingTags;
+  resolveDigest: typeof resolveDigest;
 }
 
-const defaultEngine: Engine = { copy, findExistingTags };
+const defaultEngine: Engine = { copy, findExistingTags, resolveDigest };
 let engine: Engine = defaultEngine;
 const storages = new Map<string, Promise<JobStorage>>();
 

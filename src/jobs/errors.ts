@@ -121,3 +121,12 @@ export class TargetCheckError extends Error {
     super(`could not check the target registry ${registry} for existing tags: ${detail}`, options);
   }
 }
+
+/** An entity Azure Tables would refuse (too large, too many properties): a bug to fix, never retried. */
+export class EntityTooLargeError extends Error {
+  override readonly name = 'EntityTooLargeError';
+  readonly code = 'ENTITY_TOO_LARGE';
+  constructor(what: string, detail: string) {
+    super(`${what} is too large for Azure Tables: ${detail}`);
+  }
+}

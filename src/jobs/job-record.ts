@@ -29,6 +29,18 @@ export interface JobManifest {
   written?: boolean;
 }
 
+/**
+ * How many manifests a job record lists: a 4,500-child index must not outgrow the job entity
+ * (1 MiB in Azure Tables); a hundred entries of about 200 characters fill one property.
+ */
+export const MAX_LISTED_MANIFESTS = 100;
+
+export interface ManifestCounts {
+  total: number;
+  /** Those this job wrote (the others the target already had). */
+  written: number;
+}
+
 export interface JobTarget extends StoredTarget {
   /** The digest written there, once written. */
   digest?: string;
@@ -56,7 +68,10 @@ export interface JobRecord {
   /** Platform subset; empty means every platform. */
   platforms: string[];
   referrers: boolean;
+  /** The first MAX_LISTED_MANIFESTS of the import's manifests; manifestCounts counts them all. */
   manifests: JobManifest[];
+  /** Every manifest of a finished import, and those it wrote (absent before it succeeds). */
+  manifestCounts?: ManifestCounts;
   progress: JobProgress;
   /**
    * Deliveries that took the lease, but for the first of each continuation: 1, plus one per retry

@@ -1,13 +1,14 @@
 /**
  * Jobs in Azure Tables: one entity per job in partition `job`, RowKey = job id (newest first, see
  * job-id.ts). Every update is conditional on the ETag the caller read; a lost race is a
- * ConcurrencyError, never a silent overwrite.
+ * ConcurrencyError, never a silent overwrite. An entity Azure Tables would refuse is refused here
+ * first (EntityTooLargeError), since Azurite takes it.
  */
 import { odata, type TableClient, type TableEntityResult } from '@azure/data-tables';
 import { ConcurrencyError, JobNotFoundError } from './errors.js';
 import { isJobId } from './job-id.js';
 import { emptyProgress, type JobRecord, type JobStatus } from './job-record.js';
-import { readJson, restStatus, writeJson } from './tables.js';
+import { checkEntityLimits, readJson, restStatus, writeJson } from './tables.js';
 
 /** The partition holding job entities (the idempotency store uses another in the same table). */
 export const JOB_PARTITION = 'job';
@@ -156,6 +157,8 @@ function toEntity(record: JobRecord): Entity {
   writeJson(entity, 'progress', record.progress);
   if (record.error) writeJson(entity, 'error', record.error);
   if (record.lastError) writeJson(entity, 'lastError', record.lastError);
+  if (record.manifestCounts) writeJson(entity, 'manifestCounts', record.manifestCounts);
+  checkEntityLimits(entity, `job ${record.id}`);
   return entity;
 }
 
@@ -188,6 +191,7 @@ function fromEntity(entity: TableEntityResult<Record<string, unknown>>): JobReco
     sealedCredentials: str('sealedCredentials'),
     error: readJson(entity, 'error', undefined),
     lastError: readJson(entity, 'lastError', undefined),
+    manifestCounts: readJson(entity, 'manifestCounts', undefined),
   };
   for (const [key, value] of Object.entries(optional)) if (value !== undefined) (record as unknown as Record<string, unknown>)[key] = value;
   return record;

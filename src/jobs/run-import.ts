@@ -9,16 +9,16 @@ import { randomUUID } from 'node:crypto';
 import type { copy as Copy } from '../copy/index.js';
 import { CopyError } from '../copy/errors.js';
 import { parsePlatform } from '../copy/platform.js';
-import type { CopyResult } from '../copy/types.js';
+import type { CopyCoordination, CopyResult } from '../copy/types.js';
 import type { Credentials } from '../registry/credentials.js';
 import { RegistryError } from '../registry/errors.js';
 import { parseReference } from '../registry/reference.js';
 import type { TableCheckpoints } from './checkpoint-store.js';
-import { ConfigurationError, LeaseLostError, RequestError, SecretError } from './errors.js';
+import { ConfigurationError, EntityTooLargeError, LeaseLostError, RequestError, SecretError } from './errors.js';
 import { loadTarget } from './import-references.js';
 import { acquireJobLease, type JobLease } from './job-lease.js';
 import { parseJobMessage, type JobQueue } from './job-queue.js';
-import type { JobFailure, JobManifest, JobRecord } from './job-record.js';
+import { MAX_LISTED_MANIFESTS, type JobFailure, type JobManifest, type JobRecord } from './job-record.js';
 import type { JobStore } from './job-store.js';
 import { ProgressTracker } from './progress-tracker.js';
 import type { SecretBox } from './secret-box.js';
@@ -38,6 +38,8 @@ export interface RunImportDeps {
   checkpoints: TableCheckpoints;
   queue: JobQueue;
   copy: typeof Copy;
+  /** Serialises racing writers of a tag or a blob across workers (write-locks.ts), per job. */
+  coordination?: { forJob(jobId: string): CopyCoordination };
   /** Undefined when HOIST_SECRET_KEY is not set. */
   secretBox?: SecretBox;
   /** The deployment's target credentials, and the registry they are for (HOIST_TARGET_REGISTRY). */
@@ -167,6 +169,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         ...(deps.chunkSizeInBytes !== undefined && { chunkSizeInBytes: deps.chunkSizeInBytes }),
         ...(deps.concurrency !== undefined && { concurrency: deps.concurrency }),
         ...(deps.maxBlobBytes !== undefined && { maxBlobBytes: deps.maxBlobBytes }),
+        ...(deps.coordination && { coordination: deps.coordination.forJob(job.id) }),
       },
     );
     await progress.stop();
@@ -223,7 +226,8 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
 /** Errors no retry can fix: the job fails at once. */
 function isPermanent(error: unknown): boolean {
   if (error instanceof CopyError) return error.permanent;
-  return error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError;
+  // A record too large for Azure Tables stays too large: retrying would only repeat the copy.
+  return error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError || error instanceof EntityTooLargeError;
 }
 
 /** A job failure from an error: its stable code and a message with every secret removed. */
@@ -264,7 +268,10 @@ function recordSuccess(job: JobRecord, result: CopyResult, tracker: ProgressTrac
   for (const m of [...result.plan.manifests, ...result.manifests]) {
     if (!manifests.has(m.digest)) manifests.set(m.digest, { digest: m.digest, mediaType: m.mediaType, ...(m.platform !== undefined && { platform: m.platform }), written: written.has(m.digest) });
   }
-  job.manifests = [...manifests.values()];
+  // Listed up to a bound, counted in full: a huge index must not outgrow the job entity.
+  const all = [...manifests.values()];
+  job.manifests = all.slice(0, MAX_LISTED_MANIFESTS);
+  job.manifestCounts = { total: all.length, written: all.filter((m) => m.written).length };
   job.targets = job.targets.map((t) => {
     const written = result.targets.find((r) => r.reference === t.reference || r.reference === `${t.reference}@${r.digest}`);
     return { ...t, digest: written?.digest ?? result.targetDigest, ...(written && t.tagged && { written: written.written }) };

@@ -2,7 +2,7 @@
  * The status document of `GET /api/imports/{id}`: what a caller may see of a job. Built field by
  * field from the record, so nothing stored (credentials, lease owner) leaks by accident.
  */
-import type { JobManifest, JobRecord, JobStatus } from './job-record.js';
+import type { JobManifest, JobRecord, JobStatus, ManifestCounts } from './job-record.js';
 
 /** What the status document adds to the stored counters: the job's identity and its outcome. */
 interface ImportStatusFields {
@@ -12,7 +12,10 @@ interface ImportStatusFields {
   source: { reference: string; digest?: string; mediaType?: string };
   targets: Array<{ reference: string; tagged: boolean; digest?: string; written?: boolean }>;
   options: { force: boolean; platforms: string[]; referrers: boolean };
-  /** The import's manifests in the target, each digest once; `written: false` for those it already had. */
+  /**
+   * The import's manifests in the target, each digest once, the first MAX_LISTED_MANIFESTS of
+   * them; `written: false` for those it already had.
+   */
   manifests: JobManifest[];
   /**
    * Only on a `running` job whose worker stopped without releasing it (its process died or was
@@ -20,6 +23,8 @@ interface ImportStatusFields {
    * checkpoints, or the sweep fails it once its last attempt is used.
    */
   workerLost?: { leaseExpiredAt: string; message: string };
+  /** All of the import's manifests, listed or not, and those it wrote. */
+  manifestCounts: ManifestCounts;
 }
 
 /** Fields shown as stored: counters, timestamps and the failure; never the lease or credentials. */
@@ -51,6 +56,9 @@ export function toStatusDocument(record: JobRecord): ImportStatus {
       ...(m.platform !== undefined && { platform: m.platform }),
       ...(m.written !== undefined && { written: m.written }),
     })),
+    manifestCounts: record.manifestCounts
+      ? { total: record.manifestCounts.total, written: record.manifestCounts.written }
+      : { total: record.manifests.length, written: record.manifests.filter((m) => m.written).length },
     progress: {
       blobs: { ...record.progress.blobs },
       bytes: { ...record.progress.bytes },

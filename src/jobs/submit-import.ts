@@ -4,8 +4,9 @@
  * queue it. Nothing here knows about HTTP.
  */
 import { createHash } from 'node:crypto';
-import type { findExistingTags as FindExistingTags } from '../copy/index.js';
-import type { Credentials } from '../registry/credentials.js';
+import type { findExistingTags as FindExistingTags, resolveDigest as ResolveDigest } from '../copy/index.js';
+import type { CredentialSource, Credentials } from '../registry/credentials.js';
+import type { Reference } from '../registry/reference.js';
 import { ConcurrencyError, IdempotencyError, RequestError, TagExistsError, TargetCheckError } from './errors.js';
 import type { IdempotencyStore } from './idempotency-store.js';
 import { parseImportRequest, type ImportRequest } from './import-request.js';
@@ -35,6 +36,8 @@ export interface SubmitImportDeps {
   /** Undefined when HOIST_SECRET_KEY is not set: requests with credentials are then refused. */
   secretBox?: SecretBox;
   findExistingTags: typeof FindExistingTags;
+  /** Resolves a source given by tag, when a target tag exists, to tell a no-op from a conflict. */
+  resolveDigest: typeof ResolveDigest;
   now?: () => Date;
 }
 
@@ -86,6 +89,9 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
         throw wrapped;
       }
     }
+    if (existing.length > 0 && resolved.source.digest === undefined && request.platforms.length === 0) {
+      existing = await withoutNoOps(existing, resolved.source, jobCredentialSource({ sourceRegistry: resolved.source.registry.name, targetRegistry: deps.targetRegistry, ...(credentials && { source: credentials }) }), deps);
+    }
     if (existing.length > 0) throw new TagExistsError(existing);
   }
 
@@ -117,6 +123,28 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
     throw error;
   }
   return { job: record, replayed: false };
+}
+
+/**
+ * The existing tags that do not already hold the source's digest. The engine skips a tag already
+ * at its digest, so submit must not refuse it: one HEAD of the source (given by tag) tells. When
+ * the source cannot be asked, the job is accepted as is, and the worker decides.
+ */
+async function withoutNoOps(
+  existing: Array<{ reference: string; digest: string }>,
+  source: Reference,
+  credentials: CredentialSource,
+  deps: SubmitImportDeps,
+): Promise<Array<{ reference: string; digest: string }>> {
+  let digest: string | undefined;
+  try {
+    digest = await deps.resolveDigest(source, credentials);
+  } catch {
+    return [];
+  }
+  // A source that does not exist fails the job in the worker, with the better error.
+  if (digest === undefined) return [];
+  return existing.filter((e) => e.digest !== digest);
 }
 
 /**

@@ -4,11 +4,22 @@
  * larger than one property allows.
  */
 import { TableClient } from '@azure/data-tables';
+import { EntityTooLargeError } from './errors.js';
 
-/** A string property holds at most 64 KiB of UTF-16: 32 Ki characters. Leave room. */
+/*
+ * Azure Tables' limits, which Azurite does not enforce: what passes against the emulator must
+ * pass in Azure, so stores check them before every write. From "Understanding the Table service
+ * data model" (learn.microsoft.com/rest/api/storageservices).
+ */
+/** A string property holds at most 64 KiB of UTF-16: 32 Ki characters. */
+export const MAX_STRING_CHARS = 32 * 1024;
+/** An entity holds at most 1 MiB, counted as entitySize() does. */
+export const MAX_ENTITY_BYTES = 1024 * 1024;
+/** 255 properties, of which PartitionKey, RowKey and Timestamp are three. */
+export const MAX_PROPERTIES = 252;
+
+/** Characters per part of a long JSON value: inside MAX_STRING_CHARS, with room to spare. */
 const PART_CHARS = 30_000;
-/** An entity holds at most 1 MiB; 20 parts of 60 KB keep well inside it with the other columns. */
-const MAX_PARTS = 20;
 
 /** Opens a table on a connection string, creating it if missing (once per client). */
 export async function openTable(connectionString: string, tableName: string): Promise<TableClient> {
@@ -24,11 +35,13 @@ export function restStatus(error: unknown): number | undefined {
   return undefined;
 }
 
-/** Writes `value` as JSON into `name` (and `name_1`, `name_2`… when it is long). */
+/**
+ * Writes `value` as JSON into `name` (and `name_1`, `name_2`… when it is long). The entity's
+ * total is left to checkEntityLimits.
+ */
 export function writeJson(entity: Record<string, unknown>, name: string, value: unknown): void {
   const json = JSON.stringify(value);
   const parts = Math.max(1, Math.ceil(json.length / PART_CHARS));
-  if (parts > MAX_PARTS) throw new Error(`${name} is too large to store (${json.length} characters)`);
   entity[name] = json.slice(0, PART_CHARS);
   for (let i = 1; i < parts; i++) entity[`${name}_${i}`] = json.slice(i * PART_CHARS, (i + 1) * PART_CHARS);
 }
@@ -40,4 +53,40 @@ export function readJson<T>(entity: Record<string, unknown>, name: string, fallb
   let json = head;
   for (let i = 1; typeof entity[`${name}_${i}`] === 'string'; i++) json += entity[`${name}_${i}`] as string;
   return JSON.parse(json) as T;
+}
+
+/**
+ * The size Azure Tables counts for an entity: 4 bytes, plus 2 per character of PartitionKey and
+ * RowKey, plus per property 8 bytes, 2 per character of its name and its value's size (a string
+ * 4 + 2 per character, a number 8, a boolean 1). Timestamp, which the service adds, is counted.
+ */
+export function entitySize(entity: Record<string, unknown> & { partitionKey: string; rowKey: string }): number {
+  let size = 4 + (entity.partitionKey.length + entity.rowKey.length) * 2 + propertySize('Timestamp', new Date());
+  for (const [name, value] of Object.entries(entity)) {
+    if (name === 'partitionKey' || name === 'rowKey' || value === undefined) continue;
+    size += propertySize(name, value);
+  }
+  return size;
+}
+
+function propertySize(name: string, value: unknown): number {
+  const valueSize = typeof value === 'string' ? 4 + value.length * 2 : typeof value === 'boolean' ? 1 : 8;
+  return 8 + name.length * 2 + valueSize;
+}
+
+/**
+ * Refuses, with EntityTooLargeError, an entity Azure Tables would refuse: a string property over
+ * MAX_STRING_CHARS, more than MAX_PROPERTIES properties, or more than MAX_ENTITY_BYTES in all.
+ */
+export function checkEntityLimits(entity: Record<string, unknown> & { partitionKey: string; rowKey: string }, what: string): void {
+  const names = Object.keys(entity).filter((name) => name !== 'partitionKey' && name !== 'rowKey' && entity[name] !== undefined);
+  if (names.length > MAX_PROPERTIES) throw new EntityTooLargeError(what, `${names.length} properties (Azure Tables allows ${MAX_PROPERTIES})`);
+  for (const name of names) {
+    const value = entity[name];
+    if (typeof value === 'string' && value.length > MAX_STRING_CHARS) {
+      throw new EntityTooLargeError(what, `property ${name} holds ${value.length} characters (Azure Tables allows ${MAX_STRING_CHARS})`);
+    }
+  }
+  const size = entitySize(entity);
+  if (size > MAX_ENTITY_BYTES) throw new EntityTooLargeError(what, `${size} bytes (Azure Tables allows ${MAX_ENTITY_BYTES})`);
 }

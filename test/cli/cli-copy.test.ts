@@ -198,6 +198,31 @@ describe('exit codes of failed copies', () => {
     expect(now.equals(b.manifestBytes)).toBe(true);
   });
 
+  it('5 naming the digest that won when another writer moves the tag between the PUT and the read-back', async () => {
+    await pushImage(source, 'race/src', 'v1', { layers: [1100] });
+    let other: string | undefined;
+    const proxy = await startProxy(target.url, [
+      (request) => {
+        if (other !== undefined || request.method !== 'PUT' || request.pathname !== '/v2/race/dst/manifests/v1') return undefined;
+        other = 'pending';
+        // Our PUT has landed; a writer the CLI knows nothing of moves the tag before it reads back.
+        return { type: 'forward', afterUpstream: async () => void (other = (await pushImage(target, 'race/dst', 'v1', { layers: [1300], seed: 'other-writer' })).digest) };
+      },
+    ]);
+    try {
+      const dst = `${proxy.host}/race/dst:v1`;
+      const run = await hoist(['copy', `${source.host}/race/src:v1`, dst]);
+      expect(other).toMatch(/^sha256:/);
+      expect(run.code, run.all).toBe(5);
+      expect(run.stderr).toContain(`another writer moved target tag ${dst}`);
+      expect(run.stderr).toContain(`now holds ${other}`);
+      expect(run.stdout).not.toContain(`-> `);
+      expect(sha256Digest(await skopeoInspectRaw(`${target.host}/race/dst:v1`))).toBe(other);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   // A digest beside the tag must not turn the no-force check into a lookup by digest.
   it('2 when DST names another digest, leaving the existing tag alone', async () => {
     const a = await pushImage(source, 'bypass/a', 'v1', { layers: [1000] });

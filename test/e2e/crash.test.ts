@@ -17,48 +17,30 @@
  * Both hosts are `main.js` itself, with HOIST_LOCAL_MESSAGE_LEASE_SECONDS short, so the killed
  * host's queue message reappears in seconds rather than the Functions host's 10 minutes.
  */
-import { execFile, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { openJobStorage, type JobStorage } from '../../src/jobs/job-storage.js';
 import { BIG_LAYER_SIZE, pushBigLayer, type PushedManifest } from '../helpers/fixtures.js';
-import { freePort } from '../helpers/ports.js';
-import { spawnTracked } from '../helpers/processes.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { expectIdenticalInTarget } from '../copy/support.js';
-import { PROJECT_ROOT, startTestAzurite, waitFor, type TestAzurite } from '../local/support.js';
+import { startTestAzurite, waitFor, type TestAzurite } from '../local/support.js';
+import { buildApp, type AppProcesses, type HostProcess } from './app-process.js';
 import { parseContentRange, startDelayProxy, uploadSessionOf, type DelayProxy } from './delay-proxy.js';
-import { appQueues, expectOrderedTimestamps, ImportsApi, MiB, peekAll } from './support.js';
+import { appQueues, expectOrderedTimestamps, MiB, peekAll } from './support.js';
 
 const TARGET_PASSWORD = `crash-target-${randomUUID()}`;
 const MESSAGE_LEASE_SECONDS = 4;
 const JOB_LEASE_SECONDS = 5;
 
-interface HostProcess {
-  child: ChildProcess;
-  port: number;
-  api: ImportsApi;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-const outDir = path.join(PROJECT_ROOT, 'dist', `e2e-crash-${randomUUID().slice(0, 8)}`);
+let app: AppProcesses;
 let azurite: TestAzurite;
 let source: TestRegistry;
 let target: TestRegistry;
 let proxy: DelayProxy;
 let images: PushedManifest[];
 let storage: JobStorage;
-const hosts: HostProcess[] = [];
 
 beforeAll(async () => {
-  const tsc = path.join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-  const build = promisify(execFile)(process.execPath, [tsc, '-p', path.join(PROJECT_ROOT, 'tsconfig.build.json'), '--outDir', outDir]).catch((error: { stdout?: string }) => {
-    throw new Error(`the project does not compile:\n${error.stdout ?? String(error)}`);
-  });
-  [azurite, source, target] = await Promise.all([startTestAzurite(), startRegistry(), startRegistry({ auth: 'basic', users: { pusher: TARGET_PASSWORD } }), build]);
+  [azurite, source, target, app] = await Promise.all([startTestAzurite(), startRegistry(), startRegistry({ auth: 'basic', users: { pusher: TARGET_PASSWORD } }), buildApp('e2e-crash')]);
   proxy = await startDelayProxy(target.url, { delayInMs: 40, methods: ['PATCH'] });
   // Two different big layers, so the second run cannot find the first one's blob anywhere.
   images = [await pushBigLayer(source, 'big/one', 'v1'), await pushBigLayer(source, 'big/two', 'v1'), await pushBigLayer(source, 'big/three', 'v1')];
@@ -66,38 +48,21 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const host of hosts) host.child.kill('SIGKILL');
-  await Promise.all(hosts.map((h) => h.exited));
+  await app?.stop();
   await Promise.all([azurite?.stop(), source?.stop(), target?.stop(), proxy?.stop()]);
-  rmSync(outDir, { recursive: true, force: true });
 });
 
-async function startHost(): Promise<HostProcess> {
-  const port = await freePort();
-  const child = spawnTracked(process.execPath, [path.join(outDir, 'src', 'local', 'main.js')], {
-    cwd: PROJECT_ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      PORT: String(port),
-      AzureWebJobsStorage: azurite.connectionString,
-      HOIST_TARGET_REGISTRY: proxy.host,
-      HOIST_TARGET_USERNAME: 'pusher',
-      HOIST_TARGET_PASSWORD: TARGET_PASSWORD,
-      HOIST_CHUNK_SIZE_BYTES: String(MiB),
-      HOIST_JOB_LEASE_SECONDS: String(JOB_LEASE_SECONDS),
-      AzureFunctionsJobHost__extensions__queues__maxPollingInterval: '00:00:00.250',
-      HOIST_LOCAL_MESSAGE_LEASE_SECONDS: String(MESSAGE_LEASE_SECONDS),
-    },
+function startHost(): Promise<HostProcess> {
+  return app.startHost({
+    AzureWebJobsStorage: azurite.connectionString,
+    HOIST_TARGET_REGISTRY: proxy.host,
+    HOIST_TARGET_USERNAME: 'pusher',
+    HOIST_TARGET_PASSWORD: TARGET_PASSWORD,
+    HOIST_CHUNK_SIZE_BYTES: String(MiB),
+    HOIST_JOB_LEASE_SECONDS: String(JOB_LEASE_SECONDS),
+    AzureFunctionsJobHost__extensions__queues__maxPollingInterval: '00:00:00.250',
+    HOIST_LOCAL_MESSAGE_LEASE_SECONDS: String(MESSAGE_LEASE_SECONDS),
   });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const host: HostProcess = { child, port, api: new ImportsApi(`http://127.0.0.1:${port}`), output: () => output, exited };
-  hosts.push(host);
-  await waitFor(() => output.includes('Host listening on') || child.exitCode !== null, 30_000, `host to listen:\n${output}`);
-  if (child.exitCode !== null) throw new Error(`host exited ${child.exitCode}:\n${output}`);
-  return host;
 }
 
 /** The time of the first log line matching `pattern` (lines start with an ISO timestamp). */

@@ -151,6 +151,20 @@ describe('imports end to end', () => {
     expect(conflict.body.error).toMatchObject({ code: 'TAG_EXISTS', field: 'images' });
   });
 
+  it('queues an import whose target tag already holds the source tag\'s digest, and ends it as a no-op', async () => {
+    const target = 'noop/multi:v1';
+    const first = await call(importsHandler, { json: { source: `${source.host}/team/multi:multi`, images: [target], username: 'reader', password: SOURCE_PASSWORD } }, logs);
+    await work([first.body.id]);
+    expect((await getJob(first.body.id)).targets[0]).toMatchObject({ digest: index.digest, written: true });
+
+    const again = await call(importsHandler, { json: { source: `${source.host}/team/multi:multi`, images: [target], username: 'reader', password: SOURCE_PASSWORD } }, logs);
+    expect(again.status, JSON.stringify(again.body)).toBe(202);
+    await work([again.body.id]);
+    const job = await getJob(again.body.id);
+    expect(job.status).toBe('succeeded');
+    expect(job.targets[0]).toMatchObject({ digest: index.digest, written: false });
+  });
+
   it('fails at once, with a message saying what to do, when the source refuses the credentials', async () => {
     const posted = await call(importsHandler, { json: { source: `${source.host}/team/app:v1`, images: ['copied/denied:v1'], username: 'reader', password: 'wrong-password' } }, logs);
     expect(posted.status).toBe(202);

@@ -17,6 +17,8 @@ const checkedTargets: string[][] = [];
 let targetDown = false;
 /** When set, the target check fails with a message quoting the target password, as a careless registry might. */
 let targetEchoesPassword = false;
+/** What the scripted source answers for the source's tag. */
+let sourceDigest: string | Error = `sha256:${'5'.repeat(64)}`;
 
 beforeAll(async () => {
   azurite = await startAzurite();
@@ -34,6 +36,11 @@ beforeAll(async () => {
       checkedTargets.push(targets.map(String));
       return targets.filter((t) => existingTags.has(t.toString()) && existingTags.get(t.toString()) !== digest).map((t) => ({ reference: t.toString(), digest: existingTags.get(t.toString())! }));
     },
+    // The source by tag, resolved at submit only when a target tag exists; scripted likewise.
+    resolveDigest: async () => {
+      if (sourceDigest instanceof Error) throw sourceDigest;
+      return sourceDigest;
+    },
   });
 });
 afterAll(async () => {
@@ -45,6 +52,7 @@ afterEach(() => {
   existingTags.clear();
   targetDown = false;
   targetEchoesPassword = false;
+  sourceDigest = `sha256:${'5'.repeat(64)}`;
 });
 
 const post = (json: unknown, extra: Omit<CallOptions, 'json'> = {}) => call(importsHandler, { json, ...extra });
@@ -151,6 +159,15 @@ describe('POST /api/imports', () => {
     // A tag that already points at the requested digest is no conflict.
     const digest = `sha256:${'e'.repeat(64)}`;
     expect((await post({ source: `docker.io/library/hello-world@${digest}`, images: ['hello:taken'] })).status).toBe(202);
+  });
+
+  it('accepts a tag already at the digest the source tag names, and a tag the source could not be asked about', async () => {
+    existingTags.set('localhost:5999/hello:same', sourceDigest as string);
+    expect((await post({ source: SOURCE, images: ['hello:same'] })).status).toBe(202);
+    // The source cannot be reached: the worker will decide.
+    sourceDigest = new CopyError('REGISTRY_ERROR', 'source registry error: connection refused', 'source');
+    existingTags.set('localhost:5999/hello:unknown', `sha256:${'e'.repeat(64)}`);
+    expect((await post({ source: SOURCE, images: ['hello:unknown'] })).status).toBe(202);
   });
 
   it('answers 502 when the target cannot be checked', async () => {

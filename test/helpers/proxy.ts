@@ -57,6 +57,11 @@ export type ProxyAction =
       replaceErrorCode?: string;
       /** Wait this long before forwarding, as a slow link or a busy registry would. */
       delayMs?: number;
+      /**
+       * Runs once the registry has answered, before the client sees the answer: another writer
+       * acting in between (moving a tag right after the client's PUT landed).
+       */
+      afterUpstream?: () => Promise<void>;
       label?: string;
     }
   /**
@@ -327,7 +332,16 @@ export async function startProxy(upstream: string, rules: ProxyRule[] = []): Pro
 
   async function forward(req: IncomingMessage, res: ServerResponse, action: Extract<ProxyAction, { type: 'forward' }>, record: ProxyRecord): Promise<void> {
     const upstreamReq = httpRequest(new URL(req.url ?? '/', upstreamOrigin), { method: req.method, headers: upstreamHeaders(req.headers), agent });
-    upstreamReq.on('response', (upstreamRes) => {
+    upstreamReq.on('response', (response) => {
+      const hook = action.afterUpstream;
+      if (!hook) return relay(response);
+      response.pause();
+      hook().then(
+        () => relay(response),
+        () => cutClient(res, record),
+      );
+    });
+    const relay = (upstreamRes: IncomingMessage) => {
       if (action.replaceStatus !== undefined) {
         upstreamRes.resume();
         record.status = action.replaceStatus;
@@ -363,7 +377,8 @@ export async function startProxy(upstream: string, rules: ProxyRule[] = []): Pro
       });
       upstreamRes.on('end', () => res.end());
       upstreamRes.on('error', () => cutClient(res, record));
-    });
+      upstreamRes.resume();
+    };
     upstreamReq.on('error', () => {
       if (record.cut) return;
       if (!res.headersSent) {

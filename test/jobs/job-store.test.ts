@@ -30,6 +30,10 @@ function job(overrides: Partial<JobRecord> = {}, at = new Date()): JobRecord {
   };
 }
 
+function manifestList(count: number): JobRecord['manifests'] {
+  return Array.from({ length: count }, (_, i) => ({ digest: `sha256:${i.toString(16).padStart(64, '0')}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', platform: `linux/arch${i}`, written: true }));
+}
+
 describe('job ids', () => {
   it('sort newest first and carry their creation time', () => {
     const older = newJobId(new Date('2024-01-01T00:00:00Z'));
@@ -46,6 +50,7 @@ describe('JobStore', () => {
     const record = job({
       sourceDigest: `sha256:${'1'.repeat(64)}`,
       manifests: Array.from({ length: 400 }, (_, i) => ({ digest: `sha256:${i.toString(16).padStart(64, '0')}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', platform: `linux/arch${i}` })),
+      manifestCounts: { total: 4_501, written: 4_500 },
       error: { code: 'X', message: 'y' },
     });
     expect(JSON.stringify(record.manifests).length).toBeGreaterThan(60_000);
@@ -55,6 +60,26 @@ describe('JobStore', () => {
     expect(read?.value).toEqual(record);
     expect(await storage.jobs.get(newJobId())).toBeUndefined();
     expect(await storage.jobs.get('not-an-id')).toBeUndefined();
+  });
+
+  // Azurite stores what real Azure Tables refuses; the store must refuse it first, clearly.
+  it.each([
+    ['an entity over 1 MiB', { manifests: manifestList(4_000) }, /job \S+ is too large for Azure Tables: \d+ bytes \(Azure Tables allows 1048576\)/],
+    ['a string property over 32 Ki characters', { source: `docker.io/library/${'a'.repeat(40_000)}:v1` }, /property source holds \d+ characters \(Azure Tables allows 32768\)/],
+  ])('refuses %s, which Azurite would take', async (_, overrides, message) => {
+    const record = job(overrides);
+    const error = await storage.jobs.create(record).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'ENTITY_TOO_LARGE', message: expect.stringMatching(message) });
+    expect(await storage.jobs.get(record.id)).toBeUndefined();
+    // The same refusal on an update of a stored job.
+    const stored = job();
+    const { etag } = await storage.jobs.create(stored);
+    await expect(storage.jobs.replace({ ...stored, ...overrides }, etag)).rejects.toMatchObject({ code: 'ENTITY_TOO_LARGE' });
+  });
+
+  it('is the only guard against entities over 1 MiB: Azurite takes them', async () => {
+    const parts = Object.fromEntries(Array.from({ length: 22 }, (_, i) => [`part${i}`, 'x'.repeat(30_000)]));
+    await storage.jobs.table.createEntity({ partitionKey: 'azurite-check', rowKey: 'over-1-mib', ...parts });
   });
 
   it('refuses an update with a stale ETag, and one with none', async () => {

@@ -1,0 +1,114 @@
+/**
+ * The engine's coordination hook against real registries, with an in-memory coordination (the
+ * service's Tables-backed one is tested in test/jobs): tags and missing blobs are written under
+ * their locks, a blob another writer put in place meanwhile is skipped, and a wait that is told
+ * to stop pauses the copy with nothing tagged.
+ */
+import { copy } from '../../src/copy/index.js';
+import type { CopyCoordination, ReleaseLock } from '../../src/copy/types.js';
+import type { Reference } from '../../src/registry/reference.js';
+import { FixtureClient, pushImage, seededBytes } from '../helpers/fixtures.js';
+import { settledAccessLog, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { ref } from './support.js';
+
+let source: TestRegistry;
+let target: TestRegistry;
+
+beforeAll(async () => {
+  [source, target] = await Promise.all([startRegistry(), startRegistry()]);
+});
+afterAll(async () => {
+  await Promise.all([source?.stop(), target?.stop()]);
+});
+
+/**
+ * Records every lock taken and released; `onLock` may act (as another writer) or refuse; blob
+ * locks name `mountFrom` as where earlier holders wrote.
+ */
+function recordingCoordination(onLock: (subject: string) => Promise<boolean> = async () => true, mountFrom?: string[]): CopyCoordination & { log: string[] } {
+  const log: string[] = [];
+  const lock = async (subject: string, shouldStop: () => boolean): Promise<ReleaseLock | undefined> => {
+    if (!(await onLock(subject)) && shouldStop()) return undefined;
+    log.push(`lock ${subject}`);
+    return async () => void log.push(`release ${subject}`);
+  };
+  return {
+    log,
+    lockTag: (tag: Reference, shouldStop) => lock(`tag ${tag}`, shouldStop),
+    lockBlob: async (target, digest, shouldStop) => {
+      const subject = `blob ${target.registry.name}@${digest}`;
+      const release = await lock(subject, shouldStop);
+      return release && { release, keepForResume: async () => void log.push(`keep ${subject}`), ...(mountFrom && { mountFrom }) };
+    },
+  };
+}
+
+describe('copy with a coordination', () => {
+  it('writes tags and missing blobs under their locks, and skips a blob another writer put in place while it waited', async () => {
+    const image = await pushImage(source, 'co/src', 'v1', { layers: [1000, 2000] });
+    const [config, first, second] = image.blobs;
+    const coordination = recordingCoordination(async (subject) => {
+      // Another writer uploads the first layer while this copy waits for its lock.
+      if (subject.endsWith(first.digest)) await new FixtureClient(target).pushBlob('co/dst', { data: seededBytes(`co/src:v1:amd64/layer-0`, 1000) });
+      return true;
+    });
+    const result = await copy({ source: ref(source, 'co/src:v1'), targets: [ref(target, 'co/dst:v1')] }, { coordination, concurrency: 1 });
+    expect(result.status).toBe('completed');
+    expect(result.blobs).toEqual({ total: 3, copied: 2, skipped: 1, mounted: 0 });
+    expect(result.targets).toEqual([{ reference: `${target.host}/co/dst:v1`, digest: image.digest, written: true }]);
+    for (const blob of [config, first, second]) {
+      expect(coordination.log.indexOf(`release blob ${target.host}@${blob.digest}`)).toBeGreaterThan(coordination.log.indexOf(`lock blob ${target.host}@${blob.digest}`));
+    }
+    expect(coordination.log.slice(-2)).toEqual([`lock tag ${target.host}/co/dst:v1`, `release tag ${target.host}/co/dst:v1`]);
+  });
+
+  it('mounts a blob from the repository a holder it waited for wrote it to', async () => {
+    const image = await pushImage(source, 'co/mount-src', 'v1', { layers: [1200] });
+    // Another writer (not this process, whose own hints would know) put its blobs in another
+    // repository of the target.
+    for (const blob of image.blobs) {
+      const bytes = Buffer.from(await (await fetch(`${source.url}/v2/co/mount-src/blobs/${blob.digest}`)).arrayBuffer());
+      await new FixtureClient(target).pushBlob('co/other', { data: bytes });
+    }
+    const mark = target.accessLog().length;
+    const coordination = recordingCoordination(async () => true, ['co/other']);
+    const result = await copy({ source: ref(source, 'co/mount-src:v1'), targets: [ref(target, 'co/mounted:v1')] }, { coordination });
+    expect(result.blobs).toEqual({ total: 2, copied: 0, skipped: 0, mounted: 2 });
+    expect(result.targets[0]).toMatchObject({ digest: image.digest, written: true });
+    const posts = (await settledAccessLog(target)).slice(mark).filter((r) => r.method === 'POST');
+    expect(posts.map((r) => r.status)).toEqual([201, 201]);
+  });
+
+  it('keeps the lock of a blob whose upload paused, and releases the others', async () => {
+    const image = await pushImage(source, 'co/pause', 'v1', { layers: [3 * 1024 * 1024 + 5] });
+    const layer = image.blobs[1];
+    const coordination = recordingCoordination();
+    const abort = new AbortController();
+    const result = await copy(
+      { source: ref(source, 'co/pause:v1'), targets: [ref(target, 'co/pause:v1')] },
+      { coordination, uploadMode: 'chunked', chunkSizeInBytes: 1024 * 1024, abortSignal: abort.signal, onProgress: (e) => e.type === 'blob-progress' && abort.abort() },
+    );
+    expect(result.status).toBe('paused');
+    const subject = `blob ${target.host}@${layer.digest}`;
+    expect(coordination.log).toContain(`keep ${subject}`);
+    expect(coordination.log).not.toContain(`release ${subject}`);
+    expect(coordination.log).toContain(`release blob ${target.host}@${image.blobs[0].digest}`);
+  });
+
+  it.each(['tag', 'blob'])('pauses, tagging nothing, when a wait for a %s lock is told to stop', async (kind) => {
+    await pushImage(source, `co/stop-${kind}`, 'v1', { layers: [1500] });
+    // The stop: for a tag, an abort (a lost job lease) that comes while it waits; for a blob, a
+    // spent time budget, which ends a wait even before the copy has moved anything.
+    const abort = new AbortController();
+    const coordination = recordingCoordination(async (subject) => {
+      if (!subject.startsWith(kind)) return true;
+      abort.abort();
+      return false;
+    });
+    const options = kind === 'tag' ? { coordination, abortSignal: abort.signal } : { coordination, timeBudgetInMs: 0 };
+    const result = await copy({ source: ref(source, `co/stop-${kind}:v1`), targets: [ref(target, `co/stop-${kind}:v1`)] }, options);
+    expect(result.status).toBe('paused');
+    expect(coordination.log.filter((l) => l.startsWith(`lock ${kind}`))).toEqual([]);
+    expect(await new FixtureClient(target).getManifest(`co/stop-${kind}`, 'v1')).toMatchObject({ status: 404 });
+  });
+});
