@@ -220,18 +220,27 @@ interface BlobCheck {
 function checkBlobs(repos: TargetRepo[], blobs: Descriptor[], concurrency: number): BlobCheck[] {
   const pending = blobs.flatMap((blob) => repos.map((repo) => ({ repo, blob, ...deferred<PlannedBlob>() })));
   void mapLimit(pending, concurrency, async ({ repo, blob, resolve }) => {
-    const held = await repo.client.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
-    // Present only at the descriptor's size: a lying size over a blob the target holds would
-    // otherwise be tagged, and no client could pull it.
-    if (held !== undefined && held !== blob.size) throw heldSizeMismatch(repo.ref.name, blob, held);
-    if (held !== undefined) rememberBlob(repo.ref, blob.digest);
-    resolve({ digest: blob.digest, size: blob.size, mediaType: blob.mediaType, present: held !== undefined });
+    const present = await targetHolds(repo, blob);
+    resolve({ digest: blob.digest, size: blob.size, mediaType: blob.mediaType, present });
   }).catch((error: unknown) => {
     // Checks not made fail with the error that stopped them (settled ones stay as they are).
     for (const check of pending) check.reject(error);
   });
   const everywhere = new Map(blobs.map((blob) => [blob.digest, Promise.allSettled(pending.filter((p) => p.blob === blob).map((p) => p.promise))]));
   return pending.map(({ repo, blob, promise }) => ({ repo, planned: promise, checkedEverywhere: everywhere.get(blob.digest)! }));
+}
+
+/**
+ * Whether the target repository holds `blob`, by a HEAD. Only at the descriptor's size: a lying
+ * size over a blob the target holds would otherwise be tagged, and no client could pull it, so a
+ * blob held at another size fails the copy.
+ */
+async function targetHolds(repo: TargetRepo, blob: Descriptor): Promise<boolean> {
+  const held = await repo.client.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
+  if (held === undefined) return false;
+  if (held !== blob.size) throw heldSizeMismatch(repo.ref.name, blob, held);
+  rememberBlob(repo.ref, blob.digest);
+  return true;
 }
 
 /**
@@ -261,8 +270,7 @@ function copyBlobs(
     if (!lock) return { blob, outcome: 'paused' as const };
     let paused = false;
     try {
-      if (options.coordination && (await repo.client.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')))) !== undefined) {
-        rememberBlob(repo.ref, blob.digest);
+      if (options.coordination && (await targetHolds(repo, blob))) {
         emit({ type: 'blob-done', digest: blob.digest, size: blob.size, target: repo.ref.name, outcome: 'skipped' });
         return { blob, outcome: 'skipped' as const };
       }

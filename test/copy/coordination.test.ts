@@ -7,7 +7,8 @@
 import { copy } from '../../src/copy/index.js';
 import type { CopyCoordination, ReleaseLock } from '../../src/copy/types.js';
 import type { Reference } from '../../src/registry/reference.js';
-import { FixtureClient, pushImage, seededBytes } from '../helpers/fixtures.js';
+import { CopyError } from '../../src/copy/errors.js';
+import { FixtureClient, pushImage, pushImageWithLyingSize, seededBytes } from '../helpers/fixtures.js';
 import { settledAccessLog, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { ref } from './support.js';
 
@@ -60,6 +61,23 @@ describe('copy with a coordination', () => {
       expect(coordination.log.indexOf(`release blob ${target.host}@${blob.digest}`)).toBeGreaterThan(coordination.log.indexOf(`lock blob ${target.host}@${blob.digest}`));
     }
     expect(coordination.log.slice(-2)).toEqual([`lock tag ${target.host}/co/dst:v1`, `release tag ${target.host}/co/dst:v1`]);
+  });
+
+  it('fails, untagged, when the blob another writer put in place while it waited is not the size its descriptor claims', async () => {
+    const { honest } = await pushImageWithLyingSize(source, 'co/lie', 'v1', { blob: 0, size: 1001 }, { layers: [1000] });
+    const coordination = recordingCoordination(async (subject) => {
+      // The other writer uploads the true 1000 bytes; this copy's descriptor says 1001.
+      if (subject.endsWith(honest.digest)) {
+        const bytes = Buffer.from(await (await fetch(`${source.url}/v2/co/lie/blobs/${honest.digest}`)).arrayBuffer());
+        await new FixtureClient(target).pushBlob('co/lie-dst', { data: bytes });
+      }
+      return true;
+    });
+    const failure = await copy({ source: ref(source, 'co/lie:v1'), targets: [ref(target, 'co/lie-dst:v1')] }, { coordination, concurrency: 1 }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(CopyError);
+    expect(failure).toMatchObject({ code: 'INTEGRITY', side: 'source' });
+    expect(coordination.log.some((l) => l.startsWith('lock tag'))).toBe(false);
+    expect(await new FixtureClient(target).getManifest('co/lie-dst', 'v1')).toMatchObject({ status: 404 });
   });
 
   it('mounts a blob from the repository a holder it waited for wrote it to', async () => {
