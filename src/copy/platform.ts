@@ -22,7 +22,7 @@ export function parsePlatform(value: string): Platform {
   const osVersion = colon === -1 ? undefined : value.slice(colon + 1);
   const parts = (colon === -1 ? value : value.slice(0, colon)).split('/');
   if (parts.length < 2 || parts.length > 3 || !parts.every((p) => PART.test(p)) || (osVersion !== undefined && !OS_VERSION.test(osVersion))) {
-    throw new Error(`platform "${value}" is not valid: use os/arch, os/arch/variant or os/arch:os.version, lowercase, e.g. linux/arm64, linux/arm/v7 or windows/amd64:10.0.17763.5329`);
+    throw new Error(`platform "${value}" is not valid: use os/arch or os/arch/variant, lowercase, and :os.version after it to pick a Windows version, e.g. linux/arm64, linux/arm/v7 or windows/amd64:10.0.17763.5329`);
   }
   const [os, architecture, variant] = parts;
   return { os, architecture, ...(variant && { variant }), ...(osVersion !== undefined && { osVersion }) };

@@ -3,6 +3,7 @@
  * its sealed source credentials. Never returned to callers as is: status-document.ts picks what
  * they may see.
  */
+import type { ExternalBlob } from '../copy/types.js';
 import type { StoredTarget } from './import-references.js';
 
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const;
@@ -57,6 +58,8 @@ export interface JobRecord {
   platforms: string[];
   referrers: boolean;
   manifests: JobManifest[];
+  /** Non-distributable layers the import leaves referenced by URL, not copied (bounded: progress-tracker.ts). */
+  externalBlobs?: ExternalBlob[];
   progress: JobProgress;
   /** Worker invocations that held the lease and ran the copy. */
   attempts: number;

@@ -153,6 +153,7 @@ function toEntity(record: JobRecord): Entity {
   writeJson(entity, 'targets', record.targets);
   writeJson(entity, 'platforms', record.platforms);
   writeJson(entity, 'manifests', record.manifests);
+  if (record.externalBlobs) writeJson(entity, 'externalBlobs', record.externalBlobs);
   writeJson(entity, 'progress', record.progress);
   if (record.error) writeJson(entity, 'error', record.error);
   if (record.lastError) writeJson(entity, 'lastError', record.lastError);
@@ -188,6 +189,7 @@ function fromEntity(entity: TableEntityResult<Record<string, unknown>>): JobReco
     sealedCredentials: str('sealedCredentials'),
     error: readJson(entity, 'error', undefined),
     lastError: readJson(entity, 'lastError', undefined),
+    externalBlobs: readJson(entity, 'externalBlobs', undefined),
   };
   for (const [key, value] of Object.entries(optional)) if (value !== undefined) (record as unknown as Record<string, unknown>)[key] = value;
   return record;

@@ -232,7 +232,9 @@ function errorText(error: unknown, secrets: Array<string | undefined> = []): str
   return redact(error instanceof Error ? error.message : String(error), secrets);
 }
 
+/** What the job learnt while copying: the resolved source, and the layers left referenced by URL. */
 function recordResolved(job: JobRecord, tracker: ProgressTracker): void {
+  if (tracker.external.length > 0) job.externalBlobs = [...tracker.external];
   if (!tracker.resolved) return;
   job.sourceDigest = tracker.resolved.digest;
   job.sourceMediaType = tracker.resolved.mediaType;
@@ -254,6 +256,7 @@ function recordSuccess(job: JobRecord, result: CopyResult, tracker: ProgressTrac
     const written = result.targets.find((r) => r.reference === t.reference || r.reference === `${t.reference}@${r.digest}`);
     return { ...t, digest: written?.digest ?? result.targetDigest, ...(written && t.tagged && { written: written.written }) };
   });
+  if (tracker.external.length > 0) job.externalBlobs = [...tracker.external];
   job.progress = tracker.complete(result);
   job.completedAt = at;
   delete job.error;

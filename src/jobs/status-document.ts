@@ -2,6 +2,7 @@
  * The status document of `GET /api/imports/{id}`: what a caller may see of a job. Built field by
  * field from the record, so nothing stored (credentials, lease owner) leaks by accident.
  */
+import type { ExternalBlob } from '../copy/types.js';
 import type { JobManifest, JobRecord, JobStatus } from './job-record.js';
 
 /** What the status document adds to the stored counters: the job's identity and its outcome. */
@@ -14,6 +15,8 @@ interface ImportStatusFields {
   options: { force: boolean; platforms: string[]; referrers: boolean };
   /** The import's manifests in the target, each digest once; `written: false` for those it already had. */
   manifests: JobManifest[];
+  /** Non-distributable layers left referenced by URL, not copied; absent when there are none. */
+  externalBlobs?: ExternalBlob[];
 }
 
 /** Fields shown as stored: counters, timestamps and the failure; never the lease or credentials. */
@@ -44,6 +47,7 @@ export function toStatusDocument(record: JobRecord): ImportStatus {
       ...(m.platform !== undefined && { platform: m.platform }),
       ...(m.written !== undefined && { written: m.written }),
     })),
+    ...(record.externalBlobs?.length && { externalBlobs: record.externalBlobs.map((b) => ({ digest: b.digest, size: b.size, mediaType: b.mediaType, urls: [...b.urls] })) }),
     progress: {
       blobs: { ...record.progress.blobs },
       bytes: { ...record.progress.bytes },
