@@ -7,91 +7,17 @@
  * except the one that stands for a target refusing them; a loopback HTTP server stands in for
  * Microsoft's layer host.
  */
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { copy, CopyError } from '../../src/copy/index.js';
 import { parsePlatform } from '../../src/copy/platform.js';
 import type { ProgressEvent } from '../../src/copy/types.js';
 import { FixtureClient, MEDIA_TYPES, pushImage, rawRequest, seededBytes, sha256Digest } from '../helpers/fixtures.js';
+import { ALLOW_URLS, FOREIGN_LAYER, pushWindowsImage, startLayerHost, type LayerHost } from '../helpers/foreign-layers.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoCopyAll, skopeoInspectRaw } from '../helpers/skopeo.js';
 import { credentialsFor, ref } from './support.js';
 
-const FOREIGN_LAYER = 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip';
-const ALLOW_URLS = { validation: { manifests: { urls: { allow: ['^https?://'] } } } };
 const LTSC2019 = '10.0.17763.5329';
 const LTSC2022 = '10.0.20348.2227';
-
-/** The stand-in for the layer host: serves each foreign layer by name, and records every request. */
-interface LayerHost {
-  url: string;
-  requests: Array<{ path: string; headers: IncomingHttpHeaders }>;
-  /** Serves `bytes` at `/layers/<name>`; `/wrong/<name>` serves as many other bytes; `/moved/<name>` redirects. */
-  serve(name: string, bytes: Buffer): void;
-  close(): Promise<void>;
-}
-
-async function startLayerHost(): Promise<LayerHost> {
-  const layers = new Map<string, Buffer>();
-  const requests: LayerHost['requests'] = [];
-  const server: Server = createServer((req, res) => {
-    const path = req.url ?? '';
-    requests.push({ path, headers: req.headers });
-    const [, kind, name] = path.split('/');
-    const bytes = layers.get(name ?? '');
-    if (!bytes || !['layers', 'moved', 'wrong'].includes(kind ?? '')) {
-      res.writeHead(404).end('no such layer');
-    } else if (kind === 'moved') {
-      res.writeHead(302, { location: `/layers/${name}` }).end();
-    } else if (kind === 'wrong') {
-      res.writeHead(200, { 'content-length': bytes.length }).end(Buffer.alloc(bytes.length, 7));
-    } else {
-      res.writeHead(200, { 'content-length': bytes.length }).end(bytes);
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    requests,
-    serve: (name, bytes) => layers.set(name, bytes),
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
-
-interface PushedWindowsImage {
-  digest: string;
-  bytes: Buffer;
-  foreignDigest: string;
-  foreignSize: number;
-}
-
-/**
- * A Windows image as docker pushes one built on a pre-2023 base: a config, a foreign base layer
- * that only `urls` point at, and an ordinary layer. The foreign layer goes into the registry too
- * only when `inRegistry`.
- */
-async function pushWindowsImage(client: FixtureClient, repository: string, tag: string | undefined, options: { urls: string[]; foreign: Buffer; osVersion: string; inRegistry?: boolean }): Promise<PushedWindowsImage> {
-  const foreignDigest = sha256Digest(options.foreign);
-  if (options.inRegistry) await client.pushBlob(repository, { data: options.foreign });
-  const own = seededBytes(`${repository}:${options.osVersion}:own`, 1500);
-  await client.pushBlob(repository, { data: own });
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'windows', 'os.version': options.osVersion, rootfs: { type: 'layers', diff_ids: [foreignDigest, sha256Digest(own)] } }));
-  await client.pushBlob(repository, { data: config });
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: MEDIA_TYPES.dockerManifest,
-    config: { mediaType: MEDIA_TYPES.dockerConfig, size: config.length, digest: sha256Digest(config) },
-    layers: [
-      { mediaType: FOREIGN_LAYER, size: options.foreign.length, digest: foreignDigest, urls: options.urls },
-      { mediaType: MEDIA_TYPES.dockerLayerGzip, size: own.length, digest: sha256Digest(own) },
-    ],
-  };
-  // docker writes manifests with 3-space indentation.
-  const bytes = Buffer.from(JSON.stringify(manifest, null, 3));
-  const digest = await client.putManifest(repository, tag ?? sha256Digest(bytes), bytes, MEDIA_TYPES.dockerManifest);
-  return { digest, bytes, foreignDigest, foreignSize: options.foreign.length };
-}
 
 async function blobStatus(registry: TestRegistry, repository: string, digest: string): Promise<number> {
   return (await rawRequest(`${registry.url}/v2/${repository}/blobs/${digest}`, { method: 'HEAD' })).status;
