@@ -24,8 +24,10 @@ export interface JobProgress {
 export interface JobManifest {
   digest: string;
   mediaType: string;
-  /** `os/arch[/variant]` for a platform child of an index. */
+  /** `os/arch[/variant][:os.version]` for a platform child of an index. */
   platform?: string;
+  /** For an attestation manifest (provenance, SBOM) of the index: the digest of the image it describes. */
+  attestationFor?: string;
   /** False when the target already had it, so this job did not write it. */
   written?: boolean;
 }

@@ -249,7 +249,9 @@ function recordSuccess(job: JobRecord, result: CopyResult, tracker: ProgressTrac
   const written = new Set(result.manifests.map((m) => m.digest));
   const manifests = new Map<string, JobManifest>();
   for (const m of [...result.plan.manifests, ...result.manifests]) {
-    if (!manifests.has(m.digest)) manifests.set(m.digest, { digest: m.digest, mediaType: m.mediaType, ...(m.platform !== undefined && { platform: m.platform }), written: written.has(m.digest) });
+    if (manifests.has(m.digest)) continue;
+    const attestationFor = 'attestationFor' in m ? m.attestationFor : undefined;
+    manifests.set(m.digest, { digest: m.digest, mediaType: m.mediaType, ...(m.platform !== undefined && { platform: m.platform }), ...(attestationFor !== undefined && { attestationFor }), written: written.has(m.digest) });
   }
   job.manifests = [...manifests.values()];
   job.targets = job.targets.map((t) => {

@@ -45,6 +45,7 @@ export function toStatusDocument(record: JobRecord): ImportStatus {
       digest: m.digest,
       mediaType: m.mediaType,
       ...(m.platform !== undefined && { platform: m.platform }),
+      ...(m.attestationFor !== undefined && { attestationFor: m.attestationFor }),
       ...(m.written !== undefined && { written: m.written }),
     })),
     ...(record.externalBlobs?.length && { externalBlobs: record.externalBlobs.map((b) => ({ digest: b.digest, size: b.size, mediaType: b.mediaType, urls: [...b.urls] })) }),

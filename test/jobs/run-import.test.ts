@@ -133,21 +133,25 @@ describe('runImport', () => {
     expect(engine.calls).toHaveLength(2);
   });
 
-  it('records the layers left referenced by URL, bounded, and shows them in the status document', async () => {
+  it('records the layers left referenced by URL, bounded, and the attestations, and shows them in the status document', async () => {
     const h = await harness();
     const engine = scriptedEngine({ size: 4, chunk: 2 });
     const longUrl = `https://layers.example/${'x'.repeat(2000)}`;
-    const copy: typeof engine.copy = (request, options = {}) => {
+    const attestation = `sha256:${'a7'.repeat(32)}`;
+    const copy: typeof engine.copy = async (request, options = {}) => {
       for (let i = 0; i < 25; i++) {
         const digest = `sha256:${i.toString(16).padStart(64, '0')}`;
         options.onProgress?.({ type: 'blob-external', digest, size: 1000 + i, mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', urls: [longUrl, 'https://b.example/l', 'https://c.example/l'] });
       }
-      return engine.copy(request, options);
+      const result = await engine.copy(request, options);
+      result.plan.manifests.push({ digest: attestation, mediaType: MANIFEST_TYPE, size: 300, platform: 'unknown/unknown', attestationFor: SOURCE_DIGEST });
+      return result;
     };
     const job = await h.createJob();
     expect(await runImport(delivery(job.id), h.deps({ ...engine, copy }))).toBe('succeeded');
     const status = toStatusDocument(await h.job(job.id));
     expect(status.externalBlobs).toHaveLength(20);
+    expect(status.manifests).toContainEqual({ digest: attestation, mediaType: MANIFEST_TYPE, platform: 'unknown/unknown', attestationFor: SOURCE_DIGEST, written: false });
     expect(status.externalBlobs![0]).toEqual({ digest: `sha256:${'0'.repeat(64)}`, size: 1000, mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', urls: [longUrl.slice(0, 512), 'https://b.example/l'] });
     // A job without external layers has no such field.
     const plain = await h.createJob();
