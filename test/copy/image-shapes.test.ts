@@ -11,7 +11,7 @@ import { copy, CopyError } from '../../src/copy/index.js';
 import { parsePlatform } from '../../src/copy/platform.js';
 import type { ProgressEvent } from '../../src/copy/types.js';
 import { FixtureClient, MEDIA_TYPES, pushImage, rawRequest, seededBytes, sha256Digest } from '../helpers/fixtures.js';
-import { ALLOW_URLS, FOREIGN_LAYER, pushWindowsImage, startLayerHost, type LayerHost } from '../helpers/foreign-layers.js';
+import { ALLOW_URLS, FOREIGN_LAYER, OCI_NONDISTRIBUTABLE_LAYER, pushWindowsImage, startLayerHost, type LayerHost } from '../helpers/foreign-layers.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoCopyAll, skopeoInspectRaw } from '../helpers/skopeo.js';
 import { credentialsFor, ref } from './support.js';
@@ -45,24 +45,28 @@ describe('real-world image shapes', () => {
   });
 
   describe('foreign layers', () => {
-    it('leaves a foreign layer referenced by URL by default, and keeps the manifest digest', async () => {
-      const foreign = seededBytes('default-skip', 6000);
+    it.each([
+      ['Docker', FOREIGN_LAYER],
+      ['OCI', OCI_NONDISTRIBUTABLE_LAYER],
+    ])('leaves a foreign layer (%s) referenced by URL by default, and keeps the manifest digest', async (kind, mediaType) => {
+      const repository = `win/skip-${kind.toLowerCase()}`;
+      const foreign = seededBytes(`default-skip-${kind}`, 6000);
       host.serve('default-skip', foreign);
-      const image = await pushWindowsImage(client, 'win/skip', 'ltsc2019', { urls: [`${host.url}/layers/default-skip`], foreign, osVersion: LTSC2019 });
+      const image = await pushWindowsImage(client, repository, 'ltsc2019', { urls: [`${host.url}/layers/default-skip`], foreign, osVersion: LTSC2019, oci: kind === 'OCI' });
       const events: ProgressEvent[] = [];
       const mark = host.requests.length;
 
-      const planned = await copy({ source: ref(source, 'win/skip:ltsc2019'), targets: [ref(target, 'win/skip:ltsc2019')], dryRun: true }, { credentials: credentialsFor(source) });
-      expect(planned.plan.externalBlobs).toEqual([{ digest: image.foreignDigest, size: image.foreignSize, mediaType: FOREIGN_LAYER, urls: [`${host.url}/layers/default-skip`] }]);
+      const planned = await copy({ source: ref(source, `${repository}:ltsc2019`), targets: [ref(target, `${repository}:ltsc2019`)], dryRun: true }, { credentials: credentialsFor(source) });
+      expect(planned.plan.externalBlobs).toEqual([{ digest: image.foreignDigest, size: image.foreignSize, mediaType, urls: [`${host.url}/layers/default-skip`] }]);
       expect(planned.plan.blobs.map((b) => b.digest)).not.toContain(image.foreignDigest);
 
-      const result = await copy({ source: ref(source, 'win/skip:ltsc2019'), targets: [ref(target, 'win/skip:ltsc2019')] }, { credentials: credentialsFor(source), onProgress: (e) => events.push(e) });
+      const result = await copy({ source: ref(source, `${repository}:ltsc2019`), targets: [ref(target, `${repository}:ltsc2019`)] }, { credentials: credentialsFor(source), onProgress: (e) => events.push(e) });
       expect(result.targetDigest).toBe(image.digest);
       expect(result.blobs).toMatchObject({ total: 2, copied: 2 });
       expect(events).toContainEqual(expect.objectContaining({ type: 'plan', blobs: 2, blobsExternal: 1 }));
       expect(events).toContainEqual(expect.objectContaining({ type: 'blob-external', digest: image.foreignDigest }));
-      expect((await skopeoInspectRaw(`${target.host}/win/skip:ltsc2019`)).equals(image.bytes)).toBe(true);
-      expect(await blobStatus(target, 'win/skip', image.foreignDigest)).toBe(404);
+      expect((await skopeoInspectRaw(`${target.host}/${repository}:ltsc2019`)).equals(image.bytes)).toBe(true);
+      expect(await blobStatus(target, repository, image.foreignDigest)).toBe(404);
       expect(host.requests.length).toBe(mark);
     });
 

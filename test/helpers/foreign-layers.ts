@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { MEDIA_TYPES, seededBytes, sha256Digest, type FixtureClient } from './fixtures.js';
 
 export const FOREIGN_LAYER = 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip';
+/** The OCI spelling of a foreign layer (deprecated in image-spec 1.1, still pushed). */
+export const OCI_NONDISTRIBUTABLE_LAYER = 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip';
 /** `extraConfig` for a registry that accepts foreign URLs, as Docker Hub does (distribution 2.8 refuses them otherwise). */
 export const ALLOW_URLS = { validation: { manifests: { urls: { allow: ['^https?://'] } } } };
 
@@ -58,9 +60,12 @@ export interface PushedWindowsImage {
 /**
  * A Windows image as docker pushes one built on a pre-2023 base: a config, a foreign base layer
  * that only `urls` point at, and an ordinary layer. The foreign layer goes into the registry too
- * only when `inRegistry`.
+ * only when `inRegistry`. `oci` writes it with OCI media types, as buildkit can.
  */
-export async function pushWindowsImage(client: FixtureClient, repository: string, tag: string | undefined, options: { urls: string[]; foreign: Buffer; osVersion: string; inRegistry?: boolean }): Promise<PushedWindowsImage> {
+export async function pushWindowsImage(client: FixtureClient, repository: string, tag: string | undefined, options: { urls: string[]; foreign: Buffer; osVersion: string; inRegistry?: boolean; oci?: boolean }): Promise<PushedWindowsImage> {
+  const types = options.oci
+    ? { manifest: MEDIA_TYPES.ociManifest, config: MEDIA_TYPES.ociConfig, foreign: OCI_NONDISTRIBUTABLE_LAYER, layer: MEDIA_TYPES.ociLayerGzip }
+    : { manifest: MEDIA_TYPES.dockerManifest, config: MEDIA_TYPES.dockerConfig, foreign: FOREIGN_LAYER, layer: MEDIA_TYPES.dockerLayerGzip };
   const foreignDigest = sha256Digest(options.foreign);
   if (options.inRegistry) await client.pushBlob(repository, { data: options.foreign });
   const own = seededBytes(`${repository}:${options.osVersion}:own`, 1500);
@@ -69,16 +74,16 @@ export async function pushWindowsImage(client: FixtureClient, repository: string
   await client.pushBlob(repository, { data: config });
   const manifest = {
     schemaVersion: 2,
-    mediaType: MEDIA_TYPES.dockerManifest,
-    config: { mediaType: MEDIA_TYPES.dockerConfig, size: config.length, digest: sha256Digest(config) },
+    mediaType: types.manifest,
+    config: { mediaType: types.config, size: config.length, digest: sha256Digest(config) },
     layers: [
-      { mediaType: FOREIGN_LAYER, size: options.foreign.length, digest: foreignDigest, urls: options.urls },
-      { mediaType: MEDIA_TYPES.dockerLayerGzip, size: own.length, digest: sha256Digest(own) },
+      { mediaType: types.foreign, size: options.foreign.length, digest: foreignDigest, urls: options.urls },
+      { mediaType: types.layer, size: own.length, digest: sha256Digest(own) },
     ],
   };
   // docker writes manifests with 3-space indentation.
   const bytes = Buffer.from(JSON.stringify(manifest, null, 3));
-  const digest = await client.putManifest(repository, tag ?? sha256Digest(bytes), bytes, MEDIA_TYPES.dockerManifest);
+  const digest = await client.putManifest(repository, tag ?? sha256Digest(bytes), bytes, types.manifest);
   return { digest, bytes, foreignDigest, foreignSize: options.foreign.length };
 }
 
