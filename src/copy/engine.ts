@@ -6,11 +6,11 @@
  */
 import { RegistryClient, type Descriptor, type Manifest } from '../registry/client.js';
 import type { CredentialSource } from '../registry/credentials.js';
+import { RegistryError } from '../registry/errors.js';
 import { isNonDistributableType } from '../registry/media-types.js';
 import type { Reference } from '../registry/reference.js';
 import { heldSizeMismatch, transferBlob } from './blob-transfer.js';
 import { deferred } from './deferred.js';
-import { RegistryError } from '../registry/errors.js';
 import { CopyError, copyErrorFrom } from './errors.js';
 import { mapLimit } from './limit.js';
 import type { ManifestNode } from './manifest.js';
@@ -191,8 +191,8 @@ function splitNonDistributable(all: Descriptor[], copyThem: boolean): { blobs: D
  * A target that refuses manifests referencing layers by URL lists MANIFEST_BLOB_UNKNOWN or
  * MANIFEST_INVALID among its errors: distribution 2.8 without `validation.manifests.urls.allow`
  * refuses the URLs themselves (HTTP 500, UNKNOWN, then MANIFEST_BLOB_UNKNOWN), other registries
- * the layer they do not hold. When the copy has
- * non-distributable layers, say so and name the ways out.
+ * the layer they do not hold. When the copy has non-distributable layers, say so and name the
+ * ways out.
  */
 function explainRefusedUrls(error: unknown, graph: SourceGraph, copied: boolean): unknown {
   const cause = error instanceof CopyError && error.cause instanceof RegistryError ? error.cause : undefined;
