@@ -4,7 +4,7 @@
  * --allow-nondistributable-artifacts, is copied from its URL; and a target that refuses URLs.
  */
 import { FixtureClient, rawRequest, seededBytes } from '../helpers/fixtures.js';
-import { ALLOW_URLS, pushWindowsImage, startLayerHost, type LayerHost } from '../helpers/foreign-layers.js';
+import { ALLOW_URLS, pushWindowsImage, startLayerHost, type LayerHost } from '../helpers/image-shapes.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRaw } from '../helpers/skopeo.js';
 import { manifestStatus, requireBuild, runHoist, tempHome, type TempHome } from './support.js';

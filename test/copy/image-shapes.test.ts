@@ -10,8 +10,8 @@
 import { copy, CopyError } from '../../src/copy/index.js';
 import { parsePlatform } from '../../src/copy/platform.js';
 import type { ProgressEvent } from '../../src/copy/types.js';
-import { FixtureClient, MEDIA_TYPES, pushImage, rawRequest, seededBytes, sha256Digest } from '../helpers/fixtures.js';
-import { ALLOW_URLS, FOREIGN_LAYER, OCI_NONDISTRIBUTABLE_LAYER, pushWindowsImage, startLayerHost, type LayerHost } from '../helpers/foreign-layers.js';
+import { FixtureClient, MEDIA_TYPES, pushImage, rawRequest, seededBytes } from '../helpers/fixtures.js';
+import { ALLOW_URLS, FOREIGN_LAYER, OCI_NONDISTRIBUTABLE_LAYER, pushIndexWithAttestations, pushWindowsImage, startLayerHost, type LayerHost } from '../helpers/image-shapes.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoCopyAll, skopeoInspectRaw } from '../helpers/skopeo.js';
 import { credentialsFor, ref } from './support.js';
@@ -180,34 +180,8 @@ describe('real-world image shapes', () => {
   });
 
   describe('attestations with a platform subset', () => {
-    /** Two platforms and, beside each, the attestation manifest BuildKit writes for it. */
-    async function pushIndexWithAttestations(repository: string): Promise<{ index: Buffer; digest: string; amd64: string; arm64: string; attestAmd64: string; attestArm64: string }> {
-      const images = [];
-      for (const architecture of ['amd64', 'arm64']) {
-        const image = await pushImage(client, repository, undefined, { platform: { os: 'linux', architecture }, layers: [600] });
-        const statement = Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v0.1', predicateType: 'https://slsa.dev/provenance/v0.2', subject: [{ name: repository, digest: { sha256: image.digest.slice(7) } }] }));
-        const attestation = await pushImage(client, repository, undefined, {
-          config: Buffer.from(JSON.stringify({ architecture: 'unknown', os: 'unknown', config: {}, rootfs: { type: 'layers', diff_ids: [sha256Digest(statement)] } })),
-          layers: [{ data: statement, mediaType: 'application/vnd.in-toto+json', annotations: { 'in-toto.io/predicate-type': 'https://slsa.dev/provenance/v0.2' } }],
-        });
-        images.push({ image, attestation, architecture });
-      }
-      const manifests = [
-        ...images.map(({ image, architecture }) => ({ ...image.descriptor, platform: { architecture, os: 'linux' } })),
-        ...images.map(({ image, attestation }) => ({
-          ...attestation.descriptor,
-          annotations: { 'vnd.docker.reference.digest': image.digest, 'vnd.docker.reference.type': 'attestation-manifest' },
-          platform: { architecture: 'unknown', os: 'unknown' },
-        })),
-      ];
-      const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests }, null, 2));
-      const digest = await client.putManifest(repository, 'multi', index, MEDIA_TYPES.ociIndex);
-      const [amd, arm] = images;
-      return { index, digest, amd64: amd.image.digest, arm64: arm.image.digest, attestAmd64: amd.attestation.digest, attestArm64: arm.attestation.digest };
-    }
-
     it('keeps exactly the attestation of the chosen platform', async () => {
-      const pushed = await pushIndexWithAttestations('att/subset');
+      const pushed = await pushIndexWithAttestations(client, 'att/subset');
       const result = await copy({ source: ref(source, 'att/subset:multi'), targets: [ref(target, 'att/subset:amd64')], platforms: [parsePlatform('linux/amd64')] }, { credentials: credentialsFor(source) });
       const written = JSON.parse((await skopeoInspectRaw(`${target.host}/att/subset:amd64`)).toString()) as { manifests: Array<{ digest: string }> };
       expect(written.manifests.map((m) => m.digest)).toEqual([pushed.amd64, pushed.attestAmd64]);
@@ -221,7 +195,7 @@ describe('real-world image shapes', () => {
     });
 
     it('copies the whole index byte-identically, attestations included', async () => {
-      const pushed = await pushIndexWithAttestations('att/whole');
+      const pushed = await pushIndexWithAttestations(client, 'att/whole');
       const result = await copy({ source: ref(source, 'att/whole:multi'), targets: [ref(target, 'att/whole:multi')] }, { credentials: credentialsFor(source) });
       expect(result.targetDigest).toBe(pushed.digest);
       expect((await skopeoInspectRaw(`${target.host}/att/whole:multi`)).equals(pushed.index)).toBe(true);

@@ -1,10 +1,11 @@
 /**
- * Windows images with foreign (non-distributable) layers, and a loopback HTTP server standing in
- * for the host their `urls` point at (Microsoft's, in real life).
+ * Real-world image shapes: Windows images with foreign (non-distributable) layers, a loopback HTTP
+ * server standing in for the host their `urls` point at (Microsoft's, in real life), and an index
+ * with BuildKit attestation manifests beside its images.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { MEDIA_TYPES, seededBytes, sha256Digest, type FixtureClient } from './fixtures.js';
+import { MEDIA_TYPES, pushImage, seededBytes, sha256Digest, type FixtureClient } from './fixtures.js';
 
 export const FOREIGN_LAYER = 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip';
 /** The OCI spelling of a foreign layer (deprecated in image-spec 1.1, still pushed). */
@@ -87,3 +88,38 @@ export async function pushWindowsImage(client: FixtureClient, repository: string
   return { digest, bytes, foreignDigest, foreignSize: options.foreign.length };
 }
 
+/** What {@link pushIndexWithAttestations} pushed: the index, its images and their attestations. */
+export interface IndexWithAttestations {
+  index: Buffer;
+  digest: string;
+  amd64: string;
+  arm64: string;
+  attestAmd64: string;
+  attestArm64: string;
+}
+
+/** Two platforms and, beside each, the attestation manifest BuildKit writes for it. */
+export async function pushIndexWithAttestations(client: FixtureClient, repository: string): Promise<IndexWithAttestations> {
+  const images = [];
+  for (const architecture of ['amd64', 'arm64']) {
+    const image = await pushImage(client, repository, undefined, { platform: { os: 'linux', architecture }, layers: [600] });
+    const statement = Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v0.1', predicateType: 'https://slsa.dev/provenance/v0.2', subject: [{ name: repository, digest: { sha256: image.digest.slice(7) } }] }));
+    const attestation = await pushImage(client, repository, undefined, {
+      config: Buffer.from(JSON.stringify({ architecture: 'unknown', os: 'unknown', config: {}, rootfs: { type: 'layers', diff_ids: [sha256Digest(statement)] } })),
+      layers: [{ data: statement, mediaType: 'application/vnd.in-toto+json', annotations: { 'in-toto.io/predicate-type': 'https://slsa.dev/provenance/v0.2' } }],
+    });
+    images.push({ image, attestation, architecture });
+  }
+  const manifests = [
+    ...images.map(({ image, architecture }) => ({ ...image.descriptor, platform: { architecture, os: 'linux' } })),
+    ...images.map(({ image, attestation }) => ({
+      ...attestation.descriptor,
+      annotations: { 'vnd.docker.reference.digest': image.digest, 'vnd.docker.reference.type': 'attestation-manifest' },
+      platform: { architecture: 'unknown', os: 'unknown' },
+    })),
+  ];
+  const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests }, null, 2));
+  const digest = await client.putManifest(repository, 'multi', index, MEDIA_TYPES.ociIndex);
+  const [amd, arm] = images;
+  return { index, digest, amd64: amd.image.digest, arm64: arm.image.digest, attestAmd64: amd.attestation.digest, attestArm64: arm.attestation.digest };
+}
