@@ -20,9 +20,15 @@ descriptor claims more than HOIST_MAX_BLOB_BYTES (default ${DEFAULT_MAX_BLOB_BYT
 
 Flags:
   --force              overwrite a target tag that points at another digest
-  --platform OS/ARCH[/VARIANT]
+  --platform OS/ARCH[/VARIANT][:OS.VERSION]
                        copy only this platform of an index (repeatable); writes a new index
+                       that keeps the attestations of the chosen images. Windows images are
+                       told apart by os.version, e.g. windows/amd64:10.0.17763.5329
   --referrers          also copy signatures, SBOMs and attestations, recursively
+  --allow-nondistributable-artifacts
+                       also copy non-distributable (foreign) layers, such as Windows base
+                       layers, from the source registry or else their URLs (http/https only,
+                       verified like any blob); by default they stay referenced by URL
   --dry-run            print the plan (manifests, blobs, bytes to move) and change nothing
   --src-creds U:P      source registry credentials
   --dest-creds U:P     target registry credentials
@@ -71,17 +77,29 @@ function exitCodeFor(error: unknown): number {
   }
 }
 
+function externalLines(result: CopyResult): string[] {
+  return result.plan.externalBlobs.map((b) => `  external ${b.digest} ${formatBytes(b.size)} non-distributable, referenced by URL, not copied (${b.urls.join(', ') || 'no URLs'})`);
+}
+
+function subsetLine(subset: NonNullable<CopyResult['plan']['platformSubset']>): string {
+  return `platforms ${subset.platforms.join(', ')}: kept ${subset.attestationsKept.length} attestation(s) of the chosen images, dropped ${subset.attestationsDropped.length}`;
+}
+
 function summary(result: CopyResult, dryRun: boolean): string {
   const lines: string[] = [];
   if (dryRun) {
     lines.push(`plan for ${result.source} (${result.sourceDigest}):`);
-    for (const m of result.plan.manifests) lines.push(`  manifest ${m.digest} ${m.mediaType}${m.platform ? ` ${m.platform}` : ''}`);
-    for (const b of result.plan.blobs) lines.push(`  blob ${b.digest} ${formatBytes(b.size)}${b.present ? ' (target has it)' : ''}`);
+    for (const m of result.plan.manifests) lines.push(`  manifest ${m.digest} ${m.mediaType}${m.platform ? ` ${m.platform}` : ''}${m.attestationFor ? ` (attestation of ${m.attestationFor})` : ''}`);
+    for (const b of result.plan.blobs) lines.push(`  blob ${b.digest} ${formatBytes(b.size)}${b.present ? ' (target has it)' : ''}${b.urls ? ' (non-distributable, copied)' : ''}`);
+    lines.push(...externalLines(result));
+    if (result.plan.platformSubset) lines.push(subsetLine(result.plan.platformSubset));
     lines.push(`${formatBytes(result.plan.bytesToMove)} to move of ${formatBytes(result.plan.bytesTotal)}; nothing changed (dry run)`);
     return lines.join('\n');
   }
   lines.push(`copied ${result.source} (${result.sourceDigest})`);
   if (result.indexDigestChanged) lines.push(`platform subset: new index digest ${result.targetDigest}`);
+  if (result.plan.platformSubset) lines.push(subsetLine(result.plan.platformSubset));
+  lines.push(...externalLines(result));
   for (const t of result.targets) lines.push(`  ${t.reference} -> ${t.digest}${t.written ? '' : ' (unchanged)'}`);
   lines.push(`${result.manifests.length} manifests written; blobs: ${result.blobs.copied} copied, ${result.blobs.skipped} skipped, ${result.blobs.mounted} mounted; ${formatBytes(result.bytes.moved)} moved`);
   if (result.status === 'paused') lines.push('paused: run the same command again to resume');

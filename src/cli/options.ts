@@ -72,6 +72,7 @@ export function parseCopyArgs(args: string[]): CopyCommand {
         force: { type: 'boolean' },
         platform: { type: 'string', multiple: true },
         referrers: { type: 'boolean' },
+        'allow-nondistributable-artifacts': { type: 'boolean' },
         'dry-run': { type: 'boolean' },
         'src-creds': { type: 'string' },
         'dest-creds': { type: 'string' },
@@ -122,6 +123,7 @@ export function parseCopyArgs(args: string[]): CopyCommand {
       platforms,
       referrers: values.referrers ?? false,
       dryRun: values['dry-run'] ?? false,
+      allowNondistributableArtifacts: values['allow-nondistributable-artifacts'] ?? false,
     },
     options: {
       credentials: firstOf(...sources),

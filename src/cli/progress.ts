@@ -36,7 +36,10 @@ export function lineReporter(out: NodeJS.WritableStream): ProgressReporter {
         out.write(`resolved ${event.source} to ${event.digest}\n`);
         break;
       case 'plan':
-        out.write(`plan: ${event.manifests} manifests, ${event.blobs} blobs (${event.blobsPresent} already there), ${formatBytes(event.bytesToMove)} to move of ${formatBytes(event.bytesTotal)}\n`);
+        out.write(`plan: ${event.manifests} manifests, ${event.blobs} blobs (${event.blobsPresent} already there${event.blobsExternal ? `, ${event.blobsExternal} external` : ''}), ${formatBytes(event.bytesToMove)} to move of ${formatBytes(event.bytesTotal)}\n`);
+        break;
+      case 'blob-external':
+        out.write(`blob ${event.digest.slice(7, 19)} ${formatBytes(event.size)} external: non-distributable, left referenced by URL\n`);
         break;
       case 'blob-start':
         if (event.offset > 0) out.write(`blob ${event.digest.slice(7, 19)} resuming at ${formatBytes(event.offset)} of ${formatBytes(event.size)}\n`);

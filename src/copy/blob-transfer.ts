@@ -10,6 +10,7 @@ import type { ChunkBytes, Descriptor, RegistryClient, UploadSession } from '../r
 import { DigestMismatchError } from '../registry/digest.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Reference } from '../registry/reference.js';
+import { openUrlBlob, UrlBlobError, type OutboundUrlPolicy } from '../registry/url-blob.js';
 import { backoffDelay, DEFAULT_RETRY, sleep } from '../registry/retry.js';
 import { ChunkPipe } from './chunk-pipe.js';
 import { CopyError, copyErrorFrom, type Side } from './errors.js';
@@ -33,6 +34,11 @@ export interface BlobTransfer {
    */
   shouldPause: () => boolean;
   onProgress: (event: ProgressEvent) => void;
+  /**
+   * Set for a non-distributable layer copied on request: read it from the source registry when
+   * that holds it, else from the first of its `urls` that serves it, each URL put to `policy`.
+   */
+  foreign?: { urls: readonly string[]; policy?: OutboundUrlPolicy };
 }
 
 /** Whole-blob restarts allowed after a lost session or a dropped streaming upload. */
@@ -42,6 +48,7 @@ const PROGRESS_INTERVAL_MS = 250;
 
 /** Copies one blob the target lacks. Returns `paused` when stopped between chunks. */
 export async function transferBlob(t: BlobTransfer, blob: Descriptor): Promise<BlobOutcome | 'paused'> {
+  if (t.foreign) t = await foreignOrigin(t, blob);
   const target = t.targetRef.name;
   let raced = 0;
   for (let restart = 0; ; restart++) {
@@ -112,11 +119,25 @@ function openSourceEarly(t: BlobTransfer, blob: Descriptor): Readable {
 function sourceFrom(t: BlobTransfer, blob: Descriptor, offset: number, early: Readable | undefined): Readable {
   if (early && !early.destroyed && offset === 0) return early;
   early?.destroy();
-  const stream = t.source.openBlob(t.sourceRef, blob.digest, blob.size, offset);
+  const stream = t.foreign ? openUrlBlob({ ...t.foreign, digest: blob.digest, size: blob.size, offset }) : t.source.openBlob(t.sourceRef, blob.digest, blob.size, offset);
   // The GET may fail before the upload's request has hooked the stream; the upload then gets the
   // stored error (undici and async iteration both report it), instead of the process crashing.
   stream.on('error', () => undefined);
   return stream;
+}
+
+/**
+ * Where a non-distributable layer is read from: the source registry when it holds the blob at its
+ * size (no outside host is asked then), else its URLs (`foreign` stays set).
+ */
+async function foreignOrigin(t: BlobTransfer, blob: Descriptor): Promise<BlobTransfer> {
+  let held: number | undefined;
+  try {
+    held = await t.source.headBlob(t.sourceRef, blob.digest);
+  } catch (error) {
+    throw copyErrorFrom(error, 'source');
+  }
+  return held === blob.size ? { ...t, foreign: undefined } : t;
 }
 
 /** The registry lost or refused the upload session mid-way: start the blob again. */
@@ -336,6 +357,9 @@ export function heldSizeMismatch(target: string, blob: { digest: string; size: n
 }
 
 function asCopyError(error: unknown, blob: Descriptor): unknown {
+  if (error instanceof UrlBlobError) {
+    return new CopyError('NONDISTRIBUTABLE', `non-distributable layer ${blob.digest} is not in the source registry, and ${error.message}; nothing was tagged`, 'source', { cause: error });
+  }
   if (error instanceof DigestMismatchError) {
     return new CopyError('INTEGRITY', `integrity check failed: ${error.message}; nothing was tagged`, 'source', { cause: error });
   }

@@ -6,6 +6,8 @@
  */
 import { RegistryClient, type Descriptor, type Manifest } from '../registry/client.js';
 import type { CredentialSource } from '../registry/credentials.js';
+import { RegistryError } from '../registry/errors.js';
+import { isNonDistributableType } from '../registry/media-types.js';
 import type { Reference } from '../registry/reference.js';
 import { heldSizeMismatch, transferBlob } from './blob-transfer.js';
 import { deferred } from './deferred.js';
@@ -15,7 +17,7 @@ import type { ManifestNode } from './manifest.js';
 import { rememberBlob, mountCandidates } from './mount-hints.js';
 import { mergeFallbackIndex } from './referrers.js';
 import { readSourceGraph, type SourceGraph } from './source-graph.js';
-import type { BlobOutcome, CopyCoordination, CopyOptions, CopyPlan, CopyRequest, CopyResult, PlannedBlob, ProgressEvent, WrittenManifest } from './types.js';
+import type { BlobOutcome, CopyCoordination, CopyOptions, CopyPlan, CopyRequest, CopyResult, ExternalBlob, PlannedBlob, ProgressEvent, WrittenManifest } from './types.js';
 
 export const DEFAULT_CONCURRENCY = 4;
 /** HEADs carry no body and cost the registry little: check an image's many blobs 16 at a time. */
@@ -63,7 +65,7 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   const sourceDigest = graph.root.manifest.digest;
   const targetDigest = graph.top.manifest.digest;
   emit({ type: 'resolved', source: request.source.toString(), digest: sourceDigest, mediaType: graph.root.manifest.mediaType });
-  const blobs = uniqueBlobs(graph.manifests);
+  const { blobs, external } = splitNonDistributable(uniqueBlobs(graph.manifests), request.allowNondistributableArtifacts ?? false);
   refuseOversizedBlobs(blobs, options.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES);
 
   // A target that names a digest says what it expects to receive: refuse anything else up front.
@@ -92,8 +94,9 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   let moves: Awaited<typeof transfers>;
   try {
     for (const { repo, planned } of checks) repo.blobs.push(await planned);
-    const plan = makePlan(request.source, graph, repos);
-    emit({ type: 'plan', manifests: plan.manifests.length, blobs: plan.blobs.length, bytesTotal: plan.bytesTotal, bytesToMove: plan.bytesToMove, blobsPresent: plan.blobs.filter((b) => b.present).length });
+    const plan = makePlan(request.source, graph, repos, external);
+    emit({ type: 'plan', manifests: plan.manifests.length, blobs: plan.blobs.length, bytesTotal: plan.bytesTotal, bytesToMove: plan.bytesToMove, blobsPresent: plan.blobs.filter((b) => b.present).length, blobsExternal: external.length });
+    for (const blob of external) emit({ type: 'blob-external', ...blob });
     for (const event of held) emit(event);
     held = undefined;
     result = {
@@ -123,10 +126,15 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   }
   if (moves.some((m) => m.outcome === 'paused')) return { ...result, status: 'paused' };
 
-  for (const repo of repos) {
-    await pushManifests(repo, graph, emit, result);
+  let tagged: boolean;
+  try {
+    for (const repo of repos) {
+      await pushManifests(repo, graph, emit, result);
+    }
+    tagged = await writeTags(request, repos, graph.top.manifest, emit, result, options.coordination, () => options.abortSignal?.aborted === true);
+  } catch (error) {
+    throw explainRefusedUrls(error, graph, request.allowNondistributableArtifacts ?? false);
   }
-  const tagged = await writeTags(request, repos, graph.top.manifest, emit, result, options.coordination, () => options.abortSignal?.aborted === true);
   return tagged ? result : { ...result, status: 'paused' };
 }
 
@@ -178,6 +186,42 @@ function uniqueBlobs(manifests: ManifestNode[]): Descriptor[] {
   return [...blobs.values()];
 }
 
+/**
+ * Non-distributable layers are left referenced by URL unless `copyThem`: those are the
+ * `external` ones, neither checked on the target nor moved.
+ */
+function splitNonDistributable(all: Descriptor[], copyThem: boolean): { blobs: Descriptor[]; external: ExternalBlob[] } {
+  if (copyThem) return { blobs: all, external: [] };
+  const external = all.filter((b) => isNonDistributableType(b.mediaType)).map((b) => ({ digest: b.digest, size: b.size, mediaType: b.mediaType, urls: b.urls ?? [] }));
+  return { blobs: all.filter((b) => !isNonDistributableType(b.mediaType)), external };
+}
+
+/**
+ * A target that refuses manifests referencing layers by URL lists MANIFEST_BLOB_UNKNOWN or
+ * MANIFEST_INVALID among its errors: distribution 2.8 without `validation.manifests.urls.allow`
+ * refuses the URLs themselves (HTTP 500, UNKNOWN, then MANIFEST_BLOB_UNKNOWN), other registries
+ * the layer they do not hold. When the copy has non-distributable layers, say so and name the
+ * ways out.
+ */
+function explainRefusedUrls(error: unknown, graph: SourceGraph, copied: boolean): unknown {
+  const cause = error instanceof CopyError && error.cause instanceof RegistryError ? error.cause : undefined;
+  if (cause?.method !== 'PUT' || ![cause.code, ...cause.details.map((d) => d.code)].some((code) => REFUSED_MANIFEST_CODES.includes(code))) return error;
+  const layers = uniqueBlobs(graph.manifests).filter((b) => isNonDistributableType(b.mediaType));
+  if (layers.length === 0) return error;
+  const wayOut = copied
+    ? 'the layers were copied, so the target refuses the URLs themselves: allow them on the target registry (distribution: validation.manifests.urls.allow)'
+    : 'copy the layers into the target with --allow-nondistributable-artifacts (API: "allowNondistributableArtifacts": true), or allow foreign URLs on the target registry (distribution: validation.manifests.urls.allow)';
+  return new CopyError(
+    'NONDISTRIBUTABLE',
+    `the target refused manifest ${cause.reference}, which references non-distributable layer(s) by URL (${layers.map((b) => b.digest).join(', ')}): it answered HTTP ${cause.status} ${[...new Set(cause.details.map((d) => d.code))].join(', ') || cause.code}. ${wayOut}; nothing was tagged`,
+    'target',
+    { cause },
+  );
+}
+
+/** How registries refuse a manifest for a layer they do not hold or a URL they do not allow. */
+const REFUSED_MANIFEST_CODES = ['MANIFEST_BLOB_UNKNOWN', 'MANIFEST_INVALID', 'BLOB_UNKNOWN'];
+
 /** Refuses, before the target is asked anything, a blob whose descriptor claims more than `max` bytes. */
 function refuseOversizedBlobs(blobs: Descriptor[], max: number): void {
   const tooLarge = blobs.find((b) => b.size > max);
@@ -190,17 +234,22 @@ function refuseOversizedBlobs(blobs: Descriptor[], max: number): void {
   }
 }
 
-function makePlan(source: Reference, graph: SourceGraph, repos: TargetRepo[]): CopyPlan {
+function makePlan(source: Reference, graph: SourceGraph, repos: TargetRepo[], externalBlobs: ExternalBlob[]): CopyPlan {
   const blobs = repos.flatMap((r) => r.blobs);
   return {
     source: source.toString(),
     sourceDigest: graph.root.manifest.digest,
     mediaType: graph.root.manifest.mediaType,
     targetDigest: graph.top.manifest.digest,
-    manifests: graph.manifests.map((n) => ({ digest: n.manifest.digest, mediaType: n.manifest.mediaType, size: n.manifest.bytes.length, platform: graph.platforms.get(n.manifest.digest) })),
+    manifests: graph.manifests.map((n) => {
+      const attestationFor = graph.attestations.get(n.manifest.digest);
+      return { digest: n.manifest.digest, mediaType: n.manifest.mediaType, size: n.manifest.bytes.length, platform: graph.platforms.get(n.manifest.digest), ...(attestationFor && { attestationFor }) };
+    }),
     blobs,
+    externalBlobs,
     bytesTotal: blobs.reduce((sum, b) => sum + b.size, 0),
     bytesToMove: blobs.filter((b) => !b.present).reduce((sum, b) => sum + b.size, 0),
+    ...(graph.subset && { platformSubset: graph.subset }),
   };
 }
 
@@ -221,7 +270,7 @@ function checkBlobs(repos: TargetRepo[], blobs: Descriptor[], concurrency: numbe
   const pending = blobs.flatMap((blob) => repos.map((repo) => ({ repo, blob, ...deferred<PlannedBlob>() })));
   void mapLimit(pending, concurrency, async ({ repo, blob, resolve }) => {
     const present = await targetHolds(repo, blob);
-    resolve({ digest: blob.digest, size: blob.size, mediaType: blob.mediaType, present });
+    resolve({ digest: blob.digest, size: blob.size, mediaType: blob.mediaType, present, ...(isNonDistributableType(blob.mediaType) && { urls: blob.urls ?? [] }) });
   }).catch((error: unknown) => {
     // Checks not made fail with the error that stopped them (settled ones stay as they are).
     for (const check of pending) check.reject(error);
@@ -297,6 +346,7 @@ function copyBlobs(
         mountFrom: mountCandidates(sourceRef, repo.ref, blob.digest),
         shouldPause,
         onProgress: emit,
+        ...(blob.urls && { foreign: { urls: blob.urls, policy: options.urlPolicy } }),
       },
       { digest: blob.digest, size: blob.size, mediaType: blob.mediaType },
     );

@@ -21,6 +21,11 @@ export type CopyErrorCode =
   | 'UNSUPPORTED_MANIFEST'
   /** A blob's descriptor claims more bytes than the copy's `maxBlobBytes` allows. */
   | 'BLOB_TOO_LARGE'
+  /**
+   * A non-distributable (foreign) layer could not be had from its URLs, or the target refused a
+   * manifest that references one by URL.
+   */
+  | 'NONDISTRIBUTABLE'
   /** Any other registry failure; `cause` has the RegistryError. */
   | 'REGISTRY_ERROR';
 

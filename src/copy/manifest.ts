@@ -25,7 +25,7 @@ const descriptor = jsonObject(v.looseObject({
   artifactType: v.optional(v.string()),
   annotations: v.optional(annotations),
   urls: v.optional(v.array(v.string())),
-  platform: v.optional(jsonObject(v.looseObject({ os: v.string(), architecture: v.string(), variant: v.optional(v.string()) }))),
+  platform: v.optional(jsonObject(v.looseObject({ os: v.string(), architecture: v.string(), variant: v.optional(v.string()), 'os.version': v.optional(v.string()) }))),
 }));
 
 /** Fields of any manifest kind Hoist reads; unknown fields are kept in the bytes and ignored here. */
@@ -98,4 +98,15 @@ export function descriptorOf(node: ManifestNode): Descriptor {
     ...(artifactType ? { artifactType } : {}),
     ...(node.parsed.annotations ? { annotations: node.parsed.annotations } : {}),
   };
+}
+
+/**
+ * The digest of the image an index entry attests to, when the entry is a BuildKit attestation
+ * manifest (provenance, SBOM): platform `unknown/unknown`, annotated
+ * `vnd.docker.reference.type: attestation-manifest` and `vnd.docker.reference.digest: <image>`.
+ */
+export function attestedImage(entry: Descriptor): string | undefined {
+  const annotations = entry.annotations;
+  if (annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest') return undefined;
+  return annotations['vnd.docker.reference.digest'];
 }

@@ -7,7 +7,7 @@ import type { Descriptor, Manifest, RegistryClient } from '../registry/client.js
 import { sha256 } from '../registry/digest.js';
 import type { Reference } from '../registry/reference.js';
 import { CopyError, copyErrorFrom } from './errors.js';
-import { readManifest, type ManifestNode } from './manifest.js';
+import { attestedImage, readManifest, type ManifestNode } from './manifest.js';
 import { formatPlatform, platformMatches } from './platform.js';
 import type { Platform } from './types.js';
 
@@ -21,14 +21,27 @@ export interface SourceGraph {
   top: ManifestNode;
   /** Every manifest to copy, children before parents, each once. */
   manifests: ManifestNode[];
-  /** `os/arch[/variant]` of index children, by digest. */
+  /** `os/arch[/variant][:os.version]` of index children, by digest. */
   platforms: Map<string, string>;
+  /** Attestation manifests of the copied index, by digest: the digest of the image each describes. */
+  attestations: Map<string, string>;
+  /** What a platform subset kept and dropped; undefined for a whole copy. */
+  subset?: PlatformSubset;
   /** Referrer manifests by the digest of their subject, in discovery order. */
   referrers: Map<string, ManifestNode[]>;
   /** The source's own fallback-tag index for a subject, when it had one. */
   fallbackIndexes: Map<string, Manifest>;
   /** cosign-style tags (`sha256-<hex>.sig`, …) and the manifests they name. */
   cosignTags: Array<{ tag: string; node: ManifestNode }>;
+}
+
+/** A platform subset's choice, for the plan and the result. */
+export interface PlatformSubset {
+  platforms: string[];
+  /** Attestation manifests kept, because the image they describe is kept. */
+  attestationsKept: string[];
+  /** Attestation manifests dropped with the images they describe. */
+  attestationsDropped: string[];
 }
 
 export interface SourceGraphOptions {
@@ -50,12 +63,14 @@ async function fetchNode(client: RegistryClient, ref: Reference, signal?: AbortS
 export async function readSourceGraph(client: RegistryClient, ref: Reference, options: SourceGraphOptions = {}): Promise<SourceGraph> {
   const root = await fetchNode(client, ref, options.signal);
   const repo = ref.withRepository(ref.repository);
-  const graph: SourceGraph = { root, top: root, manifests: [], platforms: new Map(), referrers: new Map(), fallbackIndexes: new Map(), cosignTags: [] };
+  const graph: SourceGraph = { root, top: root, manifests: [], platforms: new Map(), attestations: new Map(), referrers: new Map(), fallbackIndexes: new Map(), cosignTags: [] };
   const seen = new Set<string>();
 
   async function walk(node: ManifestNode, children: Descriptor[]): Promise<void> {
     for (const child of children) {
       if (child.platform) graph.platforms.set(child.digest, formatPlatform(child.platform));
+      const attested = attestedImage(child);
+      if (attested) graph.attestations.set(child.digest, attested);
       if (seen.has(child.digest)) continue;
       const childNode = await fetchNode(client, repo.withDigest(child.digest), options.signal);
       await walk(childNode, childNode.children);
@@ -67,7 +82,7 @@ export async function readSourceGraph(client: RegistryClient, ref: Reference, op
   }
 
   if (options.platforms?.length) {
-    graph.top = subsetIndex(root, options.platforms, ref);
+    ({ top: graph.top, subset: graph.subset } = subsetIndex(root, options.platforms, ref));
     await walk(graph.top, graph.top.children);
   } else {
     await walk(root, root.children);
@@ -116,20 +131,34 @@ async function findReferrers(client: RegistryClient, repo: Reference, subject: s
 }
 
 /**
- * A new index listing only the children that match `platforms`. It keeps every other field of
- * the source index; only its `manifests` shrink, so its digest changes.
+ * A new index listing only the children that match `platforms`, and the attestation manifests
+ * of those children (BuildKit puts one beside each image, as `unknown/unknown`: dropping it would
+ * lose the kept image's provenance and SBOM). It keeps every other field of the source index;
+ * only its `manifests` shrink, so its digest changes.
  */
-function subsetIndex(root: ManifestNode, platforms: Platform[], ref: Reference): ManifestNode {
+function subsetIndex(root: ManifestNode, platforms: Platform[], ref: Reference): { top: ManifestNode; subset: PlatformSubset } {
   if (!root.isIndex) {
     throw new CopyError('PLATFORM_NOT_FOUND', `${ref} is a single-platform manifest (${root.manifest.mediaType}), so --platform cannot select from it; copy it without --platform`, 'source');
   }
-  const available = root.children.filter((c) => c.platform).map((c) => formatPlatform(c.platform!));
-  const missing = platforms.filter((wanted) => !root.children.some((c) => platformMatches(wanted, c.platform)));
+  const images = root.children.filter((c) => !attestedImage(c));
+  const available = images.filter((c) => c.platform).map((c) => formatPlatform(c.platform!));
+  const missing = platforms.filter((wanted) => !images.some((c) => platformMatches(wanted, c.platform)));
   if (missing.length) {
     throw new CopyError('PLATFORM_NOT_FOUND', `${ref} has no ${missing.map(formatPlatform).join(', ')}; available platforms: ${[...new Set(available)].join(', ') || 'none'}`, 'source');
   }
+  const chosen = (c: Descriptor) => !attestedImage(c) && platforms.some((wanted) => platformMatches(wanted, c.platform));
+  const kept = new Set(root.children.filter(chosen).map((c) => c.digest));
+  const keeps = (c: Descriptor) => chosen(c) || kept.has(attestedImage(c) ?? '');
   const json = JSON.parse(root.manifest.bytes.toString('utf8')) as { manifests: Descriptor[] };
-  json.manifests = json.manifests.filter((c) => platforms.some((wanted) => platformMatches(wanted, c.platform)));
+  json.manifests = json.manifests.filter(keeps);
   const bytes = Buffer.from(JSON.stringify(json));
-  return readManifest({ digest: sha256(bytes), mediaType: root.manifest.mediaType, bytes }, `${ref} (platform subset)`);
+  const attestations = root.children.filter((c) => attestedImage(c));
+  return {
+    top: readManifest({ digest: sha256(bytes), mediaType: root.manifest.mediaType, bytes }, `${ref} (platform subset)`),
+    subset: {
+      platforms: platforms.map(formatPlatform),
+      attestationsKept: attestations.filter(keeps).map((c) => c.digest),
+      attestationsDropped: attestations.filter((c) => !keeps(c)).map((c) => c.digest),
+    },
+  };
 }

@@ -4,12 +4,15 @@
  */
 import type { Reference } from '../registry/reference.js';
 import type { CredentialSource } from '../registry/credentials.js';
+import type { OutboundUrlPolicy } from '../registry/url-blob.js';
 
-/** `os/arch[/variant]`, as in `linux/arm64/v8`. */
+/** `os/arch[/variant][:os.version]`, as in `linux/arm64/v8` or `windows/amd64:10.0.17763.5329`. */
 export interface Platform {
   os: string;
   architecture: string;
   variant?: string;
+  /** The index entry's `os.version`: what tells Windows images of one architecture apart. */
+  osVersion?: string;
 }
 
 /** What to copy. */
@@ -29,6 +32,11 @@ export interface CopyRequest {
   referrers?: boolean;
   /** Plan only: report what would move, change nothing. */
   dryRun?: boolean;
+  /**
+   * Copy non-distributable (foreign) layers too, from the source registry or else their `urls`.
+   * By default they stay referenced by URL, as docker, containerd, crane and skopeo leave them.
+   */
+  allowNondistributableArtifacts?: boolean;
 }
 
 /** Where a partly uploaded blob stands, enough for another process to continue it. */
@@ -112,13 +120,21 @@ export interface CopyOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Serialises racing writers of one tag or one blob across processes; none by default. */
   coordination?: CopyCoordination;
+  /**
+   * Checked before every request to a non-distributable layer's URL and each of its redirects;
+   * throws to refuse. The service's outbound address policy goes here; unset, any http(s) URL is
+   * followed, as crane does.
+   */
+  urlPolicy?: OutboundUrlPolicy;
 }
 
 export type BlobOutcome = 'copied' | 'skipped' | 'mounted';
 
 export type ProgressEvent =
   | { type: 'resolved'; source: string; digest: string; mediaType: string }
-  | { type: 'plan'; manifests: number; blobs: number; bytesTotal: number; bytesToMove: number; blobsPresent: number }
+  | { type: 'plan'; manifests: number; blobs: number; bytesTotal: number; bytesToMove: number; blobsPresent: number; blobsExternal: number }
+  /** A non-distributable layer left referenced by URL (reported after the plan, before any blob moves). */
+  | { type: 'blob-external'; digest: string; size: number; mediaType: string; urls: string[] }
   | { type: 'blob-start'; digest: string; size: number; target: string; offset: number }
   | { type: 'blob-progress'; digest: string; size: number; target: string; bytesDone: number }
   | { type: 'blob-done'; digest: string; size: number; target: string; outcome: BlobOutcome }
@@ -128,7 +144,7 @@ export type ProgressEvent =
 export interface WrittenManifest {
   digest: string;
   mediaType: string;
-  /** `os/arch[/variant]` for a platform child of an index. */
+  /** `os/arch[/variant][:os.version]` for a platform child of an index. */
   platform?: string;
   target: string;
 }
@@ -139,6 +155,16 @@ export interface PlannedBlob {
   mediaType: string;
   /** The target repository already has it. */
   present: boolean;
+  /** A non-distributable layer copied on request: read from the source registry, or else these URLs. */
+  urls?: string[];
+}
+
+/** A non-distributable layer the copy leaves where its `urls` say, uncopied. */
+export interface ExternalBlob {
+  digest: string;
+  size: number;
+  mediaType: string;
+  urls: string[];
 }
 
 export interface CopyPlan {
@@ -147,10 +173,14 @@ export interface CopyPlan {
   mediaType: string;
   /** The digest the targets will point at: the source digest, or a new index for a platform subset. */
   targetDigest: string;
-  manifests: Array<{ digest: string; mediaType: string; platform?: string; size: number }>;
+  manifests: Array<{ digest: string; mediaType: string; platform?: string; size: number; attestationFor?: string }>;
   blobs: PlannedBlob[];
+  /** Non-distributable layers referenced, not copied (none with `allowNondistributableArtifacts`). */
+  externalBlobs: ExternalBlob[];
   bytesTotal: number;
   bytesToMove: number;
+  /** For a platform subset: the platforms asked for, and the attestation manifests kept and dropped with their images. */
+  platformSubset?: { platforms: string[]; attestationsKept: string[]; attestationsDropped: string[] };
 }
 
 export interface CopyResult {

@@ -30,6 +30,7 @@ const ACCEPTS: Record<string, string> = {
   force: 'true or false',
   platforms: `a list of up to ${MAX_PLATFORMS} "os/arch[/variant]" strings, such as ["linux/amd64", "linux/arm/v7"]`,
   referrers: 'true or false',
+  allowNondistributableArtifacts: 'false (non-distributable layers stay referenced by URL); true is refused until the service has an outbound address policy',
 };
 
 const reference = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_REFERENCE_LENGTH));
@@ -49,6 +50,7 @@ const fields = {
   force: v.optional(v.boolean()),
   platforms: v.optional(list(v.pipe(v.string(), v.minLength(1), v.maxLength(128)), MAX_PLATFORMS)),
   referrers: v.optional(v.boolean()),
+  allowNondistributableArtifacts: v.optional(v.boolean()),
 };
 
 /** The request body. Unknown fields are rejected. */
@@ -235,6 +237,17 @@ function checkSemantics(body: ImportRequestBody, problems: Problem[]): ImportReq
       add('INVALID_PLATFORM', `platforms[${i}]`, `"platforms[${i}]": ${reason(error)}`);
     }
   });
+
+  if (body.allowNondistributableArtifacts === true) {
+    // Following a manifest's URLs from inside the deployment would let any caller make it fetch
+    // any address it can reach (metadata endpoints, private networks): refused until the
+    // outbound address policy exists. The CLI follows them, as crane does.
+    add(
+      'INVALID_FIELD',
+      'allowNondistributableArtifacts',
+      '"allowNondistributableArtifacts": true is not available in the service: copying a non-distributable layer from the URLs in a manifest needs an outbound address policy, which the service does not have yet. Leave it out (the layers stay referenced by URL and the manifest digest is kept), or copy the image with `hoist copy --allow-nondistributable-artifacts`',
+    );
+  }
 
   if (body.password !== undefined && body.username === undefined) {
     add('INCOMPLETE_CREDENTIALS', 'password', '"password" is given without "username": give both (for an ACR token as the password, the username is 00000000-0000-0000-0000-000000000000)');

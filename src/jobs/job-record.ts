@@ -3,6 +3,7 @@
  * its sealed source credentials. Never returned to callers as is: status-document.ts picks what
  * they may see.
  */
+import type { ExternalBlob } from '../copy/types.js';
 import type { StoredTarget } from './import-references.js';
 
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const;
@@ -23,8 +24,10 @@ export interface JobProgress {
 export interface JobManifest {
   digest: string;
   mediaType: string;
-  /** `os/arch[/variant]` for a platform child of an index. */
+  /** `os/arch[/variant][:os.version]` for a platform child of an index. */
   platform?: string;
+  /** For an attestation manifest (provenance, SBOM) of the index: the digest of the image it describes. */
+  attestationFor?: string;
   /** False when the target already had it, so this job did not write it. */
   written?: boolean;
 }
@@ -72,6 +75,8 @@ export interface JobRecord {
   manifests: JobManifest[];
   /** Every manifest of a finished import, and those it wrote (absent before it succeeds). */
   manifestCounts?: ManifestCounts;
+  /** Non-distributable layers the import leaves referenced by URL, not copied (bounded: progress-tracker.ts). */
+  externalBlobs?: ExternalBlob[];
   progress: JobProgress;
   /**
    * Deliveries that took the lease, but for the first of each continuation: 1, plus one per retry

@@ -154,6 +154,7 @@ function toEntity(record: JobRecord): Entity {
   writeJson(entity, 'targets', record.targets);
   writeJson(entity, 'platforms', record.platforms);
   writeJson(entity, 'manifests', record.manifests);
+  if (record.externalBlobs) writeJson(entity, 'externalBlobs', record.externalBlobs);
   writeJson(entity, 'progress', record.progress);
   if (record.error) writeJson(entity, 'error', record.error);
   if (record.lastError) writeJson(entity, 'lastError', record.lastError);
@@ -192,6 +193,7 @@ function fromEntity(entity: TableEntityResult<Record<string, unknown>>): JobReco
     error: readJson(entity, 'error', undefined),
     lastError: readJson(entity, 'lastError', undefined),
     manifestCounts: readJson(entity, 'manifestCounts', undefined),
+    externalBlobs: readJson(entity, 'externalBlobs', undefined),
   };
   for (const [key, value] of Object.entries(optional)) if (value !== undefined) (record as unknown as Record<string, unknown>)[key] = value;
   return record;

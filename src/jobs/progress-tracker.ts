@@ -2,10 +2,20 @@
  * Folds the engine's ProgressEvents into a job's progress (blobs and bytes, moving while a large
  * blob is in flight) and what the job learns on the way (the resolved source digest).
  */
-import type { CopyResult, ProgressEvent } from '../copy/types.js';
+import type { CopyResult, ExternalBlob, ProgressEvent } from '../copy/types.js';
 import type { JobProgress } from './job-record.js';
 
+/**
+ * External layers recorded on a job, and URLs kept of each, and their length: the job is one
+ * table entity (a JSON property holds 64 KiB), and a manifest may list any number of either.
+ */
+const MAX_RECORDED_EXTERNAL_BLOBS = 20;
+const MAX_RECORDED_URLS = 2;
+const MAX_RECORDED_URL_LENGTH = 512;
+
 export class ProgressTracker {
+  /** Non-distributable layers left referenced by URL, as the job records them (bounded). */
+  readonly external: ExternalBlob[] = [];
   /** The source digest and media type, once resolved. */
   resolved: { digest: string; mediaType: string } | undefined;
   private planned = false;
@@ -48,6 +58,12 @@ export class ProgressTracker {
         this.bytesTotal = event.bytesTotal;
         this.presentBlobs = event.blobsPresent;
         this.presentBytes = Math.max(event.bytesTotal - event.bytesToMove, 0);
+        break;
+      case 'blob-external':
+        if (this.external.length < MAX_RECORDED_EXTERNAL_BLOBS && !this.external.some((b) => b.digest === event.digest)) {
+          const urls = event.urls.slice(0, MAX_RECORDED_URLS).map((u) => u.slice(0, MAX_RECORDED_URL_LENGTH));
+          this.external.push({ digest: event.digest, size: event.size, mediaType: event.mediaType, urls });
+        }
         break;
       case 'blob-start':
         this.inFlight.set(key(event.target, event.digest), event.offset);

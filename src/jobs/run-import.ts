@@ -251,7 +251,9 @@ function errorText(error: unknown, secrets: Array<string | undefined> = []): str
   return redact(error instanceof Error ? error.message : String(error), secrets);
 }
 
+/** What the job learnt while copying: the resolved source, and the layers left referenced by URL. */
 function recordResolved(job: JobRecord, tracker: ProgressTracker): void {
+  if (tracker.external.length > 0) job.externalBlobs = [...tracker.external];
   if (!tracker.resolved) return;
   job.sourceDigest = tracker.resolved.digest;
   job.sourceMediaType = tracker.resolved.mediaType;
@@ -266,7 +268,9 @@ function recordSuccess(job: JobRecord, result: CopyResult, tracker: ProgressTrac
   const written = new Set(result.manifests.map((m) => m.digest));
   const manifests = new Map<string, JobManifest>();
   for (const m of [...result.plan.manifests, ...result.manifests]) {
-    if (!manifests.has(m.digest)) manifests.set(m.digest, { digest: m.digest, mediaType: m.mediaType, ...(m.platform !== undefined && { platform: m.platform }), written: written.has(m.digest) });
+    if (manifests.has(m.digest)) continue;
+    const attestationFor = 'attestationFor' in m ? m.attestationFor : undefined;
+    manifests.set(m.digest, { digest: m.digest, mediaType: m.mediaType, ...(m.platform !== undefined && { platform: m.platform }), ...(attestationFor !== undefined && { attestationFor }), written: written.has(m.digest) });
   }
   // Listed up to a bound, counted in full: a huge index must not outgrow the job entity.
   const all = [...manifests.values()];
@@ -276,6 +280,7 @@ function recordSuccess(job: JobRecord, result: CopyResult, tracker: ProgressTrac
     const written = result.targets.find((r) => r.reference === t.reference || r.reference === `${t.reference}@${r.digest}`);
     return { ...t, digest: written?.digest ?? result.targetDigest, ...(written && t.tagged && { written: written.written }) };
   });
+  if (tracker.external.length > 0) job.externalBlobs = [...tracker.external];
   job.progress = tracker.complete(result);
   job.completedAt = at;
   delete job.error;

@@ -2,6 +2,7 @@
  * The status document of `GET /api/imports/{id}`: what a caller may see of a job. Built field by
  * field from the record, so nothing stored (credentials, lease owner) leaks by accident.
  */
+import type { ExternalBlob } from '../copy/types.js';
 import type { JobManifest, JobRecord, JobStatus, ManifestCounts } from './job-record.js';
 
 /** What the status document adds to the stored counters: the job's identity and its outcome. */
@@ -25,6 +26,8 @@ interface ImportStatusFields {
   workerLost?: { leaseExpiredAt: string; message: string };
   /** All of the import's manifests, listed or not, and those it wrote. */
   manifestCounts: ManifestCounts;
+  /** Non-distributable layers left referenced by URL, not copied; absent when there are none. */
+  externalBlobs?: ExternalBlob[];
 }
 
 /** Fields shown as stored: counters, timestamps and the failure; never the lease or credentials. */
@@ -54,11 +57,13 @@ export function toStatusDocument(record: JobRecord): ImportStatus {
       digest: m.digest,
       mediaType: m.mediaType,
       ...(m.platform !== undefined && { platform: m.platform }),
+      ...(m.attestationFor !== undefined && { attestationFor: m.attestationFor }),
       ...(m.written !== undefined && { written: m.written }),
     })),
     manifestCounts: record.manifestCounts
       ? { total: record.manifestCounts.total, written: record.manifestCounts.written }
       : { total: record.manifests.length, written: record.manifests.filter((m) => m.written).length },
+    ...(record.externalBlobs?.length && { externalBlobs: record.externalBlobs.map((b) => ({ digest: b.digest, size: b.size, mediaType: b.mediaType, urls: [...b.urls] })) }),
     progress: {
       blobs: { ...record.progress.blobs },
       bytes: { ...record.progress.bytes },

@@ -10,6 +10,11 @@ export const MediaType = {
   OciArtifactManifest: 'application/vnd.oci.artifact.manifest.v1+json',
   OciEmpty: 'application/vnd.oci.empty.v1+json',
   HelmConfig: 'application/vnd.cncf.helm.config.v1+json',
+  /** Windows base layers and the images built on them: served from the descriptor's `urls`. */
+  DockerForeignLayer: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+  OciNonDistributableLayer: 'application/vnd.oci.image.layer.nondistributable.v1.tar',
+  OciNonDistributableLayerGzip: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  OciNonDistributableLayerZstd: 'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd',
 } as const;
 
 /** Every manifest type, sent in `Accept` on each manifest request: distribution answers 404 for an
@@ -30,4 +35,15 @@ export function isIndexType(mediaType: string): boolean {
 
 export function isSchema1Type(mediaType: string): boolean {
   return mediaType === MediaType.DockerSchema1 || mediaType === MediaType.DockerSchema1Signed;
+}
+
+const NON_DISTRIBUTABLE: readonly string[] = [MediaType.DockerForeignLayer, MediaType.OciNonDistributableLayer, MediaType.OciNonDistributableLayerGzip, MediaType.OciNonDistributableLayerZstd];
+
+/**
+ * A layer its publisher keeps out of registries (Windows base layers, licensed content): clients
+ * fetch it from the descriptor's `urls`, and docker, containerd, crane and skopeo leave it there
+ * when they push. Told by media type, as ggcr's `IsDistributable` does.
+ */
+export function isNonDistributableType(mediaType: string): boolean {
+  return NON_DISTRIBUTABLE.includes(mediaType);
 }

@@ -152,7 +152,8 @@ function header(headers: Record<string, string | string[] | undefined>, name: st
   return Array.isArray(value) ? value[0] : value;
 }
 
-function flatten(headers: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
+/** Response headers with lower-case names, a repeated header joined into one value. */
+export function flatten(headers: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};
   for (const [name, value] of Object.entries(headers)) out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
   return out;

@@ -26,7 +26,7 @@ describe('help and commands', () => {
     expect(run.stderr).toBe('');
     const help = run.stdout;
     expect(help).toContain('hoist copy SRC DST [flags]');
-    for (const flag of ['--force', '--platform', '--referrers', '--dry-run', '--src-creds', '--dest-creds', '--concurrency', '--chunk-size', '--resume-dir', '--json', '--help', '--version']) {
+    for (const flag of ['--force', '--platform', '--referrers', '--allow-nondistributable-artifacts', '--dry-run', '--src-creds', '--dest-creds', '--concurrency', '--chunk-size', '--resume-dir', '--json', '--help', '--version']) {
       expect(help, flag).toMatch(new RegExp(`^\\s+(-h, )?${flag}\\b`, 'm'));
     }
     for (const name of ['HOIST_SRC_USERNAME', 'HOIST_SRC_PASSWORD', 'HOIST_DEST_USERNAME', 'HOIST_DEST_PASSWORD', '~/.docker/config.json', 'DOCKER_CONFIG', 'HOIST_INSECURE_REGISTRIES']) {
@@ -107,7 +107,7 @@ describe('bad flags exit 2 with a message naming the flag', () => {
     ['--chunk-size 12', ['--chunk-size', '12'], {}, /--chunk-size "12" is not valid: give a size of at least 1024 bytes, e.g. 4194304 or 4MiB/],
     ['--chunk-size abc', ['--chunk-size', 'abc'], {}, /--chunk-size "abc" is not valid: give a size of at least 1024 bytes/],
     ['--chunk-size 4XB', ['--chunk-size', '4XB'], {}, /--chunk-size "4XB" is not valid/],
-    ['--platform linux', ['--platform', 'linux'], {}, /--platform: platform "linux" is not valid: use os\/arch or os\/arch\/variant, lowercase, e\.g\. linux\/arm64 or linux\/arm\/v7/],
+    ['--platform linux', ['--platform', 'linux'], {}, /--platform: platform "linux" is not valid: use os\/arch or os\/arch\/variant, lowercase, and :os\.version after it to pick a Windows version, e\.g\. linux\/arm64, linux\/arm\/v7 or windows\/amd64:10\.0\.17763\.5329/],
     ['--platform Linux/AMD64', ['--platform', 'Linux/AMD64'], {}, /--platform: platform "Linux\/AMD64" is not valid: use os\/arch or os\/arch\/variant, lowercase/],
     ['--platform with four parts', ['--platform', 'linux/arm/v7/x'], {}, /--platform: platform "linux\/arm\/v7\/x" is not valid/],
     ['--src-creds without a colon', ['--src-creds', 'alice'], {}, /--src-creds is not valid: give USER:PASSWORD/],

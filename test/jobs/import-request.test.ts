@@ -78,12 +78,25 @@ describe('parseImportRequest', () => {
       'images',
       /51 targets requested in "images" and "untaggedRepositories"; at most 50/,
     ],
+    ['a platform with an empty os.version', { source: SOURCE, platforms: ['windows/amd64:'] }, 'INVALID_PLATFORM', 'platforms[0]', /:os.version after it to pick a Windows version/],
+    [
+      'allowNondistributableArtifacts, until the outbound address policy exists',
+      { source: SOURCE, allowNondistributableArtifacts: true },
+      'INVALID_FIELD',
+      'allowNondistributableArtifacts',
+      /"allowNondistributableArtifacts": true is not available in the service: .*outbound address policy.*hoist copy --allow-nondistributable-artifacts/,
+    ],
     ['an overlong source', { source: `docker.io/${'a'.repeat(600)}:1` }, 'INVALID_FIELD', 'source', /"source" is longer than 512 characters/],
   ])('rejects %s', (_name, body, code, field, message) => {
     const error = rejection(body);
     expect(error.code).toBe(code);
     expect(error.field).toBe(field);
     expect(error.message).toMatch(message);
+  });
+
+  it('takes Windows platforms by os.version, and allowNondistributableArtifacts false', () => {
+    const request = parseImportRequest({ source: SOURCE, platforms: ['windows/amd64:10.0.17763.5329', 'linux/amd64'], allowNondistributableArtifacts: false });
+    expect(request.platforms).toEqual(['windows/amd64:10.0.17763.5329', 'linux/amd64']);
   });
 
   it('lists every problem in details, unknown fields first', () => {

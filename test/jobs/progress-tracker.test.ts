@@ -17,7 +17,7 @@ describe('ProgressTracker', () => {
     const tracker = new ProgressTracker({ blobs: { total: 2, done: 1, skipped: 0, mounted: 0 }, bytes: { total: TOTAL, done: CONFIG + 8 * MIB } });
     const seen: number[] = [tracker.snapshot().bytes.done];
     const events: ProgressEvent[] = [
-      { type: 'plan', manifests: 1, blobs: 2, bytesTotal: TOTAL, bytesToMove: LAYER.size, blobsPresent: 1 },
+      { type: 'plan', manifests: 1, blobs: 2, bytesTotal: TOTAL, bytesToMove: LAYER.size, blobsPresent: 1, blobsExternal: 0 },
       // The registry could not say where the upload stood: the layer starts over.
       { type: 'blob-start', ...LAYER, offset: 0 },
       { type: 'blob-progress', ...LAYER, bytesDone: 4 * MIB },

@@ -6,6 +6,7 @@ import { newJobRecord, type JobRecord } from '../../src/jobs/job-record.js';
 import { openJobStorage, type JobStorage } from '../../src/jobs/job-storage.js';
 import { describeFailure, runImport, type RunImportDeps } from '../../src/jobs/run-import.js';
 import { SecretBox } from '../../src/jobs/secret-box.js';
+import { toStatusDocument } from '../../src/jobs/status-document.js';
 import { sealCredentials } from '../../src/jobs/source-credentials.js';
 import { copy } from '../../src/copy/index.js';
 import { rawRequest, pushImage } from '../helpers/fixtures.js';
@@ -135,6 +136,32 @@ describe('runImport', () => {
     // A redelivery of the finished job does nothing.
     expect(await runImport(delivery(job.id), h.deps(engine))).toBe('finished');
     expect(engine.calls).toHaveLength(2);
+  });
+
+  it('records the layers left referenced by URL, bounded, and the attestations, and shows them in the status document', async () => {
+    const h = await harness();
+    const engine = scriptedEngine({ size: 4, chunk: 2 });
+    const longUrl = `https://layers.example/${'x'.repeat(2000)}`;
+    const attestation = `sha256:${'a7'.repeat(32)}`;
+    const copy: typeof engine.copy = async (request, options = {}) => {
+      for (let i = 0; i < 25; i++) {
+        const digest = `sha256:${i.toString(16).padStart(64, '0')}`;
+        options.onProgress?.({ type: 'blob-external', digest, size: 1000 + i, mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', urls: [longUrl, 'https://b.example/l', 'https://c.example/l'] });
+      }
+      const result = await engine.copy(request, options);
+      result.plan.manifests.push({ digest: attestation, mediaType: MANIFEST_TYPE, size: 300, platform: 'unknown/unknown', attestationFor: SOURCE_DIGEST });
+      return result;
+    };
+    const job = await h.createJob();
+    expect(await runImport(delivery(job.id), h.deps({ ...engine, copy }))).toBe('succeeded');
+    const status = toStatusDocument(await h.job(job.id));
+    expect(status.externalBlobs).toHaveLength(20);
+    expect(status.manifests).toContainEqual({ digest: attestation, mediaType: MANIFEST_TYPE, platform: 'unknown/unknown', attestationFor: SOURCE_DIGEST, written: false });
+    expect(status.externalBlobs![0]).toEqual({ digest: `sha256:${'0'.repeat(64)}`, size: 1000, mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', urls: [longUrl.slice(0, 512), 'https://b.example/l'] });
+    // A job without external layers has no such field.
+    const plain = await h.createJob();
+    await runImport(delivery(plain.id), h.deps(engine));
+    expect(toStatusDocument(await h.job(plain.id))).not.toHaveProperty('externalBlobs');
   });
 
   it('pauses at the time budget, queues a continuation, and resumes from the checkpoint each time (real engine, registries and Azurite)', async () => {

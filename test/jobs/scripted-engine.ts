@@ -42,7 +42,7 @@ export function scriptedEngine(script: ScriptOptions = {}): ScriptedEngine {
     const target = request.targets[0].name;
     emit({ type: 'resolved', source: request.source.toString(), digest: SOURCE_DIGEST, mediaType: MANIFEST_TYPE });
     if (script.planDelayInMs) await new Promise((r) => setTimeout(r, script.planDelayInMs));
-    emit({ type: 'plan', manifests: 1, blobs: 1, bytesTotal: size, bytesToMove: size, blobsPresent: 0 });
+    emit({ type: 'plan', manifests: 1, blobs: 1, bytesTotal: size, bytesToMove: size, blobsPresent: 0, blobsExternal: 0 });
     const checkpoint = await options.checkpoints?.load(target, BLOB_DIGEST);
     let offset = checkpoint?.offset ?? 0;
     emit({ type: 'blob-start', digest: BLOB_DIGEST, size, target, offset });
@@ -56,7 +56,7 @@ export function scriptedEngine(script: ScriptOptions = {}): ScriptedEngine {
       manifests: status === 'completed' ? request.targets.map((t) => ({ digest: SOURCE_DIGEST, mediaType: MANIFEST_TYPE, target: t.name })) : [],
       blobs: { total: 1, copied: status === 'completed' ? 1 : 0, skipped: 0, mounted: 0 },
       bytes: { total: size, moved: size - (checkpoint?.offset ?? 0) },
-      plan: { source: request.source.toString(), sourceDigest: SOURCE_DIGEST, mediaType: MANIFEST_TYPE, targetDigest: SOURCE_DIGEST, manifests: [], blobs: [], bytesTotal: size, bytesToMove: size },
+      plan: { source: request.source.toString(), sourceDigest: SOURCE_DIGEST, mediaType: MANIFEST_TYPE, targetDigest: SOURCE_DIGEST, manifests: [], blobs: [], externalBlobs: [], bytesTotal: size, bytesToMove: size },
     });
     while (offset < size) {
       const budgetSpent = options.timeBudgetInMs !== undefined && Date.now() - startedAt >= options.timeBudgetInMs;

@@ -1,0 +1,107 @@
+/**
+ * Reading a blob from the `urls` of its descriptor: the way to a non-distributable ("foreign")
+ * layer that its registry does not hold, such as a Windows base layer on Microsoft's servers.
+ *
+ * The URL host is not a registry, so this is not the registry transport: no credentials are
+ * ever sent (the request carries none, whoever the host), only http(s) is followed, redirects are
+ * bounded and never go from https down to http, and every URL and redirect target is put to the
+ * caller's policy first. The bytes pass through the same BlobStream as a registry's, so digest
+ * and size are checked while they stream.
+ */
+import type { Readable } from 'node:stream';
+import { USER_AGENT } from './auth.js';
+import { BlobStream } from './blob-stream.js';
+import { exchange } from './http.js';
+import { flatten, redact, type TransportResponse } from './transport.js';
+
+/** Redirects followed per URL: enough for a CDN hop or two, never a loop. */
+export const MAX_URL_REDIRECTS = 5;
+
+/**
+ * Decides whether a URL may be fetched; throws (any error) to refuse it. The one place an
+ * outbound address policy plugs in: called for every URL and every redirect target before a
+ * connection is made.
+ */
+export type OutboundUrlPolicy = (url: URL) => void | Promise<void>;
+
+/** No URL of a blob gave its bytes: each one's reason is in `failures`. */
+export class UrlBlobError extends Error {
+  override readonly name = 'UrlBlobError';
+  readonly code = 'URL_BLOB_UNAVAILABLE';
+  constructor(
+    readonly digest: string,
+    readonly failures: string[],
+  ) {
+    super(`no URL of blob ${digest} served it: ${failures.join('; ') || 'the descriptor lists no URLs'}`);
+  }
+}
+
+export interface UrlBlobOptions {
+  /** The descriptor's `urls`, tried in order. */
+  urls: readonly string[];
+  digest: string;
+  size: number;
+  /** Where to start; only a stream read from 0 is verified here (see BlobStream). */
+  offset?: number;
+  policy?: OutboundUrlPolicy;
+  signal?: AbortSignal;
+}
+
+/**
+ * Streams a blob from the first of its URLs that answers with it, verified against its digest and
+ * size. A URL that answers but serves other bytes fails the stream (DigestMismatchError); one
+ * that cannot be reached, is refused by the policy or answers an error is passed over for the next.
+ */
+export function openUrlBlob(options: UrlBlobOptions): Readable {
+  const { urls, digest, size, policy, signal } = options;
+  // The URL that answered first: a body cut mid-way resumes with Range from the same host.
+  let chosen: URL | undefined;
+  const get = async (headers: Record<string, string>): Promise<TransportResponse> => {
+    if (chosen) return fetchFollowing(chosen, headers, policy, signal);
+    const failures: string[] = [];
+    for (const raw of urls) {
+      let url: URL;
+      try {
+        url = new URL(raw);
+      } catch {
+        failures.push(`"${raw.slice(0, 200)}" is not a URL`);
+        continue;
+      }
+      try {
+        const response = await fetchFollowing(url, headers, policy, signal);
+        chosen = url;
+        return response;
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        failures.push(`${redact(url)}: ${(error as Error).message}`);
+      }
+    }
+    throw new UrlBlobError(digest, failures);
+  };
+  return new BlobStream({ get, digest, size, offset: options.offset ?? 0, reference: `${digest} (from its URLs)`, signal });
+}
+
+/** GETs `start`, following at most MAX_URL_REDIRECTS redirects, each target checked first. */
+async function fetchFollowing(start: URL, headers: Record<string, string>, policy: OutboundUrlPolicy | undefined, signal?: AbortSignal): Promise<TransportResponse> {
+  let url = start;
+  for (let hop = 0; ; hop++) {
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error(`only http and https URLs are followed, not ${url.protocol}`);
+    await policy?.(url);
+    // No authorization header, ever: the URL host is not the registry the credentials are for.
+    const response = await exchange({ url, method: 'GET', headers: { 'user-agent': USER_AGENT, ...headers }, signal });
+    const location = flatten(response.headers).location;
+    if ([301, 302, 303, 307, 308].includes(response.statusCode) && location) {
+      await response.body.dump();
+      if (hop >= MAX_URL_REDIRECTS) throw new Error(`more than ${MAX_URL_REDIRECTS} redirects`);
+      const next = new URL(location, url);
+      if (url.protocol === 'https:' && next.protocol !== 'https:') throw new Error('refused a redirect from https down to http');
+      url = next;
+      continue;
+    }
+    if (response.statusCode !== 200 && response.statusCode !== 206) {
+      await response.body.dump();
+      throw new Error(`answered ${response.statusCode}`);
+    }
+    return { status: response.statusCode, headers: flatten(response.headers), body: response.body, url };
+  }
+}
