@@ -51,13 +51,13 @@ function bodyOf(chunk: ChunkBytes): Buffer | Readable {
   return Buffer.isBuffer(chunk) ? chunk : chunk.open();
 }
 
-/** Hoist's view of one registry, authenticated with whatever the credential source has for it. */
 /**
  * What distribution 2.8 answers a manifest PUT that raced another push of the same bytes: it
  * stores the manifest as a blob, and concurrent commits of one digest fail with DIGEST_INVALID.
  */
 const MANIFEST_PUT_RACE_CODES = ['DIGEST_INVALID'] as const;
 
+/** Hoist's view of one registry, authenticated with whatever the credential source has for it. */
 export class RegistryClient {
   private static readonly transports = new Map<string, Transport>();
 
