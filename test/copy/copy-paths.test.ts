@@ -29,6 +29,10 @@ async function manifestStatus(registry: { url: string }, repository: string, ref
   return res.status;
 }
 
+async function blobStatus(registry: { url: string }, repository: string, digest: string): Promise<number> {
+  return (await rawRequest(`${registry.url}/v2/${repository}/blobs/${digest}`, { method: 'HEAD' })).status;
+}
+
 function requestsSince(registry: TestRegistry, mark: number) {
   return registry.accessLog().slice(mark);
 }
@@ -96,6 +100,34 @@ describe('copy paths (anonymous registries)', () => {
       expect(forced.targets[0].written).toBe(true);
       const b = await skopeoInspectRaw(`${source.host}/force/b:v1`);
       expect((await skopeoInspectRaw(`${target.host}/force/app:v1`)).equals(b)).toBe(true);
+    });
+
+    it('re-checks the tag just before writing it: another writer that tagged meanwhile wins, and the copy fails TAG_EXISTS', async () => {
+      await pushImage(source, 'race/src', 'v1', { layers: [3000] });
+      let otherWriter: ReturnType<typeof pushImage> | undefined;
+      // The first check has passed once blobs start moving: the other writer tags the target
+      // before the registry sees the copy's first upload, so only the second check can see it.
+      const proxy = await startProxy(target.url, [
+        (request) => {
+          if (request.method !== 'POST' || !request.pathname.startsWith('/v2/race/app/blobs/uploads/')) return undefined;
+          otherWriter ??= pushImage(target, 'race/app', 'v1', { layers: [4000], seed: 'the other writer' });
+          return { type: 'forward', waitFor: otherWriter };
+        },
+      ]);
+      try {
+        const error = await copy({ source: ref(source, 'race/src:v1'), targets: [ref(proxy, 'race/app:v1')] }).catch((e: unknown) => e);
+        expect(otherWriter).toBeDefined();
+        const theirs = await otherWriter!;
+        expect(error).toBeInstanceOf(CopyError);
+        expect((error as CopyError).code).toBe('TAG_EXISTS');
+        expect((error as CopyError).side).toBe('target');
+        expect((error as CopyError).message).toContain(theirs.digest);
+        // The copy never wrote the tag: it still names the other writer's manifest.
+        expect(proxy.requests.filter((r) => r.method === 'PUT' && r.path.includes('/manifests/'))).toEqual([]);
+        expect((await skopeoInspectRaw(`${target.host}/race/app:v1`)).equals(theirs.manifestBytes)).toBe(true);
+      } finally {
+        await proxy.stop();
+      }
     });
 
     it('reports success with nothing written when the tag already points at the digest', async () => {
@@ -287,14 +319,19 @@ describe('copy paths (anonymous registries)', () => {
     });
 
     it('rejects a source serving corrupted bytes, with nothing tagged (monolithic and chunked)', async () => {
-      await pushImage(source, 'corrupt/src', 'v1', { layers: [200_000] });
+      const image = await pushImage(source, 'corrupt/src', 'v1', { layers: [200_000] });
       proxy = await startProxy(source.url, [corruptResponses({ offset: 100 })]);
       for (const uploadMode of ['monolithic', 'chunked'] as const) {
         const error = await copy({ source: ref(proxy, 'corrupt/src:v1'), targets: [ref(target, `corrupt/${uploadMode}:v1`)] }, { uploadMode, chunkSizeInBytes: 65536 }).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(CopyError);
         expect((error as CopyError).code).toBe('INTEGRITY');
+        // Hoist's own check blamed the source: the registry's check of the upload (side
+        // 'target') would also fail the copy, but only after the corrupt bytes had been sent.
+        expect((error as CopyError).side).toBe('source');
         expect((error as CopyError).message).toMatch(/nothing was tagged/);
         expect(await manifestStatus(target, `corrupt/${uploadMode}`, 'v1')).toBe(404);
+        // Every blob the proxy corrupted (those longer than the offset) is absent from the target.
+        for (const blob of image.blobs.filter((b) => b.size > 100)) expect(await blobStatus(target, `corrupt/${uploadMode}`, blob.digest), blob.digest).toBe(404);
       }
     });
 

@@ -55,6 +55,11 @@ export type ProxyAction =
       replaceStatus?: number;
       /** Wait this long before forwarding, as a slow link or a busy registry would. */
       delayMs?: number;
+      /**
+       * Forward only once this settles: a test's own action (another writer, say) happens
+       * between the client's request and the registry seeing it, with no timing involved.
+       */
+      waitFor?: Promise<unknown>;
       label?: string;
     }
   /**
@@ -431,6 +436,7 @@ export async function startProxy(upstream: string, rules: ProxyRule[] = []): Pro
     }
     if (action.type === 'invalidToken') return invalidToken(req, res, record);
     if (action.delayMs) await new Promise((resolve) => setTimeout(resolve, action.delayMs));
+    if (action.waitFor) await action.waitFor.catch(() => undefined);
     return forward(req, res, action, record);
   }
 
