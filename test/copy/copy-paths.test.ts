@@ -509,6 +509,52 @@ describe('copy with token auth', () => {
     }
   });
 
+  it('renews tokens before they expire: a copy spanning several token lifetimes meets no 401 after the first challenge', async () => {
+    // Hoist and the token issuer (in this process) share a faked Date that the test moves 3 s
+    // on after every blob; the proxy refuses, as the registry would, any token past its `exp`
+    // by a registry clock 5 s ahead of that one (the skew and transit time Hoist's renewal
+    // margin is there for). The registry itself checks with the real clock and 60 s of
+    // leeway, which the 36 s moved here stay within.
+    const TTL_SECONDS = 12;
+    const REGISTRY_CLOCK_AHEAD_MS = 5_000;
+    const short = await startRegistry({ auth: 'token', tokenTtlSeconds: TTL_SECONDS });
+    const expiredByTestClock = (request: { bearerToken?: string }) => {
+      if (!request.bearerToken) return undefined;
+      const claims = JSON.parse(Buffer.from(request.bearerToken.split('.')[1], 'base64url').toString('utf8')) as { exp: number };
+      return claims.exp * 1000 <= Date.now() + REGISTRY_CLOCK_AHEAD_MS ? ({ type: 'invalidToken', label: 'pastExp' } as const) : undefined;
+    };
+    const proxy = await startProxy(short.url, [expiredByTestClock]);
+    const image = await pushImage(source, 'renew/src', 'v1', { layers: Array.from({ length: 11 }, (_, i) => 500 + i) });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const credentials = credentialsFor(source, short);
+      const start = Date.now();
+      const result = await copy(
+        { source: ref(source, 'renew/src:v1'), targets: [ref(proxy, 'renew/dst:v1')] },
+        {
+          credentials: (name) => credentials(name === proxy.host ? short.host : name),
+          concurrency: 1,
+          onProgress: (event) => {
+            if (event.type === 'blob-done') vi.setSystemTime(Date.now() + 3_000);
+          },
+        },
+      );
+      expect(result.blobs.copied).toBe(12);
+      expect(Date.now() - start).toBeGreaterThanOrEqual(3 * TTL_SECONDS * 1000);
+      // Several lifetimes, so several tokens; and none was ever used past its expiry.
+      expect(short.tokenIssuer!.requests.length).toBeGreaterThanOrEqual(3);
+      expect(proxy.requests.filter((r) => r.action === 'pastExp')).toEqual([]);
+      // The only 401s are the challenges of requests sent before Hoist had a token for their scope.
+      expect(proxy.requests.filter((r) => r.status === 401).length).toBeLessThanOrEqual(2);
+      vi.useRealTimers();
+      await expectIdenticalInTarget(short, 'renew/dst', 'v1', [image]);
+    } finally {
+      vi.useRealTimers();
+      await proxy.stop();
+      await short.stop();
+    }
+  });
+
   it('follows a blob redirect to another host without sending the registry credentials', async () => {
     const layer = Buffer.from('layer bytes served from object storage');
     const image = await pushImage(source, 'redirect/src', 'v1', { layers: [{ data: layer }] });
