@@ -291,7 +291,7 @@ describe('the order of credential sources (README: first match wins)', () => {
         await writeFile(join(configHome.dockerConfig, 'config.json'), JSON.stringify({ auths: { [locked.host]: { auth } } }));
       }
       const flags = right.flag === undefined ? [] : ['--src-creds', `${username}:${secret(right.flag)}`];
-      const env = right.env === undefined ? {} : { HOIST_SRC_USERNAME: username, HOIST_SRC_PASSWORD: secret(right.env) };
+      const env: Record<string, string> = right.env === undefined ? {} : { HOIST_SRC_USERNAME: username, HOIST_SRC_PASSWORD: secret(right.env) };
       const run = await runHoist(['copy', `${locked.host}/order/src:${tag}`, `${target.host}/order/dst:${tag}`, ...flags], configHome, env);
       expect(run.code, run.all).toBe(code);
       if (code === 3) expect(run.stderr).toMatch(/authentication failed on the source/);
