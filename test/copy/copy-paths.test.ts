@@ -5,6 +5,7 @@
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { copy, CopyError } from '../../src/copy/index.js';
+import { deferred } from '../../src/copy/deferred.js';
 import { parsePlatform } from '../../src/copy/platform.js';
 import type { ProgressEvent } from '../../src/copy/types.js';
 import {
@@ -31,6 +32,11 @@ async function manifestStatus(registry: { url: string }, repository: string, ref
 
 async function blobStatus(registry: { url: string }, repository: string, digest: string): Promise<number> {
   return (await rawRequest(`${registry.url}/v2/${repository}/blobs/${digest}`, { method: 'HEAD' })).status;
+}
+
+/** Settles after `ms` with 'guard': only so that a wrong order fails the test instead of hanging it. */
+function guard(ms: number): Promise<'guard'> {
+  return new Promise((resolve) => setTimeout(() => resolve('guard'), ms).unref());
 }
 
 function requestsSince(registry: TestRegistry, mark: number) {
@@ -181,18 +187,20 @@ describe('copy paths (anonymous registries)', () => {
     it('moves a blob as soon as its own check answers, and still reports the plan first', async () => {
       const image = await pushImage(source, 'early/src', 'v1', { layers: [2000, 3000, 4000] });
       const slow = image.blobs[image.blobs.length - 1]!;
-      // The last blob's HEAD takes 1.5 s; the others answer at once.
-      const proxy = await startProxy(target.url, [(request) => (request.method === 'HEAD' && request.pathname.endsWith(slow.digest) ? { type: 'forward', delayMs: 1500 } : undefined)]);
+      // The last blob's HEAD is held until another blob's upload reaches the target: a copy that
+      // waited for every check before moving anything would never get there (the guard then
+      // releases it, and the test fails on which came first).
+      const firstUpload = deferred<'upload'>();
+      const proxy = await startProxy(target.url, [
+        (request) => (request.method === 'PUT' && request.pathname.includes('/blobs/uploads/') ? (firstUpload.resolve('upload'), undefined) : undefined),
+        (request) => (request.method === 'HEAD' && request.pathname.endsWith(slow.digest) ? { type: 'forward', waitFor: released } : undefined),
+      ]);
+      const released = Promise.race([firstUpload.promise, guard(10_000)]);
       const events: ProgressEvent[] = [];
       try {
-        const mark = target.accessLog().length;
         const result = await copy({ source: ref(source, 'early/src:v1'), targets: [ref(proxy, 'early/dst:v1')] }, { concurrency: 1, onProgress: (e) => events.push(e) });
         expect(result.blobs.copied).toBe(image.blobs.length);
-        const log = (await settledAccessLog(target)).slice(mark);
-        const slowHead = log.findIndex((r) => r.method === 'HEAD' && r.uri.endsWith(slow.digest));
-        const firstBlobPut = log.findIndex((r) => r.method === 'PUT' && r.uri.includes('/blobs/uploads/'));
-        expect(firstBlobPut).toBeGreaterThanOrEqual(0);
-        expect(firstBlobPut).toBeLessThan(slowHead);
+        expect(await released).toBe('upload');
         const types = events.map((e) => e.type);
         expect(types.indexOf('plan')).toBeLessThan(types.indexOf('blob-start'));
         expect(types.filter((t) => t === 'blob-done')).toHaveLength(image.blobs.length);
@@ -203,17 +211,26 @@ describe('copy paths (anonymous registries)', () => {
 
     it('asks the source for a blob while the target is still opening its upload session', async () => {
       const image = await pushImage(source, 'earlyget/src', 'v1', { layers: [5000] });
-      const posts: number[] = [];
-      const gets: number[] = [];
-      // The target takes 1 s to answer each upload POST.
-      const slowTarget = await startProxy(target.url, [(request) => (request.method === 'POST' ? (posts.push(Date.now()), { type: 'forward', delayMs: 1000 }) : undefined)]);
-      const watchedSource = await startProxy(source.url, [(request) => (request.method === 'GET' && request.pathname.includes('/blobs/') ? (gets.push(Date.now()), undefined) : undefined)]);
+      // Each upload POST is held until the source has been asked for that blob: a copy that
+      // waited for the session before asking would never get there (the guard then releases it).
+      const gets: Array<ReturnType<typeof deferred<'get'>>> = image.blobs.map(() => deferred<'get'>());
+      let getCount = 0;
+      let postCount = 0;
+      const released: Array<Promise<'get' | 'guard'>> = [];
+      const slowTarget = await startProxy(target.url, [
+        (request) => {
+          if (request.method !== 'POST') return undefined;
+          const waiting = Promise.race([gets[postCount++]!.promise, guard(10_000)]);
+          released.push(waiting);
+          return { type: 'forward', waitFor: waiting };
+        },
+      ]);
+      const watchedSource = await startProxy(source.url, [(request) => (request.method === 'GET' && request.pathname.includes('/blobs/') ? (gets[getCount++]?.resolve('get'), undefined) : undefined)]);
       try {
         await copy({ source: ref(watchedSource, 'earlyget/src:v1'), targets: [ref(slowTarget, 'earlyget/dst:v1')] }, { concurrency: 1 });
-        // One blob at a time: each blob's GET went out with its POST, not a second later with the answer.
-        expect(gets).toHaveLength(image.blobs.length);
-        expect(posts).toHaveLength(image.blobs.length);
-        gets.forEach((at, i) => expect(Math.abs(at - posts[i]!), `GET ${i} at ${at}, POSTs at ${posts.join(', ')}`).toBeLessThan(500));
+        // One blob at a time: each blob's GET went out while its POST was still unanswered.
+        expect(getCount).toBe(image.blobs.length);
+        expect(await Promise.all(released)).toEqual(image.blobs.map(() => 'get'));
         await expectIdenticalInTarget(target, 'earlyget/dst', 'v1', [image]);
       } finally {
         await Promise.all([slowTarget.stop(), watchedSource.stop()]);
