@@ -18,6 +18,8 @@ const digest = fc.oneof(
   hex(64).map((h) => `blake3:${h}`),
   fc.string({ maxLength: 80 }),
   fc.constantFrom('sha256:', ':abc', 'sha256:ABC', 'sha256:../../etc'),
+  // A well-formed digest inside junk: only the whole string may match.
+  fc.tuple(fc.string({ maxLength: 4 }), hex(64), fc.string({ maxLength: 4 })).map(([before, h, after]) => `${before}sha256:${h}${after}`),
 );
 /** Sizes: valid, negative, fractional, unsafe, non-numeric. */
 const size = fc.oneof(
@@ -89,6 +91,8 @@ describe('readManifest (properties)', () => {
           expect(typeof blob.mediaType).toBe('string');
         }
         for (const blob of result.blobs) expect(blob.digest).toMatch(/^sha(256|512):/);
+        // Digests go into URLs: every one read is ALGORITHM:ENCODED and nothing else.
+        for (const d of [...result.blobs, ...result.children]) expect(d.digest).toMatch(/^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/);
         if (result.isIndex) expect(result.blobs).toEqual([]);
         else expect(result.children).toEqual([]);
       }),

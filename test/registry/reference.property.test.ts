@@ -85,6 +85,10 @@ describe('parseDigest (properties)', () => {
   it('accepts exactly sha256:<64 hex> and sha512:<128 hex>, and says why otherwise', () => {
     const digestLike = fc.oneof(
       digest,
+      // A valid digest with something before or after it: the whole string must match.
+      fc.tuple(fc.string({ maxLength: 3 }), digest, fc.string({ maxLength: 3 })).map(([before, d, after]) => before + d + after),
+      // Lengths either side of the exact ones.
+      fc.tuple(fc.constantFrom('sha256', 'sha512'), fc.constantFrom(63, 64, 65, 127, 128, 129)).chain(([a, n]) => hex(n).map((h) => `${a}:${h}`)),
       fc.string({ maxLength: 140 }),
       fc.tuple(fc.constantFrom('sha256', 'sha512', 'md5', 'SHA256', 'blake3', ''), fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEF=_-g'.split('')), maxLength: 130 })).map(([a, h]) => `${a}:${h}`),
     );
