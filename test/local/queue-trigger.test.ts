@@ -91,7 +91,7 @@ describe('local host queue trigger', () => {
     expect(messages).toEqual(['plain text']);
   });
 
-  it('retries a failing message after visibilityTimeout until maxDequeueCount, then moves the original to <queue>-poison', async () => {
+  it('retries a failing message after visibilityTimeout until maxDequeueCount, then moves the original to <queue>-poison', { tags: ['slow'] }, async () => {
     const { name, queue, poison } = await newQueue();
     const attempts: Array<{ dequeueCount: unknown; at: number }> = [];
     await startHost(name, async (_, context) => {
@@ -191,7 +191,7 @@ describe('local host queue trigger', () => {
     await waitFor(async () => (await messageCount(queue)) === 0, 10_000, 'the queue to drain');
   });
 
-  it('renews the lease while a handler outlives it, so no other instance receives the message', async () => {
+  it('renews the lease while a handler outlives it, so no other instance receives the message', { tags: ['slow'] }, async () => {
     const { name, queue } = await newQueue();
     const invocations: Array<{ host: string; dequeueCount: unknown }> = [];
     const slow =

@@ -69,7 +69,7 @@ describe('local host timer trigger', () => {
     expect(new Date(ticks[0]!.timer.scheduleStatus.next).toISOString()).toMatch(/T00:00:00\.000Z$/);
   });
 
-  it('runs each occurrence on one instance only when two hosts share storage', async () => {
+  it('runs each occurrence on one instance only when two hosts share storage', { tags: ['slow'] }, async () => {
     const ticks: Tick[] = [];
     const name = `shared${++functionCounter}`;
     await startHost(timerFunction(ticks, 'A', '*/1 * * * * *', name));
