@@ -48,8 +48,14 @@ describe('parseReference', () => {
     [`a.io/x@sha512:${'b'.repeat(129)}`, /exactly 128 lowercase hex/],
     [`a.io/x@sha256:${'a'.repeat(64)}!`, /a digest is ALGORITHM:HEX/],
     [`a.io/x@!sha256:${'a'.repeat(64)}`, /a digest is ALGORITHM:HEX/],
+    ['a.io/', /the repository name is empty/],
   ])('rejects %j', (input, message) => {
     expect(() => parseReference(input)).toThrow(message);
+  });
+
+  it('reads a lone name with a dot as a Docker Hub repository, and an uppercase first component as a registry', () => {
+    expect(parseReference('my.image:1').name).toBe('docker.io/library/my.image');
+    expect(parseReference('Myregistry/app:1').registry.name).toBe('Myregistry');
   });
 
   it('accepts a 128-character tag and a name of exactly 255 characters, not 256', () => {
@@ -76,6 +82,7 @@ describe('parseReference', () => {
       ['localhost:5000/x', 'http'],
       ['127.0.0.1:5000/x', 'http'],
       ['127.1.2.3/x', 'http'],
+      ['127.10.200.30:5000/x', 'http'],
       ['[::1]:5000/x', 'http'],
       ['ghcr.io/x', 'https'],
       ['myreg.example:8443/x', 'https'],
@@ -83,6 +90,7 @@ describe('parseReference', () => {
       ['127.0.0.1.nip.io/x', 'https'],
       ['127.0.0.1000:5000/x', 'https'],
       ['127.0.0.1x.example/x', 'https'],
+      ['a127.0.0.1/x', 'https'],
       ['localhost.example/x', 'https'],
     ])('%s uses %s', (input, scheme) => {
       expect(parseReference(input).registry.scheme).toBe(scheme);
