@@ -80,6 +80,10 @@ describe('what readManifest refuses or reads by its content (gaps surviving muta
     expect(read({ schemaVersion: 2, mediaType: 'application/vnd.oci.artifact.manifest.v1+json', artifactType: 'x/y' }, 'application/vnd.oci.artifact.manifest.v1+json').blobs).toEqual([]);
   });
 
+  it('refuses an index entry whose platform has the wrong types (platform selection reads them)', () => {
+    expect(refusal({ schemaVersion: 2, manifests: [{ ...child, platform: { os: 1, architecture: 'amd64' } }] }, OCI_INDEX).message).toMatch(/has an invalid manifest: manifests\.0\.platform\.os: /);
+  });
+
   it.each(['evil/sha256:abc', 'sha256:abc/..', 'sha256:', ':abc', 'Sha256:abc', 'sha256:abc\n'])('refuses a child digest %j that is not ALGORITHM:ENCODED (it goes into URLs)', (digest) => {
     expect(refusal({ schemaVersion: 2, manifests: [{ ...child, digest }] }, OCI_INDEX).message).toMatch(/has an invalid manifest: manifests\.0\.digest/);
   });
