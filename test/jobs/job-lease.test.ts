@@ -145,6 +145,14 @@ describe('job lease', () => {
     }
   });
 
+  it('is taken again by its own holder while it lasts, and by no one else', async () => {
+    const record = await createJob();
+    expect((await acquire(record.id, 'same')).kind).toBe('acquired');
+    expect((await acquire(record.id, 'same')).kind).toBe('acquired');
+    expect((await acquire(record.id, 'other')).kind).toBe('held');
+    expect((await env.storage.jobs.get(record.id))!.value).toMatchObject({ leaseOwner: 'same', attempts: 2 });
+  });
+
   it('reports finished, stale and missing jobs without writing', async () => {
     const done = await createJob({ status: 'succeeded' });
     expect(await acquire(done.id, 'w')).toEqual({ kind: 'finished', status: 'succeeded' });
