@@ -15,7 +15,7 @@ function queued(): JobRecord {
 
 describe('toStatusDocument', () => {
   it('shows a queued job with no optional field', () => {
-    expect(toStatusDocument(queued())).toEqual({
+    expect(toStatusDocument(queued())).toStrictEqual({
       id: 'job1',
       status: 'queued',
       source: { reference: 'docker.io/library/alpine:3' },
@@ -59,7 +59,7 @@ describe('toStatusDocument', () => {
       leaseOwner: 'worker',
       leaseExpiresAt: '2026-01-01T00:01:00.000Z',
     };
-    expect(toStatusDocument(record)).toEqual({
+    expect(toStatusDocument(record)).toStrictEqual({
       id: 'job1',
       status: 'succeeded',
       source: { reference: 'docker.io/library/alpine:3', digest: DIGEST, mediaType: 'application/vnd.oci.image.index.v1+json' },
