@@ -1,0 +1,208 @@
+/**
+ * Referrers between registries with the OCI 1.1 referrers API (the protocol fixture in front of
+ * a real distribution registry) and without it (distribution 2.8 alone, the tag fallback): every
+ * referrer arrives byte for byte, nested ones too, in both directions, and a registry that took
+ * the subject itself gets no fallback tag.
+ */
+import { copy } from '../../src/copy/index.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { EMPTY_JSON, MEDIA_TYPES, pushImage, rawRequest, referrersTag, type Descriptor, type PushedManifest, type RegistryEndpoint } from '../helpers/fixtures.js';
+import { startReferrersFixture, type ReferrerDescriptor, type ReferrersFixture } from '../helpers/referrers-fixture.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { skopeoInspectRaw } from '../helpers/skopeo.js';
+import { ref } from './support.js';
+
+const SBOM_TYPE = 'application/vnd.example.sbom.v1';
+const SIGNATURE_TYPE = 'application/vnd.example.signature.v1';
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+
+/** An image, its SBOM and its signature (both referrers of the image), and a signature of the SBOM. */
+interface SignedImage {
+  image: PushedManifest;
+  sbom: PushedManifest;
+  imageSignature: PushedManifest;
+  sbomSignature: PushedManifest;
+}
+
+function subjectOf(pushed: PushedManifest): Descriptor {
+  return { mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.manifestBytes.length };
+}
+
+async function pushArtifact(target: RegistryEndpoint, repository: string, subject: PushedManifest, artifactType: string, content: string): Promise<PushedManifest> {
+  return pushImage(target, repository, undefined, {
+    artifactType,
+    config: EMPTY_JSON,
+    configMediaType: MEDIA_TYPES.ociEmpty,
+    layers: [{ data: Buffer.from(content), mediaType: 'application/vnd.example.payload.v1' }],
+    subject: subjectOf(subject),
+    annotations: { 'org.opencontainers.image.created': '2024-01-01T00:00:00Z', 'org.example.kind': artifactType },
+  });
+}
+
+/** Pushes the way an OCI 1.1 client does on a registry with the API: referrers, no fallback tags. */
+async function pushSignedImage(target: RegistryEndpoint, repository: string): Promise<SignedImage> {
+  const image = await pushImage(target, repository, 'v1', { layers: [700, 1300] });
+  const sbom = await pushArtifact(target, repository, image, SBOM_TYPE, `sbom of ${image.digest}`);
+  const imageSignature = await pushArtifact(target, repository, image, SIGNATURE_TYPE, `signature of ${image.digest}`);
+  const sbomSignature = await pushArtifact(target, repository, sbom, SIGNATURE_TYPE, `signature of ${sbom.digest}`);
+  return { image, sbom, imageSignature, sbomSignature };
+}
+
+function all(signed: SignedImage): PushedManifest[] {
+  return [signed.image, signed.sbom, signed.imageSignature, signed.sbomSignature];
+}
+
+/** What the referrers API (or the fallback index) must list for a referrer. */
+function listed(pushed: PushedManifest, artifactType: string): ReferrerDescriptor {
+  return { mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.manifestBytes.length, artifactType, annotations: { 'org.opencontainers.image.created': '2024-01-01T00:00:00Z', 'org.example.kind': artifactType } };
+}
+
+async function expectSameBytes(host: string, repository: string, manifests: PushedManifest[]): Promise<void> {
+  for (const manifest of manifests) {
+    const bytes = await skopeoInspectRaw(`${host}/${repository}@${manifest.digest}`);
+    expect(bytes.equals(manifest.manifestBytes), `${manifest.digest} differs on ${host}`).toBe(true);
+  }
+}
+
+async function tagsOf(endpoint: { url: string }, repository: string): Promise<string[]> {
+  const res = await rawRequest(`${endpoint.url}/v2/${repository}/tags/list`, { method: 'GET' });
+  expect(res.status).toBe(200);
+  return ((JSON.parse(res.body.toString()) as { tags: string[] | null }).tags ?? []).sort();
+}
+
+/** Every page of the referrers API, following `Link`. */
+async function referrersPages(fixture: ReferrersFixture, repository: string, digest: string, query = ''): Promise<Array<{ status: number; headers: Record<string, unknown>; manifests: ReferrerDescriptor[] }>> {
+  const pages = [];
+  let next: string | undefined = `/v2/${repository}/referrers/${digest}${query}`;
+  while (next) {
+    const res = await rawRequest(new URL(next, fixture.url).toString(), { method: 'GET', headers: { accept: OCI_INDEX } });
+    pages.push({ status: res.status, headers: res.headers, manifests: (JSON.parse(res.body.toString()) as { manifests: ReferrerDescriptor[] }).manifests });
+    next = /<([^>]+)>;\s*rel="next"/.exec(String(res.headers.link ?? ''))?.[1];
+  }
+  return pages;
+}
+
+async function referrersOf(fixture: ReferrersFixture, repository: string, digest: string): Promise<ReferrerDescriptor[]> {
+  return (await referrersPages(fixture, repository, digest)).flatMap((page) => page.manifests);
+}
+
+async function fallbackIndex(registry: TestRegistry, repository: string, digest: string): Promise<ReferrerDescriptor[]> {
+  return (JSON.parse((await skopeoInspectRaw(`${registry.host}/${repository}:${referrersTag(digest)}`)).toString()) as { manifests: ReferrerDescriptor[] }).manifests;
+}
+
+describe('referrers with and without the OCI 1.1 referrers API', () => {
+  let registryA: TestRegistry;
+  let plain: TestRegistry;
+  let registryC: TestRegistry;
+  let apiA: ReferrersFixture;
+  let apiC: ReferrersFixture;
+  beforeAll(async () => {
+    [registryA, plain, registryC] = await Promise.all([startRegistry(), startRegistry(), startRegistry()]);
+    // One descriptor per page, so a reader that ignores Link loses referrers.
+    [apiA, apiC] = await Promise.all([startReferrersFixture(registryA.url, { pageSize: 1 }), startReferrersFixture(registryC.url, { pageSize: 1 })]);
+  });
+  afterAll(async () => {
+    await Promise.all([apiA?.stop(), apiC?.stop()]);
+    await Promise.all([registryA?.stop(), plain?.stop(), registryC?.stop()]);
+  });
+
+  describe('the protocol fixture (distribution-spec v1.1)', () => {
+    let signed: SignedImage;
+    beforeAll(async () => {
+      signed = await pushSignedImage(apiA, 'fixture/app');
+    });
+
+    it('answers a manifest PUT with a subject with OCI-Subject, and one without it without', async () => {
+      const put = (pushed: PushedManifest) =>
+        rawRequest(`${apiA.url}/v2/fixture/app/manifests/${pushed.digest}`, { method: 'PUT', headers: { 'content-type': pushed.mediaType }, body: pushed.manifestBytes });
+      const withSubject = await put(signed.sbomSignature);
+      expect(withSubject.status).toBe(201);
+      expect(withSubject.headers['oci-subject']).toBe(signed.sbom.digest);
+      const withoutSubject = await put(signed.image);
+      expect(withoutSubject.status).toBe(201);
+      expect(withoutSubject.headers['oci-subject']).toBeUndefined();
+    });
+
+    it('lists referrers as an OCI index, a page at a time with Link, filtered by artifactType', async () => {
+      const pages = await referrersPages(apiA, 'fixture/app', signed.image.digest);
+      expect(pages.map((p) => [p.status, p.headers['content-type']])).toEqual([
+        [200, OCI_INDEX],
+        [200, OCI_INDEX],
+      ]);
+      expect(pages.flatMap((p) => p.manifests)).toEqual([listed(signed.sbom, SBOM_TYPE), listed(signed.imageSignature, SIGNATURE_TYPE)]);
+      expect(pages[0]!.headers['oci-filters-applied']).toBeUndefined();
+
+      const filtered = await referrersPages(apiA, 'fixture/app', signed.image.digest, `?artifactType=${encodeURIComponent(SIGNATURE_TYPE)}`);
+      expect(filtered.flatMap((p) => p.manifests)).toEqual([listed(signed.imageSignature, SIGNATURE_TYPE)]);
+      expect(filtered.map((p) => p.headers['oci-filters-applied'])).toEqual(['artifactType']);
+    });
+
+    it('answers an empty index (200) for a digest nothing refers to, and the registry 404 for an unknown repository', async () => {
+      const [page] = await referrersPages(apiA, 'fixture/app', signed.sbomSignature.digest);
+      expect(page).toMatchObject({ status: 200, headers: { 'content-type': OCI_INDEX }, manifests: [] });
+      const unknown = await rawRequest(`${apiA.url}/v2/fixture/nothing/referrers/${signed.image.digest}`, { method: 'GET' });
+      expect(unknown.status).toBe(404);
+    });
+
+    it("Hoist's client follows Link across every page, and finds no API on distribution 2.8", async () => {
+      const image = ref(apiA, `fixture/app@${signed.image.digest}`);
+      const found = await RegistryClient.for(image.registry).referrers(image, signed.image.digest);
+      expect(found?.map((d) => d.digest)).toEqual([signed.sbom.digest, signed.imageSignature.digest]);
+      const onPlain = ref(plain, 'fixture/app:v1');
+      expect(await RegistryClient.for(onPlain.registry).referrers(onPlain, signed.image.digest)).toBeUndefined();
+    });
+  });
+
+  it('copies API registry → fallback registry → API registry: every referrer, nested ones too, and no fallback tag where the API took the subject', async () => {
+    const signed = await pushSignedImage(apiA, 'chain/app');
+    expect(await tagsOf(apiA, 'chain/app')).toEqual(['v1']);
+
+    const toPlain = await copy({ source: ref(apiA, 'chain/app:v1'), targets: [ref(plain, 'chain/app:v1')], referrers: true });
+    expect(toPlain.manifests.map((m) => m.digest).sort()).toEqual(all(signed).map((m) => m.digest).sort());
+    expect(apiA.referrersRequests.some((path) => path.startsWith(`/v2/chain/app/referrers/${signed.image.digest}?last=`)), 'the second page was read').toBe(true);
+    await expectSameBytes(plain.host, 'chain/app', all(signed));
+    // Without the API the subjects' fallback tags list their referrers, as the API did.
+    expect(await fallbackIndex(plain, 'chain/app', signed.image.digest)).toEqual([listed(signed.sbom, SBOM_TYPE), listed(signed.imageSignature, SIGNATURE_TYPE)]);
+    expect(await fallbackIndex(plain, 'chain/app', signed.sbom.digest)).toEqual([listed(signed.sbomSignature, SIGNATURE_TYPE)]);
+
+    const toApi = await copy({ source: ref(plain, 'chain/app:v1'), targets: [ref(apiC, 'chain/app:v1')], referrers: true });
+    expect(toApi.manifests.map((m) => m.digest).sort()).toEqual(all(signed).map((m) => m.digest).sort());
+    await expectSameBytes(apiC.host, 'chain/app', all(signed));
+    expect(await referrersOf(apiC, 'chain/app', signed.image.digest)).toEqual([listed(signed.sbom, SBOM_TYPE), listed(signed.imageSignature, SIGNATURE_TYPE)]);
+    expect(await referrersOf(apiC, 'chain/app', signed.sbom.digest)).toEqual([listed(signed.sbomSignature, SIGNATURE_TYPE)]);
+    expect(await tagsOf(apiC, 'chain/app')).toEqual(['v1']);
+  });
+
+  it('--referrers brings the same referrers whichever side has the API', async () => {
+    const signed = await pushSignedImage(plain, 'sides/app');
+    // An OCI 1.1 client on a registry without the API keeps the fallback tags itself.
+    await pushTags(plain, 'sides/app', signed);
+    const fromPlain = await copy({ source: ref(plain, 'sides/app:v1'), targets: [ref(apiC, 'sides/app:v1')], referrers: true });
+    const fromApi = await copy({ source: ref(apiC, 'sides/app:v1'), targets: [ref(plain, 'sides/copy:v1')], referrers: true });
+    const plainToPlain = await copy({ source: ref(plain, 'sides/app:v1'), targets: [ref(plain, 'sides/again:v1')], referrers: true });
+    for (const result of [fromPlain, fromApi, plainToPlain]) {
+      expect(result.manifests.map((m) => m.digest).sort()).toEqual(all(signed).map((m) => m.digest).sort());
+    }
+    await expectSameBytes(apiC.host, 'sides/app', all(signed));
+    await expectSameBytes(plain.host, 'sides/copy', all(signed));
+    expect(await referrersOf(apiC, 'sides/app', signed.image.digest)).toEqual([listed(signed.sbom, SBOM_TYPE), listed(signed.imageSignature, SIGNATURE_TYPE)]);
+    expect(await tagsOf(apiC, 'sides/app')).toEqual(['v1']);
+    for (const repository of ['sides/copy', 'sides/again']) {
+      expect(await fallbackIndex(plain, repository, signed.image.digest)).toEqual([listed(signed.sbom, SBOM_TYPE), listed(signed.imageSignature, SIGNATURE_TYPE)]);
+      expect(await fallbackIndex(plain, repository, signed.sbom.digest)).toEqual([listed(signed.sbomSignature, SIGNATURE_TYPE)]);
+    }
+  });
+});
+
+/** The referrers tag schema's indexes for a signed image, as a client without the API writes them. */
+async function pushTags(registry: TestRegistry, repository: string, signed: SignedImage): Promise<void> {
+  const indexes: Array<[PushedManifest, ReferrerDescriptor[]]> = [
+    [signed.image, [listed(signed.sbom, SBOM_TYPE), listed(signed.imageSignature, SIGNATURE_TYPE)]],
+    [signed.sbom, [listed(signed.sbomSignature, SIGNATURE_TYPE)]],
+  ];
+  for (const [subject, manifests] of indexes) {
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }));
+    const res = await rawRequest(`${registry.url}/v2/${repository}/manifests/${referrersTag(subject.digest)}`, { method: 'PUT', headers: { 'content-type': OCI_INDEX }, body: bytes });
+    expect(res.status).toBe(201);
+  }
+}
