@@ -173,6 +173,16 @@ describe('referrers with and without the OCI 1.1 referrers API', () => {
     expect(await tagsOf(apiC, 'chain/app')).toEqual(['v1']);
   });
 
+  it('writes no fallback tag on an API registry that already holds the referrers (a copy run again)', async () => {
+    const signed = await pushSignedImage(apiA, 'again/app');
+    for (let run = 0; run < 2; run++) {
+      const result = await copy({ source: ref(apiA, 'again/app:v1'), targets: [ref(apiC, 'again/app:v1')], referrers: true });
+      expect(result.targetDigest).toBe(signed.image.digest);
+    }
+    await expectSameBytes(apiC.host, 'again/app', all(signed));
+    expect(await tagsOf(apiC, 'again/app')).toEqual(['v1']);
+  });
+
   it('--referrers brings the same referrers whichever side has the API', async () => {
     const signed = await pushSignedImage(plain, 'sides/app');
     // An OCI 1.1 client on a registry without the API keeps the fallback tags itself.
