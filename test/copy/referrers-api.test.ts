@@ -4,9 +4,11 @@
  * referrer arrives byte for byte, nested ones too, in both directions, and a registry that took
  * the subject itself gets no fallback tag.
  */
-import { copy } from '../../src/copy/index.js';
+import { copy, CopyError } from '../../src/copy/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
+import { RegistryError } from '../../src/registry/errors.js';
 import { EMPTY_JSON, MEDIA_TYPES, pushImage, rawRequest, referrersTag, type Descriptor, type PushedManifest, type RegistryEndpoint } from '../helpers/fixtures.js';
+import { startProxy, type ProxyRule } from '../helpers/proxy.js';
 import { startReferrersFixture, type ReferrerDescriptor, type ReferrersFixture } from '../helpers/referrers-fixture.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRaw } from '../helpers/skopeo.js';
@@ -201,6 +203,63 @@ describe('referrers with and without the OCI 1.1 referrers API', () => {
       expect(await fallbackIndex(plain, repository, signed.image.digest)).toEqual([listed(signed.sbom, SBOM_TYPE), listed(signed.imageSignature, SIGNATURE_TYPE)]);
       expect(await fallbackIndex(plain, repository, signed.sbom.digest)).toEqual([listed(signed.sbomSignature, SIGNATURE_TYPE)]);
     }
+  });
+});
+
+describe('a referrers list that breaks off', () => {
+  let registry: TestRegistry;
+  let target: TestRegistry;
+  let api: ReferrersFixture;
+  let signed: SignedImage;
+  beforeAll(async () => {
+    [registry, target] = await Promise.all([startRegistry(), startRegistry()]);
+    api = await startReferrersFixture(registry.url, { pageSize: 1 });
+    signed = await pushSignedImage(api, 'broken/app');
+  });
+  afterAll(async () => {
+    await api?.stop();
+    await Promise.all([registry?.stop(), target?.stop()]);
+  });
+
+  /** Copies through a proxy in front of the fixture; the copy must fail before anything is tagged. */
+  async function copyThrough(rule: ProxyRule, repository: string): Promise<{ error: unknown; referrersRequests: number }> {
+    const proxy = await startProxy(api.url, [rule]);
+    try {
+      const error = await copy({ source: ref(proxy, 'broken/app:v1'), targets: [ref(target, `${repository}:v1`)], referrers: true }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const tag = await rawRequest(`${target.url}/v2/${repository}/manifests/v1`, { method: 'HEAD' });
+      expect(tag.status, 'the target tag was not written').toBe(404);
+      return { error, referrersRequests: proxy.requests.filter((r) => r.path.startsWith(`/v2/broken/app/referrers/${signed.image.digest}`)).length };
+    } finally {
+      await proxy.stop();
+    }
+  }
+
+  function expectIncomplete(error: unknown): void {
+    expect(error).toBeInstanceOf(CopyError);
+    const cause = (error as CopyError).cause;
+    expect(cause).toBeInstanceOf(RegistryError);
+    expect((cause as RegistryError).details[0]?.code).toBe('REFERRERS_INCOMPLETE');
+  }
+
+  it('fails the copy when a later page is not an index, rather than copying the first page alone', async () => {
+    const secondPage: ProxyRule = (req) => (req.path.includes('/referrers/') && req.path.includes('last=') ? { type: 'respond', status: 200, headers: { 'content-type': 'text/html' }, body: '<html>maintenance</html>' } : undefined);
+    const { error } = await copyThrough(secondPage, 'broken/second-page');
+    expectIncomplete(error);
+    expect((error as CopyError).message).toContain('page 2 answered 200 with a text/html body');
+  });
+
+  it('fails the copy when Link leads back to a page already read, after one request', async () => {
+    const loop: ProxyRule = (req) => {
+      if (!req.pathname.endsWith(`/referrers/${signed.image.digest}`)) return undefined;
+      const body = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [listed(signed.sbom, SBOM_TYPE)] });
+      return { type: 'respond', status: 200, headers: { 'content-type': OCI_INDEX, link: `<${req.path}>; rel="next"` }, body };
+    };
+    const { error, referrersRequests } = await copyThrough(loop, 'broken/loop');
+    expectIncomplete(error);
+    expect(referrersRequests).toBe(1);
   });
 });
 
