@@ -7,90 +7,26 @@
 import { copy, CopyError } from '../../src/copy/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { RegistryError } from '../../src/registry/errors.js';
-import { EMPTY_JSON, MEDIA_TYPES, pushImage, rawRequest, referrersTag, type Descriptor, type PushedManifest, type RegistryEndpoint } from '../helpers/fixtures.js';
+import { rawRequest, type PushedManifest } from '../helpers/fixtures.js';
 import { startProxy, type ProxyRule } from '../helpers/proxy.js';
-import { startReferrersFixture, type ReferrerDescriptor, type ReferrersFixture } from '../helpers/referrers-fixture.js';
+import { startReferrersFixture, type ReferrersFixture } from '../helpers/referrers-fixture.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { skopeoInspectRaw } from '../helpers/skopeo.js';
+import {
+  allOf,
+  expectSameBytes,
+  fallbackIndex,
+  listed,
+  OCI_INDEX,
+  pushFallbackTags,
+  pushSignedImage,
+  referrersOf,
+  referrersPages,
+  SBOM_TYPE,
+  SIGNATURE_TYPE,
+  tagsOf,
+  type SignedImage,
+} from '../helpers/signed-referrers.js';
 import { ref } from './support.js';
-
-const SBOM_TYPE = 'application/vnd.example.sbom.v1';
-const SIGNATURE_TYPE = 'application/vnd.example.signature.v1';
-const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
-
-/** An image, its SBOM and its signature (both referrers of the image), and a signature of the SBOM. */
-interface SignedImage {
-  image: PushedManifest;
-  sbom: PushedManifest;
-  imageSignature: PushedManifest;
-  sbomSignature: PushedManifest;
-}
-
-function subjectOf(pushed: PushedManifest): Descriptor {
-  return { mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.manifestBytes.length };
-}
-
-async function pushArtifact(target: RegistryEndpoint, repository: string, subject: PushedManifest, artifactType: string, content: string): Promise<PushedManifest> {
-  return pushImage(target, repository, undefined, {
-    artifactType,
-    config: EMPTY_JSON,
-    configMediaType: MEDIA_TYPES.ociEmpty,
-    layers: [{ data: Buffer.from(content), mediaType: 'application/vnd.example.payload.v1' }],
-    subject: subjectOf(subject),
-    annotations: { 'org.opencontainers.image.created': '2024-01-01T00:00:00Z', 'org.example.kind': artifactType },
-  });
-}
-
-/** Pushes the way an OCI 1.1 client does on a registry with the API: referrers, no fallback tags. */
-async function pushSignedImage(target: RegistryEndpoint, repository: string): Promise<SignedImage> {
-  const image = await pushImage(target, repository, 'v1', { layers: [700, 1300] });
-  const sbom = await pushArtifact(target, repository, image, SBOM_TYPE, `sbom of ${image.digest}`);
-  const imageSignature = await pushArtifact(target, repository, image, SIGNATURE_TYPE, `signature of ${image.digest}`);
-  const sbomSignature = await pushArtifact(target, repository, sbom, SIGNATURE_TYPE, `signature of ${sbom.digest}`);
-  return { image, sbom, imageSignature, sbomSignature };
-}
-
-function all(signed: SignedImage): PushedManifest[] {
-  return [signed.image, signed.sbom, signed.imageSignature, signed.sbomSignature];
-}
-
-/** What the referrers API (or the fallback index) must list for a referrer. */
-function listed(pushed: PushedManifest, artifactType: string): ReferrerDescriptor {
-  return { mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.manifestBytes.length, artifactType, annotations: { 'org.opencontainers.image.created': '2024-01-01T00:00:00Z', 'org.example.kind': artifactType } };
-}
-
-async function expectSameBytes(host: string, repository: string, manifests: PushedManifest[]): Promise<void> {
-  for (const manifest of manifests) {
-    const bytes = await skopeoInspectRaw(`${host}/${repository}@${manifest.digest}`);
-    expect(bytes.equals(manifest.manifestBytes), `${manifest.digest} differs on ${host}`).toBe(true);
-  }
-}
-
-async function tagsOf(endpoint: { url: string }, repository: string): Promise<string[]> {
-  const res = await rawRequest(`${endpoint.url}/v2/${repository}/tags/list`, { method: 'GET' });
-  expect(res.status).toBe(200);
-  return ((JSON.parse(res.body.toString()) as { tags: string[] | null }).tags ?? []).sort();
-}
-
-/** Every page of the referrers API, following `Link`. */
-async function referrersPages(fixture: ReferrersFixture, repository: string, digest: string, query = ''): Promise<Array<{ status: number; headers: Record<string, unknown>; manifests: ReferrerDescriptor[] }>> {
-  const pages = [];
-  let next: string | undefined = `/v2/${repository}/referrers/${digest}${query}`;
-  while (next) {
-    const res = await rawRequest(new URL(next, fixture.url).toString(), { method: 'GET', headers: { accept: OCI_INDEX } });
-    pages.push({ status: res.status, headers: res.headers, manifests: (JSON.parse(res.body.toString()) as { manifests: ReferrerDescriptor[] }).manifests });
-    next = /<([^>]+)>;\s*rel="next"/.exec(String(res.headers.link ?? ''))?.[1];
-  }
-  return pages;
-}
-
-async function referrersOf(fixture: ReferrersFixture, repository: string, digest: string): Promise<ReferrerDescriptor[]> {
-  return (await referrersPages(fixture, repository, digest)).flatMap((page) => page.manifests);
-}
-
-async function fallbackIndex(registry: TestRegistry, repository: string, digest: string): Promise<ReferrerDescriptor[]> {
-  return (JSON.parse((await skopeoInspectRaw(`${registry.host}/${repository}:${referrersTag(digest)}`)).toString()) as { manifests: ReferrerDescriptor[] }).manifests;
-}
 
 describe('referrers with and without the OCI 1.1 referrers API', () => {
   let registryA: TestRegistry;
@@ -160,16 +96,16 @@ describe('referrers with and without the OCI 1.1 referrers API', () => {
     expect(await tagsOf(apiA, 'chain/app')).toEqual(['v1']);
 
     const toPlain = await copy({ source: ref(apiA, 'chain/app:v1'), targets: [ref(plain, 'chain/app:v1')], referrers: true });
-    expect(toPlain.manifests.map((m) => m.digest).sort()).toEqual(all(signed).map((m) => m.digest).sort());
+    expect(toPlain.manifests.map((m) => m.digest).sort()).toEqual(allOf(signed).map((m) => m.digest).sort());
     expect(apiA.referrersRequests.some((path) => path.startsWith(`/v2/chain/app/referrers/${signed.image.digest}?last=`)), 'the second page was read').toBe(true);
-    await expectSameBytes(plain.host, 'chain/app', all(signed));
+    await expectSameBytes(plain.host, 'chain/app', allOf(signed));
     // Without the API the subjects' fallback tags list their referrers, as the API did.
     expect(await fallbackIndex(plain, 'chain/app', signed.image.digest)).toEqual([listed(signed.sbom, SBOM_TYPE), listed(signed.imageSignature, SIGNATURE_TYPE)]);
     expect(await fallbackIndex(plain, 'chain/app', signed.sbom.digest)).toEqual([listed(signed.sbomSignature, SIGNATURE_TYPE)]);
 
     const toApi = await copy({ source: ref(plain, 'chain/app:v1'), targets: [ref(apiC, 'chain/app:v1')], referrers: true });
-    expect(toApi.manifests.map((m) => m.digest).sort()).toEqual(all(signed).map((m) => m.digest).sort());
-    await expectSameBytes(apiC.host, 'chain/app', all(signed));
+    expect(toApi.manifests.map((m) => m.digest).sort()).toEqual(allOf(signed).map((m) => m.digest).sort());
+    await expectSameBytes(apiC.host, 'chain/app', allOf(signed));
     expect(await referrersOf(apiC, 'chain/app', signed.image.digest)).toEqual([listed(signed.sbom, SBOM_TYPE), listed(signed.imageSignature, SIGNATURE_TYPE)]);
     expect(await referrersOf(apiC, 'chain/app', signed.sbom.digest)).toEqual([listed(signed.sbomSignature, SIGNATURE_TYPE)]);
     expect(await tagsOf(apiC, 'chain/app')).toEqual(['v1']);
@@ -181,22 +117,22 @@ describe('referrers with and without the OCI 1.1 referrers API', () => {
       const result = await copy({ source: ref(apiA, 'again/app:v1'), targets: [ref(apiC, 'again/app:v1')], referrers: true });
       expect(result.targetDigest).toBe(signed.image.digest);
     }
-    await expectSameBytes(apiC.host, 'again/app', all(signed));
+    await expectSameBytes(apiC.host, 'again/app', allOf(signed));
     expect(await tagsOf(apiC, 'again/app')).toEqual(['v1']);
   });
 
   it('--referrers brings the same referrers whichever side has the API', async () => {
     const signed = await pushSignedImage(plain, 'sides/app');
     // An OCI 1.1 client on a registry without the API keeps the fallback tags itself.
-    await pushTags(plain, 'sides/app', signed);
+    await pushFallbackTags(plain, 'sides/app', signed);
     const fromPlain = await copy({ source: ref(plain, 'sides/app:v1'), targets: [ref(apiC, 'sides/app:v1')], referrers: true });
     const fromApi = await copy({ source: ref(apiC, 'sides/app:v1'), targets: [ref(plain, 'sides/copy:v1')], referrers: true });
     const plainToPlain = await copy({ source: ref(plain, 'sides/app:v1'), targets: [ref(plain, 'sides/again:v1')], referrers: true });
     for (const result of [fromPlain, fromApi, plainToPlain]) {
-      expect(result.manifests.map((m) => m.digest).sort()).toEqual(all(signed).map((m) => m.digest).sort());
+      expect(result.manifests.map((m) => m.digest).sort()).toEqual(allOf(signed).map((m) => m.digest).sort());
     }
-    await expectSameBytes(apiC.host, 'sides/app', all(signed));
-    await expectSameBytes(plain.host, 'sides/copy', all(signed));
+    await expectSameBytes(apiC.host, 'sides/app', allOf(signed));
+    await expectSameBytes(plain.host, 'sides/copy', allOf(signed));
     expect(await referrersOf(apiC, 'sides/app', signed.image.digest)).toEqual([listed(signed.sbom, SBOM_TYPE), listed(signed.imageSignature, SIGNATURE_TYPE)]);
     expect(await tagsOf(apiC, 'sides/app')).toEqual(['v1']);
     for (const repository of ['sides/copy', 'sides/again']) {
@@ -263,15 +199,3 @@ describe('a referrers list that breaks off', () => {
   });
 });
 
-/** The referrers tag schema's indexes for a signed image, as a client without the API writes them. */
-async function pushTags(registry: TestRegistry, repository: string, signed: SignedImage): Promise<void> {
-  const indexes: Array<[PushedManifest, ReferrerDescriptor[]]> = [
-    [signed.image, [listed(signed.sbom, SBOM_TYPE), listed(signed.imageSignature, SIGNATURE_TYPE)]],
-    [signed.sbom, [listed(signed.sbomSignature, SIGNATURE_TYPE)]],
-  ];
-  for (const [subject, manifests] of indexes) {
-    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }));
-    const res = await rawRequest(`${registry.url}/v2/${repository}/manifests/${referrersTag(subject.digest)}`, { method: 'PUT', headers: { 'content-type': OCI_INDEX }, body: bytes });
-    expect(res.status).toBe(201);
-  }
-}
