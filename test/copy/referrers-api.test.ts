@@ -89,6 +89,13 @@ describe('referrers with and without the OCI 1.1 referrers API', () => {
       const onPlain = ref(plain, 'fixture/app:v1');
       expect(await RegistryClient.for(onPlain.registry).referrers(onPlain, signed.image.digest)).toBeUndefined();
     });
+
+    it('drops a deleted manifest from its subject\'s referrers', async () => {
+      const deleted = await rawRequest(`${apiA.url}/v2/fixture/app/manifests/${signed.sbomSignature.digest}`, { method: 'DELETE' });
+      expect(deleted.status).toBe(202);
+      expect(await referrersOf(apiA, 'fixture/app', signed.sbom.digest)).toEqual([]);
+      expect(await referrersOf(apiA, 'fixture/app', signed.image.digest)).toHaveLength(2);
+    });
   });
 
   it('copies API registry → fallback registry → API registry: every referrer, nested ones too, and no fallback tag where the API took the subject', async () => {
