@@ -204,5 +204,27 @@ describe('a referrers list that breaks off', () => {
     expectIncomplete(error);
     expect(referrersRequests).toBe(1);
   });
+
+  it('stops at 1000 pages of a list that never ends, with an error rather than what it read', async () => {
+    const endless: ProxyRule = (req) => {
+      if (!req.pathname.endsWith(`/referrers/${signed.image.digest}`)) return undefined;
+      const page = Number(new URLSearchParams(req.path.split('?')[1] ?? '').get('page') ?? 0);
+      const body = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [listed(signed.sbom, SBOM_TYPE)] });
+      return { type: 'respond', status: 200, headers: { 'content-type': OCI_INDEX, link: `<${req.pathname}?page=${page + 1}>; rel="next"` }, body };
+    };
+    const proxy = await startProxy(api.url, [endless]);
+    try {
+      const image = ref(proxy, `broken/app@${signed.image.digest}`);
+      const error = await RegistryClient.for(image.registry).referrers(image, signed.image.digest).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(RegistryError);
+      expect((error as RegistryError).details[0]).toMatchObject({ code: 'REFERRERS_INCOMPLETE', message: 'the referrers list broke off: the list goes on past 1000 pages' });
+      expect(proxy.requests).toHaveLength(1000);
+    } finally {
+      await proxy.stop();
+    }
+  });
 });
 
