@@ -116,6 +116,34 @@ const UPLOAD_SESSION = /\/blobs\/uploads\/([^/?]+)/;
 /** Blob GETs by digest: the default target of corruption. */
 const BLOB_BY_DIGEST = /\/blobs\/sha256:[0-9a-f]{64}$/;
 
+/** A request's headers for the upstream registry: hop-by-hop removed, `Host` the upstream's. */
+export function forwardedHeaders(headers: IncomingHttpHeaders, upstreamHost: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    out[name] = value;
+  }
+  out.host = upstreamHost;
+  return out;
+}
+
+/**
+ * A registry's raw response headers for the client: hop-by-hop removed, and absolute
+ * `Location`s at the upstream rewritten to `clientOrigin`, so an upload keeps coming back through.
+ */
+export function relayedHeaders(raw: string[], upstreamOrigin: string, clientOrigin: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] ?? '';
+    let value = raw[i + 1] ?? '';
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) continue;
+    if (lower === 'location' && value.startsWith(upstreamOrigin)) value = clientOrigin + value.slice(upstreamOrigin.length);
+    out.push(name, value);
+  }
+  return out;
+}
+
 function bearer(headers: IncomingHttpHeaders): string | undefined {
   const match = /^Bearer\s+(\S+)/i.exec(headers.authorization ?? '');
   return match?.[1];
@@ -309,27 +337,11 @@ export async function startProxy(upstream: string, rules: ProxyRule[] = [], list
   let proxyOrigin = '';
 
   function upstreamHeaders(headers: IncomingHttpHeaders, overrides: Record<string, string> = {}): Record<string, string | string[]> {
-    const out: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(headers)) {
-      if (value === undefined || HOP_BY_HOP.has(name)) continue;
-      out[name] = value;
-    }
-    out.host = upstreamUrl.host;
-    return { ...out, ...overrides };
+    return { ...forwardedHeaders(headers, upstreamUrl.host), ...overrides };
   }
 
-  /** Response headers for the client: hop-by-hop removed, upstream Locations rewritten. */
   function clientHeaders(raw: string[]): string[] {
-    const out: string[] = [];
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      const name = raw[i] ?? '';
-      let value = raw[i + 1] ?? '';
-      const lower = name.toLowerCase();
-      if (HOP_BY_HOP.has(lower)) continue;
-      if (lower === 'location' && value.startsWith(upstreamOrigin)) value = proxyOrigin + value.slice(upstreamOrigin.length);
-      out.push(name, value);
-    }
-    return out;
+    return relayedHeaders(raw, upstreamOrigin, proxyOrigin);
   }
 
   function drain(req: IncomingMessage): Promise<void> {
