@@ -4,6 +4,7 @@
  */
 import type { Reference } from '../registry/reference.js';
 import type { CredentialSource } from '../registry/credentials.js';
+import type { AddressPolicy } from '../registry/address-policy.js';
 import type { OutboundUrlPolicy } from '../registry/url-blob.js';
 
 /** `os/arch[/variant][:os.version]`, as in `linux/arm64/v8` or `windows/amd64:10.0.17763.5329`. */
@@ -126,6 +127,12 @@ export interface CopyOptions {
    * followed, as crane does.
    */
   urlPolicy?: OutboundUrlPolicy;
+  /**
+   * Checks the address of every connection the copy opens (registries, token realms, redirects,
+   * layer URLs) after DNS resolution: the service's outbound address policy. Unset (the CLI),
+   * any address is reached.
+   */
+  addressPolicy?: AddressPolicy;
 }
 
 export type BlobOutcome = 'copied' | 'skipped' | 'mounted';
