@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { ALLOW_LOOPBACK_REGISTRIES } from '../helpers/registry.js';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { CopyError } from '../../src/copy/errors.js';
 import type { Reference } from '../../src/registry/reference.js';
@@ -23,6 +24,7 @@ let sourceDigest: string | Error = `sha256:${'5'.repeat(64)}`;
 beforeAll(async () => {
   azurite = await startAzurite();
   Object.assign(process.env, {
+    ...ALLOW_LOOPBACK_REGISTRIES,
     AzureWebJobsStorage: azurite.connectionString,
     HOIST_TARGET_REGISTRY: 'localhost:5999',
     HOIST_SECRET_KEY: randomBytes(32).toString('base64'),
