@@ -123,8 +123,8 @@ export interface CopyOptions {
   coordination?: CopyCoordination;
   /**
    * Checked before every request to a non-distributable layer's URL and each of its redirects;
-   * throws to refuse. The service's outbound address policy goes here; unset, any http(s) URL is
-   * followed, as crane does.
+   * throws to refuse. Unset, any http(s) URL is followed, as crane does (the addresses it reaches
+   * are `addressPolicy`'s to check).
    */
   urlPolicy?: OutboundUrlPolicy;
   /**

@@ -158,7 +158,14 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
       ...(targetCredentials && { target: targetCredentials }),
     });
     const result = await deps.copy(
-      { source, targets, force: job.force, referrers: job.referrers, ...(job.platforms.length > 0 && { platforms: job.platforms.map(parsePlatform) }) },
+      {
+        source,
+        targets,
+        force: job.force,
+        referrers: job.referrers,
+        ...(job.platforms.length > 0 && { platforms: job.platforms.map(parsePlatform) }),
+        ...(job.allowNondistributableArtifacts && { allowNondistributableArtifacts: true }),
+      },
       {
         credentials,
         uploadMode: 'chunked',

@@ -119,6 +119,7 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
     force: request.force,
     platforms: request.platforms,
     referrers: request.referrers,
+    ...(request.allowNondistributableArtifacts && { allowNondistributableArtifacts: true }),
     ...(sealedCredentials !== undefined && { sealedCredentials }),
     now: now(),
   });

@@ -19,9 +19,9 @@ import { flatten, redact, type TransportResponse } from './transport.js';
 export const MAX_URL_REDIRECTS = 5;
 
 /**
- * Decides whether a URL may be fetched; throws (any error) to refuse it. The one place an
- * outbound address policy plugs in: called for every URL and every redirect target before a
- * connection is made.
+ * Decides whether a URL may be fetched; throws (any error) to refuse it: called for every URL and
+ * every redirect target before a connection is made. A rule on the URL itself; the addresses it
+ * resolves to are the address policy's (`addressPolicy`), checked as each connection is opened.
  */
 export type OutboundUrlPolicy = (url: URL) => void | Promise<void>;
 
