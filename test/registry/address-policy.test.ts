@@ -27,7 +27,8 @@ const onSocket = (message: unknown): void => {
     // The safety net: no IP literal but loopback is ever connected to, whatever the code under
     // test does. (Names in these tests are under .test, which no resolver but the injected ones answers.)
     if (isIP(host) && host !== '127.0.0.1' && host !== '::1') {
-      socket.destroy(new Error(`test hook: blocked a connection to ${host}`));
+      // Destroyed once the caller has its listeners on, so the request fails instead of hanging.
+      process.nextTick(() => socket.destroy(Object.assign(new Error(`test hook: blocked a connection to ${host}`), { code: 'ETESTBLOCKED' })));
       return socket;
     }
     return connect(...args);
