@@ -118,7 +118,7 @@ const systemResolver: Resolver = (hostname) => dns.promises.lookup(hostname, { a
 
 /** How a connection to one host is guarded. */
 export interface ConnectGuard {
-  /** Undefined: the host is trusted, connect as usual. */
+  /** Undefined: the host is trusted, connect as usual. Else the same function for every host of a policy. */
   lookup?: LookupFunction;
 }
 

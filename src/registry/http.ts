@@ -60,8 +60,10 @@ function makePools(policy: AddressPolicy | undefined): Pools {
   if (!policy) {
     return { agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN }), head: { 'http:': new http.Agent(options), 'https:': new https.Agent(options) } };
   }
-  // undici's own connector, given the policy's lookup for hosts that are not trusted.
+  // undici's own connector, given the policy's lookup for hosts that are not trusted. The lookup
+  // is one function per policy, so its connector (and TLS session cache) is made once.
   const plain = buildConnector({});
+  let checked: BuildConnector.connector | undefined;
   const connect: BuildConnector.connector = (opts, callback) => {
     let lookup;
     try {
@@ -70,7 +72,9 @@ function makePools(policy: AddressPolicy | undefined): Pools {
       callback(error as Error, null);
       return;
     }
-    (lookup ? buildConnector({ lookup }) : plain)(opts, callback);
+    if (!lookup) return plain(opts, callback);
+    checked ??= buildConnector({ lookup });
+    checked(opts, callback);
   };
   return { agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN, connect }), head: { 'http:': new GuardedHttpAgent(policy, options), 'https:': new GuardedHttpsAgent(policy, options) } };
 }

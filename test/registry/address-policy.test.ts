@@ -9,6 +9,7 @@
  * reaches 169.254.169.254.
  */
 import diagnostics from 'node:diagnostics_channel';
+import type { LookupOptions } from 'node:dns';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo, type Socket } from 'node:net';
 import { AddressRefusedError, createAddressPolicy, refusingRule, type AddressPolicy, type Resolver } from '../../src/registry/address-policy.js';
@@ -173,6 +174,19 @@ describe('the policy at connection time', () => {
     const error = await refusal(get(`http://rebind.example.test:${port}/v2/`, policy));
     expect(error.address).toBe('127.0.0.1');
     expect(accepted).toBe(0);
+  });
+
+  it('hands a connection the addresses it checked, in the shape net.connect asks for, without connecting', async () => {
+    const policy = createAddressPolicy({
+      trustedHosts: [],
+      resolve: () => Promise.resolve([{ address: '2001:db8::1', family: 6 }, { address: '93.184.216.34', family: 4 }]),
+    });
+    const { lookup } = policy.guard('public.example.test', 443);
+    const ask = (options: LookupOptions) => new Promise<unknown[]>((resolve) => lookup!('public.example.test', options, (...args: unknown[]) => resolve(args)));
+    expect(await ask({ all: true })).toEqual([null, [{ address: '2001:db8::1', family: 6 }, { address: '93.184.216.34', family: 4 }]]);
+    expect(await ask({ family: 4 })).toEqual([null, '93.184.216.34', 4]);
+    expect(await ask({})).toEqual([null, '2001:db8::1', 6]);
+    expect(policy.guard('public.example.test', 443).lookup).toBe(lookup);
   });
 
   it('refuses a name when any of its addresses is refused', async () => {
