@@ -62,6 +62,7 @@ describe('image shapes through POST /api/imports', () => {
     const done = await api.waitForStatus(accepted.body.id, 'succeeded', { logs: () => host.logs.join('\n') });
     expect(done.targets[0].digest).toBe(image.digest);
     expect(done.externalBlobs ?? []).toEqual([]);
+    expect(done.options.allowNondistributableArtifacts).toBe(true);
     expect(layers.requests.length).toBe(mark + 1);
     const held = await fetch(`http://${target.host}/v2/win/copied/blobs/${image.foreignDigest}`);
     expect(Buffer.from(await held.arrayBuffer()).equals(foreign)).toBe(true);

@@ -89,7 +89,7 @@ describe('POST /api/imports', () => {
         { reference: 'localhost:5999/hello:v1', tagged: true },
         { reference: 'localhost:5999/mirror/hello', tagged: false },
       ],
-      options: { force: false, platforms: ['linux/amd64'], referrers: false },
+      options: { force: false, platforms: ['linux/amd64'], referrers: false, allowNondistributableArtifacts: false },
       manifests: [],
       progress: { blobs: { total: 0, done: 0, skipped: 0, mounted: 0 }, bytes: { total: 0, done: 0 } },
       attempts: 0,

@@ -42,6 +42,7 @@ describe('Settings', () => {
     ['a checkpoints table', { HOIST_CHECKPOINTS_TABLE: 'Checkpoints2' }, 'checkpointsTable', 'Checkpoints2'],
     ['no allowed private registries', {}, 'allowedPrivate', []],
     ['allowed private registries', { HOIST_ALLOWED_PRIVATE_REGISTRIES: ' Registry.Internal:5000, 10.0.0.5 ,localhost,[::1]:5000' }, 'allowedPrivate', ['registry.internal:5000', '10.0.0.5', 'localhost', '[::1]:5000']],
+    ['the sample settings\' loopback list', { HOIST_ALLOWED_PRIVATE_REGISTRIES: 'localhost,127.0.0.1,[::1]' }, 'allowedPrivate', ['localhost', '127.0.0.1', '[::1]']],
     ['no allowed sources (any)', { HOIST_ALLOWED_SOURCES: ' ' }, 'allowedSources', undefined],
     ['allowed sources', { HOIST_ALLOWED_SOURCES: 'docker.io,*.azurecr.io,ghcr.io:443' }, 'allowedSources', ['docker.io', '*.azurecr.io', 'ghcr.io:443']],
   ])('reads %s', (_name, env, getter, expected) => {
