@@ -4,6 +4,7 @@
  * place. A time budget or abort stops it between chunks with checkpoints saved, and the same
  * request continues from them later, in this process or another.
  */
+import type { AddressPolicy } from '../registry/address-policy.js';
 import { RegistryClient, type Descriptor, type Manifest } from '../registry/client.js';
 import type { CredentialSource } from '../registry/credentials.js';
 import { RegistryError } from '../registry/errors.js';
@@ -60,7 +61,7 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   const shouldPause = () => failing || options.abortSignal?.aborted === true || (moved && budgetSpent());
   if (request.targets.length === 0) throw new CopyError('INVALID_TARGET', 'no target given: name at least one target reference', 'target');
 
-  const source = RegistryClient.for(request.source.registry, options.credentials);
+  const source = RegistryClient.for(request.source.registry, options.credentials, options.addressPolicy);
   const graph = await readSourceGraph(source, request.source, { platforms: request.platforms, referrers: request.referrers });
   const sourceDigest = graph.root.manifest.digest;
   const targetDigest = graph.top.manifest.digest;
@@ -74,9 +75,9 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
       throw new CopyError('INVALID_TARGET', `target ${target} names digest ${target.digest}, but the copy produces ${targetDigest}; drop the digest from the target or fix it`, 'target');
     }
   }
-  const repos = groupTargets(request.targets, options.credentials);
+  const repos = groupTargets(request.targets, options.credentials, options.addressPolicy);
   // No-force check, before any bytes move.
-  const existing = await findExistingTags(request.targets, options.credentials, targetDigest);
+  const existing = await findExistingTags(request.targets, options.credentials, targetDigest, options.addressPolicy);
   if (existing.length && !request.force) throw tagExists(existing);
 
   // The plan needs every blob's existence check, but a copy does not wait for all of them: a
@@ -142,12 +143,12 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
  * Target tags that already exist and do not point at `digest` (when given): the no-force check,
  * made before any bytes move and again just before each tag is written.
  */
-export async function findExistingTags(targets: Reference[], credentials?: CredentialSource, digest?: string): Promise<Array<{ reference: string; digest: string }>> {
+export async function findExistingTags(targets: Reference[], credentials?: CredentialSource, digest?: string, policy?: AddressPolicy): Promise<Array<{ reference: string; digest: string }>> {
   const found: Array<{ reference: string; digest: string }> = [];
   for (const target of targets) {
     if (!target.tag) continue;
     // By the tag alone: a digest beside it must not turn this into a lookup by digest.
-    const head = await RegistryClient.for(target.registry, credentials)
+    const head = await RegistryClient.for(target.registry, credentials, policy)
       .headManifest(target.withTag(target.tag))
       .catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
     if (head && head.digest !== digest) found.push({ reference: target.toString(), digest: head.digest });
@@ -156,8 +157,8 @@ export async function findExistingTags(targets: Reference[], credentials?: Crede
 }
 
 /** The digest `ref` names now (one HEAD), or undefined when the registry has no such manifest. */
-export async function resolveDigest(ref: Reference, credentials?: CredentialSource): Promise<string | undefined> {
-  return (await RegistryClient.for(ref.registry, credentials).headManifest(ref))?.digest;
+export async function resolveDigest(ref: Reference, credentials?: CredentialSource, policy?: AddressPolicy): Promise<string | undefined> {
+  return (await RegistryClient.for(ref.registry, credentials, policy).headManifest(ref))?.digest;
 }
 
 function tagExists(existing: Array<{ reference: string; digest: string }>): CopyError {
@@ -166,13 +167,13 @@ function tagExists(existing: Array<{ reference: string; digest: string }>): Copy
   return new CopyError('TAG_EXISTS', `target tag already exists: ${list}`, 'target');
 }
 
-function groupTargets(targets: Reference[], credentials?: CredentialSource): TargetRepo[] {
+function groupTargets(targets: Reference[], credentials?: CredentialSource, policy?: AddressPolicy): TargetRepo[] {
   const byName = new Map<string, TargetRepo>();
   for (const target of targets) {
     let repo = byName.get(target.name);
     if (!repo) {
       const ref = target.withRepository(target.repository);
-      repo = { ref, client: RegistryClient.for(target.registry, credentials), tags: [], blobs: [] };
+      repo = { ref, client: RegistryClient.for(target.registry, credentials, policy), tags: [], blobs: [] };
       byName.set(target.name, repo);
     }
     if (target.tag) repo.tags.push(target.withTag(target.tag));
@@ -346,7 +347,7 @@ function copyBlobs(
         mountFrom: mountCandidates(sourceRef, repo.ref, blob.digest),
         shouldPause,
         onProgress: emit,
-        ...(blob.urls && { foreign: { urls: blob.urls, policy: options.urlPolicy } }),
+        ...(blob.urls && { foreign: { urls: blob.urls, policy: options.urlPolicy, addressPolicy: options.addressPolicy } }),
       },
       { digest: blob.digest, size: blob.size, mediaType: blob.mediaType },
     );

@@ -11,7 +11,7 @@ import { WriteLocks } from '../jobs/write-locks.js';
 import { IMPORTS_QUEUE, STORAGE_CONNECTION_SETTING, type Settings } from '../jobs/settings.js';
 import type { FunctionDefinition } from './definition.js';
 import { appMaxDequeueCount } from './host-config.js';
-import { currentEngine, currentSettings, jobStorage, secretBox } from './services.js';
+import { addressPolicy, currentEngine, currentSettings, jobStorage, secretBox } from './services.js';
 import { shutdownSignal, trackUntilShutdown } from './shutdown.js';
 
 export async function importWorkerHandler(message: unknown, context: InvocationContext): Promise<void> {
@@ -29,6 +29,7 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
       checkpoints: storage.checkpoints,
       queue: storage.queue,
       copy: currentEngine().copy,
+      addressPolicy: addressPolicy(settings),
       coordination: writeLocks(storage, settings, context),
       ...(box && { secretBox: box }),
       ...(targetCredentials && { targetCredentials }),

@@ -16,7 +16,7 @@ import { requireApiKey } from './api-key.js';
 import type { FunctionDefinition } from './definition.js';
 import { HttpError, responseForError } from './http-errors.js';
 import { readJsonBody } from './json-body.js';
-import { currentEngine, currentSettings, jobStorage, secretBox } from './services.js';
+import { addressPolicy, currentEngine, currentSettings, jobStorage, secretBox } from './services.js';
 
 /** The route prefix the host adds (host.json `extensions.http.routePrefix`, default `api`). */
 const ROUTE_PREFIX = '/api';
@@ -56,6 +56,7 @@ async function postImport(request: HttpRequest, context: InvocationContext): Pro
   const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
   const targetCredentials = settings.targetCredentials;
   const box = secretBox(settings);
+  const allowedSources = settings.allowedSources;
   const { job, replayed } = await submitImport(body, idempotencyKey === undefined ? {} : { idempotencyKey }, {
     jobs: storage.jobs,
     idempotency: storage.idempotency,
@@ -65,6 +66,8 @@ async function postImport(request: HttpRequest, context: InvocationContext): Pro
     ...(box && { secretBox: box }),
     findExistingTags: currentEngine().findExistingTags,
     resolveDigest: currentEngine().resolveDigest,
+    addressPolicy: addressPolicy(settings),
+    ...(allowedSources && { allowedSources }),
   });
   context.log(`imports: ${replayed ? 'replayed' : 'queued'} job ${job.id} (${job.source} -> ${job.targets.length} target${job.targets.length === 1 ? '' : 's'})`);
   const location = `${ROUTE_PREFIX}/imports/${job.id}`;

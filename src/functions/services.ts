@@ -4,8 +4,10 @@
  * engine. Tests swap the engine with `setEngine`.
  */
 import { copy, findExistingTags, resolveDigest } from '../copy/index.js';
+import type { AddressPolicy } from '../registry/address-policy.js';
 import { ConfigurationError } from '../jobs/errors.js';
 import { openJobStorage, type JobStorage } from '../jobs/job-storage.js';
+import { serviceAddressPolicy } from '../jobs/outbound-policy.js';
 import { SecretBox } from '../jobs/secret-box.js';
 import { Settings } from '../jobs/settings.js';
 
@@ -19,6 +21,7 @@ export interface Engine {
 const defaultEngine: Engine = { copy, findExistingTags, resolveDigest };
 let engine: Engine = defaultEngine;
 const storages = new Map<string, Promise<JobStorage>>();
+const addressPolicies = new Map<string, AddressPolicy>();
 
 /** The settings as they are now (read on every invocation; cheap). */
 export function currentSettings(): Settings {
@@ -64,6 +67,29 @@ export function secretKeyProblem(settings: Settings = currentSettings()): string
     if (error instanceof ConfigurationError) return `${error.message}; until it is fixed, imports with credentials are refused`;
     throw error;
   }
+}
+
+/**
+ * The outbound address policy for the current settings: the same object while they stay the
+ * same, since each policy has its own connection pools. Throws ConfigurationError for a
+ * malformed HOIST_ALLOWED_PRIVATE_REGISTRIES. An unset or malformed HOIST_TARGET_REGISTRY is
+ * simply not trusted (POST reports it on its own).
+ */
+export function addressPolicy(settings: Settings = currentSettings()): AddressPolicy {
+  const allowed = settings.allowedPrivateRegistries;
+  let target: string | undefined;
+  try {
+    target = settings.targetRegistry;
+  } catch (error) {
+    if (!(error instanceof ConfigurationError)) throw error;
+  }
+  const key = JSON.stringify([target, allowed]);
+  let policy = addressPolicies.get(key);
+  if (!policy) {
+    policy = serviceAddressPolicy(target, allowed);
+    addressPolicies.set(key, policy);
+  }
+  return policy;
 }
 
 /** The copy engine in use. */

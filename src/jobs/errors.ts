@@ -24,7 +24,11 @@ export type RequestErrorCode =
   /** A malformed `Idempotency-Key` header. */
   | 'INVALID_IDEMPOTENCY_KEY'
   /** A malformed query parameter (`status`, `pageSize`, `continuationToken`). */
-  | 'INVALID_QUERY';
+  | 'INVALID_QUERY'
+  /** A source registry outside HOIST_ALLOWED_SOURCES. */
+  | 'SOURCE_NOT_ALLOWED'
+  /** A source registry at an address the outbound address policy refuses. */
+  | 'ADDRESS_REFUSED';
 
 /** An import request (body, header or query) that is not acceptable; `field` names the culprit. */
 export class RequestError extends Error {

@@ -30,7 +30,7 @@ const ACCEPTS: Record<string, string> = {
   force: 'true or false',
   platforms: `a list of up to ${MAX_PLATFORMS} "os/arch[/variant]" strings, such as ["linux/amd64", "linux/arm/v7"]`,
   referrers: 'true or false',
-  allowNondistributableArtifacts: 'false (non-distributable layers stay referenced by URL); true is refused until the service has an outbound address policy',
+  allowNondistributableArtifacts: 'true (copy non-distributable layers, from their URLs when the source lacks them) or false (leave them referenced by URL)',
 };
 
 const reference = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_REFERENCE_LENGTH));
@@ -71,6 +71,12 @@ export interface ImportRequest {
   /** Normalised `os/arch[/variant]`; empty means every platform. */
   platforms: string[];
   referrers: boolean;
+  /**
+   * Copy non-distributable layers too, from their URLs when the source registry lacks them
+   * (each URL and redirect under the outbound address policy). Present only when true, so the
+   * fingerprint of every other request stays what it was.
+   */
+  allowNondistributableArtifacts?: true;
 }
 
 type Problem = { code: RequestErrorCode; message: string; field?: string };
@@ -238,17 +244,6 @@ function checkSemantics(body: ImportRequestBody, problems: Problem[]): ImportReq
     }
   });
 
-  if (body.allowNondistributableArtifacts === true) {
-    // Following a manifest's URLs from inside the deployment would let any caller make it fetch
-    // any address it can reach (metadata endpoints, private networks): refused until the
-    // outbound address policy exists. The CLI follows them, as crane does.
-    add(
-      'INVALID_FIELD',
-      'allowNondistributableArtifacts',
-      '"allowNondistributableArtifacts": true is not available in the service: copying a non-distributable layer from the URLs in a manifest needs an outbound address policy, which the service does not have yet. Leave it out (the layers stay referenced by URL and the manifest digest is kept), or copy the image with `hoist copy --allow-nondistributable-artifacts`',
-    );
-  }
-
   if (body.password !== undefined && body.username === undefined) {
     add('INCOMPLETE_CREDENTIALS', 'password', '"password" is given without "username": give both (for an ACR token as the password, the username is 00000000-0000-0000-0000-000000000000)');
   }
@@ -266,6 +261,7 @@ function checkSemantics(body: ImportRequestBody, problems: Problem[]): ImportReq
     force: body.force ?? false,
     platforms: dedupe(platforms),
     referrers: body.referrers ?? false,
+    ...(body.allowNondistributableArtifacts === true && { allowNondistributableArtifacts: true as const }),
   };
 }
 

@@ -71,6 +71,8 @@ export interface JobRecord {
   /** Platform subset; empty means every platform. */
   platforms: string[];
   referrers: boolean;
+  /** Non-distributable layers are copied too (absent: left referenced by URL). */
+  allowNondistributableArtifacts?: boolean;
   /** The first MAX_LISTED_MANIFESTS of the import's manifests; manifestCounts counts them all. */
   manifests: JobManifest[];
   /** Every manifest of a finished import, and those it wrote (absent before it succeeds). */
@@ -114,6 +116,7 @@ export interface NewJob {
   force: boolean;
   platforms: string[];
   referrers: boolean;
+  allowNondistributableArtifacts?: boolean;
   sealedCredentials?: string;
   now?: Date;
 }
@@ -129,6 +132,7 @@ export function newJobRecord(job: NewJob): JobRecord {
     force: job.force,
     platforms: job.platforms,
     referrers: job.referrers,
+    ...(job.allowNondistributableArtifacts === true && { allowNondistributableArtifacts: true }),
     manifests: [],
     progress: emptyProgress(),
     attempts: 0,

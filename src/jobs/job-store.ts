@@ -140,6 +140,7 @@ function toEntity(record: JobRecord): Entity {
     updatedAt: record.updatedAt,
   };
   const optional = {
+    allowNondistributableArtifacts: record.allowNondistributableArtifacts,
     sourceDigest: record.sourceDigest,
     sourceMediaType: record.sourceMediaType,
     targetDigest: record.targetDigest,
@@ -173,6 +174,7 @@ function fromEntity(entity: TableEntityResult<Record<string, unknown>>): JobReco
     force: entity.force === true,
     platforms: readJson(entity, 'platforms', []),
     referrers: entity.referrers === true,
+    ...(entity.allowNondistributableArtifacts === true && { allowNondistributableArtifacts: true }),
     manifests: readJson(entity, 'manifests', []),
     progress: readJson(entity, 'progress', emptyProgress()),
     attempts: Number(entity.attempts ?? 0),

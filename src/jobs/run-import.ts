@@ -5,6 +5,7 @@
  * failed first and the host moves the message to `imports-poison`. Nothing here knows about the
  * Functions host beyond the dequeue count.
  */
+import { AddressRefusedError, type AddressPolicy } from '../registry/address-policy.js';
 import { randomUUID } from 'node:crypto';
 import type { copy as Copy } from '../copy/index.js';
 import { CopyError } from '../copy/errors.js';
@@ -38,6 +39,8 @@ export interface RunImportDeps {
   checkpoints: TableCheckpoints;
   queue: JobQueue;
   copy: typeof Copy;
+  /** The outbound address policy every connection of the copy is checked against (settings.ts). */
+  addressPolicy?: AddressPolicy;
   /** Serialises racing writers of a tag or a blob across workers (write-locks.ts), per job. */
   coordination?: { forJob(jobId: string): CopyCoordination };
   /** Undefined when HOIST_SECRET_KEY is not set. */
@@ -155,7 +158,14 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
       ...(targetCredentials && { target: targetCredentials }),
     });
     const result = await deps.copy(
-      { source, targets, force: job.force, referrers: job.referrers, ...(job.platforms.length > 0 && { platforms: job.platforms.map(parsePlatform) }) },
+      {
+        source,
+        targets,
+        force: job.force,
+        referrers: job.referrers,
+        ...(job.platforms.length > 0 && { platforms: job.platforms.map(parsePlatform) }),
+        ...(job.allowNondistributableArtifacts && { allowNondistributableArtifacts: true }),
+      },
       {
         credentials,
         uploadMode: 'chunked',
@@ -170,6 +180,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         ...(deps.concurrency !== undefined && { concurrency: deps.concurrency }),
         ...(deps.maxBlobBytes !== undefined && { maxBlobBytes: deps.maxBlobBytes }),
         ...(deps.coordination && { coordination: deps.coordination.forJob(job.id) }),
+        ...(deps.addressPolicy && { addressPolicy: deps.addressPolicy }),
       },
     );
     await progress.stop();
@@ -227,12 +238,12 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
 function isPermanent(error: unknown): boolean {
   if (error instanceof CopyError) return error.permanent;
   // A record too large for Azure Tables stays too large: retrying would only repeat the copy.
-  return error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError || error instanceof EntityTooLargeError;
+  return error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError || error instanceof EntityTooLargeError || error instanceof AddressRefusedError;
 }
 
 /** A job failure from an error: its stable code and a message with every secret removed. */
 export function describeFailure(error: unknown, secrets: Array<string | undefined>): JobFailure {
-  if (error instanceof CopyError || error instanceof RegistryError || error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError) {
+  if (error instanceof CopyError || error instanceof RegistryError || error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError || error instanceof AddressRefusedError) {
     return { code: error.code, message: redact(error.message + apiAdvice(error), secrets) };
   }
   return { code: 'INTERNAL_ERROR', message: redact(`unexpected error: ${errorText(error)}`, secrets) };

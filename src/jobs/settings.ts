@@ -66,6 +66,24 @@ export class Settings {
     return name;
   }
 
+  /**
+   * `HOIST_ALLOWED_PRIVATE_REGISTRIES`: comma-separated `host[:port]`s the outbound address
+   * policy lets through whatever their address (a registry on a private network, or loopback for
+   * development). A host without a port is allowed on any port. The target registry always is.
+   */
+  get allowedPrivateRegistries(): string[] {
+    return this.hostList('HOIST_ALLOWED_PRIVATE_REGISTRIES', false);
+  }
+
+  /**
+   * `HOIST_ALLOWED_SOURCES`: comma-separated host patterns a source registry must match
+   * (`docker.io`, `ghcr.io`, `*.azurecr.io`, `host:port`); unset, any source is accepted.
+   */
+  get allowedSources(): string[] | undefined {
+    const list = this.hostList('HOIST_ALLOWED_SOURCES', true);
+    return list.length > 0 ? list : undefined;
+  }
+
   /** `HOIST_TARGET_USERNAME` + `HOIST_TARGET_PASSWORD`: both or neither. */
   get targetCredentials(): Credentials | undefined {
     const username = this.value('HOIST_TARGET_USERNAME');
@@ -130,6 +148,24 @@ export class Settings {
   /** `HOIST_CHECKPOINTS_TABLE`: the table of blob upload checkpoints (default `hoistcheckpoints`). */
   get checkpointsTable(): string {
     return this.tableName('HOIST_CHECKPOINTS_TABLE', DEFAULT_CHECKPOINTS_TABLE);
+  }
+
+  /** A comma-separated list of `host[:port]` (or, with `wildcards`, `*.domain`), each checked. */
+  private hostList(name: string, wildcards: boolean): string[] {
+    const entries = (this.value(name) ?? '').split(',').map((e) => e.trim().toLowerCase()).filter(Boolean);
+    for (const entry of entries) {
+      const host = wildcards && entry.startsWith('*.') ? entry.slice(2) : entry;
+      let valid: boolean;
+      try {
+        valid = parseReference(`${host}/probe`).registry.name === host;
+      } catch {
+        valid = false;
+      }
+      if (!valid) {
+        throw new ConfigurationError(name, `${name} entry "${entry}" is not a host[:port]${wildcards ? ' or *.domain' : ''} (for example ${wildcards ? '*.azurecr.io, ' : ''}myregistry.internal:5000 or 10.0.0.5)`);
+      }
+    }
+    return entries;
   }
 
   private tableName(name: string, fallback: string): string {

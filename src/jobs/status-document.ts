@@ -12,7 +12,7 @@ interface ImportStatusFields {
   /** The source as resolved at submission, with its digest once the worker resolved it. */
   source: { reference: string; digest?: string; mediaType?: string };
   targets: Array<{ reference: string; tagged: boolean; digest?: string; written?: boolean }>;
-  options: { force: boolean; platforms: string[]; referrers: boolean };
+  options: { force: boolean; platforms: string[]; referrers: boolean; allowNondistributableArtifacts: boolean };
   /**
    * The import's manifests in the target, each digest once, the first MAX_LISTED_MANIFESTS of
    * them; `written: false` for those it already had.
@@ -52,7 +52,7 @@ export function toStatusDocument(record: JobRecord): ImportStatus {
       ...(t.digest !== undefined && { digest: t.digest }),
       ...(t.written !== undefined && { written: t.written }),
     })),
-    options: { force: record.force, platforms: [...record.platforms], referrers: record.referrers },
+    options: { force: record.force, platforms: [...record.platforms], referrers: record.referrers, allowNondistributableArtifacts: record.allowNondistributableArtifacts === true },
     manifests: record.manifests.map((m) => ({
       digest: m.digest,
       mediaType: m.mediaType,

@@ -6,12 +6,14 @@
 import { createHash } from 'node:crypto';
 import type { findExistingTags as FindExistingTags, resolveDigest as ResolveDigest } from '../copy/index.js';
 import type { CredentialSource, Credentials } from '../registry/credentials.js';
+import type { AddressPolicy } from '../registry/address-policy.js';
 import type { Reference } from '../registry/reference.js';
 import { ConcurrencyError, IdempotencyError, RequestError, TagExistsError, TargetCheckError } from './errors.js';
 import type { IdempotencyStore } from './idempotency-store.js';
 import { parseImportRequest, type ImportRequest } from './import-request.js';
 import { resolveImport, storeTarget } from './import-references.js';
 import { newJobId } from './job-id.js';
+import { checkSource } from './outbound-policy.js';
 import type { JobQueue } from './job-queue.js';
 import { newJobRecord, type JobRecord } from './job-record.js';
 import type { JobStore } from './job-store.js';
@@ -38,6 +40,10 @@ export interface SubmitImportDeps {
   findExistingTags: typeof FindExistingTags;
   /** Resolves a source given by tag, when a target tag exists, to tell a no-op from a conflict. */
   resolveDigest: typeof ResolveDigest;
+  /** The outbound address policy: the source is checked against it, and submit's own requests go through it. */
+  addressPolicy?: AddressPolicy;
+  /** HOIST_ALLOWED_SOURCES: host patterns a source must match; any source when unset. */
+  allowedSources?: readonly string[];
   now?: () => Date;
 }
 
@@ -73,6 +79,8 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
     if (earlier) return { job: earlier, replayed: true };
   }
 
+  await checkSource(resolved.source.registry, deps);
+
   if (!request.force) {
     const tagged = resolved.targets.filter((t) => t.tag !== undefined);
     let existing: Array<{ reference: string; digest: string }> = [];
@@ -82,6 +90,7 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
           tagged,
           jobCredentialSource({ sourceRegistry: resolved.source.registry.name, targetRegistry: deps.targetRegistry, ...(deps.targetCredentials && { target: deps.targetCredentials }) }),
           resolved.source.digest,
+          deps.addressPolicy,
         );
       } catch (error) {
         const wrapped = new TargetCheckError(deps.targetRegistry, { cause: error });
@@ -110,6 +119,7 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
     force: request.force,
     platforms: request.platforms,
     referrers: request.referrers,
+    ...(request.allowNondistributableArtifacts && { allowNondistributableArtifacts: true }),
     ...(sealedCredentials !== undefined && { sealedCredentials }),
     now: now(),
   });
@@ -138,7 +148,7 @@ async function withoutNoOps(
 ): Promise<Array<{ reference: string; digest: string }>> {
   let digest: string | undefined;
   try {
-    digest = await deps.resolveDigest(source, credentials);
+    digest = await deps.resolveDigest(source, credentials, deps.addressPolicy);
   } catch {
     return [];
   }

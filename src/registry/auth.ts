@@ -6,6 +6,7 @@
  */
 import type { Credentials } from './credentials.js';
 import { describeBody, RegistryError } from './errors.js';
+import { AddressRefusedError, type AddressPolicy } from './address-policy.js';
 import { exchange } from './http.js';
 
 export interface Challenge {
@@ -54,6 +55,7 @@ export class Authenticator {
   constructor(
     private readonly host: string,
     private readonly credentials?: Credentials,
+    private readonly policy?: AddressPolicy,
   ) {}
 
   /** The Authorization header for a request needing `scopes`, or undefined before any challenge. */
@@ -114,8 +116,10 @@ export class Authenticator {
     if (basic) headers.authorization = basic;
     let response;
     try {
-      response = await exchange({ url, method: 'GET', headers, signal });
+      response = await exchange({ url, method: 'GET', headers, signal, policy: this.policy });
     } catch (cause) {
+      // A realm the address policy refuses is not a network failure: its own error says why.
+      if (cause instanceof AddressRefusedError) throw cause;
       throw new RegistryError({ code: 'NETWORK_ERROR', status: 0, method: 'GET', url: realmUrl, reference: `token service ${url.host}`, cause });
     }
     const text = await readLimited(response.body, MAX_TOKEN_RESPONSE_BYTES);

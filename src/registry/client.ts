@@ -2,6 +2,7 @@
  * The registry protocol client (OCI distribution spec): manifests, blobs, uploads, tags and
  * referrers for one registry. Bytes stay as the registry served them; nothing is re-serialised.
  */
+import type { AddressPolicy } from './address-policy.js';
 import type { Readable } from 'node:stream';
 import { BlobStream } from './blob-stream.js';
 import type { CredentialSource } from './credentials.js';
@@ -60,6 +61,8 @@ const MANIFEST_PUT_RACE_CODES = ['DIGEST_INVALID'] as const;
 /** Hoist's view of one registry, authenticated with whatever the credential source has for it. */
 export class RegistryClient {
   private static readonly transports = new Map<string, Transport>();
+  /** Transports under an address policy, kept apart from the others: their connections are checked. */
+  private static readonly guardedTransports = new WeakMap<AddressPolicy, Map<string, Transport>>();
 
   private constructor(
     readonly registry: Registry,
@@ -68,15 +71,21 @@ export class RegistryClient {
 
   /**
    * A client for `registry`. Clients for the same host and credentials share one transport, and
-   * so one token cache.
+   * so one token cache. `policy` checks every address the client connects to (the service's
+   * outbound address policy); the CLI has none.
    */
-  static for(registry: Registry, credentials?: CredentialSource): RegistryClient {
+  static for(registry: Registry, credentials?: CredentialSource, policy?: AddressPolicy): RegistryClient {
     const creds = credentials?.(registry.name);
     const key = `${registry.apiHost}\n${creds?.username ?? ''}\n${creds ? sha256(Buffer.from(creds.password)) : ''}`;
-    let transport = RegistryClient.transports.get(key);
+    let transports = RegistryClient.transports;
+    if (policy) {
+      transports = RegistryClient.guardedTransports.get(policy) ?? new Map<string, Transport>();
+      RegistryClient.guardedTransports.set(policy, transports);
+    }
+    let transport = transports.get(key);
     if (!transport) {
-      transport = new Transport(registry.apiHost, creds, DEFAULT_RETRY);
-      RegistryClient.transports.set(key, transport);
+      transport = new Transport(registry.apiHost, creds, DEFAULT_RETRY, policy);
+      transports.set(key, transport);
     }
     return new RegistryClient(registry, transport);
   }

@@ -14,12 +14,15 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import type { Agent as UndiciAgent, Dispatcher as UndiciDispatcher } from 'undici';
+import type { Agent as UndiciAgent, buildConnector as BuildConnector, Dispatcher as UndiciDispatcher } from 'undici';
+import type { AddressPolicy } from './address-policy.js';
 
 /* eslint-disable @typescript-eslint/no-require-imports -- internal paths, typed by the public ones */
 const Agent = require('undici/lib/dispatcher/agent') as typeof UndiciAgent;
 const Dispatcher = require('undici/lib/dispatcher/dispatcher') as typeof UndiciDispatcher;
+const buildConnector = require('undici/lib/core/connect') as typeof BuildConnector;
 // What undici's index does for every dispatcher, limited to the one API used here.
 Dispatcher.prototype.request ??= require('undici/lib/api/api-request') as UndiciDispatcher['request'];
 /* eslint-enable @typescript-eslint/no-require-imports */
@@ -29,11 +32,87 @@ const KEEP_ALIVE_MS = 10_000;
 /** As undici's headersTimeout: a registry that never answers a HEAD fails it instead of hanging. */
 const HEAD_TIMEOUT_MS = 300_000;
 
-const agent = new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN });
-const headAgents = {
-  'http:': new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS_PER_ORIGIN, timeout: KEEP_ALIVE_MS }),
-  'https:': new https.Agent({ keepAlive: true, maxSockets: CONNECTIONS_PER_ORIGIN, timeout: KEEP_ALIVE_MS }),
-};
+/** The connection pools of one address policy (or of none). */
+interface Pools {
+  agent: UndiciAgent;
+  head: { 'http:': http.Agent; 'https:': https.Agent };
+}
+
+/**
+ * Each policy has pools of its own, so a connection opened without a policy (or under another)
+ * is never reused by a request that must be checked.
+ */
+const unguardedPools = makePools(undefined);
+const guardedPools = new WeakMap<AddressPolicy, Pools>();
+
+function poolsFor(policy: AddressPolicy | undefined): Pools {
+  if (!policy) return unguardedPools;
+  let pools = guardedPools.get(policy);
+  if (!pools) {
+    pools = makePools(policy);
+    guardedPools.set(policy, pools);
+  }
+  return pools;
+}
+
+function makePools(policy: AddressPolicy | undefined): Pools {
+  const options = { keepAlive: true, maxSockets: CONNECTIONS_PER_ORIGIN, timeout: KEEP_ALIVE_MS };
+  if (!policy) {
+    return { agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN }), head: { 'http:': new http.Agent(options), 'https:': new https.Agent(options) } };
+  }
+  // undici's own connector, given the policy's lookup for hosts that are not trusted. The lookup
+  // is one function per policy, so its connector (and TLS session cache) is made once.
+  const plain = buildConnector({});
+  let checked: BuildConnector.connector | undefined;
+  const connect: BuildConnector.connector = (opts, callback) => {
+    let lookup;
+    try {
+      lookup = policy.guard(opts.hostname, portOf(opts.port, opts.protocol)).lookup;
+    } catch (error) {
+      callback(error as Error, null);
+      return;
+    }
+    if (!lookup) return plain(opts, callback);
+    checked ??= buildConnector({ lookup });
+    checked(opts, callback);
+  };
+  return { agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN, connect }), head: { 'http:': new GuardedHttpAgent(policy, options), 'https:': new GuardedHttpsAgent(policy, options) } };
+}
+
+type CreateConnection = (options: http.ClientRequestArgs, callback: (error: Error | null, socket: Socket) => void) => Socket | undefined;
+
+/** Node's createConnection with the policy's lookup, or the refusal handed to the request unsent. */
+function guardedCreateConnection(policy: AddressPolicy, create: CreateConnection, protocol: string): CreateConnection {
+  return (options, callback) => {
+    let lookup;
+    try {
+      lookup = policy.guard(options.hostname ?? options.host ?? '', portOf(options.port, protocol)).lookup;
+    } catch (error) {
+      // Returning no socket makes the agent wait for the callback, which fails the request.
+      callback(error as Error, undefined as unknown as Socket);
+      return undefined;
+    }
+    return create({ ...options, ...(lookup && { lookup }) }, callback);
+  };
+}
+
+class GuardedHttpAgent extends http.Agent {
+  constructor(policy: AddressPolicy, options: http.AgentOptions) {
+    super(options);
+    (this as unknown as { createConnection: CreateConnection }).createConnection = guardedCreateConnection(policy, (super.createConnection as CreateConnection).bind(this), 'http:');
+  }
+}
+
+class GuardedHttpsAgent extends https.Agent {
+  constructor(policy: AddressPolicy, options: https.AgentOptions) {
+    super(options);
+    (this as unknown as { createConnection: CreateConnection }).createConnection = guardedCreateConnection(policy, (super.createConnection as CreateConnection).bind(this), 'https:');
+  }
+}
+
+function portOf(port: string | number | null | undefined, protocol: string): number {
+  return port !== undefined && port !== null && port !== '' ? Number(port) : protocol === 'https:' ? 443 : 80;
+}
 
 /** A response body: read it as a stream, or discard it with `dump`. */
 export type ResponseBody = Readable & { dump(): Promise<void> };
@@ -44,6 +123,8 @@ interface Exchange {
   headers: Record<string, string>;
   body?: Buffer | Readable;
   signal?: AbortSignal;
+  /** Checks every address a connection for this request goes to; none (the CLI's default) when unset. */
+  policy?: AddressPolicy;
 }
 
 interface ExchangeResponse {
@@ -55,14 +136,14 @@ interface ExchangeResponse {
 /** Sends one request and resolves with the response's status and headers. */
 export async function exchange(req: Exchange): Promise<ExchangeResponse> {
   if (req.method === 'HEAD') return head(req);
-  const { statusCode, headers, body } = await agent.request({ origin: req.url.origin, path: req.url.pathname + req.url.search, method: req.method, headers: req.headers, body: req.body, signal: req.signal });
+  const { statusCode, headers, body } = await poolsFor(req.policy).agent.request({ origin: req.url.origin, path: req.url.pathname + req.url.search, method: req.method, headers: req.headers, body: req.body, signal: req.signal });
   return { statusCode, headers, body };
 }
 
 function head(req: Exchange): Promise<ExchangeResponse> {
   const client = req.url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
-    const request = client.request(req.url, { method: 'HEAD', headers: req.headers, agent: headAgents[req.url.protocol as 'http:' | 'https:'], signal: req.signal }, (response) => {
+    const request = client.request(req.url, { method: 'HEAD', headers: req.headers, agent: poolsFor(req.policy).head[req.url.protocol as 'http:' | 'https:'], signal: req.signal }, (response) => {
       // A HEAD response has no body; reading to its end hands the connection back to the pool.
       response.resume();
       resolve({ statusCode: response.statusCode ?? 0, headers: response.headers, body: emptyBody() });

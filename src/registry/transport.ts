@@ -6,6 +6,7 @@
  * engine's sendChunk). http.ts is the wire below it.
  */
 import type { Readable } from 'node:stream';
+import type { AddressPolicy } from './address-policy.js';
 import { Authenticator, readLimited, USER_AGENT } from './auth.js';
 import type { Credentials } from './credentials.js';
 import { codeForStatus, errorDetailsFromBody, RegistryError, type RegistryErrorDetail } from './errors.js';
@@ -67,8 +68,10 @@ export class Transport {
     readonly host: string,
     credentials?: Credentials,
     private readonly retry: RetryPolicy = DEFAULT_RETRY,
+    /** Checks every address this transport connects to (registry, token realm, redirects); none for the CLI. */
+    private readonly policy?: AddressPolicy,
   ) {
-    this.auth = new Authenticator(host, credentials);
+    this.auth = new Authenticator(host, credentials, policy);
   }
 
   /** Sends a request, authenticating, following redirects and retrying as needed. */
@@ -125,7 +128,7 @@ export class Transport {
       const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...req.headers };
       // Credentials go to the registry only, never to a storage host it redirects to.
       if (sameOrigin && authorization) headers.authorization = authorization;
-      const response = await exchange({ url, method: req.method, headers, body: hop === 0 ? req.body?.() : undefined, signal: req.signal });
+      const response = await exchange({ url, method: req.method, headers, body: hop === 0 ? req.body?.() : undefined, signal: req.signal, policy: this.policy });
       const location = header(response.headers, 'location');
       const isRedirect = [301, 302, 303, 307, 308].includes(response.statusCode) && location && (req.method === 'GET' || req.method === 'HEAD');
       if (!isRedirect || hop >= MAX_REDIRECTS) {

@@ -9,6 +9,7 @@
  * and size are checked while they stream.
  */
 import type { Readable } from 'node:stream';
+import type { AddressPolicy } from './address-policy.js';
 import { USER_AGENT } from './auth.js';
 import { BlobStream } from './blob-stream.js';
 import { exchange } from './http.js';
@@ -18,9 +19,9 @@ import { flatten, redact, type TransportResponse } from './transport.js';
 export const MAX_URL_REDIRECTS = 5;
 
 /**
- * Decides whether a URL may be fetched; throws (any error) to refuse it. The one place an
- * outbound address policy plugs in: called for every URL and every redirect target before a
- * connection is made.
+ * Decides whether a URL may be fetched; throws (any error) to refuse it: called for every URL and
+ * every redirect target before a connection is made. A rule on the URL itself; the addresses it
+ * resolves to are the address policy's (`addressPolicy`), checked as each connection is opened.
  */
 export type OutboundUrlPolicy = (url: URL) => void | Promise<void>;
 
@@ -44,6 +45,8 @@ export interface UrlBlobOptions {
   /** Where to start; only a stream read from 0 is verified here (see BlobStream). */
   offset?: number;
   policy?: OutboundUrlPolicy;
+  /** Checks the address of every connection, after DNS resolution (the service's address policy). */
+  addressPolicy?: AddressPolicy;
   signal?: AbortSignal;
 }
 
@@ -53,11 +56,11 @@ export interface UrlBlobOptions {
  * that cannot be reached, is refused by the policy or answers an error is passed over for the next.
  */
 export function openUrlBlob(options: UrlBlobOptions): Readable {
-  const { urls, digest, size, policy, signal } = options;
+  const { urls, digest, size, policy, addressPolicy, signal } = options;
   // The URL that answered first: a body cut mid-way resumes with Range from the same host.
   let chosen: URL | undefined;
   const get = async (headers: Record<string, string>): Promise<TransportResponse> => {
-    if (chosen) return fetchFollowing(chosen, headers, policy, signal);
+    if (chosen) return fetchFollowing(chosen, headers, { policy, addressPolicy }, signal);
     const failures: string[] = [];
     for (const raw of urls) {
       let url: URL;
@@ -68,7 +71,7 @@ export function openUrlBlob(options: UrlBlobOptions): Readable {
         continue;
       }
       try {
-        const response = await fetchFollowing(url, headers, policy, signal);
+        const response = await fetchFollowing(url, headers, { policy, addressPolicy }, signal);
         chosen = url;
         return response;
       } catch (error) {
@@ -82,13 +85,18 @@ export function openUrlBlob(options: UrlBlobOptions): Readable {
 }
 
 /** GETs `start`, following at most MAX_URL_REDIRECTS redirects, each target checked first. */
-async function fetchFollowing(start: URL, headers: Record<string, string>, policy: OutboundUrlPolicy | undefined, signal?: AbortSignal): Promise<TransportResponse> {
+async function fetchFollowing(
+  start: URL,
+  headers: Record<string, string>,
+  { policy, addressPolicy }: { policy?: OutboundUrlPolicy; addressPolicy?: AddressPolicy },
+  signal?: AbortSignal,
+): Promise<TransportResponse> {
   let url = start;
   for (let hop = 0; ; hop++) {
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error(`only http and https URLs are followed, not ${url.protocol}`);
     await policy?.(url);
     // No authorization header, ever: the URL host is not the registry the credentials are for.
-    const response = await exchange({ url, method: 'GET', headers: { 'user-agent': USER_AGENT, ...headers }, signal });
+    const response = await exchange({ url, method: 'GET', headers: { 'user-agent': USER_AGENT, ...headers }, signal, policy: addressPolicy });
     const location = flatten(response.headers).location;
     if ([301, 302, 303, 307, 308].includes(response.statusCode) && location) {
       await response.body.dump();

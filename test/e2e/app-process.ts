@@ -9,6 +9,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../helpers/ports.js';
+import { ALLOW_LOOPBACK_REGISTRIES } from '../helpers/registry.js';
 import { spawnTracked } from '../helpers/processes.js';
 import { PROJECT_ROOT, waitFor } from '../local/support.js';
 import { ImportsApi } from './support.js';
@@ -46,7 +47,7 @@ export async function buildApp(name: string): Promise<AppProcesses> {
       const port = await freePort();
       const child = spawnTracked(process.execPath, [path.join(outDir, 'src', 'local', 'main.js')], {
         cwd: PROJECT_ROOT,
-        env: { PATH: process.env.PATH ?? '', PORT: String(port), ...env },
+        env: { PATH: process.env.PATH ?? '', PORT: String(port), ...ALLOW_LOOPBACK_REGISTRIES, ...env },
       });
       let output = '';
       child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));

@@ -3,6 +3,7 @@
  * host (in this process, or as `node …/main.js`), a small client for its HTTP API, polling a job
  * until it ends, and reading the storage queues.
  */
+import { ALLOW_LOOPBACK_REGISTRIES } from '../helpers/registry.js';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { definitions } from '../../src/functions/definitions.js';
 import type { ImportList } from '../../src/functions/imports.js';
@@ -29,7 +30,8 @@ export const FAST_QUEUE_SETTINGS: Record<string, string> = {
  * start`), and starts the local host in this process with the same settings, on a free port.
  * host.json is read from the project with the settings' overrides applied, as `npm start` does.
  */
-export async function startAppHost(settings: AppSettings, options: { definitions?: typeof definitions; messageLeaseInMs?: number } = {}): Promise<TestHost> {
+export async function startAppHost(given: AppSettings, options: { definitions?: typeof definitions; messageLeaseInMs?: number } = {}): Promise<TestHost> {
+  const settings = { ...ALLOW_LOOPBACK_REGISTRIES, ...given };
   Object.assign(process.env, settings);
   return startTestHost({
     definitions: options.definitions ?? definitions,

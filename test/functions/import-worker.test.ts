@@ -10,7 +10,7 @@ import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
 import { scriptedEngine } from '../jobs/scripted-engine.js';
 import { expectIdenticalInTarget } from '../copy/support.js';
 import { pushImage } from '../helpers/fixtures.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { ALLOW_LOOPBACK_REGISTRIES, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { call } from './support.js';
 
 const PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
@@ -22,6 +22,7 @@ let target: TestRegistry;
 beforeAll(async () => {
   [azurite, source, target] = await Promise.all([startAzurite(), startRegistry(), startRegistry()]);
   Object.assign(process.env, {
+    ...ALLOW_LOOPBACK_REGISTRIES,
     AzureWebJobsStorage: azurite.connectionString,
     HOIST_TARGET_REGISTRY: target.host,
     HOIST_SECRET_KEY: randomBytes(32).toString('base64'),

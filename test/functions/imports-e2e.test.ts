@@ -13,7 +13,7 @@ import { importWorkerHandler } from '../../src/functions/import-worker.js';
 import { importsHandler } from '../../src/functions/imports.js';
 import { setEngine } from '../../src/functions/services.js';
 import { pushImage, pushOciIndexThreePlatforms, type PushedManifest } from '../helpers/fixtures.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { ALLOW_LOOPBACK_REGISTRIES, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRaw } from '../helpers/skopeo.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
 import { call } from './support.js';
@@ -39,6 +39,7 @@ beforeAll(async () => {
   index = await pushOciIndexThreePlatforms(source, 'team/multi');
   setEngine();
   Object.assign(process.env, {
+    ...ALLOW_LOOPBACK_REGISTRIES,
     AzureWebJobsStorage: azurite.connectionString,
     HOIST_TARGET_REGISTRY: target.host,
     HOIST_TARGET_USERNAME: 'pusher',
@@ -173,6 +174,72 @@ describe('imports end to end', () => {
     expect(job.status).toBe('failed');
     expect(job.error.code).toBe('AUTH_FAILED');
     expect(job.error.message).toMatch(/source/);
+  });
+
+  describe('the outbound address policy', () => {
+    /** Runs `body` with some settings changed, restoring them after. */
+    async function withSettings(changes: Record<string, string>, body: () => Promise<void>): Promise<void> {
+      const saved = Object.fromEntries(Object.keys(changes).map((k) => [k, process.env[k]]));
+      Object.assign(process.env, changes);
+      try {
+        await body();
+      } finally {
+        for (const [k, v] of Object.entries(saved)) {
+          if (v === undefined) delete process.env[k];
+          else process.env[k] = v;
+        }
+      }
+    }
+
+    it('refuses at submit a source on loopback, naming the host and the rule, when loopback is not allowed', async () => {
+      const port = source.host.split(':')[1];
+      await withSettings({ HOIST_ALLOWED_PRIVATE_REGISTRIES: '' }, async () => {
+        for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::ffff:127.0.0.1]:${port}`]) {
+          const posted = await call(importsHandler, { json: { source: `${host}/team/app:v1`, images: ['copied/refused:v1'] } }, logs);
+          expect(posted.status, host).toBe(400);
+          expect(posted.body.error).toMatchObject({ code: 'ADDRESS_REFUSED', field: 'source' });
+          expect(posted.body.error.message).toMatch(/refused to connect to (localhost \(127\.0\.0\.1\)|127\.0\.0\.1|::ffff:7f00:1).*loopback.*HOIST_ALLOWED_PRIVATE_REGISTRIES/);
+        }
+      });
+    });
+
+    it('refuses at submit a source outside HOIST_ALLOWED_SOURCES, and accepts one inside', async () => {
+      await withSettings({ HOIST_ALLOWED_SOURCES: '*.azurecr.io,docker.io' }, async () => {
+        const posted = await call(importsHandler, { json: { source: `${source.host}/team/app:v1`, images: ['copied/outside:v1'] } }, logs);
+        expect(posted.status).toBe(400);
+        expect(posted.body.error).toMatchObject({ code: 'SOURCE_NOT_ALLOWED', field: 'source' });
+        expect(posted.body.error.message).toContain(source.host);
+        expect(posted.body.error.message).toContain('*.azurecr.io, docker.io (HOIST_ALLOWED_SOURCES)');
+      });
+      await withSettings({ HOIST_ALLOWED_SOURCES: `127.0.0.1` }, async () => {
+        const posted = await call(importsHandler, { json: { source: `${source.host}/team/app:v1`, images: ['copied/inside:v1'], username: 'reader', password: SOURCE_PASSWORD } }, logs);
+        expect(posted.status, JSON.stringify(posted.body)).toBe(202);
+        await work([posted.body.id]);
+        expect((await getJob(posted.body.id)).status).toBe('succeeded');
+      });
+    });
+
+    it('fails the job when the source registry sends it to a token realm the policy refuses, asking the realm nothing', async () => {
+      const tokenSource = await startRegistry({ auth: 'token' });
+      try {
+        const pushed = await pushImage(tokenSource, 'team/token', 'v1', { layers: [100] });
+        const tokenRequests = tokenSource.tokenIssuer!.requests.length;
+        // The registry itself is allowed; its token realm (another loopback port) is not.
+        await withSettings({ HOIST_ALLOWED_PRIVATE_REGISTRIES: `${tokenSource.host},${target.host}` }, async () => {
+          const posted = await call(importsHandler, { json: { source: `${tokenSource.host}/team/token@${pushed.digest}`, images: ['copied/realm:v1'], username: 'alice', password: 'wonderland-secret' } }, logs);
+          expect(posted.status, JSON.stringify(posted.body)).toBe(202);
+          expect(await work([posted.body.id])).toBe(1);
+          const job = await getJob(posted.body.id);
+          expect(job.status).toBe('failed');
+          expect(job.error.code).toBe('ADDRESS_REFUSED');
+          expect(job.error.message).toMatch(/refused to connect to 127\.0\.0\.1.*loopback/);
+        });
+        expect(tokenSource.tokenIssuer!.requests.length).toBe(tokenRequests);
+        expect(await skopeoInspectRaw(`${target.host}/copied/realm:v1`, { username: 'pusher', password: TARGET_PASSWORD }).catch(() => undefined)).toBeUndefined();
+      } finally {
+        await tokenSource.stop();
+      }
+    });
   });
 
   it('left no password in any status document or log line', async () => {

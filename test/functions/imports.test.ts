@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { ALLOW_LOOPBACK_REGISTRIES } from '../helpers/registry.js';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { importsHandler } from '../../src/functions/imports.js';
 import { CopyError } from '../../src/copy/errors.js';
@@ -36,6 +37,7 @@ beforeAll(async () => {
   LOCAL_SOURCE = `${registry.host}/library/hello-world:latest`;
   TARGET = proxy.host;
   Object.assign(process.env, {
+    ...ALLOW_LOOPBACK_REGISTRIES,
     AzureWebJobsStorage: azurite.connectionString,
     HOIST_TARGET_REGISTRY: TARGET,
     HOIST_SECRET_KEY: randomBytes(32).toString('base64'),
@@ -91,7 +93,7 @@ describe('POST /api/imports', () => {
         { reference: `${TARGET}/hello:v1`, tagged: true },
         { reference: `${TARGET}/mirror/hello`, tagged: false },
       ],
-      options: { force: false, platforms: ['linux/amd64'], referrers: false },
+      options: { force: false, platforms: ['linux/amd64'], referrers: false, allowNondistributableArtifacts: false },
       manifests: [],
       progress: { blobs: { total: 0, done: 0, skipped: 0, mounted: 0 }, bytes: { total: 0, done: 0 } },
       attempts: 0,

@@ -16,6 +16,12 @@ import { freePort } from './ports.js';
 import { killAndWait, spawnTracked } from './processes.js';
 import { DEFAULT_USERS, startTokenIssuer, type TokenIssuer, type TokenIssuerOptions } from './token-issuer.js';
 
+/**
+ * The setting that lets the import service reach registries on loopback, where every test
+ * registry listens: the service's outbound address policy refuses loopback otherwise.
+ */
+export const ALLOW_LOOPBACK_REGISTRIES: Readonly<Record<string, string>> = { HOIST_ALLOWED_PRIVATE_REGISTRIES: '127.0.0.1,localhost,[::1]' };
+
 /** Path of the registry binary (Debian package `docker-registry`). */
 export const REGISTRY_BINARY = process.env.HOIST_TEST_REGISTRY_BINARY ?? '/usr/bin/docker-registry';
 

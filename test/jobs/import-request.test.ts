@@ -79,13 +79,7 @@ describe('parseImportRequest', () => {
       /51 targets requested in "images" and "untaggedRepositories"; at most 50/,
     ],
     ['a platform with an empty os.version', { source: SOURCE, platforms: ['windows/amd64:'] }, 'INVALID_PLATFORM', 'platforms[0]', /:os.version after it to pick a Windows version/],
-    [
-      'allowNondistributableArtifacts, until the outbound address policy exists',
-      { source: SOURCE, allowNondistributableArtifacts: true },
-      'INVALID_FIELD',
-      'allowNondistributableArtifacts',
-      /"allowNondistributableArtifacts": true is not available in the service: .*outbound address policy.*hoist copy --allow-nondistributable-artifacts/,
-    ],
+    ['allowNondistributableArtifacts not a boolean', { source: SOURCE, allowNondistributableArtifacts: 'yes' }, 'INVALID_FIELD', 'allowNondistributableArtifacts', /"allowNondistributableArtifacts".*true.*false/],
     ['an overlong source', { source: `docker.io/${'a'.repeat(600)}:1` }, 'INVALID_FIELD', 'source', /"source" is longer than 512 characters/],
   ])('rejects %s', (_name, body, code, field, message) => {
     const error = rejection(body);
@@ -97,6 +91,11 @@ describe('parseImportRequest', () => {
   it('takes Windows platforms by os.version, and allowNondistributableArtifacts false', () => {
     const request = parseImportRequest({ source: SOURCE, platforms: ['windows/amd64:10.0.17763.5329', 'linux/amd64'], allowNondistributableArtifacts: false });
     expect(request.platforms).toEqual(['windows/amd64:10.0.17763.5329', 'linux/amd64']);
+    expect(request).not.toHaveProperty('allowNondistributableArtifacts');
+  });
+
+  it('takes allowNondistributableArtifacts true, now that the outbound address policy guards the URLs', () => {
+    expect(parseImportRequest({ source: SOURCE, allowNondistributableArtifacts: true }).allowNondistributableArtifacts).toBe(true);
   });
 
   it('lists every problem in details, unknown fields first', () => {

@@ -16,6 +16,8 @@ const get: Record<string, Getter> = {
   concurrency: (s) => s.concurrency,
   jobsTable: (s) => s.jobsTable,
   checkpointsTable: (s) => s.checkpointsTable,
+  allowedPrivate: (s) => s.allowedPrivateRegistries,
+  allowedSources: (s) => s.allowedSources,
 };
 
 describe('Settings', () => {
@@ -38,6 +40,11 @@ describe('Settings', () => {
     ['a concurrency', { HOIST_CONCURRENCY: '8' }, 'concurrency', 8],
     ['the default jobs table', {}, 'jobsTable', 'hoistjobs'],
     ['a checkpoints table', { HOIST_CHECKPOINTS_TABLE: 'Checkpoints2' }, 'checkpointsTable', 'Checkpoints2'],
+    ['no allowed private registries', {}, 'allowedPrivate', []],
+    ['allowed private registries', { HOIST_ALLOWED_PRIVATE_REGISTRIES: ' Registry.Internal:5000, 10.0.0.5 ,localhost,[::1]:5000' }, 'allowedPrivate', ['registry.internal:5000', '10.0.0.5', 'localhost', '[::1]:5000']],
+    ['the sample settings\' loopback list', { HOIST_ALLOWED_PRIVATE_REGISTRIES: 'localhost,127.0.0.1,[::1]' }, 'allowedPrivate', ['localhost', '127.0.0.1', '[::1]']],
+    ['no allowed sources (any)', { HOIST_ALLOWED_SOURCES: ' ' }, 'allowedSources', undefined],
+    ['allowed sources', { HOIST_ALLOWED_SOURCES: 'docker.io,*.azurecr.io,ghcr.io:443' }, 'allowedSources', ['docker.io', '*.azurecr.io', 'ghcr.io:443']],
   ])('reads %s', (_name, env, getter, expected) => {
     expect(get[getter]!(new Settings(env))).toEqual(expected);
   });
@@ -62,6 +69,9 @@ describe('Settings', () => {
     ['a table name with a dash', { HOIST_JOBS_TABLE: 'hoist-jobs' }, 'jobsTable', 'HOIST_JOBS_TABLE', /is not a table name: 3 to 63 letters and digits, starting with a letter/],
     ['a table name too short', { HOIST_CHECKPOINTS_TABLE: 'ab' }, 'checkpointsTable', 'HOIST_CHECKPOINTS_TABLE', /is not a table name/],
     ['a table name starting with a digit', { HOIST_JOBS_TABLE: '1jobs' }, 'jobsTable', 'HOIST_JOBS_TABLE', /is not a table name/],
+    ['an allowed private registry with a scheme', { HOIST_ALLOWED_PRIVATE_REGISTRIES: 'localhost,http://10.0.0.5' }, 'allowedPrivate', 'HOIST_ALLOWED_PRIVATE_REGISTRIES', /entry "http:\/\/10.0.0.5" is not a host\[:port\] \(for example/],
+    ['an allowed private registry with a wildcard', { HOIST_ALLOWED_PRIVATE_REGISTRIES: '*.internal' }, 'allowedPrivate', 'HOIST_ALLOWED_PRIVATE_REGISTRIES', /entry "\*.internal" is not a host\[:port\]/],
+    ['an allowed source with a path', { HOIST_ALLOWED_SOURCES: 'docker.io/library' }, 'allowedSources', 'HOIST_ALLOWED_SOURCES', /entry "docker.io\/library" is not a host\[:port\] or \*.domain/],
   ])('refuses %s, naming the setting and what it must hold', (_name, env, getter, setting, message) => {
     let error: unknown;
     try {

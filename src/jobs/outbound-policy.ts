@@ -1,0 +1,51 @@
+/**
+ * Where the service may connect, from its settings: the outbound address policy (trusting the
+ * target registry and HOIST_ALLOWED_PRIVATE_REGISTRIES), and HOIST_ALLOWED_SOURCES. At submit the
+ * source host is known, so a source the rules refuse is refused there, before a job exists;
+ * whatever only the copy meets (a token realm, a redirect, a layer URL) is refused in the job.
+ */
+import { AddressRefusedError, createAddressPolicy, type AddressPolicy, type Resolver } from '../registry/address-policy.js';
+import { Registry } from '../registry/reference.js';
+import { RequestError } from './errors.js';
+
+/**
+ * The address policy of a deployment. `targetRegistry` (HOIST_TARGET_REGISTRY) and
+ * `allowedPrivateRegistries` are trusted: the operator chose them.
+ */
+export function serviceAddressPolicy(targetRegistry: string | undefined, allowedPrivateRegistries: readonly string[], resolve?: Resolver): AddressPolicy {
+  const trusted = [...allowedPrivateRegistries];
+  if (targetRegistry !== undefined) trusted.push(targetRegistry, new Registry(targetRegistry).apiHost);
+  return createAddressPolicy({ trustedHosts: trusted, ...(resolve && { resolve }) });
+}
+
+/** Whether `registry` (a registry name, `host[:port]`) matches a pattern: `host`, `host:port` or `*.domain`. */
+export function matchesSourcePattern(registry: string, pattern: string): boolean {
+  const name = registry.toLowerCase();
+  const host = name.replace(/:\d+$/, '');
+  if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1));
+  // A pattern without a port allows the host on any port.
+  return pattern === name || pattern === host;
+}
+
+/**
+ * Refuses, with a RequestError on `source`, a source registry outside HOIST_ALLOWED_SOURCES or
+ * one the address policy refuses now. A name that does not resolve at submit is left to the job.
+ */
+export async function checkSource(registry: Registry, rules: { addressPolicy?: AddressPolicy; allowedSources?: readonly string[] }): Promise<void> {
+  const { addressPolicy, allowedSources } = rules;
+  if (allowedSources && !allowedSources.some((p) => matchesSourcePattern(registry.name, p))) {
+    throw new RequestError(
+      'SOURCE_NOT_ALLOWED',
+      `the source registry ${registry.name} is not one this service imports from: the accepted sources are ${allowedSources.join(', ')} (HOIST_ALLOWED_SOURCES)`,
+      'source',
+    );
+  }
+  if (!addressPolicy) return;
+  const url = new URL(registry.baseUrl);
+  try {
+    await addressPolicy.check(url.hostname, Number(url.port || (url.protocol === 'https:' ? 443 : 80)));
+  } catch (error) {
+    if (error instanceof AddressRefusedError) throw new RequestError('ADDRESS_REFUSED', `the source registry ${registry.name} is refused: ${error.message}`, 'source');
+    // Not resolvable now: the job tries, and reports what it finds.
+  }
+}
