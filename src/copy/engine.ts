@@ -347,7 +347,7 @@ function copyBlobs(
         mountFrom: mountCandidates(sourceRef, repo.ref, blob.digest),
         shouldPause,
         onProgress: emit,
-        ...(blob.urls && { foreign: { urls: blob.urls, policy: options.urlPolicy, addressPolicy: options.addressPolicy } }),
+        ...(blob.urls && { foreign: { urls: blob.urls, addressPolicy: options.addressPolicy } }),
       },
       { digest: blob.digest, size: blob.size, mediaType: blob.mediaType },
     );

@@ -5,7 +5,6 @@
 import type { Reference } from '../registry/reference.js';
 import type { CredentialSource } from '../registry/credentials.js';
 import type { AddressPolicy } from '../registry/address-policy.js';
-import type { OutboundUrlPolicy } from '../registry/url-blob.js';
 
 /** `os/arch[/variant][:os.version]`, as in `linux/arm64/v8` or `windows/amd64:10.0.17763.5329`. */
 export interface Platform {
@@ -121,12 +120,6 @@ export interface CopyOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Serialises racing writers of one tag or one blob across processes; none by default. */
   coordination?: CopyCoordination;
-  /**
-   * Checked before every request to a non-distributable layer's URL and each of its redirects;
-   * throws to refuse. Unset, any http(s) URL is followed, as crane does (the addresses it reaches
-   * are `addressPolicy`'s to check).
-   */
-  urlPolicy?: OutboundUrlPolicy;
   /**
    * Checks the address of every connection the copy opens (registries, token realms, redirects,
    * layer URLs) after DNS resolution: the service's outbound address policy. Unset (the CLI),

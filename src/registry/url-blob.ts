@@ -4,8 +4,8 @@
  *
  * The URL host is not a registry, so this is not the registry transport: no credentials are
  * ever sent (the request carries none, whoever the host), only http(s) is followed, redirects are
- * bounded and never go from https down to http, and every URL and redirect target is put to the
- * caller's policy first. The bytes pass through the same BlobStream as a registry's, so digest
+ * bounded and never go from https down to http, and every connection (redirects included) is
+ * checked by the caller's address policy, when it gives one. The bytes pass through the same BlobStream as a registry's, so digest
  * and size are checked while they stream.
  */
 import type { Readable } from 'node:stream';
@@ -17,13 +17,6 @@ import { flatten, redact, type TransportResponse } from './transport.js';
 
 /** Redirects followed per URL: enough for a CDN hop or two, never a loop. */
 export const MAX_URL_REDIRECTS = 5;
-
-/**
- * Decides whether a URL may be fetched; throws (any error) to refuse it: called for every URL and
- * every redirect target before a connection is made. A rule on the URL itself; the addresses it
- * resolves to are the address policy's (`addressPolicy`), checked as each connection is opened.
- */
-export type OutboundUrlPolicy = (url: URL) => void | Promise<void>;
 
 /** No URL of a blob gave its bytes: each one's reason is in `failures`. */
 export class UrlBlobError extends Error {
@@ -44,7 +37,6 @@ export interface UrlBlobOptions {
   size: number;
   /** Where to start; only a stream read from 0 is verified here (see BlobStream). */
   offset?: number;
-  policy?: OutboundUrlPolicy;
   /** Checks the address of every connection, after DNS resolution (the service's address policy). */
   addressPolicy?: AddressPolicy;
   signal?: AbortSignal;
@@ -56,11 +48,11 @@ export interface UrlBlobOptions {
  * that cannot be reached, is refused by the policy or answers an error is passed over for the next.
  */
 export function openUrlBlob(options: UrlBlobOptions): Readable {
-  const { urls, digest, size, policy, addressPolicy, signal } = options;
+  const { urls, digest, size, addressPolicy, signal } = options;
   // The URL that answered first: a body cut mid-way resumes with Range from the same host.
   let chosen: URL | undefined;
   const get = async (headers: Record<string, string>): Promise<TransportResponse> => {
-    if (chosen) return fetchFollowing(chosen, headers, { policy, addressPolicy }, signal);
+    if (chosen) return fetchFollowing(chosen, headers, addressPolicy, signal);
     const failures: string[] = [];
     for (const raw of urls) {
       let url: URL;
@@ -71,7 +63,7 @@ export function openUrlBlob(options: UrlBlobOptions): Readable {
         continue;
       }
       try {
-        const response = await fetchFollowing(url, headers, { policy, addressPolicy }, signal);
+        const response = await fetchFollowing(url, headers, addressPolicy, signal);
         chosen = url;
         return response;
       } catch (error) {
@@ -84,17 +76,16 @@ export function openUrlBlob(options: UrlBlobOptions): Readable {
   return new BlobStream({ get, digest, size, offset: options.offset ?? 0, reference: `${digest} (from its URLs)`, signal });
 }
 
-/** GETs `start`, following at most MAX_URL_REDIRECTS redirects, each target checked first. */
+/** GETs `start`, following at most MAX_URL_REDIRECTS redirects, each connection checked by `addressPolicy`. */
 async function fetchFollowing(
   start: URL,
   headers: Record<string, string>,
-  { policy, addressPolicy }: { policy?: OutboundUrlPolicy; addressPolicy?: AddressPolicy },
+  addressPolicy: AddressPolicy | undefined,
   signal?: AbortSignal,
 ): Promise<TransportResponse> {
   let url = start;
   for (let hop = 0; ; hop++) {
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error(`only http and https URLs are followed, not ${url.protocol}`);
-    await policy?.(url);
     // No authorization header, ever: the URL host is not the registry the credentials are for.
     const response = await exchange({ url, method: 'GET', headers: { 'user-agent': USER_AGENT, ...headers }, signal, policy: addressPolicy });
     const location = flatten(response.headers).location;
