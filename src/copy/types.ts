@@ -3,7 +3,7 @@
  * hooks for checkpoints, time budgets and progress, and what comes back.
  */
 import type { Reference } from '../registry/reference.js';
-import type { CredentialSource } from '../registry/credentials.js';
+import type { RegistryHosts } from '../registry/hosts.js';
 import type { OutboundUrlPolicy } from '../registry/url-blob.js';
 
 /** `os/arch[/variant][:os.version]`, as in `linux/arm64/v8` or `windows/amd64:10.0.17763.5329`. */
@@ -98,8 +98,12 @@ export interface BlobLock {
 }
 
 export interface CopyOptions {
-  /** Credentials for the source and the target registries. */
-  credentials?: CredentialSource;
+  /**
+   * How the source and target registries are reached: credentials, scheme, retry policy, and
+   * what is learned about each host (quirks, mount hints). Default: a new RegistryHosts for this
+   * copy alone, anonymous, with the default retry policy.
+   */
+  hosts?: RegistryHosts;
   /** Parallel blob transfers. Default 4. */
   concurrency?: number;
   /** `monolithic` streams each blob in one request; `chunked` PATCHes it in `chunkSizeInBytes` pieces. */

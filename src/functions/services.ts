@@ -8,6 +8,7 @@ import { ConfigurationError } from '../jobs/errors.js';
 import { openJobStorage, type JobStorage } from '../jobs/job-storage.js';
 import { SecretBox } from '../jobs/secret-box.js';
 import { Settings } from '../jobs/settings.js';
+import { RegistryHosts } from '../registry/hosts.js';
 
 /** The engine entry points the functions call. */
 export interface Engine {
@@ -19,6 +20,7 @@ export interface Engine {
 const defaultEngine: Engine = { copy, findExistingTags, resolveDigest };
 let engine: Engine = defaultEngine;
 const storages = new Map<string, Promise<JobStorage>>();
+const hostsBySettings = new Map<string, RegistryHosts>();
 
 /** The settings as they are now (read on every invocation; cheap). */
 export function currentSettings(): Settings {
@@ -39,6 +41,22 @@ export function jobStorage(settings: Settings = currentSettings()): Promise<JobS
     storages.set(key, storage);
   }
   return storage;
+}
+
+/**
+ * The RegistryHosts of the app settings (HOIST_RETRY_ATTEMPTS, HOIST_INSECURE_REGISTRIES): one per
+ * distinct setting, so what the hosts learn (quirks, mount hints) serves later invocations, and a
+ * changed setting takes effect at once.
+ */
+export function registryHosts(settings: Settings = currentSettings()): RegistryHosts {
+  const options = settings.registryHosts;
+  const key = JSON.stringify(options);
+  let hosts = hostsBySettings.get(key);
+  if (!hosts) {
+    hosts = new RegistryHosts(options);
+    hostsBySettings.set(key, hosts);
+  }
+  return hosts;
 }
 
 /**

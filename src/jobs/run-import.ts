@@ -11,6 +11,7 @@ import { CopyError } from '../copy/errors.js';
 import { parsePlatform } from '../copy/platform.js';
 import type { CopyCoordination, CopyResult } from '../copy/types.js';
 import type { Credentials } from '../registry/credentials.js';
+import type { RegistryHosts } from '../registry/hosts.js';
 import { RegistryError } from '../registry/errors.js';
 import { parseReference } from '../registry/reference.js';
 import type { TableCheckpoints } from './checkpoint-store.js';
@@ -22,7 +23,7 @@ import { MAX_LISTED_MANIFESTS, type JobFailure, type JobManifest, type JobRecord
 import type { JobStore } from './job-store.js';
 import { ProgressTracker } from './progress-tracker.js';
 import type { SecretBox } from './secret-box.js';
-import { jobCredentialSource, openCredentials, redact } from './source-credentials.js';
+import { jobCredentials, openCredentials, redact } from './source-credentials.js';
 
 /** At most one progress write per job per second: enough for a live view, cheap for storage. */
 export const PROGRESS_INTERVAL_MS = 1000;
@@ -46,6 +47,8 @@ export interface RunImportDeps {
   targetCredentials?: Credentials;
   /** Target credentials go only to this registry; a job queued under another target gets none. */
   targetRegistry?: string;
+  /** How registries are reached (the service's settings, shared by jobs); each job adds its credentials. */
+  hosts: RegistryHosts;
   timeBudgetInMs: number;
   /**
    * The host shutting the worker down: like the end of the time budget, the copy pauses at the
@@ -148,7 +151,8 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
     const targets = job.targets.map(loadTarget);
     const targetRegistry = targets[0].registry.name;
     const targetCredentials = deps.targetCredentials && (deps.targetRegistry === undefined || deps.targetRegistry === targetRegistry) ? deps.targetCredentials : undefined;
-    const credentials = jobCredentialSource({
+    const credentials = jobCredentials({
+      id: `job:${job.id}`,
       sourceRegistry: source.registry.name,
       targetRegistry,
       ...(sourceCredentials && { source: sourceCredentials }),
@@ -157,7 +161,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
     const result = await deps.copy(
       { source, targets, force: job.force, referrers: job.referrers, ...(job.platforms.length > 0 && { platforms: job.platforms.map(parsePlatform) }) },
       {
-        credentials,
+        hosts: deps.hosts.withCredentials(credentials),
         uploadMode: 'chunked',
         checkpoints: deps.checkpoints.forJob(job.id),
         abortSignal: deps.stopSignal ? AbortSignal.any([lease.signal, deps.stopSignal]) : lease.signal,

@@ -30,9 +30,9 @@ beforeAll(async () => {
   // The no-force pre-check asks the engine; until real registries are wired into these tests,
   // a scripted answer stands in for the target registry.
   setEngine({
-    findExistingTags: async (targets: Reference[], _credentials, digest) => {
+    findExistingTags: async (targets: Reference[], hosts, digest) => {
       if (targetDown) throw new CopyError('AUTH_FAILED', 'authentication failed on the target localhost:5999/x: UNAUTHORIZED', 'target');
-      if (targetEchoesPassword) throw new CopyError('AUTH_FAILED', `the target refused password ${_credentials?.('localhost:5999')?.password}`, 'target');
+      if (targetEchoesPassword) throw new CopyError('AUTH_FAILED', `the target refused password ${((await hosts.credentials.getCredentials('localhost:5999', [])) as { password?: string } | undefined)?.password}`, 'target');
       checkedTargets.push(targets.map(String));
       return targets.filter((t) => existingTags.has(t.toString()) && existingTags.get(t.toString()) !== digest).map((t) => ({ reference: t.toString(), digest: existingTags.get(t.toString())! }));
     },
