@@ -129,7 +129,14 @@ export async function runHelper(name: string, server: string, options: { timeout
   if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new CredentialHelperError(`credential helper name "${name}" is not valid: give the NAME of a docker-credential-NAME program`);
   const program = `docker-credential-${name}`;
   const { exitCode, stdout } = await new Promise<{ exitCode: number | null; stdout: string }>((resolve, reject) => {
-    const child = spawn(program, ['get'], { env: options.env, stdio: ['pipe', 'pipe', 'ignore'], timeout: options.timeoutInMs, signal: options.signal });
+    // Not spawn's own `timeout`: its timer outlives a helper that failed to start, holding the
+    // process open for the whole timeout.
+    const child = spawn(program, ['get'], { env: options.env, stdio: ['pipe', 'pipe', 'ignore'], signal: options.signal });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill();
+    }, options.timeoutInMs);
     const chunks: Buffer[] = [];
     let size = 0;
     child.stdout.on('data', (chunk: Buffer) => {
@@ -138,14 +145,17 @@ export async function runHelper(name: string, server: string, options: { timeout
       else child.kill();
     });
     child.on('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
       if (error.code === 'ENOENT') reject(new CredentialHelperError(`credential helper ${program} (from the Docker config) is not on PATH: install it, or remove it from credsStore/credHelpers`));
       else if (error.name === 'AbortError') reject(error);
       else reject(new CredentialHelperError(`credential helper ${program} could not run (${error.code ?? error.name})`));
     });
     child.on('close', (code, signal) => {
-      if (signal && !options.signal?.aborted) {
-        reject(new CredentialHelperError(size > MAX_HELPER_OUTPUT_BYTES ? `credential helper ${program} printed over ${MAX_HELPER_OUTPUT_BYTES} bytes` : `credential helper ${program} did not answer for ${server} within ${options.timeoutInMs} ms`));
-      } else resolve({ exitCode: code, stdout: Buffer.concat(chunks).toString('utf8') });
+      clearTimeout(timer);
+      if (timedOut) reject(new CredentialHelperError(`credential helper ${program} did not answer for ${server} within ${options.timeoutInMs} ms`));
+      else if (size > MAX_HELPER_OUTPUT_BYTES) reject(new CredentialHelperError(`credential helper ${program} printed over ${MAX_HELPER_OUTPUT_BYTES} bytes`));
+      else if (signal && !options.signal?.aborted) reject(new CredentialHelperError(`credential helper ${program} was killed by ${signal}`));
+      else resolve({ exitCode: code, stdout: Buffer.concat(chunks).toString('utf8') });
     });
     child.stdin.on('error', () => undefined);
     child.stdin.end(server);
