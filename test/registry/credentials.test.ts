@@ -94,6 +94,19 @@ describe('token auth', () => {
     expect((error as Error).message).not.toContain('not-a-known-token');
   });
 
+  it('sends a registry access token from the provider as is, without asking the realm', async () => {
+    const issuer = registry.tokenIssuer!;
+    const { username, password } = registry.credentials!;
+    const url = `${issuer.realm}?service=${encodeURIComponent(issuer.service)}&scope=${encodeURIComponent('repository:tok/app:pull')}`;
+    const answer = await fetch(url, { headers: { authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` } });
+    const { token } = (await answer.json()) as { token: string };
+    const before = issuer.requests.length;
+    const provider = scripted([{ kind: 'accessToken', token }]);
+    expect((await head(registry, new RegistryHosts({ credentials: provider }), 'tok/app:v1'))?.digest).toMatch(/^sha256:/);
+    expect(issuer.requests.length).toBe(before);
+    expect(provider.calls).toBe(1);
+  });
+
   it("lets one caller abort without failing the others that share its token request", async () => {
     const hosts = new RegistryHosts({ credentials: forRegistry(registry.host, registry.credentials!) });
     // Learn the challenge first, so both callers go straight to the one token request for their scope.
