@@ -14,7 +14,7 @@ import { deferred } from './deferred.js';
 import { CopyError, copyErrorFrom } from './errors.js';
 import { mapLimit } from './limit.js';
 import type { ManifestNode } from './manifest.js';
-import { mergeFallbackIndex } from './referrers.js';
+import { mergeFallbackIndex, targetHasReferrersApi } from './referrers.js';
 import { readSourceGraph, type SourceGraph } from './source-graph.js';
 import type { BlobOutcome, CopyCoordination, CopyOptions, CopyPlan, CopyRequest, CopyResult, ExternalBlob, PlannedBlob, ProgressEvent, WrittenManifest } from './types.js';
 
@@ -361,7 +361,10 @@ function copyBlobs(
  * indexes, then cosign tags. Manifests the target already has are left alone.
  */
 async function pushManifests(repo: TargetRepo, graph: SourceGraph, emit: (event: ProgressEvent) => void, result: CopyResult): Promise<void> {
+  // Per subject: whether the target answered a referrer's PUT with OCI-Subject (it keeps the
+  // subject's referrers itself) or without (the spec says the client must keep the fallback tag).
   const subjectsWithApi = new Set<string>();
+  const subjectsWithoutApi = new Set<string>();
   try {
     for (const node of graph.manifests) {
       // The manifest the tags name is pushed once, by writeTags under its first tag, unless
@@ -370,13 +373,13 @@ async function pushManifests(repo: TargetRepo, graph: SourceGraph, emit: (event:
       const ref = repo.ref.withDigest(node.manifest.digest);
       if (await repo.client.headManifest(ref)) continue;
       const { subjectProcessed } = await repo.client.putManifest(repo.ref, node.manifest);
-      if (subjectProcessed && node.parsed.subject) subjectsWithApi.add(node.parsed.subject.digest);
+      if (node.parsed.subject) (subjectProcessed ? subjectsWithApi : subjectsWithoutApi).add(node.parsed.subject.digest);
       const platform = graph.platforms.get(node.manifest.digest);
       result.manifests.push({ digest: node.manifest.digest, mediaType: node.manifest.mediaType, target: repo.ref.name, ...(platform ? { platform } : {}) } satisfies WrittenManifest);
       emit({ type: 'manifest', digest: node.manifest.digest, mediaType: node.manifest.mediaType, target: repo.ref.name });
     }
     for (const [subject, nodes] of graph.referrers) {
-      if (subjectsWithApi.has(subject)) continue;
+      if (!subjectsWithoutApi.has(subject) && (subjectsWithApi.has(subject) || (await targetHasReferrersApi(repo.client, repo.ref, subject)))) continue;
       // Without a referrers API, keep the target's fallback tag index merged: add, never drop.
       const tag = repo.ref.withTag(subject.replace(':', '-'));
       const current = (await repo.client.headManifest(tag)) ? await repo.client.getManifest(tag) : undefined;

@@ -3,9 +3,10 @@
  * OCI index of the subject's referrers. Hoist merges into it, adding entries and never dropping
  * any, so referrers pushed by others survive.
  */
-import type { Descriptor, Manifest } from '../registry/client.js';
+import type { Descriptor, Manifest, RegistryClient } from '../registry/client.js';
 import { sha256 } from '../registry/digest.js';
 import { MediaType } from '../registry/media-types.js';
+import type { Reference } from '../registry/reference.js';
 import { descriptorOf, type ManifestNode } from './manifest.js';
 
 /**
@@ -25,6 +26,15 @@ export function mergeFallbackIndex(current: Manifest | undefined, referrers: Man
   if (missing.length === 0) return undefined;
   json.manifests = [...(json.manifests ?? []), ...missing];
   return indexOf(json);
+}
+
+/**
+ * Whether the target keeps `subject`'s referrers itself (it serves the referrers API). Asked only
+ * when this copy pushed none of them (all were there already) and so never saw the OCI-Subject
+ * answer that says so: a copy run again must not add a fallback tag to such a registry.
+ */
+export async function targetHasReferrersApi(client: RegistryClient, repository: Reference, subject: string): Promise<boolean> {
+  return (await client.referrers(repository, subject)) !== undefined;
 }
 
 function listed(index: Manifest): Descriptor[] {

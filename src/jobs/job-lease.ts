@@ -135,8 +135,9 @@ export class JobLease {
       if (this.lost || this.released) return;
       const expiresAt = Date.parse(this.current.value.leaseExpiresAt ?? '');
       if (Number.isFinite(expiresAt) && this.now() >= expiresAt) {
-        // We could not renew in time: another invocation may already own the job. Stop.
-        this.lose();
+        // We could not renew in time: another invocation may already own the job. Stop. (Abort
+        // only: a throw here would escape the timer as an uncaught exception.)
+        this.abort();
         return;
       }
       this.update(() => {}).catch((error: unknown) => {
@@ -157,9 +158,13 @@ export class JobLease {
     return run;
   }
 
-  private lose(foundOwner?: string): never {
+  private abort(foundOwner?: string): void {
     this.stopRenewal();
     if (!this.controller.signal.aborted) this.controller.abort(new LeaseLostError(this.current.value.id, foundOwner));
+  }
+
+  private lose(foundOwner?: string): never {
+    this.abort(foundOwner);
     throw new LeaseLostError(this.current.value.id, foundOwner);
   }
 

@@ -153,8 +153,9 @@ async function withoutNoOps(
 
 /**
  * The job an earlier request with this key created, when the bodies match. Throws when they do
- * not, or when that request is still in flight. Returns undefined when the key is free, or when an
- * abandoned claim was taken over for `takeOver` (the new job's claim).
+ * not, or when that request is still in flight. Returns undefined when the key is free, when its
+ * claim is abandoned (and no `takeOver` is given yet), or when an abandoned claim was taken over
+ * for `takeOver` (the new job's claim).
  */
 async function replayOf(
   key: string,
@@ -179,7 +180,10 @@ async function replayOf(
   const job = await deps.jobs.get(claim.value.jobId);
   if (job) return job.value;
   const age = (deps.now ?? (() => new Date()))().getTime() - Date.parse(claim.value.createdAt);
-  if (takeOver && age > ABANDONED_CLAIM_MS) {
+  if (age > ABANDONED_CLAIM_MS) {
+    // Before its own claim, a request only learns the key is free to take: it takes it over
+    // once checked, in the call that carries its claim.
+    if (!takeOver) return undefined;
     try {
       await deps.idempotency.takeOver(key, claim.etag, takeOver);
       return undefined;

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { BlobStream } from './blob-stream.js';
 import { readLimited } from './auth.js';
 import { sha256 } from './digest.js';
-import { parseRegistryJson, RegistryError } from './errors.js';
+import { describeBody, parseRegistryJson, RegistryError } from './errors.js';
 import { MANIFEST_ACCEPT, MediaType } from './media-types.js';
 import type { RegistryHost, RegistryHosts } from './hosts.js';
 import type { Reference, Registry } from './reference.js';
@@ -302,20 +302,32 @@ export class RegistryClient {
   }
 
   /**
-   * Referrers of `digest` through the OCI referrers API, as descriptors. Undefined when the
-   * registry has no such API (404), so the caller uses the tag-schema fallback.
+   * Referrers of `digest` through the OCI referrers API, as descriptors, every page followed
+   * (`Link: <…>; rel="next"`). Undefined when the registry has no such API (404), so the caller
+   * uses the tag-schema fallback. A list that breaks off (a later page that is not an index, a
+   * Link back to a page already read, more than MAX_PAGES pages) is an error, never a shorter
+   * list: a copy would silently leave referrers behind. Hoist asks unfiltered, since a copy
+   * takes every referrer, so `OCI-Filters-Applied` never has to be honoured here.
    */
   async referrers(ref: Reference, digest: string, signal?: AbortSignal): Promise<Descriptor[] | undefined> {
     const found: Descriptor[] = [];
+    const reference = ref.withDigest(digest).toString();
+    const read = new Set<string>();
     let url: URL | undefined = this.url(`${ref.repository}/referrers/${digest}`);
-    for (let page = 0; url && page < MAX_PAGES; page++) {
-      const res = await this.send({ method: 'GET', url, headers: { accept: MediaType.OciIndex }, reference: ref.withDigest(digest).toString(), expect: [200, 404], signal }, ref);
+    while (url) {
+      if (read.size === MAX_PAGES || read.has(url.href)) {
+        throw referrersBrokeOff(url, reference, 200, read.size === MAX_PAGES ? `the list goes on past ${MAX_PAGES} pages` : `page ${read.size + 1} links back to a page already read`);
+      }
+      read.add(url.href);
+      const res = await this.send({ method: 'GET', url, headers: { accept: MediaType.OciIndex }, reference, expect: [200, 404], signal }, ref);
       const contentType = res.headers['content-type'] ?? '';
       const text = await readLimited(res.body, MAX_MANIFEST_BYTES);
-      // distribution 2.8 answers a plain-text 404: that means "no API", not "no referrers".
-      if (res.status === 404) return page === 0 ? undefined : found;
-      if (!contentType.includes(MediaType.OciIndex)) return page === 0 ? undefined : found;
-      const index = (parseRegistryJson(text, { status: res.status, method: 'GET', url: redact(url), reference: ref.withDigest(digest).toString(), contentType }) ?? {}) as { manifests?: Descriptor[] };
+      if (res.status === 404 || !contentType.includes(MediaType.OciIndex)) {
+        // distribution 2.8 answers a plain-text 404: that means "no API", not "no referrers".
+        if (read.size === 1) return undefined;
+        throw referrersBrokeOff(url, reference, res.status, `page ${read.size} answered ${res.status} with ${describeBody(contentType)}, not an OCI image index`);
+      }
+      const index = (parseRegistryJson(text, { status: res.status, method: 'GET', url: redact(url), reference, contentType }) ?? {}) as { manifests?: Descriptor[] };
       found.push(...(index.manifests ?? []));
       url = nextLink(res.headers.link, url);
     }
@@ -368,6 +380,11 @@ export function parseRangeEnd(range: string | undefined, known: number): number 
   const end = Number(m[2]);
   if (end === 0) return known >= 1 ? 1 : 0;
   return end + 1;
+}
+
+/** A referrers list that ended before its last page: the referrers read so far are not all. */
+function referrersBrokeOff(url: URL, reference: string, status: number, why: string): RegistryError {
+  return new RegistryError({ code: 'UNEXPECTED_RESPONSE', status, method: 'GET', url: redact(url), reference, details: [{ code: 'REFERRERS_INCOMPLETE', message: `the referrers list broke off: ${why}` }] });
 }
 
 function nextLink(link: string | undefined, base: URL): URL | undefined {

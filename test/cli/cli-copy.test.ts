@@ -296,6 +296,48 @@ describe('credentials from the environment', () => {
   });
 });
 
+describe('the order of credential sources (README: first match wins)', () => {
+  // Each source holds the right or a wrong password; the run succeeds only if the source that
+  // should win holds the right one. A wrong winner is not retried with the next source.
+  let cases = 0;
+  it.each<[string, { flag?: boolean; env?: boolean; config?: boolean }, number]>([
+    ['a right --src-creds beats a wrong HOIST_SRC_* and config.json', { flag: true, env: false, config: false }, 0],
+    ['a wrong --src-creds beats a right HOIST_SRC_* and config.json', { flag: false, env: true, config: true }, 3],
+    ['a right HOIST_SRC_* beats a wrong config.json', { env: true, config: false }, 0],
+    ['a wrong HOIST_SRC_* beats a right config.json', { env: false, config: true }, 3],
+    ['config.json is used when nothing else is given', { config: true }, 0],
+  ])('%s', async (_name, right, code) => {
+    const { username, password } = locked.credentials!;
+    const secret = (isRight: boolean) => (isRight ? password : WRONG_PASSWORD);
+    const tag = `case${++cases}`;
+    await pushImage(locked, 'order/src', tag, { layers: [700] });
+    const configHome = await tempHome();
+    try {
+      if (right.config !== undefined) {
+        const auth = Buffer.from(`${username}:${secret(right.config)}`).toString('base64');
+        await writeFile(join(configHome.dockerConfig, 'config.json'), JSON.stringify({ auths: { [locked.host]: { auth } } }));
+      }
+      const flags = right.flag === undefined ? [] : ['--src-creds', `${username}:${secret(right.flag)}`];
+      const env: Record<string, string> = right.env === undefined ? {} : { HOIST_SRC_USERNAME: username, HOIST_SRC_PASSWORD: secret(right.env) };
+      const run = await runHoist(['copy', `${locked.host}/order/src:${tag}`, `${target.host}/order/dst:${tag}`, ...flags], configHome, env);
+      expect(run.code, run.all).toBe(code);
+      if (code === 3) expect(run.stderr).toMatch(/authentication failed on the source/);
+      expect(await manifestStatus(target, 'order/dst', tag)).toBe(code === 0 ? 200 : 404);
+    } finally {
+      await configHome.cleanup();
+    }
+  });
+
+  it('a right --dest-creds beats a wrong HOIST_DEST_*', async () => {
+    const { username, password } = locked.credentials!;
+    await pushImage(source, 'order/up', 'v1', { layers: [600] });
+    const run = await hoist(['copy', `${source.host}/order/up:v1`, `${locked.host}/order/up:v1`, '--dest-creds', `${username}:${password}`], { HOIST_DEST_USERNAME: username, HOIST_DEST_PASSWORD: WRONG_PASSWORD });
+    expect(run.code, run.all).toBe(0);
+    const wrong = await hoist(['copy', `${source.host}/order/up:v1`, `${locked.host}/order/up:v2`, '--dest-creds', `${username}:${WRONG_PASSWORD}`], { HOIST_DEST_USERNAME: username, HOIST_DEST_PASSWORD: password });
+    expect(wrong.code, wrong.all).toBe(3);
+  });
+});
+
 describe('--platform and --referrers', () => {
   it('--platform copies one platform into a new index', async () => {
     const index = await pushOciIndexThreePlatforms(source, 'cli/plat');

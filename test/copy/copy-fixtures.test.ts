@@ -20,7 +20,7 @@ describe.each<RegistryAuth>(['none', 'basic', 'token'])('copy every fixture kind
     await Promise.all([source?.stop(), target?.stop()]);
   });
 
-  it('copies each fixture byte-identically', async () => {
+  it('copies each fixture byte-identically', { tags: ['slow'] }, async () => {
     const hosts = hostsFor(source, target);
     for (const fixture of fixtures) {
       // The shared-layers fixture is two images under two tags: copy both.

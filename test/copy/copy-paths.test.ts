@@ -5,6 +5,7 @@
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { copy, CopyError } from '../../src/copy/index.js';
+import { deferred } from '../../src/copy/deferred.js';
 import { parsePlatform } from '../../src/copy/platform.js';
 import type { ProgressEvent } from '../../src/copy/types.js';
 import {
@@ -29,6 +30,15 @@ async function manifestStatus(registry: { url: string }, repository: string, ref
     headers: { accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json' },
   });
   return res.status;
+}
+
+async function blobStatus(registry: { url: string }, repository: string, digest: string): Promise<number> {
+  return (await rawRequest(`${registry.url}/v2/${repository}/blobs/${digest}`, { method: 'HEAD' })).status;
+}
+
+/** Settles after `ms` with 'guard': only so that a wrong order fails the test instead of hanging it. */
+function guard(ms: number): Promise<'guard'> {
+  return new Promise((resolve) => setTimeout(() => resolve('guard'), ms).unref());
 }
 
 function requestsSince(registry: TestRegistry, mark: number) {
@@ -101,6 +111,34 @@ describe('copy paths (anonymous registries)', () => {
       expect((await skopeoInspectRaw(`${target.host}/force/app:v1`)).equals(b)).toBe(true);
     });
 
+    it('re-checks the tag just before writing it: another writer that tagged meanwhile wins, and the copy fails TAG_EXISTS', async () => {
+      await pushImage(source, 'race/src', 'v1', { layers: [3000] });
+      let otherWriter: ReturnType<typeof pushImage> | undefined;
+      // The first check has passed once blobs start moving: the other writer tags the target
+      // before the registry sees the copy's first upload, so only the second check can see it.
+      const proxy = await startProxy(target.url, [
+        (request) => {
+          if (request.method !== 'POST' || !request.pathname.startsWith('/v2/race/app/blobs/uploads/')) return undefined;
+          otherWriter ??= pushImage(target, 'race/app', 'v1', { layers: [4000], seed: 'the other writer' });
+          return { type: 'forward', waitFor: otherWriter };
+        },
+      ]);
+      try {
+        const error = await copy({ source: ref(source, 'race/src:v1'), targets: [ref(proxy, 'race/app:v1')] }).catch((e: unknown) => e);
+        expect(otherWriter).toBeDefined();
+        const theirs = await otherWriter!;
+        expect(error).toBeInstanceOf(CopyError);
+        expect((error as CopyError).code).toBe('TAG_EXISTS');
+        expect((error as CopyError).side).toBe('target');
+        expect((error as CopyError).message).toContain(theirs.digest);
+        // The copy never wrote the tag: it still names the other writer's manifest.
+        expect(proxy.requests.filter((r) => r.method === 'PUT' && r.path.includes('/manifests/'))).toEqual([]);
+        expect((await skopeoInspectRaw(`${target.host}/race/app:v1`)).equals(theirs.manifestBytes)).toBe(true);
+      } finally {
+        await proxy.stop();
+      }
+    });
+
     it('reports success with nothing written when the tag already points at the digest', async () => {
       await pushImage(source, 'noop/a', 'v1', { layers: [1000] });
       await copy({ source: ref(source, 'noop/a:v1'), targets: [ref(target, 'noop/a:v1')] });
@@ -154,18 +192,20 @@ describe('copy paths (anonymous registries)', () => {
     it('moves a blob as soon as its own check answers, and still reports the plan first', async () => {
       const image = await pushImage(source, 'early/src', 'v1', { layers: [2000, 3000, 4000] });
       const slow = image.blobs[image.blobs.length - 1]!;
-      // The last blob's HEAD takes 1.5 s; the others answer at once.
-      const proxy = await startProxy(target.url, [(request) => (request.method === 'HEAD' && request.pathname.endsWith(slow.digest) ? { type: 'forward', delayMs: 1500 } : undefined)]);
+      // The last blob's HEAD is held until another blob's upload reaches the target: a copy that
+      // waited for every check before moving anything would never get there (the guard then
+      // releases it, and the test fails on which came first).
+      const firstUpload = deferred<'upload'>();
+      const proxy = await startProxy(target.url, [
+        (request) => (request.method === 'PUT' && request.pathname.includes('/blobs/uploads/') ? (firstUpload.resolve('upload'), undefined) : undefined),
+        (request) => (request.method === 'HEAD' && request.pathname.endsWith(slow.digest) ? { type: 'forward', waitFor: released } : undefined),
+      ]);
+      const released = Promise.race([firstUpload.promise, guard(10_000)]);
       const events: ProgressEvent[] = [];
       try {
-        const mark = target.accessLog().length;
         const result = await copy({ source: ref(source, 'early/src:v1'), targets: [ref(proxy, 'early/dst:v1')] }, { concurrency: 1, onProgress: (e) => events.push(e) });
         expect(result.blobs.copied).toBe(image.blobs.length);
-        const log = (await settledAccessLog(target)).slice(mark);
-        const slowHead = log.findIndex((r) => r.method === 'HEAD' && r.uri.endsWith(slow.digest));
-        const firstBlobPut = log.findIndex((r) => r.method === 'PUT' && r.uri.includes('/blobs/uploads/'));
-        expect(firstBlobPut).toBeGreaterThanOrEqual(0);
-        expect(firstBlobPut).toBeLessThan(slowHead);
+        expect(await released).toBe('upload');
         const types = events.map((e) => e.type);
         expect(types.indexOf('plan')).toBeLessThan(types.indexOf('blob-start'));
         expect(types.filter((t) => t === 'blob-done')).toHaveLength(image.blobs.length);
@@ -176,17 +216,26 @@ describe('copy paths (anonymous registries)', () => {
 
     it('asks the source for a blob while the target is still opening its upload session', async () => {
       const image = await pushImage(source, 'earlyget/src', 'v1', { layers: [5000] });
-      const posts: number[] = [];
-      const gets: number[] = [];
-      // The target takes 1 s to answer each upload POST.
-      const slowTarget = await startProxy(target.url, [(request) => (request.method === 'POST' ? (posts.push(Date.now()), { type: 'forward', delayMs: 1000 }) : undefined)]);
-      const watchedSource = await startProxy(source.url, [(request) => (request.method === 'GET' && request.pathname.includes('/blobs/') ? (gets.push(Date.now()), undefined) : undefined)]);
+      // Each upload POST is held until the source has been asked for that blob: a copy that
+      // waited for the session before asking would never get there (the guard then releases it).
+      const gets: Array<ReturnType<typeof deferred<'get'>>> = image.blobs.map(() => deferred<'get'>());
+      let getCount = 0;
+      let postCount = 0;
+      const released: Array<Promise<'get' | 'guard'>> = [];
+      const slowTarget = await startProxy(target.url, [
+        (request) => {
+          if (request.method !== 'POST') return undefined;
+          const waiting = Promise.race([gets[postCount++]!.promise, guard(10_000)]);
+          released.push(waiting);
+          return { type: 'forward', waitFor: waiting };
+        },
+      ]);
+      const watchedSource = await startProxy(source.url, [(request) => (request.method === 'GET' && request.pathname.includes('/blobs/') ? (gets[getCount++]?.resolve('get'), undefined) : undefined)]);
       try {
         await copy({ source: ref(watchedSource, 'earlyget/src:v1'), targets: [ref(slowTarget, 'earlyget/dst:v1')] }, { concurrency: 1 });
-        // One blob at a time: each blob's GET went out with its POST, not a second later with the answer.
-        expect(gets).toHaveLength(image.blobs.length);
-        expect(posts).toHaveLength(image.blobs.length);
-        gets.forEach((at, i) => expect(Math.abs(at - posts[i]!), `GET ${i} at ${at}, POSTs at ${posts.join(', ')}`).toBeLessThan(500));
+        // One blob at a time: each blob's GET went out while its POST was still unanswered.
+        expect(getCount).toBe(image.blobs.length);
+        expect(await Promise.all(released)).toEqual(image.blobs.map(() => 'get'));
         await expectIdenticalInTarget(target, 'earlyget/dst', 'v1', [image]);
       } finally {
         await Promise.all([slowTarget.stop(), watchedSource.stop()]);
@@ -292,14 +341,19 @@ describe('copy paths (anonymous registries)', () => {
     });
 
     it('rejects a source serving corrupted bytes, with nothing tagged (monolithic and chunked)', async () => {
-      await pushImage(source, 'corrupt/src', 'v1', { layers: [200_000] });
+      const image = await pushImage(source, 'corrupt/src', 'v1', { layers: [200_000] });
       proxy = await startProxy(source.url, [corruptResponses({ offset: 100 })]);
       for (const uploadMode of ['monolithic', 'chunked'] as const) {
         const error = await copy({ source: ref(proxy, 'corrupt/src:v1'), targets: [ref(target, `corrupt/${uploadMode}:v1`)] }, { uploadMode, chunkSizeInBytes: 65536 }).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(CopyError);
         expect((error as CopyError).code).toBe('INTEGRITY');
+        // Hoist's own check blamed the source: the registry's check of the upload (side
+        // 'target') would also fail the copy, but only after the corrupt bytes had been sent.
+        expect((error as CopyError).side).toBe('source');
         expect((error as CopyError).message).toMatch(/nothing was tagged/);
         expect(await manifestStatus(target, `corrupt/${uploadMode}`, 'v1')).toBe(404);
+        // Every blob the proxy corrupted (those longer than the offset) is absent from the target.
+        for (const blob of image.blobs.filter((b) => b.size > 100)) expect(await blobStatus(target, `corrupt/${uploadMode}`, blob.digest), blob.digest).toBe(404);
       }
     });
 
@@ -474,6 +528,52 @@ describe('copy with token auth', () => {
       await expectIdenticalInTarget(target, 'tok/dst', 'v1', [image]);
     } finally {
       await proxy.stop();
+    }
+  });
+
+  it('renews tokens before they expire: a copy spanning several token lifetimes meets no 401 after the first challenge', async () => {
+    // Hoist and the token issuer (in this process) share a faked Date that the test moves 3 s
+    // on after every blob; the proxy refuses, as the registry would, any token past its `exp`
+    // by a registry clock 5 s ahead of that one (the skew and transit time Hoist's renewal
+    // margin is there for). The registry itself checks with the real clock and 60 s of
+    // leeway, which the 36 s moved here stay within.
+    const TTL_SECONDS = 12;
+    const REGISTRY_CLOCK_AHEAD_MS = 5_000;
+    const short = await startRegistry({ auth: 'token', tokenTtlSeconds: TTL_SECONDS });
+    const expiredByTestClock = (request: { bearerToken?: string }) => {
+      if (!request.bearerToken) return undefined;
+      const claims = JSON.parse(Buffer.from(request.bearerToken.split('.')[1], 'base64url').toString('utf8')) as { exp: number };
+      return claims.exp * 1000 <= Date.now() + REGISTRY_CLOCK_AHEAD_MS ? ({ type: 'invalidToken', label: 'pastExp' } as const) : undefined;
+    };
+    const proxy = await startProxy(short.url, [expiredByTestClock]);
+    const image = await pushImage(source, 'renew/src', 'v1', { layers: Array.from({ length: 11 }, (_, i) => 500 + i) });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const credentials = credentialsFor(source, short);
+      const start = Date.now();
+      const result = await copy(
+        { source: ref(source, 'renew/src:v1'), targets: [ref(proxy, 'renew/dst:v1')] },
+        {
+          hosts: new RegistryHosts({ credentials: aliased(credentials, proxy, short) }),
+          concurrency: 1,
+          onProgress: (event) => {
+            if (event.type === 'blob-done') vi.setSystemTime(Date.now() + 3_000);
+          },
+        },
+      );
+      expect(result.blobs.copied).toBe(12);
+      expect(Date.now() - start).toBeGreaterThanOrEqual(3 * TTL_SECONDS * 1000);
+      // Several lifetimes, so several tokens; and none was ever used past its expiry.
+      expect(short.tokenIssuer!.requests.length).toBeGreaterThanOrEqual(3);
+      expect(proxy.requests.filter((r) => r.action === 'pastExp')).toEqual([]);
+      // The only 401s are the challenges of requests sent before Hoist had a token for their scope.
+      expect(proxy.requests.filter((r) => r.status === 401).length).toBeLessThanOrEqual(2);
+      vi.useRealTimers();
+      await expectIdenticalInTarget(short, 'renew/dst', 'v1', [image]);
+    } finally {
+      vi.useRealTimers();
+      await proxy.stop();
+      await short.stop();
     }
   });
 

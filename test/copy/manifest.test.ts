@@ -60,3 +60,59 @@ describe('descriptor sizes', () => {
     expect(readManifest(withLayerSize('9007199254740991'), 'r/x:1').blobs[1]?.size).toBe(Number.MAX_SAFE_INTEGER);
   });
 });
+
+describe('what readManifest refuses or reads by its content (gaps surviving mutants showed)', () => {
+  const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+  const read = (json: unknown, mediaType: string) => {
+    const bytes = Buffer.from(typeof json === 'string' ? json : JSON.stringify(json));
+    return readManifest({ digest: sha256(bytes), mediaType, bytes }, 'r/x:1');
+  };
+  const refusal = (json: unknown, mediaType: string): CopyError => {
+    try {
+      read(json, mediaType);
+    } catch (error) {
+      if (error instanceof CopyError) return error;
+      throw error;
+    }
+    throw new Error('expected a CopyError');
+  };
+  const child = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'d'.repeat(64)}`, size: 10 };
+
+  it('refuses schema1 by its media type, whatever the body', () => {
+    expect(refusal('not json at all', 'application/vnd.docker.distribution.manifest.v1+prettyjws').message).toMatch(/^r\/x:1 is a Docker schema1 manifest \(application\/vnd\.docker\.distribution\.manifest\.v1\+prettyjws\)/);
+  });
+
+  it('refuses schema1 by its body when served under another media type', () => {
+    expect(refusal({ schemaVersion: 1, name: 'x', tag: '1', fsLayers: [] }, 'application/json').message).toMatch(/^r\/x:1 is a Docker schema1 manifest; registries refuse schema1/);
+  });
+
+  it('says which field of an invalid manifest is wrong', () => {
+    expect(refusal({ schemaVersion: 2, config: child, layers: [{ ...child, size: -1 }] }, 'application/vnd.oci.image.manifest.v1+json').message).toMatch(/^r\/x:1 has an invalid manifest: layers\.0\.size: /);
+  });
+
+  it('reads an index by its content when the media type does not say (manifests, no config)', () => {
+    const node = read({ schemaVersion: 2, manifests: [child] }, 'application/json');
+    expect(node.isIndex).toBe(true);
+    expect(node.children).toEqual([child]);
+    expect(node.blobs).toEqual([]);
+    // With a config it is an image, whatever else it lists.
+    const image = read({ schemaVersion: 2, config: child, manifests: [child] }, 'application/json');
+    expect(image.isIndex).toBe(false);
+    expect(image.blobs).toEqual([child]);
+    // An index media type makes an index even of an empty list.
+    expect(read({ schemaVersion: 2, manifests: [] }, OCI_INDEX).isIndex).toBe(true);
+  });
+
+  it('refuses what is neither an index nor an image, but accepts an artifact manifest without blobs', () => {
+    expect(refusal({ schemaVersion: 2 }, 'application/vnd.oci.image.manifest.v1+json').message).toMatch(/^r\/x:1 \(application\/vnd\.oci\.image\.manifest\.v1\+json\) is neither an index nor an image manifest/);
+    expect(read({ schemaVersion: 2, mediaType: 'application/vnd.oci.artifact.manifest.v1+json', artifactType: 'x/y' }, 'application/vnd.oci.artifact.manifest.v1+json').blobs).toEqual([]);
+  });
+
+  it('refuses an index entry whose platform has the wrong types (platform selection reads them)', () => {
+    expect(refusal({ schemaVersion: 2, manifests: [{ ...child, platform: { os: 1, architecture: 'amd64' } }] }, OCI_INDEX).message).toMatch(/has an invalid manifest: manifests\.0\.platform\.os: /);
+  });
+
+  it.each(['evil/sha256:abc', 'sha256:abc/..', 'sha256:', ':abc', 'Sha256:abc', 'sha256:abc\n'])('refuses a child digest %j that is not ALGORITHM:ENCODED (it goes into URLs)', (digest) => {
+    expect(refusal({ schemaVersion: 2, manifests: [{ ...child, digest }] }, OCI_INDEX).message).toMatch(/has an invalid manifest: manifests\.0\.digest/);
+  });
+});

@@ -11,7 +11,9 @@ describe('parsePlatform', () => {
     expect(parsePlatform(input)).toEqual(platform);
   });
 
-  it.each(['linux', 'linux/../x', 'linux/./amd64', '../linux/amd64', 'linux/amd64/..', 'linux//amd64', 'linux/amd64.', 'Linux/AMD64', 'linux/arm/v7/x', 'linux/amd 64'])('refuses %j, naming the accepted form', (input) => {
-    expect(() => parsePlatform(input)).toThrow(/is not valid: use os\/arch or os\/arch\/variant, lowercase, e\.g\. linux\/arm64 or linux\/arm\/v7/);
+  it.each(['linux', 'linux/../x', 'linux/./amd64', '../linux/amd64', 'linux/amd64/..', 'linux//amd64', 'linux/amd64.', 'Linux/AMD64', 'linux/arm/v7/x', 'linux/amd 64', 'windows/amd64:10..0', 'windows/amd64:', 'windows/amd64:.10'])('refuses %j, naming the accepted form', (input) => {
+    expect(() => parsePlatform(input)).toThrow(
+      /is not valid: use os\/arch or os\/arch\/variant, lowercase, and :os\.version after it .*e\.g\. linux\/arm64, linux\/arm\/v7 or windows\/amd64:10\.0\.17763\.5329 \(each part letters, digits, '_' or '-', with dots only between them\)/,
+    );
   });
 });

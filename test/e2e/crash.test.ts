@@ -179,7 +179,7 @@ async function crashAndRestart(image: PushedManifest, repo: string, heldPatch: '
 const TOTAL_CHUNKS = Math.ceil(BIG_LAYER_SIZE / MiB);
 
 describe('a host SIGKILLed in the middle of a 64 MiB blob', () => {
-  it('between chunks: npm start finishes the job after the lease expired, resuming the upload from its checkpoint', async () => {
+  it('between chunks: npm start finishes the job after the lease expired, resuming the upload from its checkpoint', { tags: ['slow'] }, async () => {
     const run = await crashAndRestart(images[0]!, 'crashed/between', 'dropped');
     expect(run.resumedAt).toBeGreaterThanOrEqual(run.leaseExpiresAt);
     // The same session, picked up at the checkpoint, each remaining chunk sent once: by PATCH,
@@ -192,7 +192,7 @@ describe('a host SIGKILLed in the middle of a 64 MiB blob', () => {
     expect(run.closingPutsAfter).toEqual([{ session: run.checkpointSession, bodyBytes: BIG_LAYER_SIZE - (TOTAL_CHUNKS - 1) * MiB, status: 201 }]);
   });
 
-  it('with a PATCH in flight: npm start finishes the job correctly after the lease expired, restarting that blob once', async () => {
+  it('with a PATCH in flight: npm start finishes the job correctly after the lease expired, restarting that blob once', { tags: ['slow'] }, async () => {
     const run = await crashAndRestart(images[1]!, 'crashed/inflight', 'delivered');
     expect(run.resumedAt).toBeGreaterThanOrEqual(run.leaseExpiresAt);
     // The registry took a chunk the checkpoint does not record. distribution 2.8 ties each upload

@@ -107,7 +107,7 @@ async function submit(body: Record<string, unknown>): Promise<ImportStatus> {
 }
 
 describe('queue delivery through the local host', () => {
-  it('(a) runs one copy when a job message arrives twice at once at two hosts', async () => {
+  it('(a) runs one copy when a job message arrives twice at once at two hosts', { tags: ['slow'] }, async () => {
     const { imports } = appQueues(azurite.connectionString);
     const job = await submit({ source: `${source.host}/app/dup:v1`, images: ['dup/app:v1'], username: 'reader', password: SOURCE_PASSWORD });
 

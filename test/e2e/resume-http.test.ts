@@ -46,7 +46,7 @@ afterAll(async () => {
 });
 
 describe('an import that outlives its time budget', () => {
-  it('completes across several continuations, each resuming from its checkpoint', async () => {
+  it('completes across several continuations, each resuming from its checkpoint', { tags: ['slow'] }, async () => {
     const api = ImportsApi.of(host);
     const accepted = await api.post({ source: `${source.host}/big/src:v1`, images: [`${REPO}:v1`] });
     expect(accepted.status).toBe(202);

@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { QueueServiceClient } from '@azure/storage-queue';
-import { CopyError } from '../../src/copy/errors.js';
-import type { Reference } from '../../src/registry/reference.js';
 import { importsHandler } from '../../src/functions/imports.js';
+import { CopyError } from '../../src/copy/errors.js';
 import { jobStorage, setEngine } from '../../src/functions/services.js';
+import { acquireJobLease } from '../../src/jobs/job-lease.js';
+import { pushImage } from '../helpers/fixtures.js';
+import { startProxy, type TestProxy } from '../helpers/proxy.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
 import { freePort } from '../helpers/ports.js';
 import { call, type CallOptions } from './support.js';
@@ -11,49 +14,49 @@ import { call, type CallOptions } from './support.js';
 const PASSWORD = `src-pass-${randomBytes(8).toString('hex')}`;
 const SOURCE = 'docker.io/library/hello-world:latest';
 let azurite: TestAzurite;
-/** Tags the fake target registry "has": reference -> digest. */
-const existingTags = new Map<string, string>();
-const checkedTargets: string[][] = [];
+/** The real target registry, reached through a proxy that can refuse Hoist on cue. */
+let registry: TestRegistry;
+let proxy: TestProxy;
+/** `host:port` the API is configured with (HOIST_TARGET_REGISTRY): the proxy. */
+let TARGET: string;
 let targetDown = false;
-/** When set, the target check fails with a message quoting the target password, as a careless registry might. */
-let targetEchoesPassword = false;
-/** What the scripted source answers for the source's tag. */
-let sourceDigest: string | Error = `sha256:${'5'.repeat(64)}`;
+/**
+ * A source the submit path may resolve by tag (it does when a target tag exists): on loopback,
+ * so no test reaches beyond this machine.
+ */
+let LOCAL_SOURCE: string;
 
 beforeAll(async () => {
-  azurite = await startAzurite();
+  [azurite, registry] = await Promise.all([startAzurite(), startRegistry()]);
+  // A registry that refuses Hoist's identity: the no-force check cannot be made.
+  proxy = await startProxy(registry.url, [
+    () => (targetDown ? { type: 'respond', status: 401, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }) } : undefined),
+  ]);
+  await pushImage(registry, 'library/hello-world', 'latest', { layers: [100] });
+  LOCAL_SOURCE = `${registry.host}/library/hello-world:latest`;
+  TARGET = proxy.host;
   Object.assign(process.env, {
     AzureWebJobsStorage: azurite.connectionString,
-    HOIST_TARGET_REGISTRY: 'localhost:5999',
+    HOIST_TARGET_REGISTRY: TARGET,
     HOIST_SECRET_KEY: randomBytes(32).toString('base64'),
-  });
-  // The no-force pre-check asks the engine; until real registries are wired into these tests,
-  // a scripted answer stands in for the target registry.
-  setEngine({
-    findExistingTags: async (targets: Reference[], hosts, digest) => {
-      if (targetDown) throw new CopyError('AUTH_FAILED', 'authentication failed on the target localhost:5999/x: UNAUTHORIZED', 'target');
-      if (targetEchoesPassword) throw new CopyError('AUTH_FAILED', `the target refused password ${((await hosts.credentials.getCredentials('localhost:5999', [])) as { password?: string } | undefined)?.password}`, 'target');
-      checkedTargets.push(targets.map(String));
-      return targets.filter((t) => existingTags.has(t.toString()) && existingTags.get(t.toString()) !== digest).map((t) => ({ reference: t.toString(), digest: existingTags.get(t.toString())! }));
-    },
-    // The source by tag, resolved at submit only when a target tag exists; scripted likewise.
-    resolveDigest: async () => {
-      if (sourceDigest instanceof Error) throw sourceDigest;
-      return sourceDigest;
-    },
   });
 });
 afterAll(async () => {
-  setEngine();
-  await azurite?.stop();
+  await proxy?.stop();
+  await Promise.all([azurite?.stop(), registry?.stop()]);
 });
 afterEach(() => {
   delete process.env.HOIST_API_KEY;
-  existingTags.clear();
   targetDown = false;
-  targetEchoesPassword = false;
-  sourceDigest = `sha256:${'5'.repeat(64)}`;
 });
+
+/** Tags the registry was asked about (manifest HEADs) since `mark`. */
+function tagChecksSince(mark: number): string[] {
+  return proxy.requests
+    .slice(mark)
+    .filter((r) => r.method === 'HEAD' && r.path.includes('/manifests/'))
+    .map((r) => r.path.replace(/^\/v2\/(.+)\/manifests\/(.+)$/, '$1:$2'));
+}
 
 const post = (json: unknown, extra: Omit<CallOptions, 'json'> = {}) => call(importsHandler, { json, ...extra });
 const get = (path: string, extra: CallOptions = {}) => call(importsHandler, { method: 'GET', path, ...extra });
@@ -77,6 +80,7 @@ async function queueLength(): Promise<number> {
 describe('POST /api/imports', () => {
   it('queues a job: 202, Location, the status document, and a base64 message with only the id', async () => {
     const before = await queueLength();
+    const mark = proxy.requests.length;
     const res = await post({ source: SOURCE, images: ['hello:v1'], untaggedRepositories: ['mirror/hello'], platforms: ['linux/amd64'] });
     expect(res.status).toBe(202);
     expect(res.headers.location).toBe(`/api/imports/${res.body.id}`);
@@ -84,8 +88,8 @@ describe('POST /api/imports', () => {
       status: 'queued',
       source: { reference: SOURCE },
       targets: [
-        { reference: 'localhost:5999/hello:v1', tagged: true },
-        { reference: 'localhost:5999/mirror/hello', tagged: false },
+        { reference: `${TARGET}/hello:v1`, tagged: true },
+        { reference: `${TARGET}/mirror/hello`, tagged: false },
       ],
       options: { force: false, platforms: ['linux/amd64'], referrers: false },
       manifests: [],
@@ -93,7 +97,8 @@ describe('POST /api/imports', () => {
       attempts: 0,
       continuations: 0,
     });
-    expect(checkedTargets.at(-1)).toEqual(['localhost:5999/hello:v1']);
+    // The no-force check asked the registry about the tag, and only about the tag.
+    expect(tagChecksSince(mark)).toEqual(['hello:v1']);
     expect(await queueLength()).toBe(before + 1);
     const messages = (await queuedMessages()).map((m) => JSON.parse(Buffer.from(m, 'base64').toString('utf8')) as unknown);
     expect(messages).toContainEqual({ jobId: res.body.id, continuation: 0 });
@@ -115,6 +120,36 @@ describe('POST /api/imports', () => {
     const everything = [JSON.stringify(res.body), JSON.stringify(fetched.body), ...messages, ...logs, JSON.stringify(stored)].join('\n');
     expect(everything).not.toContain(PASSWORD);
     expect(JSON.stringify(fetched.body)).not.toContain('robot$reader');
+  });
+
+  it('shows a leased job with sealed credentials field by field: exactly the documented keys', async () => {
+    const res = await post({ source: SOURCE, images: ['keys:v1'], username: 'robot', password: PASSWORD });
+    expect(res.status).toBe(202);
+    const { jobs } = await jobStorage();
+    const outcome = await acquireJobLease(jobs, res.body.id, { owner: 'worker-under-test', durationInMs: 60_000, continuation: 0 });
+    expect(outcome.kind).toBe('acquired');
+    if (outcome.kind !== 'acquired') return;
+    await outcome.lease.update((job) => {
+      job.sourceDigest = `sha256:${'a'.repeat(64)}`;
+      job.lastError = { code: 'REGISTRY_ERROR', message: 'source registry error: 503', at: new Date().toISOString() };
+    });
+    // What the status must not show is really there in the stored job.
+    const stored = (await jobs.get(res.body.id))!.value;
+    expect(stored).toMatchObject({ leaseOwner: 'worker-under-test', sealedCredentials: expect.stringMatching(/^v1\./), leaseExpiresAt: expect.any(String) });
+
+    const fetched = await get(`/api/imports/${res.body.id}`, { params: { id: res.body.id } });
+    const listed = (await get('/api/imports?status=running')).body.value.find((j: { id: string }) => j.id === res.body.id);
+    for (const document of [fetched.body, listed]) {
+      expect(Object.keys(document).sort()).toEqual(
+        ['attempts', 'continuations', 'createdAt', 'id', 'lastError', 'manifestCounts', 'manifests', 'options', 'progress', 'source', 'startedAt', 'status', 'targets', 'updatedAt'].sort(),
+      );
+      expect(Object.keys(document.source).sort()).toEqual(['digest', 'reference']);
+      expect(Object.keys(document.targets[0]).sort()).toEqual(['reference', 'tagged']);
+      expect(Object.keys(document.options).sort()).toEqual(['force', 'platforms', 'referrers']);
+      expect(Object.keys(document.lastError).sort()).toEqual(['at', 'code', 'message']);
+      expect(document.status).toBe('running');
+    }
+    await outcome.lease.release();
   });
 
   it.each<[string, CallOptions, number, string, string | undefined, RegExp]>([
@@ -146,42 +181,58 @@ describe('POST /api/imports', () => {
   });
 
   it('answers 409 when a target tag exists and force is not set, before anything is queued', async () => {
-    existingTags.set('localhost:5999/hello:taken', `sha256:${'e'.repeat(64)}`);
+    const taken = await pushImage(registry, 'hello', 'taken', { layers: [100] });
     const before = await queueLength();
-    const res = await post({ source: SOURCE, images: ['hello:free', 'hello:taken'] });
+    const res = await post({ source: LOCAL_SOURCE, images: ['hello:free', 'hello:taken'] });
     expect(res.status).toBe(409);
     expect(res.body.error).toMatchObject({ code: 'TAG_EXISTS', field: 'images' });
-    expect(res.body.error.message).toMatch(/localhost:5999\/hello:taken .*set "force": true/);
+    expect(res.body.error.message).toMatch(new RegExp(`${TARGET}/hello:taken \\(${taken.digest}\\).*set "force": true`));
+    expect(res.body.error.message).not.toContain('hello:free');
+    expect(res.body.error.details).toEqual([{ code: 'TAG_EXISTS', message: `${TARGET}/hello:taken points at ${taken.digest}`, field: 'images' }]);
     expect(await queueLength()).toBe(before);
     // With force, no check is made and the job is queued.
-    const forced = await post({ source: SOURCE, images: ['hello:taken'], force: true });
+    const mark = proxy.requests.length;
+    const forced = await post({ source: LOCAL_SOURCE, images: ['hello:taken'], force: true });
     expect(forced.status).toBe(202);
+    expect(tagChecksSince(mark)).toEqual([]);
     // A tag that already points at the requested digest is no conflict.
-    const digest = `sha256:${'e'.repeat(64)}`;
-    expect((await post({ source: `docker.io/library/hello-world@${digest}`, images: ['hello:taken'] })).status).toBe(202);
+    expect((await post({ source: `${registry.host}/library/hello-world@${taken.digest}`, images: ['hello:taken'] })).status).toBe(202);
   });
 
   it('accepts a tag already at the digest the source tag names, and a tag the source could not be asked about', async () => {
-    existingTags.set('localhost:5999/hello:same', sourceDigest as string);
-    expect((await post({ source: SOURCE, images: ['hello:same'] })).status).toBe(202);
+    // The source is the target tag itself, so the tag holds exactly the digest the source names.
+    await pushImage(registry, 'hello', 'same', { layers: [100] });
+    const mark = proxy.requests.length;
+    expect((await post({ source: `${registry.host}/hello:same`, images: ['hello:same'] })).status).toBe(202);
+    expect(tagChecksSince(mark)).toEqual(['hello:same']);
     // The source cannot be reached: the worker will decide.
-    sourceDigest = new CopyError('REGISTRY_ERROR', 'source registry error: connection refused', 'source');
-    existingTags.set('localhost:5999/hello:unknown', `sha256:${'e'.repeat(64)}`);
-    expect((await post({ source: SOURCE, images: ['hello:unknown'] })).status).toBe(202);
+    await pushImage(registry, 'hello', 'unknown', { layers: [100] });
+    expect((await post({ source: `127.0.0.1:${await freePort()}/library/hello-world:latest`, images: ['hello:unknown'] })).status).toBe(202);
+    // A tag at another digest than the reachable source's is still a conflict.
+    expect((await post({ source: LOCAL_SOURCE, images: ['hello:unknown'] })).status).toBe(409);
   });
 
   it('answers 502 when the target cannot be checked', async () => {
     targetDown = true;
+    const before = await queueLength();
     const res = await post({ source: SOURCE, images: ['hello:v9'] });
     expect(res.status).toBe(502);
     expect(res.body.error.code).toBe('TARGET_CHECK_FAILED');
-    expect(res.body.error.message).toMatch(/could not check the target registry localhost:5999/);
+    expect(res.body.error.message).toMatch(new RegExp(`could not check the target registry ${TARGET}`));
+    expect(await queueLength()).toBe(before);
   });
 
   it('keeps the target password out of a failed target check', async () => {
     const targetPassword = `target-pass-${randomBytes(8).toString('hex')}`;
     Object.assign(process.env, { HOIST_TARGET_USERNAME: 'pusher', HOIST_TARGET_PASSWORD: targetPassword });
-    targetEchoesPassword = true;
+    // A manifest HEAD carries no body, so no real registry can quote a password here: the
+    // engine's target check is scripted to fail with one in its message.
+    setEngine({
+      findExistingTags: async (_targets, hosts) => {
+        const answer = await hosts.credentials.getCredentials(TARGET, []);
+        throw new CopyError('AUTH_FAILED', `the target refused password ${answer?.kind === 'basic' ? answer.password : ''}`, 'target');
+      },
+    });
     const logs: string[] = [];
     try {
       const res = await call(importsHandler, { json: { source: SOURCE, images: ['hello:echo'] } }, logs);
@@ -190,6 +241,7 @@ describe('POST /api/imports', () => {
       expect(JSON.stringify(res.body)).not.toContain(targetPassword);
       expect(logs.join('\n')).not.toContain(targetPassword);
     } finally {
+      setEngine();
       delete process.env.HOIST_TARGET_USERNAME;
       delete process.env.HOIST_TARGET_PASSWORD;
     }
@@ -255,7 +307,7 @@ describe('Idempotency-Key', () => {
     const first = await post({ source: SOURCE, images: ['idem:v1'] }, { headers: { 'idempotency-key': key } });
     expect(first.status).toBe(202);
     // Someone else creates the tag meanwhile: a replay still returns the job (no 409).
-    existingTags.set('localhost:5999/idem:v1', `sha256:${'f'.repeat(64)}`);
+    await pushImage(registry, 'idem', 'v1', { layers: [100] });
     const again = await post({ images: ['idem:v1'], source: SOURCE, force: false }, { headers: { 'idempotency-key': key } });
     expect(again.status).toBe(202);
     expect(again.body.id).toBe(first.body.id);

@@ -1,7 +1,41 @@
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { definitions } from '../../src/functions/definitions.js';
-import { register } from '../../src/functions/register.js';
+
+/**
+ * Loads the app's entry point (package.json `main`, built into dist/) in a fresh Node process
+ * the way the Functions worker does: the worker answers `require('@azure/functions-core')` with
+ * its core API, and the `@azure/functions` package registers each `app.*` call through it. A
+ * recording core API stands in for the worker (the one peer a test cannot run), so this sees
+ * exactly what the runtime would be told.
+ */
+const LOAD_LIKE_THE_WORKER = `
+const Module = require('node:module');
+const registered = [];
+const hooks = [];
+const core = {
+  setProgrammingModel() {},
+  registerFunction(metadata, handler) { registered.push({ metadata, handler }); return { dispose() {} }; },
+  registerHook(name) { hooks.push(name); return { dispose() {} }; },
+};
+const load = Module._load;
+Module._load = function (request, ...rest) { return request === '@azure/functions-core' ? core : load.call(this, request, ...rest); };
+require(process.argv[1]);
+const { definitions } = require(process.argv[2]);
+process.stdout.write(JSON.stringify({ hooks, functions: registered.map(({ metadata, handler }) => ({
+  name: metadata.name,
+  triggers: Object.values(metadata.bindings).filter((b) => b.direction === 'in'),
+  handlerIsDefinitions: definitions.find((d) => d.name === metadata.name)?.handler === handler,
+})) }));
+`;
+
+interface Registered {
+  name: string;
+  triggers: Array<Record<string, unknown>>;
+  handlerIsDefinitions: boolean;
+}
 
 describe('definitions', () => {
   it('list the imports HTTP function and the imports queue worker', () => {
@@ -12,9 +46,23 @@ describe('definitions', () => {
     ]);
     for (const d of definitions) expect(typeof d.handler).toBe('function');
   });
+});
 
-  it('register with app.* without throwing (the package skips them outside the runtime)', () => {
-    expect(() => register(definitions)).not.toThrow();
+describe('register (the entry point the Functions runtime loads)', () => {
+  it('registers every definition with its trigger and its own handler', async () => {
+    const root = path.resolve(__dirname, '../..');
+    const main = path.join(root, (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { main: string }).main);
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', LOAD_LIKE_THE_WORKER, main, path.join(root, 'dist/src/functions/definitions.js')], { cwd: root });
+    const { hooks, functions: registered } = JSON.parse(stdout) as { hooks: string[]; functions: Registered[] };
+    // The host's shutdown reaches the worker (shutdown.ts), so running imports pause and continue.
+    expect(hooks).toEqual(['appTerminate']);
+    expect(registered.map((r) => r.name)).toEqual(['imports', 'importWorker', 'sweepImports']);
+    const [imports, worker, sweep] = registered;
+    expect(imports.triggers).toEqual([expect.objectContaining({ type: 'httpTrigger', methods: ['GET', 'POST'], authLevel: 'function', route: 'imports/{id?}' })]);
+    expect(worker.triggers).toEqual([expect.objectContaining({ type: 'queueTrigger', queueName: 'imports', connection: 'AzureWebJobsStorage' })]);
+    expect(sweep.triggers).toEqual([expect.objectContaining({ type: 'timerTrigger', schedule: '0 */5 * * * *' })]);
+    expect(sweep.triggers[0]).not.toHaveProperty('runOnStartup');
+    for (const r of registered) expect(r.handlerIsDefinitions, r.name).toBe(true);
   });
 
   it('report a malformed HOIST_SECRET_KEY once as the app loads (from the build, as Azure loads it)', () => {

@@ -17,6 +17,7 @@
  * remove rules mid-copy.
  */
 import { request as httpRequest, Agent, createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { listenOnLoopback } from './ports.js';
 
 /** What a rule sees about one request. */
@@ -62,6 +63,11 @@ export type ProxyAction =
        * acting in between (moving a tag right after the client's PUT landed).
        */
       afterUpstream?: () => Promise<void>;
+      /**
+       * Forward only once this settles: a test's own action (another writer, say) happens
+       * between the client's request and the registry seeing it, with no timing involved.
+       */
+      waitFor?: Promise<unknown>;
       label?: string;
     }
   /**
@@ -89,9 +95,9 @@ export interface ProxyRecord {
 
 /** A running proxy. */
 export interface TestProxy {
-  /** `http://127.0.0.1:PORT` */
+  /** `http://127.0.0.1:PORT` (`https://` and another name with {@link ProxyListenOptions}) */
   url: string;
-  /** `127.0.0.1:PORT` */
+  /** `127.0.0.1:PORT` (or `hostname:PORT`) */
   host: string;
   /** Every request, in arrival order (a record is updated when its response is sent). */
   requests: ProxyRecord[];
@@ -109,6 +115,34 @@ const UPLOAD_SESSION = /\/blobs\/uploads\/([^/?]+)/;
 
 /** Blob GETs by digest: the default target of corruption. */
 const BLOB_BY_DIGEST = /\/blobs\/sha256:[0-9a-f]{64}$/;
+
+/** A request's headers for the upstream registry: hop-by-hop removed, `Host` the upstream's. */
+export function forwardedHeaders(headers: IncomingHttpHeaders, upstreamHost: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    out[name] = value;
+  }
+  out.host = upstreamHost;
+  return out;
+}
+
+/**
+ * A registry's raw response headers for the client: hop-by-hop removed, and absolute
+ * `Location`s at the upstream rewritten to `clientOrigin`, so an upload keeps coming back through.
+ */
+export function relayedHeaders(raw: string[], upstreamOrigin: string, clientOrigin: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] ?? '';
+    let value = raw[i + 1] ?? '';
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) continue;
+    if (lower === 'location' && value.startsWith(upstreamOrigin)) value = clientOrigin + value.slice(upstreamOrigin.length);
+    out.push(name, value);
+  }
+  return out;
+}
 
 function bearer(headers: IncomingHttpHeaders): string | undefined {
   const match = /^Bearer\s+(\S+)/i.exec(headers.authorization ?? '');
@@ -283,7 +317,18 @@ export function dropUploads(location?: string | RegExp): ProxyRule {
  * const proxy = await startProxy(reg.url, [tooManyRequests({ path: /\/manifests\//, times: 2 })]);
  * // point the client at proxy.host instead of reg.host
  */
-export async function startProxy(upstream: string, rules: ProxyRule[] = []): Promise<TestProxy> {
+/** How the proxy itself is reached. */
+export interface ProxyListenOptions {
+  /** Serve HTTPS with this key and certificate (PEM) instead of plain HTTP. */
+  tls?: { key: string | Buffer; cert: string | Buffer };
+  /**
+   * The name clients use for the proxy (it still listens on 127.0.0.1 only), for `url`, `host`
+   * and rewritten Locations: a certificate names it, and a client maps it to 127.0.0.1.
+   */
+  hostname?: string;
+}
+
+export async function startProxy(upstream: string, rules: ProxyRule[] = [], listen: ProxyListenOptions = {}): Promise<TestProxy> {
   const upstreamUrl = new URL(upstream);
   const upstreamOrigin = upstreamUrl.origin;
   const agent = new Agent({ keepAlive: true });
@@ -292,27 +337,11 @@ export async function startProxy(upstream: string, rules: ProxyRule[] = []): Pro
   let proxyOrigin = '';
 
   function upstreamHeaders(headers: IncomingHttpHeaders, overrides: Record<string, string> = {}): Record<string, string | string[]> {
-    const out: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(headers)) {
-      if (value === undefined || HOP_BY_HOP.has(name)) continue;
-      out[name] = value;
-    }
-    out.host = upstreamUrl.host;
-    return { ...out, ...overrides };
+    return { ...forwardedHeaders(headers, upstreamUrl.host), ...overrides };
   }
 
-  /** Response headers for the client: hop-by-hop removed, upstream Locations rewritten. */
   function clientHeaders(raw: string[]): string[] {
-    const out: string[] = [];
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      const name = raw[i] ?? '';
-      let value = raw[i + 1] ?? '';
-      const lower = name.toLowerCase();
-      if (HOP_BY_HOP.has(lower)) continue;
-      if (lower === 'location' && value.startsWith(upstreamOrigin)) value = proxyOrigin + value.slice(upstreamOrigin.length);
-      out.push(name, value);
-    }
-    return out;
+    return relayedHeaders(raw, upstreamOrigin, proxyOrigin);
   }
 
   function drain(req: IncomingMessage): Promise<void> {
@@ -465,20 +494,23 @@ export async function startProxy(upstream: string, rules: ProxyRule[] = []): Pro
     }
     if (action.type === 'invalidToken') return invalidToken(req, res, record);
     if (action.delayMs) await new Promise((resolve) => setTimeout(resolve, action.delayMs));
+    if (action.waitFor) await action.waitFor.catch(() => undefined);
     return forward(req, res, action, record);
   }
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch(() => res.socket?.destroy());
-  });
+  };
+  const server = listen.tls ? createTlsServer({ key: listen.tls.key, cert: listen.tls.cert }, onRequest) : createServer(onRequest);
   let connections = 0;
-  server.on('connection', () => connections++);
+  server.on(listen.tls ? 'secureConnection' : 'connection', () => connections++);
   const listening = await listenOnLoopback(server);
-  proxyOrigin = listening.url;
+  const host = `${listen.hostname ?? '127.0.0.1'}:${listening.port}`;
+  proxyOrigin = `${listen.tls ? 'https' : 'http'}://${host}`;
 
   return {
     url: proxyOrigin,
-    host: listening.host,
+    host,
     requests,
     rules,
     get connections() {

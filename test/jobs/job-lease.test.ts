@@ -2,6 +2,7 @@ import { LeaseLostError } from '../../src/jobs/errors.js';
 import { newJobId } from '../../src/jobs/job-id.js';
 import { acquireJobLease, type LeaseOutcome } from '../../src/jobs/job-lease.js';
 import { newJobRecord, type JobRecord } from '../../src/jobs/job-record.js';
+import type { JobStore } from '../../src/jobs/job-store.js';
 import { useJobStorage } from './azurite.js';
 
 const env = useJobStorage();
@@ -12,8 +13,29 @@ async function createJob(overrides: Partial<JobRecord> = {}): Promise<JobRecord>
   return record;
 }
 
-function acquire(id: string, owner: string, options: { durationInMs?: number; continuation?: number } = {}): Promise<LeaseOutcome> {
-  return acquireJobLease(env.storage.jobs, id, { owner, durationInMs: options.durationInMs ?? 30_000, continuation: options.continuation ?? 0 });
+/** The leases' clock: tests move it instead of waiting. */
+let clock = Date.now();
+const now = () => clock;
+
+function acquire(id: string, owner: string, options: { durationInMs?: number; continuation?: number; store?: JobStore } = {}): Promise<LeaseOutcome> {
+  return acquireJobLease(options.store ?? env.storage.jobs, id, { owner, durationInMs: options.durationInMs ?? 30_000, continuation: options.continuation ?? 0, now });
+}
+
+/** The real store, with an awaitable event for each write (`replace`) it settles. */
+function observed(store: JobStore): { store: JobStore; nextWrite: () => Promise<void> } {
+  let waiting: Array<() => void> = [];
+  const wrapper = Object.create(store) as JobStore;
+  wrapper.replace = (...args: Parameters<JobStore['replace']>) => {
+    const written = store.replace(...args);
+    const settled = () => {
+      const wake = waiting;
+      waiting = [];
+      for (const resolve of wake) resolve();
+    };
+    written.then(settled, settled);
+    return written;
+  };
+  return { store: wrapper, nextWrite: () => new Promise((resolve) => waiting.push(resolve)) };
 }
 
 describe('job lease', () => {
@@ -34,8 +56,9 @@ describe('job lease', () => {
     const record = await createJob();
     const first = await acquire(record.id, 'first', { durationInMs: 300 });
     expect(first.kind).toBe('acquired');
-    expect((await acquire(record.id, 'second')).kind).toBe('held');
-    await new Promise((r) => setTimeout(r, 400));
+    clock += 299;
+    expect(await acquire(record.id, 'second')).toEqual({ kind: 'held', owner: 'first', retryAfterMs: 1 });
+    clock += 1;
     const second = await acquire(record.id, 'second');
     expect(second.kind).toBe('acquired');
     if (first.kind !== 'acquired' || second.kind !== 'acquired') return;
@@ -70,23 +93,64 @@ describe('job lease', () => {
 
   it('is renewed while held, and aborts its signal when renewal is impossible', async () => {
     const record = await createJob();
-    const outcome = await acquire(record.id, 'renewer', { durationInMs: 600 });
+    const { store, nextWrite } = observed(env.storage.jobs);
+    const outcome = await acquire(record.id, 'renewer', { durationInMs: 600, store });
     if (outcome.kind !== 'acquired') throw new Error('not acquired');
-    outcome.lease.startRenewal();
-    await new Promise((r) => setTimeout(r, 1500));
-    // Still ours: a competitor finds it held.
-    expect((await acquire(record.id, 'competitor')).kind).toBe('held');
-    // Steal it behind the holder's back: the next renewal notices and aborts.
-    // (Retry: the thief's read-then-write can itself lose to a renewal.)
-    for (let stolen = false; !stolen; ) {
+    const { lease } = outcome;
+    const expiresFirst = clock + 600;
+    // The renewal timer fires every third of the duration (at least 250 ms): fire it by hand.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      lease.startRenewal();
+      const tick = async () => {
+        clock += 250;
+        const written = nextWrite();
+        vi.advanceTimersByTime(250);
+        await written;
+      };
+      for (let i = 0; i < 3; i++) await tick();
+      // Past the first expiry, and still ours: a competitor finds it held.
+      expect(clock).toBeGreaterThan(expiresFirst);
+      expect((await acquire(record.id, 'competitor')).kind).toBe('held');
+      // Steal it behind the holder's back: the next renewal notices and aborts.
       const current = (await env.storage.jobs.get(record.id))!;
-      stolen = await env.storage.jobs
-        .replace({ ...current.value, leaseOwner: 'thief', leaseExpiresAt: new Date(Date.now() + 60_000).toISOString() }, current.etag)
-        .then(() => true, () => false);
+      await env.storage.jobs.replace({ ...current.value, leaseOwner: 'thief', leaseExpiresAt: new Date(clock + 60_000).toISOString() }, current.etag);
+      const aborted = new Promise((resolve) => lease.signal.addEventListener('abort', resolve));
+      clock += 250;
+      vi.advanceTimersByTime(250);
+      await aborted;
+      expect(lease.lost).toBe(true);
+      expect((await env.storage.jobs.get(record.id))!.value.leaseOwner).toBe('thief');
+    } finally {
+      lease.stopRenewal();
+      vi.useRealTimers();
     }
-    await new Promise((r) => setTimeout(r, 500));
-    expect(outcome.lease.signal.aborted).toBe(true);
-    outcome.lease.stopRenewal();
+  });
+
+  it('stops, aborting its signal, once its lease expired without a renewal', async () => {
+    const record = await createJob();
+    const outcome = await acquire(record.id, 'late', { durationInMs: 900 });
+    if (outcome.kind !== 'acquired') throw new Error('not acquired');
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      outcome.lease.startRenewal();
+      // The process was suspended past the expiry: the timer's next tick must not renew.
+      clock += 900;
+      vi.advanceTimersByTime(300);
+      expect(outcome.lease.lost).toBe(true);
+      await expect(outcome.lease.update(() => {})).rejects.toBeInstanceOf(LeaseLostError);
+    } finally {
+      outcome.lease.stopRenewal();
+      vi.useRealTimers();
+    }
+  });
+
+  it('is taken again by its own holder while it lasts, and by no one else', async () => {
+    const record = await createJob();
+    expect((await acquire(record.id, 'same')).kind).toBe('acquired');
+    expect((await acquire(record.id, 'same')).kind).toBe('acquired');
+    expect((await acquire(record.id, 'other')).kind).toBe('held');
+    expect((await env.storage.jobs.get(record.id))!.value).toMatchObject({ leaseOwner: 'same', attempts: 2 });
   });
 
   it('reports finished, stale and missing jobs without writing', async () => {

@@ -43,9 +43,9 @@ describe('sweepAbandonedImports', () => {
 
   it('sees the delivery count the lease recorded', async () => {
     const job = await createJob();
-    const outcome = await acquireJobLease(env.storage.jobs, job.id, { owner: 'w1', durationInMs: 1, continuation: 0, dequeueCount: MAX });
+    // Taken a minute ago for 30 s: expired by now, with no waiting.
+    const outcome = await acquireJobLease(env.storage.jobs, job.id, { owner: 'w1', durationInMs: 30_000, continuation: 0, dequeueCount: MAX, now: () => Date.now() - 60_000 });
     expect(outcome.kind).toBe('acquired');
-    await new Promise((r) => setTimeout(r, 20));
     expect(await sweepAbandonedImports({ jobs: env.storage.jobs, checkpoints: env.storage.checkpoints, maxDequeueCount: MAX })).toEqual([job.id]);
   });
 });

@@ -91,7 +91,7 @@ describe('local host queue trigger', () => {
     expect(messages).toEqual(['plain text']);
   });
 
-  it('retries a failing message after visibilityTimeout until maxDequeueCount, then moves the original to <queue>-poison', async () => {
+  it('retries a failing message after visibilityTimeout until maxDequeueCount, then moves the original to <queue>-poison', { tags: ['slow'] }, async () => {
     const { name, queue, poison } = await newQueue();
     const attempts: Array<{ dequeueCount: unknown; at: number }> = [];
     await startHost(name, async (_, context) => {
@@ -181,17 +181,18 @@ describe('local host queue trigger', () => {
         await delay(150);
         processed.push({ host: hostName, n: (message as { n: number }).n });
       };
-    await startHost(name, worker('A'));
-    await startHost(name, worker('B'));
+    const pair = [await startHost(name, worker('A')), await startHost(name, worker('B'))];
     await Promise.all(Array.from({ length: 20 }, (_, n) => queue.sendMessage(base64(JSON.stringify({ n })))));
     await waitFor(() => processed.length >= 20, 30_000, '20 messages');
-    await delay(1500); // any duplicate delivery would show up here
+    // Once every message is deleted none can be delivered again, and once both hosts have
+    // stopped (letting running handlers finish) every delivery made is in `processed`.
+    await waitFor(async () => (await messageCount(queue)) === 0, 10_000, 'the queue to drain');
+    await Promise.all(pair.map((host) => host.stop()));
     expect(processed.map((p) => p.n).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, n) => n));
     expect(new Set(processed.map((p) => p.host))).toEqual(new Set(['A', 'B']));
-    await waitFor(async () => (await messageCount(queue)) === 0, 10_000, 'the queue to drain');
   });
 
-  it('renews the lease while a handler outlives it, so no other instance receives the message', async () => {
+  it('renews the lease while a handler outlives it, so no other instance receives the message', { tags: ['slow'] }, async () => {
     const { name, queue } = await newQueue();
     const invocations: Array<{ host: string; dequeueCount: unknown }> = [];
     const slow =

@@ -45,8 +45,34 @@ describe('parseReference', () => {
     ['127.0.0.1:99999/x', /registry "127.0.0.1:99999" has port 99999: give a port from 1 to 65535/],
     ['localhost:0/x', /has port 0: give a port from 1 to 65535/],
     ['[::1]:65536/x', /has port 65536/],
+    // Surviving mutants showed these unchecked: anchors of the host, tag and digest patterns.
+    ['bad_host.io/x:1', /registry "bad_host\.io" is not a valid host\[:port\]/],
+    ['a.io_b/x:1', /registry "a\.io_b" is not a valid host/],
+    [`a.io/x:${'t'.repeat(129)}`, /tag "t+" is not valid: up to 128/],
+    [`a.io/x@sha256:${'a'.repeat(65)}`, /exactly 64 lowercase hex/],
+    [`a.io/x@sha256:${'a'.repeat(63)}`, /exactly 64 lowercase hex/],
+    [`a.io/x@sha512:${'b'.repeat(129)}`, /exactly 128 lowercase hex/],
+    [`a.io/x@sha256:${'a'.repeat(64)}!`, /a digest is ALGORITHM:HEX/],
+    [`a.io/x@!sha256:${'a'.repeat(64)}`, /a digest is ALGORITHM:HEX/],
+    ['a.io/', /the repository name is empty/],
   ])('rejects %j', (input, message) => {
     expect(() => parseReference(input)).toThrow(message);
+  });
+
+  it('reads a lone name with a dot as a Docker Hub repository, and an uppercase first component as a registry', () => {
+    expect(parseReference('my.image:1').name).toBe('docker.io/library/my.image');
+    expect(parseReference('Myregistry/app:1').registry.name).toBe('Myregistry');
+  });
+
+  it('accepts a 128-character tag and a name of exactly 255 characters, not 256', () => {
+    expect(parseReference(`a.io/x:${'t'.repeat(128)}`).tag).toHaveLength(128);
+    const repository = (length: number) => `x${'y'.repeat(length - 'a.io/'.length - 1)}`;
+    expect(parseReference(`a.io/${repository(255)}:t`).name).toHaveLength(255);
+    expect(() => parseReference(`a.io/${repository(256)}:t`)).toThrow(/longer than 255/);
+  });
+
+  it('names the whole reference once when its digest is wrong', () => {
+    expect(() => parseReference('a.io/x@sha256:abc')).toThrow(/^invalid reference "a\.io\/x@sha256:abc": a sha256 digest needs exactly 64 lowercase hex digits$/);
   });
 
   it('requires a registry when asked (az acr import rule)', () => {
@@ -59,9 +85,16 @@ describe('parseReference', () => {
       ['localhost:5000/x', 'http'],
       ['127.0.0.1:5000/x', 'http'],
       ['127.1.2.3/x', 'http'],
+      ['127.10.200.30:5000/x', 'http'],
       ['[::1]:5000/x', 'http'],
       ['ghcr.io/x', 'https'],
       ['myreg.example:8443/x', 'https'],
+      // Names that merely start like a loopback address are other hosts: never plain http.
+      ['127.0.0.1.nip.io/x', 'https'],
+      ['127.0.0.1000:5000/x', 'https'],
+      ['127.0.0.1x.example/x', 'https'],
+      ['a127.0.0.1/x', 'https'],
+      ['localhost.example/x', 'https'],
     ])('%s uses %s', (input, scheme) => {
       expect(new RegistryHosts().host(parseReference(input).registry).scheme).toBe(scheme);
     });
