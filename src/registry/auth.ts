@@ -118,7 +118,6 @@ export class Authenticator {
     }
     const key = [...new Set(scopes)].sort().join(' ');
     if (sent === undefined || sent === `Bearer ${this.tokens.get(key)?.token}`) this.tokens.delete(key);
-    if (verdict === 'renewed') this.tokens.clear();
     return verdict;
   }
 
