@@ -11,6 +11,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { RegistryClient } from '../src/registry/client.js';
+import { RegistryHosts } from '../src/registry/hosts.js';
 import { parseReference } from '../src/registry/reference.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { intEnv, median, MiB } from './measure.js';
@@ -28,7 +29,7 @@ async function uploadAll(mode: Mode): Promise<number> {
   const registry = await startRegistry();
   try {
     const ref = parseReference(`${registry.host}/floor/blobs:v1`);
-    const client = RegistryClient.for(ref.registry);
+    const client = RegistryClient.for(ref.registry, new RegistryHosts());
     const started = process.hrtime.bigint();
     await Promise.all(
       blobs.map(async ({ bytes, digest }) => {

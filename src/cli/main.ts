@@ -30,8 +30,11 @@ Flags:
                        layers, from the source registry or else their URLs (http/https only,
                        verified like any blob); by default they stay referenced by URL
   --dry-run            print the plan (manifests, blobs, bytes to move) and change nothing
-  --src-creds U:P      source registry credentials
-  --dest-creds U:P     target registry credentials
+  --src-creds U:P      source registry credentials (else HOIST_SRC_USERNAME/PASSWORD)
+  --dest-creds U:P     target registry credentials (else HOIST_DEST_USERNAME/PASSWORD, else the
+                       Docker config's credHelpers, credsStore and auths, identitytoken included)
+  --retry-times N      attempts per request, token request and blob restart, 1 to 20 (default 5;
+                       else HOIST_RETRY_ATTEMPTS)
   --concurrency N      parallel blob transfers (default 4)
   --chunk-size BYTES   upload in chunks of this size (e.g. 4MiB) instead of one stream per blob
   --resume-dir DIR     save upload checkpoints in DIR; running the same copy again resumes

@@ -5,8 +5,11 @@
 import { parseArgs } from 'node:util';
 import { parsePlatform } from '../copy/platform.js';
 import type { CopyOptions, CopyRequest } from '../copy/types.js';
-import { dockerConfigCredentials, firstOf, forRegistry, parseUserPassword, type CredentialSource, type Credentials } from '../registry/credentials.js';
+import { firstOf, forRegistry, parseUserPassword, type CredentialProvider, type Credentials } from '../registry/credentials.js';
+import { dockerConfigCredentials } from '../registry/docker-config.js';
+import { parseHostList, RegistryHosts } from '../registry/hosts.js';
 import { InvalidReferenceError, parseReference } from '../registry/reference.js';
+import { DEFAULT_RETRY, MAX_RETRY_ATTEMPTS } from '../registry/retry.js';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -45,6 +48,16 @@ function maxBlobBytesFromEnv(): number | undefined {
   return n;
 }
 
+/** `--retry-times`, else `HOIST_RETRY_ATTEMPTS`: attempts per request, token request and blob restart. */
+function retryAttempts(flag: string | undefined): number {
+  if (flag !== undefined) return parseCount(flag, '--retry-times', MAX_RETRY_ATTEMPTS);
+  const value = process.env.HOIST_RETRY_ATTEMPTS?.trim();
+  if (!value) return DEFAULT_RETRY.maxAttempts;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > MAX_RETRY_ATTEMPTS) throw new UsageError(`HOIST_RETRY_ATTEMPTS "${value}" is not valid: give a whole number from 1 to ${MAX_RETRY_ATTEMPTS}, or leave it unset for ${DEFAULT_RETRY.maxAttempts}`);
+  return n;
+}
+
 function credentialsFrom(flag: string | undefined, flagName: string, userVar: string, passVar: string): Credentials | undefined {
   if (flag !== undefined) {
     try {
@@ -76,6 +89,7 @@ export function parseCopyArgs(args: string[]): CopyCommand {
         'dry-run': { type: 'boolean' },
         'src-creds': { type: 'string' },
         'dest-creds': { type: 'string' },
+        'retry-times': { type: 'string' },
         concurrency: { type: 'string' },
         'chunk-size': { type: 'string' },
         'resume-dir': { type: 'string' },
@@ -106,11 +120,16 @@ export function parseCopyArgs(args: string[]): CopyCommand {
 
   const src = credentialsFrom(values['src-creds'], '--src-creds', 'HOIST_SRC_USERNAME', 'HOIST_SRC_PASSWORD');
   const dest = credentialsFrom(values['dest-creds'], '--dest-creds', 'HOIST_DEST_USERNAME', 'HOIST_DEST_PASSWORD');
-  const sources: CredentialSource[] = [];
+  const providers: CredentialProvider[] = [];
   // When both sides are one registry, the target's credentials (which must push) come first.
-  if (dest) sources.push(forRegistry(target.registry.name, dest));
-  if (src) sources.push(forRegistry(source.registry.name, src));
-  sources.push(dockerConfigCredentials());
+  if (dest) providers.push(forRegistry(target.registry.name, dest, 'dest-creds'));
+  if (src) providers.push(forRegistry(source.registry.name, src, 'src-creds'));
+  providers.push(dockerConfigCredentials());
+  const hosts = new RegistryHosts({
+    credentials: firstOf(...providers),
+    retry: { ...DEFAULT_RETRY, maxAttempts: retryAttempts(values['retry-times']) },
+    insecureRegistries: parseHostList(process.env.HOIST_INSECURE_REGISTRIES),
+  });
 
   const chunkSize = values['chunk-size'] !== undefined ? parseSize(values['chunk-size'], '--chunk-size') : undefined;
   const resumeDir = values['resume-dir'];
@@ -126,7 +145,7 @@ export function parseCopyArgs(args: string[]): CopyCommand {
       allowNondistributableArtifacts: values['allow-nondistributable-artifacts'] ?? false,
     },
     options: {
-      credentials: firstOf(...sources),
+      hosts,
       concurrency: values.concurrency !== undefined ? parseCount(values.concurrency, '--concurrency', 64) : undefined,
       uploadMode: chunkSize !== undefined || resumeDir !== undefined ? 'chunked' : 'monolithic',
       chunkSizeInBytes: chunkSize,

@@ -12,7 +12,7 @@ import { RegistryError } from '../registry/errors.js';
 import type { Reference } from '../registry/reference.js';
 import type { AddressPolicy } from '../registry/address-policy.js';
 import { openUrlBlob, UrlBlobError } from '../registry/url-blob.js';
-import { backoffDelay, DEFAULT_RETRY, sleep } from '../registry/retry.js';
+import { backoffDelay, sleep } from '../registry/retry.js';
 import { ChunkPipe } from './chunk-pipe.js';
 import { CopyError, copyErrorFrom, type Side } from './errors.js';
 import type { BlobOutcome, CheckpointStore, ProgressEvent, UploadMode } from './types.js';
@@ -84,11 +84,11 @@ export async function transferBlob(t: BlobTransfer, blob: Descriptor): Promise<B
       return outcome;
     } catch (error) {
       if (error instanceof LostCommitRaceError) {
-        if (++raced < DEFAULT_RETRY.maxAttempts) {
+        if (++raced < t.target.host.retry.maxAttempts) {
           // Give the racing upload time to finish; the new attempt's commit, or its HEAD after
           // another lost race, then finds the blob.
           await t.checkpoints?.remove(target, blob.digest);
-          await sleep(backoffDelay(DEFAULT_RETRY, raced));
+          await sleep(backoffDelay(t.target.host.retry, raced));
           continue;
         }
         throw asCopyError(error.cause, blob);
@@ -120,7 +120,7 @@ function openSourceEarly(t: BlobTransfer, blob: Descriptor): Readable {
 function sourceFrom(t: BlobTransfer, blob: Descriptor, offset: number, early: Readable | undefined): Readable {
   if (early && !early.destroyed && offset === 0) return early;
   early?.destroy();
-  const stream = t.foreign ? openUrlBlob({ ...t.foreign, digest: blob.digest, size: blob.size, offset }) : t.source.openBlob(t.sourceRef, blob.digest, blob.size, offset);
+  const stream = t.foreign ? openUrlBlob({ ...t.foreign, digest: blob.digest, size: blob.size, offset, maxResumes: t.target.host.retry.maxAttempts }) : t.source.openBlob(t.sourceRef, blob.digest, blob.size, offset);
   // The GET may fail before the upload's request has hooked the stream; the upload then gets the
   // stored error (undici and async iteration both report it), instead of the process crashing.
   stream.on('error', () => undefined);
@@ -288,9 +288,6 @@ async function uploadChunked(t: BlobTransfer, blob: Descriptor, initial: UploadS
   return 'copied';
 }
 
-/** Target registries seen refusing bytes on the closing PUT; their last chunks go by PATCH. */
-const noChunkOnClose = new Set<string>();
-
 /**
  * Sends one chunk: by PATCH, or, given the blob it ends (`closes`), with the PUT that completes
  * the upload. If the request fails, only the registry knows whether the bytes landed (the
@@ -299,8 +296,9 @@ const noChunkOnClose = new Set<string>();
  * of the chunk or is gone. A closing PUT whose answer was lost leaves no session but the blob.
  */
 async function sendChunk(t: BlobTransfer, initial: UploadSession, chunk: ChunkBytes, closes?: Descriptor): Promise<UploadSession> {
-  const host = t.targetRef.registry.apiHost;
-  if (closes && noChunkOnClose.has(host)) return closeEmpty(t, await sendChunk(t, initial, chunk), closes);
+  // A target seen refusing bytes on the closing PUT gets its last chunks by PATCH (HostQuirks).
+  const { quirks, retry } = t.target.host;
+  if (closes && quirks.noChunkOnClose) return closeEmpty(t, await sendChunk(t, initial, chunk), closes);
   let session = initial;
   const sent = (s: UploadSession): UploadSession => ({ ...s, offset: s.offset + chunk.length });
   for (let attempt = 1; ; attempt++) {
@@ -312,7 +310,7 @@ async function sendChunk(t: BlobTransfer, initial: UploadSession, chunk: ChunkBy
       if (!(error instanceof RegistryError)) throw error;
       if (closes && refusesChunkOnClose(error)) {
         // The spec allows bytes on the closing PUT, but not every registry takes them.
-        noChunkOnClose.add(host);
+        quirks.noChunkOnClose = true;
         return closeEmpty(t, await sendChunk(t, session, chunk), closes);
       }
       if (closes && (error.code === 'DIGEST_INVALID' || error.code === 'BLOB_UNKNOWN')) {
@@ -331,9 +329,9 @@ async function sendChunk(t: BlobTransfer, initial: UploadSession, chunk: ChunkBy
       }
       if (status.offset === session.offset + chunk.length) return closes ? closeEmpty(t, status, closes) : status;
       if (status.offset !== session.offset) throw new LostUploadError(`upload of ${t.targetRef.name} holds ${status.offset} bytes, expected ${session.offset}`, { cause: error });
-      if (attempt >= DEFAULT_RETRY.maxAttempts) throw error;
+      if (attempt >= retry.maxAttempts) throw error;
       session = status;
-      await sleep(backoffDelay(DEFAULT_RETRY, attempt));
+      await sleep(backoffDelay(retry, attempt));
     }
   }
 }

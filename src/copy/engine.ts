@@ -4,10 +4,9 @@
  * place. A time budget or abort stops it between chunks with checkpoints saved, and the same
  * request continues from them later, in this process or another.
  */
-import type { AddressPolicy } from '../registry/address-policy.js';
 import { RegistryClient, type Descriptor, type Manifest } from '../registry/client.js';
-import type { CredentialSource } from '../registry/credentials.js';
 import { RegistryError } from '../registry/errors.js';
+import { RegistryHosts } from '../registry/hosts.js';
 import { isNonDistributableType } from '../registry/media-types.js';
 import type { Reference } from '../registry/reference.js';
 import { heldSizeMismatch, transferBlob } from './blob-transfer.js';
@@ -15,7 +14,6 @@ import { deferred } from './deferred.js';
 import { CopyError, copyErrorFrom } from './errors.js';
 import { mapLimit } from './limit.js';
 import type { ManifestNode } from './manifest.js';
-import { rememberBlob, mountCandidates } from './mount-hints.js';
 import { mergeFallbackIndex, targetHasReferrersApi } from './referrers.js';
 import { readSourceGraph, type SourceGraph } from './source-graph.js';
 import type { BlobOutcome, CopyCoordination, CopyOptions, CopyPlan, CopyRequest, CopyResult, ExternalBlob, PlannedBlob, ProgressEvent, WrittenManifest } from './types.js';
@@ -61,7 +59,9 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   const shouldPause = () => failing || options.abortSignal?.aborted === true || (moved && budgetSpent());
   if (request.targets.length === 0) throw new CopyError('INVALID_TARGET', 'no target given: name at least one target reference', 'target');
 
-  const source = RegistryClient.for(request.source.registry, options.credentials, options.addressPolicy);
+  // A copy given no hosts gets its own: nothing it learns outlives it.
+  const hosts = options.hosts ?? new RegistryHosts();
+  const source = RegistryClient.for(request.source.registry, hosts);
   const graph = await readSourceGraph(source, request.source, { platforms: request.platforms, referrers: request.referrers });
   const sourceDigest = graph.root.manifest.digest;
   const targetDigest = graph.top.manifest.digest;
@@ -75,9 +75,9 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
       throw new CopyError('INVALID_TARGET', `target ${target} names digest ${target.digest}, but the copy produces ${targetDigest}; drop the digest from the target or fix it`, 'target');
     }
   }
-  const repos = groupTargets(request.targets, options.credentials, options.addressPolicy);
+  const repos = groupTargets(request.targets, hosts);
   // No-force check, before any bytes move.
-  const existing = await findExistingTags(request.targets, options.credentials, targetDigest, options.addressPolicy);
+  const existing = await findExistingTags(request.targets, hosts, targetDigest);
   if (existing.length && !request.force) throw tagExists(existing);
 
   // The plan needs every blob's existence check, but a copy does not wait for all of them: a
@@ -88,7 +88,7 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   const emitAfterPlan = (event: ProgressEvent) => (held ? held.push(event) : emit(event));
   // Waiting for another copy's upload does not move anything, yet must end with the budget.
   const shouldStopWaiting = () => shouldPause() || budgetSpent();
-  const transfers = request.dryRun ? Promise.resolve([]) : copyBlobs(checks, source, request.source, options, { shouldPause, shouldStopWaiting }, emitAfterPlan);
+  const transfers = request.dryRun ? Promise.resolve([]) : copyBlobs(checks, source, request.source, { ...options, hosts }, { shouldPause, shouldStopWaiting }, emitAfterPlan);
   // Awaited below; a failure must not count as unhandled meanwhile.
   transfers.catch(() => undefined);
   let result: CopyResult;
@@ -143,12 +143,12 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
  * Target tags that already exist and do not point at `digest` (when given): the no-force check,
  * made before any bytes move and again just before each tag is written.
  */
-export async function findExistingTags(targets: Reference[], credentials?: CredentialSource, digest?: string, policy?: AddressPolicy): Promise<Array<{ reference: string; digest: string }>> {
+export async function findExistingTags(targets: Reference[], hosts: RegistryHosts, digest?: string): Promise<Array<{ reference: string; digest: string }>> {
   const found: Array<{ reference: string; digest: string }> = [];
   for (const target of targets) {
     if (!target.tag) continue;
     // By the tag alone: a digest beside it must not turn this into a lookup by digest.
-    const head = await RegistryClient.for(target.registry, credentials, policy)
+    const head = await RegistryClient.for(target.registry, hosts)
       .headManifest(target.withTag(target.tag))
       .catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
     if (head && head.digest !== digest) found.push({ reference: target.toString(), digest: head.digest });
@@ -157,8 +157,8 @@ export async function findExistingTags(targets: Reference[], credentials?: Crede
 }
 
 /** The digest `ref` names now (one HEAD), or undefined when the registry has no such manifest. */
-export async function resolveDigest(ref: Reference, credentials?: CredentialSource, policy?: AddressPolicy): Promise<string | undefined> {
-  return (await RegistryClient.for(ref.registry, credentials, policy).headManifest(ref))?.digest;
+export async function resolveDigest(ref: Reference, hosts: RegistryHosts): Promise<string | undefined> {
+  return (await RegistryClient.for(ref.registry, hosts).headManifest(ref))?.digest;
 }
 
 function tagExists(existing: Array<{ reference: string; digest: string }>): CopyError {
@@ -167,13 +167,13 @@ function tagExists(existing: Array<{ reference: string; digest: string }>): Copy
   return new CopyError('TAG_EXISTS', `target tag already exists: ${list}`, 'target');
 }
 
-function groupTargets(targets: Reference[], credentials?: CredentialSource, policy?: AddressPolicy): TargetRepo[] {
+function groupTargets(targets: Reference[], hosts: RegistryHosts): TargetRepo[] {
   const byName = new Map<string, TargetRepo>();
   for (const target of targets) {
     let repo = byName.get(target.name);
     if (!repo) {
       const ref = target.withRepository(target.repository);
-      repo = { ref, client: RegistryClient.for(target.registry, credentials, policy), tags: [], blobs: [] };
+      repo = { ref, client: RegistryClient.for(target.registry, hosts), tags: [], blobs: [] };
       byName.set(target.name, repo);
     }
     if (target.tag) repo.tags.push(target.withTag(target.tag));
@@ -289,7 +289,7 @@ async function targetHolds(repo: TargetRepo, blob: Descriptor): Promise<boolean>
   const held = await repo.client.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
   if (held === undefined) return false;
   if (held !== blob.size) throw heldSizeMismatch(repo.ref.name, blob, held);
-  rememberBlob(repo.ref, blob.digest);
+  repo.client.host.mountHints.remember(repo.ref, blob.digest);
   return true;
 }
 
@@ -325,7 +325,7 @@ function copyBlobs(
         return { blob, outcome: 'skipped' as const };
       }
       // The last holder is the likeliest to have finished: remembered last, it is tried first.
-      for (const repository of lock.mountFrom ?? []) rememberBlob(repo.ref.withRepository(repository), blob.digest);
+      for (const repository of lock.mountFrom ?? []) repo.client.host.mountHints.remember(repo.ref.withRepository(repository), blob.digest);
       const outcome = await transferOne(repo, blob);
       paused = outcome === 'paused';
       return { blob, outcome };
@@ -344,14 +344,14 @@ function copyBlobs(
         mode: options.checkpoints ? 'chunked' : (options.uploadMode ?? 'monolithic'),
         chunkSize: options.chunkSizeInBytes ?? DEFAULT_CHUNK_SIZE,
         checkpoints: options.checkpoints,
-        mountFrom: mountCandidates(sourceRef, repo.ref, blob.digest),
+        mountFrom: repo.client.host.mountHints.candidates(sourceRef, repo.ref, blob.digest),
         shouldPause,
         onProgress: emit,
-        ...(blob.urls && { foreign: { urls: blob.urls, addressPolicy: options.addressPolicy } }),
+        ...(blob.urls && { foreign: { urls: blob.urls, addressPolicy: options.hosts?.addressPolicy } }),
       },
       { digest: blob.digest, size: blob.size, mediaType: blob.mediaType },
     );
-    if (outcome !== 'paused') rememberBlob(repo.ref, blob.digest);
+    if (outcome !== 'paused') repo.client.host.mountHints.remember(repo.ref, blob.digest);
     return outcome;
   }
 }

@@ -3,8 +3,7 @@
  * hooks for checkpoints, time budgets and progress, and what comes back.
  */
 import type { Reference } from '../registry/reference.js';
-import type { CredentialSource } from '../registry/credentials.js';
-import type { AddressPolicy } from '../registry/address-policy.js';
+import type { RegistryHosts } from '../registry/hosts.js';
 
 /** `os/arch[/variant][:os.version]`, as in `linux/arm64/v8` or `windows/amd64:10.0.17763.5329`. */
 export interface Platform {
@@ -98,8 +97,12 @@ export interface BlobLock {
 }
 
 export interface CopyOptions {
-  /** Credentials for the source and the target registries. */
-  credentials?: CredentialSource;
+  /**
+   * How the source and target registries are reached: credentials, scheme, retry policy, the outbound address policy (the service's; none for the CLI), and
+   * what is learned about each host (quirks, mount hints). Default: a new RegistryHosts for this
+   * copy alone, anonymous, with the default retry policy.
+   */
+  hosts?: RegistryHosts;
   /** Parallel blob transfers. Default 4. */
   concurrency?: number;
   /** `monolithic` streams each blob in one request; `chunked` PATCHes it in `chunkSizeInBytes` pieces. */
@@ -120,12 +123,6 @@ export interface CopyOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Serialises racing writers of one tag or one blob across processes; none by default. */
   coordination?: CopyCoordination;
-  /**
-   * Checks the address of every connection the copy opens (registries, token realms, redirects,
-   * layer URLs) after DNS resolution: the service's outbound address policy. Unset (the CLI),
-   * any address is reached.
-   */
-  addressPolicy?: AddressPolicy;
 }
 
 export type BlobOutcome = 'copied' | 'skipped' | 'mounted';

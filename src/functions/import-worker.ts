@@ -11,7 +11,7 @@ import { WriteLocks } from '../jobs/write-locks.js';
 import { IMPORTS_QUEUE, STORAGE_CONNECTION_SETTING, type Settings } from '../jobs/settings.js';
 import type { FunctionDefinition } from './definition.js';
 import { appMaxDequeueCount } from './host-config.js';
-import { addressPolicy, currentEngine, currentSettings, jobStorage, secretBox } from './services.js';
+import { currentEngine, currentSettings, jobStorage, registryHosts, secretBox } from './services.js';
 import { shutdownSignal, trackUntilShutdown } from './shutdown.js';
 
 export async function importWorkerHandler(message: unknown, context: InvocationContext): Promise<void> {
@@ -29,11 +29,11 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
       checkpoints: storage.checkpoints,
       queue: storage.queue,
       copy: currentEngine().copy,
-      addressPolicy: addressPolicy(settings),
       coordination: writeLocks(storage, settings, context),
       ...(box && { secretBox: box }),
       ...(targetCredentials && { targetCredentials }),
       ...(targetRegistry !== undefined && { targetRegistry }),
+      hosts: registryHosts(settings),
       timeBudgetInMs: settings.timeBudgetInMs,
       leaseDurationInMs: settings.leaseDurationInMs,
       maxDequeueCount: appMaxDequeueCount(),

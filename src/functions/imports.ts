@@ -16,7 +16,7 @@ import { requireApiKey } from './api-key.js';
 import type { FunctionDefinition } from './definition.js';
 import { HttpError, responseForError } from './http-errors.js';
 import { readJsonBody } from './json-body.js';
-import { addressPolicy, currentEngine, currentSettings, jobStorage, secretBox } from './services.js';
+import { addressPolicy, currentEngine, currentSettings, jobStorage, registryHosts, secretBox } from './services.js';
 
 /** The route prefix the host adds (host.json `extensions.http.routePrefix`, default `api`). */
 const ROUTE_PREFIX = '/api';
@@ -63,6 +63,7 @@ async function postImport(request: HttpRequest, context: InvocationContext): Pro
     queue: storage.queue,
     targetRegistry: settings.targetRegistry,
     ...(targetCredentials && { targetCredentials }),
+    hosts: registryHosts(settings),
     ...(box && { secretBox: box }),
     findExistingTags: currentEngine().findExistingTags,
     resolveDigest: currentEngine().resolveDigest,

@@ -10,6 +10,7 @@ import { openJobStorage, type JobStorage } from '../jobs/job-storage.js';
 import { serviceAddressPolicy } from '../jobs/outbound-policy.js';
 import { SecretBox } from '../jobs/secret-box.js';
 import { Settings } from '../jobs/settings.js';
+import { RegistryHosts } from '../registry/hosts.js';
 
 /** The engine entry points the functions call. */
 export interface Engine {
@@ -22,6 +23,8 @@ const defaultEngine: Engine = { copy, findExistingTags, resolveDigest };
 let engine: Engine = defaultEngine;
 const storages = new Map<string, Promise<JobStorage>>();
 const addressPolicies = new Map<string, AddressPolicy>();
+/** Per address policy (itself one per setting), then per host setting. */
+const hostsBySettings = new Map<AddressPolicy, Map<string, RegistryHosts>>();
 
 /** The settings as they are now (read on every invocation; cheap). */
 export function currentSettings(): Settings {
@@ -42,6 +45,28 @@ export function jobStorage(settings: Settings = currentSettings()): Promise<JobS
     storages.set(key, storage);
   }
   return storage;
+}
+
+/**
+ * The RegistryHosts of the app settings (HOIST_RETRY_ATTEMPTS, HOIST_INSECURE_REGISTRIES, and the
+ * outbound address policy): one per distinct setting, so what the hosts learn (quirks, mount
+ * hints) serves later invocations, and a changed setting takes effect at once.
+ */
+export function registryHosts(settings: Settings = currentSettings()): RegistryHosts {
+  const options = settings.registryHosts;
+  const policy = addressPolicy(settings);
+  let byPolicy = hostsBySettings.get(policy);
+  if (!byPolicy) {
+    byPolicy = new Map<string, RegistryHosts>();
+    hostsBySettings.set(policy, byPolicy);
+  }
+  const key = JSON.stringify(options);
+  let hosts = byPolicy.get(key);
+  if (!hosts) {
+    hosts = new RegistryHosts({ ...options, addressPolicy: policy });
+    byPolicy.set(key, hosts);
+  }
+  return hosts;
 }
 
 /**

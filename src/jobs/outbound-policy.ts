@@ -6,6 +6,7 @@
  */
 import { AddressRefusedError, createAddressPolicy, type AddressPolicy, type Resolver } from '../registry/address-policy.js';
 import { Registry } from '../registry/reference.js';
+import type { RegistryHosts } from '../registry/hosts.js';
 import { RequestError } from './errors.js';
 
 /**
@@ -31,7 +32,7 @@ export function matchesSourcePattern(registry: string, pattern: string): boolean
  * Refuses, with a RequestError on `source`, a source registry outside HOIST_ALLOWED_SOURCES or
  * one the address policy refuses now. A name that does not resolve at submit is left to the job.
  */
-export async function checkSource(registry: Registry, rules: { addressPolicy?: AddressPolicy; allowedSources?: readonly string[] }): Promise<void> {
+export async function checkSource(registry: Registry, rules: { addressPolicy?: AddressPolicy; allowedSources?: readonly string[]; hosts: RegistryHosts }): Promise<void> {
   const { addressPolicy, allowedSources } = rules;
   if (allowedSources && !allowedSources.some((p) => matchesSourcePattern(registry.name, p))) {
     throw new RequestError(
@@ -41,7 +42,8 @@ export async function checkSource(registry: Registry, rules: { addressPolicy?: A
     );
   }
   if (!addressPolicy) return;
-  const url = new URL(registry.baseUrl);
+  // The scheme (so the default port) is the hosts' to say: plain HTTP for loopback and listed hosts.
+  const url = new URL(rules.hosts.host(registry).baseUrl);
   try {
     await addressPolicy.check(url.hostname, Number(url.port || (url.protocol === 'https:' ? 443 : 80)));
   } catch (error) {

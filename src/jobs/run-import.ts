@@ -5,13 +5,14 @@
  * failed first and the host moves the message to `imports-poison`. Nothing here knows about the
  * Functions host beyond the dequeue count.
  */
-import { AddressRefusedError, type AddressPolicy } from '../registry/address-policy.js';
+import { AddressRefusedError } from '../registry/address-policy.js';
 import { randomUUID } from 'node:crypto';
 import type { copy as Copy } from '../copy/index.js';
 import { CopyError } from '../copy/errors.js';
 import { parsePlatform } from '../copy/platform.js';
 import type { CopyCoordination, CopyResult } from '../copy/types.js';
 import type { Credentials } from '../registry/credentials.js';
+import type { RegistryHosts } from '../registry/hosts.js';
 import { RegistryError } from '../registry/errors.js';
 import { parseReference } from '../registry/reference.js';
 import type { TableCheckpoints } from './checkpoint-store.js';
@@ -23,7 +24,7 @@ import { MAX_LISTED_MANIFESTS, type JobFailure, type JobManifest, type JobRecord
 import type { JobStore } from './job-store.js';
 import { ProgressTracker } from './progress-tracker.js';
 import type { SecretBox } from './secret-box.js';
-import { jobCredentialSource, openCredentials, redact } from './source-credentials.js';
+import { jobCredentials, openCredentials, redact } from './source-credentials.js';
 
 /** At most one progress write per job per second: enough for a live view, cheap for storage. */
 export const PROGRESS_INTERVAL_MS = 1000;
@@ -39,8 +40,6 @@ export interface RunImportDeps {
   checkpoints: TableCheckpoints;
   queue: JobQueue;
   copy: typeof Copy;
-  /** The outbound address policy every connection of the copy is checked against (settings.ts). */
-  addressPolicy?: AddressPolicy;
   /** Serialises racing writers of a tag or a blob across workers (write-locks.ts), per job. */
   coordination?: { forJob(jobId: string): CopyCoordination };
   /** Undefined when HOIST_SECRET_KEY is not set. */
@@ -49,6 +48,8 @@ export interface RunImportDeps {
   targetCredentials?: Credentials;
   /** Target credentials go only to this registry; a job queued under another target gets none. */
   targetRegistry?: string;
+  /** How registries are reached (the service's settings, shared by jobs); each job adds its credentials. */
+  hosts: RegistryHosts;
   timeBudgetInMs: number;
   /**
    * The host shutting the worker down: like the end of the time budget, the copy pauses at the
@@ -151,7 +152,8 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
     const targets = job.targets.map(loadTarget);
     const targetRegistry = targets[0].registry.name;
     const targetCredentials = deps.targetCredentials && (deps.targetRegistry === undefined || deps.targetRegistry === targetRegistry) ? deps.targetCredentials : undefined;
-    const credentials = jobCredentialSource({
+    const credentials = jobCredentials({
+      id: `job:${job.id}`,
       sourceRegistry: source.registry.name,
       targetRegistry,
       ...(sourceCredentials && { source: sourceCredentials }),
@@ -167,7 +169,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         ...(job.allowNondistributableArtifacts && { allowNondistributableArtifacts: true }),
       },
       {
-        credentials,
+        hosts: deps.hosts.withCredentials(credentials),
         uploadMode: 'chunked',
         checkpoints: deps.checkpoints.forJob(job.id),
         abortSignal: deps.stopSignal ? AbortSignal.any([lease.signal, deps.stopSignal]) : lease.signal,
@@ -180,7 +182,6 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         ...(deps.concurrency !== undefined && { concurrency: deps.concurrency }),
         ...(deps.maxBlobBytes !== undefined && { maxBlobBytes: deps.maxBlobBytes }),
         ...(deps.coordination && { coordination: deps.coordination.forJob(job.id) }),
-        ...(deps.addressPolicy && { addressPolicy: deps.addressPolicy }),
       },
     );
     await progress.stop();

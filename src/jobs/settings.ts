@@ -5,7 +5,9 @@
  * used, so a GET still answers when, say, the target registry is not configured.
  */
 import type { Credentials } from '../registry/credentials.js';
+import { parseHostList, type RegistryHostsOptions } from '../registry/hosts.js';
 import { parseReference } from '../registry/reference.js';
+import { DEFAULT_RETRY, MAX_RETRY_ATTEMPTS } from '../registry/retry.js';
 import { ConfigurationError } from './errors.js';
 
 /** The queue the HTTP function feeds and the worker drains. */
@@ -138,6 +140,24 @@ export class Settings {
   /** `HOIST_CONCURRENCY`: parallel blob transfers per job (engine default 4). */
   get concurrency(): number | undefined {
     return this.value('HOIST_CONCURRENCY') === undefined ? undefined : this.integer('HOIST_CONCURRENCY', 0, 1);
+  }
+
+  /** `HOIST_RETRY_ATTEMPTS`: attempts per request, token request and blob restart (default 5). */
+  get retryAttempts(): number {
+    const n = this.integer('HOIST_RETRY_ATTEMPTS', DEFAULT_RETRY.maxAttempts, 1);
+    if (n > MAX_RETRY_ATTEMPTS) throw new ConfigurationError('HOIST_RETRY_ATTEMPTS', `HOIST_RETRY_ATTEMPTS "${n}" must be a whole number from 1 to ${MAX_RETRY_ATTEMPTS}`);
+    return n;
+  }
+
+  /**
+   * The settings of the worker's RegistryHosts: HOIST_RETRY_ATTEMPTS and
+   * HOIST_INSECURE_REGISTRIES (comma-separated `host[:port]` reached over plain HTTP).
+   */
+  get registryHosts(): RegistryHostsOptions {
+    return {
+      retry: { ...DEFAULT_RETRY, maxAttempts: this.retryAttempts },
+      insecureRegistries: parseHostList(this.value('HOIST_INSECURE_REGISTRIES')),
+    };
   }
 
   /** `HOIST_JOBS_TABLE`: the table of jobs and idempotency keys (default `hoistjobs`). */

@@ -2,7 +2,7 @@
  * A job's source credentials: sealed into the job at submission, opened by the worker, and
  * combined with the deployment's target credentials into the engine's CredentialSource.
  */
-import type { CredentialSource, Credentials } from '../registry/credentials.js';
+import type { CredentialProvider, Credentials } from '../registry/credentials.js';
 import { ConfigurationError } from './errors.js';
 import type { SecretBox } from './secret-box.js';
 
@@ -27,6 +27,11 @@ export function openCredentials(box: SecretBox | undefined, jobId: string, seale
 }
 
 export interface JobCredentials {
+  /**
+   * Names this provider, never a secret: transports and their tokens are kept per provider id,
+   * so each job (and each use of it) gets its own, e.g. `job:<id>`.
+   */
+  id: string;
   sourceRegistry: string;
   source?: Credentials;
   targetRegistry: string;
@@ -37,11 +42,13 @@ export interface JobCredentials {
  * Credentials by registry for one job. When source and target are the same registry, the
  * deployment's target credentials win: they must push, and a registry's push rights include pull.
  */
-export function jobCredentialSource(c: JobCredentials): CredentialSource {
-  return (registry) => {
-    if (registry === c.targetRegistry && c.target) return c.target;
-    if (registry === c.sourceRegistry && c.source) return c.source;
-    return undefined;
+export function jobCredentials(c: JobCredentials): CredentialProvider {
+  return {
+    id: c.id,
+    getCredentials(registry) {
+      const found = registry === c.targetRegistry && c.target ? c.target : registry === c.sourceRegistry && c.source ? c.source : undefined;
+      return Promise.resolve(found && { kind: 'basic', username: found.username, password: found.password });
+    },
   };
 }
 

@@ -5,8 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { findExistingTags as FindExistingTags, resolveDigest as ResolveDigest } from '../copy/index.js';
-import type { CredentialSource, Credentials } from '../registry/credentials.js';
+import type { Credentials } from '../registry/credentials.js';
 import type { AddressPolicy } from '../registry/address-policy.js';
+import type { RegistryHosts } from '../registry/hosts.js';
 import type { Reference } from '../registry/reference.js';
 import { ConcurrencyError, IdempotencyError, RequestError, TagExistsError, TargetCheckError } from './errors.js';
 import type { IdempotencyStore } from './idempotency-store.js';
@@ -18,7 +19,7 @@ import type { JobQueue } from './job-queue.js';
 import { newJobRecord, type JobRecord } from './job-record.js';
 import type { JobStore } from './job-store.js';
 import type { SecretBox } from './secret-box.js';
-import { jobCredentialSource, redact, sealCredentials } from './source-credentials.js';
+import { jobCredentials, redact, sealCredentials } from './source-credentials.js';
 
 /** Longest Idempotency-Key accepted. */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
@@ -35,6 +36,8 @@ export interface SubmitImportDeps {
   /** The deployment's target registry (HOIST_TARGET_REGISTRY). */
   targetRegistry: string;
   targetCredentials?: Credentials;
+  /** How registries are reached (the service's settings); the job's credentials are added per request. */
+  hosts: RegistryHosts;
   /** Undefined when HOIST_SECRET_KEY is not set: requests with credentials are then refused. */
   secretBox?: SecretBox;
   findExistingTags: typeof FindExistingTags;
@@ -88,9 +91,8 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
       try {
         existing = await deps.findExistingTags(
           tagged,
-          jobCredentialSource({ sourceRegistry: resolved.source.registry.name, targetRegistry: deps.targetRegistry, ...(deps.targetCredentials && { target: deps.targetCredentials }) }),
+          deps.hosts.withCredentials(jobCredentials({ id: `job:${id}:target-check`, sourceRegistry: resolved.source.registry.name, targetRegistry: deps.targetRegistry, ...(deps.targetCredentials && { target: deps.targetCredentials }) })),
           resolved.source.digest,
-          deps.addressPolicy,
         );
       } catch (error) {
         const wrapped = new TargetCheckError(deps.targetRegistry, { cause: error });
@@ -99,7 +101,8 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
       }
     }
     if (existing.length > 0 && resolved.source.digest === undefined && request.platforms.length === 0) {
-      existing = await withoutNoOps(existing, resolved.source, jobCredentialSource({ sourceRegistry: resolved.source.registry.name, targetRegistry: deps.targetRegistry, ...(credentials && { source: credentials }) }), deps);
+      const sourceHosts = deps.hosts.withCredentials(jobCredentials({ id: `job:${id}:source-check`, sourceRegistry: resolved.source.registry.name, targetRegistry: deps.targetRegistry, ...(credentials && { source: credentials }) }));
+      existing = await withoutNoOps(existing, resolved.source, sourceHosts, deps);
     }
     if (existing.length > 0) throw new TagExistsError(existing);
   }
@@ -143,12 +146,12 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
 async function withoutNoOps(
   existing: Array<{ reference: string; digest: string }>,
   source: Reference,
-  credentials: CredentialSource,
+  hosts: RegistryHosts,
   deps: SubmitImportDeps,
 ): Promise<Array<{ reference: string; digest: string }>> {
   let digest: string | undefined;
   try {
-    digest = await deps.resolveDigest(source, credentials, deps.addressPolicy);
+    digest = await deps.resolveDigest(source, hosts);
   } catch {
     return [];
   }

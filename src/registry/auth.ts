@@ -1,13 +1,15 @@
 /**
  * Registry authentication: reading `WWW-Authenticate` challenges, Basic credentials, and the
- * Bearer token flow (Docker token spec) used by Docker Hub, ACR, GHCR and distribution. Tokens
- * are cached per host and scope set, and refreshed before they expire or when the registry
- * rejects them.
+ * Bearer token flow (Docker token spec, with the OAuth2 refresh-token grant for identity tokens)
+ * used by Docker Hub, ACR, GHCR and distribution. Tokens are cached per host, credential provider
+ * and scope set, and refreshed before they expire or when the registry rejects them; token
+ * requests are retried under the host's retry policy, as registry requests are in transport.ts.
  */
-import type { Credentials } from './credentials.js';
+import type { CredentialProvider, RegistryCredential } from './credentials.js';
 import { describeBody, RegistryError } from './errors.js';
 import { AddressRefusedError, type AddressPolicy } from './address-policy.js';
 import { exchange } from './http.js';
+import { backoffDelay, isRetryableNetworkError, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 
 export interface Challenge {
   scheme: 'basic' | 'bearer';
@@ -42,36 +44,55 @@ const DEFAULT_TOKEN_LIFETIME_S = 60;
 const RENEW_MARGIN_MS = 10_000;
 /** Token responses are small; refuse anything larger. */
 const MAX_TOKEN_RESPONSE_BYTES = 1 << 20;
+/** The OAuth2 client id sent with a refresh-token grant (docker sends `docker`). */
+const CLIENT_ID = 'hoist';
+
+/** A request several callers wait on: it is aborted only once every one of them has given up. */
+interface Shared<T> {
+  promise: Promise<T>;
+  controller: AbortController;
+  waiters: number;
+}
 
 /**
- * Authorization for one registry host. It learns the host's challenge on the first 401, then
- * attaches the right header to every later request.
+ * Authorization for one registry host and one credential provider. It learns the host's
+ * challenge on the first 401, then attaches the right header to every later request. The
+ * provider is asked when credentials are first needed, again near their expiry, and again after
+ * the registry refuses what they gave.
  */
 export class Authenticator {
   private challenge?: Challenge;
   private readonly tokens = new Map<string, CachedToken>();
-  private readonly pending = new Map<string, Promise<CachedToken>>();
+  private readonly pendingTokens = new Map<string, Shared<CachedToken>>();
+  private credential?: { value: RegistryCredential | undefined; expiresAt: number };
+  private pendingCredential?: Shared<RegistryCredential | undefined>;
 
   constructor(
     private readonly host: string,
-    private readonly credentials?: Credentials,
+    /** The registry's name as references write it (`docker.io`), which providers are asked by. */
+    private readonly registry: string,
+    private readonly provider: CredentialProvider,
+    private readonly retry: RetryPolicy,
+    /** Checks every address a token request connects to; none for the CLI. */
     private readonly policy?: AddressPolicy,
   ) {}
 
   /** The Authorization header for a request needing `scopes`, or undefined before any challenge. */
   async authorization(scopes: string[], signal?: AbortSignal): Promise<string | undefined> {
     if (!this.challenge) return undefined;
-    if (this.challenge.scheme === 'basic') return this.basic();
+    const credential = await this.credentials(scopes, signal);
+    if (credential?.kind === 'accessToken') return `Bearer ${credential.token}`;
+    if (this.challenge.scheme === 'basic') return basicHeader(credential);
     const key = [...new Set(scopes)].sort().join(' ');
     const cached = this.tokens.get(key);
     if (cached && cached.expiresAt - RENEW_MARGIN_MS > Date.now()) return `Bearer ${cached.token}`;
     // One token request per scope set at a time, however many blobs ask at once.
-    let inFlight = this.pending.get(key);
-    if (!inFlight) {
-      inFlight = this.fetchToken(key.split(' ').filter(Boolean), signal).finally(() => this.pending.delete(key));
-      this.pending.set(key, inFlight);
+    let shared = this.pendingTokens.get(key);
+    if (!shared) {
+      shared = share((s) => this.fetchToken(key.split(' ').filter(Boolean), credential, s), () => this.pendingTokens.delete(key));
+      this.pendingTokens.set(key, shared);
     }
-    const token = await inFlight;
+    const token = await wait(shared, signal);
     this.tokens.set(key, token);
     return `Bearer ${token.token}`;
   }
@@ -80,24 +101,49 @@ export class Authenticator {
    * Records a 401's challenge and decides whether one more try can help. `sent` is the
    * Authorization the refused request carried: judging by it, not by what other requests have
    * taught this authenticator meanwhile, keeps concurrent first requests from failing each other.
-   * Refused Basic credentials are final; a refused token is dropped so a fresh one is fetched.
+   * What was refused is dropped, so the provider is asked again; a refused Basic or access token
+   * is tried again only if the provider now answers something else. `renewed` says the provider
+   * answered something other than what the refused request was built from (rotated credentials),
+   * which is worth a further try even after a first re-authentication.
    */
-  rejected(wwwAuthenticate: string | undefined, scopes: string[], sent: string | undefined): boolean {
+  async rejected(wwwAuthenticate: string | undefined, scopes: string[], sent: string | undefined, signal?: AbortSignal): Promise<false | 'retry' | 'renewed'> {
     const challenge = parseChallenge(wwwAuthenticate);
     if (!challenge) return false;
     this.challenge = challenge;
-    if (challenge.scheme === 'basic') return this.credentials !== undefined && sent !== this.basic();
+    const previous = this.credential?.value;
+    if (sent !== undefined) this.credential = undefined;
+    const credential = await this.credentials(scopes, signal);
+    const verdict = sent !== undefined && !sameCredential(previous, credential) ? 'renewed' : 'retry';
+    if (credential?.kind === 'accessToken') return `Bearer ${credential.token}` !== sent && verdict;
+    if (challenge.scheme === 'basic') {
+      const header = basicHeader(credential);
+      return header !== undefined && header !== sent && verdict;
+    }
     const key = [...new Set(scopes)].sort().join(' ');
     if (sent === undefined || sent === `Bearer ${this.tokens.get(key)?.token}`) this.tokens.delete(key);
-    return true;
+    return verdict;
   }
 
-  private basic(): string | undefined {
-    if (!this.credentials) return undefined;
-    return `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}`;
+  /** The provider's answer, cached until shortly before it expires or until the registry refuses it. */
+  private async credentials(scopes: string[], signal?: AbortSignal): Promise<RegistryCredential | undefined> {
+    if (this.credential && this.credential.expiresAt - RENEW_MARGIN_MS > Date.now()) return this.credential.value;
+    this.pendingCredential ??= share(
+      async (s) => {
+        const value = await this.provider.getCredentials(this.registry, scopes, { abortSignal: s });
+        this.credential = { value, expiresAt: value?.expiresAt ?? Infinity };
+        return value;
+      },
+      () => (this.pendingCredential = undefined),
+    );
+    return wait(this.pendingCredential, signal);
   }
 
-  private async fetchToken(scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
+  /**
+   * Asks the realm for a token (Docker token spec): a GET, with Basic credentials when there are
+   * some, or, for an identity token, the OAuth2 refresh-token grant by POST, as docker does.
+   * Throttling, server errors and dropped connections are retried under the host's retry policy.
+   */
+  private async fetchToken(scopes: string[], credential: RegistryCredential | undefined, signal: AbortSignal): Promise<CachedToken> {
     const { realm, service } = this.challenge ?? {};
     if (!realm) {
       throw new RegistryError({ code: 'UNAUTHORIZED', status: 401, method: 'GET', url: this.host, reference: this.host, details: [{ code: 'UNAUTHORIZED', message: 'Bearer challenge without a realm' }] });
@@ -109,48 +155,120 @@ export class Authenticator {
       throw new RegistryError({ code: 'UNAUTHORIZED', status: 401, method: 'GET', url: this.host, reference: this.host, details: [{ code: 'UNAUTHORIZED', message: 'Bearer challenge with a realm that is not a URL' }] });
     }
     const realmUrl = url.origin + url.pathname;
-    if (service) url.searchParams.set('service', service);
-    for (const scope of scopes) url.searchParams.append('scope', scope);
     const headers: Record<string, string> = { 'user-agent': USER_AGENT };
-    const basic = this.basic();
-    if (basic) headers.authorization = basic;
-    let response;
-    try {
-      response = await exchange({ url, method: 'GET', headers, signal, policy: this.policy });
-    } catch (cause) {
-      // A realm the address policy refuses is not a network failure: its own error says why.
-      if (cause instanceof AddressRefusedError) throw cause;
-      throw new RegistryError({ code: 'NETWORK_ERROR', status: 0, method: 'GET', url: realmUrl, reference: `token service ${url.host}`, cause });
+    let method: 'GET' | 'POST' = 'GET';
+    let form: Buffer | undefined;
+    if (credential?.kind === 'identityToken') {
+      method = 'POST';
+      const body = new URLSearchParams({ grant_type: 'refresh_token', client_id: CLIENT_ID, refresh_token: credential.token });
+      if (service) body.set('service', service);
+      if (scopes.length > 0) body.set('scope', scopes.join(' '));
+      form = Buffer.from(body.toString());
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+    } else {
+      if (service) url.searchParams.set('service', service);
+      for (const scope of scopes) url.searchParams.append('scope', scope);
+      const basic = basicHeader(credential);
+      if (basic) headers.authorization = basic;
     }
-    const text = await readLimited(response.body, MAX_TOKEN_RESPONSE_BYTES);
-    if (response.statusCode !== 200) {
-      throw new RegistryError({
-        code: response.statusCode === 401 || response.statusCode === 403 ? 'UNAUTHORIZED' : 'UNEXPECTED_RESPONSE',
-        status: response.statusCode,
-        method: 'GET',
-        url: realmUrl,
-        reference: `token service for ${this.host}`,
-        details: [{ code: 'TOKEN', message: `the token service refused ${scopes.join(' ') || 'the request'}` }],
-      });
+    const reference = `token service for ${this.host}`;
+    for (let attempt = 1; ; attempt++) {
+      let response;
+      try {
+        response = await exchange({ url, method, headers, body: form, signal, policy: this.policy });
+      } catch (cause) {
+        // A realm the address policy refuses is not a network failure: its own error says why.
+        if (cause instanceof AddressRefusedError) throw cause;
+        if (!signal.aborted && isRetryableNetworkError(cause) && attempt < this.retry.maxAttempts) {
+          await sleep(backoffDelay(this.retry, attempt), signal);
+          continue;
+        }
+        throw new RegistryError({ code: 'NETWORK_ERROR', status: 0, method, url: realmUrl, reference, cause });
+      }
+      if (isRetryableStatus(response.statusCode) && attempt < this.retry.maxAttempts) {
+        await response.body.dump();
+        await sleep(backoffDelay(this.retry, attempt, parseRetryAfter(flatHeader(response.headers['retry-after']))), signal);
+        continue;
+      }
+      const text = await readLimited(response.body, MAX_TOKEN_RESPONSE_BYTES);
+      if (response.statusCode !== 200) {
+        throw new RegistryError({
+          code: response.statusCode === 401 || response.statusCode === 403 || response.statusCode === 400 ? 'UNAUTHORIZED' : 'UNEXPECTED_RESPONSE',
+          status: response.statusCode,
+          method,
+          url: realmUrl,
+          reference,
+          details: [{ code: 'TOKEN', message: `the token service refused ${scopes.join(' ') || 'the request'}` }],
+        });
+      }
+      return parseToken(text, response, realmUrl, reference, method);
     }
-    const body = tokenResponse(text);
-    if (!body) {
-      // JSON.parse's own message would quote the realm's answer (an HTML page, say).
-      throw new RegistryError({
-        code: 'UNAUTHORIZED',
-        status: response.statusCode,
-        method: 'GET',
-        url: realmUrl,
-        reference: `token service for ${this.host}`,
-        details: [{ code: 'TOKEN', message: `the token realm ${realmUrl} answered ${describeBody(flatHeader(response.headers['content-type']))}, not a JSON token response` }],
-      });
-    }
-    const token = typeof body.token === 'string' && body.token ? body.token : typeof body.access_token === 'string' && body.access_token ? body.access_token : undefined;
-    if (!token) {
-      throw new RegistryError({ code: 'UNAUTHORIZED', status: 200, method: 'GET', url: realmUrl, reference: `token service for ${this.host}`, details: [{ code: 'TOKEN', message: 'token response without a token' }] });
-    }
-    const lifetime = (typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_LIFETIME_S) * 1000;
-    return { token, expiresAt: Date.now() + lifetime };
+  }
+}
+
+/** A token response's token and its expiry; errors never quote the body. */
+function parseToken(text: string, response: { statusCode: number; headers: Record<string, string | string[] | undefined> }, realmUrl: string, reference: string, method: 'GET' | 'POST'): CachedToken {
+  const body = tokenResponse(text);
+  if (!body) {
+    // JSON.parse's own message would quote the realm's answer (an HTML page, say).
+    throw new RegistryError({
+      code: 'UNAUTHORIZED',
+      status: response.statusCode,
+      method,
+      url: realmUrl,
+      reference,
+      details: [{ code: 'TOKEN', message: `the token realm ${realmUrl} answered ${describeBody(flatHeader(response.headers['content-type']))}, not a JSON token response` }],
+    });
+  }
+  const token = typeof body.token === 'string' && body.token ? body.token : typeof body.access_token === 'string' && body.access_token ? body.access_token : undefined;
+  if (!token) {
+    throw new RegistryError({ code: 'UNAUTHORIZED', status: 200, method, url: realmUrl, reference, details: [{ code: 'TOKEN', message: 'token response without a token' }] });
+  }
+  const lifetime = (typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_LIFETIME_S) * 1000;
+  return { token, expiresAt: Date.now() + lifetime };
+}
+
+function sameCredential(a: RegistryCredential | undefined, b: RegistryCredential | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.kind === 'basic') return b.kind === 'basic' && a.username === b.username && a.password === b.password;
+  return b.kind === a.kind && b.token === a.token;
+}
+
+function basicHeader(credential: RegistryCredential | undefined): string | undefined {
+  if (credential?.kind !== 'basic') return undefined;
+  return `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`;
+}
+
+/** Starts `run` for callers to share; `done` runs once it settles. */
+function share<T>(run: (signal: AbortSignal) => Promise<T>, done: () => void): Shared<T> {
+  const controller = new AbortController();
+  const promise = run(controller.signal).finally(done);
+  // Waiters see the outcome; a request every waiter abandoned must not be an unhandled rejection.
+  promise.catch(() => undefined);
+  return { promise, controller, waiters: 0 };
+}
+
+/**
+ * Waits for a shared request, or until `signal` aborts this caller. The request itself is
+ * aborted only when its last waiter gives up: one caller's abort never fails the others.
+ */
+async function wait<T>(shared: Shared<T>, signal: AbortSignal | undefined): Promise<T> {
+  signal?.throwIfAborted();
+  shared.waiters++;
+  let onAbort: (() => void) | undefined;
+  try {
+    if (!signal) return await shared.promise;
+    return await Promise.race([
+      shared.promise,
+      new Promise<never>((_, reject) => {
+        onAbort = () => reject(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+      }),
+    ]);
+  } finally {
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+    shared.waiters--;
+    if (shared.waiters === 0 && signal?.aborted) shared.controller.abort(signal.reason);
   }
 }
 

@@ -11,7 +11,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { DigestMismatchError, VERIFIABLE_ALGORITHMS } from './digest.js';
 import { RegistryError } from './errors.js';
-import { DEFAULT_RETRY, isRetryableNetworkError } from './retry.js';
+import { isRetryableNetworkError } from './retry.js';
 import { discard } from './http.js';
 import { redact, type TransportResponse } from './transport.js';
 
@@ -25,6 +25,8 @@ interface BlobStreamOptions {
   /** `host/repo@digest`, for errors. */
   reference: string;
   signal?: AbortSignal;
+  /** Requests in all for the body, the first included: the host's retry policy's maxAttempts. */
+  maxResumes: number;
 }
 
 export class BlobStream extends Readable {
@@ -120,7 +122,7 @@ export class BlobStream extends Readable {
   private interrupted(body: TransportResponse['body'], error: Error): void {
     if (body !== this.body) return;
     this.body = undefined;
-    if (this.options.signal?.aborted || !isRetryableNetworkError(error) || ++this.resumes >= DEFAULT_RETRY.maxAttempts) {
+    if (this.options.signal?.aborted || !isRetryableNetworkError(error) || ++this.resumes >= this.options.maxResumes) {
       this.destroy(error);
       return;
     }

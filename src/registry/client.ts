@@ -2,16 +2,14 @@
  * The registry protocol client (OCI distribution spec): manifests, blobs, uploads, tags and
  * referrers for one registry. Bytes stay as the registry served them; nothing is re-serialised.
  */
-import type { AddressPolicy } from './address-policy.js';
 import type { Readable } from 'node:stream';
 import { BlobStream } from './blob-stream.js';
-import type { CredentialSource } from './credentials.js';
 import { readLimited } from './auth.js';
 import { sha256 } from './digest.js';
 import { describeBody, parseRegistryJson, RegistryError } from './errors.js';
 import { MANIFEST_ACCEPT, MediaType } from './media-types.js';
+import type { RegistryHost, RegistryHosts } from './hosts.js';
 import type { Reference, Registry } from './reference.js';
-import { DEFAULT_RETRY } from './retry.js';
 import { discard } from './http.js';
 import { Transport, redact, type TransportRequest } from './transport.js';
 
@@ -58,40 +56,25 @@ function bodyOf(chunk: ChunkBytes): Buffer | Readable {
  */
 const MANIFEST_PUT_RACE_CODES = ['DIGEST_INVALID'] as const;
 
-/** Hoist's view of one registry, authenticated with whatever the credential source has for it. */
+/** Hoist's view of one registry, reached as its RegistryHost says, with the hosts' credential provider. */
 export class RegistryClient {
-  private static readonly transports = new Map<string, Transport>();
-  /** Transports under an address policy, kept apart from the others: their connections are checked. */
-  private static readonly guardedTransports = new WeakMap<AddressPolicy, Map<string, Transport>>();
-
   private constructor(
     readonly registry: Registry,
+    /** The host's settings and what has been learned about it (quirks, mount hints, retry policy). */
+    readonly host: RegistryHost,
     private readonly transport: Transport,
   ) {}
 
   /**
-   * A client for `registry`. Clients for the same host and credentials share one transport, and
-   * so one token cache. `policy` checks every address the client connects to (the service's
-   * outbound address policy); the CLI has none.
+   * A client for `registry` as `hosts` configures it. Clients of the same hosts, host and
+   * credential provider share one transport, and so one token cache.
    */
-  static for(registry: Registry, credentials?: CredentialSource, policy?: AddressPolicy): RegistryClient {
-    const creds = credentials?.(registry.name);
-    const key = `${registry.apiHost}\n${creds?.username ?? ''}\n${creds ? sha256(Buffer.from(creds.password)) : ''}`;
-    let transports = RegistryClient.transports;
-    if (policy) {
-      transports = RegistryClient.guardedTransports.get(policy) ?? new Map<string, Transport>();
-      RegistryClient.guardedTransports.set(policy, transports);
-    }
-    let transport = transports.get(key);
-    if (!transport) {
-      transport = new Transport(registry.apiHost, creds, DEFAULT_RETRY, policy);
-      transports.set(key, transport);
-    }
-    return new RegistryClient(registry, transport);
+  static for(registry: Registry, hosts: RegistryHosts): RegistryClient {
+    return new RegistryClient(registry, hosts.host(registry), hosts.transport(registry));
   }
 
   private url(path: string): URL {
-    return new URL(path, this.registry.baseUrl);
+    return new URL(path, this.host.baseUrl);
   }
 
   private send(req: Omit<TransportRequest, 'scopes'> & { scopes?: string[] }, ref: Reference, push = false): ReturnType<Transport['send']> {
@@ -196,7 +179,7 @@ export class RegistryClient {
     const reference = ref.withDigest(digest).toString();
     const url = this.url(`${ref.repository}/blobs/${digest}`);
     const get = (headers: Record<string, string>) => this.send({ method: 'GET', url, headers, reference, expect: [200, 206], signal }, ref);
-    return new BlobStream({ get, digest, size, offset, reference, signal });
+    return new BlobStream({ get, digest, size, offset, reference, signal, maxResumes: this.host.retry.maxAttempts });
   }
 
   /**

@@ -1,18 +1,52 @@
 /**
- * Where registry credentials come from: explicit values first, then environment variables, then
- * `~/.docker/config.json` auths, as docker and skopeo users expect.
+ * Registry credentials as asynchronous providers: asked for a registry and the scopes a request
+ * needs, they answer Basic credentials, an identity (refresh) token or a registry access token,
+ * with when it expires. The authenticator asks again after a 401 or near the expiry, so rotating
+ * credentials (Entra tokens, a credential helper's short-lived ones) need no restart.
+ *
+ * The providers here are the static ones (flags, HOIST_SRC_* / HOIST_DEST_*, a job's opened
+ * credentials); docker-config.ts reads the Docker config and runs credential helpers.
  */
-import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 
+/** A username and password, as flags, environment variables and sealed job credentials hold them. */
 export interface Credentials {
   username: string;
   password: string;
 }
 
-/** Looks up credentials for a registry name (as written in references, e.g. `docker.io`). */
-export type CredentialSource = (registry: string) => Credentials | undefined;
+/**
+ * What a provider answers:
+ * - `basic`: a username and password, sent as Basic or to the token realm;
+ * - `identityToken`: an OAuth2 refresh token (docker's `identitytoken`), exchanged at the realm
+ *   with the refresh-token grant;
+ * - `accessToken`: a registry access token, sent as is as `Bearer`.
+ *
+ * `expiresAt` (ms since the epoch) makes the authenticator ask again shortly before it; without
+ * it the answer holds until the registry refuses it.
+ */
+export type RegistryCredential =
+  | { kind: 'basic'; username: string; password: string; expiresAt?: number }
+  | { kind: 'identityToken'; token: string; expiresAt?: number }
+  | { kind: 'accessToken'; token: string; expiresAt?: number };
+
+/** Options of {@link CredentialProvider.getCredentials}. */
+export interface GetCredentialsOptions {
+  abortSignal?: AbortSignal;
+}
+
+/** Where a registry's credentials come from. */
+export interface CredentialProvider {
+  /**
+   * Names the provider, never a secret (`flags`, `job:<id>`, `docker-config:<path>`): transports
+   * and their token caches are keyed by host and this, so two providers never share a token.
+   */
+  readonly id: string;
+  /**
+   * Credentials for `registry` (the name references use, e.g. `docker.io`) and the token `scopes`
+   * the request needs; undefined for anonymous access.
+   */
+  getCredentials(registry: string, scopes: readonly string[], options?: GetCredentialsOptions): Promise<RegistryCredential | undefined>;
+}
 
 /** Parses `USER:PASSWORD` (the password may itself contain ':'). */
 export function parseUserPassword(value: string, field: string): Credentials {
@@ -21,42 +55,27 @@ export function parseUserPassword(value: string, field: string): Credentials {
   return { username: value.slice(0, colon), password: value.slice(colon + 1) };
 }
 
-/** Reads `auths` from a docker config file; a missing file means no credentials. */
-export function dockerConfigCredentials(path = join(process.env.DOCKER_CONFIG ?? join(homedir(), '.docker'), 'config.json')): CredentialSource {
-  let auths: Record<string, { auth?: string; username?: string; password?: string }> = {};
-  try {
-    auths = (JSON.parse(readFileSync(path, 'utf8')) as { auths?: typeof auths }).auths ?? {};
-  } catch {
-    return () => undefined;
-  }
-  return (registry) => {
-    const keys = registry === 'docker.io' ? ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', 'registry-1.docker.io'] : [registry, `https://${registry}`, `http://${registry}`];
-    for (const key of keys) {
-      const entry = auths[key];
-      if (!entry) continue;
-      if (entry.auth) {
-        const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
-        const colon = decoded.indexOf(':');
-        if (colon > 0) return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+/** Basic credentials for one registry only; `id` names where they came from. */
+export function forRegistry(registry: string, credentials: Credentials, id = `static:${registry}`): CredentialProvider {
+  return {
+    id,
+    getCredentials: (name) => Promise.resolve(name === registry ? { kind: 'basic', username: credentials.username, password: credentials.password } : undefined),
+  };
+}
+
+/** Tries each provider in turn; the first answer wins. */
+export function firstOf(...providers: CredentialProvider[]): CredentialProvider {
+  return {
+    id: providers.map((p) => p.id).join('+') || 'anonymous',
+    async getCredentials(registry, scopes, options) {
+      for (const provider of providers) {
+        const found = await provider.getCredentials(registry, scopes, options);
+        if (found) return found;
       }
-      if (entry.username && entry.password) return { username: entry.username, password: entry.password };
-    }
-    return undefined;
+      return undefined;
+    },
   };
 }
 
-/** Tries each source in turn. */
-export function firstOf(...sources: CredentialSource[]): CredentialSource {
-  return (registry) => {
-    for (const source of sources) {
-      const found = source(registry);
-      if (found) return found;
-    }
-    return undefined;
-  };
-}
-
-/** Credentials for one registry only. */
-export function forRegistry(registry: string, credentials: Credentials): CredentialSource {
-  return (name) => (name === registry ? credentials : undefined);
-}
+/** No credentials for any registry. */
+export const anonymous: CredentialProvider = { id: 'anonymous', getCredentials: () => Promise.resolve(undefined) };

@@ -43,7 +43,7 @@ export function parseDigest(input: string): string {
   return input;
 }
 
-/** A registry host plus how to reach it. */
+/** A registry as references name it. How to reach it (scheme, credentials, retries) is its RegistryHost's (hosts.ts). */
 export class Registry {
   /** @param name the registry as written in references, normalised (`docker.io` for Docker Hub). */
   constructor(readonly name: string) {}
@@ -53,31 +53,9 @@ export class Registry {
     return this.name === DOCKER_HUB ? DOCKER_HUB_API_HOST : this.name;
   }
 
-  /**
-   * Loopback registries and those listed in HOIST_INSECURE_REGISTRIES speak plain HTTP, as
-   * docker and skopeo allow for localhost; everything else is HTTPS.
-   */
-  get scheme(): 'http' | 'https' {
-    return isLoopback(this.apiHost) || insecureRegistries().has(this.apiHost.toLowerCase()) ? 'http' : 'https';
-  }
-
-  /** The base URL of the v2 API, e.g. `https://registry-1.docker.io/v2/`. */
-  get baseUrl(): string {
-    return `${this.scheme}://${this.apiHost}/v2/`;
-  }
-
   toString(): string {
     return this.name;
   }
-}
-
-function insecureRegistries(): Set<string> {
-  return new Set(
-    (process.env.HOIST_INSECURE_REGISTRIES ?? '')
-      .split(',')
-      .map((h) => h.trim().toLowerCase())
-      .filter(Boolean),
-  );
 }
 
 function hostOnly(hostPort: string): string {

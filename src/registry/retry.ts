@@ -14,6 +14,12 @@ export interface RetryPolicy {
 /** 5 tries from 200 ms up to 30 s, in line with regclient and oras. */
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, baseDelayInMs: 200, maxDelayInMs: 30_000 };
 
+/**
+ * The most attempts `--retry-times` and HOIST_RETRY_ATTEMPTS accept: with back-off capped at 30 s,
+ * 20 attempts already wait out about eight minutes of a registry's trouble.
+ */
+export const MAX_RETRY_ATTEMPTS = 20;
+
 /** Statuses worth another try: request timeout, throttling, and server trouble. */
 export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505);

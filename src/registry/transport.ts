@@ -8,14 +8,19 @@
 import type { Readable } from 'node:stream';
 import type { AddressPolicy } from './address-policy.js';
 import { Authenticator, readLimited, USER_AGENT } from './auth.js';
-import type { Credentials } from './credentials.js';
+import type { CredentialProvider } from './credentials.js';
 import { codeForStatus, errorDetailsFromBody, RegistryError, type RegistryErrorDetail } from './errors.js';
 import { exchange, type ResponseBody } from './http.js';
-import { backoffDelay, DEFAULT_RETRY, isRetryableNetworkError, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
+import { backoffDelay, isRetryableNetworkError, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 
 /** Error bodies are read up to this much; anything beyond is noise. */
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MAX_REDIRECTS = 5;
+/**
+ * 401s answered by authenticating again: the first teaches the challenge, the others follow a
+ * provider that rotated its credentials; bounded against a provider that changes on every call.
+ */
+const MAX_REAUTHENTICATIONS = 3;
 
 export interface TransportRequest {
   method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -60,23 +65,29 @@ export interface TransportResponse {
   url: URL;
 }
 
-/** HTTP to one registry host, with its credentials. */
+/** HTTP to one registry host, with one credential provider. Built by RegistryHosts (hosts.ts). */
 export class Transport {
   readonly auth: Authenticator;
 
+  /**
+   * @param host the API host (`registry-1.docker.io`)
+   * @param registry the registry's name in references (`docker.io`), which providers are asked by
+   * @param retry the host's retry policy, for every request and token request
+   */
   constructor(
     readonly host: string,
-    credentials?: Credentials,
-    private readonly retry: RetryPolicy = DEFAULT_RETRY,
+    registry: string,
+    credentials: CredentialProvider,
+    readonly retry: RetryPolicy,
     /** Checks every address this transport connects to (registry, token realm, redirects); none for the CLI. */
     private readonly policy?: AddressPolicy,
   ) {
-    this.auth = new Authenticator(host, credentials, policy);
+    this.auth = new Authenticator(host, registry, credentials, retry, policy);
   }
 
   /** Sends a request, authenticating, following redirects and retrying as needed. */
   async send(req: TransportRequest): Promise<TransportResponse> {
-    let reauthenticated = false;
+    let reauthentications = 0;
     let authorization: string | undefined;
     for (let attempt = 1; ; attempt++) {
       let response: TransportResponse;
@@ -95,13 +106,16 @@ export class Transport {
         continue;
       }
       const { status } = response;
-      if (status === 401 && !reauthenticated && req.replayable !== false && this.auth.rejected(response.headers['www-authenticate'], req.scopes, authorization)) {
-        // First 401: learn the challenge (or that the token expired) and try once more, which
-        // does not count as a retry.
-        await response.body.dump();
-        reauthenticated = true;
-        attempt--;
-        continue;
+      if (status === 401 && reauthentications < MAX_REAUTHENTICATIONS && req.replayable !== false) {
+        const verdict = await this.auth.rejected(response.headers['www-authenticate'], req.scopes, authorization, req.signal);
+        // First 401: learn the challenge (or that the token expired) and try once more; later
+        // ones only when the provider has rotated what it gives. Neither counts as a retry.
+        if (verdict === 'renewed' || (verdict === 'retry' && reauthentications === 0)) {
+          await response.body.dump();
+          reauthentications++;
+          attempt--;
+          continue;
+        }
       }
       if (req.expect.includes(status)) return response;
       const refusedUnread = status === 429;

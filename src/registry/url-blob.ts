@@ -13,6 +13,7 @@ import type { AddressPolicy } from './address-policy.js';
 import { USER_AGENT } from './auth.js';
 import { BlobStream } from './blob-stream.js';
 import { exchange } from './http.js';
+import { DEFAULT_RETRY } from './retry.js';
 import { flatten, redact, type TransportResponse } from './transport.js';
 
 /** Redirects followed per URL: enough for a CDN hop or two, never a loop. */
@@ -40,6 +41,8 @@ export interface UrlBlobOptions {
   /** Checks the address of every connection, after DNS resolution (the service's address policy). */
   addressPolicy?: AddressPolicy;
   signal?: AbortSignal;
+  /** Requests in all for the body when it is cut (the copy's retry policy's maxAttempts). Default 5. */
+  maxResumes?: number;
 }
 
 /**
@@ -73,7 +76,7 @@ export function openUrlBlob(options: UrlBlobOptions): Readable {
     }
     throw new UrlBlobError(digest, failures);
   };
-  return new BlobStream({ get, digest, size, offset: options.offset ?? 0, reference: `${digest} (from its URLs)`, signal });
+  return new BlobStream({ get, digest, size, offset: options.offset ?? 0, reference: `${digest} (from its URLs)`, signal, maxResumes: options.maxResumes ?? DEFAULT_RETRY.maxAttempts });
 }
 
 /** GETs `start`, following at most MAX_URL_REDIRECTS redirects, each connection checked by `addressPolicy`. */

@@ -8,6 +8,7 @@
  */
 import { copy } from '../../src/copy/engine.js';
 import { CopyError } from '../../src/copy/errors.js';
+import { RegistryHosts } from '../../src/registry/hosts.js';
 import { DEFAULT_RETRY } from '../../src/registry/retry.js';
 import { pushImage } from '../helpers/fixtures.js';
 import { loseCommitRace, startProxy, type TestProxy } from '../helpers/proxy.js';
@@ -74,6 +75,19 @@ describe.each(MODES)('%s uploads', (mode, options) => {
     expect((error as CopyError).code).toBe('INTEGRITY');
     expect(proxy.requests.filter((r) => r.action === 'loseCommitRace')).toHaveLength(DEFAULT_RETRY.maxAttempts);
     expect(proxy.requests.some((r) => r.method === 'PUT' && r.path.includes('/manifests/'))).toBe(false);
+  });
+
+  it('a blob whose every commit fails is tried as many times as the copy\'s retry policy says', async () => {
+    const repository = `race-${mode}-${++n}`;
+    const image = await pushImage(source, `${repository}/src`, 'v1', { layers: [LAYER] });
+    const layer = image.blobs.find((b) => b.size === LAYER)!;
+    proxy = await startProxy(target.url, [loseCommitRace({ digest: layer.digest, status: 400, code: 'DIGEST_INVALID', committed: false, times: Infinity })]);
+    const hosts = new RegistryHosts({ retry: { maxAttempts: 2, baseDelayInMs: 10, maxDelayInMs: 50 } });
+
+    const error = await copy({ source: ref(source, `${repository}/src:v1`), targets: [ref(proxy, `${repository}/dst:v1`)] }, { ...options, concurrency: 1, hosts }).catch((e: unknown) => e);
+
+    expect((error as CopyError).code).toBe('INTEGRITY');
+    expect(proxy.requests.filter((r) => r.action === 'loseCommitRace')).toHaveLength(2);
   });
 });
 

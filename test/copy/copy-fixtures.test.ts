@@ -5,7 +5,7 @@
 import { copy } from '../../src/copy/index.js';
 import { pushAllFixtures, type FixtureSummary } from '../helpers/fixtures.js';
 import { startRegistry, type RegistryAuth, type TestRegistry } from '../helpers/registry.js';
-import { credentialsFor, expectIdenticalInTarget, ref } from './support.js';
+import { hostsFor, expectIdenticalInTarget, ref } from './support.js';
 
 describe.each<RegistryAuth>(['none', 'basic', 'token'])('copy every fixture kind, auth %s', (auth) => {
   let source: TestRegistry;
@@ -21,7 +21,7 @@ describe.each<RegistryAuth>(['none', 'basic', 'token'])('copy every fixture kind
   });
 
   it('copies each fixture byte-identically', { tags: ['slow'] }, async () => {
-    const credentials = credentialsFor(source, target);
+    const hosts = hostsFor(source, target);
     for (const fixture of fixtures) {
       // The shared-layers fixture is two images under two tags: copy both.
       const tags = fixture.name === 'two-images-sharing-layers' ? fixture.tags : [fixture.tag];
@@ -29,7 +29,7 @@ describe.each<RegistryAuth>(['none', 'basic', 'token'])('copy every fixture kind
         const pushed = fixture.manifests.find((m) => m.tag === tag)!;
         const result = await copy(
           { source: ref(source, `${fixture.repository}:${tag}`), targets: [ref(target, `copied/${fixture.name}:${tag}`)], referrers: fixture.name === 'image-with-referrers' },
-          { credentials },
+          { hosts },
         );
         expect(result.status).toBe('completed');
         expect(result.sourceDigest).toBe(pushed.digest);

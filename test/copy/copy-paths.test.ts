@@ -20,7 +20,9 @@ import {
 import { corruptResponses, cutRequestBody, cutResponseBody, expireToken, failAfterForwarding, startProxy, tooManyRequests, type TestProxy } from '../helpers/proxy.js';
 import { settledAccessLog, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRaw } from '../helpers/skopeo.js';
-import { credentialsFor, expectIdenticalInTarget, ref } from './support.js';
+import { RegistryHosts } from '../../src/registry/hosts.js';
+import { forRegistry } from '../../src/registry/credentials.js';
+import { aliased, credentialsFor, expectIdenticalInTarget, ref } from './support.js';
 
 async function manifestStatus(registry: { url: string }, repository: string, reference: string): Promise<number> {
   const res = await rawRequest(`${registry.url}/v2/${repository}/manifests/${reference}`, {
@@ -152,18 +154,20 @@ describe('copy paths (anonymous registries)', () => {
   describe('skip and mount', () => {
     it('skips blobs the target has and mounts those another target repository holds', async () => {
       const images = await pushTwoImagesSharingLayers(source, 'share/src');
-      await copy({ source: ref(source, `share/src:${images.first.tag}`), targets: [ref(target, 'share/one:x')] });
+      // Copies sharing a RegistryHosts share its mount hints (the worker's do, across jobs).
+      const hosts = new RegistryHosts();
+      await copy({ source: ref(source, `share/src:${images.first.tag}`), targets: [ref(target, 'share/one:x')] }, { hosts });
       const shared = images.second.blobs.filter((b) => images.first.blobs.some((f) => f.digest === b.digest));
       expect(shared.length).toBeGreaterThan(0);
 
       let mark = target.accessLog().length;
-      const mounted = await copy({ source: ref(source, `share/src:${images.second.tag}`), targets: [ref(target, 'share/two:x')] });
+      const mounted = await copy({ source: ref(source, `share/src:${images.second.tag}`), targets: [ref(target, 'share/two:x')] }, { hosts });
       expect(mounted.blobs.mounted).toBe(shared.length);
       const mounts = requestsSince(target, mark).filter((r) => r.method === 'POST' && r.uri.includes('mount='));
       expect(mounts.filter((r) => r.status === 201).map((r) => new URLSearchParams(r.uri.split('?')[1]).get('mount')).sort()).toEqual(shared.map((b) => b.digest).sort());
 
       mark = target.accessLog().length;
-      const skipped = await copy({ source: ref(source, `share/src:${images.second.tag}`), targets: [ref(target, 'share/one:y')] });
+      const skipped = await copy({ source: ref(source, `share/src:${images.second.tag}`), targets: [ref(target, 'share/one:y')] }, { hosts });
       expect(skipped.blobs.skipped).toBe(shared.length);
       const uploads = requestsSince(target, mark).filter((r) => r.method === 'POST');
       expect(uploads).toHaveLength(images.second.blobs.length - shared.length);
@@ -517,7 +521,7 @@ describe('copy with token auth', () => {
     try {
       const credentials = credentialsFor(source, target);
       const before = target.tokenIssuer!.requests.length;
-      const result = await copy({ source: ref(source, 'tok/src:v1'), targets: [ref(proxy, 'tok/dst:v1')] }, { credentials: (name) => credentials(name === proxy.host ? target.host : name), concurrency: 1 });
+      const result = await copy({ source: ref(source, 'tok/src:v1'), targets: [ref(proxy, 'tok/dst:v1')] }, { hosts: new RegistryHosts({ credentials: aliased(credentials, proxy, target) }), concurrency: 1 });
       expect(result.status).toBe('completed');
       expect(proxy.requests.filter((r) => r.action === 'expiredToken').length).toBeGreaterThan(0);
       expect(target.tokenIssuer!.requests.length - before).toBeGreaterThanOrEqual(2);
@@ -550,7 +554,7 @@ describe('copy with token auth', () => {
       const result = await copy(
         { source: ref(source, 'renew/src:v1'), targets: [ref(proxy, 'renew/dst:v1')] },
         {
-          credentials: (name) => credentials(name === proxy.host ? short.host : name),
+          hosts: new RegistryHosts({ credentials: aliased(credentials, proxy, short) }),
           concurrency: 1,
           onProgress: (event) => {
             if (event.type === 'blob-done') vi.setSystemTime(Date.now() + 3_000);
@@ -587,7 +591,7 @@ describe('copy with token auth', () => {
     const proxy = await startProxy(source.url, [(request) => (request.method === 'GET' && request.pathname.endsWith(layerPath) ? { type: 'respond', status: 307, headers: { Location: storageUrl } } : undefined)]);
     try {
       const credentials = credentialsFor(source, target);
-      const result = await copy({ source: ref(proxy, 'redirect/src:v1'), targets: [ref(target, 'redirect/dst:v1')] }, { credentials: (name) => credentials(name === proxy.host ? source.host : name) });
+      const result = await copy({ source: ref(proxy, 'redirect/src:v1'), targets: [ref(target, 'redirect/dst:v1')] }, { hosts: new RegistryHosts({ credentials: aliased(credentials, proxy, source) }) });
       // The registry's own requests did carry the token.
       expect(proxy.requests.filter((r) => r.status === 401).length).toBeGreaterThan(0);
       expect(result.status).toBe('completed');
@@ -605,7 +609,7 @@ describe('copy with token auth', () => {
     const proxy = await startProxy(target.url, [expireToken({ afterRequests: 0, path: /\/blobs\/uploads\/.*digest=/ })]);
     try {
       const credentials = credentialsFor(source, target);
-      const result = await copy({ source: ref(source, 'tokput/src:v1'), targets: [ref(proxy, 'tokput/dst:v1')] }, { credentials: (name) => credentials(name === proxy.host ? target.host : name), concurrency: 1 });
+      const result = await copy({ source: ref(source, 'tokput/src:v1'), targets: [ref(proxy, 'tokput/dst:v1')] }, { hosts: new RegistryHosts({ credentials: aliased(credentials, proxy, target) }), concurrency: 1 });
       expect(result.blobs.copied).toBe(2);
       expect(proxy.requests.filter((r) => r.method === 'PUT' && r.status === 401)).toHaveLength(1);
       await expectIdenticalInTarget(target, 'tokput/dst', 'v1', [image]);
@@ -618,7 +622,7 @@ describe('copy with token auth', () => {
     await pushImage(source, 'mount/src', 'v1', { layers: [1000] });
     const credentials = credentialsFor(source);
     const before = source.tokenIssuer!.requests.length;
-    const result = await copy({ source: ref(source, 'mount/src:v1'), targets: [ref(source, 'mount/dst:v1')] }, { credentials });
+    const result = await copy({ source: ref(source, 'mount/src:v1'), targets: [ref(source, 'mount/dst:v1')] }, { hosts: new RegistryHosts({ credentials }) });
     expect(result.blobs.mounted).toBe(2);
     const scopes = source.tokenIssuer!.requests.slice(before).map((r) => [...r.scope].sort());
     expect(scopes).toContainEqual(['repository:mount/dst:pull,push', 'repository:mount/src:pull']);
@@ -626,7 +630,7 @@ describe('copy with token auth', () => {
 
   it('fails with AUTH_FAILED and a clear message for wrong credentials', async () => {
     await pushImage(source, 'auth/src', 'v1', { layers: [100] });
-    const error = await copy({ source: ref(source, 'auth/src:v1'), targets: [ref(target, 'auth/dst:v1')] }, { credentials: () => ({ username: 'alice', password: 'wrong' }) }).catch((e: unknown) => e);
+    const error = await copy({ source: ref(source, 'auth/src:v1'), targets: [ref(target, 'auth/dst:v1')] }, { hosts: new RegistryHosts({ credentials: forRegistry(source.host, { username: 'alice', password: 'wrong' }) }) }).catch((e: unknown) => e);
     expect((error as CopyError).code).toBe('AUTH_FAILED');
     expect((error as CopyError).side).toBe('source');
     expect((error as CopyError).message).toMatch(/UNAUTHORIZED.*check the credentials/);

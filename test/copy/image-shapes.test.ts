@@ -14,7 +14,7 @@ import { FixtureClient, MEDIA_TYPES, pushImage, rawRequest, seededBytes } from '
 import { ALLOW_URLS, FOREIGN_LAYER, OCI_NONDISTRIBUTABLE_LAYER, pushIndexWithAttestations, pushWindowsImage, startLayerHost, type LayerHost } from '../helpers/image-shapes.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoCopyAll, skopeoInspectRaw } from '../helpers/skopeo.js';
-import { credentialsFor, ref } from './support.js';
+import { hostsFor, ref } from './support.js';
 
 const LTSC2019 = '10.0.17763.5329';
 const LTSC2022 = '10.0.20348.2227';
@@ -56,11 +56,11 @@ describe('real-world image shapes', () => {
       const events: ProgressEvent[] = [];
       const mark = host.requests.length;
 
-      const planned = await copy({ source: ref(source, `${repository}:ltsc2019`), targets: [ref(target, `${repository}:ltsc2019`)], dryRun: true }, { credentials: credentialsFor(source) });
+      const planned = await copy({ source: ref(source, `${repository}:ltsc2019`), targets: [ref(target, `${repository}:ltsc2019`)], dryRun: true }, { hosts: hostsFor(source) });
       expect(planned.plan.externalBlobs).toEqual([{ digest: image.foreignDigest, size: image.foreignSize, mediaType, urls: [`${host.url}/layers/default-skip`] }]);
       expect(planned.plan.blobs.map((b) => b.digest)).not.toContain(image.foreignDigest);
 
-      const result = await copy({ source: ref(source, `${repository}:ltsc2019`), targets: [ref(target, `${repository}:ltsc2019`)] }, { credentials: credentialsFor(source), onProgress: (e) => events.push(e) });
+      const result = await copy({ source: ref(source, `${repository}:ltsc2019`), targets: [ref(target, `${repository}:ltsc2019`)] }, { hosts: hostsFor(source), onProgress: (e) => events.push(e) });
       expect(result.targetDigest).toBe(image.digest);
       expect(result.blobs).toMatchObject({ total: 2, copied: 2 });
       expect(events).toContainEqual(expect.objectContaining({ type: 'plan', blobs: 2, blobsExternal: 1 }));
@@ -78,7 +78,7 @@ describe('real-world image shapes', () => {
       const image = await pushWindowsImage(client, 'win/copy', 'ltsc2019', { urls, foreign, osVersion: LTSC2019 });
       const mark = host.requests.length;
 
-      const result = await copy({ source: ref(source, 'win/copy:ltsc2019'), targets: [ref(target, 'win/copy:ltsc2019')], allowNondistributableArtifacts: true }, { credentials: credentialsFor(source) });
+      const result = await copy({ source: ref(source, 'win/copy:ltsc2019'), targets: [ref(target, 'win/copy:ltsc2019')], allowNondistributableArtifacts: true }, { hosts: hostsFor(source) });
       expect(result.plan.externalBlobs).toEqual([]);
       expect(result.blobs).toMatchObject({ total: 3, copied: 3 });
       expect(result.targetDigest).toBe(image.digest);
@@ -93,7 +93,7 @@ describe('real-world image shapes', () => {
       const foreign = seededBytes('in-registry', 5000);
       const image = await pushWindowsImage(client, 'win/held', 'ltsc2019', { urls: [`${host.url}/layers/in-registry`], foreign, osVersion: LTSC2019, inRegistry: true });
       const mark = host.requests.length;
-      await copy({ source: ref(source, 'win/held:ltsc2019'), targets: [ref(target, 'win/held:ltsc2019')], allowNondistributableArtifacts: true }, { credentials: credentialsFor(source), uploadMode: 'chunked', chunkSizeInBytes: 2048 });
+      await copy({ source: ref(source, 'win/held:ltsc2019'), targets: [ref(target, 'win/held:ltsc2019')], allowNondistributableArtifacts: true }, { hosts: hostsFor(source), uploadMode: 'chunked', chunkSizeInBytes: 2048 });
       expect(await blobStatus(target, 'win/held', image.foreignDigest)).toBe(200);
       expect(host.requests.length).toBe(mark);
     });
@@ -102,7 +102,7 @@ describe('real-world image shapes', () => {
       const foreign = seededBytes('wrong', 4000);
       host.serve('wrong', foreign);
       const image = await pushWindowsImage(client, 'win/wrong', 'ltsc2019', { urls: [`${host.url}/wrong/wrong`], foreign, osVersion: LTSC2019 });
-      const error = await copy({ source: ref(source, 'win/wrong:ltsc2019'), targets: [ref(target, 'win/wrong:ltsc2019')], allowNondistributableArtifacts: true }, { credentials: credentialsFor(source) }).catch((e: unknown) => e);
+      const error = await copy({ source: ref(source, 'win/wrong:ltsc2019'), targets: [ref(target, 'win/wrong:ltsc2019')], allowNondistributableArtifacts: true }, { hosts: hostsFor(source) }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(CopyError);
       expect((error as CopyError).code).toBe('INTEGRITY');
       expect(await manifestStatus(target, 'win/wrong', 'ltsc2019')).toBe(404);
@@ -112,7 +112,7 @@ describe('real-world image shapes', () => {
     it('names the way out when no URL serves the layer', async () => {
       const foreign = seededBytes('nowhere', 3000);
       await pushWindowsImage(client, 'win/nowhere', 'ltsc2019', { urls: [`${host.url}/layers/nowhere`, `${host.url}/missing/nowhere`], foreign, osVersion: LTSC2019 });
-      const error = await copy({ source: ref(source, 'win/nowhere:ltsc2019'), targets: [ref(target, 'win/nowhere:ltsc2019')], allowNondistributableArtifacts: true }, { credentials: credentialsFor(source) }).catch((e: unknown) => e);
+      const error = await copy({ source: ref(source, 'win/nowhere:ltsc2019'), targets: [ref(target, 'win/nowhere:ltsc2019')], allowNondistributableArtifacts: true }, { hosts: hostsFor(source) }).catch((e: unknown) => e);
       expect((error as CopyError).code).toBe('NONDISTRIBUTABLE');
       expect((error as CopyError).message).toMatch(/\/layers\/nowhere: answered 404; .*\/missing\/nowhere: answered 404/);
       expect(await manifestStatus(target, 'win/nowhere', 'ltsc2019')).toBe(404);
@@ -122,7 +122,7 @@ describe('real-world image shapes', () => {
       const foreign = seededBytes('refused', 3000);
       host.serve('refused', foreign);
       await pushWindowsImage(client, 'win/refused', 'ltsc2019', { urls: [`${host.url}/layers/refused`], foreign, osVersion: LTSC2019 });
-      const error = await copy({ source: ref(source, 'win/refused:ltsc2019'), targets: [ref(refusing, 'win/refused:ltsc2019')] }, { credentials: credentialsFor(source) }).catch((e: unknown) => e);
+      const error = await copy({ source: ref(source, 'win/refused:ltsc2019'), targets: [ref(refusing, 'win/refused:ltsc2019')] }, { hosts: hostsFor(source) }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(CopyError);
       expect((error as CopyError).code).toBe('NONDISTRIBUTABLE');
       expect((error as CopyError).side).toBe('target');
@@ -148,14 +148,14 @@ describe('real-world image shapes', () => {
       }, null, 3));
       const indexDigest = await client.putManifest('win/mixed', 'all', index, MEDIA_TYPES.dockerList);
 
-      const whole = await copy({ source: ref(source, 'win/mixed:all'), targets: [ref(target, 'win/mixed:all')] }, { credentials: credentialsFor(source) });
+      const whole = await copy({ source: ref(source, 'win/mixed:all'), targets: [ref(target, 'win/mixed:all')] }, { hosts: hostsFor(source) });
       expect(whole.targetDigest).toBe(indexDigest);
       expect(whole.plan.externalBlobs.map((b) => b.digest)).toEqual([w2019.foreignDigest]);
       expect(whole.plan.manifests.map((m) => m.platform)).toEqual(expect.arrayContaining(['linux/amd64', `windows/amd64:${LTSC2019}`, `windows/amd64:${LTSC2022}`]));
       expect((await skopeoInspectRaw(`${target.host}/win/mixed:all`)).equals(index)).toBe(true);
       for (const image of [w2019, w2022]) expect((await skopeoInspectRaw(`${target.host}/win/mixed@${image.digest}`)).equals(image.bytes)).toBe(true);
 
-      const subset = await copy({ source: ref(source, 'win/mixed:all'), targets: [ref(target, 'win/mixed:ltsc2022')], platforms: [parsePlatform(`windows/amd64:${LTSC2022}`)] }, { credentials: credentialsFor(source) });
+      const subset = await copy({ source: ref(source, 'win/mixed:all'), targets: [ref(target, 'win/mixed:ltsc2022')], platforms: [parsePlatform(`windows/amd64:${LTSC2022}`)] }, { hosts: hostsFor(source) });
       const written = JSON.parse((await skopeoInspectRaw(`${target.host}/win/mixed:ltsc2022`)).toString()) as { manifests: Array<{ digest: string }> };
       expect(written.manifests.map((m) => m.digest)).toEqual([w2022.digest]);
       expect(subset.plan.platformSubset?.platforms).toEqual([`windows/amd64:${LTSC2022}`]);
@@ -165,7 +165,7 @@ describe('real-world image shapes', () => {
   describe('attestations with a platform subset', () => {
     it('keeps exactly the attestation of the chosen platform', async () => {
       const pushed = await pushIndexWithAttestations(client, 'att/subset');
-      const result = await copy({ source: ref(source, 'att/subset:multi'), targets: [ref(target, 'att/subset:amd64')], platforms: [parsePlatform('linux/amd64')] }, { credentials: credentialsFor(source) });
+      const result = await copy({ source: ref(source, 'att/subset:multi'), targets: [ref(target, 'att/subset:amd64')], platforms: [parsePlatform('linux/amd64')] }, { hosts: hostsFor(source) });
       const written = JSON.parse((await skopeoInspectRaw(`${target.host}/att/subset:amd64`)).toString()) as { manifests: Array<{ digest: string }> };
       expect(written.manifests.map((m) => m.digest)).toEqual([pushed.amd64, pushed.attestAmd64]);
       expect(result.plan.platformSubset).toEqual({ platforms: ['linux/amd64'], attestationsKept: [pushed.attestAmd64], attestationsDropped: [pushed.attestArm64] });
@@ -179,7 +179,7 @@ describe('real-world image shapes', () => {
 
     it('copies the whole index byte-identically, attestations included', async () => {
       const pushed = await pushIndexWithAttestations(client, 'att/whole');
-      const result = await copy({ source: ref(source, 'att/whole:multi'), targets: [ref(target, 'att/whole:multi')] }, { credentials: credentialsFor(source) });
+      const result = await copy({ source: ref(source, 'att/whole:multi'), targets: [ref(target, 'att/whole:multi')] }, { hosts: hostsFor(source) });
       expect(result.targetDigest).toBe(pushed.digest);
       expect((await skopeoInspectRaw(`${target.host}/att/whole:multi`)).equals(pushed.index)).toBe(true);
       for (const digest of [pushed.attestAmd64, pushed.attestArm64]) expect(await manifestStatus(target, 'att/whole', digest)).toBe(200);

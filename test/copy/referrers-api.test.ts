@@ -4,6 +4,7 @@
  * referrer arrives byte for byte, nested ones too, in both directions, and a registry that took
  * the subject itself gets no fallback tag.
  */
+import { RegistryHosts } from '../../src/registry/hosts.js';
 import { copy, CopyError } from '../../src/copy/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { RegistryError } from '../../src/registry/errors.js';
@@ -84,10 +85,10 @@ describe('referrers with and without the OCI 1.1 referrers API', () => {
 
     it("Hoist's client follows Link across every page, and finds no API on distribution 2.8", async () => {
       const image = ref(apiA, `fixture/app@${signed.image.digest}`);
-      const found = await RegistryClient.for(image.registry).referrers(image, signed.image.digest);
+      const found = await RegistryClient.for(image.registry, new RegistryHosts()).referrers(image, signed.image.digest);
       expect(found?.map((d) => d.digest)).toEqual([signed.sbom.digest, signed.imageSignature.digest]);
       const onPlain = ref(plain, 'fixture/app:v1');
-      expect(await RegistryClient.for(onPlain.registry).referrers(onPlain, signed.image.digest)).toBeUndefined();
+      expect(await RegistryClient.for(onPlain.registry, new RegistryHosts()).referrers(onPlain, signed.image.digest)).toBeUndefined();
     });
 
     it('drops a deleted manifest from its subject\'s referrers', async () => {
@@ -215,7 +216,7 @@ describe('a referrers list that breaks off', () => {
     const proxy = await startProxy(api.url, [endless]);
     try {
       const image = ref(proxy, `broken/app@${signed.image.digest}`);
-      const error = await RegistryClient.for(image.registry).referrers(image, signed.image.digest).then(
+      const error = await RegistryClient.for(image.registry, new RegistryHosts()).referrers(image, signed.image.digest).then(
         () => undefined,
         (e: unknown) => e,
       );

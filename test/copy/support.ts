@@ -1,5 +1,6 @@
 /** Shared pieces of the copy tests: references into test registries, and the skopeo checks. */
-import { forRegistry, firstOf, type CredentialSource } from '../../src/registry/credentials.js';
+import { forRegistry, firstOf, type CredentialProvider } from '../../src/registry/credentials.js';
+import { RegistryHosts } from '../../src/registry/hosts.js';
 import { parseReference, type Reference } from '../../src/registry/reference.js';
 import type { FixtureSummary } from '../helpers/fixtures.js';
 import type { TestRegistry } from '../helpers/registry.js';
@@ -10,8 +11,18 @@ export function ref(registry: { host: string }, path: string): Reference {
 }
 
 /** Credentials for every registry given (those without auth are skipped). */
-export function credentialsFor(...registries: TestRegistry[]): CredentialSource {
+export function credentialsFor(...registries: TestRegistry[]): CredentialProvider {
   return firstOf(...registries.filter((r) => r.credentials).map((r) => forRegistry(r.host, r.credentials!)));
+}
+
+/** RegistryHosts of their own, with the credentials of every registry given. */
+export function hostsFor(...registries: TestRegistry[]): RegistryHosts {
+  return new RegistryHosts({ credentials: credentialsFor(...registries) });
+}
+
+/** A provider answering for `alias` (a proxy) what `provider` has for `registry` (the registry behind it). */
+export function aliased(provider: CredentialProvider, alias: { host: string }, registry: { host: string }): CredentialProvider {
+  return { id: `${provider.id}@${alias.host}`, getCredentials: (name, scopes, options) => provider.getCredentials(name === alias.host ? registry.host : name, scopes, options) };
 }
 
 /**

@@ -147,7 +147,7 @@ describe('POST /api/imports', () => {
       );
       expect(Object.keys(document.source).sort()).toEqual(['digest', 'reference']);
       expect(Object.keys(document.targets[0]).sort()).toEqual(['reference', 'tagged']);
-      expect(Object.keys(document.options).sort()).toEqual(['force', 'platforms', 'referrers']);
+      expect(Object.keys(document.options).sort()).toEqual(['allowNondistributableArtifacts', 'force', 'platforms', 'referrers']);
       expect(Object.keys(document.lastError).sort()).toEqual(['at', 'code', 'message']);
       expect(document.status).toBe('running');
     }
@@ -230,8 +230,9 @@ describe('POST /api/imports', () => {
     // A manifest HEAD carries no body, so no real registry can quote a password here: the
     // engine's target check is scripted to fail with one in its message.
     setEngine({
-      findExistingTags: async (_targets, credentials) => {
-        throw new CopyError('AUTH_FAILED', `the target refused password ${credentials?.(TARGET)?.password}`, 'target');
+      findExistingTags: async (_targets, hosts) => {
+        const answer = await hosts.credentials.getCredentials(TARGET, []);
+        throw new CopyError('AUTH_FAILED', `the target refused password ${answer?.kind === 'basic' ? answer.password : ''}`, 'target');
       },
     });
     const logs: string[] = [];

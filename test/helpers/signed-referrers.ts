@@ -3,6 +3,7 @@
  * a signature refers to the SBOM), and the checks the referrers tests share: bytes through
  * skopeo, tags, the referrers API's pages, and the tag-schema fallback indexes.
  */
+import { expect } from 'vitest';
 import { EMPTY_JSON, MEDIA_TYPES, pushImage, rawRequest, referrersTag, type Descriptor, type PushedManifest, type RegistryEndpoint } from './fixtures.js';
 import type { ReferrerDescriptor, ReferrersFixture } from './referrers-fixture.js';
 import type { TestRegistry } from './registry.js';

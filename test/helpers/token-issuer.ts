@@ -4,7 +4,8 @@
  * It implements what clients of a token-auth registry rely on:
  *  - `GET /token?service=…&scope=…&scope=…` with optional HTTP Basic credentials
  *    (docker, containers/image, crane, regclient), and
- *  - `POST /token` with an OAuth2 password grant form (some clients prefer it),
+ *  - `POST /token` with an OAuth2 password grant form (some clients prefer it), or a
+ *    refresh-token grant for an identity token (docker's `identitytoken`),
  * and answers `{token, access_token, expires_in, issued_at}`.
  *
  * Tokens are ES256 JWTs whose header carries the signing certificate in `x5c`. docker-registry
@@ -96,6 +97,16 @@ export interface TokenIssuerOptions {
    * `account` is undefined for anonymous callers. Default: see {@link defaultGrant}.
    */
   grant?: (account: string | undefined, scope: ParsedScope) => string[];
+  /** Identity (refresh) tokens accepted by the refresh-token grant: token → user. Default none. */
+  refreshTokens?: Record<string, string>;
+}
+
+/** A token request held by {@link TokenIssuer.holdNext}. */
+export interface HeldRequest {
+  /** Settles when the held request has arrived. */
+  arrived: Promise<void>;
+  /** Lets it be answered. */
+  release(): void;
 }
 
 /** A running token issuer. */
@@ -121,6 +132,10 @@ export interface TokenIssuer {
   revokeAll(): void;
   /** True when `token` was issued before the last {@link TokenIssuer.revokeAll}. */
   isRevoked(token: string): boolean;
+  /** Answers the next `times` token requests with `status` (and Retry-After, if given), as a token service in trouble. */
+  failNext(status: number, times?: number, retryAfterSeconds?: number): void;
+  /** Holds the next token request until released, so a test can act while it is in flight. */
+  holdNext(): HeldRequest;
   stop(): Promise<void>;
 }
 
@@ -208,6 +223,8 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
   const requests: TokenRequestRecord[] = [];
   const issued: TokenClaims[] = [];
   const revoked = new Set<string>();
+  const failures: Array<{ status: number; retryAfterSeconds?: number }> = [];
+  const holds: Array<{ arrive: () => void; released: Promise<void> }> = [];
 
   function signToken(account: string | undefined, scopes: string[]): { token: string; claims: TokenClaims } {
     const now = Math.floor(Date.now() / 1000);
@@ -278,6 +295,17 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
       sendJson(res, 404, { errors: [{ code: 'NOT_FOUND', message: 'only /token exists' }] });
       return;
     }
+    const hold = holds.shift();
+    if (hold) {
+      hold.arrive();
+      await hold.released;
+    }
+    const failure = failures.shift();
+    if (failure) {
+      requests.push({ method: req.method === 'POST' ? 'POST' : 'GET', scope: [], authenticated: false, status: failure.status });
+      sendJson(res, failure.status, { errors: [{ code: 'UNAVAILABLE', message: 'injected by the test issuer' }] }, failure.retryAfterSeconds === undefined ? {} : { 'Retry-After': String(failure.retryAfterSeconds) });
+      return;
+    }
     if (req.method === 'GET') {
       const scopes = splitScopes(url.searchParams.getAll('scope'));
       const serviceParam = url.searchParams.get('service') ?? undefined;
@@ -312,8 +340,20 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
         status: 200,
       };
       requests.push(record);
+      if (form.get('grant_type') === 'refresh_token') {
+        const refreshToken = form.get('refresh_token') ?? '';
+        const user = Object.prototype.hasOwnProperty.call(options.refreshTokens ?? {}, refreshToken) ? options.refreshTokens![refreshToken] : undefined;
+        record.account = user;
+        if (user === undefined) {
+          record.status = 401;
+          sendJson(res, 401, { error: 'invalid_grant' });
+          return;
+        }
+        record.authenticated = true;
+        answerToken(res, user, scopes);
+        return;
+      }
       if (form.get('grant_type') !== 'password') {
-        // Refresh tokens are not implemented: clients fall back to a password grant / GET.
         record.status = 400;
         sendJson(res, 400, { error: 'unsupported_grant_type' });
         return;
@@ -351,6 +391,17 @@ export async function startTokenIssuer(options: TokenIssuerOptions = {}): Promis
     certPath,
     requests,
     issued,
+    failNext(status, times = 1, retryAfterSeconds) {
+      for (let i = 0; i < times; i++) failures.push({ status, ...(retryAfterSeconds !== undefined && { retryAfterSeconds }) });
+    },
+    holdNext() {
+      let arrive!: () => void;
+      let release!: () => void;
+      const arrived = new Promise<void>((resolve) => (arrive = resolve));
+      const released = new Promise<void>((resolve) => (release = resolve));
+      holds.push({ arrive, released });
+      return { arrived, release };
+    },
     revokeAll() {
       for (const claims of issued) revoked.add(claims.jti);
     },

@@ -3,6 +3,7 @@
  * registry here, imported through the worker path (runImport, real engine, Azurite). The job
  * record must fit real Azure Tables (job-store.ts checks the limits Azurite does not).
  */
+import { RegistryHosts } from '../../src/registry/hosts.js';
 import { copy } from '../../src/copy/index.js';
 import { newJobId } from '../../src/jobs/job-id.js';
 import { MAX_LISTED_MANIFESTS, newJobRecord } from '../../src/jobs/job-record.js';
@@ -75,6 +76,7 @@ describe('stress: a 4,500-child index', () => {
         jobs: storage.jobs,
         checkpoints: storage.checkpoints,
         queue: storage.queue,
+        hosts: new RegistryHosts(),
         copy,
         timeBudgetInMs: 600_000,
         leaseDurationInMs: 60_000,

@@ -3,6 +3,7 @@
  * writes) blocks its key for ABANDONED_CLAIM_MS, then the next request with the key takes it
  * over. Real tables and queue in Azurite; the clock is injected, so no test waits a minute.
  */
+import { RegistryHosts } from '../../src/registry/hosts.js';
 import { findExistingTags, resolveDigest } from '../../src/copy/engine.js';
 import { IdempotencyError } from '../../src/jobs/errors.js';
 import { newJobId } from '../../src/jobs/job-id.js';
@@ -16,7 +17,7 @@ const T0 = Date.parse('2026-01-01T00:00:00Z');
 
 function deps(nowMs: number): SubmitImportDeps {
   const { jobs, idempotency, queue } = env.storage;
-  return { jobs, idempotency, queue, targetRegistry: 'localhost:5000', findExistingTags, resolveDigest, now: () => new Date(nowMs) };
+  return { jobs, idempotency, queue, targetRegistry: 'localhost:5000', hosts: new RegistryHosts(), findExistingTags, resolveDigest, now: () => new Date(nowMs) };
 }
 
 /** Leaves the claim a request makes before it inserts its job, and no job: as if it died there. */

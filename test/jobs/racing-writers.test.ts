@@ -2,6 +2,7 @@
  * Jobs racing to write one target tag without force, through the real worker path (runImport),
  * the real engine, a real registry and Azurite: the tag lock makes NoForce hold.
  */
+import { RegistryHosts } from '../../src/registry/hosts.js';
 import { randomBytes } from 'node:crypto';
 import { copy } from '../../src/copy/index.js';
 import { newJobId } from '../../src/jobs/job-id.js';
@@ -38,6 +39,7 @@ function deps(): RunImportDeps {
     jobs: storage.jobs,
     checkpoints: storage.checkpoints,
     queue: storage.queue,
+    hosts: new RegistryHosts(),
     copy,
     coordination: new WriteLocks(storage.jobs.table, { durationInMs: 30_000 }),
     timeBudgetInMs: 120_000,

@@ -5,6 +5,7 @@
  * goes on to run the next job. A claim of 2^53-1 bytes once grew the worker until V8 aborted, and
  * the message's next delivery killed the next host too.
  */
+import { RegistryHosts } from '../../src/registry/hosts.js';
 import { copy } from '../../src/copy/engine.js';
 import { newJobId } from '../../src/jobs/job-id.js';
 import { newJobRecord } from '../../src/jobs/job-record.js';
@@ -40,6 +41,7 @@ function deps(env: Record<string, string>): RunImportDeps {
     jobs: storage.jobs,
     checkpoints: storage.checkpoints,
     queue: storage.queue,
+    hosts: new RegistryHosts(),
     copy,
     timeBudgetInMs: 60_000,
     leaseDurationInMs: 30_000,

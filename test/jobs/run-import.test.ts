@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { RegistryHosts } from '../../src/registry/hosts.js';
 import { CopyError } from '../../src/copy/errors.js';
 import { RegistryError } from '../../src/registry/errors.js';
 import { newJobId } from '../../src/jobs/job-id.js';
@@ -54,6 +55,7 @@ async function harness(): Promise<Harness> {
       checkpoints: storage.checkpoints,
       queue: storage.queue,
       copy: engine.copy,
+      hosts: new RegistryHosts(),
       secretBox: box,
       targetCredentials: { username: 'pusher', password: TARGET_PASSWORD },
       timeBudgetInMs: 60_000,
@@ -112,13 +114,16 @@ describe('runImport', () => {
     expect(request.targets[1].tag).toBeUndefined();
     expect(request.platforms).toEqual([{ os: 'linux', architecture: 'amd64' }]);
     expect(options.uploadMode).toBe('chunked');
-    expect(options.credentials!('src.example')).toEqual({ username: 'reader', password: PASSWORD });
-    expect(options.credentials!('localhost:5000')).toEqual({ username: 'pusher', password: TARGET_PASSWORD });
+    const credentials = options.hosts!.credentials;
+    expect(await credentials.getCredentials('src.example', [])).toEqual({ kind: 'basic', username: 'reader', password: PASSWORD });
+    expect(await credentials.getCredentials('localhost:5000', [])).toEqual({ kind: 'basic', username: 'pusher', password: TARGET_PASSWORD });
+    // Keyed by the job, never by a secret.
+    expect(credentials.id).toBe(`job:${job.id}`);
 
     // A job queued under another target registry gets no target credentials.
     const elsewhere = await h.createJob();
     await runImport(delivery(elsewhere.id), h.deps(engine, { targetRegistry: 'new-target.example' }));
-    expect(engine.calls[1].options.credentials!('localhost:5000')).toBeUndefined();
+    expect(await engine.calls[1].options.hosts!.credentials.getCredentials('localhost:5000', [])).toBeUndefined();
 
     const done = await h.job(job.id);
     expect(done).toMatchObject({ status: 'succeeded', sourceDigest: SOURCE_DIGEST, sourceMediaType: MANIFEST_TYPE, targetDigest: SOURCE_DIGEST, attempts: 1 });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ConfigurationError, SecretError } from '../../src/jobs/errors.js';
 import { SecretBox } from '../../src/jobs/secret-box.js';
-import { jobCredentialSource, openCredentials, redact, sealCredentials } from '../../src/jobs/source-credentials.js';
+import { jobCredentials, openCredentials, redact, sealCredentials } from '../../src/jobs/source-credentials.js';
 
 const key = () => randomBytes(32).toString('base64');
 
@@ -66,14 +66,14 @@ describe('source credentials', () => {
     expect(() => openCredentials(undefined, 'job-9', sealed)).toThrow(ConfigurationError);
   });
 
-  it('pick the target credentials for the target registry, the source ones for the source', () => {
+  it('pick the target credentials for the target registry, the source ones for the source', async () => {
     const source = { username: 's', password: 'sp' };
     const target = { username: 't', password: 'tp' };
-    const creds = jobCredentialSource({ sourceRegistry: 'src.io', source, targetRegistry: 'dst.io', target });
-    expect(creds('src.io')).toEqual(source);
-    expect(creds('dst.io')).toEqual(target);
-    expect(creds('other.io')).toBeUndefined();
-    expect(jobCredentialSource({ sourceRegistry: 'same.io', source, targetRegistry: 'same.io', target })('same.io')).toEqual(target);
+    const creds = jobCredentials({ id: 'job:1', sourceRegistry: 'src.io', source, targetRegistry: 'dst.io', target });
+    expect(await creds.getCredentials('src.io', [])).toEqual({ kind: 'basic', ...source });
+    expect(await creds.getCredentials('dst.io', [])).toEqual({ kind: 'basic', ...target });
+    expect(await creds.getCredentials('other.io', [])).toBeUndefined();
+    expect(await jobCredentials({ id: 'job:2', sourceRegistry: 'same.io', source, targetRegistry: 'same.io', target }).getCredentials('same.io', [])).toEqual({ kind: 'basic', ...target });
   });
 
   it('redact every occurrence of a secret', () => {

@@ -18,6 +18,8 @@ const get: Record<string, Getter> = {
   checkpointsTable: (s) => s.checkpointsTable,
   allowedPrivate: (s) => s.allowedPrivateRegistries,
   allowedSources: (s) => s.allowedSources,
+  retry: (s) => s.retryAttempts,
+  hosts: (s) => s.registryHosts,
 };
 
 describe('Settings', () => {
@@ -39,6 +41,14 @@ describe('Settings', () => {
     ['a chunk size', { HOIST_CHUNK_SIZE_BYTES: '1048576' }, 'chunk', 1_048_576],
     ['a concurrency', { HOIST_CONCURRENCY: '8' }, 'concurrency', 8],
     ['the default jobs table', {}, 'jobsTable', 'hoistjobs'],
+    ['the default retry attempts', {}, 'retry', 5],
+    ['retry attempts', { HOIST_RETRY_ATTEMPTS: '9' }, 'retry', 9],
+    [
+      'the registry hosts settings',
+      { HOIST_RETRY_ATTEMPTS: '2', HOIST_INSECURE_REGISTRIES: 'Reg.example:5000, other.example' },
+      'hosts',
+      { retry: { maxAttempts: 2, baseDelayInMs: 200, maxDelayInMs: 30_000 }, insecureRegistries: ['reg.example:5000', 'other.example'] },
+    ],
     ['a checkpoints table', { HOIST_CHECKPOINTS_TABLE: 'Checkpoints2' }, 'checkpointsTable', 'Checkpoints2'],
     ['no allowed private registries', {}, 'allowedPrivate', []],
     ['allowed private registries', { HOIST_ALLOWED_PRIVATE_REGISTRIES: ' Registry.Internal:5000, 10.0.0.5 ,localhost,[::1]:5000' }, 'allowedPrivate', ['registry.internal:5000', '10.0.0.5', 'localhost', '[::1]:5000']],
@@ -63,6 +73,8 @@ describe('Settings', () => {
     ['a time budget in exponent notation', { HOIST_TIME_BUDGET_SECONDS: '1e3' }, 'budget', 'HOIST_TIME_BUDGET_SECONDS', /"1e3" must be a positive number of seconds, in decimal digits/],
     ['a lease in hex', { HOIST_JOB_LEASE_SECONDS: '0x3c' }, 'lease', 'HOIST_JOB_LEASE_SECONDS', /in decimal digits/],
     ['a fractional chunk size', { HOIST_CHUNK_SIZE_BYTES: '1.5' }, 'chunk', 'HOIST_CHUNK_SIZE_BYTES', /"1.5" must be a whole number of at least 1/],
+    ['zero retry attempts', { HOIST_RETRY_ATTEMPTS: '0' }, 'retry', 'HOIST_RETRY_ATTEMPTS', /must be a whole number of at least 1/],
+    ['too many retry attempts', { HOIST_RETRY_ATTEMPTS: '21' }, 'retry', 'HOIST_RETRY_ATTEMPTS', /"21" must be a whole number from 1 to 20/],
     ['a zero concurrency', { HOIST_CONCURRENCY: '0' }, 'concurrency', 'HOIST_CONCURRENCY', /must be a whole number of at least 1/],
     ['a concurrency in exponent notation', { HOIST_CONCURRENCY: '1e1' }, 'concurrency', 'HOIST_CONCURRENCY', /"1e1" must be a whole number of at least 1, in decimal digits/],
     ['a chunk size in hex', { HOIST_CHUNK_SIZE_BYTES: '0x100000' }, 'chunk', 'HOIST_CHUNK_SIZE_BYTES', /in decimal digits/],

@@ -24,7 +24,7 @@ describe('toStatusDocument', () => {
         { reference: 'reg.example/alpine:3', tagged: true },
         { reference: 'reg.example/mirror', tagged: false },
       ],
-      options: { force: true, platforms: ['linux/amd64'], referrers: true },
+      options: { force: true, platforms: ['linux/amd64'], referrers: true, allowNondistributableArtifacts: false },
       manifests: [],
       manifestCounts: { total: 0, written: 0 },
       progress: { blobs: { total: 0, done: 0, skipped: 0, mounted: 0 }, bytes: { total: 0, done: 0 } },
@@ -69,7 +69,7 @@ describe('toStatusDocument', () => {
         { reference: 'reg.example/alpine:3', tagged: true, digest: DIGEST, written: false },
         { reference: 'reg.example/mirror', tagged: false, digest: DIGEST },
       ],
-      options: { force: true, platforms: ['linux/amd64'], referrers: true },
+      options: { force: true, platforms: ['linux/amd64'], referrers: true, allowNondistributableArtifacts: false },
       manifests: [
         { digest: DIGEST, mediaType: 'application/vnd.oci.image.index.v1+json', written: true },
         { digest: CHILD, mediaType: 'application/vnd.oci.image.manifest.v1+json', platform: 'linux/amd64', written: false },

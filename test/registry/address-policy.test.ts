@@ -14,6 +14,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIP, type AddressInfo, type Socket } from 'node:net';
 import { AddressRefusedError, createAddressPolicy, refusingRule, type AddressPolicy, type Resolver } from '../../src/registry/address-policy.js';
 import { DEFAULT_RETRY } from '../../src/registry/retry.js';
+import { anonymous } from '../../src/registry/credentials.js';
 import { Transport } from '../../src/registry/transport.js';
 import { openUrlBlob, UrlBlobError } from '../../src/registry/url-blob.js';
 
@@ -68,7 +69,7 @@ const noRetry = { ...DEFAULT_RETRY, maxAttempts: 1 };
 
 function get(url: string, policy: AddressPolicy, method: 'GET' | 'HEAD' = 'GET') {
   const { host } = new URL(url);
-  return new Transport(host, undefined, noRetry, policy).send({ method, url: new URL(url), scopes: [], reference: host, expect: [200] });
+  return new Transport(host, host, anonymous, noRetry, policy).send({ method, url: new URL(url), scopes: [], reference: host, expect: [200] });
 }
 
 /** What a send refused by the policy rejects with. */

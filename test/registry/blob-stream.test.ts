@@ -3,6 +3,7 @@
  * response go quietly (undici's AbortError must not surface as an uncaught exception, which
  * vitest reports as an error of the run).
  */
+import { RegistryHosts } from '../../src/registry/hosts.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { parseReference } from '../../src/registry/reference.js';
 import { pushImage } from '../helpers/fixtures.js';
@@ -25,7 +26,7 @@ it('drops a response that arrives after the stream was destroyed, without an unc
   const image = await pushImage(registry, 'dropped/blob', 'v1', { layers: [50_000] });
   const layer = image.blobs.find((b) => b.size === 50_000)!;
   const ref = parseReference(`${proxy.host}/dropped/blob:v1`);
-  const stream = RegistryClient.for(ref.registry).openBlob(ref, layer.digest, layer.size);
+  const stream = RegistryClient.for(ref.registry, new RegistryHosts()).openBlob(ref, layer.digest, layer.size);
   const errors: Error[] = [];
   stream.on('error', (e) => errors.push(e));
   stream.read(0);

@@ -4,6 +4,8 @@
  * its token realm. The peers are scripted loopback servers: no real registry answers 403 in
  * plain text or XML on cue.
  */
+import { RegistryHosts } from '../../src/registry/hosts.js';
+import { anonymous } from '../../src/registry/credentials.js';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -117,7 +119,7 @@ describe('error bodies from other hosts', () => {
   it.each([403, 404, 500])('keeps the query (upload _state, storage signatures) out of the URL of a %i error', async (status) => {
     const state = marker('state-secret');
     const host = await scripted(answer(status, 'application/json', '{"errors":[{"code":"DENIED","message":"no"}]}'));
-    const transport = new Transport(host, undefined, { ...DEFAULT_RETRY, maxAttempts: 1 });
+    const transport = new Transport(host, host, anonymous, { ...DEFAULT_RETRY, maxAttempts: 1 });
     const error = await transport
       .send({ method: 'PATCH', url: new URL(`http://${host}/v2/team/app/blobs/uploads/u1?_state=${state}&sig=${state}`), scopes: [], reference: `${host}/team/app`, expect: [202] })
       .catch((e: unknown) => e);
@@ -132,7 +134,7 @@ describe('error bodies from other hosts', () => {
   ])('%s that is not JSON is an UNEXPECTED_RESPONSE naming the content type, not quoting the body', async (_name, ask) => {
     const host = await scripted(answer(200, 'application/vnd.oci.image.index.v1+json', `<html>${TEXT_BODY}</html>`));
     const ref = parseReference(`${host}/team/app:v1`);
-    const error = await ask(RegistryClient.for(ref.registry), ref).catch((e: unknown) => e);
+    const error = await ask(RegistryClient.for(ref.registry, new RegistryHosts()), ref).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RegistryError);
     expect((error as RegistryError).code).toBe('UNEXPECTED_RESPONSE');
     expect((error as RegistryError).message).toMatch(/expected JSON, got an application\/vnd\.oci\.image\.index\.v1\+json body that does not parse/);

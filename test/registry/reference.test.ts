@@ -1,3 +1,4 @@
+import { parseHostList, RegistryHosts } from '../../src/registry/hosts.js';
 import { parseReference } from '../../src/registry/reference.js';
 
 describe('parseReference', () => {
@@ -79,10 +80,7 @@ describe('parseReference', () => {
     expect(parseReference('docker.io/library/hello-world', { requireRegistry: true }).registry.name).toBe('docker.io');
   });
 
-  describe('scheme', () => {
-    afterEach(() => {
-      delete process.env.HOIST_INSECURE_REGISTRIES;
-    });
+  describe('scheme (a RegistryHost\'s)', () => {
     it.each([
       ['localhost:5000/x', 'http'],
       ['127.0.0.1:5000/x', 'http'],
@@ -98,13 +96,14 @@ describe('parseReference', () => {
       ['a127.0.0.1/x', 'https'],
       ['localhost.example/x', 'https'],
     ])('%s uses %s', (input, scheme) => {
-      expect(parseReference(input).registry.scheme).toBe(scheme);
+      expect(new RegistryHosts().host(parseReference(input).registry).scheme).toBe(scheme);
     });
-    it('uses http for hosts in HOIST_INSECURE_REGISTRIES', () => {
-      process.env.HOIST_INSECURE_REGISTRIES = 'myreg.example:8443,  Other.Example ';
-      expect(parseReference('myreg.example:8443/x').registry.scheme).toBe('http');
-      expect(parseReference('other.example/x').registry.scheme).toBe('http');
-      expect(parseReference('myreg.example/x').registry.scheme).toBe('https');
+    it('uses http for the insecure registries it is given (HOIST_INSECURE_REGISTRIES), and only in those hosts', () => {
+      const hosts = new RegistryHosts({ insecureRegistries: parseHostList('myreg.example:8443, Other.example') });
+      expect(hosts.host(parseReference('myreg.example:8443/x').registry).scheme).toBe('http');
+      expect(hosts.host(parseReference('other.example/x').registry).scheme).toBe('http');
+      expect(hosts.host(parseReference('myreg.example/x').registry).scheme).toBe('https');
+      expect(new RegistryHosts().host(parseReference('other.example/x').registry).scheme).toBe('https');
     });
   });
 });

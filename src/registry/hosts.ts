@@ -1,0 +1,169 @@
+/**
+ * How Hoist reaches registries: one explicit configuration per registry host, passed in (through
+ * CopyOptions and the worker's dependencies), never held in module state, so two copies in one
+ * process with different settings never affect each other. Modelled on regclient's config.Host.
+ *
+ * A RegistryHosts holds the settings (scheme, retry policy, credential provider) and, per host,
+ * what is learned while copying: its transports with their token caches, its quirks and its mount
+ * hints. `withCredentials` gives a view with another provider that shares the learned state (the
+ * worker's per-job credentials on the deployment's hosts).
+ */
+import type { AddressPolicy } from './address-policy.js';
+import { anonymous, type CredentialProvider } from './credentials.js';
+import { MountHints } from './mount-hints.js';
+import { isLoopback, type Registry } from './reference.js';
+import { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
+import { Transport } from './transport.js';
+
+/**
+ * Transports (host × credential provider) kept at once. Each holds only a token cache, so
+ * dropping the least recently used costs a token request; the bound keeps a worker that sees
+ * many jobs' providers flat.
+ */
+export const DEFAULT_MAX_TRANSPORTS = 256;
+
+/** Settings of a {@link RegistryHosts}; each default is stated. */
+export interface RegistryHostsOptions {
+  /** Where credentials come from. Default: none (anonymous). */
+  credentials?: CredentialProvider;
+  /**
+   * Attempts and back-off for every request (transport.ts), token request (auth.ts) and
+   * blob-level restart (the copy engine). Default {@link DEFAULT_RETRY}: 5 attempts, 200 ms
+   * doubling to 30 s.
+   */
+  retry?: RetryPolicy;
+  /**
+   * `host[:port]` reached over plain HTTP besides loopback (which always is), as docker's
+   * insecure-registries. Default none. The CLI and the service read HOIST_INSECURE_REGISTRIES.
+   */
+  insecureRegistries?: Iterable<string>;
+  /** Default {@link DEFAULT_MAX_TRANSPORTS}. */
+  maxTransports?: number;
+  /**
+   * Checks every address a transport connects to (registries, token realms, each redirect hop),
+   * after DNS resolution: the service's outbound address policy (address-policy.ts). Default
+   * none: the CLI serves the user on their own machine.
+   */
+  addressPolicy?: AddressPolicy;
+}
+
+/**
+ * What a copy learns about a host and keeps for the next request to it. Each quirk names the
+ * registry behaviour that taught it.
+ */
+export interface HostQuirks {
+  /**
+   * The registry refused bytes on the closing PUT of a chunked upload (400 BLOB_UPLOAD_INVALID or
+   * 416; the spec allows them), so last chunks go by PATCH and the PUT is sent empty.
+   */
+  noChunkOnClose: boolean;
+}
+
+/** State shared by a RegistryHosts and its `withCredentials` views. */
+interface SharedState {
+  readonly options: Required<Omit<RegistryHostsOptions, 'credentials' | 'insecureRegistries' | 'addressPolicy'>> & { insecure: ReadonlySet<string>; addressPolicy?: AddressPolicy };
+  readonly hosts: Map<string, RegistryHost>;
+  /** `apiHost\nprovider id` → transport, least recently used first. */
+  readonly transports: Map<string, Transport>;
+}
+
+/** The registry hosts a copy talks to, with their settings and what has been learned about them. */
+export class RegistryHosts {
+  private readonly state: SharedState;
+  /** The credential provider of this view. */
+  readonly credentials: CredentialProvider;
+
+  constructor(options: RegistryHostsOptions = {}, shared?: SharedState) {
+    this.credentials = options.credentials ?? anonymous;
+    this.state = shared ?? {
+      options: {
+        retry: options.retry ?? DEFAULT_RETRY,
+        maxTransports: options.maxTransports ?? DEFAULT_MAX_TRANSPORTS,
+        insecure: new Set([...(options.insecureRegistries ?? [])].map((h) => h.trim().toLowerCase()).filter(Boolean)),
+        ...(options.addressPolicy && { addressPolicy: options.addressPolicy }),
+      },
+      hosts: new Map(),
+      transports: new Map(),
+    };
+  }
+
+  /** A view of the same hosts (quirks, mount hints, settings) that authenticates with `credentials`. */
+  withCredentials(credentials: CredentialProvider): RegistryHosts {
+    return new RegistryHosts({ credentials }, this.state);
+  }
+
+  /** The outbound address policy every connection is checked by; undefined for the CLI. */
+  get addressPolicy(): AddressPolicy | undefined {
+    return this.state.options.addressPolicy;
+  }
+
+  /** The retry policy of every host. */
+  get retry(): RetryPolicy {
+    return this.state.options.retry;
+  }
+
+  /** The configuration of `registry`'s host. */
+  host(registry: Registry): RegistryHost {
+    let host = this.state.hosts.get(registry.apiHost);
+    if (!host) {
+      const insecure = isLoopback(registry.apiHost) || this.state.options.insecure.has(registry.apiHost.toLowerCase());
+      host = new RegistryHost(registry, insecure ? 'http' : 'https', this.state.options.retry);
+      this.state.hosts.set(registry.apiHost, host);
+    }
+    return host;
+  }
+
+  /**
+   * The transport for `registry` with this view's credentials. Keyed by host and the provider's
+   * id, never by a secret; one transport, and so one token cache, per pair.
+   */
+  transport(registry: Registry): Transport {
+    const host = this.host(registry);
+    const key = `${registry.apiHost}\n${this.credentials.id}`;
+    const { transports } = this.state;
+    let transport = transports.get(key);
+    if (transport) {
+      transports.delete(key);
+    } else {
+      transport = new Transport(host.apiHost, registry.name, this.credentials, host.retry, this.state.options.addressPolicy);
+      if (transports.size >= this.state.options.maxTransports) transports.delete(transports.keys().next().value as string);
+    }
+    transports.set(key, transport);
+    return transport;
+  }
+}
+
+/**
+ * One registry host: how it is reached and what has been learned about it.
+ *
+ * Connection pools are still http.ts's (per origin, 32 connections, idle ones closed after 10 s),
+ * shared by the process; TLS settings, a proxy, per-host concurrency and rate-limit state are
+ * not settings yet.
+ */
+export class RegistryHost {
+  readonly apiHost: string;
+  readonly quirks: HostQuirks = { noChunkOnClose: false };
+  readonly mountHints = new MountHints();
+
+  constructor(
+    registry: Registry,
+    /** `http` for loopback and insecure registries, else `https`. */
+    readonly scheme: 'http' | 'https',
+    readonly retry: RetryPolicy,
+  ) {
+    this.apiHost = registry.apiHost;
+  }
+
+  /** The base URL of the v2 API, e.g. `https://registry-1.docker.io/v2/`. */
+  get baseUrl(): string {
+    return `${this.scheme}://${this.apiHost}/v2/`;
+  }
+}
+
+/** Parses a comma-separated `host[:port]` list (HOIST_INSECURE_REGISTRIES). */
+export function parseHostList(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter(Boolean);
+}
