@@ -11,7 +11,8 @@
  * docs/benchmarks.md (BENCH_WRITE_DOCS=0: print only).
  *
  * Knobs: BENCH_LINK_RUNS (timed runs per tool and link, default 5), BENCH_WARMUP (default 1),
- * BENCH_LINK_LOOPBACK=0 (link only), BENCH_HOIST_ARGS (extra hoist flags, for experiments).
+ * BENCH_LINK_LOOPBACK=0 (link only), BENCH_HOIST_ARGS (extra hoist flags, for experiments),
+ * BENCH_LINK_TRACE_DIR (keep each run's stderr, Hoist's --json events, there).
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -69,12 +70,39 @@ async function oneRun(source: string, image: BenchImage, tool: Tool, path: Path,
     const problems = await verifyIndexCopy(target, image);
     if (problems.length) throw new Error(`${tool} over ${path}: copy wrong: ${problems.join('; ')}`);
     const peakKiB = tool === 'hoist' ? result.peakKiB : result.hwmKiB;
-    log(`${tool.padEnd(6)} ${path.padEnd(8)} ${(result.wallMs / 1000).toFixed(3)} s  peak ${((peakKiB ?? NaN) / 1024).toFixed(1)} MiB  load ${load1.toFixed(2)}  verified`);
+    if (process.env.BENCH_LINK_TRACE_DIR) await writeFile(join(process.env.BENCH_LINK_TRACE_DIR, `${tool}-${path}-${result.startedAtEpochMs}.log`), `${result.startedAtEpochMs}\n${result.stderr}`);
+    const trace = tool === 'hoist' ? `  ${timeline(result.stderr, result.startedAtEpochMs)}` : '';
+    log(`${tool.padEnd(6)} ${path.padEnd(8)} ${(result.wallMs / 1000).toFixed(3)} s  peak ${((peakKiB ?? NaN) / 1024).toFixed(1)} MiB  load ${load1.toFixed(2)}  verified${trace}`);
     return { tool, path, wallMs: result.wallMs, peakKiB, load1 };
   } finally {
     await proxy?.stop();
     await target.stop();
   }
+}
+
+/**
+ * Where a Hoist run's time went, from its --json events (ms after the spawn): resolved, plan, the
+ * first and last blob-done, the first and last manifest, the tag.
+ */
+function timeline(stderr: string, startedAtEpochMs: number): string {
+  const events: Array<{ type: string; at: number }> = [];
+  for (const line of stderr.split('\n')) {
+    try {
+      const event = JSON.parse(line) as { type?: unknown; time?: unknown };
+      if (typeof event.type === 'string' && typeof event.time === 'string') events.push({ type: event.type, at: Date.parse(event.time) - startedAtEpochMs });
+    } catch {
+      // Not an event line.
+    }
+  }
+  const marks: string[] = [];
+  for (const type of ['resolved', 'plan', 'blob-done', 'manifest', 'tag']) {
+    const of = events.filter((e) => e.type === type);
+    if (of.length === 0) continue;
+    const first = of[0]!.at;
+    const last = of[of.length - 1]!.at;
+    marks.push(first === last ? `${type} ${first}` : `${type} ${first}–${last}`);
+  }
+  return marks.join(', ');
 }
 
 function render(image: BenchImage, samples: Sample[]): string {

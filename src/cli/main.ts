@@ -32,7 +32,7 @@ Flags:
   --dry-run            print the plan (manifests, blobs, bytes to move) and change nothing
   --src-creds U:P      source registry credentials
   --dest-creds U:P     target registry credentials
-  --concurrency N      parallel blob transfers (default 4)
+  --concurrency N      parallel blob transfers (default 4, and 8 more for blobs up to 1 MiB)
   --chunk-size BYTES   upload in chunks of this size (e.g. 4MiB) instead of one stream per blob
   --resume-dir DIR     save upload checkpoints in DIR; running the same copy again resumes
                        interrupted blobs from where they stopped (implies chunked uploads).

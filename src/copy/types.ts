@@ -100,7 +100,7 @@ export interface BlobLock {
 export interface CopyOptions {
   /** Credentials for the source and the target registries. */
   credentials?: CredentialSource;
-  /** Parallel blob transfers. Default 4. */
+  /** Parallel blob transfers, largest first. Default 4, and 8 more for blobs of at most 1 MiB. */
   concurrency?: number;
   /** `monolithic` streams each blob in one request; `chunked` PATCHes it in `chunkSizeInBytes` pieces. */
   uploadMode?: UploadMode;
