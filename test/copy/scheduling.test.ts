@@ -86,6 +86,32 @@ describe('copy scheduling', () => {
       await proxy.stop();
     }
   });
+
+  it("fetches an index's platform manifests from the source together", async () => {
+    const { index, children } = await pushTwoPlatforms(source, 'sched/fetch', [1000], [2000]);
+    const proxy = await startDelayProxy(source.url, { delayInMs: 0, methods: ['GET'] });
+    try {
+      const indexGet = proxy.holdNext();
+      const copying = copy({ source: ref(proxy, 'sched/fetch:v1'), targets: [ref(target, 'sched/fetch:v1')] });
+      copying.catch(() => undefined);
+      const held = await indexGet;
+      expect(held.request.path).toBe('/v2/sched/fetch/manifests/v1');
+      const childGet = proxy.holdNext();
+      held.release();
+      const first = await childGet;
+      const childPaths = children.map((c) => `/v2/sched/fetch/manifests/${c.digest}`);
+      expect(childPaths).toContain(first.request.path);
+      const other = childPaths.find((p) => p !== first.request.path);
+      // Fetched one after another, the other would never be asked for while the first is held.
+      await vi.waitFor(() => expect(proxy.requests.some((r) => r.method === 'GET' && r.path === other)).toBe(true), { timeout: 30_000 });
+      first.release();
+      const result = await copying;
+      expect(result.targetDigest).toBe(index.digest);
+      await expectIdenticalInTarget(target, 'sched/fetch', 'v1', [index, ...children]);
+    } finally {
+      await proxy.stop();
+    }
+  });
 });
 
 describe('mapLargestFirst', () => {
