@@ -12,7 +12,8 @@
  *
  * Knobs: BENCH_LINK_RUNS (timed runs per tool and link, default 5), BENCH_WARMUP (default 1),
  * BENCH_LINK_LOOPBACK=0 (link only), BENCH_HOIST_ARGS (extra hoist flags, for experiments),
- * BENCH_LINK_TRACE_DIR (keep each run's stderr, Hoist's --json events, there).
+ * BENCH_LINK_TRACE_DIR (keep each run's stderr, Hoist's --json events, there), BENCH_BASELINE_BIN
+ * (another build's bin/hoist.js, timed in the same rounds as "baseline", for before/after).
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -37,7 +38,9 @@ const MBPS = intEnv('BENCH_LINK_MBPS', 50, 1);
 const LOOPBACK = process.env.BENCH_LINK_LOOPBACK !== '0';
 const HOIST_EXTRA = (process.env.BENCH_HOIST_ARGS ?? '').split(/\s+/).filter(Boolean);
 
-type Tool = 'hoist' | 'skopeo';
+const BASELINE_BIN = process.env.BENCH_BASELINE_BIN;
+
+type Tool = 'hoist' | 'baseline' | 'skopeo';
 type Path = 'link' | 'loopback';
 
 interface Sample {
@@ -61,18 +64,18 @@ async function oneRun(source: string, image: BenchImage, tool: Tool, path: Path,
     const ref = (host: string) => `${host}/${image.repository}:${image.tag}`;
     const targetHost = proxy?.host ?? target.host;
     const [command, args] =
-      tool === 'hoist'
-        ? [process.execPath, [HOIST_BIN, 'copy', ref(source), ref(targetHost), '--json', ...HOIST_EXTRA]]
+      tool !== 'skopeo'
+        ? [process.execPath, [tool === 'baseline' ? BASELINE_BIN! : HOIST_BIN, 'copy', ref(source), ref(targetHost), '--json', ...HOIST_EXTRA]]
         : [SKOPEO_BINARY, ['copy', '--all', '--src-tls-verify=false', '--dest-tls-verify=false', '--retry-times', '0', '--authfile', authFile, `docker://${ref(source)}`, `docker://${ref(targetHost)}`]];
     const load1 = loadavg()[0]!;
-    const result = await runMeasured(command, args, { rusage: tool === 'hoist', timeoutMs: 5 * 60_000 });
+    const result = await runMeasured(command, args, { rusage: tool !== 'skopeo', timeoutMs: 5 * 60_000 });
     if (result.exitCode !== 0) throw new Error(`${tool} over ${path} failed (exit ${result.exitCode ?? result.signal}):\n${result.stderr.slice(-2000)}`);
     const problems = await verifyIndexCopy(target, image);
     if (problems.length) throw new Error(`${tool} over ${path}: copy wrong: ${problems.join('; ')}`);
-    const peakKiB = tool === 'hoist' ? result.peakKiB : result.hwmKiB;
+    const peakKiB = tool !== 'skopeo' ? result.peakKiB : result.hwmKiB;
     if (process.env.BENCH_LINK_TRACE_DIR) await writeFile(join(process.env.BENCH_LINK_TRACE_DIR, `${tool}-${path}-${result.startedAtEpochMs}.log`), `${result.startedAtEpochMs}\n${result.stderr}`);
-    const trace = tool === 'hoist' ? `  ${timeline(result.stderr, result.startedAtEpochMs)}` : '';
-    log(`${tool.padEnd(6)} ${path.padEnd(8)} ${(result.wallMs / 1000).toFixed(3)} s  peak ${((peakKiB ?? NaN) / 1024).toFixed(1)} MiB  load ${load1.toFixed(2)}  verified${trace}`);
+    const trace = tool !== 'skopeo' ? `  ${timeline(result.stderr, result.startedAtEpochMs)}` : '';
+    log(`${tool.padEnd(8)} ${path.padEnd(8)} ${(result.wallMs / 1000).toFixed(3)} s  peak ${((peakKiB ?? NaN) / 1024).toFixed(1)} MiB  load ${load1.toFixed(2)}  verified${trace}`);
     return { tool, path, wallMs: result.wallMs, peakKiB, load1 };
   } finally {
     await proxy?.stop();
@@ -107,28 +110,35 @@ function timeline(stderr: string, startedAtEpochMs: number): string {
 
 function render(image: BenchImage, samples: Sample[]): string {
   const of = (tool: Tool, path: Path) => samples.filter((s) => s.tool === tool && s.path === path);
+  const withBaseline = samples.some((s) => s.tool === 'baseline');
+  const seconds = (list: Sample[]) => median(list.map((s) => s.wallMs)) / 1000;
+  const spread = (list: Sample[]) => `${(Math.min(...list.map((s) => s.wallMs)) / 1000).toFixed(2)}–${(Math.max(...list.map((s) => s.wallMs)) / 1000).toFixed(2)}`;
+  const cell = (list: Sample[]) => `${seconds(list).toFixed(2)} (${spread(list)})`;
+  const peak = (list: Sample[]) => `${(Math.max(...list.map((s) => s.peakKiB ?? 0)) / 1024).toFixed(0)} MiB`;
   const rows: string[] = [];
   for (const path of ['link', 'loopback'] as const) {
-    const hoist = of('hoist', path);
-    const skopeo = of('skopeo', path);
+    const [hoist, baseline, skopeo] = [of('hoist', path), of('baseline', path), of('skopeo', path)];
     if (!hoist.length || !skopeo.length) continue;
-    const h = median(hoist.map((s) => s.wallMs)) / 1000;
-    const k = median(skopeo.map((s) => s.wallMs)) / 1000;
-    const peak = (list: Sample[]) => `${(Math.max(...list.map((s) => s.peakKiB ?? 0)) / 1024).toFixed(0)} MiB`;
-    const spread = (list: Sample[]) => `${(Math.min(...list.map((s) => s.wallMs)) / 1000).toFixed(2)}–${(Math.max(...list.map((s) => s.wallMs)) / 1000).toFixed(2)}`;
+    const ratio = (list: Sample[]) => `**${(seconds(list) / seconds(skopeo)).toFixed(2)}×**`;
+    const name = path === 'link' ? `${DELAY_MS} ms each way, ${MBPS} MB/s per connection` : 'loopback';
     const goal = path === 'link' ? '≤ 0.4×' : '≤ 1.0×';
-    rows.push(`| ${path === 'link' ? `${DELAY_MS} ms each way, ${MBPS} MB/s per connection` : 'loopback'} | ${h.toFixed(2)} (${spread(hoist)}) | ${k.toFixed(2)} (${spread(skopeo)}) | **${(h / k).toFixed(2)}×** | ${goal} | ${peak(hoist)} | ${peak(skopeo)} |`);
+    const cells = withBaseline
+      ? [name, cell(hoist), cell(baseline), cell(skopeo), ratio(hoist), ratio(baseline), goal, peak(hoist), peak(baseline), peak(skopeo)]
+      : [name, cell(hoist), cell(skopeo), ratio(hoist), goal, peak(hoist), peak(skopeo)];
+    rows.push(`| ${cells.join(' | ')} |`);
   }
+  const header = withBaseline
+    ? ['| link | Hoist | baseline | skopeo | Hoist / skopeo | baseline / skopeo | goal | Hoist peak RSS | baseline peak RSS | skopeo peak RSS |', '|---|---:|---:|---:|---:|---:|---|---:|---:|---:|']
+    : ['| link | Hoist | skopeo | Hoist / skopeo | goal | Hoist peak RSS | skopeo peak RSS |', '|---|---:|---:|---:|---|---:|---:|'];
   const loads = samples.map((s) => s.load1);
   const machine = describeMachine(ROOT);
   return [
     START,
     '',
-    `${machine.date.slice(0, 10)}; \`npm run build && node dist/bench/link.js\` (BENCH_LINK_RUNS=${RUNS}${HOIST_EXTRA.length ? `, BENCH_HOIST_ARGS='${HOIST_EXTRA.join(' ')}'` : ''}); commit ${machine.commit}${machine.srcDirty ? ' (src modified)' : ''}; ${machine.nproc} cores shared with other work, 1-minute load ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} during the runs.`,
+    `${machine.date.slice(0, 10)}; \`npm run build && node dist/bench/link.js\` (BENCH_LINK_RUNS=${RUNS}${BASELINE_BIN ? `, BENCH_BASELINE_BIN=${BASELINE_BIN}` : ''}${HOIST_EXTRA.length ? `, BENCH_HOIST_ARGS='${HOIST_EXTRA.join(' ')}'` : ''}); commit ${machine.commit}${machine.srcDirty ? ' (src modified)' : ''}; ${machine.nproc} cores shared with other work, 1-minute load ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} during the runs.`,
     `${image.title}: ${image.blobCount} blobs, ${formatSize(image.totalBytes)}; \`hoist copy --json\` against \`skopeo copy --all\`, both registries docker-registry 2.8, each behind bench/link-proxy.ts; a fresh target for every run, tools alternating, every copy verified. Seconds: median (min–max) of ${RUNS} runs.`,
     '',
-    '| link | Hoist | skopeo | Hoist / skopeo | goal | Hoist peak RSS | skopeo peak RSS |',
-    '|---|---:|---:|---:|---|---:|---:|',
+    ...header,
     ...rows,
     '',
     END,
@@ -157,7 +167,10 @@ async function main(): Promise<void> {
     const samples: Sample[] = [];
     for (let round = -WARMUP; round < RUNS; round++) {
       for (const path of paths) {
-        const tools: Tool[] = round % 2 === 0 ? ['hoist', 'skopeo'] : ['skopeo', 'hoist'];
+        const tools: Tool[] = ['hoist', 'skopeo', ...(BASELINE_BIN ? (['baseline'] as const) : [])];
+        // The order rotates each round, so no tool always runs first (or always after another).
+        const k = ((round % tools.length) + tools.length) % tools.length;
+        tools.push(...tools.splice(0, k));
         for (const tool of tools) {
           const sample = await oneRun(path === 'link' ? proxy.host : registry.host, image, tool, path, authFile);
           if (round >= 0) samples.push(sample);

@@ -5,7 +5,10 @@ export function mapLimit<T, R>(items: readonly T[], concurrency: number, task: (
 
 /** How {@link mapLargestFirst} shares its workers out. */
 export interface LargestFirstLimits<T> {
-  /** Workers that take any item, largest first. */
+  /**
+   * Workers that take the largest item first; while small workers exist, small items only once
+   * no large one is left to come.
+   */
   concurrency: number;
   /** Extra workers that take only items of at most `smallMaxSize`, smallest first. */
   smallConcurrency: number;
@@ -39,6 +42,9 @@ export async function mapLargestFirst<T, R>(
   const ready: number[] = [];
   let unready = items.length;
   let smallLeft = items.filter((item) => sizeOf(item) <= limits.smallMaxSize).length;
+  let largeLeft = items.length - smallLeft;
+  // A main worker busy with a small item would leave a large one that becomes ready waiting.
+  const leaveSmall = () => limits.smallConcurrency > 0 && largeLeft > 0;
   let failed = false;
   // Resolved, and replaced, whenever an item becomes ready or a task fails.
   let wake: () => void = () => {};
@@ -70,14 +76,17 @@ export async function mapLargestFirst<T, R>(
     // Once one task fails, the others finish what they hold but start nothing new.
     while (!failed) {
       let index: number | undefined;
-      if (!small) index = ready.shift();
-      else if (ready.length > 0 && sizeOf(items[ready[ready.length - 1]]) <= limits.smallMaxSize) index = ready.pop();
+      if (!small) {
+        if (ready.length > 0 && (sizeOf(items[ready[0]]) > limits.smallMaxSize || !leaveSmall())) index = ready.shift();
+      } else if (ready.length > 0 && sizeOf(items[ready[ready.length - 1]]) <= limits.smallMaxSize) index = ready.pop();
       if (index === undefined) {
         if (unready === 0 || (small && smallLeft === 0)) return;
         await changed;
         continue;
       }
       if (sizeOf(items[index]) <= limits.smallMaxSize) smallLeft--;
+      // The last large one taken: main workers waiting for it may take small ones now.
+      else if (--largeLeft === 0) signal();
       try {
         results[index] = await task(items[index], index);
       } catch (error) {

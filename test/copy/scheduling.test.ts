@@ -143,6 +143,21 @@ describe('mapLargestFirst', () => {
     expect(started).toEqual([500, 900, 300]);
   });
 
+  it('leaves small items to the small workers while a large one is still to become ready', async () => {
+    const started: number[] = [];
+    let readyBig = () => {};
+    const bigReady = new Promise<void>((resolve) => (readyBig = resolve));
+    await mapLargestFirst([900, 5, 3], (s) => s, { concurrency: 1, smallConcurrency: 1, smallMaxSize: 10, ready: (s) => (s === 900 ? bigReady : Promise.resolve()) }, async (size) => {
+      started.push(size);
+      // The large item becomes ready once both small ones have started.
+      if (started.filter((s) => s <= 10).length === 2) readyBig();
+      await new Promise((resolve) => setImmediate(resolve));
+      return size;
+    });
+    // The main worker waited for 900 instead of taking 5: the small worker took 3, then 5.
+    expect(started).toEqual([3, 5, 900]);
+  });
+
   it('starts nothing new on either end after a failure, and settles only once the started tasks have', async () => {
     const started: number[] = [];
     let settledSlow = false;
