@@ -13,7 +13,7 @@
  * only Hoist copies it, and the fixture pusher generates and uploads it chunk by chunk.
  */
 import { gzipSync } from 'node:zlib';
-import { FixtureClient, pushImage, seededBytes, sha256Digest, type PushedManifest, type RegistryEndpoint } from '../test/helpers/fixtures.js';
+import { FixtureClient, pushImage, pushIndex, seededBytes, sha256Digest, type PushedManifest, type RegistryEndpoint } from '../test/helpers/fixtures.js';
 
 export interface BenchImage {
   /** Short name used in tables. */
@@ -92,6 +92,46 @@ export async function verifyCopy(target: RegistryEndpoint, image: BenchImage): P
   }
   for (const blob of image.pushed.blobs) {
     if (!(await client.hasBlob(image.repository, blob.digest))) problems.push(`blob ${blob.digest} missing`);
+  }
+  return problems;
+}
+
+/** Layer sizes of each platform of the link image: 20 MiB down to 2 KiB (about 27 MiB). */
+const LINK_LAYER_SIZES = [20 * MiB, 5 * MiB, 1.5 * MiB, 512 * KiB, 128 * KiB, 32 * KiB, 8 * KiB, 2 * KiB];
+const LINK_PLATFORMS = [
+  { os: 'linux', architecture: 'amd64' },
+  { os: 'linux', architecture: 'arm64', variant: 'v8' },
+  { os: 'linux', architecture: 'arm', variant: 'v7' },
+  { os: 'linux', architecture: 'ppc64le' },
+];
+
+/**
+ * (d) The real-world-link image of issue 5: an OCI index of 4 platforms, each with 8 distinct
+ * layers from 20 MiB down to 2 KiB (about 109 MiB in all). `blobs` lists every platform's
+ * config and layers; `children` the platform manifests.
+ */
+export async function pushLinkIndex(source: RegistryEndpoint): Promise<BenchImage> {
+  const repository = 'bench/four-platforms';
+  const client = new FixtureClient(source);
+  const children: PushedManifest[] = [];
+  for (const platform of LINK_PLATFORMS) {
+    const name = `${platform.architecture}${platform.variant ?? ''}`;
+    const layers = LINK_LAYER_SIZES.map((size, i) => ({ data: gzipLayer(`${repository}/${name}/layer-${i}`, size) }));
+    const pushed = await pushImage(client, repository, undefined, { layers, platform });
+    children.push({ ...pushed, descriptor: { ...pushed.descriptor, platform } });
+  }
+  const index = await pushIndex(client, repository, 'v1', children);
+  const all = { ...index, blobs: children.flatMap((c) => c.blobs) };
+  return describe('4-platform', '4-platform index, 8 layers each', all);
+}
+
+/** {@link verifyCopy} for an index: its bytes, every child's bytes, every child's blobs. */
+export async function verifyIndexCopy(target: RegistryEndpoint, image: BenchImage): Promise<string[]> {
+  const problems = await verifyCopy(target, image);
+  const client = new FixtureClient(target);
+  for (const child of image.pushed.children) {
+    const got = await client.getManifest(image.repository, child.digest);
+    if (got.status !== 200 || !got.bytes.equals(child.manifestBytes)) problems.push(`child manifest ${child.digest}: HTTP ${got.status}${got.status === 200 ? ', bytes differ' : ''}`);
   }
   return problems;
 }

@@ -35,7 +35,7 @@ Flags:
                        Docker config's credHelpers, credsStore and auths, identitytoken included)
   --retry-times N      attempts per request, token request and blob restart, 1 to 20 (default 5;
                        else HOIST_RETRY_ATTEMPTS)
-  --concurrency N      parallel blob transfers (default 4)
+  --concurrency N      parallel blob transfers (default 4, and 8 more for blobs up to 1 MiB)
   --chunk-size BYTES   upload in chunks of this size (e.g. 4MiB) instead of one stream per blob
   --resume-dir DIR     save upload checkpoints in DIR; running the same copy again resumes
                        interrupted blobs from where they stopped (implies chunked uploads).

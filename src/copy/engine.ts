@@ -12,7 +12,7 @@ import type { Reference } from '../registry/reference.js';
 import { heldSizeMismatch, transferBlob } from './blob-transfer.js';
 import { deferred } from './deferred.js';
 import { CopyError, copyErrorFrom } from './errors.js';
-import { mapLimit } from './limit.js';
+import { mapLargestFirst, mapLimit } from './limit.js';
 import type { ManifestNode } from './manifest.js';
 import { mergeFallbackIndex, targetHasReferrersApi } from './referrers.js';
 import { readSourceGraph, type SourceGraph } from './source-graph.js';
@@ -21,6 +21,14 @@ import type { BlobOutcome, CopyCoordination, CopyOptions, CopyPlan, CopyRequest,
 export const DEFAULT_CONCURRENCY = 4;
 /** HEADs carry no body and cost the registry little: check an image's many blobs 16 at a time. */
 const HEAD_CONCURRENCY = 16;
+/**
+ * Blobs up to 1 MiB are bound by round trips, not bandwidth, and hold at most their own size in
+ * memory: unless a concurrency is asked for, SMALL_BLOB_LANES more transfers move them beside the
+ * DEFAULT_CONCURRENCY ones, so a registry tens of milliseconds away is not left waiting on one
+ * small blob at a time. An explicit concurrency is a cap on all transfers, as asked.
+ */
+const SMALL_BLOB_BYTES = 1024 * 1024;
+const SMALL_BLOB_LANES = 8;
 /** 4 MiB: GHCR refuses larger PATCHes, and the Azure SDK uses the same. */
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 /**
@@ -257,6 +265,7 @@ function makePlan(source: Reference, graph: SourceGraph, repos: TargetRepo[], ex
 /** One blob for one target repository, and the answer of its existence check once it comes. */
 interface BlobCheck {
   repo: TargetRepo;
+  size: number;
   planned: Promise<PlannedBlob>;
   /** Settles once the same blob's checks in every target repository have answered. */
   checkedEverywhere: Promise<unknown>;
@@ -269,7 +278,8 @@ interface BlobCheck {
  */
 function checkBlobs(repos: TargetRepo[], blobs: Descriptor[], concurrency: number): BlobCheck[] {
   const pending = blobs.flatMap((blob) => repos.map((repo) => ({ repo, blob, ...deferred<PlannedBlob>() })));
-  void mapLimit(pending, concurrency, async ({ repo, blob, resolve }) => {
+  // Largest first, like the transfers that wait on them.
+  void mapLargestFirst(pending, (p) => p.blob.size, { concurrency, smallConcurrency: 0, smallMaxSize: 0 }, async ({ repo, blob, resolve }) => {
     const present = await targetHolds(repo, blob);
     resolve({ digest: blob.digest, size: blob.size, mediaType: blob.mediaType, present, ...(isNonDistributableType(blob.mediaType) && { urls: blob.urls ?? [] }) });
   }).catch((error: unknown) => {
@@ -277,7 +287,7 @@ function checkBlobs(repos: TargetRepo[], blobs: Descriptor[], concurrency: numbe
     for (const check of pending) check.reject(error);
   });
   const everywhere = new Map(blobs.map((blob) => [blob.digest, Promise.allSettled(pending.filter((p) => p.blob === blob).map((p) => p.promise))]));
-  return pending.map(({ repo, blob, promise }) => ({ repo, planned: promise, checkedEverywhere: everywhere.get(blob.digest)! }));
+  return pending.map(({ repo, blob, promise }) => ({ repo, size: blob.size, planned: promise, checkedEverywhere: everywhere.get(blob.digest)! }));
 }
 
 /**
@@ -295,7 +305,8 @@ async function targetHolds(repo: TargetRepo, blob: Descriptor): Promise<boolean>
 
 /**
  * Moves every missing blob as soon as its check answers (and the checks of the same blob in the
- * other target repositories, which may offer a mount); `paused` for those the budget or an abort
+ * other target repositories, which may offer a mount): the largest checked blob of every platform
+ * first, small ones alongside (see SMALL_BLOB_BYTES); `paused` for those the budget or an abort
  * stopped.
  */
 function copyBlobs(
@@ -306,7 +317,14 @@ function copyBlobs(
   { shouldPause, shouldStopWaiting }: { shouldPause: () => boolean; shouldStopWaiting: () => boolean },
   emit: (event: ProgressEvent) => void,
 ): Promise<Array<{ blob: PlannedBlob; outcome: BlobOutcome | 'paused' }>> {
-  return mapLimit(checks, options.concurrency ?? DEFAULT_CONCURRENCY, async ({ repo, planned, checkedEverywhere }) => {
+  const limits = {
+    concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
+    smallConcurrency: options.concurrency ? 0 : SMALL_BLOB_LANES,
+    smallMaxSize: SMALL_BLOB_BYTES,
+    // A blob whose check has not answered holds no transfer slot meanwhile.
+    ready: (check: BlobCheck) => check.planned,
+  };
+  return mapLargestFirst(checks, (check) => check.size, limits, async ({ repo, planned, checkedEverywhere }) => {
     const blob = await planned;
     if (blob.present) {
       emit({ type: 'blob-done', digest: blob.digest, size: blob.size, target: repo.ref.name, outcome: 'skipped' });
@@ -365,18 +383,25 @@ async function pushManifests(repo: TargetRepo, graph: SourceGraph, emit: (event:
   // subject's referrers itself) or without (the spec says the client must keep the fallback tag).
   const subjectsWithApi = new Set<string>();
   const subjectsWithoutApi = new Set<string>();
+  // Pushes one manifest unless the target has it; reported by the caller, in graph order.
+  const pushOne = async (node: ManifestNode): Promise<boolean> => {
+    if (await repo.client.headManifest(repo.ref.withDigest(node.manifest.digest))) return false;
+    const { subjectProcessed } = await repo.client.putManifest(repo.ref, node.manifest);
+    if (node.parsed.subject) (subjectProcessed ? subjectsWithApi : subjectsWithoutApi).add(node.parsed.subject.digest);
+    return true;
+  };
+  const report = (node: ManifestNode) => {
+    const platform = graph.platforms.get(node.manifest.digest);
+    result.manifests.push({ digest: node.manifest.digest, mediaType: node.manifest.mediaType, target: repo.ref.name, ...(platform ? { platform } : {}) } satisfies WrittenManifest);
+    emit({ type: 'manifest', digest: node.manifest.digest, mediaType: node.manifest.mediaType, target: repo.ref.name });
+  };
   try {
-    for (const node of graph.manifests) {
-      // The manifest the tags name is pushed once, by writeTags under its first tag, unless
-      // referrers follow: their subject goes first, for registries that check it exists.
-      if (node === graph.top && repo.tags.length > 0 && graph.referrers.size === 0) continue;
-      const ref = repo.ref.withDigest(node.manifest.digest);
-      if (await repo.client.headManifest(ref)) continue;
-      const { subjectProcessed } = await repo.client.putManifest(repo.ref, node.manifest);
-      if (node.parsed.subject) (subjectProcessed ? subjectsWithApi : subjectsWithoutApi).add(node.parsed.subject.digest);
-      const platform = graph.platforms.get(node.manifest.digest);
-      result.manifests.push({ digest: node.manifest.digest, mediaType: node.manifest.mediaType, target: repo.ref.name, ...(platform ? { platform } : {}) } satisfies WrittenManifest);
-      emit({ type: 'manifest', digest: node.manifest.digest, mediaType: node.manifest.mediaType, target: repo.ref.name });
+    // The manifest the tags name is pushed once, by writeTags under its first tag, unless
+    // referrers follow: their subject goes first, for registries that check it exists.
+    const nodes = graph.manifests.filter((node) => !(node === graph.top && repo.tags.length > 0 && graph.referrers.size === 0));
+    for (const wave of independentWaves(nodes)) {
+      const pushed = await mapLimit(wave, HEAD_CONCURRENCY, pushOne);
+      for (const [i, node] of wave.entries()) if (pushed[i]) report(node);
     }
     for (const [subject, nodes] of graph.referrers) {
       if (!subjectsWithoutApi.has(subject) && (subjectsWithApi.has(subject) || (await targetHasReferrersApi(repo.client, repo.ref, subject)))) continue;
@@ -395,6 +420,27 @@ async function pushManifests(repo: TargetRepo, graph: SourceGraph, emit: (event:
   } catch (error) {
     throw copyErrorFrom(error, 'target');
   }
+}
+
+/**
+ * `nodes` (children before parents) cut into waves that can go up together: a run of image
+ * manifests that name no subject references no other manifest, so a platform's manifests go up
+ * at once; an index or a referrer waits for everything before it, and goes alone.
+ */
+function independentWaves(nodes: ManifestNode[]): ManifestNode[][] {
+  const waves: ManifestNode[][] = [];
+  let run: ManifestNode[] = [];
+  for (const node of nodes) {
+    if (!node.isIndex && !node.parsed.subject) {
+      run.push(node);
+      continue;
+    }
+    if (run.length) waves.push(run);
+    run = [];
+    waves.push([node]);
+  }
+  if (run.length) waves.push(run);
+  return waves;
 }
 
 /**

@@ -7,12 +7,15 @@ import type { Descriptor, Manifest, RegistryClient } from '../registry/client.js
 import { sha256 } from '../registry/digest.js';
 import type { Reference } from '../registry/reference.js';
 import { CopyError, copyErrorFrom } from './errors.js';
+import { mapLimit } from './limit.js';
 import { attestedImage, readManifest, type ManifestNode } from './manifest.js';
 import { formatPlatform, platformMatches } from './platform.js';
 import type { Platform } from './types.js';
 
 /** cosign's legacy tag suffixes for signatures, attestations and SBOMs of `sha256-<hex>`. */
 const COSIGN_SUFFIXES = ['.sig', '.att', '.sbom'];
+/** An index's children are fetched this many at a time: one round trip for a usual index, not one each. */
+const CHILD_FETCHES = 8;
 
 export interface SourceGraph {
   /** The manifest the source reference resolved to. */
@@ -67,12 +70,16 @@ export async function readSourceGraph(client: RegistryClient, ref: Reference, op
   const seen = new Set<string>();
 
   async function walk(node: ManifestNode, children: Descriptor[]): Promise<void> {
+    // Fetched together, walked in order: the graph's order does not depend on which came first.
+    const wanted = [...new Set(children.map((c) => c.digest).filter((digest) => !seen.has(digest)))];
+    const fetched = new Map(await mapLimit(wanted, CHILD_FETCHES, async (digest) => [digest, await fetchNode(client, repo.withDigest(digest), options.signal)] as const));
     for (const child of children) {
       if (child.platform) graph.platforms.set(child.digest, formatPlatform(child.platform));
       const attested = attestedImage(child);
       if (attested) graph.attestations.set(child.digest, attested);
       if (seen.has(child.digest)) continue;
-      const childNode = await fetchNode(client, repo.withDigest(child.digest), options.signal);
+      // Not seen now, so not seen when the children were fetched either.
+      const childNode = fetched.get(child.digest)!;
       await walk(childNode, childNode.children);
     }
     if (!seen.has(node.manifest.digest)) {
