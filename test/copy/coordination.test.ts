@@ -5,7 +5,7 @@
  * to stop pauses the copy with nothing tagged.
  */
 import { copy } from '../../src/copy/index.js';
-import type { CopyCoordination, ReleaseLock } from '../../src/copy/types.js';
+import type { CopyCoordination, ProgressEvent, ReleaseLock } from '../../src/copy/types.js';
 import type { Reference } from '../../src/registry/reference.js';
 import { CopyError } from '../../src/copy/errors.js';
 import { FixtureClient, pushImage, pushImageWithLyingSize, seededBytes } from '../helpers/fixtures.js';
@@ -102,9 +102,18 @@ describe('copy with a coordination', () => {
     const layer = image.blobs[1];
     const coordination = recordingCoordination();
     const abort = new AbortController();
+    // The layer goes first (largest first) and the config beside it in a small-blob lane: pause
+    // once the layer has sent a chunk and the config is in place, whichever comes last.
+    let layerSent = false;
+    let configDone = false;
+    const onProgress = (e: ProgressEvent) => {
+      if (e.type === 'blob-progress' && e.digest === layer.digest) layerSent = true;
+      if (e.type === 'blob-done' && e.digest === image.blobs[0].digest) configDone = true;
+      if (layerSent && configDone) abort.abort();
+    };
     const result = await copy(
       { source: ref(source, 'co/pause:v1'), targets: [ref(target, 'co/pause:v1')] },
-      { coordination, uploadMode: 'chunked', chunkSizeInBytes: 1024 * 1024, abortSignal: abort.signal, onProgress: (e) => e.type === 'blob-progress' && abort.abort() },
+      { coordination, uploadMode: 'chunked', chunkSizeInBytes: 1024 * 1024, abortSignal: abort.signal, onProgress },
     );
     expect(result.status).toBe('paused');
     const subject = `blob ${target.host}@${layer.digest}`;
