@@ -88,7 +88,7 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   const emitAfterPlan = (event: ProgressEvent) => (held ? held.push(event) : emit(event));
   // Waiting for another copy's upload does not move anything, yet must end with the budget.
   const shouldStopWaiting = () => shouldPause() || budgetSpent();
-  const transfers = request.dryRun ? Promise.resolve([]) : copyBlobs(checks, source, request.source, options, { shouldPause, shouldStopWaiting }, emitAfterPlan);
+  const transfers = request.dryRun ? Promise.resolve([]) : copyBlobs(checks, source, request.source, options, { shouldPause, shouldStopWaiting, isFailing: () => failing }, emitAfterPlan);
   // Awaited below; a failure must not count as unhandled meanwhile.
   transfers.catch(() => undefined);
   let result: CopyResult;
@@ -303,7 +303,7 @@ function copyBlobs(
   source: RegistryClient,
   sourceRef: Reference,
   options: CopyOptions,
-  { shouldPause, shouldStopWaiting }: { shouldPause: () => boolean; shouldStopWaiting: () => boolean },
+  { shouldPause, shouldStopWaiting, isFailing }: { shouldPause: () => boolean; shouldStopWaiting: () => boolean; isFailing: () => boolean },
   emit: (event: ProgressEvent) => void,
 ): Promise<Array<{ blob: PlannedBlob; outcome: BlobOutcome | 'paused' }>> {
   return mapLimit(checks, options.concurrency ?? DEFAULT_CONCURRENCY, async ({ repo, planned, checkedEverywhere }) => {
@@ -330,7 +330,9 @@ function copyBlobs(
       paused = outcome === 'paused';
       return { blob, outcome };
     } finally {
-      await (paused ? lock.keepForResume() : lock.release());
+      // Only a real pause (budget, abort) resumes: a failed copy's job never comes back for the
+      // blob, so keeping its lock would hold every other writer of it for a whole lease.
+      await (paused && !isFailing() ? lock.keepForResume() : lock.release());
     }
   });
 

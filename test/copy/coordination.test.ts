@@ -10,6 +10,7 @@ import type { Reference } from '../../src/registry/reference.js';
 import { CopyError } from '../../src/copy/errors.js';
 import { FixtureClient, pushImage, pushImageWithLyingSize, seededBytes } from '../helpers/fixtures.js';
 import { settledAccessLog, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startProxy } from '../helpers/proxy.js';
 import { ref } from './support.js';
 
 let source: TestRegistry;
@@ -111,6 +112,55 @@ describe('copy with a coordination', () => {
     expect(coordination.log).toContain(`keep ${subject}`);
     expect(coordination.log).not.toContain(`release ${subject}`);
     expect(coordination.log).toContain(`release blob ${target.host}@${image.blobs[0].digest}`);
+  });
+
+  it('releases, not keeps, the lock of a blob in flight when the copy fails', async () => {
+    // The small layer lies about its size, and the target holds its true bytes: its check fails
+    // the plan (INTEGRITY) while the big layer is uploading.
+    const { honest, manifest } = await pushImageWithLyingSize(source, 'co/fail', 'v1', { blob: 1, size: 1001 }, { layers: [3 * 1024 * 1024 + 5, 1000] });
+    const big = JSON.parse(manifest.manifestBytes.toString('utf8')) as { layers: Array<{ digest: string }> };
+    const bigDigest = big.layers[0].digest;
+    const bytes = Buffer.from(await (await fetch(`${source.url}/v2/co/fail/blobs/${honest.digest}`)).arrayBuffer());
+    await new FixtureClient(target).pushBlob('co/fail-dst', { data: bytes });
+
+    const until = async (condition: () => boolean) => {
+      while (!condition()) await new Promise((resolve) => setImmediate(resolve));
+    };
+    let bigMoved!: () => void;
+    const moved = new Promise<void>((resolve) => (bigMoved = resolve));
+    let stopBig: (() => boolean) | undefined;
+    let patches = 0;
+    const proxy = await startProxy(target.url, [
+      // The failing check answers only once the big layer has moved a chunk…
+      (r) => (r.method === 'HEAD' && r.pathname.endsWith(honest.digest) ? { type: 'forward', waitFor: moved } : undefined),
+      // …(progress events wait for the plan, so the proxy tells), and the big layer's next chunk
+      // goes only once the copy knows it failed.
+      (r) => {
+        if (r.method !== 'PATCH') return undefined;
+        return patches++ === 0 ? { type: 'forward', afterUpstream: async () => bigMoved() } : { type: 'forward', waitFor: until(() => stopBig?.() === true) };
+      },
+    ]);
+    try {
+      const recording = recordingCoordination();
+      const coordination: CopyCoordination = {
+        ...recording,
+        lockBlob: (repo, digest, shouldStop) => {
+          if (digest === bigDigest) stopBig = shouldStop;
+          return recording.lockBlob(repo, digest, shouldStop);
+        },
+      };
+      const failure = await copy(
+        { source: ref(source, 'co/fail:v1'), targets: [ref(proxy, 'co/fail-dst:v1')] },
+        { coordination, uploadMode: 'chunked', chunkSizeInBytes: 1024 * 1024 },
+      ).catch((e: unknown) => e);
+      expect(failure).toMatchObject({ code: 'INTEGRITY' });
+      const subject = `blob ${proxy.host}@${bigDigest}`;
+      expect(recording.log).toContain(`lock ${subject}`);
+      expect(recording.log).toContain(`release ${subject}`);
+      expect(recording.log).not.toContain(`keep ${subject}`);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it.each(['tag', 'blob'])('pauses, tagging nothing, when a wait for a %s lock is told to stop', async (kind) => {
