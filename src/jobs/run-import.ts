@@ -213,7 +213,11 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
     const lastAttempt = delivery.dequeueCount >= deps.maxDequeueCount;
     if (isPermanent(error) || lastAttempt) {
       const final = lastAttempt && !isPermanent(error) ? { ...failure, message: `${failure.message} (gave up after ${delivery.dequeueCount} attempts)` } : failure;
-      await lease.release((j) => recordFailure(j, final, tracker, new Date(now()).toISOString()));
+      await lease.release((j) => recordFailure(j, final, tracker, new Date(now()).toISOString())).catch((recordError: unknown) => {
+        // The host only sees the recording error: the one that failed the job must not be lost.
+        log.error(`job ${job.id}: failed: ${final.code}: ${final.message}; recording the failure failed too: ${errorText(recordError, secrets)}`);
+        throw recordError;
+      });
       await removeCheckpoints(deps, job.id);
       log.error(`job ${job.id}: failed: ${final.code}: ${final.message}`);
       if (isPermanent(error)) return 'failed';
@@ -241,12 +245,24 @@ function isPermanent(error: unknown): boolean {
   return error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError || error instanceof EntityTooLargeError || error instanceof AddressRefusedError;
 }
 
-/** A job failure from an error: its stable code and a message with every secret removed. */
+/**
+ * The longest failure message a job records. Messages quote text from registries and manifests
+ * (URLs, annotations); unbounded, one would push the job record past Azure Tables' limits, and
+ * the job could not be recorded as failed at all.
+ */
+export const MAX_FAILURE_MESSAGE_LENGTH = 2_000;
+
+/** A job failure from an error: its stable code and a bounded message with every secret removed. */
 export function describeFailure(error: unknown, secrets: Array<string | undefined>): JobFailure {
   if (error instanceof CopyError || error instanceof RegistryError || error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError || error instanceof AddressRefusedError) {
-    return { code: error.code, message: redact(error.message + apiAdvice(error), secrets) };
+    return { code: error.code, message: bounded(redact(error.message + apiAdvice(error), secrets)) };
   }
-  return { code: 'INTERNAL_ERROR', message: redact(`unexpected error: ${errorText(error)}`, secrets) };
+  return { code: 'INTERNAL_ERROR', message: bounded(redact(`unexpected error: ${errorText(error)}`, secrets)) };
+}
+
+function bounded(message: string): string {
+  if (message.length <= MAX_FAILURE_MESSAGE_LENGTH) return message;
+  return `${message.slice(0, MAX_FAILURE_MESSAGE_LENGTH)}… (message cut: ${message.length} characters in all)`;
 }
 
 /** What the API's caller can do about a copy error, in the API's words; the engine's messages name no surface. */
