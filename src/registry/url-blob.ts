@@ -18,15 +18,26 @@ import { flatten, redact, type TransportResponse } from './transport.js';
 /** Redirects followed per URL: enough for a CDN hop or two, never a loop. */
 export const MAX_URL_REDIRECTS = 5;
 
-/** No URL of a blob gave its bytes: each one's reason is in `failures`. */
+/**
+ * URL failures an error quotes: a descriptor may list any number of URLs, and the message ends
+ * up in a job record that must stay small.
+ */
+export const MAX_URL_FAILURES_QUOTED = 5;
+
+/** No URL of a blob gave its bytes: the first failures' reasons are in `failures`. */
 export class UrlBlobError extends Error {
   override readonly name = 'UrlBlobError';
   readonly code = 'URL_BLOB_UNAVAILABLE';
+  /** The reasons of the first MAX_URL_FAILURES_QUOTED URLs that failed. */
+  readonly failures: string[];
   constructor(
     readonly digest: string,
-    readonly failures: string[],
+    failures: string[],
   ) {
-    super(`no URL of blob ${digest} served it: ${failures.join('; ') || 'the descriptor lists no URLs'}`);
+    const quoted = failures.slice(0, MAX_URL_FAILURES_QUOTED);
+    const more = failures.length > quoted.length ? `; and ${failures.length - quoted.length} more` : '';
+    super(`no URL of blob ${digest} served it: ${quoted.join('; ') || 'the descriptor lists no URLs'}${more}`);
+    this.failures = quoted;
   }
 }
 
