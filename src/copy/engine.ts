@@ -23,6 +23,12 @@ import type { BlobOutcome, CopyCoordination, CopyOptions, CopyPlan, CopyRequest,
 export const DEFAULT_CONCURRENCY = 4;
 /** HEADs carry no body and cost the registry little: check an image's many blobs 16 at a time. */
 const HEAD_CONCURRENCY = 16;
+/**
+ * How long a wait for another copy's blob lock outlasts a spent time budget when this call has
+ * moved nothing yet. Without it a continuation whose planning used up the budget would pause at
+ * its first held lock, re-plan, and pause there again, for as long as the other copy runs.
+ */
+export const MIN_LOCK_WAIT_IN_MS = 30_000;
 /** 4 MiB: GHCR refuses larger PATCHes, and the Azure SDK uses the same. */
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 /**
@@ -86,8 +92,9 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   const checks = checkBlobs(repos, blobs, Math.max(options.concurrency ?? DEFAULT_CONCURRENCY, HEAD_CONCURRENCY));
   let held: ProgressEvent[] | undefined = [];
   const emitAfterPlan = (event: ProgressEvent) => (held ? held.push(event) : emit(event));
-  // Waiting for another copy's upload does not move anything, yet must end with the budget.
-  const shouldStopWaiting = () => shouldPause() || budgetSpent();
+  // Waiting for another copy's upload does not move anything, yet must end with the budget: at
+  // once when this call has moved something (shouldPause), else once it waited MIN_LOCK_WAIT_IN_MS.
+  const shouldStopWaiting = (waitingSince: number) => shouldPause() || (budgetSpent() && Date.now() - waitingSince >= MIN_LOCK_WAIT_IN_MS);
   const transfers = request.dryRun ? Promise.resolve([]) : copyBlobs(checks, source, request.source, options, { shouldPause, shouldStopWaiting, isFailing: () => failing }, emitAfterPlan);
   // Awaited below; a failure must not count as unhandled meanwhile.
   transfers.catch(() => undefined);
@@ -303,7 +310,7 @@ function copyBlobs(
   source: RegistryClient,
   sourceRef: Reference,
   options: CopyOptions,
-  { shouldPause, shouldStopWaiting, isFailing }: { shouldPause: () => boolean; shouldStopWaiting: () => boolean; isFailing: () => boolean },
+  { shouldPause, shouldStopWaiting, isFailing }: { shouldPause: () => boolean; shouldStopWaiting: (waitingSince: number) => boolean; isFailing: () => boolean },
   emit: (event: ProgressEvent) => void,
 ): Promise<Array<{ blob: PlannedBlob; outcome: BlobOutcome | 'paused' }>> {
   return mapLimit(checks, options.concurrency ?? DEFAULT_CONCURRENCY, async ({ repo, planned, checkedEverywhere }) => {
@@ -316,7 +323,8 @@ function copyBlobs(
     await checkedEverywhere;
     // Another copy may be uploading the same blob to this registry: wait for it, then skip it,
     // or mount it from the repository that copy wrote.
-    const lock = options.coordination ? await options.coordination.lockBlob(repo.ref, blob.digest, shouldStopWaiting) : { release: async () => {}, keepForResume: async () => {} };
+    const waitingSince = Date.now();
+    const lock = options.coordination ? await options.coordination.lockBlob(repo.ref, blob.digest, () => shouldStopWaiting(waitingSince)) : { release: async () => {}, keepForResume: async () => {} };
     if (!lock) return { blob, outcome: 'paused' as const };
     let paused = false;
     try {

@@ -189,7 +189,9 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
       return 'lease-lost';
     }
     if (result.status === 'paused') {
-      // The engine moves at least one chunk per call, so a continuation always makes progress.
+      // A spent budget pauses the engine only once the call has moved a chunk, and ends a wait for
+      // another job's blob lock only after the engine's MIN_LOCK_WAIT_IN_MS; only an abort (lease
+      // lost, shutdown) pauses it sooner. So a continuation moves something or waits its turn.
       await lease.release((j) => {
         j.progress = tracker.snapshot();
         recordResolved(j, tracker);
