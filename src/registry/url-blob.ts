@@ -13,6 +13,7 @@ import type { AddressPolicy } from './address-policy.js';
 import { USER_AGENT } from './auth.js';
 import { BlobStream } from './blob-stream.js';
 import { exchange } from './http.js';
+import { isRetryableNetworkError, isRetryableStatus } from './retry.js';
 import { flatten, redact, type TransportResponse } from './transport.js';
 
 /** Redirects followed per URL: enough for a CDN hop or two, never a loop. */
@@ -33,6 +34,8 @@ export class UrlBlobError extends Error {
   constructor(
     readonly digest: string,
     failures: string[],
+    /** Some URL failed as a host in trouble does (network error, 5xx, 429): a later try may work. */
+    readonly transient = false,
   ) {
     const quoted = failures.slice(0, MAX_URL_FAILURES_QUOTED);
     const more = failures.length > quoted.length ? `; and ${failures.length - quoted.length} more` : '';
@@ -65,6 +68,7 @@ export function openUrlBlob(options: UrlBlobOptions): Readable {
   const get = async (headers: Record<string, string>): Promise<TransportResponse> => {
     if (chosen) return fetchFollowing(chosen, headers, addressPolicy, signal);
     const failures: string[] = [];
+    let transient = false;
     for (const raw of urls) {
       let url: URL;
       try {
@@ -79,12 +83,20 @@ export function openUrlBlob(options: UrlBlobOptions): Readable {
         return response;
       } catch (error) {
         if (signal?.aborted) throw error;
+        transient ||= isRetryableNetworkError(error) || (error instanceof UrlStatusError && isRetryableStatus(error.status));
         failures.push(`${redact(url)}: ${(error as Error).message}`);
       }
     }
-    throw new UrlBlobError(digest, failures);
+    throw new UrlBlobError(digest, failures, transient);
   };
   return new BlobStream({ get, digest, size, offset: options.offset ?? 0, reference: `${digest} (from its URLs)`, signal });
+}
+
+/** A URL host answered with an error status. */
+class UrlStatusError extends Error {
+  constructor(readonly status: number) {
+    super(`answered ${status}`);
+  }
 }
 
 /** GETs `start`, following at most MAX_URL_REDIRECTS redirects, each connection checked by `addressPolicy`. */
@@ -110,7 +122,7 @@ async function fetchFollowing(
     }
     if (response.statusCode !== 200 && response.statusCode !== 206) {
       await response.body.dump();
-      throw new Error(`answered ${response.statusCode}`);
+      throw new UrlStatusError(response.statusCode);
     }
     return { status: response.statusCode, headers: flatten(response.headers), body: response.body, url };
   }

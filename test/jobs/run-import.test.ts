@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { CopyError } from '../../src/copy/errors.js';
 import { RegistryError } from '../../src/registry/errors.js';
+import { UrlBlobError } from '../../src/registry/url-blob.js';
 import { newJobId } from '../../src/jobs/job-id.js';
 import { newJobRecord, type JobRecord } from '../../src/jobs/job-record.js';
 import { openJobStorage, type JobStorage } from '../../src/jobs/job-storage.js';
@@ -291,6 +292,23 @@ describe('runImport', () => {
     expect(failed.error?.message).toMatch(/gave up after 5 attempts/);
     expect(failed.sealedCredentials).toBeUndefined();
     expect(failed.attempts).toBe(5);
+  });
+
+  it.each([
+    ['a URL host answering 503 is retried', 503, true],
+    ['a layer URL gone everywhere (404) fails the job for good', 404, false],
+  ])('a non-distributable layer none of whose URLs served it: %s', async (_name, status, transient) => {
+    const h = await harness();
+    const cause = new UrlBlobError(BLOB_DIGEST, [`https://layers.example/l: answered ${status}`], transient);
+    const engine = scriptedEngine({ fail: () => new CopyError('NONDISTRIBUTABLE', `non-distributable layer ${BLOB_DIGEST} is not in the source registry, and ${cause.message}`, 'source', { cause }) });
+    const job = await h.createJob();
+    if (transient) {
+      await expect(runImport(delivery(job.id), h.deps(engine))).rejects.toThrow(/NONDISTRIBUTABLE/);
+      expect(await h.job(job.id)).toMatchObject({ status: 'running', lastError: { code: 'NONDISTRIBUTABLE' } });
+    } else {
+      expect(await runImport(delivery(job.id), h.deps(engine))).toBe('failed');
+      expect(await h.job(job.id)).toMatchObject({ status: 'failed', error: { code: 'NONDISTRIBUTABLE' } });
+    }
   });
 
   it('treats unknown errors as transient and keeps secrets out of the recorded error', async () => {
