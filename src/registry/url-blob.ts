@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream';
 import type { AddressPolicy } from './address-policy.js';
 import { USER_AGENT } from './auth.js';
 import { BlobStream } from './blob-stream.js';
+import { cleanMessage } from './errors.js';
 import { exchange } from './http.js';
 import { isRetryableNetworkError, isRetryableStatus } from './retry.js';
 import { flatten, redact, type TransportResponse } from './transport.js';
@@ -74,7 +75,7 @@ export function openUrlBlob(options: UrlBlobOptions): Readable {
       try {
         url = new URL(raw);
       } catch {
-        failures.push(`"${raw.slice(0, 200)}" is not a URL`);
+        failures.push(`"${cleanMessage(raw)}" is not a URL`);
         continue;
       }
       try {
@@ -84,7 +85,7 @@ export function openUrlBlob(options: UrlBlobOptions): Readable {
       } catch (error) {
         if (signal?.aborted) throw error;
         transient ||= isRetryableNetworkError(error) || (error instanceof UrlStatusError && isRetryableStatus(error.status));
-        failures.push(`${redact(url)}: ${(error as Error).message}`);
+        failures.push(`${cleanMessage(redact(url))}: ${(error as Error).message}`);
       }
     }
     throw new UrlBlobError(digest, failures, transient);
