@@ -289,6 +289,7 @@ function recordResolved(job: JobRecord, tracker: ProgressTracker): void {
 }
 
 function recordSuccess(job: JobRecord, result: CopyResult, tracker: ProgressTracker, at: string): void {
+  recordResolved(job, tracker);
   job.status = 'succeeded';
   job.sourceDigest = result.sourceDigest;
   job.sourceMediaType = result.plan.mediaType;
@@ -309,7 +310,6 @@ function recordSuccess(job: JobRecord, result: CopyResult, tracker: ProgressTrac
     const written = result.targets.find((r) => r.reference === t.reference || r.reference === `${t.reference}@${r.digest}`);
     return { ...t, digest: written?.digest ?? result.targetDigest, ...(written && t.tagged && { written: written.written }) };
   });
-  if (tracker.external.length > 0) job.externalBlobs = [...tracker.external];
   job.progress = tracker.complete(result);
   job.completedAt = at;
   delete job.error;
