@@ -2,6 +2,7 @@
 import { copy, CopyError, DEFAULT_MAX_BLOB_BYTES } from '../copy/index.js';
 import { FileCheckpointStore } from '../copy/file-checkpoints.js';
 import type { CopyResult } from '../copy/types.js';
+import { cleanMessage } from '../registry/errors.js';
 import { EXIT_INTERRUPTED, rerunCommand, watchInterrupts } from './interrupt.js';
 import { parseCopyArgs, UsageError } from './options.js';
 import { formatBytes, jsonReporter, lineReporter, ttyReporter } from './progress.js';
@@ -81,7 +82,8 @@ function exitCodeFor(error: unknown): number {
 }
 
 function externalLines(result: CopyResult): string[] {
-  return result.plan.externalBlobs.map((b) => `  external ${b.digest} ${formatBytes(b.size)} non-distributable, referenced by URL, not copied (${b.urls.join(', ') || 'no URLs'})`);
+  // The URLs come from the source manifest: cleaned, so no escape sequence reaches the terminal.
+  return result.plan.externalBlobs.map((b) => `  external ${b.digest} ${formatBytes(b.size)} non-distributable, referenced by URL, not copied (${b.urls.map(cleanMessage).join(', ') || 'no URLs'})`);
 }
 
 function subsetLine(subset: NonNullable<CopyResult['plan']['platformSubset']>): string {
@@ -92,7 +94,7 @@ function summary(result: CopyResult, dryRun: boolean): string {
   const lines: string[] = [];
   if (dryRun) {
     lines.push(`plan for ${result.source} (${result.sourceDigest}):`);
-    for (const m of result.plan.manifests) lines.push(`  manifest ${m.digest} ${m.mediaType}${m.platform ? ` ${m.platform}` : ''}${m.attestationFor ? ` (attestation of ${m.attestationFor})` : ''}`);
+    for (const m of result.plan.manifests) lines.push(`  manifest ${m.digest} ${m.mediaType}${m.platform ? ` ${cleanMessage(m.platform)}` : ''}${m.attestationFor ? ` (attestation of ${m.attestationFor})` : ''}`);
     for (const b of result.plan.blobs) lines.push(`  blob ${b.digest} ${formatBytes(b.size)}${b.present ? ' (target has it)' : ''}${b.urls ? ' (non-distributable, copied)' : ''}`);
     lines.push(...externalLines(result));
     if (result.plan.platformSubset) lines.push(subsetLine(result.plan.platformSubset));

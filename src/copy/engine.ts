@@ -29,6 +29,12 @@ const HEAD_CONCURRENCY = 16;
  */
 const SMALL_BLOB_BYTES = 1024 * 1024;
 const SMALL_BLOB_LANES = 8;
+/**
+ * How long a wait for another copy's blob lock outlasts a spent time budget when this call has
+ * moved nothing yet. Without it a continuation whose planning used up the budget would pause at
+ * its first held lock, re-plan, and pause there again, for as long as the other copy runs.
+ */
+export const MIN_LOCK_WAIT_IN_MS = 30_000;
 /** 4 MiB: GHCR refuses larger PATCHes, and the Azure SDK uses the same. */
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 /**
@@ -94,9 +100,10 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   const checks = checkBlobs(repos, blobs, Math.max(options.concurrency ?? DEFAULT_CONCURRENCY, HEAD_CONCURRENCY));
   let held: ProgressEvent[] | undefined = [];
   const emitAfterPlan = (event: ProgressEvent) => (held ? held.push(event) : emit(event));
-  // Waiting for another copy's upload does not move anything, yet must end with the budget.
-  const shouldStopWaiting = () => shouldPause() || budgetSpent();
-  const transfers = request.dryRun ? Promise.resolve([]) : copyBlobs(checks, source, request.source, { ...options, hosts }, { shouldPause, shouldStopWaiting }, emitAfterPlan);
+  // Waiting for another copy's upload does not move anything, yet must end with the budget: at
+  // once when this call has moved something (shouldPause), else once it waited MIN_LOCK_WAIT_IN_MS.
+  const shouldStopWaiting = (waitingSince: number) => shouldPause() || (budgetSpent() && Date.now() - waitingSince >= MIN_LOCK_WAIT_IN_MS);
+  const transfers = request.dryRun ? Promise.resolve([]) : copyBlobs(checks, source, request.source, { ...options, hosts }, { shouldPause, shouldStopWaiting, isFailing: () => failing }, emitAfterPlan);
   // Awaited below; a failure must not count as unhandled meanwhile.
   transfers.catch(() => undefined);
   let result: CopyResult;
@@ -314,7 +321,7 @@ function copyBlobs(
   source: RegistryClient,
   sourceRef: Reference,
   options: CopyOptions,
-  { shouldPause, shouldStopWaiting }: { shouldPause: () => boolean; shouldStopWaiting: () => boolean },
+  { shouldPause, shouldStopWaiting, isFailing }: { shouldPause: () => boolean; shouldStopWaiting: (waitingSince: number) => boolean; isFailing: () => boolean },
   emit: (event: ProgressEvent) => void,
 ): Promise<Array<{ blob: PlannedBlob; outcome: BlobOutcome | 'paused' }>> {
   const limits = {
@@ -334,7 +341,8 @@ function copyBlobs(
     await checkedEverywhere;
     // Another copy may be uploading the same blob to this registry: wait for it, then skip it,
     // or mount it from the repository that copy wrote.
-    const lock = options.coordination ? await options.coordination.lockBlob(repo.ref, blob.digest, shouldStopWaiting) : { release: async () => {}, keepForResume: async () => {} };
+    const waitingSince = Date.now();
+    const lock = options.coordination ? await options.coordination.lockBlob(repo.ref, blob.digest, () => shouldStopWaiting(waitingSince)) : { release: async () => {}, keepForResume: async () => {} };
     if (!lock) return { blob, outcome: 'paused' as const };
     let paused = false;
     try {
@@ -348,7 +356,9 @@ function copyBlobs(
       paused = outcome === 'paused';
       return { blob, outcome };
     } finally {
-      await (paused ? lock.keepForResume() : lock.release());
+      // Only a real pause (budget, abort) resumes: a failed copy's job never comes back for the
+      // blob, so keeping its lock would hold every other writer of it for a whole lease.
+      await (paused && !isFailing() ? lock.keepForResume() : lock.release());
     }
   });
 

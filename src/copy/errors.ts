@@ -3,6 +3,7 @@
  * Wraps a RegistryError when one is the cause. Callers match on `code`.
  */
 import { RegistryError } from '../registry/errors.js';
+import { UrlBlobError } from '../registry/url-blob.js';
 
 export type CopyErrorCode =
   /** A target tag exists, points elsewhere, and `force` was not given. */
@@ -44,6 +45,8 @@ export class CopyError extends Error {
 
   /** Retrying cannot help: fail the job at once. */
   get permanent(): boolean {
+    // A layer URL's host may be down for a while: worth another try, unlike a URL that is gone.
+    if (this.code === 'NONDISTRIBUTABLE' && this.cause instanceof UrlBlobError) return !this.cause.transient;
     if (this.code !== 'REGISTRY_ERROR') return true;
     return !(this.cause instanceof RegistryError && this.cause.transient);
   }

@@ -18,14 +18,26 @@ const annotations = jsonObject(v.record(v.string(), v.string()));
 const SIZE_ACCEPTED = (issue: v.BaseIssue<unknown>) => `got ${issue.received}; expected a whole number of bytes from 0 to ${Number.MAX_SAFE_INTEGER}`;
 const size = v.pipe(v.number(SIZE_ACCEPTED), v.safeInteger(SIZE_ACCEPTED), v.minValue(0, SIZE_ACCEPTED));
 
+/** The OCI digest grammar: `algorithm:encoded`. */
+const DIGEST_PATTERN = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
+
+/** Longer than any digest in use (sha512 is 135 characters): text past it is no digest. */
+const MAX_DIGEST_LENGTH = 255;
+
+/**
+ * The longest `os.version` accepted. Real ones are short (10.0.17763.5329); the value ends up in
+ * the job record, the status document and messages, which must stay bounded.
+ */
+export const MAX_OS_VERSION_LENGTH = 128;
+
 const descriptor = jsonObject(v.looseObject({
   mediaType: v.string(),
-  digest: v.pipe(v.string(), v.regex(/^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/)),
+  digest: v.pipe(v.string(), v.regex(DIGEST_PATTERN)),
   size,
   artifactType: v.optional(v.string()),
   annotations: v.optional(annotations),
   urls: v.optional(v.array(v.string())),
-  platform: v.optional(jsonObject(v.looseObject({ os: v.string(), architecture: v.string(), variant: v.optional(v.string()), 'os.version': v.optional(v.string()) }))),
+  platform: v.optional(jsonObject(v.looseObject({ os: v.string(), architecture: v.string(), variant: v.optional(v.string()), 'os.version': v.optional(v.pipe(v.string(), v.maxLength(MAX_OS_VERSION_LENGTH, (issue) => `got ${issue.received} characters; expected at most ${MAX_OS_VERSION_LENGTH}`))) }))),
 }));
 
 /** Fields of any manifest kind Hoist reads; unknown fields are kept in the bytes and ignored here. */
@@ -108,5 +120,8 @@ export function descriptorOf(node: ManifestNode): Descriptor {
 export function attestedImage(entry: Descriptor): string | undefined {
   const annotations = entry.annotations;
   if (annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest') return undefined;
-  return annotations['vnd.docker.reference.digest'];
+  // Only a digest names the image attested; any other text would be carried, unbounded, into
+  // the job record and the status document.
+  const digest = annotations['vnd.docker.reference.digest'];
+  return digest !== undefined && digest.length <= MAX_DIGEST_LENGTH && DIGEST_PATTERN.test(digest) ? digest : undefined;
 }

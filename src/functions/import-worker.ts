@@ -5,6 +5,7 @@
  * retry it, or move it to `imports-poison` after the last attempt.
  */
 import type { InvocationContext } from '@azure/functions';
+import { parseJobMessage } from '../jobs/job-queue.js';
 import type { JobStorage } from '../jobs/job-storage.js';
 import { runImport } from '../jobs/run-import.js';
 import { WriteLocks } from '../jobs/write-locks.js';
@@ -14,10 +15,26 @@ import { appMaxDequeueCount } from './host-config.js';
 import { currentEngine, currentSettings, jobStorage, registryHosts, secretBox } from './services.js';
 import { shutdownSignal, trackUntilShutdown } from './shutdown.js';
 
+/**
+ * How long a delivery that came during shutdown waits in the queue: long enough for this instance
+ * to be gone, short enough that another one picks the job up at once.
+ */
+const SHUTDOWN_REQUEUE_DELAY_IN_SECONDS = 10;
+
 export async function importWorkerHandler(message: unknown, context: InvocationContext): Promise<void> {
   const startedAt = Date.now();
   const settings = currentSettings();
   const storage = await jobStorage(settings);
+  if (shutdownSignal.aborted) {
+    // Taking the lease would only re-read the source and pause at once, pushing the exit back:
+    // leave the job alone and hand the message on. (runImport drops a message that is no job's.)
+    const job = parseJobMessage(message);
+    if (job) {
+      await trackUntilShutdown(storage.queue.enqueue(job, { delayInSeconds: SHUTDOWN_REQUEUE_DELAY_IN_SECONDS }));
+      context.log(`importWorker: host shutting down; job ${job.jobId} re-queued for another instance`);
+      return;
+    }
+  }
   const box = secretBox(settings);
   const targetCredentials = settings.targetCredentials;
   const targetRegistry = configuredTargetRegistry(settings);

@@ -2,7 +2,10 @@
  * Reads a JSON request body with the API's limits: 415 unless the content type is JSON, 413 over
  * 64 KiB, 400 for malformed JSON. The size is checked on Content-Length before reading and on the
  * bytes as they arrive: reading stops at the first byte past the limit, whatever the transfer
- * encoding, so a chunked body of any size costs at most 64 KiB + one chunk of memory.
+ * encoding, so a chunked body of any size costs this handler at most 64 KiB + one chunk of memory.
+ * That bounds what the handler reads, not what the host does: on Azure the Functions host buffers
+ * the whole request body before the handler runs unless HTTP streams are enabled, so there the
+ * platform's own request size limit is what bounds the host's memory.
  */
 import type { HttpRequest } from '@azure/functions';
 import { RequestError } from '../jobs/errors.js';

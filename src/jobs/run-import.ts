@@ -190,7 +190,9 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
       return 'lease-lost';
     }
     if (result.status === 'paused') {
-      // The engine moves at least one chunk per call, so a continuation always makes progress.
+      // A spent budget pauses the engine only once the call has moved a chunk, and ends a wait for
+      // another job's blob lock only after the engine's MIN_LOCK_WAIT_IN_MS; only an abort (lease
+      // lost, shutdown) pauses it sooner. So a continuation moves something or waits its turn.
       await lease.release((j) => {
         j.progress = tracker.snapshot();
         recordResolved(j, tracker);
@@ -214,7 +216,11 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
     const lastAttempt = delivery.dequeueCount >= deps.maxDequeueCount;
     if (isPermanent(error) || lastAttempt) {
       const final = lastAttempt && !isPermanent(error) ? { ...failure, message: `${failure.message} (gave up after ${delivery.dequeueCount} attempts)` } : failure;
-      await lease.release((j) => recordFailure(j, final, tracker, new Date(now()).toISOString()));
+      await lease.release((j) => recordFailure(j, final, tracker, new Date(now()).toISOString())).catch((recordError: unknown) => {
+        // The host only sees the recording error: the one that failed the job must not be lost.
+        log.error(`job ${job.id}: failed: ${final.code}: ${final.message}; recording the failure failed too: ${errorText(recordError, secrets)}`);
+        throw recordError;
+      });
       await removeCheckpoints(deps, job.id);
       log.error(`job ${job.id}: failed: ${final.code}: ${final.message}`);
       if (isPermanent(error)) return 'failed';
@@ -242,12 +248,24 @@ function isPermanent(error: unknown): boolean {
   return error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError || error instanceof EntityTooLargeError || error instanceof AddressRefusedError;
 }
 
-/** A job failure from an error: its stable code and a message with every secret removed. */
+/**
+ * The longest failure message a job records. Messages quote text from registries and manifests
+ * (URLs, annotations); unbounded, one would push the job record past Azure Tables' limits, and
+ * the job could not be recorded as failed at all.
+ */
+export const MAX_FAILURE_MESSAGE_LENGTH = 2_000;
+
+/** A job failure from an error: its stable code and a bounded message with every secret removed. */
 export function describeFailure(error: unknown, secrets: Array<string | undefined>): JobFailure {
   if (error instanceof CopyError || error instanceof RegistryError || error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError || error instanceof AddressRefusedError) {
-    return { code: error.code, message: redact(error.message + apiAdvice(error), secrets) };
+    return { code: error.code, message: bounded(redact(error.message + apiAdvice(error), secrets)) };
   }
-  return { code: 'INTERNAL_ERROR', message: redact(`unexpected error: ${errorText(error)}`, secrets) };
+  return { code: 'INTERNAL_ERROR', message: bounded(redact(`unexpected error: ${errorText(error)}`, secrets)) };
+}
+
+function bounded(message: string): string {
+  if (message.length <= MAX_FAILURE_MESSAGE_LENGTH) return message;
+  return `${message.slice(0, MAX_FAILURE_MESSAGE_LENGTH)}… (message cut: ${message.length} characters in all)`;
 }
 
 /** What the API's caller can do about a copy error, in the API's words; the engine's messages name no surface. */
@@ -272,6 +290,7 @@ function recordResolved(job: JobRecord, tracker: ProgressTracker): void {
 }
 
 function recordSuccess(job: JobRecord, result: CopyResult, tracker: ProgressTracker, at: string): void {
+  recordResolved(job, tracker);
   job.status = 'succeeded';
   job.sourceDigest = result.sourceDigest;
   job.sourceMediaType = result.plan.mediaType;
@@ -292,7 +311,6 @@ function recordSuccess(job: JobRecord, result: CopyResult, tracker: ProgressTrac
     const written = result.targets.find((r) => r.reference === t.reference || r.reference === `${t.reference}@${r.digest}`);
     return { ...t, digest: written?.digest ?? result.targetDigest, ...(written && t.tagged && { written: written.written }) };
   });
-  if (tracker.external.length > 0) job.externalBlobs = [...tracker.external];
   job.progress = tracker.complete(result);
   job.completedAt = at;
   delete job.error;

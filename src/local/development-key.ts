@@ -5,7 +5,7 @@
  * Only the local host does this: on Azure the key stays a setting the operator must give.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AppSettings } from './settings.js';
 
@@ -38,11 +38,17 @@ export function withDevelopmentSecretKey(settings: AppSettings, projectRoot: str
 
 function readOrCreateKey(file: string): string {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  // The key is written whole to a file of this process's own, then linked into place: a link
+  // never replaces a key another `npm start` put there first (jobs sealed under it must open),
+  // and the key file never exists empty or half-written for that other one to read.
+  const temporary = `${file}.${process.pid}.${randomBytes(6).toString('hex')}`;
+  writeFileSync(temporary, `${randomBytes(KEY_BYTES).toString('base64')}\n`, { flag: 'wx', mode: 0o600 });
   try {
-    // 'wx': never overwrite a key another `npm start` just wrote; jobs sealed under it must open.
-    writeFileSync(file, `${randomBytes(KEY_BYTES).toString('base64')}\n`, { flag: 'wx', mode: 0o600 });
+    linkSync(temporary, file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  } finally {
+    unlinkSync(temporary);
   }
   return readFileSync(file, 'utf8').trim();
 }

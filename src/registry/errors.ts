@@ -137,8 +137,12 @@ function ociErrorEntries(text: string): Array<{ code?: unknown; message?: unknow
   }
 }
 
-/** A message from another host, fit to show: control characters and line breaks become spaces, then it is cut. */
-function cleanMessage(message: string): string {
+/**
+ * Text from another host or a manifest, fit to show in a message, a log or a terminal: control
+ * characters (ANSI escapes among them) and line breaks become spaces, then it is cut to 200
+ * characters.
+ */
+export function cleanMessage(message: string): string {
   const flat = message.replace(CONTROL_CHARACTERS, ' ').replace(/ {2,}/g, ' ').trim();
   return flat.length > MAX_ERROR_MESSAGE_CHARS ? `${flat.slice(0, MAX_ERROR_MESSAGE_CHARS)}…` : flat;
 }

@@ -12,22 +12,36 @@ import type { Readable } from 'node:stream';
 import type { AddressPolicy } from './address-policy.js';
 import { USER_AGENT } from './auth.js';
 import { BlobStream } from './blob-stream.js';
+import { cleanMessage } from './errors.js';
 import { exchange } from './http.js';
-import { DEFAULT_RETRY } from './retry.js';
+import { DEFAULT_RETRY, isRetryableNetworkError, isRetryableStatus } from './retry.js';
 import { flatten, redact, type TransportResponse } from './transport.js';
 
 /** Redirects followed per URL: enough for a CDN hop or two, never a loop. */
 export const MAX_URL_REDIRECTS = 5;
 
-/** No URL of a blob gave its bytes: each one's reason is in `failures`. */
+/**
+ * URL failures an error quotes: a descriptor may list any number of URLs, and the message ends
+ * up in a job record that must stay small.
+ */
+export const MAX_URL_FAILURES_QUOTED = 5;
+
+/** No URL of a blob gave its bytes: the first failures' reasons are in `failures`. */
 export class UrlBlobError extends Error {
   override readonly name = 'UrlBlobError';
   readonly code = 'URL_BLOB_UNAVAILABLE';
+  /** The reasons of the first MAX_URL_FAILURES_QUOTED URLs that failed. */
+  readonly failures: string[];
   constructor(
     readonly digest: string,
-    readonly failures: string[],
+    failures: string[],
+    /** Some URL failed as a host in trouble does (network error, 5xx, 429): a later try may work. */
+    readonly transient = false,
   ) {
-    super(`no URL of blob ${digest} served it: ${failures.join('; ') || 'the descriptor lists no URLs'}`);
+    const quoted = failures.slice(0, MAX_URL_FAILURES_QUOTED);
+    const more = failures.length > quoted.length ? `; and ${failures.length - quoted.length} more` : '';
+    super(`no URL of blob ${digest} served it: ${quoted.join('; ') || 'the descriptor lists no URLs'}${more}`);
+    this.failures = quoted;
   }
 }
 
@@ -57,12 +71,13 @@ export function openUrlBlob(options: UrlBlobOptions): Readable {
   const get = async (headers: Record<string, string>): Promise<TransportResponse> => {
     if (chosen) return fetchFollowing(chosen, headers, addressPolicy, signal);
     const failures: string[] = [];
+    let transient = false;
     for (const raw of urls) {
       let url: URL;
       try {
         url = new URL(raw);
       } catch {
-        failures.push(`"${raw.slice(0, 200)}" is not a URL`);
+        failures.push(`"${cleanMessage(raw)}" is not a URL`);
         continue;
       }
       try {
@@ -71,12 +86,20 @@ export function openUrlBlob(options: UrlBlobOptions): Readable {
         return response;
       } catch (error) {
         if (signal?.aborted) throw error;
-        failures.push(`${redact(url)}: ${(error as Error).message}`);
+        transient ||= isRetryableNetworkError(error) || (error instanceof UrlStatusError && isRetryableStatus(error.status));
+        failures.push(`${cleanMessage(redact(url))}: ${(error as Error).message}`);
       }
     }
-    throw new UrlBlobError(digest, failures);
+    throw new UrlBlobError(digest, failures, transient);
   };
   return new BlobStream({ get, digest, size, offset: options.offset ?? 0, reference: `${digest} (from its URLs)`, signal, maxResumes: options.maxResumes ?? DEFAULT_RETRY.maxAttempts });
+}
+
+/** A URL host answered with an error status. */
+class UrlStatusError extends Error {
+  constructor(readonly status: number) {
+    super(`answered ${status}`);
+  }
 }
 
 /** GETs `start`, following at most MAX_URL_REDIRECTS redirects, each connection checked by `addressPolicy`. */
@@ -102,7 +125,7 @@ async function fetchFollowing(
     }
     if (response.statusCode !== 200 && response.statusCode !== 206) {
       await response.body.dump();
-      throw new Error(`answered ${response.statusCode}`);
+      throw new UrlStatusError(response.statusCode);
     }
     return { status: response.statusCode, headers: flatten(response.headers), body: response.body, url };
   }

@@ -55,4 +55,20 @@ describe('hoist copy of a Windows image with a foreign layer', () => {
     expect(run.stderr).toMatch(/^hoist: the target refused manifest .* non-distributable layer\(s\) by URL .*--allow-nondistributable-artifacts/m);
     expect(await manifestStatus(refusing, 'win/refused', 'ltsc2019')).toBe(404);
   });
+
+  it('prints a layer URL with an escape sequence in it cleaned, never raw', async () => {
+    // distribution refuses a URL with an ASCII control character (ESC) in it, but takes the
+    // one-character CSI (U+009B), which terminals read as ESC [ does.
+    const url = `${host.url}/layers/\u009b31mred`;
+    await pushWindowsImage(new FixtureClient(source), 'win/escape', 'ltsc2019', { urls: [url], foreign: seededBytes('cli-escape', 3000), osVersion: LTSC2019 });
+    const src = `${source.host}/win/escape:ltsc2019`;
+    const dry = await runHoist(['copy', src, `${target.host}/win/escape:ltsc2019`, '--dry-run'], home);
+    expect(dry.code, dry.all).toBe(0);
+    expect(dry.stdout).toContain(`referenced by URL, not copied (${host.url}/layers/ 31mred)`);
+    const opted = await runHoist(['copy', src, `${target.host}/win/escape:ltsc2019`, '--allow-nondistributable-artifacts'], home);
+    expect(opted.code).toBe(1);
+    expect(opted.stderr).toMatch(/no URL of blob .* served it/);
+    expect(dry.all + opted.all).not.toContain('\u001b');
+    expect(dry.all + opted.all).not.toContain('\u009b');
+  });
 });

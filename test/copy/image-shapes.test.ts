@@ -115,7 +115,20 @@ describe('real-world image shapes', () => {
       const error = await copy({ source: ref(source, 'win/nowhere:ltsc2019'), targets: [ref(target, 'win/nowhere:ltsc2019')], allowNondistributableArtifacts: true }, { hosts: hostsFor(source) }).catch((e: unknown) => e);
       expect((error as CopyError).code).toBe('NONDISTRIBUTABLE');
       expect((error as CopyError).message).toMatch(/\/layers\/nowhere: answered 404; .*\/missing\/nowhere: answered 404/);
+      // Gone everywhere: no retry will find it.
+      expect((error as CopyError).permanent).toBe(true);
       expect(await manifestStatus(target, 'win/nowhere', 'ltsc2019')).toBe(404);
+    });
+
+    it('fails retryably when a URL host is in trouble (503), even if another URL is gone', async () => {
+      const foreign = seededBytes('outage', 3000);
+      await pushWindowsImage(client, 'win/outage', 'ltsc2019', { urls: [`${host.url}/missing/outage`, `${host.url}/unavailable/outage`], foreign, osVersion: LTSC2019 });
+      const error = await copy({ source: ref(source, 'win/outage:ltsc2019'), targets: [ref(target, 'win/outage:ltsc2019')], allowNondistributableArtifacts: true }, { hosts: hostsFor(source) }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CopyError);
+      expect((error as CopyError).code).toBe('NONDISTRIBUTABLE');
+      expect((error as CopyError).message).toMatch(/\/unavailable\/outage: answered 503/);
+      expect((error as CopyError).permanent).toBe(false);
+      expect(await manifestStatus(target, 'win/outage', 'ltsc2019')).toBe(404);
     });
 
     it('explains a target that refuses foreign URLs, and writes no tag', async () => {

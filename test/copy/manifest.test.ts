@@ -1,7 +1,7 @@
 /**
  * readManifest on its own: what it refuses before any copy starts.
  */
-import { readManifest } from '../../src/copy/manifest.js';
+import { attestedImage, MAX_OS_VERSION_LENGTH, readManifest } from '../../src/copy/manifest.js';
 import { CopyError } from '../../src/copy/errors.js';
 import { sha256 } from '../../src/registry/digest.js';
 
@@ -114,5 +114,38 @@ describe('what readManifest refuses or reads by its content (gaps surviving muta
 
   it.each(['evil/sha256:abc', 'sha256:abc/..', 'sha256:', ':abc', 'Sha256:abc', 'sha256:abc\n'])('refuses a child digest %j that is not ALGORITHM:ENCODED (it goes into URLs)', (digest) => {
     expect(refusal({ schemaVersion: 2, manifests: [{ ...child, digest }] }, OCI_INDEX).message).toMatch(/has an invalid manifest: manifests\.0\.digest/);
+  });
+});
+
+describe('text a source manifest carries into the job record', () => {
+  const indexWith = (entry: Record<string, unknown>) => {
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'d'.repeat(64)}`, size: 10, ...entry }] }));
+    return { digest: sha256(bytes), mediaType: 'application/vnd.oci.image.index.v1+json', bytes };
+  };
+
+  it('refuses an os.version of 10 KB, naming the field and the limit', () => {
+    let error: unknown;
+    try {
+      readManifest(indexWith({ platform: { os: 'windows', architecture: 'amd64', 'os.version': '1'.repeat(10_000) } }), 'r/x:1');
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(CopyError);
+    expect(error).toMatchObject({ code: 'UNSUPPORTED_MANIFEST', side: 'source' });
+    expect((error as CopyError).message).toBe(`r/x:1 has an invalid manifest: manifests.0.platform.os.version: got 10000 characters; expected at most ${MAX_OS_VERSION_LENGTH}`);
+  });
+
+  it('takes an os.version of the longest accepted length', () => {
+    const read = readManifest(indexWith({ platform: { os: 'windows', architecture: 'amd64', 'os.version': '1'.repeat(MAX_OS_VERSION_LENGTH) } }), 'r/x:1');
+    expect(read.children).toHaveLength(1);
+  });
+
+  it.each([
+    ['a digest', `sha256:${'e'.repeat(64)}`, `sha256:${'e'.repeat(64)}`],
+    ['text that is no digest', 'see https://example.com/\u001b[31m', undefined],
+    ['a digest-shaped string of 10 KB', `sha256:${'e'.repeat(10_000)}`, undefined],
+  ])('takes the image an attestation is for only when it is a digest: %s', (_name, reference, expected) => {
+    const entry = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'d'.repeat(64)}`, size: 10, annotations: { 'vnd.docker.reference.type': 'attestation-manifest', 'vnd.docker.reference.digest': reference } };
+    expect(attestedImage(entry)).toBe(expected);
   });
 });

@@ -17,7 +17,10 @@ export const ALLOW_URLS = { validation: { manifests: { urls: { allow: ['^https?:
 export interface LayerHost {
   url: string;
   requests: Array<{ path: string; headers: IncomingHttpHeaders }>;
-  /** Serves `bytes` at `/layers/<name>`; `/wrong/<name>` serves as many other bytes; `/moved/<name>` redirects. */
+  /**
+   * Serves `bytes` at `/layers/<name>`; `/wrong/<name>` serves as many other bytes; `/moved/<name>`
+   * redirects; `/unavailable/<anything>` answers 503, as a host in trouble.
+   */
   serve(name: string, bytes: Buffer): void;
   close(): Promise<void>;
 }
@@ -31,7 +34,9 @@ export async function startLayerHost(): Promise<LayerHost> {
     requests.push({ path, headers: req.headers });
     const [, kind, name] = path.split('/');
     const bytes = layers.get(name ?? '');
-    if (!bytes || !['layers', 'moved', 'wrong'].includes(kind ?? '')) {
+    if (kind === 'unavailable') {
+      res.writeHead(503).end('try again later');
+    } else if (!bytes || !['layers', 'moved', 'wrong'].includes(kind ?? '')) {
       res.writeHead(404).end('no such layer');
     } else if (kind === 'moved') {
       res.writeHead(302, { location: `/layers/${name}` }).end();

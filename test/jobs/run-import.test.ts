@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { RegistryHosts } from '../../src/registry/hosts.js';
 import { CopyError } from '../../src/copy/errors.js';
 import { RegistryError } from '../../src/registry/errors.js';
+import { UrlBlobError } from '../../src/registry/url-blob.js';
 import { newJobId } from '../../src/jobs/job-id.js';
 import { newJobRecord, type JobRecord } from '../../src/jobs/job-record.js';
 import { openJobStorage, type JobStorage } from '../../src/jobs/job-storage.js';
-import { describeFailure, runImport, type RunImportDeps } from '../../src/jobs/run-import.js';
+import { describeFailure, MAX_FAILURE_MESSAGE_LENGTH, runImport, type RunImportDeps } from '../../src/jobs/run-import.js';
 import { SecretBox } from '../../src/jobs/secret-box.js';
 import { toStatusDocument } from '../../src/jobs/status-document.js';
 import { sealCredentials } from '../../src/jobs/source-credentials.js';
@@ -14,6 +15,7 @@ import { rawRequest, pushImage } from '../helpers/fixtures.js';
 import { startRegistry } from '../helpers/registry.js';
 import { expectIdenticalInTarget } from '../copy/support.js';
 import { startAzurite, type TestAzurite } from './azurite.js';
+import { EntityTooLargeError } from '../../src/jobs/errors.js';
 import { BLOB_DIGEST, MANIFEST_TYPE, SOURCE_DIGEST, scriptedEngine, type ScriptedEngine } from './scripted-engine.js';
 
 const MIB = 1024 * 1024;
@@ -244,6 +246,34 @@ describe('runImport', () => {
     expect(await h.count()).toBe(0);
   });
 
+  it('records a failure whose message would not fit the job record, cut short', async () => {
+    const h = await harness();
+    // 600,000 characters: 1.2 MB in Azure Tables, over the 1 MiB an entity may hold.
+    const engine = scriptedEngine({ fail: () => new CopyError('SOURCE_NOT_FOUND', `the source was not found: ${'x'.repeat(600_000)}`, 'source') });
+    const job = await h.createJob();
+    expect(await runImport(delivery(job.id), h.deps(engine))).toBe('failed');
+    const failed = await h.job(job.id);
+    expect(failed.status).toBe('failed');
+    expect(failed.error?.code).toBe('SOURCE_NOT_FOUND');
+    expect(failed.error?.message.length).toBeLessThan(MAX_FAILURE_MESSAGE_LENGTH + 100);
+    expect(failed.error?.message).toMatch(/^the source was not found: x+… \(message cut: 600026 characters in all\)$/);
+  });
+
+  it('logs the error that failed a job, without its secrets, when recording the failure fails too', async () => {
+    const h = await harness();
+    const engine = scriptedEngine({ fail: () => new CopyError('SOURCE_NOT_FOUND', `the source was not found (asked with ${PASSWORD})`, 'source') });
+    const job = await h.createJob();
+    const deps = h.deps(engine);
+    // Azure Tables refusing the failed record cannot be had on cue from Azurite: the store's own
+    // refusal is raised for that write only.
+    const jobs = Object.create(deps.jobs) as typeof deps.jobs;
+    jobs.replace = (record, etag) => (record.status === 'failed' ? Promise.reject(new EntityTooLargeError(`job ${record.id}`, 'too many bytes')) : deps.jobs.replace(record, etag));
+    await expect(runImport(delivery(job.id), { ...deps, jobs })).rejects.toBeInstanceOf(EntityTooLargeError);
+    const logged = h.logs.find((l) => l.includes('SOURCE_NOT_FOUND'));
+    expect(logged).toMatch(/failed: SOURCE_NOT_FOUND: the source was not found \(asked with \[REDACTED\]\); recording the failure failed too: job \S+ is too large/);
+    expect(h.logs.join('\n')).not.toContain(PASSWORD);
+  });
+
   it('throws on a transient error so the host retries, and fails the job on the last attempt', async () => {
     const h = await harness();
     const transient = () =>
@@ -267,6 +297,23 @@ describe('runImport', () => {
     expect(failed.error?.message).toMatch(/gave up after 5 attempts/);
     expect(failed.sealedCredentials).toBeUndefined();
     expect(failed.attempts).toBe(5);
+  });
+
+  it.each([
+    ['a URL host answering 503 is retried', 503, true],
+    ['a layer URL gone everywhere (404) fails the job for good', 404, false],
+  ])('a non-distributable layer none of whose URLs served it: %s', async (_name, status, transient) => {
+    const h = await harness();
+    const cause = new UrlBlobError(BLOB_DIGEST, [`https://layers.example/l: answered ${status}`], transient);
+    const engine = scriptedEngine({ fail: () => new CopyError('NONDISTRIBUTABLE', `non-distributable layer ${BLOB_DIGEST} is not in the source registry, and ${cause.message}`, 'source', { cause }) });
+    const job = await h.createJob();
+    if (transient) {
+      await expect(runImport(delivery(job.id), h.deps(engine))).rejects.toThrow(/NONDISTRIBUTABLE/);
+      expect(await h.job(job.id)).toMatchObject({ status: 'running', lastError: { code: 'NONDISTRIBUTABLE' } });
+    } else {
+      expect(await runImport(delivery(job.id), h.deps(engine))).toBe('failed');
+      expect(await h.job(job.id)).toMatchObject({ status: 'failed', error: { code: 'NONDISTRIBUTABLE' } });
+    }
   });
 
   it('treats unknown errors as transient and keeps secrets out of the recorded error', async () => {
