@@ -7,13 +7,12 @@
  * And a docker-registry serving TLS itself on loopback (same CA), reached as https://127.0.0.1:PORT
  * when HOIST_HTTPS_REGISTRIES lists it: trusted with --ca-file, or not verified when asked.
  */
-import { execFile } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { makeCertificates, type TestCertificates } from '../helpers/certificates.js';
 import { pushImage } from '../helpers/fixtures.js';
 import { startProxy, type ProxyRule, type TestProxy } from '../helpers/proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -21,30 +20,18 @@ import { EXIT } from '../../src/cli/main.js';
 import { manifestStatus, requireBuild, runHoist, tempHome, type TempHome } from './support.js';
 
 const NAME = 'registry.hoist.test';
-const run = promisify(execFile);
-
-/** A CA, and a server certificate it signed for NAME and 127.0.0.1. */
-async function makeCertificates(directory: string): Promise<{ caPath: string; key: string; cert: string; keyPath: string; certPath: string }> {
-  const file = (name: string) => path.join(directory, name);
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await run('openssl', ['req', '-x509', ...ec, '-keyout', file('ca.key'), '-out', file('ca.pem'), '-days', '1', '-subj', '/CN=Hoist test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']);
-  await run('openssl', ['req', ...ec, '-keyout', file('server.key'), '-out', file('server.csr'), '-subj', `/CN=${NAME}`]);
-  await writeFile(file('server.ext'), `subjectAltName=DNS:${NAME},IP:127.0.0.1\nextendedKeyUsage=serverAuth\n`);
-  await run('openssl', ['x509', '-req', '-in', file('server.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial', '-days', '1', '-out', file('server.pem'), '-extfile', file('server.ext')]);
-  return { caPath: file('ca.pem'), keyPath: file('server.key'), certPath: file('server.pem'), key: await readFile(file('server.key'), 'utf8'), cert: await readFile(file('server.pem'), 'utf8') };
-}
 
 let source: TestRegistry;
 let target: TestRegistry;
 let home: TempHome;
 let directory: string;
-let certificates: Awaited<ReturnType<typeof makeCertificates>>;
+let certificates: TestCertificates;
 let proxy: TestProxy | undefined;
 
 beforeAll(async () => {
   requireBuild();
   directory = await mkdtemp(path.join(tmpdir(), 'hoist-tls-'));
-  [source, target, home, certificates] = await Promise.all([startRegistry(), startRegistry(), tempHome(), makeCertificates(directory)]);
+  [source, target, home, certificates] = await Promise.all([startRegistry(), startRegistry(), tempHome(), makeCertificates(directory, NAME)]);
 });
 afterAll(async () => {
   await Promise.all([source?.stop(), target?.stop(), home?.cleanup()]);
