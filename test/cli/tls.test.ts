@@ -8,7 +8,7 @@
  * when HOIST_HTTPS_REGISTRIES lists it: trusted with --ca-file, or not verified when asked.
  */
 import { createServer } from 'node:http';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -70,6 +70,18 @@ describe('an https registry', () => {
     // Every request went through the TLS proxy, the layer among them.
     expect(secure.requests.some((r) => r.method === 'GET' && r.path.endsWith(image.blobs[1].digest) && r.status === 200)).toBe(true);
     expect(await manifestStatus(target, 'tls/dst', 'v1')).toBe(200);
+  });
+
+  it('still trusts NODE_EXTRA_CA_CERTS when --ca-file gives another CA', async () => {
+    const image = await pushImage(source, 'tls/both', 'v1', { layers: [1000] });
+    const otherDirectory = path.join(directory, 'other');
+    await mkdir(otherDirectory);
+    const other = await makeCertificates(otherDirectory, 'other.hoist.test');
+    const secure = await httpsSource();
+    const copied = await hoistOverTls(['copy', '--ca-file', other.caPath, `${secure.host}/tls/both:v1`, `${target.host}/tls/both:v1`]);
+    expect(copied.code, copied.all).toBe(0);
+    expect(secure.requests.some((r) => r.method === 'GET' && r.path.endsWith(image.blobs[1].digest) && r.status === 200)).toBe(true);
+    expect(await manifestStatus(target, 'tls/both', 'v1')).toBe(200);
   });
 
   it('never follows a blob redirect from https down to http', async () => {
@@ -164,6 +176,12 @@ describe('a registry serving TLS on loopback', () => {
     expect(result.stderr).toContain(`(HTTP 400) on HEAD ${secure.host}/tls/plain:v1`);
     expect(secure.logLines.slice(before)).toEqual([]);
     expect(await storedTag('tls/plain', 'v1')).toBeUndefined();
+  });
+
+  it('refuses a --dest-tls-verify that is neither true nor false', async () => {
+    const result = await hoist(['copy', '--dest-tls-verify=no', `${source.host}/tls/x:v1`, `${secure.host}/tls/x:v1`]);
+    expect(result.code).toBe(EXIT.usage);
+    expect(result.stderr).toContain('--dest-tls-verify "no" is not valid: give --dest-tls-verify=true or --dest-tls-verify=false');
   });
 
   it('refuses a CA file that holds no certificate, naming the flag and the file', async () => {
