@@ -34,6 +34,12 @@ Flags:
   --src-creds U:P      source registry credentials (else HOIST_SRC_USERNAME/PASSWORD)
   --dest-creds U:P     target registry credentials (else HOIST_DEST_USERNAME/PASSWORD, else the
                        Docker config's credHelpers, credsStore and auths, identitytoken included)
+  --ca-file FILE       also trust the PEM CA certificates in FILE (else HOIST_CA_FILE), besides
+                       Node's roots and NODE_EXTRA_CA_CERTS
+  --src-tls-verify=false, --dest-tls-verify=false
+                       do not verify that side's TLS certificate (self-signed labs; warns once).
+                       HOIST_TLS_SKIP_VERIFY lists such host[:port]s, HOIST_HTTPS_REGISTRIES the
+                       loopback host[:port]s reached over https instead of plain HTTP
   --retry-times N      attempts per request, token request and blob restart, 1 to 20 (default 5;
                        else HOIST_RETRY_ATTEMPTS)
   --concurrency N      parallel blob transfers (default 4, and 8 more for blobs up to 1 MiB)

@@ -10,6 +10,7 @@ import { dockerConfigCredentials } from '../registry/docker-config.js';
 import { parseHostList, RegistryHosts } from '../registry/hosts.js';
 import { InvalidReferenceError, parseReference } from '../registry/reference.js';
 import { DEFAULT_RETRY, MAX_RETRY_ATTEMPTS } from '../registry/retry.js';
+import { CaFileError, readCaFile } from '../registry/tls.js';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -58,6 +59,28 @@ function retryAttempts(flag: string | undefined): number {
   return n;
 }
 
+/** `--ca-file`, else `HOIST_CA_FILE`: extra CA certificates, or none. */
+function caCertificates(flag: string | undefined): string[] | undefined {
+  const [file, source] = flag !== undefined ? [flag, '--ca-file'] : [process.env.HOIST_CA_FILE?.trim(), 'HOIST_CA_FILE'];
+  if (!file) return undefined;
+  try {
+    return readCaFile(file, source);
+  } catch (error) {
+    if (error instanceof CaFileError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+/**
+ * `--src-tls-verify` / `--dest-tls-verify`, skopeo's names and form (`=false`): whether that
+ * side's certificate is verified. Default true.
+ */
+function tlsVerify(flag: string | undefined, name: string): boolean {
+  if (flag === undefined || flag === 'true') return true;
+  if (flag === 'false') return false;
+  throw new UsageError(`${name} "${flag}" is not valid: give ${name}=true or ${name}=false`);
+}
+
 function credentialsFrom(flag: string | undefined, flagName: string, userVar: string, passVar: string): Credentials | undefined {
   if (flag !== undefined) {
     try {
@@ -90,6 +113,9 @@ export function parseCopyArgs(args: string[]): CopyCommand {
         'src-creds': { type: 'string' },
         'dest-creds': { type: 'string' },
         'retry-times': { type: 'string' },
+        'ca-file': { type: 'string' },
+        'src-tls-verify': { type: 'string' },
+        'dest-tls-verify': { type: 'string' },
         concurrency: { type: 'string' },
         'chunk-size': { type: 'string' },
         'resume-dir': { type: 'string' },
@@ -129,6 +155,14 @@ export function parseCopyArgs(args: string[]): CopyCommand {
     credentials: firstOf(...providers),
     retry: { ...DEFAULT_RETRY, maxAttempts: retryAttempts(values['retry-times']) },
     insecureRegistries: parseHostList(process.env.HOIST_INSECURE_REGISTRIES),
+    httpsRegistries: parseHostList(process.env.HOIST_HTTPS_REGISTRIES),
+    caCertificates: caCertificates(values['ca-file']),
+    tlsSkipVerify: [
+      ...parseHostList(process.env.HOIST_TLS_SKIP_VERIFY),
+      ...(tlsVerify(values['src-tls-verify'], '--src-tls-verify') ? [] : [source.registry.apiHost]),
+      ...(tlsVerify(values['dest-tls-verify'], '--dest-tls-verify') ? [] : [target.registry.apiHost]),
+    ],
+    warn: (message) => process.stderr.write(`hoist: warning: ${message}\n`),
   });
 
   const chunkSize = values['chunk-size'] !== undefined ? parseSize(values['chunk-size'], '--chunk-size') : undefined;

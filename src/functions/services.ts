@@ -48,8 +48,9 @@ export function jobStorage(settings: Settings = currentSettings()): Promise<JobS
 }
 
 /**
- * The RegistryHosts of the app settings (HOIST_RETRY_ATTEMPTS, HOIST_INSECURE_REGISTRIES, and the
- * outbound address policy): one per distinct setting, so what the hosts learn (quirks, mount
+ * The RegistryHosts of the app settings (HOIST_RETRY_ATTEMPTS, HOIST_INSECURE_REGISTRIES, the TLS
+ * settings HOIST_HTTPS_REGISTRIES, HOIST_CA_FILE and HOIST_TLS_SKIP_VERIFY, and the outbound
+ * address policy): one per distinct setting, so what the hosts learn (quirks, mount
  * hints) serves later invocations, and a changed setting takes effect at once.
  */
 export function registryHosts(settings: Settings = currentSettings()): RegistryHosts {

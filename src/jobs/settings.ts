@@ -8,6 +8,7 @@ import type { Credentials } from '../registry/credentials.js';
 import { parseHostList, type RegistryHostsOptions } from '../registry/hosts.js';
 import { parseReference } from '../registry/reference.js';
 import { DEFAULT_RETRY, MAX_RETRY_ATTEMPTS } from '../registry/retry.js';
+import { CaFileError, readCaFile } from '../registry/tls.js';
 import { ConfigurationError } from './errors.js';
 
 /** The queue the HTTP function feeds and the worker drains. */
@@ -26,6 +27,9 @@ export const DEFAULT_JOBS_TABLE = 'hoistjobs';
 export const DEFAULT_CHECKPOINTS_TABLE = 'hoistcheckpoints';
 
 type Env = Record<string, string | undefined>;
+
+/** HOIST_CA_FILE's certificates by path: settings are read per invocation, the file once. */
+const caFiles = new Map<string, string[]>();
 
 /** Plain decimals: `Number()` alone would also take `1e3`, `0x3c` and `Infinity`. */
 const DECIMAL = /^[0-9]+(?:\.[0-9]+)?$/;
@@ -150,14 +154,38 @@ export class Settings {
   }
 
   /**
-   * The settings of the worker's RegistryHosts: HOIST_RETRY_ATTEMPTS and
-   * HOIST_INSECURE_REGISTRIES (comma-separated `host[:port]` reached over plain HTTP).
+   * The settings of the worker's RegistryHosts: HOIST_RETRY_ATTEMPTS,
+   * HOIST_INSECURE_REGISTRIES (comma-separated `host[:port]` reached over plain HTTP),
+   * HOIST_HTTPS_REGISTRIES (loopback `host[:port]` reached over HTTPS), HOIST_CA_FILE (PEM CA
+   * certificates trusted besides Node's) and HOIST_TLS_SKIP_VERIFY (`host[:port]` whose
+   * certificates are not verified; warned about once in the log).
    */
   get registryHosts(): RegistryHostsOptions {
+    const caCertificates = this.caCertificates;
     return {
       retry: { ...DEFAULT_RETRY, maxAttempts: this.retryAttempts },
       insecureRegistries: parseHostList(this.value('HOIST_INSECURE_REGISTRIES')),
+      httpsRegistries: parseHostList(this.value('HOIST_HTTPS_REGISTRIES')),
+      tlsSkipVerify: parseHostList(this.value('HOIST_TLS_SKIP_VERIFY')),
+      ...(caCertificates && { caCertificates }),
     };
+  }
+
+  /** `HOIST_CA_FILE`, read once per process and path (services.ts keys its hosts by the result). */
+  private get caCertificates(): string[] | undefined {
+    const file = this.value('HOIST_CA_FILE');
+    if (file === undefined) return undefined;
+    let certificates = caFiles.get(file);
+    if (!certificates) {
+      try {
+        certificates = readCaFile(file, 'HOIST_CA_FILE');
+      } catch (error) {
+        if (error instanceof CaFileError) throw new ConfigurationError('HOIST_CA_FILE', error.message);
+        throw error;
+      }
+      caFiles.set(file, certificates);
+    }
+    return certificates;
   }
 
   /** `HOIST_JOBS_TABLE`: the table of jobs and idempotency keys (default `hoistjobs`). */

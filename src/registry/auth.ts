@@ -8,6 +8,7 @@
 import type { CredentialProvider, RegistryCredential } from './credentials.js';
 import { describeBody, RegistryError } from './errors.js';
 import { AddressRefusedError, type AddressPolicy } from './address-policy.js';
+import type { TlsSettings } from './tls.js';
 import { exchange } from './http.js';
 import { backoffDelay, isRetryableNetworkError, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 
@@ -75,6 +76,8 @@ export class Authenticator {
     private readonly retry: RetryPolicy,
     /** Checks every address a token request connects to; none for the CLI. */
     private readonly policy?: AddressPolicy,
+    /** The TLS options of each https token realm; Node's defaults when unset. */
+    private readonly tls?: TlsSettings,
   ) {}
 
   /** The Authorization header for a request needing `scopes`, or undefined before any challenge. */
@@ -175,7 +178,7 @@ export class Authenticator {
     for (let attempt = 1; ; attempt++) {
       let response;
       try {
-        response = await exchange({ url, method, headers, body: form, signal, policy: this.policy });
+        response = await exchange({ url, method, headers, body: form, signal, policy: this.policy, tls: this.tls });
       } catch (cause) {
         // A realm the address policy refuses is not a network failure: its own error says why.
         if (cause instanceof AddressRefusedError) throw cause;

@@ -3,7 +3,7 @@
  * CopyOptions and the worker's dependencies), never held in module state, so two copies in one
  * process with different settings never affect each other. Modelled on regclient's config.Host.
  *
- * A RegistryHosts holds the settings (scheme, retry policy, credential provider) and, per host,
+ * A RegistryHosts holds the settings (scheme, TLS, retry policy, credential provider) and, per host,
  * what is learned while copying: its transports with their token caches, its quirks and its mount
  * hints. `withCredentials` gives a view with another provider that shares the learned state (the
  * worker's per-job credentials on the deployment's hosts).
@@ -13,6 +13,7 @@ import { anonymous, type CredentialProvider } from './credentials.js';
 import { MountHints } from './mount-hints.js';
 import { isLoopback, type Registry } from './reference.js';
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
+import { TlsSettings } from './tls.js';
 import { Transport } from './transport.js';
 
 /**
@@ -37,6 +38,25 @@ export interface RegistryHostsOptions {
    * insecure-registries. Default none. The CLI and the service read HOIST_INSECURE_REGISTRIES.
    */
   insecureRegistries?: Iterable<string>;
+  /**
+   * Loopback `host[:port]` reached over HTTPS instead of plain HTTP (a TLS registry tested on
+   * this machine). Default none. The CLI and the service read HOIST_HTTPS_REGISTRIES.
+   */
+  httpsRegistries?: Iterable<string>;
+  /**
+   * CA certificates (PEM, as tls.ts readCaFile returns them) trusted besides Node's roots and
+   * NODE_EXTRA_CA_CERTS. Default none. The CLI reads `--ca-file` or HOIST_CA_FILE, the service
+   * HOIST_CA_FILE.
+   */
+  caCertificates?: string[];
+  /**
+   * `host[:port]` whose TLS certificates are not verified (self-signed labs); a warning is given
+   * once per process per host. Default none. The CLI reads `--src-tls-verify=false`,
+   * `--dest-tls-verify=false` and HOIST_TLS_SKIP_VERIFY, the service HOIST_TLS_SKIP_VERIFY.
+   */
+  tlsSkipVerify?: Iterable<string>;
+  /** Where the skip-verify warning goes. Default console.warn (the service's log). */
+  warn?: (message: string) => void;
   /** Default {@link DEFAULT_MAX_TRANSPORTS}. */
   maxTransports?: number;
   /**
@@ -61,7 +81,7 @@ export interface HostQuirks {
 
 /** State shared by a RegistryHosts and its `withCredentials` views. */
 interface SharedState {
-  readonly options: Required<Omit<RegistryHostsOptions, 'credentials' | 'insecureRegistries' | 'addressPolicy'>> & { insecure: ReadonlySet<string>; addressPolicy?: AddressPolicy };
+  readonly options: Pick<Required<RegistryHostsOptions>, 'retry' | 'maxTransports'> & { insecure: ReadonlySet<string>; https: ReadonlySet<string>; tls: TlsSettings; addressPolicy?: AddressPolicy };
   readonly hosts: Map<string, RegistryHost>;
   /** `apiHost\nprovider id` → transport, least recently used first. */
   readonly transports: Map<string, Transport>;
@@ -79,7 +99,9 @@ export class RegistryHosts {
       options: {
         retry: options.retry ?? DEFAULT_RETRY,
         maxTransports: options.maxTransports ?? DEFAULT_MAX_TRANSPORTS,
-        insecure: new Set([...(options.insecureRegistries ?? [])].map((h) => h.trim().toLowerCase()).filter(Boolean)),
+        insecure: hostSet(options.insecureRegistries),
+        https: hostSet(options.httpsRegistries),
+        tls: new TlsSettings({ caCertificates: options.caCertificates, skipVerify: options.tlsSkipVerify, warn: options.warn }),
         ...(options.addressPolicy && { addressPolicy: options.addressPolicy }),
       },
       hosts: new Map(),
@@ -106,7 +128,8 @@ export class RegistryHosts {
   host(registry: Registry): RegistryHost {
     let host = this.state.hosts.get(registry.apiHost);
     if (!host) {
-      const insecure = isLoopback(registry.apiHost) || this.state.options.insecure.has(registry.apiHost.toLowerCase());
+      const name = registry.apiHost.toLowerCase();
+      const insecure = (isLoopback(registry.apiHost) && !this.state.options.https.has(name)) || this.state.options.insecure.has(name);
       host = new RegistryHost(registry, insecure ? 'http' : 'https', this.state.options.retry);
       this.state.hosts.set(registry.apiHost, host);
     }
@@ -125,7 +148,7 @@ export class RegistryHosts {
     if (transport) {
       transports.delete(key);
     } else {
-      transport = new Transport(host.apiHost, registry.name, this.credentials, host.retry, this.state.options.addressPolicy);
+      transport = new Transport(host.apiHost, registry.name, this.credentials, host.retry, this.state.options.addressPolicy, this.state.options.tls);
       if (transports.size >= this.state.options.maxTransports) transports.delete(transports.keys().next().value as string);
     }
     transports.set(key, transport);
@@ -137,8 +160,8 @@ export class RegistryHosts {
  * One registry host: how it is reached and what has been learned about it.
  *
  * Connection pools are still http.ts's (per origin, 32 connections, idle ones closed after 10 s),
- * shared by the process; TLS settings, a proxy, per-host concurrency and rate-limit state are
- * not settings yet.
+ * shared by the process and keyed by address policy and TLS options (the hosts' TLS settings); a
+ * proxy, per-host concurrency and rate-limit state are not settings yet.
  */
 export class RegistryHost {
   readonly apiHost: string;
@@ -147,7 +170,7 @@ export class RegistryHost {
 
   constructor(
     registry: Registry,
-    /** `http` for loopback and insecure registries, else `https`. */
+    /** `http` for loopback (unless listed in httpsRegistries) and insecure registries, else `https`. */
     readonly scheme: 'http' | 'https',
     readonly retry: RetryPolicy,
   ) {
@@ -160,7 +183,11 @@ export class RegistryHost {
   }
 }
 
-/** Parses a comma-separated `host[:port]` list (HOIST_INSECURE_REGISTRIES). */
+function hostSet(hosts: Iterable<string> | undefined): ReadonlySet<string> {
+  return new Set([...(hosts ?? [])].map((h) => h.trim().toLowerCase()).filter(Boolean));
+}
+
+/** Parses a comma-separated `host[:port]` list (HOIST_INSECURE_REGISTRIES and the TLS lists). */
 export function parseHostList(value: string | undefined): string[] {
   return (value ?? '')
     .split(',')

@@ -18,6 +18,7 @@ import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Agent as UndiciAgent, buildConnector as BuildConnector, Dispatcher as UndiciDispatcher } from 'undici';
 import type { AddressPolicy } from './address-policy.js';
+import type { TlsConnectionOptions, TlsSettings } from './tls.js';
 
 /* eslint-disable @typescript-eslint/no-require-imports -- internal paths, typed by the public ones */
 const Agent = require('undici/lib/dispatcher/agent') as typeof UndiciAgent;
@@ -39,30 +40,36 @@ interface Pools {
 }
 
 /**
- * Each policy has pools of its own, so a connection opened without a policy (or under another)
- * is never reused by a request that must be checked.
+ * Each address policy and each set of TLS options has pools of its own, so a connection opened
+ * without a policy (or under another) is never reused by a request that must be checked, and a
+ * connection whose certificate was not verified never serves a host that must be.
  */
-const unguardedPools = makePools(undefined);
-const guardedPools = new WeakMap<AddressPolicy, Pools>();
+const NO_POLICY = {};
+const DEFAULT_TLS: TlsConnectionOptions = { rejectUnauthorized: true };
+const allPools = new WeakMap<object, WeakMap<TlsConnectionOptions, Pools>>();
 
-function poolsFor(policy: AddressPolicy | undefined): Pools {
-  if (!policy) return unguardedPools;
-  let pools = guardedPools.get(policy);
+function poolsFor(policy: AddressPolicy | undefined, tls: TlsConnectionOptions = DEFAULT_TLS): Pools {
+  let byTls = allPools.get(policy ?? NO_POLICY);
+  if (!byTls) {
+    byTls = new WeakMap();
+    allPools.set(policy ?? NO_POLICY, byTls);
+  }
+  let pools = byTls.get(tls);
   if (!pools) {
-    pools = makePools(policy);
-    guardedPools.set(policy, pools);
+    pools = makePools(policy, tls);
+    byTls.set(tls, pools);
   }
   return pools;
 }
 
-function makePools(policy: AddressPolicy | undefined): Pools {
-  const options = { keepAlive: true, maxSockets: CONNECTIONS_PER_ORIGIN, timeout: KEEP_ALIVE_MS };
+function makePools(policy: AddressPolicy | undefined, tls: TlsConnectionOptions): Pools {
+  const options = { keepAlive: true, maxSockets: CONNECTIONS_PER_ORIGIN, timeout: KEEP_ALIVE_MS, ...tls };
   if (!policy) {
-    return { agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN }), head: { 'http:': new http.Agent(options), 'https:': new https.Agent(options) } };
+    return { agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN, connect: { ...tls } }), head: { 'http:': new http.Agent(options), 'https:': new https.Agent(options) } };
   }
   // undici's own connector, given the policy's lookup for hosts that are not trusted. The lookup
   // is one function per policy, so its connector (and TLS session cache) is made once.
-  const plain = buildConnector({});
+  const plain = buildConnector({ ...tls });
   let checked: BuildConnector.connector | undefined;
   const connect: BuildConnector.connector = (opts, callback) => {
     let lookup;
@@ -73,7 +80,7 @@ function makePools(policy: AddressPolicy | undefined): Pools {
       return;
     }
     if (!lookup) return plain(opts, callback);
-    checked ??= buildConnector({ lookup });
+    checked ??= buildConnector({ ...tls, lookup });
     checked(opts, callback);
   };
   return { agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN, connect }), head: { 'http:': new GuardedHttpAgent(policy, options), 'https:': new GuardedHttpsAgent(policy, options) } };
@@ -125,6 +132,8 @@ interface Exchange {
   signal?: AbortSignal;
   /** Checks every address a connection for this request goes to; none (the CLI's default) when unset. */
   policy?: AddressPolicy;
+  /** The TLS options of each https host; Node's defaults (roots, verified) when unset. */
+  tls?: TlsSettings;
 }
 
 interface ExchangeResponse {
@@ -136,14 +145,18 @@ interface ExchangeResponse {
 /** Sends one request and resolves with the response's status and headers. */
 export async function exchange(req: Exchange): Promise<ExchangeResponse> {
   if (req.method === 'HEAD') return head(req);
-  const { statusCode, headers, body } = await poolsFor(req.policy).agent.request({ origin: req.url.origin, path: req.url.pathname + req.url.search, method: req.method, headers: req.headers, body: req.body, signal: req.signal });
+  const { statusCode, headers, body } = await poolsOf(req).agent.request({ origin: req.url.origin, path: req.url.pathname + req.url.search, method: req.method, headers: req.headers, body: req.body, signal: req.signal });
   return { statusCode, headers, body };
+}
+
+function poolsOf(req: Exchange): Pools {
+  return poolsFor(req.policy, req.url.protocol === 'https:' ? req.tls?.forUrl(req.url) : undefined);
 }
 
 function head(req: Exchange): Promise<ExchangeResponse> {
   const client = req.url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
-    const request = client.request(req.url, { method: 'HEAD', headers: req.headers, agent: poolsFor(req.policy).head[req.url.protocol as 'http:' | 'https:'], signal: req.signal }, (response) => {
+    const request = client.request(req.url, { method: 'HEAD', headers: req.headers, agent: poolsOf(req).head[req.url.protocol as 'http:' | 'https:'], signal: req.signal }, (response) => {
       // A HEAD response has no body; reading to its end hands the connection back to the pool.
       response.resume();
       resolve({ statusCode: response.statusCode ?? 0, headers: response.headers, body: emptyBody() });

@@ -7,6 +7,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { AddressPolicy } from './address-policy.js';
+import type { TlsSettings } from './tls.js';
 import { Authenticator, readLimited, USER_AGENT } from './auth.js';
 import type { CredentialProvider } from './credentials.js';
 import { codeForStatus, errorDetailsFromBody, RegistryError, type RegistryErrorDetail } from './errors.js';
@@ -81,8 +82,10 @@ export class Transport {
     readonly retry: RetryPolicy,
     /** Checks every address this transport connects to (registry, token realm, redirects); none for the CLI. */
     private readonly policy?: AddressPolicy,
+    /** The TLS options of each https host this transport connects to; Node's defaults when unset. */
+    private readonly tls?: TlsSettings,
   ) {
-    this.auth = new Authenticator(host, registry, credentials, retry, policy);
+    this.auth = new Authenticator(host, registry, credentials, retry, policy, tls);
   }
 
   /** Sends a request, authenticating, following redirects and retrying as needed. */
@@ -142,7 +145,7 @@ export class Transport {
       const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...req.headers };
       // Credentials go to the registry only, never to a storage host it redirects to.
       if (sameOrigin && authorization) headers.authorization = authorization;
-      const response = await exchange({ url, method: req.method, headers, body: hop === 0 ? req.body?.() : undefined, signal: req.signal, policy: this.policy });
+      const response = await exchange({ url, method: req.method, headers, body: hop === 0 ? req.body?.() : undefined, signal: req.signal, policy: this.policy, tls: this.tls });
       const location = header(response.headers, 'location');
       const isRedirect = [301, 302, 303, 307, 308].includes(response.statusCode) && location && (req.method === 'GET' || req.method === 'HEAD');
       if (!isRedirect || hop >= MAX_REDIRECTS) {

@@ -3,44 +3,35 @@
  * of a docker-registry, reached by the CLI under a name that is not loopback, so Hoist speaks
  * HTTPS to it. The CLI process trusts the CA through NODE_EXTRA_CA_CERTS and resolves the name
  * to 127.0.0.1 through a preload (test/helpers/map-hosts.cjs), as an /etc/hosts line would.
+ *
+ * And a docker-registry serving TLS itself on loopback (same CA), reached as https://127.0.0.1:PORT
+ * when HOIST_HTTPS_REGISTRIES lists it: trusted with --ca-file, or not verified when asked.
  */
-import { execFile } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { makeCertificates, type TestCertificates } from '../helpers/certificates.js';
 import { pushImage } from '../helpers/fixtures.js';
 import { startProxy, type ProxyRule, type TestProxy } from '../helpers/proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { EXIT } from '../../src/cli/main.js';
 import { manifestStatus, requireBuild, runHoist, tempHome, type TempHome } from './support.js';
 
 const NAME = 'registry.hoist.test';
-const run = promisify(execFile);
-
-/** A CA, and a server certificate it signed for NAME. */
-async function makeCertificates(directory: string): Promise<{ caPath: string; key: string; cert: string }> {
-  const file = (name: string) => path.join(directory, name);
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await run('openssl', ['req', '-x509', ...ec, '-keyout', file('ca.key'), '-out', file('ca.pem'), '-days', '1', '-subj', '/CN=Hoist test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']);
-  await run('openssl', ['req', ...ec, '-keyout', file('server.key'), '-out', file('server.csr'), '-subj', `/CN=${NAME}`]);
-  await writeFile(file('server.ext'), `subjectAltName=DNS:${NAME}\nextendedKeyUsage=serverAuth\n`);
-  await run('openssl', ['x509', '-req', '-in', file('server.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial', '-days', '1', '-out', file('server.pem'), '-extfile', file('server.ext')]);
-  return { caPath: file('ca.pem'), key: await readFile(file('server.key'), 'utf8'), cert: await readFile(file('server.pem'), 'utf8') };
-}
 
 let source: TestRegistry;
 let target: TestRegistry;
 let home: TempHome;
 let directory: string;
-let certificates: Awaited<ReturnType<typeof makeCertificates>>;
+let certificates: TestCertificates;
 let proxy: TestProxy | undefined;
 
 beforeAll(async () => {
   requireBuild();
   directory = await mkdtemp(path.join(tmpdir(), 'hoist-tls-'));
-  [source, target, home, certificates] = await Promise.all([startRegistry(), startRegistry(), tempHome(), makeCertificates(directory)]);
+  [source, target, home, certificates] = await Promise.all([startRegistry(), startRegistry(), tempHome(), makeCertificates(directory, NAME)]);
 });
 afterAll(async () => {
   await Promise.all([source?.stop(), target?.stop(), home?.cleanup()]);
@@ -81,6 +72,18 @@ describe('an https registry', () => {
     expect(await manifestStatus(target, 'tls/dst', 'v1')).toBe(200);
   });
 
+  it('still trusts NODE_EXTRA_CA_CERTS when --ca-file gives another CA', async () => {
+    const image = await pushImage(source, 'tls/both', 'v1', { layers: [1000] });
+    const otherDirectory = path.join(directory, 'other');
+    await mkdir(otherDirectory);
+    const other = await makeCertificates(otherDirectory, 'other.hoist.test');
+    const secure = await httpsSource();
+    const copied = await hoistOverTls(['copy', '--ca-file', other.caPath, `${secure.host}/tls/both:v1`, `${target.host}/tls/both:v1`]);
+    expect(copied.code, copied.all).toBe(0);
+    expect(secure.requests.some((r) => r.method === 'GET' && r.path.endsWith(image.blobs[1].digest) && r.status === 200)).toBe(true);
+    expect(await manifestStatus(target, 'tls/both', 'v1')).toBe(200);
+  });
+
   it('never follows a blob redirect from https down to http', async () => {
     const image = await pushImage(source, 'tls/redirect', 'v1', { layers: [2000] });
     const storageRequests: string[] = [];
@@ -101,5 +104,91 @@ describe('an https registry', () => {
     } finally {
       storage.close();
     }
+  });
+});
+
+describe('a registry serving TLS on loopback', () => {
+  let secure: TestRegistry;
+  beforeAll(async () => {
+    secure = await startRegistry({ tls: { certificate: certificates.certPath, key: certificates.keyPath } });
+  });
+  afterAll(() => secure?.stop());
+
+  /** The digest `repository:tag` points at in the TLS registry's own storage, or undefined. */
+  async function storedTag(repository: string, tag: string): Promise<string | undefined> {
+    const link = path.join(secure.rootDirectory, 'docker/registry/v2/repositories', repository, '_manifests/tags', tag, 'current/link');
+    return readFile(link, 'utf8').catch(() => undefined);
+  }
+
+  /** The CLI with the TLS registry listed in HOIST_HTTPS_REGISTRIES, unless `https` is false. */
+  function hoist(args: string[], env: Record<string, string> = {}, https = true) {
+    return runHoist(args, home, { ...(https && { HOIST_HTTPS_REGISTRIES: secure.host }), ...env });
+  }
+
+  it('is copied to over https when listed in HOIST_HTTPS_REGISTRIES and its CA is given with --ca-file', async () => {
+    const image = await pushImage(source, 'tls/loop', 'v1', { layers: [3000] });
+    // The source, an unlisted loopback registry, is still read over plain http.
+    const copied = await hoist(['copy', '--ca-file', certificates.caPath, `${source.host}/tls/loop:v1`, `${secure.host}/tls/loop:v1`]);
+    expect(copied.code, copied.all).toBe(0);
+    expect(await storedTag('tls/loop', 'v1')).toBe(image.digest);
+    expect(copied.stderr).not.toMatch(/NOT verified/);
+  });
+
+  it('trusts the CA from HOIST_CA_FILE too', async () => {
+    const image = await pushImage(source, 'tls/env', 'v1', { layers: [1000] });
+    const copied = await hoist(['copy', `${source.host}/tls/env:v1`, `${secure.host}/tls/env:v1`], { HOIST_CA_FILE: certificates.caPath });
+    expect(copied.code, copied.all).toBe(0);
+    expect(await storedTag('tls/env', 'v1')).toBe(image.digest);
+  });
+
+  it('is refused, naming the certificate, when its CA is not trusted', async () => {
+    await pushImage(source, 'tls/untrusted', 'v1', { layers: [1000] });
+    const refused = await hoist(['copy', `${source.host}/tls/untrusted:v1`, `${secure.host}/tls/untrusted:v1`]);
+    expect(refused.code, refused.all).toBe(EXIT.failure);
+    expect(refused.stderr).toMatch(/certificate/i);
+    expect(await storedTag('tls/untrusted', 'v1')).toBeUndefined();
+  });
+
+  it('is copied to without verification with --dest-tls-verify=false, warning exactly once', async () => {
+    const image = await pushImage(source, 'tls/skip', 'v1', { layers: [3000, 2000] });
+    const copied = await hoist(['copy', '--dest-tls-verify=false', `${source.host}/tls/skip:v1`, `${secure.host}/tls/skip:v1`]);
+    expect(copied.code, copied.all).toBe(0);
+    expect(await storedTag('tls/skip', 'v1')).toBe(image.digest);
+    expect(copied.stderr.match(/NOT verified/g)).toHaveLength(1);
+    expect(copied.stderr).toContain(`hoist: warning: TLS certificates of ${secure.host} are NOT verified`);
+  });
+
+  it('is copied to without verification when HOIST_TLS_SKIP_VERIFY lists it', async () => {
+    const image = await pushImage(source, 'tls/skip-env', 'v1', { layers: [1000] });
+    const copied = await hoist(['copy', `${source.host}/tls/skip-env:v1`, `${secure.host}/tls/skip-env:v1`], { HOIST_TLS_SKIP_VERIFY: secure.host });
+    expect(copied.code, copied.all).toBe(0);
+    expect(await storedTag('tls/skip-env', 'v1')).toBe(image.digest);
+    expect(copied.stderr.match(/NOT verified/g)).toHaveLength(1);
+  });
+
+  it('is spoken to over plain http when not listed, as every loopback registry', async () => {
+    await pushImage(source, 'tls/plain', 'v1', { layers: [1000] });
+    const before = secure.logLines.length;
+    const result = await hoist(['copy', '--ca-file', certificates.caPath, `${source.host}/tls/plain:v1`, `${secure.host}/tls/plain:v1`], {}, false);
+    expect(result.code, result.all).not.toBe(0);
+    // Go's TLS server answers a plain-HTTP request with a bare 400 before any handler sees it:
+    // the registry logged no request, and the only answer was that 400.
+    expect(result.stderr).toContain(`(HTTP 400) on HEAD ${secure.host}/tls/plain:v1`);
+    expect(secure.logLines.slice(before)).toEqual([]);
+    expect(await storedTag('tls/plain', 'v1')).toBeUndefined();
+  });
+
+  it('refuses a --dest-tls-verify that is neither true nor false', async () => {
+    const result = await hoist(['copy', '--dest-tls-verify=no', `${source.host}/tls/x:v1`, `${secure.host}/tls/x:v1`]);
+    expect(result.code).toBe(EXIT.usage);
+    expect(result.stderr).toContain('--dest-tls-verify "no" is not valid: give --dest-tls-verify=true or --dest-tls-verify=false');
+  });
+
+  it('refuses a CA file that holds no certificate, naming the flag and the file', async () => {
+    const bogus = path.join(directory, 'not-a-ca.pem');
+    await writeFile(bogus, 'hello\n');
+    const result = await hoist(['copy', '--ca-file', bogus, `${source.host}/tls/x:v1`, `${secure.host}/tls/x:v1`]);
+    expect(result.code).toBe(EXIT.usage);
+    expect(result.stderr).toContain(`--ca-file "${bogus}" holds no certificate`);
   });
 });

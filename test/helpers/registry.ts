@@ -8,6 +8,8 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -50,6 +52,8 @@ export interface StartRegistryOptions {
   rootDirectory?: string;
   /** Extra top-level config sections merged over the generated config (e.g. `validation`). */
   extraConfig?: Record<string, unknown>;
+  /** Serve TLS with this certificate and key (PEM file paths): `http.tls`, and `url` is https. */
+  tls?: { certificate: string; key: string };
 }
 
 /** One request as recorded by the registry's access log. */
@@ -66,7 +70,7 @@ export interface RegistryAccessLogEntry {
 export interface TestRegistry {
   /** `127.0.0.1:PORT`, for image references. */
   host: string;
-  /** `http://127.0.0.1:PORT`. */
+  /** `http://127.0.0.1:PORT` (`https://` when started with `tls`). */
   url: string;
   port: number;
   auth: RegistryAuth;
@@ -148,15 +152,30 @@ async function waitUntilReady(url: string, child: ChildProcess, logLines: string
       throw new RegistryStartError(`docker-registry exited (${child.exitCode ?? child.signalCode}) before it was ready`, logLines);
     }
     try {
-      const response = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
-      await response.arrayBuffer();
-      if (response.status === 200 || response.status === 401) return;
+      const status = await probe(`${url}/v2/`);
+      if (status === 200 || status === 401) return;
     } catch {
       // Not listening yet.
     }
     if (Date.now() > deadline) throw new RegistryStartError(`docker-registry at ${url} not ready after ${timeoutMs} ms`, logLines);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * The status of a GET, over http or https. The readiness probe only asks whether the registry
+ * listens, so it does not verify a test certificate (what is tested is the client's verification).
+ */
+function probe(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, { rejectUnauthorized: false, timeout: 1000 }, (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    request.on('timeout', () => request.destroy(new Error('no answer')));
+    request.on('error', reject);
+    request.end();
+  });
 }
 
 /** Thrown when the registry does not come up; carries its output. */
@@ -218,7 +237,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
         // Never purge uploads behind a test's back (resume tests keep sessions open).
         maintenance: { uploadpurging: { enabled: false } },
       },
-      http: { addr: `127.0.0.1:${port}`, secret: HTTP_SECRET },
+      http: { addr: `127.0.0.1:${port}`, secret: HTTP_SECRET, ...(options.tls && { tls: options.tls }) },
       ...(auth === 'none' ? {} : { auth: authConfig }),
       ...options.extraConfig,
     };
@@ -235,7 +254,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       if (!stream) continue;
       createInterface({ input: stream }).on('line', (line) => logLines.push(line));
     }
-    await Promise.race([waitUntilReady(`http://127.0.0.1:${port}`, proc, logLines), spawnError]);
+    await Promise.race([waitUntilReady(`${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`, proc, logLines), spawnError]);
   }
 
   async function stopProcess(): Promise<void> {
@@ -262,7 +281,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     }
   }
 
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const [firstUser] = Object.entries(users);
   const credentials = auth !== 'none' && firstUser ? { username: firstUser[0], password: firstUser[1] } : undefined;
   let stopped = false;

@@ -1,0 +1,115 @@
+/**
+ * TLS settings of the registry hosts: an extra CA bundle trusted besides Node's roots, the hosts
+ * whose certificates are not verified (self-signed labs) and the loopback hosts reached over
+ * https. Read once, when the settings are made; http.ts keys its connection pools by the
+ * connection options given here, so connections with different TLS settings are never shared.
+ */
+import { X509Certificate } from 'node:crypto';
+import { rootCertificates } from 'node:tls';
+import { closeSync, openSync, readSync } from 'node:fs';
+
+/** A CA bundle larger than this is refused before it is read: Mozilla's whole bundle is ~220 KiB. */
+export const MAX_CA_FILE_BYTES = 1024 * 1024;
+
+/** A CA file could not be used; `source` names the flag or variable that gave it. */
+export class CaFileError extends Error {
+  override readonly name = 'CaFileError';
+  readonly code = 'CA_FILE_INVALID';
+  constructor(
+    readonly source: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * Reads a PEM CA bundle named by `source` (`--ca-file`, `HOIST_CA_FILE`), at most
+ * {@link MAX_CA_FILE_BYTES}, and checks that it holds at least one certificate and that each parses.
+ * @returns the certificates, one PEM string each
+ * @throws CaFileError naming `source`, the file and what was wrong
+ */
+export function readCaFile(file: string, source: string): string[] {
+  const fail = (what: string) => new CaFileError(source, `${source} "${file}" ${what}: give a file of PEM certificates ("-----BEGIN CERTIFICATE-----"), at most ${MAX_CA_FILE_BYTES} bytes`);
+  let text: string;
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    // One byte over the bound tells a file that is too large without reading all of it.
+    const buffer = Buffer.alloc(MAX_CA_FILE_BYTES + 1);
+    let length = 0;
+    let read: number;
+    do {
+      read = readSync(fd, buffer, length, buffer.length - length, null);
+      length += read;
+    } while (read > 0 && length < buffer.length);
+    if (length > MAX_CA_FILE_BYTES) throw fail('is too large');
+    text = buffer.subarray(0, length).toString('utf8');
+  } catch (error) {
+    if (error instanceof CaFileError) throw error;
+    throw fail(`cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  const certificates = text.match(PEM_CERTIFICATE) ?? [];
+  if (certificates.length === 0) throw fail('holds no certificate');
+  certificates.forEach((pem, i) => {
+    try {
+      new X509Certificate(pem);
+    } catch {
+      throw fail(`has a certificate that does not parse (number ${i + 1})`);
+    }
+  });
+  return certificates;
+}
+
+/** Options for one TLS connection, as tls.connect takes them; pools are keyed by this object. */
+export interface TlsConnectionOptions {
+  readonly ca?: string[];
+  readonly rejectUnauthorized: boolean;
+}
+
+/** What {@link TlsSettings} is made of; each default is stated. */
+export interface TlsSettingsInit {
+  /** Extra CA certificates (PEM), trusted besides Node's roots and NODE_EXTRA_CA_CERTS. Default none. */
+  caCertificates?: string[];
+  /** `host[:port]` whose certificates are not verified. Default none. */
+  skipVerify?: Iterable<string>;
+  /** Told once per process per skip-verify host, when it is first connected to. Default console.warn. */
+  warn?: (message: string) => void;
+}
+
+/** Hosts already warned about in this process: the warning is about the process's exposure. */
+const warned = new Set<string>();
+
+/** The TLS options each https host is connected with. */
+export class TlsSettings {
+  private readonly verified: TlsConnectionOptions;
+  private readonly unverified: TlsConnectionOptions;
+  private readonly skipVerify: ReadonlySet<string>;
+  private readonly warn: (message: string) => void;
+
+  constructor(init: TlsSettingsInit = {}) {
+    const extra = init.caCertificates ?? [];
+    // Giving `ca` replaces Node's roots and NODE_EXTRA_CA_CERTS, so both are given back with it.
+    const nodeExtra = extra.length > 0 && process.env.NODE_EXTRA_CA_CERTS ? readCaFile(process.env.NODE_EXTRA_CA_CERTS, 'NODE_EXTRA_CA_CERTS') : [];
+    const ca = extra.length > 0 ? [...rootCertificates, ...nodeExtra, ...extra] : undefined;
+    this.verified = { ...(ca && { ca }), rejectUnauthorized: true };
+    this.unverified = { rejectUnauthorized: false };
+    this.skipVerify = new Set([...(init.skipVerify ?? [])].map((h) => h.trim().toLowerCase()).filter(Boolean));
+    this.warn = init.warn ?? ((message) => console.warn(message));
+  }
+
+  /** The options for a connection to `url`'s host (`host[:port]`, as URL.host writes it). */
+  forUrl(url: URL): TlsConnectionOptions {
+    const host = url.host.toLowerCase();
+    if (!this.skipVerify.has(host)) return this.verified;
+    if (!warned.has(host)) {
+      warned.add(host);
+      this.warn(`TLS certificates of ${host} are NOT verified (skip-verify): anyone on the network path can read and change what is copied`);
+    }
+    return this.unverified;
+  }
+}

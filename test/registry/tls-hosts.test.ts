@@ -1,0 +1,82 @@
+/**
+ * TLS settings per RegistryHosts, in one process, against a real docker-registry serving TLS on
+ * 127.0.0.1 with an openssl-made certificate: a connection opened without verification is never
+ * reused by hosts that verify, a CA bundle is trusted, and the skip-verify warning is given once.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { copy } from '../../src/copy/index.js';
+import { RegistryHosts } from '../../src/registry/hosts.js';
+import { MAX_CA_FILE_BYTES, readCaFile } from '../../src/registry/tls.js';
+import { makeCertificates } from '../helpers/certificates.js';
+import { pushImage } from '../helpers/fixtures.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { ref } from '../copy/support.js';
+
+const ONE_ATTEMPT = { baseDelayInMs: 10, maxDelayInMs: 50, maxAttempts: 1 };
+
+let source: TestRegistry;
+let secure: TestRegistry;
+let directory: string;
+let caPath: string;
+beforeAll(async () => {
+  directory = await mkdtemp(path.join(tmpdir(), 'hoist-tls-hosts-'));
+  const certificates = await makeCertificates(directory, 'registry.hoist.test');
+  caPath = certificates.caPath;
+  [source, secure] = await Promise.all([startRegistry(), startRegistry({ tls: { certificate: certificates.certPath, key: certificates.keyPath } })]);
+});
+afterAll(async () => {
+  await Promise.all([source?.stop(), secure?.stop()]);
+  await rm(directory, { recursive: true, force: true });
+});
+
+/** The digest `repository:tag` points at in the TLS registry's own storage, or undefined. */
+async function storedTag(repository: string, tag: string): Promise<string | undefined> {
+  const link = path.join(secure.rootDirectory, 'docker/registry/v2/repositories', repository, '_manifests/tags', tag, 'current/link');
+  return readFile(link, 'utf8').catch(() => undefined);
+}
+
+describe('TLS settings of two RegistryHosts in one process', () => {
+  it('never share a connection: the one that verifies is refused after the one that does not has copied', async () => {
+    const [a, b] = await Promise.all([pushImage(source, 'tls/a', 'v1', { layers: [500] }), pushImage(source, 'tls/b', 'v1', { layers: [600] })]);
+    const warnings: string[] = [];
+    const lax = new RegistryHosts({ httpsRegistries: [secure.host], tlsSkipVerify: [secure.host], warn: (m) => warnings.push(m) });
+    const strict = new RegistryHosts({ httpsRegistries: [secure.host], retry: { ...ONE_ATTEMPT } });
+    const trusting = new RegistryHosts({ httpsRegistries: [secure.host], caCertificates: readCaFile(caPath, 'test CA') });
+
+    // The lax copy leaves kept-alive connections to the registry behind it.
+    await expect(copy({ source: ref(source, 'tls/a:v1'), targets: [ref(secure, 'tls/a:v1')] }, { hosts: lax })).resolves.toMatchObject({ status: 'completed', sourceDigest: a.digest });
+    expect(await storedTag('tls/a', 'v1')).toBe(a.digest);
+
+    const refused = await copy({ source: ref(source, 'tls/b:v1'), targets: [ref(secure, 'tls/b:v1')] }, { hosts: strict }).catch((error: unknown) => error);
+    // Node's own verification error: the registry's certificate is signed by an unknown CA.
+    expect(refused).toMatchObject({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
+    expect(await storedTag('tls/b', 'v1')).toBeUndefined();
+
+    await expect(copy({ source: ref(source, 'tls/b:v1'), targets: [ref(secure, 'tls/b:v1')] }, { hosts: trusting })).resolves.toMatchObject({ status: 'completed', sourceDigest: b.digest });
+    expect(await storedTag('tls/b', 'v1')).toBe(b.digest);
+
+    // A second lax RegistryHosts in the same process is not warned about again.
+    const laxAgain = new RegistryHosts({ httpsRegistries: [secure.host], tlsSkipVerify: [secure.host], warn: (m) => warnings.push(m) });
+    await expect(copy({ source: ref(source, 'tls/a:v1'), targets: [ref(secure, 'tls/a:v2')] }, { hosts: laxAgain })).resolves.toMatchObject({ status: 'completed' });
+    expect(warnings).toEqual([`TLS certificates of ${secure.host} are NOT verified (skip-verify): anyone on the network path can read and change what is copied`]);
+  });
+});
+
+describe('readCaFile', () => {
+  it('reads the certificates of a PEM bundle', () => {
+    expect(readCaFile(caPath, '--ca-file')).toHaveLength(1);
+  });
+
+  it.each<[string, string, RegExp]>([
+    ['a file over the bound', 'x'.repeat(MAX_CA_FILE_BYTES + 1), /is too large: give a file of PEM certificates/],
+    ['a file without a certificate', 'hello\n', /holds no certificate/],
+    ['a certificate that does not parse', '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n', /has a certificate that does not parse \(number 1\)/],
+  ])('refuses %s, naming the source and the file', async (name, content, message) => {
+    const file = path.join(directory, `${name.replaceAll(' ', '-')}.pem`);
+    await writeFile(file, content);
+    expect(() => readCaFile(file, 'HOIST_CA_FILE')).toThrow(expect.objectContaining({ code: 'CA_FILE_INVALID', source: 'HOIST_CA_FILE' }));
+    expect(() => readCaFile(file, 'HOIST_CA_FILE')).toThrow(new RegExp(`HOIST_CA_FILE "${file}" ${message.source}`));
+  });
+});
