@@ -114,6 +114,11 @@ export class RegistryHosts {
     return new RegistryHosts({ credentials }, this.state);
   }
 
+  /** The TLS settings (CA bundle, hosts not verified) every https connection uses. */
+  get tls(): TlsSettings {
+    return this.state.options.tls;
+  }
+
   /** The outbound address policy every connection is checked by; undefined for the CLI. */
   get addressPolicy(): AddressPolicy | undefined {
     return this.state.options.addressPolicy;

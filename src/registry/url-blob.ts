@@ -10,6 +10,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { AddressPolicy } from './address-policy.js';
+import type { TlsSettings } from './tls.js';
 import { USER_AGENT } from './auth.js';
 import { BlobStream } from './blob-stream.js';
 import { cleanMessage } from './errors.js';
@@ -54,6 +55,8 @@ export interface UrlBlobOptions {
   offset?: number;
   /** Checks the address of every connection, after DNS resolution (the service's address policy). */
   addressPolicy?: AddressPolicy;
+  /** The copy's TLS settings (a CA bundle, hosts not verified), as for its registries. */
+  tls?: TlsSettings;
   signal?: AbortSignal;
   /** Requests in all for the body when it is cut (the copy's retry policy's maxAttempts). Default 5. */
   maxResumes?: number;
@@ -65,11 +68,11 @@ export interface UrlBlobOptions {
  * that cannot be reached, is refused by the policy or answers an error is passed over for the next.
  */
 export function openUrlBlob(options: UrlBlobOptions): Readable {
-  const { urls, digest, size, addressPolicy, signal } = options;
+  const { urls, digest, size, addressPolicy, tls, signal } = options;
   // The URL that answered first: a body cut mid-way resumes with Range from the same host.
   let chosen: URL | undefined;
   const get = async (headers: Record<string, string>): Promise<TransportResponse> => {
-    if (chosen) return fetchFollowing(chosen, headers, addressPolicy, signal);
+    if (chosen) return fetchFollowing(chosen, headers, { addressPolicy, tls }, signal);
     const failures: string[] = [];
     let transient = false;
     for (const raw of urls) {
@@ -81,7 +84,7 @@ export function openUrlBlob(options: UrlBlobOptions): Readable {
         continue;
       }
       try {
-        const response = await fetchFollowing(url, headers, addressPolicy, signal);
+        const response = await fetchFollowing(url, headers, { addressPolicy, tls }, signal);
         chosen = url;
         return response;
       } catch (error) {
@@ -106,14 +109,14 @@ class UrlStatusError extends Error {
 async function fetchFollowing(
   start: URL,
   headers: Record<string, string>,
-  addressPolicy: AddressPolicy | undefined,
+  { addressPolicy, tls }: { addressPolicy?: AddressPolicy; tls?: TlsSettings },
   signal?: AbortSignal,
 ): Promise<TransportResponse> {
   let url = start;
   for (let hop = 0; ; hop++) {
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error(`only http and https URLs are followed, not ${url.protocol}`);
     // No authorization header, ever: the URL host is not the registry the credentials are for.
-    const response = await exchange({ url, method: 'GET', headers: { 'user-agent': USER_AGENT, ...headers }, signal, policy: addressPolicy });
+    const response = await exchange({ url, method: 'GET', headers: { 'user-agent': USER_AGENT, ...headers }, signal, policy: addressPolicy, tls });
     const location = flatten(response.headers).location;
     if ([301, 302, 303, 307, 308].includes(response.statusCode) && location) {
       await response.body.dump();
