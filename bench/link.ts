@@ -15,11 +15,12 @@
  * BENCH_LINK_TRACE_DIR (keep each run's stderr, Hoist's --json events, there), BENCH_BASELINE_BIN
  * (another build's bin/hoist.js, timed in the same rounds as "baseline", for before/after).
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.js';
 import { SKOPEO_BINARY } from '../test/helpers/skopeo.js';
+import { replaceDocSection } from './report.js';
 import { formatSize, pushLinkIndex, verifyIndexCopy, type BenchImage } from './images.js';
 import { startLinkProxy, type LinkProxy } from './link-proxy.js';
 import { describeMachine, intEnv, median, MiB, runMeasured } from './measure.js';
@@ -145,15 +146,6 @@ function render(image: BenchImage, samples: Sample[]): string {
   ].join('\n');
 }
 
-async function updateDoc(section: string): Promise<void> {
-  let doc = await readFile(DOC_PATH, 'utf8').catch(() => '# Benchmarks\n');
-  const start = doc.indexOf(START);
-  const end = doc.indexOf(END);
-  if (start >= 0 && end > start) doc = doc.slice(0, start) + section + doc.slice(end + END.length);
-  else doc = `${doc.trimEnd()}\n\n${TITLE}\n\n${section}\n`;
-  await writeFile(DOC_PATH, doc.endsWith('\n') ? doc : `${doc}\n`);
-}
-
 async function main(): Promise<void> {
   const workDir = await mkdtemp(join(tmpdir(), 'hoist-bench-link-'));
   const authFile = join(workDir, 'auth.json');
@@ -179,7 +171,7 @@ async function main(): Promise<void> {
     }
     const section = render(image, samples);
     process.stdout.write(`${TITLE}\n\n${section}\n`);
-    if (process.env.BENCH_WRITE_DOCS !== '0') await updateDoc(section);
+    if (process.env.BENCH_WRITE_DOCS !== '0') await replaceDocSection({ path: DOC_PATH, title: TITLE, start: START, end: END }, section);
   } finally {
     await proxy.stop();
     await registry.stop();

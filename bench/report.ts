@@ -295,3 +295,24 @@ export async function updateBenchmarksDoc(path: string, section: string): Promis
   if (!doc.includes(NEXT_SECTION_TITLE)) doc = `${doc.trimEnd()}\n\n${NEXT_SECTION_TITLE}\n\n_Not measured yet._\n`;
   await writeFile(path, doc.endsWith('\n') ? doc : `${doc}\n`);
 }
+
+/** Where a bench's generated block lives in docs/benchmarks.md: its section heading and markers. */
+export interface DocSection {
+  path: string;
+  title: string;
+  start: string;
+  end: string;
+}
+
+/**
+ * Replaces the block between `where`'s markers with `block` (notes written by hand around it
+ * stay), or, the first time, appends the section with its heading.
+ */
+export async function replaceDocSection(where: DocSection, block: string): Promise<void> {
+  let doc = await readFile(where.path, 'utf8').catch(() => '# Benchmarks\n');
+  const start = doc.indexOf(where.start);
+  const end = doc.indexOf(where.end);
+  if (start >= 0 && end > start) doc = doc.slice(0, start) + block + doc.slice(end + where.end.length);
+  else doc = `${doc.trimEnd()}\n\n${where.title}\n\n${block}\n`;
+  await writeFile(where.path, doc.endsWith('\n') ? doc : `${doc}\n`);
+}

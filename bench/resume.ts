@@ -22,11 +22,12 @@
  * 1024), BENCH_RESUME_MIBPS, BENCH_RESUME_AT (fraction, default 0.5), BENCH_WRITE_DOCS=0.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.js';
 import { startDelayProxy } from '../test/e2e/delay-proxy.js';
+import { replaceDocSection } from './report.js';
 import { formatSize, pushHugeLayer, verifyCopy, type BenchImage } from './images.js';
 import { intEnv, MiB } from './measure.js';
 import { startRelay, type Relay } from './relay.js';
@@ -127,15 +128,6 @@ function render(image: BenchImage, rate: number, at: number, outcomes: Outcome[]
   ].join('\n');
 }
 
-async function updateDoc(section: string): Promise<void> {
-  let doc = await readFile(DOC_PATH, 'utf8').catch(() => '# Benchmarks\n');
-  const start = doc.indexOf(START);
-  const end = doc.indexOf(END);
-  if (start >= 0 && end > start) doc = doc.slice(0, start) + section + doc.slice(end + END.length);
-  else doc = `${doc.trimEnd()}\n\n${TITLE}\n\n${section}\n`;
-  await writeFile(DOC_PATH, doc.endsWith('\n') ? doc : `${doc}\n`);
-}
-
 async function main(): Promise<void> {
   const size = intEnv('BENCH_BIG_MIB', 1024, 8) * MiB;
   const rate = intEnv('BENCH_RESUME_MIBPS', 16, 1);
@@ -154,7 +146,7 @@ async function main(): Promise<void> {
     }
     const section = render(image, rate, at, outcomes);
     process.stdout.write(`${TITLE}\n\n${section}\n`);
-    if (process.env.BENCH_WRITE_DOCS !== '0') await updateDoc(section);
+    if (process.env.BENCH_WRITE_DOCS !== '0') await replaceDocSection({ path: DOC_PATH, title: TITLE, start: START, end: END }, section);
   } finally {
     await Promise.all([source.stop(), registry.stop()]);
   }
