@@ -8,7 +8,9 @@ import { copy } from '../../src/copy/index.js';
 import { mapLargestFirst } from '../../src/copy/limit.js';
 import type { ProgressEvent } from '../../src/copy/types.js';
 import { pushImage, pushIndex, type PushedManifest } from '../helpers/fixtures.js';
+import { startProxy } from '../helpers/proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { deferred } from '../../src/copy/deferred.js';
 import { startDelayProxy, type HeldRequest } from '../e2e/delay-proxy.js';
 import { expectIdenticalInTarget, ref } from './support.js';
 
@@ -39,8 +41,25 @@ describe('copy scheduling', () => {
   it('starts the largest layers of every platform first, not the first platform whole', async () => {
     // The first platform's layers are the smaller ones: in platform order they would go first.
     const { index, children } = await pushTwoPlatforms(source, 'sched/largest', [1.5 * MIB, 2 * MIB], [3 * MIB, 2.5 * MIB]);
+    const largest = children.flatMap((c) => c.blobs).find((b) => b.size === 3 * MIB)!;
+    // A blob whose existence check has not answered holds no slot, so which check answers first
+    // would decide the first pick. The other blobs' checks wait until the first upload opens (its
+    // POST reaches the registry): by the time the single slot frees again, every check answered.
+    const firstUpload = deferred<void>();
+    const proxy = await startProxy(target.url, [
+      (r) => {
+        if (r.method === 'POST' && r.pathname.includes('/blobs/uploads/')) firstUpload.resolve();
+        return r.method === 'HEAD' && r.pathname.includes('/blobs/') && !r.pathname.endsWith(largest.digest) ? { type: 'forward', waitFor: firstUpload.promise } : undefined;
+      },
+    ]);
     const events: ProgressEvent[] = [];
-    const result = await copy({ source: ref(source, 'sched/largest:v1'), targets: [ref(target, 'sched/largest:v1')] }, { concurrency: 1, onProgress: (e) => events.push(e) });
+    const onProgress = (e: ProgressEvent) => events.push(e);
+    let result;
+    try {
+      result = await copy({ source: ref(source, 'sched/largest:v1'), targets: [ref(proxy, 'sched/largest:v1')] }, { concurrency: 1, onProgress });
+    } finally {
+      await proxy.stop();
+    }
     expect(result.blobs.copied).toBe(children.flatMap((c) => c.blobs).length);
     // One transfer slot for blobs over 1 MiB: they start one at a time, in the order chosen.
     const largeStarts = events.flatMap((e) => (e.type === 'blob-start' && e.size > MIB ? [e.size] : []));
