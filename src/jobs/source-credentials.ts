@@ -1,6 +1,6 @@
 /**
  * A job's source credentials: sealed into the job at submission, opened by the worker, and
- * combined with the deployment's target credentials into the engine's CredentialSource.
+ * combined with the deployment's target credentials into the job's CredentialProvider.
  */
 import type { CredentialProvider, Credentials } from '../registry/credentials.js';
 import { ConfigurationError } from './errors.js';
