@@ -1,9 +1,11 @@
 /**
  * The `sweepImports` timer function: every five minutes, fails the jobs whose final delivery
- * died (see src/jobs/sweep-abandoned.ts), so no job stays `running` for ever.
+ * died (see src/jobs/sweep-abandoned.ts), so no job stays `running` for ever, and deletes lock
+ * rows long expired (src/jobs/write-locks.ts).
  */
 import type { InvocationContext, Timer } from '@azure/functions';
 import { sweepAbandonedImports } from '../jobs/sweep-abandoned.js';
+import { sweepExpiredLocks } from '../jobs/write-locks.js';
 import type { FunctionDefinition } from './definition.js';
 import { appMaxDequeueCount } from './host-config.js';
 import { currentSettings, jobStorage } from './services.js';
@@ -13,6 +15,8 @@ export async function sweepImportsHandler(_timer: Timer, context: InvocationCont
   const storage = await jobStorage(settings);
   const failed = await sweepAbandonedImports({ jobs: storage.jobs, checkpoints: storage.checkpoints, maxDequeueCount: appMaxDequeueCount() });
   if (failed.length > 0) context.warn(`sweepImports: failed ${failed.length} job(s) whose last attempt died: ${failed.join(', ')}`);
+  const locks = await sweepExpiredLocks(storage.jobs.table);
+  if (locks > 0) context.log(`sweepImports: deleted ${locks} expired lock row(s)`);
 }
 
 /** The definition both hosts register. */

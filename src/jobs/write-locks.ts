@@ -13,7 +13,7 @@
  * one starts a second upload of that blob in the gap.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { TableClient } from '@azure/data-tables';
+import { odata, type TableClient } from '@azure/data-tables';
 import type { BlobLock, CopyCoordination, ReleaseLock } from '../copy/types.js';
 import type { Reference } from '../registry/reference.js';
 import { restStatus } from './tables.js';
@@ -185,3 +185,32 @@ export class WriteLocks implements CopyCoordination {
     return new Date(this.now() + this.options.durationInMs).toISOString();
   }
 }
+
+/**
+ * Lock rows stay this long past their expiry before the sweep deletes them: long enough that a
+ * paused upload's continuation (queued at once) still finds the row it kept.
+ */
+export const EXPIRED_LOCK_GRACE_MS = 60 * 60 * 1000;
+
+/**
+ * Deletes lock rows that expired more than EXPIRED_LOCK_GRACE_MS ago. A holder that crashed never
+ * deletes its row, and an expired row blocks no one, but without this the partition would grow by
+ * one row per tag and digest ever locked. Each delete carries the ETag read, so a lock taken
+ * over meanwhile is left alone. Returns how many rows it deleted.
+ */
+export async function sweepExpiredLocks(table: TableClient, now: () => number = Date.now): Promise<number> {
+  const before = new Date(now() - EXPIRED_LOCK_GRACE_MS).toISOString();
+  let deleted = 0;
+  const rows = table.listEntities<{ expiresAt?: string }>({ queryOptions: { filter: odata`PartitionKey eq ${LOCK_PARTITION} and expiresAt lt ${before}` } });
+  for await (const row of rows) {
+    try {
+      await table.deleteEntity(LOCK_PARTITION, row.rowKey!, { etag: row.etag });
+      deleted++;
+    } catch (error) {
+      // Renewed or taken over since it was listed (412), or deleted by its holder (404).
+      if (restStatus(error) !== 412 && restStatus(error) !== 404) throw error;
+    }
+  }
+  return deleted;
+}
+

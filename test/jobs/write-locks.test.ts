@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { parseReference } from '../../src/registry/reference.js';
-import { LOCK_PARTITION, WriteLocks } from '../../src/jobs/write-locks.js';
+import { EXPIRED_LOCK_GRACE_MS, LOCK_PARTITION, sweepExpiredLocks, WriteLocks } from '../../src/jobs/write-locks.js';
 import { useJobStorage } from './azurite.js';
 
 const env = useJobStorage();
@@ -124,3 +124,22 @@ describe('write locks', () => {
     await fresh!.release();
   });
 });
+
+describe('the sweep of expired lock rows', () => {
+  it('deletes rows expired longer than the grace, and leaves recently expired and live ones', async () => {
+    const now = Date.now();
+    const rows = {
+      old: new Date(now - EXPIRED_LOCK_GRACE_MS - 60_000).toISOString(),
+      recent: new Date(now - 60_000).toISOString(),
+      live: new Date(now + 60_000).toISOString(),
+    };
+    for (const [name, expiresAt] of Object.entries(rows)) {
+      await env.storage.jobs.table.createEntity({ partitionKey: LOCK_PARTITION, rowKey: rowKey(`sweep ${name}`), subject: `sweep ${name}`, owner: 'crashed', repository: 'team/app', expiresAt });
+    }
+    expect(await sweepExpiredLocks(env.storage.jobs.table, () => now)).toBeGreaterThanOrEqual(1);
+    expect(await lockRow('sweep old')).toBeUndefined();
+    expect(await lockRow('sweep recent')).toMatchObject({ expiresAt: rows.recent });
+    expect(await lockRow('sweep live')).toMatchObject({ expiresAt: rows.live });
+  });
+});
+
