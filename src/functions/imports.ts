@@ -16,7 +16,7 @@ import { requireApiKey } from './api-key.js';
 import type { FunctionDefinition } from './definition.js';
 import { HttpError, responseForError } from './http-errors.js';
 import { readJsonBody } from './json-body.js';
-import { addressPolicy, currentEngine, currentSettings, jobStorage, registryHosts, secretBox } from './services.js';
+import { currentEngine, currentSettings, jobStorage, registryHosts, secretBox } from './services.js';
 
 /** The route prefix the host adds (host.json `extensions.http.routePrefix`, default `api`). */
 const ROUTE_PREFIX = '/api';
@@ -67,7 +67,6 @@ async function postImport(request: HttpRequest, context: InvocationContext): Pro
     ...(box && { secretBox: box }),
     findExistingTags: currentEngine().findExistingTags,
     resolveDigest: currentEngine().resolveDigest,
-    addressPolicy: addressPolicy(settings),
     ...(allowedSources && { allowedSources }),
   });
   context.log(`imports: ${replayed ? 'replayed' : 'queued'} job ${job.id} (${job.source} -> ${job.targets.length} target${job.targets.length === 1 ? '' : 's'})`);

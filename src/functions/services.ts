@@ -101,7 +101,7 @@ export function secretKeyProblem(settings: Settings = currentSettings()): string
  * malformed HOIST_ALLOWED_PRIVATE_REGISTRIES. An unset or malformed HOIST_TARGET_REGISTRY is
  * simply not trusted (POST reports it on its own).
  */
-export function addressPolicy(settings: Settings = currentSettings()): AddressPolicy {
+function addressPolicy(settings: Settings = currentSettings()): AddressPolicy {
   const allowed = settings.allowedPrivateRegistries;
   let target: string | undefined;
   try {

@@ -32,8 +32,9 @@ export function matchesSourcePattern(registry: string, pattern: string): boolean
  * Refuses, with a RequestError on `source`, a source registry outside HOIST_ALLOWED_SOURCES or
  * one the address policy refuses now. A name that does not resolve at submit is left to the job.
  */
-export async function checkSource(registry: Registry, rules: { addressPolicy?: AddressPolicy; allowedSources?: readonly string[]; hosts: RegistryHosts }): Promise<void> {
-  const { addressPolicy, allowedSources } = rules;
+export async function checkSource(registry: Registry, rules: { allowedSources?: readonly string[]; hosts: RegistryHosts }): Promise<void> {
+  const { allowedSources } = rules;
+  const addressPolicy = rules.hosts.addressPolicy;
   if (allowedSources && !allowedSources.some((p) => matchesSourcePattern(registry.name, p))) {
     throw new RequestError(
       'SOURCE_NOT_ALLOWED',

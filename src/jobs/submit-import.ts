@@ -6,7 +6,6 @@
 import { createHash } from 'node:crypto';
 import type { findExistingTags as FindExistingTags, resolveDigest as ResolveDigest } from '../copy/index.js';
 import type { Credentials } from '../registry/credentials.js';
-import type { AddressPolicy } from '../registry/address-policy.js';
 import type { RegistryHosts } from '../registry/hosts.js';
 import type { Reference } from '../registry/reference.js';
 import { ConcurrencyError, IdempotencyError, RequestError, TagExistsError, TargetCheckError } from './errors.js';
@@ -36,15 +35,16 @@ export interface SubmitImportDeps {
   /** The deployment's target registry (HOIST_TARGET_REGISTRY). */
   targetRegistry: string;
   targetCredentials?: Credentials;
-  /** How registries are reached (the service's settings); the job's credentials are added per request. */
+  /**
+   * How registries are reached (the service's settings); the job's credentials are added per
+   * request. Its outbound address policy also checks the source at submit.
+   */
   hosts: RegistryHosts;
   /** Undefined when HOIST_SECRET_KEY is not set: requests with credentials are then refused. */
   secretBox?: SecretBox;
   findExistingTags: typeof FindExistingTags;
   /** Resolves a source given by tag, when a target tag exists, to tell a no-op from a conflict. */
   resolveDigest: typeof ResolveDigest;
-  /** The outbound address policy: the source is checked against it, and submit's own requests go through it. */
-  addressPolicy?: AddressPolicy;
   /** HOIST_ALLOWED_SOURCES: host patterns a source must match; any source when unset. */
   allowedSources?: readonly string[];
   now?: () => Date;
