@@ -19,8 +19,8 @@
  * the proxy, both for undici and for Node's HEAD. The proxy is the operator's and trusted; the
  * host behind it is checked by the address policy (resolved and judged) before every request
  * that goes through the proxy. The proxy resolves the name again itself, so a name whose answer
- * changes between the two lookups (DNS rebinding) is not caught there: see docs/settings in
- * README ("Proxies").
+ * changes between the two lookups (DNS rebinding) is not caught there (README, on the outbound
+ * address policy).
  */
 import http from 'node:http';
 import https from 'node:https';

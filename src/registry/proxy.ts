@@ -28,6 +28,8 @@ export interface ProxyVariable {
 /**
  * Reads the proxy variables through `get` (process.env for the CLI, the app settings for the
  * service): lower-case first, as curl does, an empty value counting as unset.
+ * @throws ProxyConfigError naming the variable that cannot be used, so a bad value is reported
+ * where the settings are read rather than at the first request
  */
 export function readProxyEnvironment(get: (name: string) => string | undefined): ProxyEnvironment {
   const pick = (lower: string, upper: string): ProxyVariable | undefined => {
@@ -40,7 +42,9 @@ export function readProxyEnvironment(get: (name: string) => string | undefined):
   const httpProxy = pick('http_proxy', 'HTTP_PROXY');
   const httpsProxy = pick('https_proxy', 'HTTPS_PROXY');
   const noProxy = pick('no_proxy', 'NO_PROXY');
-  return { ...(httpProxy && { httpProxy }), ...(httpsProxy && { httpsProxy }), ...(noProxy && { noProxy }) };
+  const environment = { ...(httpProxy && { httpProxy }), ...(httpsProxy && { httpsProxy }), ...(noProxy && { noProxy }) };
+  new ProxySettings(environment);
+  return environment;
 }
 
 /** A proxy variable that cannot be used; `variable` names it. The value is never quoted: it may hold a password. */
