@@ -81,6 +81,11 @@ export class HostLimits {
     return this.active;
   }
 
+  /** The requests waiting for a slot now. */
+  get queued(): number {
+    return this.waiting.size;
+  }
+
   private async waitOutPause(signal?: AbortSignal): Promise<void> {
     // A pause may be lengthened while a request sleeps, so it looks again when it wakes.
     for (let wait = this.pausedUntil - this.clock.now(); wait > 0; wait = this.pausedUntil - this.clock.now()) {

@@ -10,11 +10,14 @@ import path from 'node:path';
 import { copy } from '../../src/copy/index.js';
 import { createAddressPolicy } from '../../src/registry/address-policy.js';
 import { RegistryHosts } from '../../src/registry/hosts.js';
+import { Connections } from '../../src/registry/http.js';
+import { openUrlBlob } from '../../src/registry/url-blob.js';
 import { readProxyEnvironment, ProxySettings, ProxyConfigError, type ProxyEnvironment } from '../../src/registry/proxy.js';
 import { readCaFile } from '../../src/registry/tls.js';
 import { makeCertificates } from '../helpers/certificates.js';
 import { pushImage } from '../helpers/fixtures.js';
 import { startForwardProxy, type TestForwardProxy } from '../helpers/forward-proxy.js';
+import { startProxy } from '../helpers/proxy.js';
 import { settledAccessLog, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { credentialsFor, ref } from '../copy/support.js';
 
@@ -80,6 +83,35 @@ describe('a copy through HTTP_PROXY', () => {
     const tokenRequests = proxy.requests.filter((r) => r.target.startsWith(source.tokenIssuer!.realm));
     expect(tokenRequests.length).toBeGreaterThan(0);
     expect(tokenRequests.length).toBe(source.tokenIssuer!.requests.length - tokensBefore);
+  });
+
+  it('fetches a blob redirected to another origin through the proxy, which alone resolves that origin', async () => {
+    const image = await pushImage(target, 'redirect/src', 'v1', { layers: [2000] });
+    const layer = image.blobs[1].digest;
+    // The source answers the layer's GET with a redirect to storage elsewhere: the target
+    // registry under a name only the forward proxy knows.
+    const storage = `storage.hoist.test:${target.port}`;
+    const redirecting = await startProxy(target.url, [(request) => (request.method === 'GET' && request.pathname.endsWith(`/blobs/${layer}`) ? { type: 'respond', status: 307, headers: { Location: `http://${storage}/v2/redirect/src/blobs/${layer}` } } : undefined)]);
+    try {
+      proxy = await startForwardProxy({ hosts: { 'storage.hoist.test': '127.0.0.1' } });
+      const hosts = new RegistryHosts({ proxy: env({ HTTP_PROXY: proxy.url }) });
+      const result = await copy({ source: ref(redirecting, 'redirect/src:v1'), targets: [ref(target, 'redirect/dst:v1')] }, { hosts });
+      expect(result).toMatchObject({ status: 'completed', sourceDigest: image.digest });
+      expect(proxy.requests.filter((r) => r.target === `http://${storage}/v2/redirect/src/blobs/${layer}`).map((r) => `${r.method} ${r.status}`)).toEqual(['GET 200']);
+    } finally {
+      await redirecting.stop();
+    }
+  });
+
+  it('reads a non-distributable layer’s URL through the proxy', async () => {
+    const image = await pushImage(target, 'foreign/src', 'v1', { layers: [1500] });
+    const layer = image.blobs[1];
+    proxy = await startForwardProxy({ hosts: { 'layers.hoist.test': '127.0.0.1' } });
+    const connections = new Connections({ proxy: new ProxySettings(env({ HTTP_PROXY: proxy.url })) });
+    const url = `http://layers.hoist.test:${target.port}/v2/foreign/src/blobs/${layer.digest}`;
+    const bytes = Buffer.concat(await openUrlBlob({ urls: [url], digest: layer.digest, size: layer.size, connections }).toArray());
+    expect(bytes.length).toBe(layer.size);
+    expect(proxy.requests.map((r) => `${r.method} ${r.target} ${r.status}`)).toEqual([`GET ${url} 200`]);
   });
 
   it('goes around the proxy for a host NO_PROXY lists, loopback included', async () => {
@@ -151,22 +183,36 @@ describe('a TLS registry through HTTPS_PROXY', () => {
 });
 
 describe('two RegistryHosts in one process', () => {
-  it('copy at once, one through a proxy and one directly, without affecting each other', async () => {
-    const [a, b] = await Promise.all([pushImage(source, 'pair/a', 'v1', { layers: [2000, 3000] }), pushImage(source, 'pair/b', 'v1', { layers: [2500] })]);
-    proxy = await startForwardProxy();
-    const proxied = new RegistryHosts({ credentials: credentialsFor(source), proxy: env({ HTTP_PROXY: proxy.url }) });
-    const direct = new RegistryHosts({ credentials: credentialsFor(source), retry: ONE_ATTEMPT });
-    const [ra, rb] = await Promise.all([
-      copy({ source: ref(source, 'pair/a:v1'), targets: [ref(target, 'pair/a:v1')] }, { hosts: proxied }),
-      copy({ source: ref(source, 'pair/b:v1'), targets: [ref(target, 'pair/b:v1')] }, { hosts: direct }),
+  it('copy at once, one through a proxy with 3 attempts, one directly with 1, without affecting each other', async () => {
+    const [a] = await Promise.all([pushImage(target, 'pair/a', 'v1', { layers: [2000, 3000] }), pushImage(target, 'pair/b', 'v1', { layers: [2500] })]);
+    // The first manifest GET of each repository fails: 3 attempts get through, 1 does not.
+    const failed = new Set<string>();
+    const flaky = await startProxy(target.url, [
+      (request) => {
+        const repository = /^\/v2\/(.+)\/manifests\//.exec(request.pathname)?.[1];
+        if (request.method !== 'GET' || !repository || failed.has(repository)) return undefined;
+        failed.add(repository);
+        return { type: 'respond', status: 503, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'busy' }] }) };
+      },
     ]);
-    expect([ra.sourceDigest, rb.sourceDigest]).toEqual([a.digest, b.digest]);
-    expect(await storedTag(target, 'pair/b', 'v1')).toBe(b.digest);
-    const paths = proxy.requests.filter((r) => r.method !== 'CONNECT').map((r) => new URL(r.target).pathname);
-    expect(paths.some((p) => p.includes('/pair/a/'))).toBe(true);
-    expect(paths.filter((p) => p.includes('/pair/b/'))).toEqual([]);
-    expect(proxied.retry.maxAttempts).toBe(5);
-    expect(direct.retry.maxAttempts).toBe(1);
+    try {
+      proxy = await startForwardProxy();
+      const proxied = new RegistryHosts({ proxy: env({ HTTP_PROXY: proxy.url }), retry: { baseDelayInMs: 10, maxDelayInMs: 50, maxAttempts: 3 } });
+      const direct = new RegistryHosts({ retry: ONE_ATTEMPT });
+      const [ra, rb] = await Promise.allSettled([
+        copy({ source: ref(flaky, 'pair/a:v1'), targets: [ref(target, 'pair/a-copy:v1')] }, { hosts: proxied }),
+        copy({ source: ref(flaky, 'pair/b:v1'), targets: [ref(target, 'pair/b-copy:v1')] }, { hosts: direct }),
+      ]);
+      expect(ra).toMatchObject({ status: 'fulfilled', value: { status: 'completed', sourceDigest: a.digest } });
+      expect(rb).toMatchObject({ status: 'rejected', reason: { code: 'REGISTRY_ERROR', message: expect.stringMatching(/UNAVAILABLE \(HTTP 503\)/) } });
+      expect(await storedTag(target, 'pair/a-copy', 'v1')).toBe(a.digest);
+      expect(await storedTag(target, 'pair/b-copy', 'v1')).toBeUndefined();
+      const paths = proxy.requests.map((r) => new URL(r.target).pathname);
+      expect(paths.some((p) => p.includes('/pair/a'))).toBe(true);
+      expect(paths.filter((p) => p.includes('/pair/b'))).toEqual([]);
+    } finally {
+      await flaky.stop();
+    }
   });
 });
 
