@@ -15,8 +15,10 @@
  * connection; Node's client reuses it.
  *
  * Through a forward proxy (proxy.ts), an https URL goes in a CONNECT tunnel (undici's CONNECT,
- * then TLS with the host's TLS settings inside it) and an http URL as an absolute-form request to
- * the proxy, both for undici and for Node's HEAD. The proxy is the operator's and trusted; the
+ * then TLS with the host's TLS settings inside it, by undici's own connector) and an http URL as
+ * an absolute-form request to the proxy, both for undici and for Node's HEAD. undici's ProxyAgent
+ * is not used: it would serve undici's requests only (not Node's HEAD), its refusals carry no
+ * status or proxy to name (a message to parse), and its module loads its SOCKS agent too. The proxy is the operator's and trusted; the
  * host behind it is checked by the address policy (resolved and judged) before every request
  * that goes through the proxy. The proxy resolves the name again itself, so a name whose answer
  * changes between the two lookups (DNS rebinding) is not caught there (README, on the outbound

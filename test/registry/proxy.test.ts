@@ -18,6 +18,7 @@ import { makeCertificates } from '../helpers/certificates.js';
 import { pushImage } from '../helpers/fixtures.js';
 import { startForwardProxy, type TestForwardProxy } from '../helpers/forward-proxy.js';
 import { startProxy } from '../helpers/proxy.js';
+import { freePort } from '../helpers/ports.js';
 import { settledAccessLog, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { credentialsFor, ref } from '../copy/support.js';
 
@@ -179,6 +180,18 @@ describe('a TLS registry through HTTPS_PROXY', () => {
     expect(refused).toMatchObject({ code: 'PROXY_REFUSED', status: 403, proxy: proxy.url, target: `${NAME}:${secure.port}` });
     expect((refused as Error).message).not.toContain('hunter2');
     expect(proxy.requests.map((r) => r.method)).toContain('CONNECT');
+  });
+});
+
+describe('a proxy that cannot reach the host', () => {
+  it('is asked again, as a dropped connection would be, then named with what it answered', async () => {
+    proxy = await startForwardProxy({ hosts: { [NAME]: '127.0.0.1' } });
+    // Nothing listens on the port the proxy is asked for: it answers 502.
+    const closed = await freePort();
+    const hosts = new RegistryHosts({ caCertificates: ca, retry: { baseDelayInMs: 1, maxDelayInMs: 5, maxAttempts: 2 }, proxy: env({ HTTPS_PROXY: proxy.url }) });
+    const failed = await copy({ source: ref({ host: `${NAME}:${closed}` }, 'gone/src:v1'), targets: [ref(target, 'gone/dst:v1')] }, { hosts }).catch((error: unknown) => error);
+    expect(failed).toMatchObject({ message: expect.stringContaining(`the proxy ${proxy.url} refused to connect to ${NAME}:${closed} (it answered 502)`) });
+    expect(proxy.requests.map((r) => `${r.method} ${r.target} ${r.status}`)).toEqual([`CONNECT ${NAME}:${closed} 502`, `CONNECT ${NAME}:${closed} 502`]);
   });
 });
 
