@@ -28,7 +28,11 @@ export class HostLimits {
   private pausedUntil = 0;
 
   constructor(
-    /** Requests in flight at most; a request holds its slot until its response's headers arrive. */
+    /**
+     * Requests in flight at most; a request holds its slot until its response's headers arrive.
+     * A request whose body is a stream (an upload) gives its slot back once its body is opened
+     * (transport.ts says why).
+     */
     readonly maxRequests: number = DEFAULT_MAX_REQUESTS_PER_HOST,
     private readonly clock: LimitsClock = systemClock,
   ) {}

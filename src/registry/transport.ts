@@ -5,7 +5,7 @@
  * and a failed upload chunk is resent only once the registry says none of it landed (the copy
  * engine's sendChunk). http.ts is the wire below it.
  */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { Authenticator, readLimited, USER_AGENT } from './auth.js';
 import type { CredentialProvider } from './credentials.js';
 import { codeForStatus, errorDetailsFromBody, RegistryError, type RegistryErrorDetail } from './errors.js';
@@ -100,7 +100,12 @@ export class Transport {
         authorization = await this.auth.authorization(req.scopes, req.signal);
         const release = await this.limits.acquire(req.signal);
         try {
-          response = await this.sendOnce(req, authorization);
+          const body = req.body?.();
+          // A streamed body may be read from another request to this same host (a blob copied
+          // within one registry): holding a slot while it waits for one could leave every slot
+          // waiting. Uploads are bounded by the engine's transfer lanes instead.
+          if (body instanceof Readable) release();
+          response = await this.sendOnce(req, authorization, body);
         } finally {
           release();
         }
@@ -149,14 +154,14 @@ export class Transport {
   }
 
   /** One exchange: `authorization` goes to the registry's own origin only, never across a redirect. */
-  private async sendOnce(req: TransportRequest, authorization: string | undefined): Promise<TransportResponse> {
+  private async sendOnce(req: TransportRequest, authorization: string | undefined, body: Buffer | Readable | undefined): Promise<TransportResponse> {
     let url = req.url;
     let sameOrigin = true;
     for (let hop = 0; ; hop++) {
       const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...req.headers };
       // Credentials go to the registry only, never to a storage host it redirects to.
       if (sameOrigin && authorization) headers.authorization = authorization;
-      const response = await this.connections.exchange({ url, method: req.method, headers, body: hop === 0 ? req.body?.() : undefined, signal: req.signal });
+      const response = await this.connections.exchange({ url, method: req.method, headers, body: hop === 0 ? body : undefined, signal: req.signal });
       const location = header(response.headers, 'location');
       const isRedirect = [301, 302, 303, 307, 308].includes(response.statusCode) && location && (req.method === 'GET' || req.method === 'HEAD');
       if (!isRedirect || hop >= MAX_REDIRECTS) {

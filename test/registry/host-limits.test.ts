@@ -5,7 +5,9 @@
  */
 import { RegistryHosts } from '../../src/registry/hosts.js';
 import { HostLimits, type LimitsClock } from '../../src/registry/host-limits.js';
+import { RegistryClient } from '../../src/registry/client.js';
 import { parseReference } from '../../src/registry/reference.js';
+import { pushImage } from '../helpers/fixtures.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
@@ -99,6 +101,20 @@ describe('a host’s request cap', () => {
     await expect(Promise.all([first, second])).resolves.toMatchObject([{ status: 200 }, { status: 200 }]);
     expect(proxy.requests).toHaveLength(2);
     expect(limits.inFlight).toBe(0);
+  });
+
+  it('never lets an upload whose body streams from the same host hold the only slot', async () => {
+    const image = await pushImage(registry, 'limits/src', 'v1', { layers: [5000] });
+    const layer = image.blobs[1];
+    const hosts = new RegistryHosts({ maxRequestsPerHost: 1 });
+    const from = parseReference(`${registry.host}/limits/src`);
+    const to = parseReference(`${registry.host}/limits/dst`);
+    const client = RegistryClient.for(to.registry, hosts);
+    const session = await client.startUpload(to);
+    if (session === 'mounted') throw new Error('no mount was asked for');
+    // The PUT's body is a GET from the same host, opened only when the PUT reads it.
+    await client.completeUpload(to, session, layer.digest, { stream: client.openBlob(from, layer.digest, layer.size), length: layer.size });
+    expect(await client.headBlob(to, layer.digest)).toBe(layer.size);
   });
 
   it('hands a freed slot to the first waiter, and lets an aborted waiter go', async () => {
