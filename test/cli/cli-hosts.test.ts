@@ -123,4 +123,10 @@ describe('the proxy variables', () => {
     expect(run.stderr).toMatch(/HTTPS_PROXY names a socks5 proxy: only http:\/\/ proxies are supported/);
     expect(run.all).not.toContain('s3cret');
   });
+
+  it('refuse a request cap that is not a whole number of at least 1', async () => {
+    const run = await runHoist(['copy', `${source.host}/any:v1`, `${target.host}/any:v1`], home, { HOIST_MAX_REQUESTS_PER_HOST: '0' });
+    expect(run.code).toBe(EXIT.usage);
+    expect(run.stderr).toMatch(/HOIST_MAX_REQUESTS_PER_HOST "0" is not valid: give a whole number of at least 1, or leave it unset for 32/);
+  });
 });
