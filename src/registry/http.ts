@@ -109,7 +109,7 @@ export class Connections {
     const headers = { ...req.headers, host: req.url.host, ...proxy.headers() };
     const response =
       req.method === 'HEAD'
-        ? await head(req, { agent: pools.head, host: new URL(proxy.origin).hostname, port: new URL(proxy.origin).port || 80, path: req.url.href, headers }, req.url)
+        ? await head(req, { agent: pools.head, host: proxy.hostname, port: proxy.port, path: req.url.href, headers }, req.url)
         : await pools.agent.request({ origin: proxy.origin, path: req.url.href, method: req.method, headers, body: req.body, signal: req.signal });
     // Only a proxy answers 407; other statuses may be the registry's and are the transport's to judge.
     if (response.statusCode === 407) {

@@ -92,6 +92,9 @@ export class ProxyError extends Error {
 export class ForwardProxy {
   /** `http://host:port`, never with credentials: what logs and errors may name. */
   readonly origin: string;
+  /** Its host (an IPv6 address without brackets) and port, for Node's client. */
+  readonly hostname: string;
+  readonly port: number;
   readonly #authorization: string | undefined;
 
   constructor(variable: ProxyVariable) {
@@ -110,6 +113,8 @@ export class ForwardProxy {
       throw new ProxyConfigError(variable.name, `${variable.name} has a path or query: give http://[USER:PASSWORD@]HOST[:PORT]`);
     }
     this.origin = url.origin;
+    this.hostname = unbracket(url.hostname);
+    this.port = url.port ? Number(url.port) : 80;
     this.#authorization = url.username ? `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}` : undefined;
   }
 
