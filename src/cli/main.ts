@@ -125,8 +125,12 @@ function print(format: OutputFormat, value: unknown, text: string): void {
   process.stdout.write(format === 'json' ? `${JSON.stringify(value)}\n` : `${text}\n`);
 }
 
+/** skopeo users write --all; said once, so nobody wonders what it does here. */
+const ALL_IS_DEFAULT = '--all is the default: every platform of an index is copied';
+
 async function runCopy(argv: string[], parsed: CopyCommand): Promise<number> {
   const json = parsed.format === 'json';
+  if (parsed.all) process.stderr.write(json ? `${JSON.stringify({ time: new Date().toISOString(), type: 'note', message: ALL_IS_DEFAULT })}\n` : `hoist: note: ${ALL_IS_DEFAULT}\n`);
   const onProgress = json ? jsonReporter(process.stderr) : process.stderr.isTTY ? ttyReporter(process.stderr) : lineReporter(process.stderr);
   const checkpoints = parsed.resumeDir ? new FileCheckpointStore(parsed.resumeDir) : undefined;
   const rerun = rerunCommand(argv);

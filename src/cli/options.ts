@@ -22,6 +22,8 @@ export interface CopyCommand {
   request: CopyRequest;
   options: CopyOptions;
   format: OutputFormat;
+  /** `--all` was given: skopeo's flag for what is the default here. */
+  all: boolean;
   resumeDir?: string;
 }
 
@@ -197,8 +199,6 @@ export function parseCopyArgs(args: string[]): CopyCommand {
   });
   if (booleanFlag(flags, 'all')) {
     if (platforms.length) throw new UsageError('--all and --platform contradict each other: --all copies every platform (the default), --platform only those named; give one of them');
-    // skopeo users write --all; say once that it changes nothing, so nobody wonders what it does.
-    process.stderr.write('hoist: note: --all is the default: every platform of an index is copied\n');
   }
 
   const targetRegistries = targets.map((t) => t.registry.name);
@@ -238,6 +238,7 @@ export function parseCopyArgs(args: string[]): CopyCommand {
       ...(maxBlobBytes !== undefined && { maxBlobBytes }),
     },
     format: outputFormat(flags),
+    all: booleanFlag(flags, 'all'),
     resumeDir,
   };
 }

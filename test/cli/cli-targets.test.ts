@@ -49,6 +49,12 @@ describe('skopeo habits', () => {
     // The whole index, byte for byte, every platform with it.
     expect((await skopeoInspectRaw(dst)).equals(index.manifestBytes)).toBe(true);
     for (const child of index.children) expect((await skopeoInspectRaw(`${target.host}/habits/multi@${child.digest}`)).equals(child.manifestBytes)).toBe(true);
+
+    // With --json, stderr stays one JSON object per line: the note is one of them.
+    const json = await hoist(['copy', '--all', '--json', `docker://${source.host}/habits/multi:multi`, `docker://${dst}`]);
+    expect(json.code, json.all).toBe(0);
+    const events = json.stderr.trimEnd().split('\n').map((line) => JSON.parse(line) as { type: string; message?: string });
+    expect(events.filter((e) => e.type === 'note')).toEqual([expect.objectContaining({ message: '--all is the default: every platform of an index is copied' })]);
   });
 });
 
