@@ -5,6 +5,7 @@
  */
 import { CopyError, readSourceGraph } from '../copy/index.js';
 import { copyErrorFrom } from '../copy/errors.js';
+import type { ManifestNode } from '../copy/manifest.js';
 import { RegistryClient } from '../registry/client.js';
 import { cleanMessage } from '../registry/errors.js';
 import type { ReadCommand } from './options.js';
@@ -31,6 +32,8 @@ export interface InspectedReferrer {
   mediaType: string;
   artifactType?: string;
   subject: string;
+  /** For a cosign-style signature, attestation or SBOM: the tag (`sha256-<hex>.sig`) that names it. */
+  tag?: string;
 }
 
 /** What `hoist inspect --format json` prints. */
@@ -55,7 +58,8 @@ export async function inspect(command: ReadCommand): Promise<InspectSummary> {
   const client = RegistryClient.for(command.reference.registry, command.hosts);
   const graph = await readSourceGraph(client, command.reference, { referrers: true });
   const root = graph.root;
-  const referrerDigests = new Set([...graph.referrers.values()].flat().map((n) => n.manifest.digest));
+  // Referrers and cosign tags are walked into graph.manifests too: kept apart from the image here.
+  const referrerDigests = new Set([...[...graph.referrers.values()].flat(), ...graph.cosignTags.map((c) => c.node)].map((n) => n.manifest.digest));
   const described = root.isIndex ? graph.manifests.filter((n) => n !== root && !referrerDigests.has(n.manifest.digest)) : [root];
   const blobs = new Map(graph.manifests.filter((n) => !referrerDigests.has(n.manifest.digest)).flatMap((n) => n.blobs.map((b) => [b.digest, b.size] as const)));
   return {
@@ -84,15 +88,21 @@ export async function inspect(command: ReadCommand): Promise<InspectSummary> {
       };
     }),
     blobs: { count: blobs.size, bytes: [...blobs.values()].reduce((sum, size) => sum + size, 0) },
-    referrers: [...graph.referrers].flatMap(([subject, nodes]) =>
-      nodes.map((n) => ({
-        digest: n.manifest.digest,
-        mediaType: n.manifest.mediaType,
-        ...((n.parsed.artifactType ?? n.parsed.config?.mediaType) && { artifactType: n.parsed.artifactType ?? n.parsed.config?.mediaType }),
-        subject,
-      })),
-    ),
+    referrers: [
+      ...[...graph.referrers].flatMap(([subject, nodes]) => nodes.map((n) => referrer(n, subject))),
+      ...graph.cosignTags.map(({ tag, node }) => ({ ...referrer(node, cosignSubject(tag)), tag })),
+    ],
   };
+}
+
+function referrer(node: ManifestNode, subject: string): InspectedReferrer {
+  const artifactType = node.parsed.artifactType ?? node.parsed.config?.mediaType;
+  return { digest: node.manifest.digest, mediaType: node.manifest.mediaType, ...(artifactType && { artifactType }), subject };
+}
+
+/** The digest a cosign tag names: `sha256-<hex>.sig` is about `sha256:<hex>`. */
+function cosignSubject(tag: string): string {
+  return tag.replace('-', ':').replace(/\.[a-z]+$/, '');
 }
 
 /** The summary as text: one fact per line, then the manifests and referrers, indented. */
@@ -112,7 +122,7 @@ export function formatInspect(summary: InspectSummary): string {
     lines.push(`    ${m.digest} ${what}: ${m.layers.count} layer(s), ${formatBytes(m.layers.bytes)}`);
   }
   lines.push(summary.referrers.length ? '  referrers:' : '  referrers:  none');
-  for (const r of summary.referrers) lines.push(`    ${r.digest} ${cleanMessage(r.artifactType ?? r.mediaType)} (refers to ${r.subject})`);
+  for (const r of summary.referrers) lines.push(`    ${r.digest} ${cleanMessage(r.artifactType ?? r.mediaType)} (refers to ${r.subject}${r.tag ? `, tag ${r.tag}` : ''})`);
   return lines.join('\n');
 }
 

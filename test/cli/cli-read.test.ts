@@ -4,7 +4,7 @@
  * `skopeo inspect --raw`.
  */
 import type { InspectSummary } from '../../src/cli/inspect.js';
-import { MEDIA_TYPES, pushImage, pushImageWithReferrers, pushOciIndexThreePlatforms, EXAMPLE_ARTIFACT_TYPE } from '../helpers/fixtures.js';
+import { EXAMPLE_ARTIFACT_TYPE, MEDIA_TYPES, pushImage, pushImageWithReferrers, pushOciIndexThreePlatforms, referrersTag } from '../helpers/fixtures.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRaw } from '../helpers/skopeo.js';
@@ -73,10 +73,16 @@ describe('hoist inspect', () => {
     expect(summary.manifests).toEqual([
       { digest: signed.image.digest, mediaType: signed.image.mediaType, size: signed.image.manifestBytes.length, layers: { count: 2, bytes: 2400 } },
     ]);
-    expect(summary.referrers).toEqual([{ digest: signed.referrer.digest, mediaType: signed.referrer.mediaType, artifactType: EXAMPLE_ARTIFACT_TYPE, subject: signed.image.digest }]);
+    expect(summary.referrers).toEqual([
+      { digest: signed.referrer.digest, mediaType: signed.referrer.mediaType, artifactType: EXAMPLE_ARTIFACT_TYPE, subject: signed.image.digest },
+      { digest: signed.signature.digest, mediaType: signed.signature.mediaType, artifactType: signed.signature.blobs[0].mediaType, subject: signed.image.digest, tag: `${referrersTag(signed.image.digest)}.sig` },
+    ]);
+    // The image's own blobs only: the referrers' are not the image's size.
+    expect(summary.blobs).toEqual({ count: 3, bytes: signed.image.blobs.reduce((sum, b) => sum + b.size, 0) });
 
     const text = await hoist(['inspect', `${registry.host}/read/signed:signed`]);
     expect(text.stdout).toContain(`  referrers:\n    ${signed.referrer.digest} ${EXAMPLE_ARTIFACT_TYPE} (refers to ${signed.image.digest})\n`);
+    expect(text.stdout).toContain(`(refers to ${signed.image.digest}, tag ${referrersTag(signed.image.digest)}.sig)\n`);
   });
 
   it('--raw prints exactly the bytes skopeo inspect --raw prints, for an index and by digest', async () => {
