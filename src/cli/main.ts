@@ -19,10 +19,11 @@ ${(Object.keys(COMMANDS) as CommandName[]).map((c) => `  ${`hoist ${c} ${COMMAND
 
 SRC, DST and REF are image references: [docker://][registry/]repository[:tag][@digest]. A missing
 registry means Docker Hub (hello-world -> docker.io/library/hello-world:latest). copy writes every
-DST after one transfer: each blob moves once per target repository, and a repository of a registry
-mounts what another target repository there received. Loopback registries and
-hosts in HOIST_INSECURE_REGISTRIES (comma-separated host[:port]) use plain HTTP. A blob whose
-descriptor claims more than HOIST_MAX_BLOB_BYTES (default ${DEFAULT_MAX_BLOB_BYTES}, 200 GiB) is refused.
+DST after one transfer: each blob crosses once per target registry (one target repository there
+receives it, the others mount it); tags are written last, once every target holds all they name.
+Loopback registries and hosts in HOIST_INSECURE_REGISTRIES (comma-separated host[:port]) use plain
+HTTP. A blob whose descriptor claims more than HOIST_MAX_BLOB_BYTES (default ${DEFAULT_MAX_BLOB_BYTES},
+200 GiB) is refused.
 
 ${flagSections()
   .map((s) => `${s.title}\n${s.lines.join('\n')}`)
