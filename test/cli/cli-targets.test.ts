@@ -124,6 +124,12 @@ describe('several targets', () => {
     expect(run.stderr).toMatch(new RegExp(`^hoist: authentication failed on the target ${locked.host}/fail/dst`, 'm'));
     expect(await manifestStatus(target, 'fail/dst', 'v1')).toBe(404);
     expect(await manifestStatus(locked, 'fail/dst', 'v1', basicAuthorization(locked.credentials!))).toBe(404);
+
+    // A target nobody listens at (port 1 on loopback refuses): exit 1, naming it.
+    const unreachable = await hoist(['copy', `${source.host}/fail/src:v1`, good, '127.0.0.1:1/fail/dst:v1', '--retry-times', '1']);
+    expect(unreachable.code, unreachable.all).toBe(1);
+    expect(unreachable.stderr).toContain('127.0.0.1:1/fail/dst:v1');
+    expect(await manifestStatus(target, 'fail/dst', 'v1')).toBe(404);
   });
 });
 
