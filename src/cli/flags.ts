@@ -207,12 +207,30 @@ export function flagSections(): Array<{ title: string; lines: string[] }> {
     const title = key === Object.keys(COMMANDS).join(',') ? 'every command' : key === REGISTRY_COMMANDS.join(',') ? 'every command but completion' : flag.commands.join(', ');
     const section = sections.get(key) ?? { title: `Flags of ${title}:`, lines: [] };
     sections.set(key, section);
-    const head = `${flag.short ? `-${flag.short}, ` : ''}--${flag.name}${flag.value && !flag.choices?.includes(flag.value) ? ` ${flag.value}` : flag.value ? `=${flag.value}` : ''}`;
-    const [first, ...more] = flag.help.split('\n');
-    // One line when the name fits the column, else the text starts on the next line.
-    if (head.length < HELP_COLUMN - 3) section.lines.push(`  ${head.padEnd(HELP_COLUMN - 2)}${first}`);
-    else section.lines.push(`  ${head}`, `${' '.repeat(HELP_COLUMN)}${first}`);
-    for (const line of more) section.lines.push(`${' '.repeat(HELP_COLUMN)}${line}`);
+    section.lines.push(...helpLines(flag));
   }
   return [...sections.values()];
+}
+
+/** A flag's lines in the help: its name (and value) and its text, aligned at HELP_COLUMN. */
+function helpLines(flag: FlagSpec): string[] {
+  const head = `${flag.short ? `-${flag.short}, ` : ''}--${flag.name}${flag.value && !flag.choices?.includes(flag.value) ? ` ${flag.value}` : flag.value ? `=${flag.value}` : ''}`;
+  const [first, ...more] = flag.help.split('\n');
+  // One line when the name fits the column, else the text starts on the next line.
+  const lines = head.length < HELP_COLUMN - 3 ? [`  ${head.padEnd(HELP_COLUMN - 2)}${first}`] : [`  ${head}`, `${' '.repeat(HELP_COLUMN)}${first}`];
+  return [...lines, ...more.map((line) => `${' '.repeat(HELP_COLUMN)}${line}`)];
+}
+
+/** `hoist COMMAND --help`: the command's usage and its flags alone. */
+export function commandHelp(command: CommandName): string {
+  const { args, summary } = COMMANDS[command];
+  return `Usage: hoist ${command} ${args}${flagsOf(command).length > 1 ? ' [flags]' : ''}
+
+${summary[0].toUpperCase()}${summary.slice(1)}.
+
+Flags:
+${flagsOf(command).flatMap(helpLines).join('\n')}
+
+hoist --help tells about references, credentials, environment variables and exit codes.
+`;
 }

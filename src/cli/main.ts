@@ -4,7 +4,7 @@ import { FileCheckpointStore } from '../copy/file-checkpoints.js';
 import type { CopyResult } from '../copy/types.js';
 import { cleanMessage } from '../registry/errors.js';
 import { completionScript } from './completion.js';
-import { COMMANDS, flagSections, nearest, parseFlags, SHELLS, VERSION_FLAG, type CommandName } from './flags.js';
+import { commandHelp, COMMANDS, flagSections, nearest, parseFlags, SHELLS, VERSION_FLAG, type CommandName } from './flags.js';
 import { formatInspect, inspect, listTags, manifestDigest, rawManifest } from './inspect.js';
 import { EXIT_INTERRUPTED, rerunCommand, watchInterrupts } from './interrupt.js';
 import { parseCopyArgs, parseReadArgs, UsageError, wantsJson, type CopyCommand, type OutputFormat } from './options.js';
@@ -211,7 +211,7 @@ export async function main(argv: string[]): Promise<number> {
   const json = wantsJson(rest);
   try {
     if (Object.hasOwn(COMMANDS, command) && (rest.includes('-h') || rest.includes('--help'))) {
-      process.stdout.write(HELP);
+      process.stdout.write(commandHelp(command as CommandName));
       return EXIT.ok;
     }
     return await runCommand(command, argv, rest);

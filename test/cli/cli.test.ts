@@ -3,7 +3,7 @@
  * or flag, each refused with exit code 2 and a message naming what was wrong and what is accepted.
  * (Copies through the CLI against real registries are in cli-copy.test.ts.)
  */
-import { FLAGS } from '../../src/cli/flags.js';
+import { FLAGS, flagsOf } from '../../src/cli/flags.js';
 import { requireBuild, runHoist, tempHome, type TempHome } from './support.js';
 
 // Never contacted: usage errors are found before any request (loopback anyway).
@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 describe('help and commands', () => {
-  it.each([['--help'], ['-h'], ['help'], ['copy', '--help']])('hoist %s prints the full help and exits 0', async (...args) => {
+  it.each([['--help'], ['-h'], ['help']])('hoist %s prints the full help and exits 0', async (...args) => {
     const run = await runHoist(args, home);
     expect(run.code).toBe(0);
     expect(run.stderr).toBe('');
@@ -36,6 +36,17 @@ describe('help and commands', () => {
     }
     const exitCodes = [...help.slice(help.indexOf('Exit codes:')).matchAll(/^\s+(\d)\s+\S/gm)].map((m) => Number(m[1]));
     expect(exitCodes).toEqual([0, 1, 2, 3, 4, 5, 6]);
+  });
+
+  it.each(['copy', 'inspect', 'digest', 'tags', 'completion'] as const)('hoist %s --help prints its usage and exactly its flags', async (command) => {
+    for (const flag of ['--help', '-h']) {
+      const run = await runHoist([command, flag], home);
+      expect(run.code).toBe(0);
+      expect(run.stderr).toBe('');
+      expect(run.stdout).toMatch(new RegExp(`^Usage: hoist ${command} `));
+      const listed = [...run.stdout.matchAll(/^ {2}(?:-h, )?(--[a-z-]+)/gm)].map((m) => m[1]);
+      expect(listed).toEqual(flagsOf(command).map((f) => `--${f.name}`));
+    }
   });
 
   it('with no arguments prints the help and exits 2', async () => {
