@@ -4,6 +4,7 @@
  */
 import { COMMANDS, FLAGS, flagsOf, REGISTRY_COMMANDS, SHELLS, VERSION_FLAG, type CommandName, type FlagSpec } from './flags.js';
 
+/** A shell `hoist completion` writes a script for. */
 export type Shell = (typeof SHELLS)[number];
 
 const commandNames = Object.keys(COMMANDS) as CommandName[];

@@ -20,6 +20,7 @@ export const COMMANDS = {
   completion: { args: 'bash|zsh|fish', summary: 'print a shell completion script' },
 } as const;
 
+/** A command of `hoist`: a key of {@link COMMANDS}. */
 export type CommandName = keyof typeof COMMANDS;
 
 /** The commands that talk to registries, and so take the credential, TLS and retry flags. */
@@ -29,6 +30,7 @@ const READ_COMMANDS: readonly CommandName[] = ['inspect', 'digest', 'tags'];
 /** The shells `hoist completion` writes a script for. */
 export const SHELLS = ['bash', 'zsh', 'fish'] as const;
 
+/** One flag: how parseArgs reads it, which commands take it, and what the help and completions say. */
 export interface FlagSpec {
   /** The long name, without `--`. */
   name: string;

@@ -18,6 +18,7 @@ export { UsageError } from './flags.js';
 /** How results are printed: `--format text` (the default) or `--format json` (alias `--json`). */
 export type OutputFormat = 'text' | 'json';
 
+/** `hoist copy`, parsed: what to copy, how, and how to print it. */
 export interface CopyCommand {
   request: CopyRequest;
   options: CopyOptions;
