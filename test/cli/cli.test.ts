@@ -176,6 +176,8 @@ describe('bad flags exit 2 with a message naming the flag', () => {
     [['inspect', SRC, '--tls-verify=maybe'], '--tls-verify "maybe" is not valid: give --tls-verify=true or --tls-verify=false'],
     [['digest', SRC, '--creds', 'alice'], '--creds is not valid: give USER:PASSWORD'],
     [['tags', '127.0.0.1:1/team/app', '--dry-run'], '--dry-run is not a flag of tags: it belongs to copy'],
+    [['tags', '127.0.0.1:1/team/app', '--tls-verfy=false'], 'unknown flag --tls-verfy; did you mean --tls-verify?'],
+    [['inspect', SRC, '--rw'], 'unknown flag --rw; did you mean --raw?'],
     [['completion'], 'completion needs one shell, bash, zsh, fish; got none'],
     [['completion', 'tcsh'], 'completion needs one shell, bash, zsh, fish; got "tcsh"'],
   ])('%j is a usage error', async (args, message) => {
