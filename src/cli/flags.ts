@@ -163,17 +163,17 @@ function refuseUnknownFlags(command: CommandName, args: string[], specs: FlagSpe
   const unknown = tokens.find((t) => t.kind === 'option' && !known.has(t.name));
   if (!unknown || unknown.kind !== 'option') return;
   const written = unknown.rawName;
-  const elsewhere = FLAGS.find((f) => f.name === unknown.name);
-  if (elsewhere) {
-    throw new UsageError(`${written} is not a flag of ${command}: it belongs to ${elsewhere.commands.join(', ')}`);
-  }
   const near = nearest(unknown.name, specs.map((f) => f.name));
-  throw new UsageError(`unknown flag ${written}${near ? `; did you mean --${near}?` : ''}`);
+  const suggestion = near ? `; did you mean --${near}?` : '';
+  const elsewhere = FLAGS.find((f) => f.name === unknown.name);
+  if (elsewhere) throw new UsageError(`${written} is not a flag of ${command} (it belongs to ${elsewhere.commands.join(', ')})${suggestion}`);
+  throw new UsageError(`unknown flag ${written}${suggestion}`);
 }
 
 /**
- * The candidate nearest to `word`: within a small edit distance (a typo, a letter missing), or
- * the only one it begins (`--chunk` for `--chunk-size`).
+ * The candidate nearest to `word`: within a small edit distance (a typo, a letter missing), the
+ * only one it begins (`--chunk` for `--chunk-size`), or the only one it ends with after a
+ * prefix (copy's `--src-creds` for the read commands' `--creds`).
  */
 export function nearest(word: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
@@ -184,7 +184,9 @@ export function nearest(word: string, candidates: readonly string[]): string | u
   }
   if (best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 4))) return best;
   const prefixed = candidates.filter((c) => word.length >= 3 && c.startsWith(word));
-  return prefixed.length === 1 ? prefixed[0] : undefined;
+  if (prefixed.length === 1) return prefixed[0];
+  const suffixed = candidates.filter((c) => word.endsWith(`-${c}`));
+  return suffixed.length === 1 ? suffixed[0] : undefined;
 }
 
 /** Levenshtein distance: insertions, deletions and substitutions. */
