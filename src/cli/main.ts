@@ -3,6 +3,7 @@ import { copy, CopyError, DEFAULT_MAX_BLOB_BYTES, resolveDigest } from '../copy/
 import { FileCheckpointStore } from '../copy/file-checkpoints.js';
 import type { CopyResult } from '../copy/types.js';
 import { cleanMessage } from '../registry/errors.js';
+import { boundProcessMemory } from '../registry/process-memory.js';
 import { completionScript } from './completion.js';
 import { commandHelp, COMMANDS, flagSections, nearest, parseFlags, SHELLS, VERSION_FLAG, type CommandName } from './flags.js';
 import { formatInspect, inspect, listTags, manifestDigest, rawManifest } from './inspect.js';
@@ -228,6 +229,7 @@ export async function main(argv: string[]): Promise<number> {
 
 /** Entry point for bin/hoist.js: runs `main` and sets the exit code. */
 export function run(argv: string[] = process.argv.slice(2)): void {
+  boundProcessMemory();
   main(argv).then(
     (code) => {
       process.exitCode = code;

@@ -5,6 +5,7 @@
  */
 import { app } from '@azure/functions';
 import type { FunctionDefinition } from './definition.js';
+import { boundProcessMemory } from '../registry/process-memory.js';
 import { definitions } from './definitions.js';
 import { watchRuntimeShutdown } from './shutdown.js';
 import { secretKeyProblem } from './services.js';
@@ -39,6 +40,7 @@ export function register(list: FunctionDefinition[]): void {
   }
 }
 
+boundProcessMemory();
 register(definitions);
 watchRuntimeShutdown((handler) => app.hook.appTerminate(handler));
 
