@@ -1,11 +1,14 @@
 /** The `hoist` command line: maps flags to the copy engine and its result to output and exit codes. */
-import { copy, CopyError, DEFAULT_MAX_BLOB_BYTES } from '../copy/index.js';
+import { copy, CopyError, DEFAULT_MAX_BLOB_BYTES, resolveDigest } from '../copy/index.js';
 import { FileCheckpointStore } from '../copy/file-checkpoints.js';
 import type { CopyResult } from '../copy/types.js';
 import { cleanMessage } from '../registry/errors.js';
 import { boundProcessMemory } from '../registry/process-memory.js';
+import { completionScript } from './completion.js';
+import { commandHelp, COMMANDS, flagSections, nearest, parseFlags, SHELLS, VERSION_FLAG, type CommandName } from './flags.js';
+import { formatInspect, inspect, listTags, manifestDigest, rawManifest } from './inspect.js';
 import { EXIT_INTERRUPTED, rerunCommand, watchInterrupts } from './interrupt.js';
-import { parseCopyArgs, UsageError } from './options.js';
+import { parseCopyArgs, parseReadArgs, UsageError, wantsJson, type CopyCommand, type OutputFormat } from './options.js';
 import { formatBytes, jsonReporter, lineReporter, ttyReporter } from './progress.js';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, auth: 3, notFound: 4, tagExists: 5, integrity: 6, interrupted: EXIT_INTERRUPTED } as const;
@@ -13,54 +16,34 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, auth: 3, notFound: 4, tagExis
 const HELP = `hoist: import container images and OCI artifacts into a registry, without Docker.
 
 Usage:
-  hoist copy SRC DST [flags]
+${(Object.keys(COMMANDS) as CommandName[]).map((c) => `  ${`hoist ${c} ${COMMANDS[c].args}${c === 'completion' ? '' : ' [flags]'}`.padEnd(38)}${COMMANDS[c].summary}`).join('\n')}
 
-SRC and DST are image references: [registry/]repository[:tag][@digest]. A missing registry
-means Docker Hub (hello-world -> docker.io/library/hello-world:latest). Loopback registries and
-hosts in HOIST_INSECURE_REGISTRIES (comma-separated host[:port]) use plain HTTP. A blob whose
-descriptor claims more than HOIST_MAX_BLOB_BYTES (default ${DEFAULT_MAX_BLOB_BYTES}, 200 GiB) is refused.
+SRC, DST and REF are image references: [docker://][registry/]repository[:tag][@digest]. A missing
+registry means Docker Hub (hello-world -> docker.io/library/hello-world:latest). copy writes every
+DST after one transfer: each blob crosses once per target registry (one target repository there
+receives it, the others mount it); tags are written last, once every target holds all they name.
+Loopback registries and hosts in HOIST_INSECURE_REGISTRIES (comma-separated host[:port]) use plain
+HTTP. A blob whose descriptor claims more than HOIST_MAX_BLOB_BYTES (default ${DEFAULT_MAX_BLOB_BYTES},
+200 GiB) is refused.
 
-Flags:
-  --force              overwrite a target tag that points at another digest
-  --platform OS/ARCH[/VARIANT][:OS.VERSION]
-                       copy only this platform of an index (repeatable); writes a new index
-                       that keeps the attestations of the chosen images. Windows images are
-                       told apart by os.version, e.g. windows/amd64:10.0.17763.5329
-  --referrers          also copy signatures, SBOMs and attestations, recursively
-  --allow-nondistributable-artifacts
-                       also copy non-distributable (foreign) layers, such as Windows base
-                       layers, from the source registry or else their URLs (http/https only,
-                       verified like any blob); by default they stay referenced by URL
-  --dry-run            print the plan (manifests, blobs, bytes to move) and change nothing
-  --src-creds U:P      source registry credentials (else HOIST_SRC_USERNAME/PASSWORD)
-  --dest-creds U:P     target registry credentials (else HOIST_DEST_USERNAME/PASSWORD, else the
-                       Docker config's credHelpers, credsStore and auths, identitytoken included)
-  --ca-file FILE       also trust the PEM CA certificates in FILE (else HOIST_CA_FILE), besides
-                       Node's roots and NODE_EXTRA_CA_CERTS
-  --src-tls-verify=false, --dest-tls-verify=false
-                       do not verify that side's TLS certificate (self-signed labs; warns once).
-                       HOIST_TLS_SKIP_VERIFY lists such host[:port]s, HOIST_HTTPS_REGISTRIES the
-                       loopback host[:port]s reached over https instead of plain HTTP
-  --retry-times N      attempts per request, token request and blob restart, 1 to 20 (default 5;
-                       else HOIST_RETRY_ATTEMPTS)
-  --concurrency N      parallel blob transfers (default 4, and 8 more for blobs up to 1 MiB)
-  --chunk-size BYTES   upload in chunks of this size (e.g. 4MiB) instead of one stream per blob
-  --resume-dir DIR     save upload checkpoints in DIR; running the same copy again resumes
-                       interrupted blobs from where they stopped (implies chunked uploads).
-                       Ctrl-C (or SIGTERM) then pauses at the next chunk boundary and prints the
-                       command that resumes; a second Ctrl-C exits at once. Without it, Ctrl-C
-                       exits at once: nothing can be resumed (copied blobs are skipped on a rerun)
-  --json               progress as one JSON event per line on stderr, result as JSON on stdout
-  -h, --help           show this help
-  --version            print the version
+${flagSections()
+  .map((s) => `${s.title}\n${s.lines.join('\n')}`)
+  .join('\n\n')}
+  ${VERSION_FLAG.padEnd(21)}print the version
 
-Credentials, first match wins: the flags; HOIST_SRC_USERNAME/HOIST_SRC_PASSWORD and
-HOIST_DEST_USERNAME/HOIST_DEST_PASSWORD; then the auths in ~/.docker/config.json ($DOCKER_CONFIG).
+TLS: HOIST_TLS_SKIP_VERIFY lists host[:port]s whose certificates are not verified,
+HOIST_HTTPS_REGISTRIES the loopback host[:port]s reached over https instead of plain HTTP.
+
+Credentials, first match wins: the flags; HOIST_SRC_USERNAME/HOIST_SRC_PASSWORD (the source, or the
+registry read) and HOIST_DEST_USERNAME/HOIST_DEST_PASSWORD (the targets); then the auths in
+~/.docker/config.json ($DOCKER_CONFIG).
+
+Shell completion: source <(hoist completion bash), likewise for zsh; hoist completion fish | source.
 
 Exit codes:
-  0  success (also when the target tag already pointed at the same digest)
+  0  success (also when a target tag already pointed at the same digest)
   1  other failure (registry error, network)
-  2  usage error (bad flag or reference)
+  2  usage error (bad command, flag or reference)
   3  authentication or authorization failed
   4  source not found (or a requested platform is missing)
   5  target tag exists and --force was not given
@@ -97,11 +80,21 @@ function subsetLine(subset: NonNullable<CopyResult['plan']['platformSubset']>): 
   return `platforms ${subset.platforms.join(', ')}: kept ${subset.attestationsKept.length} attestation(s) of the chosen images, dropped ${subset.attestationsDropped.length}`;
 }
 
-function summary(result: CopyResult, dryRun: boolean): string {
+/** What each target tag would become, for a dry run: new, unchanged, or moved from another digest. */
+type TagPlan = Array<{ reference: string; now?: string }>;
+
+function summary(result: CopyResult, dryRun: boolean, tags: TagPlan): string {
   const lines: string[] = [];
   if (dryRun) {
     lines.push(`plan for ${result.source} (${result.sourceDigest}):`);
-    for (const m of result.plan.manifests) lines.push(`  manifest ${m.digest} ${m.mediaType}${m.platform ? ` ${cleanMessage(m.platform)}` : ''}${m.attestationFor ? ` (attestation of ${m.attestationFor})` : ''}`);
+    for (const t of tags) {
+      const state = t.now === undefined ? 'new' : t.now === result.targetDigest ? 'unchanged, already at this digest' : `overwrites ${t.now}`;
+      lines.push(`  tag ${t.reference} -> ${result.targetDigest} (${state})`);
+    }
+    for (const m of result.plan.manifests) {
+      const role = m.attestationFor ? ` (attestation of ${m.attestationFor})` : m.referrerOf ? ` (referrer of ${m.referrerOf})` : '';
+      lines.push(`  manifest ${m.digest} ${m.mediaType}${m.platform ? ` ${cleanMessage(m.platform)}` : ''}${role}`);
+    }
     for (const b of result.plan.blobs) lines.push(`  blob ${b.digest} ${formatBytes(b.size)}${b.present ? ' (target has it)' : ''}${b.urls ? ' (non-distributable, copied)' : ''}`);
     lines.push(...externalLines(result));
     if (result.plan.platformSubset) lines.push(subsetLine(result.plan.platformSubset));
@@ -118,15 +111,91 @@ function summary(result: CopyResult, dryRun: boolean): string {
   return lines.join('\n');
 }
 
-/** What a CLI user can do about a copy error, in the CLI's words; the engine's messages name no surface. */
-function cliAdvice(error: unknown): string {
+/** What a CLI user can do about an error, in the CLI's words; the engine's messages name no surface. */
+function cliAdvice(error: unknown, command: string): string {
   if (!(error instanceof CopyError)) return '';
   if (error.code === 'TAG_EXISTS') return '; pass --force to overwrite it';
   if (error.code === 'AUTH_FAILED' && error.side) {
-    const flags = error.side === 'source' ? '--src-creds or HOIST_SRC_USERNAME/HOIST_SRC_PASSWORD' : '--dest-creds or HOIST_DEST_USERNAME/HOIST_DEST_PASSWORD';
-    return ` (the ${error.side}'s credentials come from ${flags}, else ~/.docker/config.json)`;
+    const flags = command !== 'copy' ? '--creds or HOIST_SRC_USERNAME/HOIST_SRC_PASSWORD' : error.side === 'source' ? '--src-creds or HOIST_SRC_USERNAME/HOIST_SRC_PASSWORD' : '--dest-creds or HOIST_DEST_USERNAME/HOIST_DEST_PASSWORD';
+    return ` (the ${command === 'copy' ? `${error.side}'s` : "registry's"} credentials come from ${flags}, else ~/.docker/config.json)`;
   }
   return '';
+}
+
+/** Prints a result: as one JSON object, or as text. */
+function print(format: OutputFormat, value: unknown, text: string): void {
+  process.stdout.write(format === 'json' ? `${JSON.stringify(value)}\n` : `${text}\n`);
+}
+
+/** skopeo users write --all; said once, so nobody wonders what it does here. */
+const ALL_IS_DEFAULT = '--all is the default: every platform of an index is copied';
+
+async function runCopy(argv: string[], parsed: CopyCommand): Promise<number> {
+  const json = parsed.format === 'json';
+  if (parsed.all) process.stderr.write(json ? `${JSON.stringify({ time: new Date().toISOString(), type: 'note', message: ALL_IS_DEFAULT })}\n` : `hoist: note: ${ALL_IS_DEFAULT}\n`);
+  const onProgress = json ? jsonReporter(process.stderr) : process.stderr.isTTY ? ttyReporter(process.stderr) : lineReporter(process.stderr);
+  const checkpoints = parsed.resumeDir ? new FileCheckpointStore(parsed.resumeDir) : undefined;
+  const rerun = rerunCommand(argv);
+  const interrupts = watchInterrupts({ resumable: checkpoints !== undefined, out: process.stderr, command: rerun });
+  let result: CopyResult;
+  try {
+    result = await copy(parsed.request, { ...parsed.options, checkpoints, onProgress, abortSignal: interrupts.signal });
+  } finally {
+    interrupts.dispose();
+  }
+  const dryRun = parsed.request.dryRun ?? false;
+  // A dry run also says what each target tag holds now (one HEAD each; the copy already checked them).
+  const tags: TagPlan = dryRun
+    ? await Promise.all(parsed.request.targets.filter((t) => t.tag).map(async (t) => ({ reference: t.toString(), now: await resolveDigest(t.withTag(t.tag!), parsed.options.hosts!) })))
+    : [];
+  print(parsed.format, dryRun ? { ...result, plan: { ...result.plan, tags } } : result, summary(result, dryRun, tags));
+  if (result.status === 'paused' && interrupts.interrupted) {
+    process.stderr.write(`hoist: paused; checkpoints are saved in ${parsed.resumeDir}. To resume, run:\n  ${rerun}\n`);
+    return EXIT.interrupted;
+  }
+  return EXIT.ok;
+}
+
+/** Runs one command (the words after `hoist`); resolves with its exit code. */
+async function runCommand(command: string, argv: string[], rest: string[]): Promise<number> {
+  switch (command) {
+    case 'copy':
+      return runCopy(argv, parseCopyArgs(rest));
+    case 'inspect': {
+      const parsed = parseReadArgs(command, rest);
+      if (parsed.raw) {
+        if (parsed.format === 'json') throw new UsageError('--raw and --format json contradict each other: --raw prints the bytes the registry serves, which for a manifest are JSON already');
+        process.stdout.write(await rawManifest(parsed));
+        return EXIT.ok;
+      }
+      const summary = await inspect(parsed);
+      print(parsed.format, summary, formatInspect(summary));
+      return EXIT.ok;
+    }
+    case 'digest': {
+      const parsed = parseReadArgs(command, rest);
+      const found = await manifestDigest(parsed);
+      print(parsed.format, found, found.digest);
+      return EXIT.ok;
+    }
+    case 'tags': {
+      const parsed = parseReadArgs(command, rest);
+      const found = await listTags(parsed);
+      print(parsed.format, found, found.tags.map(cleanMessage).join('\n'));
+      return EXIT.ok;
+    }
+    case 'completion': {
+      const { positionals } = parseFlags(command, rest);
+      const shell = SHELLS.find((s) => s === positionals[0]);
+      if (positionals.length !== 1 || !shell) throw new UsageError(`completion needs one shell, ${SHELLS.join(', ')}; got ${positionals.length ? `"${positionals.join(' ')}"` : 'none'}`);
+      process.stdout.write(completionScript(shell));
+      return EXIT.ok;
+    }
+    default: {
+      const near = nearest(command, Object.keys(COMMANDS));
+      throw new UsageError(`unknown command "${command}": the commands are ${Object.keys(COMMANDS).join(', ')}${near ? `; did you mean ${near}?` : ''}`);
+    }
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -135,38 +204,21 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return command === undefined ? EXIT.usage : EXIT.ok;
   }
-  if (command === '--version') {
+  if (command === VERSION_FLAG) {
     process.stdout.write('hoist 0.1.0\n');
     return EXIT.ok;
   }
   // Known before parsing, so even a usage error is reported as JSON.
-  const json = rest.includes('--json');
+  const json = wantsJson(rest);
   try {
-    if (command !== 'copy') throw new UsageError(`unknown command "${command}": the command is copy`);
-    if (rest.includes('-h') || rest.includes('--help')) {
-      process.stdout.write(HELP);
+    if (Object.hasOwn(COMMANDS, command) && (rest.includes('-h') || rest.includes('--help'))) {
+      process.stdout.write(commandHelp(command as CommandName));
       return EXIT.ok;
     }
-    const parsed = parseCopyArgs(rest);
-    const onProgress = json ? jsonReporter(process.stderr) : process.stderr.isTTY ? ttyReporter(process.stderr) : lineReporter(process.stderr);
-    const checkpoints = parsed.resumeDir ? new FileCheckpointStore(parsed.resumeDir) : undefined;
-    const rerun = rerunCommand(argv);
-    const interrupts = watchInterrupts({ resumable: checkpoints !== undefined, out: process.stderr, command: rerun });
-    let result: CopyResult;
-    try {
-      result = await copy(parsed.request, { ...parsed.options, checkpoints, onProgress, abortSignal: interrupts.signal });
-    } finally {
-      interrupts.dispose();
-    }
-    process.stdout.write(json ? `${JSON.stringify(result)}\n` : `${summary(result, parsed.request.dryRun ?? false)}\n`);
-    if (result.status === 'paused' && interrupts.interrupted) {
-      process.stderr.write(`hoist: paused; checkpoints are saved in ${parsed.resumeDir}. To resume, run:\n  ${rerun}\n`);
-      return EXIT.interrupted;
-    }
-    return EXIT.ok;
+    return await runCommand(command, argv, rest);
   } catch (error) {
     const code = exitCodeFor(error);
-    const message = (error instanceof Error ? error.message : String(error)) + cliAdvice(error);
+    const message = (error instanceof Error ? error.message : String(error)) + cliAdvice(error, command);
     if (json) {
       process.stdout.write(`${JSON.stringify({ error: { code: (error as { code?: string }).code ?? 'ERROR', message, exitCode: code } })}\n`);
     }

@@ -1,8 +1,8 @@
 /**
- * `hoist copy` flags, read with node's parseArgs and checked into a CopyRequest and CopyOptions.
+ * `hoist` flags (read from the table in flags.ts) checked into what each command runs with: a
+ * CopyRequest and CopyOptions for copy, a reference and RegistryHosts for the read commands.
  * Every bad flag gets an error naming it, what was wrong and what is accepted.
  */
-import { parseArgs } from 'node:util';
 import { parsePlatform } from '../copy/platform.js';
 import type { CopyOptions, CopyRequest } from '../copy/types.js';
 import { firstOf, forRegistry, parseUserPassword, type CredentialProvider, type Credentials } from '../registry/credentials.js';
@@ -10,18 +10,33 @@ import { dockerConfigCredentials } from '../registry/docker-config.js';
 import { parseHostList, RegistryHosts } from '../registry/hosts.js';
 import { DEFAULT_MAX_REQUESTS_PER_HOST } from '../registry/host-limits.js';
 import { ProxyConfigError, readProxyEnvironment, type ProxyEnvironment } from '../registry/proxy.js';
-import { InvalidReferenceError, parseReference } from '../registry/reference.js';
+import { InvalidReferenceError, parseReference, type Reference } from '../registry/reference.js';
 import { DEFAULT_RETRY, MAX_RETRY_ATTEMPTS } from '../registry/retry.js';
 import { CaFileError, readCaFile } from '../registry/tls.js';
+import { parseFlags, UsageError, type CommandName, type ParsedFlags } from './flags.js';
 
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError } from './flags.js';
 
+/** How results are printed: `--format text` (the default) or `--format json` (alias `--json`). */
+export type OutputFormat = 'text' | 'json';
+
+/** `hoist copy`, parsed: what to copy, how, and how to print it. */
 export interface CopyCommand {
   request: CopyRequest;
   options: CopyOptions;
+  format: OutputFormat;
+  /** `--all` was given: skopeo's flag for what is the default here. */
+  all: boolean;
   resumeDir?: string;
+}
+
+/** `hoist inspect`, `digest` or `tags`: one reference, read with these hosts. */
+export interface ReadCommand {
+  reference: Reference;
+  hosts: RegistryHosts;
+  format: OutputFormat;
+  /** `inspect --raw`: the exact bytes. */
+  raw: boolean;
 }
 
 const SIZE = /^(\d+)\s*(|b|k|kb|kib|m|mb|mib|g|gb|gib)$/i;
@@ -119,97 +134,156 @@ function credentialsFrom(flag: string | undefined, flagName: string, userVar: st
   return undefined;
 }
 
-/** Parses `hoist copy` arguments (after the word `copy`). */
-export function parseCopyArgs(args: string[]): CopyCommand {
-  let parsed;
+/** skopeo's transport for registries: `docker://REF` is REF. */
+const DOCKER_TRANSPORT = 'docker://';
+/** skopeo transports that are not registries, refused by name rather than misread as a host. */
+const OTHER_TRANSPORTS = /^(docker-archive|docker-daemon|containers-storage|dir|oci-archive|ostree|sif):(?!\d)/;
+
+/** Parses a reference as written on the command line: `[docker://]REF`. */
+export function parseCliReference(input: string): Reference {
+  const transport = OTHER_TRANSPORTS.exec(input)?.[1];
+  if (transport) throw new UsageError(`invalid reference "${input}": the ${transport}: transport is not supported; give a registry reference, REF or docker://REF`);
   try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        force: { type: 'boolean' },
-        platform: { type: 'string', multiple: true },
-        referrers: { type: 'boolean' },
-        'allow-nondistributable-artifacts': { type: 'boolean' },
-        'dry-run': { type: 'boolean' },
-        'src-creds': { type: 'string' },
-        'dest-creds': { type: 'string' },
-        'retry-times': { type: 'string' },
-        'ca-file': { type: 'string' },
-        'src-tls-verify': { type: 'string' },
-        'dest-tls-verify': { type: 'string' },
-        concurrency: { type: 'string' },
-        'chunk-size': { type: 'string' },
-        'resume-dir': { type: 'string' },
-        // Read by main before parsing, so that usage errors are reported as JSON too.
-        json: { type: 'boolean' },
-      },
-    });
+    return parseReference(input.startsWith(DOCKER_TRANSPORT) ? input.slice(DOCKER_TRANSPORT.length) : input);
   } catch (error) {
-    throw new UsageError((error as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
-  }
-  const { values, positionals } = parsed;
-  if (positionals.length !== 2) throw new UsageError(`copy needs exactly two references, SRC and DST; got ${positionals.length}`);
-  let source, target;
-  try {
-    source = parseReference(positionals[0]);
-    target = parseReference(positionals[1]);
-  } catch (error) {
-    if (error instanceof InvalidReferenceError) throw new UsageError(error.message);
+    if (error instanceof InvalidReferenceError) throw new UsageError(input.startsWith(DOCKER_TRANSPORT) ? error.message.replace(/^invalid reference "/, `invalid reference "${DOCKER_TRANSPORT}`) : error.message);
     throw error;
   }
-  const platforms = (values.platform ?? []).map((p) => {
+}
+
+/** Typed reads of parsed flag values. */
+function stringFlag(flags: ParsedFlags, name: string): string | undefined {
+  const value = flags.values[name];
+  return typeof value === 'string' ? value : undefined;
+}
+function booleanFlag(flags: ParsedFlags, name: string): boolean {
+  return flags.values[name] === true;
+}
+function listFlag(flags: ParsedFlags, name: string): string[] {
+  const value = flags.values[name];
+  return Array.isArray(value) ? value : [];
+}
+
+/** `--format json|text`, with `--json` as its alias. */
+function outputFormat(flags: ParsedFlags): OutputFormat {
+  const format = stringFlag(flags, 'format');
+  if (format !== undefined && format !== 'json' && format !== 'text') throw new UsageError(`--format "${format}" is not valid: give --format json or --format text`);
+  if (booleanFlag(flags, 'json') && format === 'text') throw new UsageError('--json and --format text contradict each other: give one of them');
+  return booleanFlag(flags, 'json') ? 'json' : (format ?? 'text');
+}
+
+/**
+ * Whether the arguments ask for JSON output, read before parsing so that even a usage error is
+ * reported as JSON: `--json`, `--format json` or `--format=json`.
+ */
+export function wantsJson(args: string[]): boolean {
+  return args.some((arg, i) => arg === '--json' || arg === '--format=json' || (arg === '--format' && args[i + 1] === 'json'));
+}
+
+/** Credentials for some registries, and where they came from. */
+interface RegistryCredentials {
+  registries: string[];
+  credentials: Credentials | undefined;
+  id: string;
+}
+
+/**
+ * The RegistryHosts of one command: credentials (the given ones first, then the Docker config),
+ * the retry policy, TLS settings and the hosts reached over plain HTTP or HTTPS.
+ */
+function registryHosts(flags: ParsedFlags, credentials: RegistryCredentials[], skipVerify: string[]): RegistryHosts {
+  const providers: CredentialProvider[] = credentials.flatMap(({ registries, credentials: found, id }) => (found ? [...new Set(registries)].map((registry) => forRegistry(registry, found, id)) : []));
+  providers.push(dockerConfigCredentials());
+  return new RegistryHosts({
+    credentials: firstOf(...providers),
+    retry: { ...DEFAULT_RETRY, maxAttempts: retryAttempts(stringFlag(flags, 'retry-times')) },
+    insecureRegistries: parseHostList(process.env.HOIST_INSECURE_REGISTRIES),
+    httpsRegistries: parseHostList(process.env.HOIST_HTTPS_REGISTRIES),
+    caCertificates: caCertificates(stringFlag(flags, 'ca-file')),
+    tlsSkipVerify: [...parseHostList(process.env.HOIST_TLS_SKIP_VERIFY), ...skipVerify],
+    warn: (message) => process.stderr.write(`hoist: warning: ${message}\n`),
+    proxy: proxyEnvironment(),
+    maxRequestsPerHost: maxRequestsPerHost(),
+  });
+}
+
+/** Parses `hoist copy` arguments (after the word `copy`). */
+export function parseCopyArgs(args: string[]): CopyCommand {
+  const flags = parseFlags('copy', args);
+  const { positionals } = flags;
+  if (positionals.length < 2) throw new UsageError(`copy needs a source and at least one target, SRC DST [DST...]; got ${positionals.length} reference(s)`);
+  const source = parseCliReference(positionals[0]);
+  const targets = positionals.slice(1).map(parseCliReference);
+  const twice = targets.find((t, i) => targets.findIndex((u) => u.toString() === t.toString()) !== i);
+  if (twice) throw new UsageError(`target ${twice} is given twice: give each target once`);
+  const platforms = listFlag(flags, 'platform').map((p) => {
     try {
       return parsePlatform(p);
     } catch (error) {
       throw new UsageError(`--platform: ${(error as Error).message}`);
     }
   });
+  if (booleanFlag(flags, 'all')) {
+    if (platforms.length) throw new UsageError('--all and --platform contradict each other: --all copies every platform (the default), --platform only those named; give one of them');
+  }
 
-  const src = credentialsFrom(values['src-creds'], '--src-creds', 'HOIST_SRC_USERNAME', 'HOIST_SRC_PASSWORD');
-  const dest = credentialsFrom(values['dest-creds'], '--dest-creds', 'HOIST_DEST_USERNAME', 'HOIST_DEST_PASSWORD');
-  const providers: CredentialProvider[] = [];
-  // When both sides are one registry, the target's credentials (which must push) come first.
-  if (dest) providers.push(forRegistry(target.registry.name, dest, 'dest-creds'));
-  if (src) providers.push(forRegistry(source.registry.name, src, 'src-creds'));
-  providers.push(dockerConfigCredentials());
-  const hosts = new RegistryHosts({
-    credentials: firstOf(...providers),
-    retry: { ...DEFAULT_RETRY, maxAttempts: retryAttempts(values['retry-times']) },
-    insecureRegistries: parseHostList(process.env.HOIST_INSECURE_REGISTRIES),
-    httpsRegistries: parseHostList(process.env.HOIST_HTTPS_REGISTRIES),
-    caCertificates: caCertificates(values['ca-file']),
-    tlsSkipVerify: [
-      ...parseHostList(process.env.HOIST_TLS_SKIP_VERIFY),
-      ...(tlsVerify(values['src-tls-verify'], '--src-tls-verify') ? [] : [source.registry.apiHost]),
-      ...(tlsVerify(values['dest-tls-verify'], '--dest-tls-verify') ? [] : [target.registry.apiHost]),
+  const targetRegistries = targets.map((t) => t.registry.name);
+  // When a source and a target share a registry, the target's credentials (which must push) come first.
+  const hosts = registryHosts(
+    flags,
+    [
+      { registries: targetRegistries, credentials: credentialsFrom(stringFlag(flags, 'dest-creds'), '--dest-creds', 'HOIST_DEST_USERNAME', 'HOIST_DEST_PASSWORD'), id: 'dest-creds' },
+      { registries: [source.registry.name], credentials: credentialsFrom(stringFlag(flags, 'src-creds'), '--src-creds', 'HOIST_SRC_USERNAME', 'HOIST_SRC_PASSWORD'), id: 'src-creds' },
     ],
-    warn: (message) => process.stderr.write(`hoist: warning: ${message}\n`),
-    proxy: proxyEnvironment(),
-    maxRequestsPerHost: maxRequestsPerHost(),
-  });
+    [
+      ...(tlsVerify(stringFlag(flags, 'src-tls-verify'), '--src-tls-verify') ? [] : [source.registry.apiHost]),
+      ...(tlsVerify(stringFlag(flags, 'dest-tls-verify'), '--dest-tls-verify') ? [] : targets.map((t) => t.registry.apiHost)),
+    ],
+  );
 
-  const chunkSize = values['chunk-size'] !== undefined ? parseSize(values['chunk-size'], '--chunk-size') : undefined;
-  const resumeDir = values['resume-dir'];
+  const chunkSizeFlag = stringFlag(flags, 'chunk-size');
+  const concurrencyFlag = stringFlag(flags, 'concurrency');
+  const chunkSize = chunkSizeFlag !== undefined ? parseSize(chunkSizeFlag, '--chunk-size') : undefined;
+  const resumeDir = stringFlag(flags, 'resume-dir');
   const maxBlobBytes = maxBlobBytesFromEnv();
   return {
     request: {
       source,
-      targets: [target],
-      force: values.force ?? false,
+      targets,
+      force: booleanFlag(flags, 'force'),
       platforms,
-      referrers: values.referrers ?? false,
-      dryRun: values['dry-run'] ?? false,
-      allowNondistributableArtifacts: values['allow-nondistributable-artifacts'] ?? false,
+      referrers: booleanFlag(flags, 'referrers'),
+      dryRun: booleanFlag(flags, 'dry-run'),
+      allowNondistributableArtifacts: booleanFlag(flags, 'allow-nondistributable-artifacts'),
     },
     options: {
       hosts,
-      concurrency: values.concurrency !== undefined ? parseCount(values.concurrency, '--concurrency', 64) : undefined,
+      concurrency: concurrencyFlag !== undefined ? parseCount(concurrencyFlag, '--concurrency', 64) : undefined,
       uploadMode: chunkSize !== undefined || resumeDir !== undefined ? 'chunked' : 'monolithic',
       chunkSizeInBytes: chunkSize,
       ...(maxBlobBytes !== undefined && { maxBlobBytes }),
     },
+    format: outputFormat(flags),
+    all: booleanFlag(flags, 'all'),
     resumeDir,
   };
+}
+
+/** Parses the arguments of `hoist inspect REF`, `hoist digest REF` or `hoist tags REPO`. */
+export function parseReadArgs(command: Extract<CommandName, 'inspect' | 'digest' | 'tags'>, args: string[]): ReadCommand {
+  const flags = parseFlags(command, args);
+  const what = command === 'tags' ? 'REPO' : 'REF';
+  if (flags.positionals.length !== 1) throw new UsageError(`${command} needs exactly one reference, ${what}; got ${flags.positionals.length}`);
+  const [input] = flags.positionals;
+  const reference = parseCliReference(input);
+  // A tag or digest after the last '/': the tag list is the repository's, so either is a mistake.
+  if (command === 'tags' && (input.includes('@') || input.lastIndexOf(':') > input.lastIndexOf('/'))) {
+    throw new UsageError(`tags takes a repository, not "${input}": drop the tag or digest, e.g. ${reference.name}`);
+  }
+  const hosts = registryHosts(
+    flags,
+    [{ registries: [reference.registry.name], credentials: credentialsFrom(stringFlag(flags, 'creds'), '--creds', 'HOIST_SRC_USERNAME', 'HOIST_SRC_PASSWORD'), id: 'creds' }],
+    tlsVerify(stringFlag(flags, 'tls-verify'), '--tls-verify') ? [] : [reference.registry.apiHost],
+  );
+  return { reference, hosts, format: outputFormat(flags), raw: booleanFlag(flags, 'raw') };
 }

@@ -252,6 +252,7 @@ function refuseOversizedBlobs(blobs: Descriptor[], max: number): void {
 
 function makePlan(source: Reference, graph: SourceGraph, repos: TargetRepo[], externalBlobs: ExternalBlob[]): CopyPlan {
   const blobs = repos.flatMap((r) => r.blobs);
+  const subjects = new Map([...graph.referrers].flatMap(([subject, nodes]) => nodes.map((n) => [n.manifest.digest, subject] as const)));
   return {
     source: source.toString(),
     sourceDigest: graph.root.manifest.digest,
@@ -259,7 +260,8 @@ function makePlan(source: Reference, graph: SourceGraph, repos: TargetRepo[], ex
     targetDigest: graph.top.manifest.digest,
     manifests: graph.manifests.map((n) => {
       const attestationFor = graph.attestations.get(n.manifest.digest);
-      return { digest: n.manifest.digest, mediaType: n.manifest.mediaType, size: n.manifest.bytes.length, platform: graph.platforms.get(n.manifest.digest), ...(attestationFor && { attestationFor }) };
+      const referrerOf = subjects.get(n.manifest.digest);
+      return { digest: n.manifest.digest, mediaType: n.manifest.mediaType, size: n.manifest.bytes.length, platform: graph.platforms.get(n.manifest.digest), ...(attestationFor && { attestationFor }), ...(referrerOf && { referrerOf }) };
     }),
     blobs,
     externalBlobs,
@@ -331,6 +333,9 @@ function copyBlobs(
     // A blob whose check has not answered holds no transfer slot meanwhile.
     ready: (check: BlobCheck) => check.planned,
   };
+  // The first transfer of a blob into each registry, by registry and digest: another target
+  // repository of that registry waits for it and then mounts, so the bytes cross once per registry.
+  const firstUploads = new Map<string, Promise<unknown>>();
   return mapLargestFirst(checks, (check) => check.size, limits, async ({ repo, planned, checkedEverywhere }) => {
     const blob = await planned;
     if (blob.present) {
@@ -339,6 +344,20 @@ function copyBlobs(
     }
     if (shouldPause()) return { blob, outcome: 'paused' as const };
     await checkedEverywhere;
+    const uploadKey = `${repo.ref.registry.apiHost} ${blob.digest}`;
+    const first = firstUploads.get(uploadKey);
+    if (first) {
+      // Waited for before any lock is taken, since the first upload may need the same lock. It
+      // holds a transfer slot already, so waiting here cannot starve it.
+      await first.catch(() => undefined);
+      return moveOne(repo, blob);
+    }
+    const move = moveOne(repo, blob);
+    firstUploads.set(uploadKey, move);
+    return move;
+  });
+
+  async function moveOne(repo: TargetRepo, blob: PlannedBlob): Promise<{ blob: PlannedBlob; outcome: BlobOutcome | 'paused' }> {
     // Another copy may be uploading the same blob to this registry: wait for it, then skip it,
     // or mount it from the repository that copy wrote.
     const waitingSince = Date.now();
@@ -360,7 +379,7 @@ function copyBlobs(
       // blob, so keeping its lock would hold every other writer of it for a whole lease.
       await (paused && !isFailing() ? lock.keepForResume() : lock.release());
     }
-  });
+  }
 
   async function transferOne(repo: TargetRepo, blob: PlannedBlob): Promise<BlobOutcome | 'paused'> {
     const outcome = await transferBlob(

@@ -3,3 +3,4 @@ export { copy, DEFAULT_MAX_BLOB_BYTES, findExistingTags, resolveDigest } from '.
 export { CopyError, type CopyErrorCode } from './errors.js';
 export { parsePlatform, formatPlatform } from './platform.js';
 export type * from './types.js';
+export { readSourceGraph } from './source-graph.js';

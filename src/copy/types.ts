@@ -170,7 +170,8 @@ export interface CopyPlan {
   mediaType: string;
   /** The digest the targets will point at: the source digest, or a new index for a platform subset. */
   targetDigest: string;
-  manifests: Array<{ digest: string; mediaType: string; platform?: string; size: number; attestationFor?: string }>;
+  /** `referrerOf`: the digest of the manifest a referrer (signature, SBOM, attestation) refers to. */
+  manifests: Array<{ digest: string; mediaType: string; platform?: string; size: number; attestationFor?: string; referrerOf?: string }>;
   blobs: PlannedBlob[];
   /** Non-distributable layers referenced, not copied (none with `allowNondistributableArtifacts`). */
   externalBlobs: ExternalBlob[];

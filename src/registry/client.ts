@@ -287,11 +287,19 @@ export class RegistryClient {
     }
   }
 
-  /** Every tag of a repository, following `Link` pages. */
+  /**
+   * Every tag of a repository, following `Link` pages. A list that breaks off (a Link back to a
+   * page already read, more than MAX_PAGES pages) is an error, never a shorter list.
+   */
   async listTags(ref: Reference, signal?: AbortSignal): Promise<string[]> {
     const tags: string[] = [];
+    const read = new Set<string>();
     let url: URL | undefined = this.url(`${ref.repository}/tags/list`);
-    for (let page = 0; url && page < MAX_PAGES; page++) {
+    while (url) {
+      if (read.size === MAX_PAGES || read.has(url.href)) {
+        throw listBrokeOff('TAGS_INCOMPLETE', 'tag list', url, ref.name, read.size === MAX_PAGES ? `the list goes on past ${MAX_PAGES} pages` : `page ${read.size + 1} links back to a page already read`);
+      }
+      read.add(url.href);
       const res = await this.send({ method: 'GET', url, reference: ref.name, expect: [200], signal }, ref);
       const answer = { status: res.status, method: 'GET', url: redact(url), reference: ref.name, contentType: res.headers['content-type'] };
       const body = (parseRegistryJson(await readLimited(res.body, MAX_MANIFEST_BYTES), answer) ?? {}) as { tags?: string[] | null };
@@ -384,7 +392,12 @@ export function parseRangeEnd(range: string | undefined, known: number): number 
 
 /** A referrers list that ended before its last page: the referrers read so far are not all. */
 function referrersBrokeOff(url: URL, reference: string, status: number, why: string): RegistryError {
-  return new RegistryError({ code: 'UNEXPECTED_RESPONSE', status, method: 'GET', url: redact(url), reference, details: [{ code: 'REFERRERS_INCOMPLETE', message: `the referrers list broke off: ${why}` }] });
+  return listBrokeOff('REFERRERS_INCOMPLETE', 'referrers list', url, reference, why, status);
+}
+
+/** A paged list (tags, referrers) that ended before its last page: what was read so far is not all. */
+function listBrokeOff(code: string, what: string, url: URL, reference: string, why: string, status = 200): RegistryError {
+  return new RegistryError({ code: 'UNEXPECTED_RESPONSE', status, method: 'GET', url: redact(url), reference, details: [{ code, message: `the ${what} broke off: ${why}` }] });
 }
 
 function nextLink(link: string | undefined, base: URL): URL | undefined {

@@ -3,6 +3,7 @@
  * or flag, each refused with exit code 2 and a message naming what was wrong and what is accepted.
  * (Copies through the CLI against real registries are in cli-copy.test.ts.)
  */
+import { FLAGS, flagsOf } from '../../src/cli/flags.js';
 import { requireBuild, runHoist, tempHome, type TempHome } from './support.js';
 
 // Never contacted: usage errors are found before any request (loopback anyway).
@@ -20,13 +21,14 @@ afterAll(async () => {
 });
 
 describe('help and commands', () => {
-  it.each([['--help'], ['-h'], ['help'], ['copy', '--help']])('hoist %s prints the full help and exits 0', async (...args) => {
+  it.each([['--help'], ['-h'], ['help']])('hoist %s prints the full help and exits 0', async (...args) => {
     const run = await runHoist(args, home);
     expect(run.code).toBe(0);
     expect(run.stderr).toBe('');
     const help = run.stdout;
-    expect(help).toContain('hoist copy SRC DST [flags]');
-    for (const flag of ['--force', '--platform', '--referrers', '--allow-nondistributable-artifacts', '--dry-run', '--src-creds', '--dest-creds', '--concurrency', '--chunk-size', '--resume-dir', '--json', '--help', '--version']) {
+    expect(help).toContain('hoist copy SRC DST [DST...] [flags]');
+    for (const command of ['inspect REF', 'digest REF', 'tags REPO', 'completion bash|zsh|fish']) expect(help).toContain(`hoist ${command}`);
+    for (const flag of FLAGS.map((f) => `--${f.name}`).concat('--version')) {
       expect(help, flag).toMatch(new RegExp(`^\\s+(-h, )?${flag}\\b`, 'm'));
     }
     for (const name of ['HOIST_SRC_USERNAME', 'HOIST_SRC_PASSWORD', 'HOIST_DEST_USERNAME', 'HOIST_DEST_PASSWORD', '~/.docker/config.json', 'DOCKER_CONFIG', 'HOIST_INSECURE_REGISTRIES']) {
@@ -36,6 +38,17 @@ describe('help and commands', () => {
     expect(exitCodes).toEqual([0, 1, 2, 3, 4, 5, 6]);
   });
 
+  it.each(['copy', 'inspect', 'digest', 'tags', 'completion'] as const)('hoist %s --help prints its usage and exactly its flags', async (command) => {
+    for (const flag of ['--help', '-h']) {
+      const run = await runHoist([command, flag], home);
+      expect(run.code).toBe(0);
+      expect(run.stderr).toBe('');
+      expect(run.stdout).toMatch(new RegExp(`^Usage: hoist ${command} `));
+      const listed = [...run.stdout.matchAll(/^ {2}(?:-h, )?(--[a-z-]+)/gm)].map((m) => m[1]);
+      expect(listed).toEqual(flagsOf(command).map((f) => `--${f.name}`));
+    }
+  });
+
   it('with no arguments prints the help and exits 2', async () => {
     const run = await runHoist([], home);
     expect(run.code).toBe(2);
@@ -43,11 +56,11 @@ describe('help and commands', () => {
     expect(run.stdout).toContain('Exit codes:');
   });
 
-  it('refuses an unknown command with exit 2, naming it and the command there is', async () => {
+  it('refuses an unknown command with exit 2, naming it, the commands there are and the nearest', async () => {
     const run = await runHoist(['cp', SRC, DST], home);
     expect(run.code).toBe(2);
     expect(run.stdout).toBe('');
-    expect(run.stderr).toMatch(/^hoist: unknown command "cp": the command is copy/);
+    expect(run.stderr).toMatch(/^hoist: unknown command "cp": the commands are copy, inspect, digest, tags, completion; did you mean copy\?/);
     expect(run.stderr).toContain('hoist --help');
   });
 
@@ -95,8 +108,16 @@ describe('bad references exit 2 and say what is allowed', () => {
 
 describe('bad flags exit 2 with a message naming the flag', () => {
   it.each([
-    ['unknown flag', ['--frobnicate'], {}, /Unknown option '--frobnicate'/],
-    ['unknown short flag', ['-f'], {}, /Unknown option '-f'/],
+    ['unknown flag', ['--frobnicate'], {}, /^hoist: unknown flag --frobnicate\n/],
+    ['unknown short flag', ['-f'], {}, /^hoist: unknown flag -f\n/],
+    ['a mistyped flag', ['--retry-time', '3'], {}, /^hoist: unknown flag --retry-time; did you mean --retry-times\?\n/],
+    ['a flag missing a letter', ['--foce'], {}, /unknown flag --foce; did you mean --force\?/],
+    ['the start of a flag', ['--allow-nondist'], {}, /unknown flag --allow-nondist; did you mean --allow-nondistributable-artifacts\?/],
+    ['a mistyped flag given with =', ['--concurency=2'], {}, /unknown flag --concurency; did you mean --concurrency\?/],
+    ['a flag of another command', ['--raw'], {}, /--raw is not a flag of copy \(it belongs to inspect\)\n/],
+    ['--all with --platform', ['--all', '--platform', 'linux/amd64'], {}, /--all and --platform contradict each other/],
+    ['--format yaml', ['--format', 'yaml'], {}, /--format "yaml" is not valid: give --format json or --format text/],
+    ['--json with --format text', ['--json', '--format', 'text'], {}, /--json and --format text contradict each other/],
     ['missing value at the end', ['--concurrency'], {}, /Option '--concurrency <value>' argument missing/],
     ['missing value before another flag', ['--chunk-size', '--json'], {}, /'--chunk-size'.*ambiguous|Did you forget to specify the option argument for '--chunk-size'/s],
     ['a value for a boolean flag', ['--force=yes'], {}, /--force/],
@@ -133,11 +154,60 @@ describe('bad flags exit 2 with a message naming the flag', () => {
   it.each([
     [['copy'], 0],
     [['copy', SRC], 1],
-    [['copy', SRC, DST, '127.0.0.1:1/team/third:v1'], 3],
-  ])('%j: needs exactly two references', async (args, count) => {
+  ])('%j: needs a source and at least one target', async (args, count) => {
     const run = await runHoist(args, home);
     expect(run.code).toBe(2);
-    expect(run.stderr).toContain(`copy needs exactly two references, SRC and DST; got ${count}`);
+    expect(run.stderr).toContain(`copy needs a source and at least one target, SRC DST [DST...]; got ${count} reference(s)`);
+  });
+
+  it('refuses a target given twice', async () => {
+    const run = await runHoist(['copy', SRC, DST, `docker://${DST}`], home);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`target ${DST} is given twice: give each target once`);
+  });
+
+  it.each([
+    [['inspect'], 'inspect needs exactly one reference, REF; got 0'],
+    [['digest', SRC, DST], 'digest needs exactly one reference, REF; got 2'],
+    [['tags'], 'tags needs exactly one reference, REPO; got 0'],
+    [['tags', SRC], 'tags takes a repository, not "127.0.0.1:1/team/app:v1": drop the tag or digest, e.g. 127.0.0.1:1/team/app'],
+    [['tags', `127.0.0.1:1/team/app@${SHA}`], 'tags takes a repository, not'],
+    [['inspect', SRC, '--raw', '--format', 'json'], '--raw and --format json contradict each other'],
+    [['inspect', SRC, '--tls-verify=maybe'], '--tls-verify "maybe" is not valid: give --tls-verify=true or --tls-verify=false'],
+    [['digest', SRC, '--creds', 'alice'], '--creds is not valid: give USER:PASSWORD'],
+    [['tags', '127.0.0.1:1/team/app', '--dry-run'], '--dry-run is not a flag of tags (it belongs to copy)\n'],
+    [['digest', SRC, '--src-creds', 'a:b'], '--src-creds is not a flag of digest (it belongs to copy); did you mean --creds?'],
+    [['inspect', SRC, '--dest-tls-verify=false'], '--dest-tls-verify is not a flag of inspect (it belongs to copy); did you mean --tls-verify?'],
+    [['tags', '127.0.0.1:1/team/app', '--tls-verfy=false'], 'unknown flag --tls-verfy; did you mean --tls-verify?'],
+    [['inspect', SRC, '--rw'], 'unknown flag --rw; did you mean --raw?'],
+    [['completion'], 'completion needs one shell, bash, zsh, fish; got none'],
+    [['completion', 'tcsh'], 'completion needs one shell, bash, zsh, fish; got "tcsh"'],
+  ])('%j is a usage error', async (args, message) => {
+    const run = await runHoist(args, home);
+    expect(run.code).toBe(2);
+    if (args.includes('json')) expect(JSON.parse(run.stdout)).toMatchObject({ error: { code: 'USAGE', exitCode: 2 } });
+    else expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(message);
+  });
+
+  it.each([['dir:/tmp/image', 'dir'], ['docker-archive:/tmp/a.tar', 'docker-archive'], ['containers-storage:app', 'containers-storage']])('refuses skopeo transport %s by name', async (reference, transport) => {
+    const run = await runHoist(['copy', reference, DST], home);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`invalid reference "${reference}": the ${transport}: transport is not supported; give a registry reference, REF or docker://REF`);
+  });
+
+  it('a bad reference after docker:// is named as written', async () => {
+    const run = await runHoist(['copy', 'docker://127.0.0.1:1/Team/app:v1', DST], home);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/^hoist: invalid reference "docker:\/\/127\.0\.0\.1:1\/Team\/app:v1": repository component "Team" is not valid/);
+  });
+
+  it('--json reports a usage error as JSON, and so does --format json', async () => {
+    for (const flags of [['--json'], ['--format', 'json'], ['--format=json']]) {
+      const run = await runHoist(['copy', SRC, DST, '--retry-time', '2', ...flags], home);
+      expect(run.code).toBe(2);
+      expect(JSON.parse(run.stdout)).toEqual({ error: { code: 'USAGE', message: 'unknown flag --retry-time; did you mean --retry-times?', exitCode: 2 } });
+    }
   });
 
   it('accepts sizes with units and counts at the limits (then fails only on the network)', async () => {

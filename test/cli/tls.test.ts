@@ -158,6 +158,24 @@ describe('a registry serving TLS on loopback', () => {
     expect(copied.stderr).toContain(`hoist: warning: TLS certificates of ${secure.host} are NOT verified`);
   });
 
+  it('is read by digest, inspect and tags with --ca-file, or --tls-verify=false (warning once), and refused otherwise', async () => {
+    const image = await pushImage(source, 'tls/read', 'v1', { layers: [1000] });
+    expect((await hoist(['copy', '--ca-file', certificates.caPath, `${source.host}/tls/read:v1`, `${secure.host}/tls/read:v1`])).code).toBe(0);
+    const ref = `${secure.host}/tls/read:v1`;
+    const trusted = await hoist(['digest', '--ca-file', certificates.caPath, ref]);
+    expect(trusted.code, trusted.all).toBe(0);
+    expect(trusted.stdout).toBe(`${image.digest}\n`);
+    const skipped = await hoist(['inspect', '--tls-verify=false', ref]);
+    expect(skipped.code, skipped.all).toBe(0);
+    expect(skipped.stdout).toContain(`  digest      ${image.digest}\n`);
+    expect(skipped.stderr.match(/NOT verified/g)).toHaveLength(1);
+    const tags = await hoist(['tags', '--tls-verify=false', `${secure.host}/tls/read`]);
+    expect(tags.stdout).toBe('v1\n');
+    const refused = await hoist(['digest', ref]);
+    expect(refused.code, refused.all).toBe(EXIT.failure);
+    expect(refused.stderr).toMatch(/certificate/i);
+  });
+
   it('is copied to without verification when HOIST_TLS_SKIP_VERIFY lists it', async () => {
     const image = await pushImage(source, 'tls/skip-env', 'v1', { layers: [1000] });
     const copied = await hoist(['copy', `${source.host}/tls/skip-env:v1`, `${secure.host}/tls/skip-env:v1`], { HOIST_TLS_SKIP_VERIFY: secure.host });
