@@ -5,6 +5,8 @@
 import type { FunctionDefinition } from './definition.js';
 import { importWorkerFunction } from './import-worker.js';
 import { importsFunction } from './imports.js';
+import { resyncFunction } from './resync.js';
 import { sweepImportsFunction } from './sweep-imports.js';
+import { watchesFunction } from './watches.js';
 
-export const definitions: FunctionDefinition[] = [importsFunction, importWorkerFunction, sweepImportsFunction];
+export const definitions: FunctionDefinition[] = [importsFunction, importWorkerFunction, sweepImportsFunction, watchesFunction, resyncFunction];
