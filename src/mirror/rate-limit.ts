@@ -89,14 +89,27 @@ export class HostBudgets {
     private readonly concurrency: number,
     private readonly reserve: number,
     private readonly now: () => Date = () => new Date(),
+    /** Hosts an earlier run's 429 told to leave alone until the given ISO time. */
+    private readonly cooldowns: ReadonlyMap<string, string> = new Map(),
   ) {}
 
   for(host: string): HostBudget {
     let budget = this.budgets.get(host);
     if (!budget) {
       budget = new HostBudget(host, this.concurrency, this.reserve, this.now);
+      const until = this.cooldowns.get(host);
+      if (until !== undefined) {
+        budget.stop = { code: 'TOO_MANY_REQUESTS', reason: `${host} answered 429 in an earlier run and asked to wait until ${until}: nothing is asked of it before then`, retryAfter: until };
+      }
       this.budgets.set(host, budget);
     }
     return budget;
+  }
+
+  /** The hosts whose 429 in this run named a time to come back. */
+  newCooldowns(): Array<{ host: string; until: string }> {
+    return [...this.budgets.values()]
+      .filter((b) => b.stop?.code === 'TOO_MANY_REQUESTS' && b.stop.retryAfter !== undefined && b.stop.retryAfter !== this.cooldowns.get(b.host))
+      .map((b) => ({ host: b.host, until: b.stop!.retryAfter! }));
   }
 }

@@ -35,6 +35,8 @@ export interface ResyncDeps {
   concurrency: number;
   /** Requests of a rate limit left unused. */
   rateLimitReserve: number;
+  /** Tags per tag-list page (default DEFAULT_TAG_PAGE_SIZE). */
+  tagPageSize?: number;
   now?: () => Date;
   log?: (message: string) => void;
 }
@@ -47,9 +49,11 @@ export interface ResyncResult {
 /** Resyncs every enabled watch. */
 export async function resyncAll(deps: ResyncDeps): Promise<ResyncResult> {
   const now = deps.now ?? (() => new Date());
-  const budgets = new HostBudgets(deps.concurrency, deps.rateLimitReserve, now);
+  const budgets = new HostBudgets(deps.concurrency, deps.rateLimitReserve, now, await deps.store.hostCooldowns(now()));
   const watches = (await deps.store.list()).filter((w) => w.enabled);
   const runs = await mapLimit(watches, WATCH_CONCURRENCY, async (watch) => ({ name: watch.name, run: await resyncWatch(watch, budgets, deps) }));
+  // A Retry-After beyond the next run is honoured by that run too.
+  for (const { host, until } of budgets.newCooldowns()) await deps.store.setHostCooldown(host, until);
   return { watches: runs };
 }
 
@@ -70,7 +74,7 @@ export async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps
     const upstream = repository.withRepository(repository.repository);
     const hosts = deps.submit.hosts.withCredentials(upstreamProvider(watch, credentials, deps.submit));
     const budget = budgets.for(upstream.registry.apiHost);
-    const tags = await wantedTags(watch, upstream, hosts, budget, counts);
+    const tags = await wantedTags(watch, upstream, hosts, budget, counts, deps.tagPageSize);
     if (tags === 'stopped') {
       stopped = { ...budget.stop! };
     } else {
@@ -101,9 +105,9 @@ export async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps
 }
 
 /** The tags a watch wants now: its one tag, or the upstream list through its filters. */
-async function wantedTags(watch: WatchRecord, upstream: Reference, hosts: RegistryHosts, budget: HostBudget, counts: UpstreamCounts): Promise<string[] | 'stopped'> {
+async function wantedTags(watch: WatchRecord, upstream: Reference, hosts: RegistryHosts, budget: HostBudget, counts: UpstreamCounts, pageSize?: number): Promise<string[] | 'stopped'> {
   if (watch.sourceTag !== undefined) return [watch.sourceTag];
-  const listed = await listTags(upstream, hosts, budget, counts);
+  const listed = await listTags(upstream, hosts, budget, counts, pageSize);
   return listed === 'stopped' ? listed : selectTags(listed, watch.tags);
 }
 

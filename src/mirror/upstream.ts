@@ -15,6 +15,8 @@ import type { HostBudget } from './rate-limit.js';
 
 /** Pages of a tag list followed at most. */
 const MAX_TAG_PAGES = 100;
+/** Tags asked for per page (`?n=`); registries that page by default (Docker Hub) send `Link` anyway. */
+export const DEFAULT_TAG_PAGE_SIZE = 1000;
 /** Tags kept from a list at most: more is a registry gone wrong, or a repository no watch should follow whole. */
 export const MAX_LISTED_TAGS = 10_000;
 
@@ -48,10 +50,10 @@ export async function headTag(ref: Reference, hosts: RegistryHosts, budget: Host
 }
 
 /** Every tag of the repository, or `'stopped'` when the host's budget stopped part way. */
-export async function listTags(repository: Reference, hosts: RegistryHosts, budget: HostBudget, counts: UpstreamCounts): Promise<string[] | 'stopped'> {
+export async function listTags(repository: Reference, hosts: RegistryHosts, budget: HostBudget, counts: UpstreamCounts, pageSize = DEFAULT_TAG_PAGE_SIZE): Promise<string[] | 'stopped'> {
   const transport = hosts.transport(repository.registry);
   const tags: string[] = [];
-  let url: URL | undefined = new URL(`${repository.repository}/tags/list`, hosts.host(repository.registry).baseUrl);
+  let url: URL | undefined = new URL(`${repository.repository}/tags/list?n=${pageSize}`, hosts.host(repository.registry).baseUrl);
   for (let page = 0; url && page < MAX_TAG_PAGES; page++) {
     const pageUrl: URL = url;
     const answer = await budget.run(async () => {

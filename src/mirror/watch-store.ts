@@ -15,6 +15,8 @@ const WATCH_PARTITION = 'watch';
 const STATE_PARTITION = 'state';
 /** One entity for the resync timer's own schedule (its next run, as the host told it). */
 const SCHEDULE_KEY = { partitionKey: 'schedule', rowKey: 'resync' };
+/** Upstream hosts waiting out a 429's Retry-After, one row each. */
+const COOLDOWN_PARTITION = 'cooldown';
 /** Attempts of a state read-modify-write racing other writers (the timer, events) before giving up. */
 const STATE_UPDATE_ATTEMPTS = 5;
 
@@ -156,6 +158,22 @@ export class WatchStore {
   async nextRun(): Promise<string | undefined> {
     const entity = await this.read(SCHEDULE_KEY.partitionKey, SCHEDULE_KEY.rowKey);
     return typeof entity?.next === 'string' ? entity.next : undefined;
+  }
+
+  /** Upstream hosts still inside a 429's Retry-After, with the ISO time each may be asked again. */
+  async hostCooldowns(now: Date): Promise<Map<string, string>> {
+    const cooldowns = new Map<string, string>();
+    const entities = this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter: odata`PartitionKey eq ${COOLDOWN_PARTITION}` } });
+    for await (const entity of entities) {
+      if (typeof entity.host === 'string' && typeof entity.until === 'string' && Date.parse(entity.until) > now.getTime()) cooldowns.set(entity.host, entity.until);
+    }
+    return cooldowns;
+  }
+
+  /** Records that `host` asked (with a 429's Retry-After) not to be asked again before `until`. */
+  async setHostCooldown(host: string, until: string): Promise<void> {
+    // RowKeys may not hold '/', '#' or '?' among others: base64url of the host never does.
+    await this.table.upsertEntity({ partitionKey: COOLDOWN_PARTITION, rowKey: Buffer.from(host).toString('base64url'), host, until }, 'Replace');
   }
 
   private async read(partition: string, name: string): Promise<TableEntityResult<Record<string, unknown>> | undefined> {
