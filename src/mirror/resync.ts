@@ -122,13 +122,15 @@ export interface SyncTagInput {
   credentials: Credentials | undefined;
   /** Hosts with the target credentials, for the target tag's HEAD. */
   targetHosts: RegistryHosts;
+  /** For a push event: one job per event, watch and tag, however often the event is delivered. */
+  idempotencyKey?: string;
 }
 
 /**
  * Queues an import of `digest` into the watch's target tag unless the target tag already holds it
  * or a job for that digest is still queued or running. Returns the tag's new tracked entry.
  */
-export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submit' | 'now'>): Promise<{ tracked: TrackedTag; queued: boolean }> {
+export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submit' | 'now'>): Promise<{ tracked: TrackedTag; queued: boolean; jobId?: string }> {
   const now = (deps.now ?? (() => new Date()))().toISOString();
   const { watch, tag, digest, tracked } = input;
   const target = parseReference(`${deps.submit.targetRegistry}/${watch.target}:${tag}`);
@@ -140,7 +142,7 @@ export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submi
   if (tracked?.digest === digest && tracked.jobId !== undefined && (await isPending(tracked.jobId, deps.submit.jobs))) {
     return { tracked: { ...tracked, checkedAt: now }, queued: false };
   }
-  const { job } = await submitImport(
+  const { job, replayed } = await submitImport(
     {
       source: `${watch.source}@${digest}`,
       images: [`${watch.target}:${tag}`],
@@ -150,10 +152,10 @@ export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submi
       referrers: watch.referrers,
       ...(input.credentials && { username: input.credentials.username, password: input.credentials.password }),
     },
-    {},
+    input.idempotencyKey === undefined ? {} : { idempotencyKey: input.idempotencyKey },
     deps.submit,
   );
-  return { tracked: { digest, checkedAt: now, jobId: job.id, queuedAt: now, trigger: input.trigger }, queued: true };
+  return { tracked: { digest, checkedAt: now, jobId: job.id, queuedAt: job.createdAt, trigger: input.trigger }, queued: !replayed, jobId: job.id };
 }
 
 async function isPending(jobId: string, jobs: JobStore): Promise<boolean> {

@@ -3,20 +3,16 @@
  * counting, header-injecting proxy, a target docker-registry, watches saved through the API
  * handler, jobs worked through the worker handler as the host would, and skopeo as the check.
  */
-import { randomBytes } from 'node:crypto';
-import { InvocationContext, type Timer } from '@azure/functions';
-import { QueueServiceClient } from '@azure/storage-queue';
-import { importWorkerHandler } from '../../src/functions/import-worker.js';
+import type { Timer } from '@azure/functions';
 import { resyncHandler } from '../../src/functions/resync.js';
-import { currentSettings, setEngine, submitDeps, watchStore } from '../../src/functions/services.js';
-import { watchesHandler } from '../../src/functions/watches.js';
+import { currentSettings, submitDeps, watchStore } from '../../src/functions/services.js';
 import { resyncAll, type ResyncDeps } from '../../src/mirror/resync.js';
 import { sha256Digest, pushImage, type PushedManifest } from '../helpers/fixtures.js';
 import { startProxy, type ProxyRule, type TestProxy } from '../helpers/proxy.js';
-import { ALLOW_LOOPBACK_REGISTRIES, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRaw } from '../helpers/skopeo.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
-import { call } from '../functions/support.js';
+import { deleteAllWatches, getWatch, putWatch, testContext, useMirrorSettings, workQueue as workImports } from './support.js';
 
 let azurite: TestAzurite;
 let upstream: TestRegistry;
@@ -27,53 +23,19 @@ const logs: string[] = [];
 beforeAll(async () => {
   [azurite, upstream, target] = await Promise.all([startAzurite(), startRegistry(), startRegistry()]);
   proxy = await startProxy(upstream.url);
-  setEngine();
-  Object.assign(process.env, {
-    ...ALLOW_LOOPBACK_REGISTRIES,
-    AzureWebJobsStorage: azurite.connectionString,
-    HOIST_TARGET_REGISTRY: target.host,
-    HOIST_SECRET_KEY: randomBytes(32).toString('base64'),
-    HOIST_RETRY_ATTEMPTS: '1',
-  });
+  useMirrorSettings(azurite, target);
 });
 afterAll(async () => {
   await Promise.all([azurite?.stop(), upstream?.stop(), target?.stop(), proxy?.stop()]);
 });
 
-const queue = () => QueueServiceClient.fromConnectionString(azurite.connectionString).getQueueClient('imports');
-const ctx = (functionName: string) => new InvocationContext({ invocationId: `t-${randomBytes(4).toString('hex')}`, functionName, triggerMetadata: { dequeueCount: 1 }, logHandler: (level, ...args) => logs.push(`${level}: ${args.map(String).join(' ')}`) });
 const TIMER: Timer = { isPastDue: false, schedule: { adjustForDST: false }, scheduleStatus: { last: '', next: '2999-01-01T00:00:00.000Z', lastUpdated: '' } };
-
-async function putWatch(name: string, json: unknown): Promise<void> {
-  const response = await call(watchesHandler, { method: 'PUT', path: `/api/watches/${name}`, params: { name }, json });
-  expect(response.status, JSON.stringify(response.body)).toBeLessThan(300);
-}
-async function getWatch(name: string) {
-  return (await call(watchesHandler, { method: 'GET', path: `/api/watches/${name}`, params: { name } })).body;
-}
-async function deleteWatch(name: string): Promise<void> {
-  await call(watchesHandler, { method: 'DELETE', path: `/api/watches/${name}`, params: { name } });
-}
-
-/** Job ids of the messages now on the queue, which are then worked through to the end by the worker handler. */
-async function workQueue(): Promise<string[]> {
-  const ids: string[] = [];
-  for (;;) {
-    const { receivedMessageItems } = await queue().receiveMessages({ numberOfMessages: 8, visibilityTimeout: 120 });
-    if (receivedMessageItems.length === 0) return ids;
-    for (const m of receivedMessageItems) {
-      const body = JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')) as { jobId: string; continuation: number };
-      if (body.continuation === 0) ids.push(body.jobId);
-      await importWorkerHandler(body, ctx('importWorker'));
-      await queue().deleteMessage(m.messageId, m.popReceipt);
-    }
-  }
-}
+const workQueue = () => workImports(azurite, logs);
 
 /** Runs the timer through its handler; returns the upstream requests it made (through the proxy). */
 async function runTimer(): Promise<Array<{ method: string; path: string }>> {
   const before = proxy.requests.length;
-  await resyncHandler(TIMER, ctx('resync'));
+  await resyncHandler(TIMER, testContext('resync', logs));
   return proxy.requests.slice(before).map((r) => ({ method: r.method, path: r.path }));
 }
 
@@ -107,7 +69,7 @@ function pagedTagList(repository: string, tags: readonly string[]): ProxyRule {
 
 afterEach(async () => {
   proxy.rules.length = 0;
-  for (const watch of await (await watchStore()).list()) await deleteWatch(watch.name);
+  await deleteAllWatches();
 });
 
 describe('resync', () => {
@@ -140,7 +102,6 @@ describe('resync', () => {
     expect(await workQueue()).toEqual([]);
     expect((await getWatch('app')).lastRun).toMatchObject({ heads: 1, jobsQueued: 0, tagListRequests: 0, wanted: 1 });
     expect((await getWatch('app')).lastRun.stopped).toBeUndefined();
-    await deleteWatch('app');
   });
 
   it('picks exactly the tags the filters select from a repository of 14 tags, following Link pages', async () => {
@@ -173,8 +134,6 @@ describe('resync', () => {
     expect(Object.keys(watch.trackedTags).sort()).toEqual(['1.3.0', '1.4.0', '2.0.0']);
     for (const tag of ['1.3.0', '1.4.0', '2.0.0']) expect(await targetDigest(`mirror/many:${tag}`)).toBe(pushed[tag]!.digest);
     expect((await getWatch('broken')).lastRun.stopped.code).toBe('FAILED');
-    await deleteWatch('many');
-    await deleteWatch('broken');
   });
 
   it('stops a host when its rate limit runs low, and on a 429 waits out Retry-After into the next run', async () => {
@@ -212,6 +171,5 @@ describe('resync', () => {
     expect(proxy.requests.length).toBe(quiet);
     expect(next).toMatchObject({ heads: 0, tagListRequests: 0, stopped: { code: 'TOO_MANY_REQUESTS', retryAfter: throttled.stopped!.retryAfter } });
     expect(currentSettings().rateLimitReserve).toBe(10);
-    await deleteWatch('limited');
   });
 });
