@@ -16,7 +16,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { resolve, join } from 'node:path';
 import { InvocationContext, type EventGridEvent, type Timer } from '@azure/functions';
 import { resyncHandler } from '../src/functions/resync.js';
-import { currentSettings, setEngine, watchStore } from '../src/functions/services.js';
+import { currentSettings, registryHosts, setEngine, watchStore } from '../src/functions/services.js';
 import { upstreamPushHandler } from '../src/functions/upstream-push.js';
 import { saveWatch } from '../src/mirror/watches.js';
 import { FixtureClient, pushImage } from '../test/helpers/fixtures.js';
@@ -66,7 +66,7 @@ async function main(): Promise<void> {
       for (const tag of tags.slice(1)) await client.putManifest(REPOSITORY, tag, image.manifestBytes, image.mediaType);
     }
     const settings = currentSettings();
-    await saveWatch('bench', { source: `${proxy.host}/${REPOSITORY}`, target: REPOSITORY, tags: { include: ['t-[0-9]+'] } }, { store: await watchStore(settings), targetRegistry: settings.targetRegistry });
+    await saveWatch('bench', { source: `${proxy.host}/${REPOSITORY}`, target: REPOSITORY, tags: { include: ['t-[0-9]+'] } }, { store: await watchStore(settings), targetRegistry: settings.targetRegistry, hosts: registryHosts(settings) });
     // The first run records every tag as synced; the measured runs find nothing changed.
     await resyncHandler(TIMER, context('resync'));
 

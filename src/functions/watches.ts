@@ -11,7 +11,7 @@ import { requireApiKey } from './api-key.js';
 import type { FunctionDefinition } from './definition.js';
 import { HttpError, responseForError } from './http-errors.js';
 import { readJsonBody } from './json-body.js';
-import { currentSettings, jobStorage, secretBox, watchStore } from './services.js';
+import { currentSettings, jobStorage, registryHosts, secretBox, watchStore } from './services.js';
 
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' };
 
@@ -42,7 +42,14 @@ async function putWatch(name: string, request: HttpRequest, context: InvocationC
   const body = await readJsonBody(request);
   const settings = currentSettings();
   const box = secretBox(settings);
-  const { created, watch } = await saveWatch(name, body, { store: await watchStore(settings), targetRegistry: settings.targetRegistry, ...(box && { secretBox: box }) });
+  const allowedSources = settings.allowedSources;
+  const { created, watch } = await saveWatch(name, body, {
+    store: await watchStore(settings),
+    targetRegistry: settings.targetRegistry,
+    hosts: registryHosts(settings),
+    ...(allowedSources && { allowedSources }),
+    ...(box && { secretBox: box }),
+  });
   context.log(`watches: ${created ? 'created' : 'replaced'} watch ${name} (${watch.source} -> ${watch.target})`);
   return { status: created ? 201 : 200, jsonBody: watch, headers: { ...JSON_TYPE, ...(created && { location: `/api/watches/${name}` }) } };
 }

@@ -7,8 +7,10 @@ import { mapLimit } from '../copy/limit.js';
 import { RequestError } from '../jobs/errors.js';
 import type { JobStatus } from '../jobs/job-record.js';
 import type { JobStore } from '../jobs/job-store.js';
+import { checkSource } from '../jobs/outbound-policy.js';
 import type { SecretBox } from '../jobs/secret-box.js';
 import { sealCredentials } from '../jobs/source-credentials.js';
+import type { RegistryHosts } from '../registry/hosts.js';
 import { parseReference } from '../registry/reference.js';
 import { watchSecretContext } from './resync.js';
 import type { TagSelection } from './tag-filter.js';
@@ -41,6 +43,10 @@ export interface WatchDocument {
 export interface SaveWatchDeps {
   store: WatchStore;
   targetRegistry: string;
+  /** The service's hosts: their address policy checks the source as an import's is checked. */
+  hosts: RegistryHosts;
+  /** HOIST_ALLOWED_SOURCES. */
+  allowedSources?: readonly string[];
   secretBox?: SecretBox;
   now?: () => Date;
 }
@@ -53,6 +59,8 @@ export async function saveWatch(name: string, body: unknown, deps: SaveWatchDeps
   if (upstream.registry.name === deps.targetRegistry && upstream.repository === request.target) {
     throw new RequestError('INVALID_FIELD', `"target" is the source repository itself (${request.source} in the target registry ${deps.targetRegistry}): a watch would copy onto its own source; give another "target"`, 'target');
   }
+  // Refused now rather than by every resync: the same rules as for an import's source.
+  await checkSource(upstream.registry, deps);
   const now = (deps.now ?? (() => new Date()))().toISOString();
   const existing = await deps.store.get(name);
   const record: WatchRecord = {

@@ -19,6 +19,7 @@ beforeAll(async () => {
     HOIST_WATCHES_TABLE: `watches${randomBytes(4).toString('hex')}`,
   });
   delete process.env.HOIST_API_KEY;
+  delete process.env.HOIST_ALLOWED_PRIVATE_REGISTRIES;
 });
 afterAll(async () => {
   await azurite?.stop();
@@ -85,6 +86,23 @@ describe('watches API', () => {
     expect(response.body.error).toMatchObject({ code, ...(field !== undefined && { field }) });
     expect(response.body.error.message).toMatch(message);
     expect((await get('bad')).status).toBe(404);
+  });
+
+  it('refuses a source outside HOIST_ALLOWED_SOURCES, or at an address the outbound policy refuses, as imports do', async () => {
+    process.env.HOIST_ALLOWED_SOURCES = 'docker.io,127.0.0.1';
+    try {
+      const outside = await put('quay', { source: 'quay.io/team/app' });
+      expect(outside.status).toBe(400);
+      expect(outside.body.error).toMatchObject({ code: 'SOURCE_NOT_ALLOWED', field: 'source' });
+    } finally {
+      delete process.env.HOIST_ALLOWED_SOURCES;
+    }
+    // Loopback is not the target registry and is not in HOIST_ALLOWED_PRIVATE_REGISTRIES here.
+    const loopback = await put('loopback', { source: '127.0.0.1:5000/team/app' });
+    expect(loopback.status).toBe(400);
+    expect(loopback.body.error).toMatchObject({ code: 'ADDRESS_REFUSED', field: 'source' });
+    expect((await get('quay')).status).toBe(404);
+    expect((await get('loopback')).status).toBe(404);
   });
 
   it('refuses a bad watch name, naming it', async () => {
