@@ -175,8 +175,9 @@ export function watchSecretContext(name: string): string {
 
 function upstreamProvider(watch: WatchRecord, credentials: Credentials | undefined, submit: SubmitImportDeps): CredentialProvider {
   return jobCredentials({
-    // One token cache per watch, never shared with another watch's credentials.
-    id: `watch:${watch.name}`,
+    // One token cache per watch and version of it: a PUT with new credentials must not go on
+    // using the transport (and the credentials) of the old ones.
+    id: `watch:${watch.name}:${watch.updatedAt}`,
     sourceRegistry: parseReference(watch.source).registry.name,
     targetRegistry: submit.targetRegistry,
     ...(credentials && { source: credentials }),

@@ -3,6 +3,7 @@
  * counting, header-injecting proxy, a target docker-registry, watches saved through the API
  * handler, jobs worked through the worker handler as the host would, and skopeo as the check.
  */
+import { randomBytes } from 'node:crypto';
 import type { Timer } from '@azure/functions';
 import { resyncHandler } from '../../src/functions/resync.js';
 import { currentSettings, submitDeps, watchStore } from '../../src/functions/services.js';
@@ -12,7 +13,7 @@ import { startProxy, type ProxyRule, type TestProxy } from '../helpers/proxy.js'
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRaw } from '../helpers/skopeo.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
-import { deleteAllWatches, getWatch, putWatch, testContext, useMirrorSettings, workQueue as workImports } from './support.js';
+import { clearQueue, deleteAllWatches, getWatch, putWatch, testContext, useMirrorSettings, workQueue as workImports } from './support.js';
 
 let azurite: TestAzurite;
 let upstream: TestRegistry;
@@ -70,6 +71,7 @@ function pagedTagList(repository: string, tags: readonly string[]): ProxyRule {
 afterEach(async () => {
   proxy.rules.length = 0;
   await deleteAllWatches();
+  await clearQueue(azurite);
 });
 
 describe('resync', () => {
@@ -171,5 +173,34 @@ describe('resync', () => {
     expect(proxy.requests.length).toBe(quiet);
     expect(next).toMatchObject({ heads: 0, tagListRequests: 0, stopped: { code: 'TOO_MANY_REQUESTS', retryAfter: throttled.stopped!.retryAfter } });
     expect(currentSettings().rateLimitReserve).toBe(10);
+  });
+  it('pulls with the sealed credentials of the watch from an upstream that needs them, and shows them nowhere', async () => {
+    const password = `upstream-${randomBytes(8).toString('hex')}`;
+    const locked = await startRegistry({ auth: 'basic', users: { reader: password } });
+    try {
+      const image = await pushImage(locked, 'team/private', '1.0', { layers: [64] });
+      await putWatch('private', { source: `${locked.host}/team/private:1.0`, target: 'mirror/private', username: 'reader', password });
+      logs.length = 0;
+      await runTimer();
+      const jobs = await workQueue();
+      expect(jobs).toHaveLength(1);
+      expect(await targetDigest('mirror/private:1.0')).toBe(image.digest);
+      const watch = await getWatch('private');
+      expect(watch.trackedTags['1.0']).toMatchObject({ digest: image.digest, result: 'succeeded' });
+      expect(JSON.stringify(watch)).not.toContain(password);
+      expect(logs.join('\n')).not.toContain(password);
+
+      // Wrong credentials: the watch's run fails, saying why, without the password.
+      const wrong = `wrong-${randomBytes(8).toString('hex')}`;
+      await putWatch('private', { source: `${locked.host}/team/private:1.0`, target: 'mirror/private', username: 'reader', password: wrong });
+      await runTimer();
+      const failed = await getWatch('private');
+      expect(failed.lastRun.stopped).toMatchObject({ code: 'FAILED' });
+      expect(failed.lastRun.stopped.reason).toMatch(/UNAUTHORIZED/);
+      expect(JSON.stringify(failed)).not.toContain(wrong);
+      expect(logs.join('\n')).not.toContain(wrong);
+    } finally {
+      await locked.stop();
+    }
   });
 });

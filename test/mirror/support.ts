@@ -47,6 +47,11 @@ export async function deleteAllWatches(headers: Record<string, string> = {}): Pr
   for (const watch of await (await watchStore()).list()) await call(watchesHandler, { method: 'DELETE', path: `/api/watches/${watch.name}`, params: { name: watch.name }, headers });
 }
 
+/** Drops every message of the imports queue (jobs a test queued and left unrun). */
+export async function clearQueue(azurite: TestAzurite): Promise<void> {
+  await QueueServiceClient.fromConnectionString(azurite.connectionString).getQueueClient('imports').clearMessages().catch(() => undefined);
+}
+
 /** Runs the worker on every message of the imports queue until it is empty; returns the job ids first delivered. */
 export async function workQueue(azurite: TestAzurite, logs: string[]): Promise<string[]> {
   const queue = QueueServiceClient.fromConnectionString(azurite.connectionString).getQueueClient('imports');
