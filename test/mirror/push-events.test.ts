@@ -6,7 +6,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { EventGridEvent } from '@azure/functions';
-import { distributionHookFunction } from '../../src/functions/distribution-hook.js';
+import { distributionHookFunction, distributionHookHandler } from '../../src/functions/distribution-hook.js';
 import { jobStorage } from '../../src/functions/services.js';
 import { upstreamPushFunction, upstreamPushHandler } from '../../src/functions/upstream-push.js';
 import type { JobRecord } from '../../src/jobs/job-record.js';
@@ -14,6 +14,7 @@ import { pushImage, sha256Digest } from '../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRaw } from '../helpers/skopeo.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
+import { call } from '../functions/support.js';
 import { startTestHost, waitFor, type TestHost } from '../local/support.js';
 import { deleteAllWatches, getWatch, putWatch as saveWatch, testContext, useMirrorSettings, workQueue as workImports } from './support.js';
 
@@ -108,6 +109,29 @@ describe('push events', () => {
     expect(logs.join('\n')).toMatch(/went to the target registry/);
     expect(logs.join('\n')).toMatch(/warning: upstreamPush: dropped a malformed event: .*data\.target/);
     expect(logs.join('\n')).toMatch(/ImageDeleted is not a push/);
+  });
+
+  it('reads a distribution 3.x (v2) envelope: a manifest push by tag queues, pulls and blob pushes are ignored, malformed events dropped with 200', async () => {
+    const image = await pushImage(upstream, 'team/three', 'v3', { layers: [75] });
+    await putWatch('three', { source: `${upstream.host}/team/three`, target: 'mirror/three', tags: { include: ['v.*'] } });
+    const request = { id: randomUUID(), addr: '127.0.0.1:40000', host: upstream.host, method: 'PUT', useragent: 'containerd/2' };
+    const envelope = {
+      events: [
+        { id: randomUUID(), timestamp: new Date().toISOString(), action: 'push', target: { mediaType: 'application/octet-stream', digest: image.blobs[0]!.digest, size: 75, repository: 'team/three' }, request },
+        { id: randomUUID(), timestamp: new Date().toISOString(), action: 'pull', target: { mediaType: image.mediaType, digest: image.digest, size: 400, repository: 'team/three', tag: 'v3' }, request },
+        { id: 'evt-push-v3', timestamp: new Date().toISOString(), action: 'push', target: { mediaType: image.mediaType, digest: image.digest, size: 400, repository: 'team/three', tag: 'v3', url: `http://${upstream.host}/v2/team/three/manifests/${image.digest}` }, request, actor: {}, source: { addr: 'registry:5000', instanceID: randomUUID() } },
+        { id: randomUUID(), action: 'push', target: { digest: 'sha256:short', repository: 'team/three', tag: 'v3' }, request },
+      ],
+    };
+    const answer = await call(distributionHookHandler, { method: 'POST', path: '/api/hooks/distribution', body: JSON.stringify(envelope), headers: { 'content-type': 'application/vnd.docker.distribution.events.v2+json', 'x-functions-key': API_KEY } }, logs);
+    expect(answer.status).toBe(200);
+    expect(answer.body.events.map((e: { outcome: string }) => e.outcome)).toEqual(['ignored', 'ignored', 'queued', 'dropped']);
+    expect(answer.body.events[3].reason).toMatch(/target\.digest/);
+    expect((await jobsFor(`${upstream.host}/team/three`)).map((j) => j.source)).toEqual([`${upstream.host}/team/three@${image.digest}`]);
+
+    const notAnEnvelope = await call(distributionHookHandler, { method: 'POST', path: '/api/hooks/distribution', json: { hello: 'world' }, headers: { 'x-functions-key': API_KEY } }, logs);
+    expect(notAnEnvelope.status).toBe(200);
+    expect(notAnEnvelope.body.events[0].outcome).toBe('dropped');
   });
 
   describe('through the local host', () => {

@@ -113,6 +113,7 @@ describe('resync', () => {
     await putWatch('many', { source: `${proxy.host}/team/many`, target: 'mirror/many', tags: { include: ['1\\..*', '2\\..*'], exclude: ['.*-(rc|debug).*'], semver: '>=1.2.0 <2.1.0', latest: 3 } });
     // A second watch on a host that refuses connections fails alone.
     await putWatch('broken', { source: '127.0.0.1:1/team/none', target: 'mirror/none' });
+    await putWatch('disabled', { source: `${proxy.host}/team/many`, target: 'mirror/disabled', enabled: false });
 
     proxy.rules.push(pagedTagList('team/many', tags));
     const before = proxy.requests.length;
@@ -125,6 +126,7 @@ describe('resync', () => {
       '/v2/team/many/tags/list?last=1.2.1&n=5',
       '/v2/team/many/tags/list?last=2.0.0&n=5',
     ]);
+    expect(result.watches.map((w) => w.name).sort()).toEqual(['broken', 'many']);
     const many = result.watches.find((w) => w.name === 'many')!.run;
     expect(many).toMatchObject({ tagListRequests: 3, heads: 3, jobsQueued: 3, wanted: 3 });
     const broken = result.watches.find((w) => w.name === 'broken')!.run;
