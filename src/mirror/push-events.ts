@@ -55,10 +55,9 @@ const distributionEvent = v.object({
   target,
   request: v.object({ host: text(256) }),
 });
-const distributionEnvelope = v.object({ events: v.pipe(v.array(v.unknown()), v.maxLength(1000)) });
-
 /** Most events accepted in one distribution envelope (its default batch is far smaller). */
 export const MAX_ENVELOPE_EVENTS = 1000;
+const distributionEnvelope = v.object({ events: v.pipe(v.array(v.unknown()), v.maxLength(MAX_ENVELOPE_EVENTS)) });
 
 /**
  * Reads one ACR event, Event Grid schema or CloudEvents 1.0. Returns a reason instead when the
@@ -132,7 +131,6 @@ export async function handlePush(event: PushEvent, deps: PushDeps): Promise<Push
       const outcome = await syncTag({ watch, tag, digest: event.digest, tracked: state.tags[tag], trigger: `event:${event.id}`, credentials, targetHosts, idempotencyKey: `event:${event.id}:${watch.name}:${tag}` }, deps);
       await deps.store.updateState(watch.name, (s) => {
         s.tags[tag] = outcome.tracked;
-        if (!s.events.includes(event.id)) s.events.push(event.id);
       });
       if (outcome.jobId !== undefined) jobs.push({ watch: watch.name, tag, jobId: outcome.jobId, replayed: !outcome.queued });
     } catch (error) {

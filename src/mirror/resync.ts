@@ -58,7 +58,7 @@ export async function resyncAll(deps: ResyncDeps): Promise<ResyncResult> {
 }
 
 /** Resyncs one watch and records its run; never throws for the watch's own failures. */
-export async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: ResyncDeps): Promise<WatchRun> {
+async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: ResyncDeps): Promise<WatchRun> {
   const now = deps.now ?? (() => new Date());
   const startedAt = now().toISOString();
   const counts: UpstreamCounts = { heads: 0, tagListRequests: 0 };

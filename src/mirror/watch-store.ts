@@ -62,12 +62,7 @@ export interface WatchRun {
 export interface WatchState {
   tags: Record<string, TrackedTag>;
   lastRun?: WatchRun;
-  /** Ids of push events already acted on, newest last (bounded), for idempotent delivery. */
-  events: string[];
 }
-
-/** The most event ids remembered per watch: Event Grid redelivers within hours, not thousands of events later. */
-export const MAX_REMEMBERED_EVENTS = 200;
 
 type Entity = Record<string, unknown> & { partitionKey: string; rowKey: string };
 
@@ -119,7 +114,7 @@ export class WatchStore {
     const entity = await this.read(STATE_PARTITION, name);
     if (!entity) return { value: emptyState(), etag: '' };
     const lastRun = readJson<WatchRun | undefined>(entity, 'lastRun', undefined);
-    return { value: { tags: readJson(entity, 'tags', {}), events: readJson(entity, 'events', []), ...(lastRun && { lastRun }) }, etag: entity.etag };
+    return { value: { tags: readJson(entity, 'tags', {}), ...(lastRun && { lastRun }) }, etag: entity.etag };
   }
 
   /**
@@ -130,10 +125,8 @@ export class WatchStore {
     for (let attempt = 1; ; attempt++) {
       const { value, etag } = await this.state(name);
       change(value);
-      value.events = value.events.slice(-MAX_REMEMBERED_EVENTS);
       const entity: Entity = { partitionKey: STATE_PARTITION, rowKey: name };
       writeJson(entity, 'tags', value.tags);
-      writeJson(entity, 'events', value.events);
       if (value.lastRun) writeJson(entity, 'lastRun', value.lastRun);
       checkEntityLimits(entity, `watch state ${name}`);
       try {
@@ -197,5 +190,5 @@ export class WatchStore {
 }
 
 function emptyState(): WatchState {
-  return { tags: {}, events: [] };
+  return { tags: {} };
 }
