@@ -1,6 +1,6 @@
 /**
  * The layers of docs/architecture.md, enforced: each folder of src/ may import only the layers
- * below it (registry ← copy ← jobs ← functions ← local; cli beside jobs, on copy).
+ * below it (registry ← copy ← jobs ← mirror ← functions ← local; cli beside jobs, on copy).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,8 +11,9 @@ const ALLOWED: Record<string, string[]> = {
   registry: [],
   copy: ['registry'],
   jobs: ['registry', 'copy'],
-  functions: ['registry', 'copy', 'jobs'],
-  local: ['registry', 'copy', 'jobs', 'functions'],
+  mirror: ['registry', 'copy', 'jobs'],
+  functions: ['registry', 'copy', 'jobs', 'mirror'],
+  local: ['registry', 'copy', 'jobs', 'mirror', 'functions'],
   cli: ['registry', 'copy'],
 };
 

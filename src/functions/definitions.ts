@@ -3,8 +3,12 @@
  * runtime, and the local host (src/local) serves them itself.
  */
 import type { FunctionDefinition } from './definition.js';
+import { distributionHookFunction } from './distribution-hook.js';
 import { importWorkerFunction } from './import-worker.js';
 import { importsFunction } from './imports.js';
+import { resyncFunction } from './resync.js';
 import { sweepImportsFunction } from './sweep-imports.js';
+import { upstreamPushFunction } from './upstream-push.js';
+import { watchesFunction } from './watches.js';
 
-export const definitions: FunctionDefinition[] = [importsFunction, importWorkerFunction, sweepImportsFunction];
+export const definitions: FunctionDefinition[] = [importsFunction, importWorkerFunction, sweepImportsFunction, watchesFunction, resyncFunction, upstreamPushFunction, distributionHookFunction];

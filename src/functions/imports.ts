@@ -16,7 +16,7 @@ import { requireApiKey } from './api-key.js';
 import type { FunctionDefinition } from './definition.js';
 import { HttpError, responseForError } from './http-errors.js';
 import { readJsonBody } from './json-body.js';
-import { currentEngine, currentSettings, jobStorage, registryHosts, secretBox } from './services.js';
+import { currentSettings, jobStorage, submitDeps } from './services.js';
 
 /** The route prefix the host adds (host.json `extensions.http.routePrefix`, default `api`). */
 const ROUTE_PREFIX = '/api';
@@ -51,24 +51,8 @@ export async function importsHandler(request: HttpRequest, context: InvocationCo
 
 async function postImport(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const body = await readJsonBody(request);
-  const settings = currentSettings();
-  const storage = await jobStorage(settings);
   const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
-  const targetCredentials = settings.targetCredentials;
-  const box = secretBox(settings);
-  const allowedSources = settings.allowedSources;
-  const { job, replayed } = await submitImport(body, idempotencyKey === undefined ? {} : { idempotencyKey }, {
-    jobs: storage.jobs,
-    idempotency: storage.idempotency,
-    queue: storage.queue,
-    targetRegistry: settings.targetRegistry,
-    ...(targetCredentials && { targetCredentials }),
-    hosts: registryHosts(settings),
-    ...(box && { secretBox: box }),
-    findExistingTags: currentEngine().findExistingTags,
-    resolveDigest: currentEngine().resolveDigest,
-    ...(allowedSources && { allowedSources }),
-  });
+  const { job, replayed } = await submitImport(body, idempotencyKey === undefined ? {} : { idempotencyKey }, await submitDeps());
   context.log(`imports: ${replayed ? 'replayed' : 'queued'} job ${job.id} (${job.source} -> ${job.targets.length} target${job.targets.length === 1 ? '' : 's'})`);
   const location = `${ROUTE_PREFIX}/imports/${job.id}`;
   return {

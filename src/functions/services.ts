@@ -10,7 +10,10 @@ import { openJobStorage, type JobStorage } from '../jobs/job-storage.js';
 import { serviceAddressPolicy } from '../jobs/outbound-policy.js';
 import { SecretBox } from '../jobs/secret-box.js';
 import { Settings } from '../jobs/settings.js';
+import type { SubmitImportDeps } from '../jobs/submit-import.js';
 import { RegistryHosts } from '../registry/hosts.js';
+import { openTable } from '../jobs/tables.js';
+import { WatchStore } from '../mirror/watch-store.js';
 
 /** The engine entry points the functions call. */
 export interface Engine {
@@ -22,6 +25,7 @@ export interface Engine {
 const defaultEngine: Engine = { copy, findExistingTags, resolveDigest };
 let engine: Engine = defaultEngine;
 const storages = new Map<string, Promise<JobStorage>>();
+const watchStores = new Map<string, Promise<WatchStore>>();
 const addressPolicies = new Map<string, AddressPolicy>();
 /** Per address policy (itself one per setting), then per host setting. */
 const hostsBySettings = new Map<AddressPolicy, Map<string, RegistryHosts>>();
@@ -45,6 +49,42 @@ export function jobStorage(settings: Settings = currentSettings()): Promise<JobS
     storages.set(key, storage);
   }
   return storage;
+}
+
+/**
+ * What submitImport needs from the app settings: the job storage, target registry and
+ * credentials, hosts, secret box and the engine's checks. The imports API and the mirroring
+ * functions (whose syncs are ordinary imports) share it.
+ */
+export async function submitDeps(settings: Settings = currentSettings()): Promise<SubmitImportDeps> {
+  const storage = await jobStorage(settings);
+  const targetCredentials = settings.targetCredentials;
+  const box = secretBox(settings);
+  const allowedSources = settings.allowedSources;
+  return {
+    jobs: storage.jobs,
+    idempotency: storage.idempotency,
+    queue: storage.queue,
+    targetRegistry: settings.targetRegistry,
+    ...(targetCredentials && { targetCredentials }),
+    hosts: registryHosts(settings),
+    ...(box && { secretBox: box }),
+    findExistingTags: currentEngine().findExistingTags,
+    resolveDigest: currentEngine().resolveDigest,
+    ...(allowedSources && { allowedSources }),
+  };
+}
+
+/** The watch store for the current settings, its table created on first use. */
+export function watchStore(settings: Settings = currentSettings()): Promise<WatchStore> {
+  const key = JSON.stringify([settings.storageConnectionString, settings.watchesTable]);
+  let store = watchStores.get(key);
+  if (!store) {
+    store = openTable(settings.storageConnectionString, settings.watchesTable).then((table) => new WatchStore(table));
+    store.catch(() => watchStores.delete(key));
+    watchStores.set(key, store);
+  }
+  return store;
 }
 
 /**

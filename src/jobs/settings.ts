@@ -27,6 +27,11 @@ export const DEFAULT_TIME_BUDGET_SECONDS = 480;
 export const DEFAULT_LEASE_SECONDS = 60;
 export const DEFAULT_JOBS_TABLE = 'hoistjobs';
 export const DEFAULT_CHECKPOINTS_TABLE = 'hoistcheckpoints';
+export const DEFAULT_WATCHES_TABLE = 'hoistwatches';
+/** Upstream requests in flight per registry host during a resync. */
+export const DEFAULT_RESYNC_CONCURRENCY = 4;
+/** A resync stops a host's work once its rate limit has this many requests or fewer left. */
+export const DEFAULT_RATE_LIMIT_RESERVE = 10;
 
 type Env = Record<string, string | undefined>;
 
@@ -211,6 +216,21 @@ export class Settings {
   /** `HOIST_CHECKPOINTS_TABLE`: the table of blob upload checkpoints (default `hoistcheckpoints`). */
   get checkpointsTable(): string {
     return this.tableName('HOIST_CHECKPOINTS_TABLE', DEFAULT_CHECKPOINTS_TABLE);
+  }
+
+  /** `HOIST_WATCHES_TABLE`: the table of mirroring watches and their state (default `hoistwatches`). */
+  get watchesTable(): string {
+    return this.tableName('HOIST_WATCHES_TABLE', DEFAULT_WATCHES_TABLE);
+  }
+
+  /** `HOIST_RESYNC_CONCURRENCY`: upstream requests in flight per registry host during a resync (default 4). */
+  get resyncConcurrency(): number {
+    return this.integer('HOIST_RESYNC_CONCURRENCY', DEFAULT_RESYNC_CONCURRENCY, 1);
+  }
+
+  /** `HOIST_RATE_LIMIT_RESERVE`: requests of a host's rate limit a resync leaves unused (default 10). */
+  get rateLimitReserve(): number {
+    return this.integer('HOIST_RATE_LIMIT_RESERVE', DEFAULT_RATE_LIMIT_RESERVE, 0);
   }
 
   /** A comma-separated list of `host[:port]` (or, with `wildcards`, `*.domain`), each checked. */

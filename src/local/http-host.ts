@@ -30,7 +30,15 @@ export interface HttpHostOptions {
   port: number;
   runner: InvocationRunner;
   logger: HostLogger;
+  /**
+   * Starts a non-HTTP function at once, for `POST /admin/functions/{name}`; false when no such
+   * function can be run that way.
+   */
+  runFunction?: (name: string) => boolean;
 }
+
+/** Where the Functions host lets an administrator run a function on demand. */
+export const ADMIN_FUNCTIONS_PATH = '/admin/functions/';
 
 interface Route {
   template: RouteTemplate;
@@ -131,6 +139,10 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, port: number,
     await handleEventGridWebhook(req, res, url, { functions: options.eventGrid, apiKey: options.apiKey, runner: options.runner });
     return;
   }
+  if (url.pathname.toLowerCase().startsWith(ADMIN_FUNCTIONS_PATH)) {
+    runAdminFunction(req, res, url, options);
+    return;
+  }
   const routePath = stripPrefix(url.pathname, options.routePrefix);
   const method = req.method ?? 'GET';
   let found: { route: Route; params: Record<string, string> } | undefined;
@@ -168,6 +180,30 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, port: number,
     return;
   }
   await writeHttpResponse(res, result);
+}
+
+/**
+ * `POST /admin/functions/{name}`, as on the Functions host: 202 once the run has started (it goes
+ * on in the background, drained at shutdown like any invocation), 404 for a function that is not
+ * there or cannot be run this way. Azure asks for the master key; here HOIST_API_KEY, when set.
+ * The body (`{"input": …}`) is not needed by the functions this runs and is not read.
+ */
+function runAdminFunction(req: IncomingMessage, res: ServerResponse, url: URL, options: HttpHostOptions): void {
+  req.resume();
+  if (!isAuthorized(options.apiKey, req.headers, url)) {
+    res.writeHead(401).end();
+    return;
+  }
+  if (req.method !== 'POST') {
+    res.writeHead(405, { allow: 'POST' }).end();
+    return;
+  }
+  const name = decodeURIComponent(url.pathname.slice(ADMIN_FUNCTIONS_PATH.length));
+  if (!options.runFunction?.(name)) {
+    res.writeHead(404).end();
+    return;
+  }
+  res.writeHead(202).end();
 }
 
 /** The absolute URL handlers see; the Host header is used when it parses, so Location headers are right. */

@@ -129,6 +129,13 @@ export async function startLocalHost(options: StartLocalHostOptions): Promise<Lo
       port: options.port ?? portSetting(settings),
       runner,
       logger,
+      // Timers only: the functions an operator runs on demand here (`resync`, `sweepImports`).
+      runFunction: (name) => {
+        const i = timers.findIndex((d) => d.name.toLowerCase() === name.toLowerCase());
+        if (i === -1) return false;
+        void schedulers[i]!.runNow();
+        return true;
+      },
     });
   } catch (error) {
     await azurite?.stop();

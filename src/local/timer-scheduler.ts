@@ -77,6 +77,14 @@ export class TimerScheduler {
     this.#scheduleAfter(new Date());
   }
 
+  /**
+   * Runs the function once now, outside the schedule, as the Functions host's
+   * `POST /admin/functions/{name}` does: no claim, and the schedule goes on as before.
+   */
+  runNow(): Promise<void> {
+    return this.#fire(new Date(), false, false);
+  }
+
   /** Stops scheduling; a run already going finishes (the host's runner tracks it). */
   stop(): void {
     this.#stopped = true;

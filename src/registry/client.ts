@@ -400,7 +400,8 @@ function listBrokeOff(code: string, what: string, url: URL, reference: string, w
   return new RegistryError({ code: 'UNEXPECTED_RESPONSE', status, method: 'GET', url: redact(url), reference, details: [{ code, message: `the ${what} broke off: ${why}` }] });
 }
 
-function nextLink(link: string | undefined, base: URL): URL | undefined {
+/** The `rel="next"` page of a `Link` header, resolved against the page that carried it. */
+export function nextLink(link: string | undefined, base: URL): URL | undefined {
   const m = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link) : null;
   return m ? new URL(m[1], base) : undefined;
 }

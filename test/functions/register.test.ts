@@ -38,11 +38,16 @@ interface Registered {
 }
 
 describe('definitions', () => {
-  it('list the imports HTTP function and the imports queue worker', () => {
+  it('list the imports HTTP function, the imports queue worker, the sweep and the mirroring functions', () => {
     expect(definitions.map((d) => [d.name, d.trigger])).toEqual([
       ['imports', { type: 'http', methods: ['GET', 'POST'], route: 'imports/{id?}', authLevel: 'function' }],
       ['importWorker', { type: 'storageQueue', queueName: 'imports', connection: 'AzureWebJobsStorage' }],
       ['sweepImports', { type: 'timer', schedule: '0 */5 * * * *' }],
+      ['watches', { type: 'http', methods: ['GET', 'PUT', 'DELETE'], route: 'watches/{name?}', authLevel: 'function' }],
+      // HOIST_RESYNC_SCHEDULE is not set here: the default applies.
+      ['resync', { type: 'timer', schedule: '0 */15 * * * *' }],
+      ['upstreamPush', { type: 'eventGrid' }],
+      ['distributionHook', { type: 'http', methods: ['POST'], route: 'hooks/distribution', authLevel: 'function' }],
     ]);
     for (const d of definitions) expect(typeof d.handler).toBe('function');
   });
@@ -56,13 +61,27 @@ describe('register (the entry point the Functions runtime loads)', () => {
     const { hooks, functions: registered } = JSON.parse(stdout) as { hooks: string[]; functions: Registered[] };
     // The host's shutdown reaches the worker (shutdown.ts), so running imports pause and continue.
     expect(hooks).toEqual(['appTerminate']);
-    expect(registered.map((r) => r.name)).toEqual(['imports', 'importWorker', 'sweepImports']);
-    const [imports, worker, sweep] = registered;
+    expect(registered.map((r) => r.name)).toEqual(['imports', 'importWorker', 'sweepImports', 'watches', 'resync', 'upstreamPush', 'distributionHook']);
+    const [imports, worker, sweep, watches, resync, upstreamPush, hook] = registered;
     expect(imports.triggers).toEqual([expect.objectContaining({ type: 'httpTrigger', methods: ['GET', 'POST'], authLevel: 'function', route: 'imports/{id?}' })]);
     expect(worker.triggers).toEqual([expect.objectContaining({ type: 'queueTrigger', queueName: 'imports', connection: 'AzureWebJobsStorage' })]);
     expect(sweep.triggers).toEqual([expect.objectContaining({ type: 'timerTrigger', schedule: '0 */5 * * * *' })]);
     expect(sweep.triggers[0]).not.toHaveProperty('runOnStartup');
+    expect(watches.triggers).toEqual([expect.objectContaining({ type: 'httpTrigger', methods: ['GET', 'PUT', 'DELETE'], authLevel: 'function', route: 'watches/{name?}' })]);
+    expect(resync.triggers).toEqual([expect.objectContaining({ type: 'timerTrigger', schedule: '0 */15 * * * *' })]);
+    expect(upstreamPush.triggers).toEqual([expect.objectContaining({ type: 'eventGridTrigger' })]);
+    expect(hook.triggers).toEqual([expect.objectContaining({ type: 'httpTrigger', methods: ['POST'], authLevel: 'function', route: 'hooks/distribution' })]);
     for (const r of registered) expect(r.handlerIsDefinitions, r.name).toBe(true);
+  });
+
+  it('takes the resync schedule from HOIST_RESYNC_SCHEDULE when it is set, as a %SETTING% the host resolves', async () => {
+    const root = path.resolve(__dirname, '../..');
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', LOAD_LIKE_THE_WORKER, path.join(root, 'dist/src/functions/register.js'), path.join(root, 'dist/src/functions/definitions.js')], {
+      cwd: root,
+      env: { PATH: process.env.PATH, HOIST_RESYNC_SCHEDULE: '0 0 * * * *' },
+    });
+    const resync = (JSON.parse(stdout) as { functions: Registered[] }).functions.find((f) => f.name === 'resync')!;
+    expect(resync.triggers).toEqual([expect.objectContaining({ type: 'timerTrigger', schedule: '%HOIST_RESYNC_SCHEDULE%' })]);
   });
 
   it('report a malformed HOIST_SECRET_KEY once as the app loads (from the build, as Azure loads it)', () => {

@@ -97,4 +97,23 @@ describe('local host timer trigger', () => {
   it('refuses an invalid schedule at start-up', async () => {
     await expect(startHost(timerFunction([], 'A', '0 */5 * * *', `invalid${++functionCounter}`))).rejects.toThrow(/needs 6/);
   });
+  it('runs a timer function on POST /admin/functions/{name}, as the Functions host does, behind HOIST_API_KEY', async () => {
+    const ticks: Tick[] = [];
+    const name = `onDemand${++functionCounter}`;
+    // Once a day at midnight: only the admin call runs it within this test.
+    const host = await startHost(timerFunction(ticks, 'A', '0 0 0 * * *', name), { HOIST_API_KEY: 'admin-key-123' });
+    const post = (path: string, headers: Record<string, string> = {}) => fetch(`${host.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"input": ""}' });
+
+    expect((await post(`/admin/functions/${name}`)).status).toBe(401);
+    expect((await post(`/admin/functions/${name}`, { 'x-functions-key': 'wrong' })).status).toBe(401);
+    expect((await post('/admin/functions/noSuchFunction', { 'x-functions-key': 'admin-key-123' })).status).toBe(404);
+    expect(ticks).toHaveLength(0);
+
+    const accepted = await post(`/admin/functions/${name.toLowerCase()}`, { 'x-functions-key': 'admin-key-123' });
+    expect(accepted.status).toBe(202);
+    await waitFor(() => ticks.length === 1, 10_000, 'the run asked for');
+    expect(ticks[0]!.timer.isPastDue).toBe(false);
+    expect(ticks[0]!.context.functionName).toBe(name);
+    expect((await fetch(`${host.url}/admin/functions/${name}?code=admin-key-123`, { method: 'GET' })).status).toBe(405);
+  });
 });

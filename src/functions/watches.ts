@@ -1,0 +1,87 @@
+/**
+ * The `watches` HTTP function (issue 10): `PUT /api/watches/{name}` creates or replaces a watch,
+ * `GET /api/watches` lists them, `GET /api/watches/{name}` shows one with its tracked tags, last
+ * and next run, `DELETE /api/watches/{name}` removes one. Parses input, calls src/mirror, maps
+ * errors to responses; nothing else.
+ */
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { describeWatch, saveWatch, toWatchDocument } from '../mirror/watches.js';
+import { checkWatchName } from '../mirror/watch-request.js';
+import { requireApiKey } from './api-key.js';
+import type { FunctionDefinition } from './definition.js';
+import { HttpError, responseForError } from './http-errors.js';
+import { readJsonBody } from './json-body.js';
+import { currentSettings, jobStorage, registryHosts, secretBox, watchStore } from './services.js';
+
+const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' };
+
+/** Handles every method and route of the `watches` function. */
+export async function watchesHandler(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  try {
+    const settings = currentSettings();
+    requireApiKey(request, settings.apiKey);
+    const name = request.params.name;
+    if (name === undefined) {
+      if (request.method === 'GET') return await listWatches();
+      throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not supported on /api/watches: GET lists watches; PUT, GET and DELETE take /api/watches/{name}`, undefined, { allow: 'GET' });
+    }
+    checkWatchName(name);
+    if (request.method === 'PUT') return await putWatch(name, request, context);
+    if (request.method === 'GET') return await getWatch(name);
+    if (request.method === 'DELETE') return await deleteWatch(name, context);
+    throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not supported on /api/watches/{name}: PUT, GET or DELETE`, undefined, { allow: 'GET, PUT, DELETE' });
+  } catch (error) {
+    const response = responseForError(error);
+    if (!response) throw error;
+    if (response.status !== undefined && response.status >= 500) context.error(`watches: ${(error as Error).message}`);
+    return response;
+  }
+}
+
+async function putWatch(name: string, request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const body = await readJsonBody(request);
+  const settings = currentSettings();
+  const box = secretBox(settings);
+  const allowedSources = settings.allowedSources;
+  const { created, watch } = await saveWatch(name, body, {
+    store: await watchStore(settings),
+    targetRegistry: settings.targetRegistry,
+    hosts: registryHosts(settings),
+    ...(allowedSources && { allowedSources }),
+    ...(box && { secretBox: box }),
+  });
+  context.log(`watches: ${created ? 'created' : 'replaced'} watch ${name} (${watch.source} -> ${watch.target})`);
+  return { status: created ? 201 : 200, jsonBody: watch, headers: { ...JSON_TYPE, ...(created && { location: `/api/watches/${name}` }) } };
+}
+
+async function getWatch(name: string): Promise<HttpResponseInit> {
+  const store = await watchStore();
+  const watch = await store.get(name);
+  if (!watch) throw notFound(name);
+  const document = await describeWatch(watch.value, store, (await jobStorage()).jobs);
+  return { status: 200, jsonBody: document, headers: { ...JSON_TYPE, etag: watch.etag } };
+}
+
+async function listWatches(): Promise<HttpResponseInit> {
+  const store = await watchStore();
+  const watches = await store.list();
+  return { status: 200, jsonBody: { value: watches.map(toWatchDocument) }, headers: JSON_TYPE };
+}
+
+async function deleteWatch(name: string, context: InvocationContext): Promise<HttpResponseInit> {
+  const store = await watchStore();
+  if (!(await store.delete(name))) throw notFound(name);
+  context.log(`watches: deleted watch ${name}`);
+  return { status: 204 };
+}
+
+function notFound(name: string): HttpError {
+  return new HttpError(404, 'WATCH_NOT_FOUND', `there is no watch named "${name}": GET /api/watches lists them`, 'name');
+}
+
+/** The definition both hosts register. */
+export const watchesFunction: FunctionDefinition = {
+  name: 'watches',
+  trigger: { type: 'http', methods: ['GET', 'PUT', 'DELETE'], route: 'watches/{name?}', authLevel: 'function' },
+  handler: watchesHandler,
+};

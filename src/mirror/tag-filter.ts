@@ -1,0 +1,86 @@
+/**
+ * Which upstream tags a watch follows: anchored `include`/`exclude` regexes, an optional semver
+ * range and an optional `latest` N. Regexes come from API callers and run in V8's backtracking
+ * engine, so each is checked with recheck (a ReDoS checker) before it is accepted: exponential
+ * patterns are refused, and polynomial ones above MAX_POLYNOMIAL_DEGREE too. Tags are at most 128
+ * characters (the distribution grammar), which is what keeps an accepted quadratic or cubic
+ * pattern cheap.
+ */
+import { checkSync } from 'recheck';
+import semver from 'semver';
+
+/** Patterns whose worst case grows faster than n^3 over a 128-character tag are refused. */
+export const MAX_POLYNOMIAL_DEGREE = 3;
+/** The longest pattern accepted. */
+export const MAX_PATTERN_LENGTH = 256;
+/** How long recheck may look at one pattern; a pattern it cannot decide in time is refused. */
+const CHECK_TIMEOUT_MS = 2_000;
+
+/** A tag selection as stored in a watch. */
+export interface TagSelection {
+  include: string[];
+  exclude: string[];
+  /** A semver range (`>=1.2.0 <2`); tags that are not semver never match it. */
+  semver?: string;
+  /** Keep only the newest N of what matched. */
+  latest?: number;
+}
+
+/** A pattern as a watch applies it: anchored at both ends, so `1\.27` does not match `11.27.3`. */
+export function anchored(pattern: string): RegExp {
+  return new RegExp(`^(?:${pattern})$`, 'u');
+}
+
+/**
+ * Why a pattern is refused, or undefined when it is acceptable: a syntax error, or a worst case
+ * (catastrophic backtracking) that recheck finds.
+ */
+export function patternProblem(pattern: string): string | undefined {
+  if (pattern.length > MAX_PATTERN_LENGTH) return `is longer than ${MAX_PATTERN_LENGTH} characters`;
+  let source: string;
+  try {
+    source = anchored(pattern).source;
+  } catch (error) {
+    return `is not a valid regular expression (${(error as Error).message.replace(/^Invalid regular expression: /, '')})`;
+  }
+  const result = checkSync(source, 'u', { timeout: CHECK_TIMEOUT_MS });
+  if (result.status === 'safe') return undefined;
+  if (result.status === 'vulnerable') {
+    const { complexity } = result;
+    if (complexity.type === 'polynomial' && complexity.degree <= MAX_POLYNOMIAL_DEGREE) return undefined;
+    return `could backtrack catastrophically (${complexity.summary} worst case): rewrite it without nested or overlapping repetition such as (a+)+ or (a|a)*`;
+  }
+  return 'could not be shown safe from catastrophic backtracking in time: simplify it';
+}
+
+/** Why a semver range is refused, or undefined when it parses. */
+export function rangeProblem(range: string): string | undefined {
+  return semver.validRange(range) === null ? 'is not a semver range such as ">=1.2.0 <2" or "^1.27"' : undefined;
+}
+
+/**
+ * The tags of `tags` the selection picks, newest first when `latest` is given. "Newest" is semver
+ * order when every matched tag reads as semver (a leading `v` allowed), else the registry's
+ * lexical order from the end, since the creation time would cost a manifest and config GET per
+ * tag, which the one-HEAD-per-tag budget does not allow.
+ */
+export function selectTags(tags: readonly string[], selection: TagSelection): string[] {
+  const include = selection.include.map(anchored);
+  const exclude = selection.exclude.map(anchored);
+  let picked = tags.filter(
+    (tag) => (include.length === 0 || include.some((re) => re.test(tag))) && !exclude.some((re) => re.test(tag)),
+  );
+  if (selection.semver !== undefined) {
+    const range = selection.semver;
+    picked = picked.filter((tag) => {
+      const version = semver.parse(tag, { loose: true });
+      return version !== null && semver.satisfies(version, range, { includePrerelease: false });
+    });
+  }
+  if (selection.latest === undefined) return picked;
+  const versions = picked.map((tag) => semver.parse(tag, { loose: true }));
+  const ordered = versions.every((version) => version !== null)
+    ? picked.map((tag, i) => ({ tag, version: versions[i]! })).sort((a, b) => semver.rcompare(a.version, b.version)).map((e) => e.tag)
+    : [...picked].sort().reverse();
+  return ordered.slice(0, selection.latest);
+}

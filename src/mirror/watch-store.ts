@@ -1,0 +1,194 @@
+/**
+ * Watches in Azure Tables, two entities per watch in one table so that the API and the timer never
+ * overwrite each other's writes: the watch as the caller gave it (partition `watch`), and what
+ * resyncs and push events learned (partition `state`: tracked tags, the last run). Each is
+ * written conditionally on the ETag it was read with; a lost race is a ConcurrencyError, and
+ * state updates are re-read and re-applied.
+ */
+import { odata, type TableClient, type TableEntityResult } from '@azure/data-tables';
+import { ConcurrencyError } from '../jobs/errors.js';
+import type { Versioned } from '../jobs/job-store.js';
+import { checkEntityLimits, readJson, restStatus, writeJson } from '../jobs/tables.js';
+import type { WatchRequest } from './watch-request.js';
+
+const WATCH_PARTITION = 'watch';
+const STATE_PARTITION = 'state';
+/** One entity for the resync timer's own schedule (its next run, as the host told it). */
+const SCHEDULE_KEY = { partitionKey: 'schedule', rowKey: 'resync' };
+/** Upstream hosts waiting out a 429's Retry-After, one row each. */
+const COOLDOWN_PARTITION = 'cooldown';
+/** Attempts of a state read-modify-write racing other writers (the timer, events) before giving up. */
+const STATE_UPDATE_ATTEMPTS = 5;
+
+/** A watch as stored: the checked request, with the password sealed (never stored in the clear). */
+export interface WatchRecord extends Omit<WatchRequest, 'password'> {
+  name: string;
+  /** `{username, password}` sealed with HOIST_SECRET_KEY for the context `watch:<name>`. */
+  sealedCredentials?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One upstream tag a watch keeps in sync. */
+export interface TrackedTag {
+  /** The upstream digest last synced (queued, or found already at the target). */
+  digest: string;
+  /** When that digest was last seen upstream. */
+  checkedAt: string;
+  /** The job that copies it, when one had to; absent when the target already held it. */
+  jobId?: string;
+  /** When that job was queued. */
+  queuedAt?: string;
+  /** What queued it: `resync`, or `event:<id>` for a push event. */
+  trigger?: string;
+}
+
+/** What the last resync did for a watch. */
+export interface WatchRun {
+  startedAt: string;
+  finishedAt: string;
+  /** Tag-list pages read. */
+  tagListRequests: number;
+  /** Manifest HEADs upstream. */
+  heads: number;
+  jobsQueued: number;
+  /** Tags the filters picked. */
+  wanted: number;
+  /** Set when a rate limit, a 429 or a failure cut the run short; the rest waits for the next run. */
+  stopped?: { reason: string; code: 'RATE_LIMIT_LOW' | 'TOO_MANY_REQUESTS' | 'FAILED'; retryAfter?: string };
+}
+
+/** What resyncs and events learned about a watch. */
+export interface WatchState {
+  tags: Record<string, TrackedTag>;
+  lastRun?: WatchRun;
+}
+
+type Entity = Record<string, unknown> & { partitionKey: string; rowKey: string };
+
+/** Watches and their state, with ETag concurrency. */
+export class WatchStore {
+  constructor(readonly table: TableClient) {}
+
+  /** The watch, or undefined. */
+  async get(name: string): Promise<Versioned<WatchRecord> | undefined> {
+    const entity = await this.read(WATCH_PARTITION, name);
+    return entity && { value: readJson<WatchRecord>(entity, 'watch', undefined as never), etag: entity.etag };
+  }
+
+  /**
+   * Creates or replaces a watch; with `etag`, only if it is still that version. Returns whether it
+   * was created.
+   */
+  async put(record: WatchRecord): Promise<{ created: boolean; etag: string }> {
+    const entity: Entity = { partitionKey: WATCH_PARTITION, rowKey: record.name, enabled: record.enabled };
+    writeJson(entity, 'watch', record);
+    checkEntityLimits(entity, `watch ${record.name}`);
+    try {
+      const response = await this.table.createEntity(entity);
+      return { created: true, etag: response.etag ?? '' };
+    } catch (error) {
+      if (restStatus(error) !== 409) throw error;
+    }
+    const response = await this.table.upsertEntity(entity, 'Replace');
+    return { created: false, etag: response.etag ?? '' };
+  }
+
+  /** Deletes a watch and its state; false when there was none. */
+  async delete(name: string): Promise<boolean> {
+    const existed = await this.remove(WATCH_PARTITION, name);
+    await this.remove(STATE_PARTITION, name);
+    return existed;
+  }
+
+  /** Every watch, by name. */
+  async list(): Promise<WatchRecord[]> {
+    const watches: WatchRecord[] = [];
+    const entities = this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter: odata`PartitionKey eq ${WATCH_PARTITION}` } });
+    for await (const entity of entities) watches.push(readJson<WatchRecord>(entity, 'watch', undefined as never));
+    return watches;
+  }
+
+  /** The watch's state (empty when nothing ran yet). */
+  async state(name: string): Promise<Versioned<WatchState>> {
+    const entity = await this.read(STATE_PARTITION, name);
+    if (!entity) return { value: emptyState(), etag: '' };
+    const lastRun = readJson<WatchRun | undefined>(entity, 'lastRun', undefined);
+    return { value: { tags: readJson(entity, 'tags', {}), ...(lastRun && { lastRun }) }, etag: entity.etag };
+  }
+
+  /**
+   * Applies `change` to the freshest state and writes it conditionally, re-reading and
+   * re-applying when another writer got there first. `change` must be safe to call again.
+   */
+  async updateState(name: string, change: (state: WatchState) => void): Promise<WatchState> {
+    for (let attempt = 1; ; attempt++) {
+      const { value, etag } = await this.state(name);
+      change(value);
+      const entity: Entity = { partitionKey: STATE_PARTITION, rowKey: name };
+      writeJson(entity, 'tags', value.tags);
+      if (value.lastRun) writeJson(entity, 'lastRun', value.lastRun);
+      checkEntityLimits(entity, `watch state ${name}`);
+      try {
+        if (etag === '') await this.table.createEntity(entity);
+        else await this.table.updateEntity(entity, 'Replace', { etag });
+        return value;
+      } catch (error) {
+        const status = restStatus(error);
+        const lostRace = (etag === '' && status === 409) || status === 412;
+        if (!lostRace) throw error;
+        if (attempt >= STATE_UPDATE_ATTEMPTS) throw new ConcurrencyError(`watch state ${name}`, { cause: error });
+      }
+    }
+  }
+
+  /** Records when the resync timer runs next (the host's `scheduleStatus.next`). */
+  async setNextRun(next: string): Promise<void> {
+    await this.table.upsertEntity({ ...SCHEDULE_KEY, next }, 'Replace');
+  }
+
+  /** When the resync timer runs next, as last recorded; undefined before its first run. */
+  async nextRun(): Promise<string | undefined> {
+    const entity = await this.read(SCHEDULE_KEY.partitionKey, SCHEDULE_KEY.rowKey);
+    return typeof entity?.next === 'string' ? entity.next : undefined;
+  }
+
+  /** Upstream hosts still inside a 429's Retry-After, with the ISO time each may be asked again. */
+  async hostCooldowns(now: Date): Promise<Map<string, string>> {
+    const cooldowns = new Map<string, string>();
+    const entities = this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter: odata`PartitionKey eq ${COOLDOWN_PARTITION}` } });
+    for await (const entity of entities) {
+      if (typeof entity.host === 'string' && typeof entity.until === 'string' && Date.parse(entity.until) > now.getTime()) cooldowns.set(entity.host, entity.until);
+    }
+    return cooldowns;
+  }
+
+  /** Records that `host` asked (with a 429's Retry-After) not to be asked again before `until`. */
+  async setHostCooldown(host: string, until: string): Promise<void> {
+    // RowKeys may not hold '/', '#' or '?' among others: base64url of the host never does.
+    await this.table.upsertEntity({ partitionKey: COOLDOWN_PARTITION, rowKey: Buffer.from(host).toString('base64url'), host, until }, 'Replace');
+  }
+
+  private async read(partition: string, name: string): Promise<TableEntityResult<Record<string, unknown>> | undefined> {
+    try {
+      return await this.table.getEntity<Record<string, unknown>>(partition, name);
+    } catch (error) {
+      if (restStatus(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  private async remove(partition: string, name: string): Promise<boolean> {
+    try {
+      await this.table.deleteEntity(partition, name);
+      return true;
+    } catch (error) {
+      if (restStatus(error) === 404) return false;
+      throw error;
+    }
+  }
+}
+
+function emptyState(): WatchState {
+  return { tags: {} };
+}

@@ -1,0 +1,189 @@
+/**
+ * Push events against real registries and Azurite: ACR events in the Event Grid schema and in
+ * CloudEvents 1.0 through the `upstreamPush` handler and through the local host's Event Grid
+ * webhook (handshakes included), and a real docker-registry whose notifications point at the
+ * local host's `/api/hooks/distribution`. Each sync must be an import of exactly the pushed digest.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { EventGridEvent } from '@azure/functions';
+import { distributionHookFunction, distributionHookHandler } from '../../src/functions/distribution-hook.js';
+import { jobStorage } from '../../src/functions/services.js';
+import { upstreamPushFunction, upstreamPushHandler } from '../../src/functions/upstream-push.js';
+import type { JobRecord } from '../../src/jobs/job-record.js';
+import { pushImage, sha256Digest } from '../helpers/fixtures.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { skopeoInspectRaw } from '../helpers/skopeo.js';
+import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
+import { call } from '../functions/support.js';
+import { startTestHost, waitFor, type TestHost } from '../local/support.js';
+import { deleteAllWatches, getWatch, putWatch as saveWatch, testContext, useMirrorSettings, workQueue as workImports } from './support.js';
+
+const API_KEY = `key-${randomBytes(6).toString('hex')}`;
+let azurite: TestAzurite;
+let upstream: TestRegistry;
+let target: TestRegistry;
+const logs: string[] = [];
+
+beforeAll(async () => {
+  [azurite, upstream, target] = await Promise.all([startAzurite(), startRegistry(), startRegistry()]);
+  useMirrorSettings(azurite, target);
+  delete process.env.HOIST_API_KEY;
+});
+afterAll(async () => {
+  await Promise.all([azurite?.stop(), upstream?.stop(), target?.stop()]);
+});
+// The key is sent always: the local host tests below set HOIST_API_KEY.
+afterEach(() => deleteAllWatches({ 'x-functions-key': API_KEY }));
+
+const ctx = (functionName: string) => testContext(functionName, logs);
+const putWatch = (name: string, json: unknown) => saveWatch(name, json, { 'x-functions-key': API_KEY });
+const workQueue = () => workImports(azurite, logs);
+
+/** Every job whose source is in `repository` (host/repo), oldest first. */
+async function jobsFor(repository: string): Promise<JobRecord[]> {
+  const page = await (await jobStorage()).jobs.list({ pageSize: 100 });
+  return page.jobs.filter((j) => j.source.startsWith(`${repository}@`)).reverse();
+}
+
+/** ACR's ImagePushed data for a push of `digest` to `host/repository:tag`. */
+function pushData(host: string, repository: string, tag: string, digest: string) {
+  return {
+    id: randomUUID(),
+    timestamp: new Date().toISOString(),
+    action: 'push',
+    target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 500, digest, length: 500, repository, tag },
+    request: { id: randomUUID(), host, method: 'PUT', useragent: 'docker/27' },
+  };
+}
+function eventGridEvent(host: string, repository: string, tag: string, digest: string, id = randomUUID()): EventGridEvent {
+  return { id, topic: '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/upstream', subject: `${repository}:${tag}`, eventType: 'Microsoft.ContainerRegistry.ImagePushed', eventTime: new Date().toISOString(), dataVersion: '1.0', metadataVersion: '1', data: pushData(host, repository, tag, digest) } as EventGridEvent;
+}
+function cloudEvent(host: string, repository: string, tag: string, digest: string, id = randomUUID()) {
+  return { specversion: '1.0', type: 'Microsoft.ContainerRegistry.ImagePushed', source: '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/upstream', id, time: new Date().toISOString(), subject: `${repository}:${tag}`, data: pushData(host, repository, tag, digest) };
+}
+
+describe('push events', () => {
+  it('queues an import of exactly the pushed digest for an event in either schema, once per event', async () => {
+    const pushed = await pushImage(upstream, 'team/web', 'v1', { seed: 'pushed', layers: [100] });
+    // The tag moves on before the event arrives: the event's digest is what is synced, not the tag's.
+    const later = await pushImage(upstream, 'team/web', 'v1', { seed: 'later', layers: [120] });
+    await putWatch('web', { source: `${upstream.host}/team/web`, target: 'mirror/web', tags: { include: ['v.*'] } });
+
+    const event = eventGridEvent(upstream.host, 'team/web', 'v1', pushed.digest);
+    await upstreamPushHandler(event, ctx('upstreamPush'));
+    await upstreamPushHandler(event, ctx('upstreamPush')); // delivered twice
+    let jobs = await jobsFor(`${upstream.host}/team/web`);
+    expect(jobs.map((j) => j.source)).toEqual([`${upstream.host}/team/web@${pushed.digest}`]);
+    expect(jobs[0]!.targets).toEqual([{ reference: `${target.host}/mirror/web:v1`, tagged: true }]);
+    await workQueue();
+    expect(sha256Digest(await skopeoInspectRaw(`${target.host}/mirror/web:v1`))).toBe(pushed.digest);
+
+    const cloud = cloudEvent(upstream.host, 'team/web', 'v1', later.digest);
+    // Two deliveries of one event at once (Event Grid retries while the first is still running).
+    await Promise.all([upstreamPushHandler(cloud as unknown as EventGridEvent, ctx('upstreamPush')), upstreamPushHandler(cloud as unknown as EventGridEvent, ctx('upstreamPush'))]);
+    jobs = await jobsFor(`${upstream.host}/team/web`);
+    expect(jobs.map((j) => j.source)).toEqual([`${upstream.host}/team/web@${pushed.digest}`, `${upstream.host}/team/web@${later.digest}`]);
+    await workQueue();
+    expect(sha256Digest(await skopeoInspectRaw(`${target.host}/mirror/web:v1`))).toBe(later.digest);
+
+    const watch = await getWatch('web');
+    expect(watch.trackedTags.v1).toMatchObject({ digest: later.digest, jobId: jobs[1]!.id, result: 'succeeded', trigger: `event:${cloud.id}` });
+  });
+
+  it('ignores unwatched repositories and tags and the target registry, and drops malformed events without throwing', async () => {
+    const image = await pushImage(upstream, 'team/api', 'v2', { layers: [80] });
+    await putWatch('api', { source: `${upstream.host}/team/api`, target: 'team/api', tags: { include: ['v.*'], exclude: ['v2'] } });
+    // A watch on the target registry itself: the pushes Hoist makes there must not come back as syncs.
+    await putWatch('loop', { source: `${target.host}/team/api`, target: 'copy/api' });
+    logs.length = 0;
+    await upstreamPushHandler(eventGridEvent(upstream.host, 'team/other', 'v1', image.digest), ctx('upstreamPush'));
+    await upstreamPushHandler(eventGridEvent(upstream.host, 'team/api', 'v2', image.digest), ctx('upstreamPush'));
+    // Hoist's own push to the target registry, reported back: never a sync.
+    await upstreamPushHandler(eventGridEvent(target.host, 'team/api', 'v3', image.digest), ctx('upstreamPush'));
+    expect(await jobsFor(`${target.host}/team/api`)).toEqual([]);
+    await upstreamPushHandler({ id: 'x', eventType: 'Microsoft.ContainerRegistry.ImagePushed', data: { target: { digest: 'md5:nope' } } } as unknown as EventGridEvent, ctx('upstreamPush'));
+    await upstreamPushHandler({ ...eventGridEvent(upstream.host, 'team/api', 'v1', image.digest), eventType: 'Microsoft.ContainerRegistry.ImageDeleted' }, ctx('upstreamPush'));
+    expect(await jobsFor(`${upstream.host}/team/api`)).toEqual([]);
+    expect(logs.join('\n')).toMatch(/no enabled watch covers .*team\/other:v1/);
+    expect(logs.join('\n')).toMatch(/no enabled watch covers .*team\/api:v2/);
+    expect(logs.join('\n')).toMatch(/went to the target registry/);
+    expect(logs.join('\n')).toMatch(/warning: upstreamPush: dropped a malformed event: .*data\.target/);
+    expect(logs.join('\n')).toMatch(/ImageDeleted is not a push/);
+  });
+
+  it('reads a distribution 3.x (v2) envelope: a manifest push by tag queues, pulls and blob pushes are ignored, malformed events dropped with 200', async () => {
+    const image = await pushImage(upstream, 'team/three', 'v3', { layers: [75] });
+    await putWatch('three', { source: `${upstream.host}/team/three`, target: 'mirror/three', tags: { include: ['v.*'] } });
+    const request = { id: randomUUID(), addr: '127.0.0.1:40000', host: upstream.host, method: 'PUT', useragent: 'containerd/2' };
+    const envelope = {
+      events: [
+        { id: randomUUID(), timestamp: new Date().toISOString(), action: 'push', target: { mediaType: 'application/octet-stream', digest: image.blobs[0]!.digest, size: 75, repository: 'team/three' }, request },
+        { id: randomUUID(), timestamp: new Date().toISOString(), action: 'pull', target: { mediaType: image.mediaType, digest: image.digest, size: 400, repository: 'team/three', tag: 'v3' }, request },
+        { id: 'evt-push-v3', timestamp: new Date().toISOString(), action: 'push', target: { mediaType: image.mediaType, digest: image.digest, size: 400, repository: 'team/three', tag: 'v3', url: `http://${upstream.host}/v2/team/three/manifests/${image.digest}` }, request, actor: {}, source: { addr: 'registry:5000', instanceID: randomUUID() } },
+        { id: randomUUID(), action: 'push', target: { digest: 'sha256:short', repository: 'team/three', tag: 'v3' }, request },
+      ],
+    };
+    const answer = await call(distributionHookHandler, { method: 'POST', path: '/api/hooks/distribution', body: JSON.stringify(envelope), headers: { 'content-type': 'application/vnd.docker.distribution.events.v2+json', 'x-functions-key': API_KEY } }, logs);
+    expect(answer.status).toBe(200);
+    expect(answer.body.events.map((e: { outcome: string }) => e.outcome)).toEqual(['ignored', 'ignored', 'queued', 'dropped']);
+    expect(answer.body.events[3].reason).toMatch(/target\.digest/);
+    expect((await jobsFor(`${upstream.host}/team/three`)).map((j) => j.source)).toEqual([`${upstream.host}/team/three@${image.digest}`]);
+
+    const notAnEnvelope = await call(distributionHookHandler, { method: 'POST', path: '/api/hooks/distribution', json: { hello: 'world' }, headers: { 'x-functions-key': API_KEY } }, logs);
+    expect(notAnEnvelope.status).toBe(200);
+    expect(notAnEnvelope.body.events[0].outcome).toBe('dropped');
+  });
+
+  describe('through the local host', () => {
+    let host: TestHost;
+    let notifying: TestRegistry | undefined;
+    beforeAll(async () => {
+      process.env.HOIST_API_KEY = API_KEY;
+      host = await startTestHost({ definitions: [upstreamPushFunction, distributionHookFunction], settings: { AzureWebJobsStorage: azurite.connectionString, HOIST_API_KEY: API_KEY } });
+    });
+    afterAll(async () => {
+      delete process.env.HOIST_API_KEY;
+      await Promise.all([host?.stop(), notifying?.stop()]);
+    });
+
+    it('answers both Event Grid handshakes and runs a CloudEvents delivery', async () => {
+      const webhook = `${host.url}/runtime/webhooks/eventgrid?functionName=upstreamPush&code=${API_KEY}`;
+      const validation = await fetch(webhook, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'aeg-event-type': 'SubscriptionValidation' },
+        body: JSON.stringify([{ id: randomUUID(), eventType: 'Microsoft.EventGrid.SubscriptionValidationEvent', subject: '', data: { validationCode: 'code-512' }, eventTime: new Date().toISOString(), dataVersion: '1' }]),
+      });
+      expect(validation.status).toBe(200);
+      expect(await validation.json()).toEqual({ validationResponse: 'code-512' });
+      const options = await fetch(webhook, { method: 'OPTIONS', headers: { 'WebHook-Request-Origin': 'eventgrid.azure.net' } });
+      expect(options.status).toBe(200);
+      expect(options.headers.get('webhook-allowed-origin')).toBe('eventgrid.azure.net');
+
+      const image = await pushImage(upstream, 'team/cloud', 'v1', { layers: [90] });
+      await putWatch('cloud', { source: `${upstream.host}/team/cloud:v1`, target: 'mirror/cloud' });
+      const delivered = await fetch(webhook, { method: 'POST', headers: { 'content-type': 'application/cloudevents+json' }, body: JSON.stringify(cloudEvent(upstream.host, 'team/cloud', 'v1', image.digest)) });
+      expect(delivered.status).toBe(202);
+      expect((await jobsFor(`${upstream.host}/team/cloud`)).map((j) => j.source)).toEqual([`${upstream.host}/team/cloud@${image.digest}`]);
+    });
+
+    it('turns a real docker-registry notification of a push into a sync job', async () => {
+      notifying = await startRegistry({
+        extraConfig: {
+          notifications: {
+            endpoints: [{ name: 'hoist', url: `${host.url}/api/hooks/distribution`, headers: { 'x-functions-key': [API_KEY] }, timeout: '5s', threshold: 3, backoff: '1s' }],
+          },
+        },
+      });
+      await putWatch('hooked', { source: `${notifying.host}/team/hooked`, target: 'mirror/hooked', tags: { include: ['1\\..*'] } });
+      const image = await pushImage(notifying, 'team/hooked', '1.0', { layers: [70] });
+      await pushImage(notifying, 'team/hooked', 'nightly', { layers: [60] });
+      const jobs = await waitFor(async () => {
+        const found = await jobsFor(`${notifying!.host}/team/hooked`);
+        return found.length > 0 && found;
+      }, 30_000, 'a sync job queued by the notification');
+      expect(jobs.map((j) => j.source)).toEqual([`${notifying.host}/team/hooked@${image.digest}`]);
+      expect(jobs[0]!.targets).toEqual([{ reference: `${target.host}/mirror/hooked:1.0`, tagged: true }]);
+      expect(host.logs.join('\n')).toMatch(/distribution hook: event .* queued job/);
+    });
+  });
+});

@@ -1,0 +1,208 @@
+/**
+ * The resync timer against real registries and Azurite: an upstream docker-registry behind a
+ * counting, header-injecting proxy, a target docker-registry, watches saved through the API
+ * handler, jobs worked through the worker handler as the host would, and skopeo as the check.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Timer } from '@azure/functions';
+import { resyncHandler } from '../../src/functions/resync.js';
+import { currentSettings, submitDeps, watchStore } from '../../src/functions/services.js';
+import { resyncAll, type ResyncDeps } from '../../src/mirror/resync.js';
+import { sha256Digest, pushImage, type PushedManifest } from '../helpers/fixtures.js';
+import { startProxy, type ProxyRule, type TestProxy } from '../helpers/proxy.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { skopeoInspectRaw } from '../helpers/skopeo.js';
+import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
+import { clearQueue, deleteAllWatches, getWatch, putWatch, testContext, useMirrorSettings, workQueue as workImports } from './support.js';
+
+let azurite: TestAzurite;
+let upstream: TestRegistry;
+let target: TestRegistry;
+let proxy: TestProxy;
+const logs: string[] = [];
+
+beforeAll(async () => {
+  [azurite, upstream, target] = await Promise.all([startAzurite(), startRegistry(), startRegistry()]);
+  proxy = await startProxy(upstream.url);
+  useMirrorSettings(azurite, target);
+});
+afterAll(async () => {
+  await Promise.all([azurite?.stop(), upstream?.stop(), target?.stop(), proxy?.stop()]);
+});
+
+const TIMER: Timer = { isPastDue: false, schedule: { adjustForDST: false }, scheduleStatus: { last: '', next: '2999-01-01T00:00:00.000Z', lastUpdated: '' } };
+const workQueue = () => workImports(azurite, logs);
+
+/** Runs the timer through its handler; returns the upstream requests it made (through the proxy). */
+async function runTimer(): Promise<Array<{ method: string; path: string }>> {
+  const before = proxy.requests.length;
+  await resyncHandler(TIMER, testContext('resync', logs));
+  return proxy.requests.slice(before).map((r) => ({ method: r.method, path: r.path }));
+}
+
+async function targetDigest(ref: string): Promise<string> {
+  return sha256Digest(await skopeoInspectRaw(`${target.host}/${ref}`));
+}
+
+/**
+ * Pages `tags` as the distribution spec describes (`n`, `last`, a `Link` to the next page), for
+ * GETs of `repository`'s tag list: Debian's docker-registry 2.8.2 answers every tag at once and
+ * ignores `n`, so this proxy rule stands in for a registry that pages (as Docker Hub does).
+ */
+function pagedTagList(repository: string, tags: readonly string[]): ProxyRule {
+  const sorted = [...tags].sort();
+  return (request) => {
+    if (request.method !== 'GET' || request.pathname !== `/v2/${repository}/tags/list`) return undefined;
+    const query = new URL(request.path, 'http://proxy').searchParams;
+    const n = Number(query.get('n') ?? sorted.length);
+    const last = query.get('last');
+    const start = last === null ? 0 : sorted.indexOf(last) + 1;
+    const page = sorted.slice(start, start + n);
+    const more = start + n < sorted.length;
+    return {
+      type: 'respond',
+      status: 200,
+      headers: { 'content-type': 'application/json', ...(more && { link: `</v2/${repository}/tags/list?last=${page[page.length - 1]}&n=${n}>; rel="next"` }) },
+      body: JSON.stringify({ name: repository, tags: page }),
+    };
+  };
+}
+
+afterEach(async () => {
+  proxy.rules.length = 0;
+  await deleteAllWatches();
+  await clearQueue(azurite);
+});
+
+describe('resync', () => {
+  it('queues exactly one job when a tag moves upstream, none when nothing changed, and the target follows', async () => {
+    const first = await pushImage(upstream, 'team/app', 'stable', { seed: 'first', layers: [200] });
+    await putWatch('app', { source: `${proxy.host}/team/app:stable`, target: 'mirror/app' });
+
+    // First run: the target lacks the tag.
+    await runTimer();
+    expect(await workQueue()).toHaveLength(1);
+    expect(await targetDigest('mirror/app:stable')).toBe(first.digest);
+
+    // The tag moves upstream; two runs before any worker runs still make one job.
+    const moved = await pushImage(upstream, 'team/app', 'stable', { seed: 'second', layers: [300] });
+    expect(moved.digest).not.toBe(first.digest);
+    await runTimer();
+    await runTimer();
+    const jobs = await workQueue();
+    expect(jobs).toHaveLength(1);
+    expect(await targetDigest('mirror/app:stable')).toBe(moved.digest);
+
+    const watch = await getWatch('app');
+    expect(watch.trackedTags.stable).toMatchObject({ digest: moved.digest, jobId: jobs[0], result: 'succeeded', trigger: 'resync' });
+    expect(watch.nextRun).toBe('2999-01-01T00:00:00.000Z');
+
+    // Nothing changed: one HEAD upstream, no manifest GET, no job.
+    const requests = await runTimer();
+    expect(requests.filter((r) => r.path.includes('/manifests/'))).toEqual([{ method: 'HEAD', path: '/v2/team/app/manifests/stable' }]);
+    expect(requests.filter((r) => r.method === 'GET' && r.path.includes('/manifests/'))).toEqual([]);
+    expect(await workQueue()).toEqual([]);
+    expect((await getWatch('app')).lastRun).toMatchObject({ heads: 1, jobsQueued: 0, tagListRequests: 0, wanted: 1 });
+    expect((await getWatch('app')).lastRun.stopped).toBeUndefined();
+  });
+
+  it('picks exactly the tags the filters select from a repository of 14 tags, following Link pages', async () => {
+    const tags = ['0.9.0', '1.0.0', '1.1.0', '1.2.0', '1.2.1', '1.3.0-rc.1', '1.3.0', '1.4.0', '1.4.1-debug', '2.0.0', '2.1.0', '3.0.0-beta', 'latest', 'edge'];
+    const pushed: Record<string, PushedManifest> = {};
+    for (const tag of tags) pushed[tag] = await pushImage(upstream, 'team/many', tag, { layers: [50] });
+    await putWatch('many', { source: `${proxy.host}/team/many`, target: 'mirror/many', tags: { include: ['1\\..*', '2\\..*'], exclude: ['.*-(rc|debug).*'], semver: '>=1.2.0 <2.1.0', latest: 3 } });
+    // A second watch on a host that refuses connections fails alone.
+    await putWatch('broken', { source: '127.0.0.1:1/team/none', target: 'mirror/none' });
+    await putWatch('disabled', { source: `${proxy.host}/team/many`, target: 'mirror/disabled', enabled: false });
+
+    proxy.rules.push(pagedTagList('team/many', tags));
+    const before = proxy.requests.length;
+    const deps: ResyncDeps = { store: await watchStore(), submit: await submitDeps(), concurrency: 2, rateLimitReserve: 10, tagPageSize: 5 };
+    const result = await resyncAll(deps);
+    const requests = proxy.requests.slice(before);
+    // 14 tags, five a page: three pages, each found through the previous page's Link.
+    expect(requests.filter((r) => r.path.includes('/tags/list')).map((r) => r.path)).toEqual([
+      '/v2/team/many/tags/list?n=5',
+      '/v2/team/many/tags/list?last=1.2.1&n=5',
+      '/v2/team/many/tags/list?last=2.0.0&n=5',
+    ]);
+    expect(result.watches.map((w) => w.name).sort()).toEqual(['broken', 'many']);
+    const many = result.watches.find((w) => w.name === 'many')!.run;
+    expect(many).toMatchObject({ tagListRequests: 3, heads: 3, jobsQueued: 3, wanted: 3 });
+    const broken = result.watches.find((w) => w.name === 'broken')!.run;
+    expect(broken.stopped).toMatchObject({ code: 'FAILED' });
+    expect(broken.stopped!.reason).toMatch(/NETWORK_ERROR/);
+
+    await workQueue();
+    const watch = await getWatch('many');
+    expect(Object.keys(watch.trackedTags).sort()).toEqual(['1.3.0', '1.4.0', '2.0.0']);
+    for (const tag of ['1.3.0', '1.4.0', '2.0.0']) expect(await targetDigest(`mirror/many:${tag}`)).toBe(pushed[tag]!.digest);
+    expect((await getWatch('broken')).lastRun.stopped.code).toBe('FAILED');
+  });
+
+  it('stops a host when its rate limit runs low, and on a 429 waits out Retry-After into the next run', async () => {
+    for (let i = 1; i <= 8; i++) await pushImage(upstream, 'team/rated', `1.${i}.0`, { layers: [40] });
+    await putWatch('limited', { source: `${proxy.host}/team/rated`, target: 'mirror/limited', tags: { include: ['[0-9.]+'] } });
+    const deps = async (): Promise<ResyncDeps> => ({ store: await watchStore(), submit: await submitDeps(), concurrency: 1, rateLimitReserve: 10 });
+
+    // Docker Hub's form: 15 left before the first request, one less after each.
+    let left = 15;
+    const limits: ProxyRule = () => ({ type: 'forward', addResponseHeaders: { 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': `${--left};w=21600` } });
+    proxy.rules.push(limits);
+    const before = proxy.requests.length;
+    const low = (await resyncAll(await deps())).watches.find((w) => w.name === 'limited')!.run;
+    proxy.rules.length = 0;
+    // The list (14 left), then HEADs at 13, 12, 11 and 10: at the reserve of 10 the host stops.
+    expect(proxy.requests.length - before).toBe(5);
+    expect(low, JSON.stringify(low)).toMatchObject({ tagListRequests: 1, heads: 4, jobsQueued: 4, stopped: { code: 'RATE_LIMIT_LOW' } });
+    expect(low.stopped!.reason).toMatch(/10 of 100 requests left/);
+    expect((await getWatch('limited')).lastRun.stopped.code).toBe('RATE_LIMIT_LOW');
+
+    // A 429 on the third HEAD: the run stops there, and records when to come back.
+    let heads = 0;
+    proxy.rules.push((request) =>
+      request.method === 'HEAD' && ++heads === 3 ? { type: 'respond', status: 429, headers: { 'retry-after': '3600' }, body: '{"errors":[{"code":"TOOMANYREQUESTS"}]}' } : undefined,
+    );
+    const throttled = (await resyncAll(await deps())).watches.find((w) => w.name === 'limited')!.run;
+    proxy.rules.length = 0;
+    expect(throttled).toMatchObject({ heads: 3, stopped: { code: 'TOO_MANY_REQUESTS' } });
+    const retryAfter = Date.parse(throttled.stopped!.retryAfter!);
+    expect(retryAfter).toBeGreaterThan(Date.now() + 3000 * 1000);
+
+    // The next run, inside Retry-After, asks nothing of that host at all.
+    const quiet = proxy.requests.length;
+    const next = (await resyncAll(await deps())).watches.find((w) => w.name === 'limited')!.run;
+    expect(proxy.requests.length).toBe(quiet);
+    expect(next).toMatchObject({ heads: 0, tagListRequests: 0, stopped: { code: 'TOO_MANY_REQUESTS', retryAfter: throttled.stopped!.retryAfter } });
+    expect(currentSettings().rateLimitReserve).toBe(10);
+  });
+  it('pulls with the sealed credentials of the watch from an upstream that needs them, and shows them nowhere', async () => {
+    const password = `upstream-${randomBytes(8).toString('hex')}`;
+    const locked = await startRegistry({ auth: 'basic', users: { reader: password } });
+    try {
+      const image = await pushImage(locked, 'team/private', '1.0', { layers: [64] });
+      await putWatch('private', { source: `${locked.host}/team/private:1.0`, target: 'mirror/private', username: 'reader', password });
+      logs.length = 0;
+      await runTimer();
+      const jobs = await workQueue();
+      expect(jobs).toHaveLength(1);
+      expect(await targetDigest('mirror/private:1.0')).toBe(image.digest);
+      const watch = await getWatch('private');
+      expect(watch.trackedTags['1.0']).toMatchObject({ digest: image.digest, result: 'succeeded' });
+      expect(JSON.stringify(watch)).not.toContain(password);
+      expect(logs.join('\n')).not.toContain(password);
+
+      // Wrong credentials: the watch's run fails, saying why, without the password.
+      const wrong = `wrong-${randomBytes(8).toString('hex')}`;
+      await putWatch('private', { source: `${locked.host}/team/private:1.0`, target: 'mirror/private', username: 'reader', password: wrong });
+      await runTimer();
+      const failed = await getWatch('private');
+      expect(failed.lastRun.stopped).toMatchObject({ code: 'FAILED' });
+      expect(failed.lastRun.stopped.reason).toMatch(/UNAUTHORIZED/);
+      expect(JSON.stringify(failed)).not.toContain(wrong);
+      expect(logs.join('\n')).not.toContain(wrong);
+    } finally {
+      await locked.stop();
+    }
+  });
+});
