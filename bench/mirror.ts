@@ -22,7 +22,7 @@ import { saveWatch } from '../src/mirror/watches.js';
 import { FixtureClient, pushImage } from '../test/helpers/fixtures.js';
 import { startProxy } from '../test/helpers/proxy.js';
 import { ALLOW_LOOPBACK_REGISTRIES, startRegistry } from '../test/helpers/registry.js';
-import { startAzurite } from '../test/jobs/azurite.js';
+import { startAzurite } from '../test/helpers/azurite.js';
 import { describeMachine, intEnv, median } from './measure.js';
 import { replaceDocSection } from './report.js';
 

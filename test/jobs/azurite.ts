@@ -1,51 +1,11 @@
 /**
- * A private Azurite for one test file: free loopback ports, in-memory storage, a temporary
- * workspace, and a process that dies with the test process however it ends. Reuses the local
- * host's launcher (src/local/azurite.ts) and the harness's port and process helpers.
+ * Job storage on a private Azurite for one test file (the Azurite itself: test/helpers/azurite.ts,
+ * which benchmarks use too, so it carries no test-runner globals).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { openJobStorage, type JobStorage } from '../../src/jobs/job-storage.js';
-import { startAzurite as launchAzurite } from '../../src/local/azurite.js';
-import { freePort } from '../helpers/ports.js';
-import { spawnTracked } from '../helpers/processes.js';
+import { startAzurite, type TestAzurite } from '../helpers/azurite.js';
 
-export interface TestAzurite {
-  /** Explicit-endpoint connection string for the blob, queue and table services. */
-  connectionString: string;
-  ports: { blob: number; queue: number; table: number };
-  stop(): Promise<void>;
-}
-
-/** Starts Azurite on free loopback ports; retries with new ports if one was taken meanwhile. */
-export async function startAzurite(): Promise<TestAzurite> {
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const location = mkdtempSync(path.join(tmpdir(), 'hoist-azurite-'));
-    const ports = { blob: await freePort(), queue: await freePort(), table: await freePort() };
-    try {
-      const instance = await launchAzurite({
-        location,
-        ports,
-        inMemoryPersistence: true,
-        spawnProcess: (command, args, options) => spawnTracked(command, args, options, [location]),
-      });
-      return {
-        connectionString: instance.connectionString,
-        ports,
-        stop: async () => {
-          await instance.stop();
-          rmSync(location, { recursive: true, force: true });
-        },
-      };
-    } catch (error) {
-      lastError = error;
-      rmSync(location, { recursive: true, force: true });
-    }
-  }
-  throw lastError;
-}
+export { startAzurite, type TestAzurite } from '../helpers/azurite.js';
 
 /**
  * Starts a private Azurite for the calling test file, with the job tables and queue opened on it.
