@@ -11,6 +11,7 @@ import { serviceAddressPolicy } from '../jobs/outbound-policy.js';
 import { SecretBox } from '../jobs/secret-box.js';
 import { Settings } from '../jobs/settings.js';
 import { RegistryHosts } from '../registry/hosts.js';
+import { DEFAULT_RETRY } from '../registry/retry.js';
 
 /** The engine entry points the functions call. */
 export interface Engine {
@@ -54,7 +55,19 @@ export function jobStorage(settings: Settings = currentSettings()): Promise<JobS
  * hints) serves later invocations, and a changed setting takes effect at once.
  */
 export function registryHosts(settings: Settings = currentSettings()): RegistryHosts {
+  return hostsFor(settings, settings.registryHosts);
+}
+
+/**
+ * The hosts for the source check made at submit: the same settings, one attempt per request. The
+ * caller is waiting, and a source that does not answer at once is the worker's to retry.
+ */
+export function sourceCheckHosts(settings: Settings = currentSettings()): RegistryHosts {
   const options = settings.registryHosts;
+  return hostsFor(settings, { ...options, retry: { ...(options.retry ?? DEFAULT_RETRY), maxAttempts: 1 } });
+}
+
+function hostsFor(settings: Settings, options: Settings['registryHosts']): RegistryHosts {
   const policy = addressPolicy(settings);
   let byPolicy = hostsBySettings.get(policy);
   if (!byPolicy) {

@@ -76,7 +76,7 @@ describe('POST /api/imports through the local host, for every fixture kind', () 
   it('answered 202 with the queued status document and its Location', () => {
     expect(submitted).toHaveLength(KINDS.length + 1);
     for (const { accepted, location, fixture, tag } of submitted) {
-      expect(location).toBe(`/api/imports/${accepted.id}`);
+      expect(location).toBe(`${api.baseUrl}/api/imports/${accepted.id}`);
       expect(accepted).toMatchObject({
         status: 'queued',
         source: { reference: `${source.host}/${fixture.repository}:${tag}` },
@@ -166,6 +166,7 @@ describe('GET /api/imports', () => {
 
     const paged: string[] = [];
     let next: string | undefined = '/api/imports?status=succeeded&pageSize=4';
+    // nextLink is absolute, on the URL the caller used.
     let pages = 0;
     while (next) {
       const page: ApiResponse<ImportList> = await api.request<ImportList>('GET', next);
@@ -173,6 +174,7 @@ describe('GET /api/imports', () => {
       expect(page.body.value.length).toBeLessThanOrEqual(4);
       paged.push(...page.body.value.map((d) => d.id));
       next = page.body.nextLink;
+      if (next !== undefined) expect(next.startsWith(`${api.baseUrl}/api/imports?`)).toBe(true);
       pages++;
     }
     expect(pages).toBe(Math.ceil(newestFirst.length / 4));
