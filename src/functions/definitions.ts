@@ -5,6 +5,7 @@
 import type { FunctionDefinition } from './definition.js';
 import { importWorkerFunction } from './import-worker.js';
 import { importsFunction } from './imports.js';
+import { openApiFunction } from './openapi.js';
 import { sweepImportsFunction } from './sweep-imports.js';
 
-export const definitions: FunctionDefinition[] = [importsFunction, importWorkerFunction, sweepImportsFunction];
+export const definitions: FunctionDefinition[] = [importsFunction, importWorkerFunction, sweepImportsFunction, openApiFunction];

@@ -10,6 +10,7 @@ import type { ImportList } from '../../src/functions/imports.js';
 import type { ImportStatus } from '../../src/jobs/status-document.js';
 import type { AppSettings } from '../../src/local/settings.js';
 import { startTestHost, type TestHost } from '../local/support.js';
+import { checkAgainstOpenApi } from './openapi-check.js';
 
 export { definitions };
 export type { ImportStatus, ImportList };
@@ -72,6 +73,8 @@ export class ImportsApi {
     const text = await response.text();
     let body: unknown = text;
     if ((response.headers.get('content-type') ?? '').includes('json') && text) body = JSON.parse(text);
+    // Every answer an e2e test sees is one the OpenAPI document describes, or the suite fails.
+    checkAgainstOpenApi({ method, url: response.url, status: response.status, headers: response.headers, body, text });
     return { status: response.status, headers: response.headers, body: body as T };
   }
 
