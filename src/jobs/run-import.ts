@@ -183,7 +183,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         ...(deps.chunkSizeInBytes !== undefined && { chunkSizeInBytes: deps.chunkSizeInBytes }),
         ...(deps.concurrency !== undefined && { concurrency: deps.concurrency }),
         ...(deps.maxBlobBytes !== undefined && { maxBlobBytes: deps.maxBlobBytes }),
-        ...(deps.coordination && { coordination: deps.coordination.forJob(job.id) }),
+        ...(deps.coordination && { coordination: releasedOnCancel(deps.coordination.forJob(job.id), lease) }),
       },
     );
     await progress.stop();
@@ -329,6 +329,20 @@ function recordFailure(job: JobRecord, failure: JobFailure, tracker: ProgressTra
   recordResolved(job, tracker);
   job.completedAt = at;
   delete job.sealedCredentials;
+}
+
+/**
+ * The job's coordination, but a blob upload paused by a cancel lets go of its lock: with no
+ * continuation to keep it for, another job's upload of that blob would wait for it to expire.
+ */
+function releasedOnCancel(coordination: CopyCoordination, lease: JobLease): CopyCoordination {
+  return {
+    lockTag: (tag, shouldStop) => coordination.lockTag(tag, shouldStop),
+    lockBlob: async (target, digest, shouldStop) => {
+      const lock = await coordination.lockBlob(target, digest, shouldStop);
+      return lock && { ...lock, keepForResume: () => (lease.cancelRequested ? lock.release() : lock.keepForResume()) };
+    },
+  };
 }
 
 /**

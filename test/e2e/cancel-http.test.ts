@@ -4,6 +4,9 @@
  * its worker learns of the cancel, and writes no tag; a finished one answers 409. The target sits
  * behind a delay proxy that can hold a PATCH, so the test decides where the copy stands.
  */
+import { odata, TableClient } from '@azure/data-tables';
+import { DEFAULT_JOBS_TABLE } from '../../src/jobs/settings.js';
+import { LOCK_PARTITION } from '../../src/jobs/write-locks.js';
 import { pushBigLayer, pushImage } from '../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startTestAzurite, waitFor, type TestAzurite, type TestHost } from '../local/support.js';
@@ -40,6 +43,14 @@ async function startHost(options: { worker: boolean }): Promise<TestHost> {
 async function targetTagStatus(repository: string, tag: string): Promise<number> {
   const response = await fetch(`${target.url}/v2/${repository}/manifests/${tag}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
   return response.status;
+}
+
+/** The write-lock rows (tag and blob locks) in the jobs table. */
+async function lockRows(): Promise<string[]> {
+  const table = TableClient.fromConnectionString(azurite.connectionString, DEFAULT_JOBS_TABLE, { allowInsecureConnection: true });
+  const rows: string[] = [];
+  for await (const row of table.listEntities({ queryOptions: { filter: odata`PartitionKey eq ${LOCK_PARTITION}` } })) rows.push(row.rowKey!);
+  return rows;
 }
 
 describe('DELETE /api/imports/{id}', () => {
@@ -96,6 +107,9 @@ describe('DELETE /api/imports/{id}', () => {
     expect(patches.map((p) => p.bodyBytes)).toEqual([MiB, MiB]);
     expect(patches.every((p) => p.forwarded && p.status === 202)).toBe(true);
     expect(await targetTagStatus('canceled/running', 'v1')).toBe(404);
+    // No lock is kept for a continuation that will never come: another job's upload of the blob
+    // does not wait for it to expire.
+    expect(await lockRows()).toEqual([]);
     // No continuation: the message is gone, and nothing picks the job up again.
     const { imports } = appQueues(azurite.connectionString);
     await waitFor(async () => (await messageCount(imports)) === 0, 30_000, 'the imports queue to empty');
