@@ -448,6 +448,10 @@ describe('HOIST_API_KEY', () => {
     expect((await post({ source: SOURCE, images: ['key:v1'] }, { headers: { 'x-functions-key': 'wrong' } })).status).toBe(401);
     expect((await get('/api/imports')).status).toBe(401);
     expect((await post({ source: SOURCE, images: ['key:v1'] }, { headers: { 'x-functions-key': 'the-key' } })).status).toBe(202);
+    // The key given in the query never comes back in where to poll.
+    const byQuery = await post({ source: SOURCE, images: ['key:v2'] }, { path: '/api/imports?code=the-key' });
+    expect(byQuery.status).toBe(202);
+    expect(byQuery.headers['operation-location']).toBe(`http://localhost:7071/api/imports/${byQuery.body.id}`);
     expect((await get('/api/imports?code=the-key')).status).toBe(200);
   });
 
