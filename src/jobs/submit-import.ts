@@ -98,9 +98,9 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
   const sourceCheckHosts = (deps.sourceCheckHosts ?? deps.hosts).withCredentials(
     jobCredentials({ id: `job:${id}:source-check`, sourceRegistry: resolved.source.registry.name, targetRegistry: deps.targetRegistry, ...(credentials && { source: credentials }) }),
   );
-  // Asked while the target is checked; refused only on the registry's own word that it lacks it.
+  // Asked while the target is checked (it never rejects); refused only on the registry's own
+  // word that it lacks the manifest.
   const sourceCheck = checkSourceManifest(resolved.source, sourceCheckHosts, deps);
-  sourceCheck.catch(() => undefined);
   const sourceAnswer = async () => {
     const answer = await sourceCheck;
     if (answer.kind === 'missing') {
