@@ -116,6 +116,35 @@ describe('DELETE /api/imports/{id}', () => {
     expect((await api.get(accepted.body.id)).status).toBe('canceled');
   });
 
+  it('shows percentComplete, the measured rate and an ETA while the job runs', { tags: ['slow'] }, async () => {
+    // 300 ms per 1 MiB chunk: the 64 MiB layer takes about 20 s, and the rate shows after 3 s.
+    proxy.delayInMs = 300;
+    try {
+      const api = ImportsApi.of(await startHost({ worker: true }));
+      const accepted = await api.post({ source: `${source.host}/big/src:v1`, images: ['canceled/measured:v1'] });
+      expect(accepted.status).toBe(202);
+      const measured = await waitFor(async () => {
+        const doc = await api.get(accepted.body.id);
+        if (doc.status !== 'queued' && doc.status !== 'running') throw new Error(`the job ended ${doc.status} before a rate showed`);
+        return doc.progress.bytesPerSecond !== undefined && doc;
+      }, 60_000, 'a status document with a rate');
+      expect(measured.progress.bytesPerSecond).toBeGreaterThan(0);
+      // Never a burst extrapolated: over the 3 s or more a rate needs, chunks 300 ms apart land at
+      // most 11 times (plus the small blobs' few KiB).
+      expect(measured.progress.bytesPerSecond).toBeLessThanOrEqual(Math.ceil((11 * MiB + 64 * 1024) / 3));
+      expect(measured.percentComplete).toBeGreaterThan(0);
+      expect(measured.percentComplete).toBeLessThan(100);
+      const left = measured.progress.bytes.total - measured.progress.bytes.done;
+      expect(Date.parse(measured.progress.estimatedCompletionAt!)).toBeGreaterThan(Date.parse(measured.updatedAt) + (left / measured.progress.bytesPerSecond!) * 1000 - 2000);
+      expect((await api.cancel(accepted.body.id)).status).toBe(202);
+      const done = await api.waitForStatus(accepted.body.id, 'canceled', { timeoutInMs: 60_000 });
+      expect(done.progress).not.toHaveProperty('bytesPerSecond');
+      expect(done.progress).not.toHaveProperty('estimatedCompletionAt');
+    } finally {
+      proxy.delayInMs = 0;
+    }
+  });
+
   it('answers 409 JOB_FINISHED for a job that succeeded, and 404 for an unknown one', async () => {
     const api = ImportsApi.of(await startHost({ worker: true }));
     const accepted = await api.post({ source: `${source.host}/small/src:v1`, images: ['canceled/finished:v1'] });
