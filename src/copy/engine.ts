@@ -172,8 +172,8 @@ export async function findExistingTags(targets: Reference[], hosts: RegistryHost
 }
 
 /** The digest `ref` names now (one HEAD), or undefined when the registry has no such manifest. */
-export async function resolveDigest(ref: Reference, hosts: RegistryHosts): Promise<string | undefined> {
-  return (await RegistryClient.for(ref.registry, hosts).headManifest(ref))?.digest;
+export async function resolveDigest(ref: Reference, hosts: RegistryHosts, signal?: AbortSignal): Promise<string | undefined> {
+  return (await RegistryClient.for(ref.registry, hosts).headManifest(ref, signal))?.digest;
 }
 
 function tagExists(existing: Array<{ reference: string; digest: string }>): CopyError {

@@ -7,8 +7,9 @@ import { distributionHookFunction } from './distribution-hook.js';
 import { importWorkerFunction } from './import-worker.js';
 import { importsFunction } from './imports.js';
 import { resyncFunction } from './resync.js';
+import { openApiFunction } from './openapi.js';
 import { sweepImportsFunction } from './sweep-imports.js';
 import { upstreamPushFunction } from './upstream-push.js';
 import { watchesFunction } from './watches.js';
 
-export const definitions: FunctionDefinition[] = [importsFunction, importWorkerFunction, sweepImportsFunction, watchesFunction, resyncFunction, upstreamPushFunction, distributionHookFunction];
+export const definitions: FunctionDefinition[] = [importsFunction, importWorkerFunction, sweepImportsFunction, openApiFunction, watchesFunction, resyncFunction, upstreamPushFunction, distributionHookFunction];

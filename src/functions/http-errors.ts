@@ -6,8 +6,10 @@
  */
 import type { HttpResponseInit } from '@azure/functions';
 import {
+  ConcurrencyError,
   ConfigurationError,
   IdempotencyError,
+  JobFinishedError,
   JobNotFoundError,
   RequestError,
   SecretError,
@@ -38,10 +40,20 @@ export interface ErrorBody {
   };
 }
 
+/**
+ * The one error body of every error answer (the handlers', the local host's own, the Event Grid
+ * webhook's), so a caller parses failures one way whatever answered.
+ */
+export function errorBody(code: string, message: string, field?: string, extra: Partial<ErrorBody['error']> = {}): ErrorBody {
+  return { error: { code, message, ...(field !== undefined && { field }), ...extra } };
+}
+
+/** The content type of every JSON answer. */
+export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
 /** A JSON error response. */
 export function errorResponse(status: number, code: string, message: string, field?: string, extra: Partial<ErrorBody['error']> = {}, headers: Record<string, string> = {}): HttpResponseInit {
-  const error: ErrorBody['error'] = { code, message, ...(field !== undefined && { field }), ...extra };
-  return { status, jsonBody: { error } satisfies ErrorBody, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } };
+  return { status, jsonBody: errorBody(code, message, field, extra), headers: { 'content-type': JSON_CONTENT_TYPE, ...headers } };
 }
 
 /** The response for a known error, or undefined for one the host should see. */
@@ -57,6 +69,9 @@ export function responseForError(error: unknown): HttpResponseInit | undefined {
     return errorResponse(error.code === 'IDEMPOTENCY_KEY_REUSED' ? 422 : 409, error.code, error.message, 'Idempotency-Key', {}, error.code === 'IDEMPOTENCY_KEY_IN_PROGRESS' ? { 'retry-after': '1' } : {});
   }
   if (error instanceof JobNotFoundError) return errorResponse(404, error.code, error.message, 'id');
+  if (error instanceof JobFinishedError) return errorResponse(409, error.code, error.message, 'id');
+  // Only a job changing under every attempt gets here (its worker writes it about once a second).
+  if (error instanceof ConcurrencyError) return errorResponse(409, error.code, `${error.message}: retry the request`, undefined, {}, { 'retry-after': '1' });
   if (error instanceof TargetCheckError) return errorResponse(502, error.code, error.message);
   if (error instanceof ConfigurationError) return errorResponse(500, error.code, error.message);
   if (error instanceof SecretError) return errorResponse(500, error.code, error.message);

@@ -1,11 +1,17 @@
 /**
- * The `imports` HTTP function:
- * - `POST /api/imports`: validate, record and queue an import; 202 with its status document.
+ * The `imports` HTTP function, after Azure's REST conventions for long-running operations:
+ * - `POST /api/imports`: validate, record and queue an import; 202 with its status document and
+ *   where to poll it (`Operation-Location`, `Location`, absolute) and how often (`Retry-After`).
  * - `GET /api/imports/{id}`: one job's status document.
- * - `GET /api/imports?status=…&pageSize=…&continuationToken=…`: recent jobs, newest first.
+ * - `DELETE /api/imports/{id}`: cancel it (cancel-import.ts).
+ * - `GET /api/imports?status=…&pageSize=…&continuationToken=…`: recent jobs, newest first, with an
+ *   absolute `nextLink`.
+ * Every other method gets 405 from the handler itself, with `Allow` (the function takes every
+ * method for that reason: Azure's host would answer an unlisted one 404, with no body).
  * Parses input, calls src/jobs, maps errors to responses; nothing else.
  */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { cancelImport } from '../jobs/cancel-import.js';
 import { JobNotFoundError, RequestError } from '../jobs/errors.js';
 import { isJobId } from '../jobs/job-id.js';
 import { JOB_STATUSES, type JobStatus } from '../jobs/job-record.js';
@@ -14,19 +20,25 @@ import { toStatusDocument, type ImportStatus } from '../jobs/status-document.js'
 import { submitImport } from '../jobs/submit-import.js';
 import { requireApiKey } from './api-key.js';
 import type { FunctionDefinition } from './definition.js';
-import { HttpError, responseForError } from './http-errors.js';
+import { HttpError, JSON_CONTENT_TYPE, responseForError } from './http-errors.js';
 import { readJsonBody } from './json-body.js';
 import { currentSettings, jobStorage, submitDeps } from './services.js';
 
 /** The route prefix the host adds (host.json `extensions.http.routePrefix`, default `api`). */
 const ROUTE_PREFIX = '/api';
 
+/**
+ * Seconds a caller should wait between polls of a job: its worker records progress at most once a
+ * second, so polling faster only re-reads the same document.
+ */
+export const POLL_RETRY_AFTER_SECONDS = 2;
+
 /** A page of `GET /api/imports`. */
 export interface ImportList {
   value: ImportStatus[];
   /** Pass as `continuationToken` for the next page; absent on the last. */
   continuationToken?: string;
-  /** The next page's path and query. */
+  /** The next page's absolute URL (the same query, with the continuationToken). */
   nextLink?: string;
 }
 
@@ -38,8 +50,9 @@ export async function importsHandler(request: HttpRequest, context: InvocationCo
     const id = request.params.id;
     if (request.method === 'POST' && id === undefined) return await postImport(request, context);
     if (request.method === 'GET') return id === undefined ? await listImports(request) : await getImport(id);
-    throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not supported here: POST /api/imports, GET /api/imports or GET /api/imports/{id}`, undefined, {
-      allow: id === undefined ? 'GET, POST' : 'GET',
+    if (request.method === 'DELETE' && id !== undefined) return await deleteImport(request, id, context);
+    throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not supported here: POST or GET /api/imports, GET or DELETE /api/imports/{id}`, undefined, {
+      allow: id === undefined ? 'GET, POST' : 'GET, DELETE',
     });
   } catch (error) {
     const response = responseForError(error);
@@ -54,16 +67,21 @@ async function postImport(request: HttpRequest, context: InvocationContext): Pro
   const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
   const { job, replayed } = await submitImport(body, idempotencyKey === undefined ? {} : { idempotencyKey }, await submitDeps());
   context.log(`imports: ${replayed ? 'replayed' : 'queued'} job ${job.id} (${job.source} -> ${job.targets.length} target${job.targets.length === 1 ? '' : 's'})`);
-  const location = `${ROUTE_PREFIX}/imports/${job.id}`;
   return {
     status: 202,
     jsonBody: toStatusDocument(job),
-    headers: {
-      'content-type': 'application/json; charset=utf-8',
-      location,
-      ...(replayed && { 'idempotent-replayed': 'true' }),
-    },
+    headers: { 'content-type': JSON_CONTENT_TYPE, ...pollHeaders(request, job.id), ...(replayed && { 'idempotent-replayed': 'true' }) },
   };
+}
+
+/**
+ * Where and when to poll a job, as Azure's long-running operations say it: `Operation-Location`
+ * (the status monitor) and `Location` (the same document here), absolute on the URL the caller
+ * used, and `Retry-After` in seconds. Never with the caller's `?code=`: the key stays theirs.
+ */
+function pollHeaders(request: HttpRequest, id: string): Record<string, string> {
+  const monitor = new URL(`${ROUTE_PREFIX}/imports/${id}`, request.url).toString();
+  return { 'operation-location': monitor, location: monitor, 'retry-after': String(POLL_RETRY_AFTER_SECONDS) };
 }
 
 async function getImport(id: string): Promise<HttpResponseInit> {
@@ -71,7 +89,20 @@ async function getImport(id: string): Promise<HttpResponseInit> {
   const storage = await jobStorage();
   const job = await storage.jobs.get(id);
   if (!job) throw new JobNotFoundError(id);
-  return { status: 200, jsonBody: toStatusDocument(job.value), headers: { 'content-type': 'application/json; charset=utf-8' } };
+  return { status: 200, jsonBody: toStatusDocument(job.value), headers: { 'content-type': JSON_CONTENT_TYPE } };
+}
+
+/**
+ * Cancels a job: 200 with the canceled document when nothing runs it (or it was canceled
+ * already), 202 with where to poll while its worker stops it, 409 once it succeeded or failed.
+ */
+async function deleteImport(request: HttpRequest, id: string, context: InvocationContext): Promise<HttpResponseInit> {
+  if (!isJobId(id)) throw new JobNotFoundError(id);
+  const storage = await jobStorage();
+  const { job, outcome } = await cancelImport(id, { jobs: storage.jobs, checkpoints: storage.checkpoints });
+  context.log(`imports: job ${id} ${outcome === 'canceled' ? 'canceled' : 'asked to stop'}`);
+  if (outcome === 'canceled') return { status: 200, jsonBody: toStatusDocument(job), headers: { 'content-type': JSON_CONTENT_TYPE } };
+  return { status: 202, jsonBody: toStatusDocument(job), headers: { 'content-type': JSON_CONTENT_TYPE, ...pollHeaders(request, id) } };
 }
 
 async function listImports(request: HttpRequest): Promise<HttpResponseInit> {
@@ -91,9 +122,9 @@ async function listImports(request: HttpRequest): Promise<HttpResponseInit> {
     if (statuses) query.set('status', statuses.join(','));
     query.set('pageSize', String(pageSize));
     query.set('continuationToken', page.continuationToken);
-    body.nextLink = `${ROUTE_PREFIX}/imports?${query.toString()}`;
+    body.nextLink = new URL(`${ROUTE_PREFIX}/imports?${query.toString()}`, request.url).toString();
   }
-  return { status: 200, jsonBody: body, headers: { 'content-type': 'application/json; charset=utf-8' } };
+  return { status: 200, jsonBody: body, headers: { 'content-type': JSON_CONTENT_TYPE } };
 }
 
 function parseStatuses(value: string | null): JobStatus[] | undefined {
@@ -135,6 +166,6 @@ function parsePageSize(value: string | null): number {
 /** The definition both hosts register. */
 export const importsFunction: FunctionDefinition = {
   name: 'imports',
-  trigger: { type: 'http', methods: ['GET', 'POST'], route: 'imports/{id?}', authLevel: 'function' },
+  trigger: { type: 'http', methods: ['GET', 'POST', 'DELETE', 'PUT', 'PATCH'], route: 'imports/{id?}', authLevel: 'function' },
   handler: importsHandler,
 };

@@ -14,6 +14,7 @@ import type { SubmitImportDeps } from '../jobs/submit-import.js';
 import { RegistryHosts } from '../registry/hosts.js';
 import { openTable } from '../jobs/tables.js';
 import { WatchStore } from '../mirror/watch-store.js';
+import { DEFAULT_RETRY } from '../registry/retry.js';
 
 /** The engine entry points the functions call. */
 export interface Engine {
@@ -71,6 +72,7 @@ export async function submitDeps(settings: Settings = currentSettings()): Promis
     ...(box && { secretBox: box }),
     findExistingTags: currentEngine().findExistingTags,
     resolveDigest: currentEngine().resolveDigest,
+    sourceCheckHosts: sourceCheckHosts(settings),
     ...(allowedSources && { allowedSources }),
   };
 }
@@ -95,7 +97,19 @@ export function watchStore(settings: Settings = currentSettings()): Promise<Watc
  * and their connection pools serve later invocations, and a changed setting takes effect at once.
  */
 export function registryHosts(settings: Settings = currentSettings()): RegistryHosts {
+  return hostsFor(settings, settings.registryHosts);
+}
+
+/**
+ * The hosts for the source check made at submit: the same settings, one attempt per request. The
+ * caller is waiting, and a source that does not answer at once is the worker's to retry.
+ */
+export function sourceCheckHosts(settings: Settings = currentSettings()): RegistryHosts {
   const options = settings.registryHosts;
+  return hostsFor(settings, { ...options, retry: { ...(options.retry ?? DEFAULT_RETRY), maxAttempts: 1 } });
+}
+
+function hostsFor(settings: Settings, options: Settings['registryHosts']): RegistryHosts {
   const policy = addressPolicy(settings);
   let byPolicy = hostsBySettings.get(policy);
   if (!byPolicy) {

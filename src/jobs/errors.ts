@@ -28,7 +28,9 @@ export type RequestErrorCode =
   /** A source registry outside HOIST_ALLOWED_SOURCES. */
   | 'SOURCE_NOT_ALLOWED'
   /** A source registry at an address the outbound address policy refuses. */
-  | 'ADDRESS_REFUSED';
+  | 'ADDRESS_REFUSED'
+  /** A source tag or digest its registry says does not exist (checked with one HEAD at submit). */
+  | 'SOURCE_NOT_FOUND';
 
 /** An import request (body, header or query) that is not acceptable; `field` names the culprit. */
 export class RequestError extends Error {
@@ -80,6 +82,19 @@ export class JobNotFoundError extends Error {
   readonly code = 'NOT_FOUND';
   constructor(readonly jobId: string) {
     super(`no import job has the id "${jobId}"`);
+  }
+}
+
+/** A job that already succeeded or failed cannot be canceled (HTTP 409). */
+export class JobFinishedError extends Error {
+  override readonly name = 'JobFinishedError';
+  readonly code = 'JOB_FINISHED';
+  constructor(
+    readonly jobId: string,
+    readonly status: string,
+    completedAt: string | undefined,
+  ) {
+    super(`import job ${jobId} already ${status}${completedAt ? ` at ${completedAt}` : ''}: only a queued or running job can be canceled`);
   }
 }
 

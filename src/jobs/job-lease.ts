@@ -5,7 +5,7 @@
  * `signal` aborts the copy at the next chunk boundary.
  */
 import { ConcurrencyError, JobNotFoundError, LeaseLostError } from './errors.js';
-import { isTerminal, type JobRecord, type JobStatus } from './job-record.js';
+import { isTerminal, markCanceled, type JobRecord, type JobStatus } from './job-record.js';
 import type { JobStore, Versioned } from './job-store.js';
 
 export interface AcquireLeaseOptions {
@@ -49,6 +49,22 @@ export async function acquireJobLease(store: JobStore, jobId: string, options: A
     if (isTerminal(job.status)) return { kind: 'finished', status: job.status };
     if (options.continuation < job.continuations) return { kind: 'stale', continuation: job.continuations };
     const expiresAt = job.leaseExpiresAt ? Date.parse(job.leaseExpiresAt) : 0;
+    const leaseFree = !job.leaseOwner || job.leaseOwner === options.owner || expiresAt <= now();
+    if (job.cancelRequestedAt !== undefined && leaseFree) {
+      // Canceled while nobody held it (between continuations, or its worker died): it never
+      // starts again. Its holder, were there one, would end it itself.
+      const canceled = structuredClone(job);
+      delete canceled.leaseOwner;
+      delete canceled.leaseExpiresAt;
+      markCanceled(canceled, new Date(now()).toISOString());
+      try {
+        await store.replace(canceled, current.etag);
+        return { kind: 'finished', status: 'canceled' };
+      } catch (error) {
+        if (!(error instanceof ConcurrencyError)) throw error;
+        continue;
+      }
+    }
     if (job.leaseOwner && job.leaseOwner !== options.owner && expiresAt > now()) {
       return { kind: 'held', owner: job.leaseOwner, retryAfterMs: expiresAt - now() };
     }
@@ -81,6 +97,7 @@ export class JobLease {
   private current: Versioned<JobRecord>;
   private chain: Promise<unknown> = Promise.resolve();
   private readonly controller = new AbortController();
+  private readonly cancelController = new AbortController();
   private timer: NodeJS.Timeout | undefined;
   private released = false;
   private readonly now: () => number;
@@ -110,6 +127,19 @@ export class JobLease {
 
   get lost(): boolean {
     return this.controller.signal.aborted;
+  }
+
+  /**
+   * Aborts when this holder learns the job was canceled (`DELETE /api/imports/{id}`). The cancel
+   * changes the job's ETag, so the holder's next write (a progress write, at most one per second
+   * while bytes move, or a renewal) fails its condition, re-reads, and sees it.
+   */
+  get cancelSignal(): AbortSignal {
+    return this.cancelController.signal;
+  }
+
+  get cancelRequested(): boolean {
+    return this.cancelController.signal.aborted;
   }
 
   /**
@@ -194,6 +224,7 @@ export class JobLease {
         if (!(error instanceof ConcurrencyError)) throw error;
         const fresh = await this.store.get(base.value.id);
         if (!fresh || fresh.value.leaseOwner !== this.options.owner) this.lose(fresh?.value.leaseOwner);
+        if (fresh.value.cancelRequestedAt !== undefined && !this.cancelRequested) this.cancelController.abort(new Error(`job ${fresh.value.id} was canceled`));
         base = fresh;
       }
     }

@@ -6,12 +6,12 @@
 import type { ExternalBlob } from '../copy/types.js';
 import type { StoredTarget } from './import-references.js';
 
-export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed'] as const;
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
-/** Succeeded and failed jobs never change again. */
+/** Succeeded, failed and canceled jobs never change again. */
 export function isTerminal(status: JobStatus): boolean {
-  return status === 'succeeded' || status === 'failed';
+  return status === 'succeeded' || status === 'failed' || status === 'canceled';
 }
 
 export interface JobProgress {
@@ -19,6 +19,11 @@ export interface JobProgress {
   blobs: { total: number; done: number; skipped: number; mounted: number };
   /** `done` includes bytes already at the target and confirmed bytes of blobs in flight. */
   bytes: { total: number; done: number };
+  /**
+   * The transfer rate the worker measured over its recent progress (progress-tracker.ts), and
+   * when; absent until it has a measurement worth showing.
+   */
+  rate?: { bytesPerSecond: number; measuredAt: string };
 }
 
 export interface JobManifest {
@@ -103,6 +108,24 @@ export interface JobRecord {
   leaseExpiresAt?: string;
   /** Source credentials sealed with HOIST_SECRET_KEY (secret-box.ts); removed when the job ends. */
   sealedCredentials?: string;
+  /**
+   * When `DELETE /api/imports/{id}` asked for the job to stop (cancel-import.ts). A worker holding
+   * the lease stops at its next chunk boundary and marks the job `canceled`; a job nobody runs is
+   * canceled at once.
+   */
+  cancelRequestedAt?: string;
+}
+
+/**
+ * Ends a job as canceled at `at`: its credentials go, as for any job that ended. The caller
+ * writes it (with the ETag it read, or through the lease).
+ */
+export function markCanceled(job: JobRecord, at: string): void {
+  job.status = 'canceled';
+  job.cancelRequestedAt ??= at;
+  job.completedAt = at;
+  job.updatedAt = at;
+  delete job.sealedCredentials;
 }
 
 export function emptyProgress(): JobProgress {

@@ -150,6 +150,7 @@ function toEntity(record: JobRecord): Entity {
     leaseExpiresAt: record.leaseExpiresAt,
     deliveryDequeueCount: record.deliveryDequeueCount,
     sealedCredentials: record.sealedCredentials,
+    cancelRequestedAt: record.cancelRequestedAt,
   };
   for (const [key, value] of Object.entries(optional)) if (value !== undefined) entity[key] = value;
   writeJson(entity, 'targets', record.targets);
@@ -192,6 +193,7 @@ function fromEntity(entity: TableEntityResult<Record<string, unknown>>): JobReco
     leaseExpiresAt: str('leaseExpiresAt'),
     deliveryDequeueCount: typeof entity.deliveryDequeueCount === 'number' ? entity.deliveryDequeueCount : undefined,
     sealedCredentials: str('sealedCredentials'),
+    cancelRequestedAt: str('cancelRequestedAt'),
     error: readJson(entity, 'error', undefined),
     lastError: readJson(entity, 'lastError', undefined),
     manifestCounts: readJson(entity, 'manifestCounts', undefined),

@@ -4,6 +4,7 @@
  */
 import type { CopyResult, ExternalBlob, ProgressEvent } from '../copy/types.js';
 import type { JobProgress } from './job-record.js';
+import { TransferRate } from './transfer-rate.js';
 
 /**
  * External layers recorded on a job, and URLs kept of each, and their length: the job is one
@@ -32,9 +33,16 @@ export class ProgressTracker {
   private changed = false;
   /** The last progress reported, below which no later report goes. */
   private reported: JobProgress;
+  private readonly rate = new TransferRate();
 
-  /** @param initial the job's progress so far: reported until this invocation has a plan. */
-  constructor(private readonly initial: JobProgress) {
+  /**
+   * @param initial the job's progress so far: reported until this invocation has a plan.
+   * @param now the clock the transfer rate is measured with.
+   */
+  constructor(
+    private readonly initial: JobProgress,
+    private readonly now: () => number = Date.now,
+  ) {
     this.reported = structuredClone(initial);
   }
 
@@ -93,6 +101,13 @@ export class ProgressTracker {
     if (floor.bytes.total === now.bytes.total && floor.blobs.total === now.blobs.total) {
       now.bytes.done = Math.max(now.bytes.done, floor.bytes.done);
       now.blobs.done = Math.max(now.blobs.done, floor.blobs.done);
+    }
+    if (this.planned) {
+      // Measured on what this invocation reports, once its plan counted what was there before.
+      this.rate.record(this.now(), now.bytes.done, now.bytes.total);
+      const rate = this.rate.current();
+      if (rate) now.rate = rate;
+      else delete now.rate;
     }
     this.reported = structuredClone(now);
     return now;

@@ -20,7 +20,7 @@ import { ConfigurationError, EntityTooLargeError, LeaseLostError, RequestError, 
 import { loadTarget } from './import-references.js';
 import { acquireJobLease, type JobLease } from './job-lease.js';
 import { parseJobMessage, type JobQueue } from './job-queue.js';
-import { MAX_LISTED_MANIFESTS, type JobFailure, type JobManifest, type JobRecord } from './job-record.js';
+import { markCanceled, MAX_LISTED_MANIFESTS, type JobFailure, type JobManifest, type JobRecord } from './job-record.js';
 import type { JobStore } from './job-store.js';
 import { ProgressTracker } from './progress-tracker.js';
 import type { SecretBox } from './secret-box.js';
@@ -94,7 +94,9 @@ export type ImportOutcome =
   /** Failed for good (a permanent error, or the last attempt). */
   | 'failed'
   /** The lease passed to another invocation mid-copy: this one stopped without writing. */
-  | 'lease-lost';
+  | 'lease-lost'
+  /** Canceled (`DELETE /api/imports/{id}`) while it ran: stopped at a chunk boundary, no tag written. */
+  | 'canceled';
 
 /**
  * Handles one delivery. Resolves with what happened; throws (after recording the error on the
@@ -141,7 +143,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
   const lease = outcome.lease;
   const job = lease.record;
   const secrets: Array<string | undefined> = [deps.targetCredentials?.password];
-  const tracker = new ProgressTracker(job.progress);
+  const tracker = new ProgressTracker(job.progress, now);
   const progress = new ProgressWriter(lease, tracker, deps.progressIntervalInMs ?? PROGRESS_INTERVAL_MS, log);
   lease.startRenewal();
   log.info(`job ${job.id}: attempt ${job.attempts}, continuation ${message.continuation}, delivery ${delivery.dequeueCount}`);
@@ -172,7 +174,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         hosts: deps.hosts.withCredentials(credentials),
         uploadMode: 'chunked',
         checkpoints: deps.checkpoints.forJob(job.id),
-        abortSignal: deps.stopSignal ? AbortSignal.any([lease.signal, deps.stopSignal]) : lease.signal,
+        abortSignal: AbortSignal.any([lease.signal, lease.cancelSignal, ...(deps.stopSignal ? [deps.stopSignal] : [])]),
         timeBudgetInMs: Math.max(deps.timeBudgetInMs - (now() - startedAt), 1),
         onProgress: (event) => {
           tracker.apply(event);
@@ -181,7 +183,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         ...(deps.chunkSizeInBytes !== undefined && { chunkSizeInBytes: deps.chunkSizeInBytes }),
         ...(deps.concurrency !== undefined && { concurrency: deps.concurrency }),
         ...(deps.maxBlobBytes !== undefined && { maxBlobBytes: deps.maxBlobBytes }),
-        ...(deps.coordination && { coordination: deps.coordination.forJob(job.id) }),
+        ...(deps.coordination && { coordination: releasedOnCancel(deps.coordination.forJob(job.id), lease) }),
       },
     );
     await progress.stop();
@@ -189,6 +191,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
       log.warn(`job ${job.id}: lease lost mid-copy; stopped without writing`);
       return 'lease-lost';
     }
+    if (result.status === 'paused' && lease.cancelRequested) return await endCanceled(lease, tracker, deps, now);
     if (result.status === 'paused') {
       // A spent budget pauses the engine only once the call has moved a chunk, and ends a wait for
       // another job's blob lock only after the engine's MIN_LOCK_WAIT_IN_MS; only an abort (lease
@@ -212,6 +215,8 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
       log.warn(`job ${job.id}: lease lost mid-copy; stopped without writing`);
       return 'lease-lost';
     }
+    // Whatever stopped the copy, the caller asked for it to stop: canceled, not failed.
+    if (lease.cancelRequested) return await endCanceled(lease, tracker, deps, now);
     const failure = describeFailure(error, secrets);
     const lastAttempt = delivery.dequeueCount >= deps.maxDequeueCount;
     if (isPermanent(error) || lastAttempt) {
@@ -324,6 +329,37 @@ function recordFailure(job: JobRecord, failure: JobFailure, tracker: ProgressTra
   recordResolved(job, tracker);
   job.completedAt = at;
   delete job.sealedCredentials;
+}
+
+/**
+ * The job's coordination, but a blob upload paused by a cancel lets go of its lock: with no
+ * continuation to keep it for, another job's upload of that blob would wait for it to expire.
+ */
+function releasedOnCancel(coordination: CopyCoordination, lease: JobLease): CopyCoordination {
+  return {
+    lockTag: (tag, shouldStop) => coordination.lockTag(tag, shouldStop),
+    lockBlob: async (target, digest, shouldStop) => {
+      const lock = await coordination.lockBlob(target, digest, shouldStop);
+      return lock && { ...lock, keepForResume: () => (lease.cancelRequested ? lock.release() : lock.keepForResume()) };
+    },
+  };
+}
+
+/**
+ * Ends a job canceled while it ran: the copy stopped at a chunk boundary before any tag it had
+ * not written, so the job records its progress and `canceled`, and queues no continuation.
+ */
+async function endCanceled(lease: JobLease, tracker: ProgressTracker, deps: RunImportDeps, now: () => number): Promise<ImportOutcome> {
+  const jobId = lease.record.id;
+  await lease.release((j) => {
+    j.progress = tracker.snapshot();
+    delete j.progress.rate;
+    recordResolved(j, tracker);
+    markCanceled(j, new Date(now()).toISOString());
+  });
+  await removeCheckpoints(deps, jobId);
+  deps.log.info(`job ${jobId}: canceled; stopped at a chunk boundary`);
+  return 'canceled';
 }
 
 async function removeCheckpoints(deps: RunImportDeps, jobId: string): Promise<void> {

@@ -1,7 +1,8 @@
 /**
- * Submitting an import (`POST /api/imports`): validate, honour the Idempotency-Key, make the
- * no-force tag check before anything is queued, record the job with its sealed credentials, and
- * queue it. Nothing here knows about HTTP.
+ * Submitting an import (`POST /api/imports`): validate, honour the Idempotency-Key, ask the source
+ * whether the tag or digest exists (one HEAD, with the job's credentials), make the no-force tag
+ * check before anything is queued, record the job with its sealed credentials, and queue it.
+ * Nothing here knows about HTTP.
  */
 import { createHash } from 'node:crypto';
 import type { findExistingTags as FindExistingTags, resolveDigest as ResolveDigest } from '../copy/index.js';
@@ -19,6 +20,12 @@ import { newJobRecord, type JobRecord } from './job-record.js';
 import type { JobStore } from './job-store.js';
 import type { SecretBox } from './secret-box.js';
 import { jobCredentials, redact, sealCredentials } from './source-credentials.js';
+
+/**
+ * How long submit waits for the source's answer. The caller is waiting; a source slower than this
+ * is left to the worker, which retries.
+ */
+export const SOURCE_CHECK_TIMEOUT_MS = 5_000;
 
 /** Longest Idempotency-Key accepted. */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
@@ -43,8 +50,13 @@ export interface SubmitImportDeps {
   /** Undefined when HOIST_SECRET_KEY is not set: requests with credentials are then refused. */
   secretBox?: SecretBox;
   findExistingTags: typeof FindExistingTags;
-  /** Resolves a source given by tag, when a target tag exists, to tell a no-op from a conflict. */
+  /**
+   * The one HEAD of the source at submit: a manifest the registry says it lacks is refused
+   * (SOURCE_NOT_FOUND), and the digest a tag names tells a no-op from a conflict.
+   */
   resolveDigest: typeof ResolveDigest;
+  /** How the source is reached for that HEAD (default `hosts`): one attempt, not the worker's retries. */
+  sourceCheckHosts?: RegistryHosts;
   /** HOIST_ALLOWED_SOURCES: host patterns a source must match; any source when unset. */
   allowedSources?: readonly string[];
   now?: () => Date;
@@ -83,6 +95,19 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
   }
 
   await checkSource(resolved.source.registry, deps);
+  const sourceCheckHosts = (deps.sourceCheckHosts ?? deps.hosts).withCredentials(
+    jobCredentials({ id: `job:${id}:source-check`, sourceRegistry: resolved.source.registry.name, targetRegistry: deps.targetRegistry, ...(credentials && { source: credentials }) }),
+  );
+  // Asked while the target is checked (it never rejects); refused only on the registry's own
+  // word that it lacks the manifest.
+  const sourceCheck = checkSourceManifest(resolved.source, sourceCheckHosts, deps);
+  const sourceAnswer = async () => {
+    const answer = await sourceCheck;
+    if (answer.kind === 'missing') {
+      throw new RequestError('SOURCE_NOT_FOUND', `the source ${resolved.source.toString()} does not exist: its registry has no manifest ${resolved.source.digest ? 'with that digest' : 'under that tag'} in ${resolved.source.repository}; check the name, tag or digest (and "username"/"password" when it is private)`, 'source');
+    }
+    return answer;
+  };
 
   if (!request.force) {
     const tagged = resolved.targets.filter((t) => t.tag !== undefined);
@@ -100,11 +125,16 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
         throw wrapped;
       }
     }
-    if (existing.length > 0 && resolved.source.digest === undefined && request.platforms.length === 0) {
-      const sourceHosts = deps.hosts.withCredentials(jobCredentials({ id: `job:${id}:source-check`, sourceRegistry: resolved.source.registry.name, targetRegistry: deps.targetRegistry, ...(credentials && { source: credentials }) }));
-      existing = await withoutNoOps(existing, resolved.source, sourceHosts, deps);
+    const answer = await sourceAnswer();
+    // A tag already at the digest the source tag names is a no-op, not a conflict (the engine
+    // skips it); a source that could not be asked leaves that to the worker. A platform subset
+    // writes another digest, so there every existing tag conflicts.
+    if (resolved.source.digest === undefined && request.platforms.length === 0) {
+      existing = answer.kind === 'found' ? existing.filter((e) => e.digest !== answer.digest) : [];
     }
     if (existing.length > 0) throw new TagExistsError(existing);
+  } else {
+    await sourceAnswer();
   }
 
   if (key !== undefined) {
@@ -139,25 +169,17 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
 }
 
 /**
- * The existing tags that do not already hold the source's digest. The engine skips a tag already
- * at its digest, so submit must not refuse it: one HEAD of the source (given by tag) tells. When
- * the source cannot be asked, the job is accepted as is, and the worker decides.
+ * What the source registry says of the source manifest, from one HEAD bounded by
+ * SOURCE_CHECK_TIMEOUT_MS: `found` with its digest, `missing` (404), or `unknown` when it could
+ * not be asked (unreachable, slow, refusing the credentials), which the worker then finds out.
  */
-async function withoutNoOps(
-  existing: Array<{ reference: string; digest: string }>,
-  source: Reference,
-  hosts: RegistryHosts,
-  deps: SubmitImportDeps,
-): Promise<Array<{ reference: string; digest: string }>> {
-  let digest: string | undefined;
+async function checkSourceManifest(source: Reference, hosts: RegistryHosts, deps: SubmitImportDeps): Promise<{ kind: 'found'; digest: string } | { kind: 'missing' } | { kind: 'unknown' }> {
   try {
-    digest = await deps.resolveDigest(source, hosts);
+    const digest = await deps.resolveDigest(source, hosts, AbortSignal.timeout(SOURCE_CHECK_TIMEOUT_MS));
+    return digest === undefined ? { kind: 'missing' } : { kind: 'found', digest };
   } catch {
-    return [];
+    return { kind: 'unknown' };
   }
-  // A source that does not exist fails the job in the worker, with the better error.
-  if (digest === undefined) return [];
-  return existing.filter((e) => e.digest !== digest);
 }
 
 /**

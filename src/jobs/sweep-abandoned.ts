@@ -7,7 +7,7 @@
  */
 import type { TableCheckpoints } from './checkpoint-store.js';
 import { ConcurrencyError } from './errors.js';
-import type { JobRecord } from './job-record.js';
+import { markCanceled, type JobRecord } from './job-record.js';
 import { MAX_PAGE_SIZE, type JobStore } from './job-store.js';
 
 export interface SweepDeps {
@@ -43,22 +43,20 @@ export async function sweepAbandonedImports(deps: SweepDeps): Promise<string[]> 
   return failed;
 }
 
-/** Re-reads the job and fails it if it is still abandoned; false when someone else got there first. */
+/**
+ * Re-reads the job and ends it if it is still abandoned: failed, or canceled when its caller had
+ * asked it to stop. False when someone else got there first.
+ */
 async function failAbandoned(deps: SweepDeps, id: string, now: () => number): Promise<boolean> {
   const current = await deps.jobs.get(id);
   if (!current || !abandoned(current.value, deps.maxDequeueCount, now())) return false;
   const job = current.value;
   const at = new Date(now()).toISOString();
-  job.status = 'failed';
-  job.error = {
-    code: 'WORKER_LOST',
-    message: `the last of ${deps.maxDequeueCount} attempts stopped without a result (its process died or timed out)${job.lastError ? `; the last recorded error was ${job.lastError.code}: ${job.lastError.message}` : ''}; check functionTimeout and HOIST_TIME_BUDGET_SECONDS, then submit the import again`,
-  };
-  job.completedAt = at;
-  job.updatedAt = at;
   delete job.leaseOwner;
   delete job.leaseExpiresAt;
-  delete job.sealedCredentials;
+  // Its caller asked it to stop: it stopped, canceled, whatever stopped it.
+  if (job.cancelRequestedAt !== undefined) markCanceled(job, at);
+  else failLost(job, deps.maxDequeueCount, at);
   try {
     await deps.jobs.replace(job, current.etag);
   } catch (error) {
@@ -67,4 +65,15 @@ async function failAbandoned(deps: SweepDeps, id: string, now: () => number): Pr
   }
   await deps.checkpoints.removeJob(id);
   return true;
+}
+
+function failLost(job: JobRecord, maxDequeueCount: number, at: string): void {
+  job.status = 'failed';
+  job.error = {
+    code: 'WORKER_LOST',
+    message: `the last of ${maxDequeueCount} attempts stopped without a result (its process died or timed out)${job.lastError ? `; the last recorded error was ${job.lastError.code}: ${job.lastError.message}` : ''}; check functionTimeout and HOIST_TIME_BUDGET_SECONDS, then submit the import again`,
+  };
+  job.completedAt = at;
+  job.updatedAt = at;
+  delete job.sealedCredentials;
 }

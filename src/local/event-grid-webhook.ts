@@ -7,7 +7,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EventGridEvent } from '@azure/functions';
 import type { FunctionDefinition } from '../functions/definition.js';
-import { isAuthorized } from './function-keys.js';
+import { isAuthorized, presentedKey } from './function-keys.js';
+import { writeError } from './http-conversion.js';
 import type { InvocationRunner } from './invocation-runner.js';
 
 /** A definition with an Event Grid trigger. */
@@ -32,26 +33,33 @@ export interface EventGridWebhookDeps {
 
 /** Answers one request to the Event Grid webhook path. */
 export async function handleEventGridWebhook(req: IncomingMessage, res: ServerResponse, url: URL, deps: EventGridWebhookDeps): Promise<void> {
-  if (!isAuthorized(deps.apiKey, req.headers, url)) return answer(res, 401);
+  if (!isAuthorized(deps.apiKey, req.headers, url)) {
+    const presented = presentedKey(req.headers, url) !== undefined;
+    return writeError(res, 401, 'UNAUTHORIZED', presented ? 'the key presented is not valid for this webhook' : 'this webhook requires a key: send it in the x-functions-key header or the code query parameter');
+  }
   const functionName = url.searchParams.get('functionName');
-  if (!functionName) return answer(res, 400, { error: 'functionName query parameter is required' });
+  if (!functionName) return writeError(res, 400, 'INVALID_QUERY', 'the functionName query parameter is required: name the Event Grid function to deliver to', { field: 'functionName' });
   // Function names are case-insensitive on Azure.
   const definition = [...deps.functions.values()].find((d) => d.name.toLowerCase() === functionName.toLowerCase());
-  if (!definition) return answer(res, 404, { error: `no Event Grid function named ${functionName}` });
+  if (!definition) {
+    const known = [...deps.functions.values()].map((d) => d.name);
+    return writeError(res, 404, 'FUNCTION_NOT_FOUND', `no Event Grid function is named "${functionName}"${known.length > 0 ? `: this app has ${known.join(', ')}` : ': this app has none'}`, { field: 'functionName' });
+  }
 
   if (req.method === 'OPTIONS') return answerCloudEventsHandshake(req, res);
-  if (req.method !== 'POST') return answer(res, 405);
+  if (req.method !== 'POST') {
+    return writeError(res, 405, 'METHOD_NOT_ALLOWED', `${req.method ?? 'this method'} is not supported here: POST a delivery, or OPTIONS for the CloudEvents handshake`, { headers: { allow: 'POST, OPTIONS' } });
+  }
 
   const body = await readBoundedBody(req, MAX_DELIVERY_BYTES);
   if (body === undefined) {
-    res.setHeader('connection', 'close');
-    return answer(res, 413, { error: `delivery larger than ${MAX_DELIVERY_BYTES} bytes` });
+    return writeError(res, 413, 'PAYLOAD_TOO_LARGE', `the delivery is more than ${MAX_DELIVERY_BYTES} bytes; at most ${MAX_DELIVERY_BYTES} bytes (${MAX_DELIVERY_BYTES / 1024 / 1024} MiB) are accepted`, { headers: { connection: 'close' } });
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
   } catch {
-    return answer(res, 400, { error: 'the delivery is not JSON' });
+    return writeError(res, 400, 'INVALID_JSON', 'the delivery is not valid JSON: send an array of Event Grid events or one CloudEvent');
   }
   // Event Grid always sends an array; a CloudEvents publisher in structured mode sends one object.
   const events: unknown[] = Array.isArray(parsed) ? parsed : [parsed];
@@ -60,11 +68,13 @@ export async function handleEventGridWebhook(req: IncomingMessage, res: ServerRe
   if (eventType === 'SubscriptionValidation') {
     const validation = events.find((e) => (e as EventGridEvent | undefined)?.eventType === VALIDATION_EVENT) as EventGridEvent | undefined;
     const code = validation?.data?.['validationCode'];
-    if (typeof code !== 'string') return answer(res, 400, { error: 'no validation code in the SubscriptionValidation event' });
+    if (typeof code !== 'string') return writeError(res, 400, 'INVALID_EVENT', `a SubscriptionValidation delivery needs a ${VALIDATION_EVENT} event with data.validationCode, a string`, { field: 'data.validationCode' });
     return answer(res, 200, { validationResponse: code });
   }
   if (eventType === 'SubscriptionDeletion') return answer(res, 202);
-  if (eventType !== 'Notification') return answer(res, 400, { error: `unknown aeg-event-type ${eventType}` });
+  if (eventType !== 'Notification') {
+    return writeError(res, 400, 'INVALID_HEADER', `aeg-event-type "${eventType}" is not one Event Grid sends: Notification, SubscriptionValidation or SubscriptionDeletion`, { field: 'aeg-event-type' });
+  }
 
   // One invocation per element, in order, like the host; a failure answers 500 so Event Grid
   // redelivers the batch under its retry policy.
@@ -84,13 +94,14 @@ export async function handleEventGridWebhook(req: IncomingMessage, res: ServerRe
       failed += 1; // already logged by the runner
     }
   }
-  return failed > 0 ? answer(res, 500, { error: `${failed} of ${events.length} events failed` }) : answer(res, 202);
+  if (failed > 0) return writeError(res, 500, 'EVENTS_FAILED', `${failed} of ${events.length} events failed; Event Grid delivers the batch again under its retry policy`);
+  return answer(res, 202);
 }
 
 /** CloudEvents 1.0 webhook validation (abuse protection): echo the origin as allowed. */
 function answerCloudEventsHandshake(req: IncomingMessage, res: ServerResponse): void {
   const origin = header(req, 'webhook-request-origin');
-  if (!origin) return answer(res, 400, { error: 'OPTIONS needs a WebHook-Request-Origin header' });
+  if (!origin) return writeError(res, 400, 'INVALID_HEADER', 'the CloudEvents handshake (OPTIONS) needs a WebHook-Request-Origin header naming the sender', { field: 'WebHook-Request-Origin' });
   res.writeHead(200, { 'WebHook-Allowed-Origin': origin, 'WebHook-Allowed-Rate': '*', Allow: 'POST, OPTIONS' }).end();
 }
 

@@ -9,6 +9,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { pipeline } from 'node:stream/promises';
 import { HttpRequest, HttpResponse, type Cookie, type HttpRequestInit, type HttpResponseInit } from '@azure/functions';
+import { errorBody, JSON_CONTENT_TYPE } from '../functions/http-errors.js';
 
 /**
  * Wraps an incoming Node request as a Functions HttpRequest with its route `params`.
@@ -62,6 +63,14 @@ export async function writeHttpResponse(res: ServerResponse, result: unknown): P
   } else {
     res.end();
   }
+}
+
+/**
+ * Answers with the API's one error shape, `{"error": {"code", "message", "field"}}`: the host's
+ * own answers (no such route, no key, a webhook refusal) read like the handlers' errors.
+ */
+export function writeError(res: ServerResponse, status: number, code: string, message: string, options: { field?: string; headers?: Record<string, string> } = {}): void {
+  res.writeHead(status, { ...options.headers, 'content-type': JSON_CONTENT_TYPE }).end(JSON.stringify(errorBody(code, message, options.field)));
 }
 
 /** A Set-Cookie value for a Functions Cookie (RFC 6265 section 4.1). */

@@ -8,8 +8,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { FunctionDefinition } from '../functions/definition.js';
 import { EVENT_GRID_WEBHOOK_PATH, handleEventGridWebhook, type EventGridDefinition } from './event-grid-webhook.js';
-import { isAuthorized } from './function-keys.js';
-import { toHttpRequest, writeHttpResponse } from './http-conversion.js';
+import { isAuthorized, presentedKey } from './function-keys.js';
+import { toHttpRequest, writeError, writeHttpResponse } from './http-conversion.js';
 import type { InvocationRunner } from './invocation-runner.js';
 import { describeError } from './invocation-runner.js';
 import type { HostLogger } from './logger.js';
@@ -77,7 +77,7 @@ export class HttpHost {
       void answered.then(() => inFlight.delete(answered));
       void dispatch(req, res, port, routes, options).catch((error: unknown) => {
         options.logger.log('error', 'host', `HTTP ${req.method} ${pathOf(req)} failed:`, describeError(error));
-        if (!res.headersSent) res.writeHead(500).end();
+        if (!res.headersSent) writeError(res, 500, 'INTERNAL_ERROR', 'the host failed to answer this request; the error is in its log');
         else res.destroy();
       });
     };
@@ -156,12 +156,13 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, port: number,
     }
   }
   if (!found) {
-    res.writeHead(404).end();
+    writeError(res, 404, 'NOT_FOUND', `nothing is served at ${method} ${url.pathname}${allowedMethods(routes, routePath)}`);
     return;
   }
   const { definition } = found.route;
   if (definition.trigger.authLevel !== 'anonymous' && !isAuthorized(options.apiKey, req.headers, url)) {
-    res.writeHead(401).end();
+    const presented = presentedKey(req.headers, url) !== undefined;
+    writeError(res, 401, 'UNAUTHORIZED', presented ? 'the key presented is not valid for this API' : 'this API requires a key: send it in the x-functions-key header or the code query parameter');
     return;
   }
   const request = toHttpRequest(req, url, found.params);
@@ -175,8 +176,9 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, port: number,
       run: async (context) => definition.handler(request, context),
     });
   } catch {
-    // The runner logged it; Azure answers an unhandled handler error with a bare 500.
-    res.writeHead(500).end();
+    // The runner logged it. (Azure answers an unhandled handler error with a bare 500; here the
+    // caller gets the API's error shape, without the error, which may name internals.)
+    writeError(res, 500, 'INTERNAL_ERROR', `the function ${definition.name} failed; the error is in the host's log`);
     return;
   }
   await writeHttpResponse(res, result);
@@ -220,6 +222,16 @@ function requestUrl(req: IncomingMessage, port: number): URL {
   // Concatenated, not resolved: a request line like `//other.host/x` must stay a path on this host.
   const target = req.url?.startsWith('/') ? req.url : '/';
   return new URL(`${base}${target}`);
+}
+
+/**
+ * For a path some route serves with other methods: which ones. Azure answers such a request 404,
+ * as for no route at all; the message at least says what would work.
+ */
+function allowedMethods(routes: readonly Route[], routePath: string | undefined): string {
+  if (routePath === undefined) return '';
+  const methods = new Set(routes.filter((r) => r.template.match(routePath) !== undefined).flatMap((r) => r.definition.trigger.methods));
+  return methods.size === 0 ? '' : ` (this path takes ${[...methods].join(', ')})`;
 }
 
 function stripPrefix(pathname: string, routePrefix: string): string | undefined {

@@ -9,7 +9,7 @@ import { beginShutdown } from '../functions/shutdown.js';
 import { boundProcessMemory } from '../registry/process-memory.js';
 import { withDevelopmentSecretKey } from './development-key.js';
 import { startLocalHost } from './local-host.js';
-import { applySettingsToEnvironment, readLocalSettings, type AppSettings } from './settings.js';
+import { applySettingsToEnvironment, describeStartup, readLocalSettings, type AppSettings } from './settings.js';
 
 /** The nearest directory at or above `start` holding host.json: the project root, from src/ or dist/. */
 export function findProjectRoot(start: string): string {
@@ -38,6 +38,7 @@ async function main(): Promise<void> {
   boundProcessMemory();
   const projectRoot = findProjectRoot(__dirname);
   const { settings, notice } = withDevelopmentSecretKey(readLocalSettings(projectRoot), projectRoot);
+  for (const line of describeStartup(projectRoot, settings)) process.stdout.write(`${line}\n`);
   applySettingsToEnvironment(settings);
   if (notice) {
     // The environment wins over settings files, and an empty variable would hide the key.

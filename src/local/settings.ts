@@ -28,12 +28,37 @@ export const DEFAULT_STORAGE_SETTING = 'AzureWebJobsStorage';
  *   Core Tools can decrypt).
  */
 export function readLocalSettings(projectRoot: string, env: NodeJS.ProcessEnv = process.env): AppSettings {
-  const file = [LOCAL_SETTINGS_FILE, SAMPLE_SETTINGS_FILE].map((name) => path.join(projectRoot, name)).find((candidate) => existsSync(candidate));
+  const file = localSettingsFile(projectRoot);
   const values: Record<string, string> = file ? readValues(file) : {};
   for (const [name, value] of Object.entries(env)) {
     if (value !== undefined) values[name] = value;
   }
   return Object.freeze(values);
+}
+
+/** The settings file {@link readLocalSettings} reads in `projectRoot`: local.settings.json, else the sample, else none. */
+export function localSettingsFile(projectRoot: string): string | undefined {
+  return [LOCAL_SETTINGS_FILE, SAMPLE_SETTINGS_FILE].map((name) => path.join(projectRoot, name)).find((candidate) => existsSync(candidate));
+}
+
+/**
+ * What `npm start` says before it starts: which settings file it read (the sample when
+ * local.settings.json is missing, so the caller knows where to change them) and which registry
+ * imports write to, and where that came from.
+ */
+export function describeStartup(projectRoot: string, settings: AppSettings, env: NodeJS.ProcessEnv = process.env): string[] {
+  const file = localSettingsFile(projectRoot);
+  const lines = [
+    file === undefined
+      ? `settings: the environment only (neither ${LOCAL_SETTINGS_FILE} nor ${SAMPLE_SETTINGS_FILE} is in ${projectRoot})`
+      : path.basename(file) === SAMPLE_SETTINGS_FILE
+        ? `settings: ${file} (there is no ${LOCAL_SETTINGS_FILE}: copy the sample to it to change them), then the environment`
+        : `settings: ${file}, then the environment`,
+  ];
+  const target = settings.HOIST_TARGET_REGISTRY;
+  const from = env.HOIST_TARGET_REGISTRY !== undefined ? 'from the environment' : `from ${file === undefined ? 'nowhere' : path.basename(file)}`;
+  lines.push(target ? `target registry: ${target} (HOIST_TARGET_REGISTRY, ${from}): every import writes there` : 'target registry: none (HOIST_TARGET_REGISTRY is not set): POST /api/imports is refused until it is');
+  return lines;
 }
 
 function readValues(file: string): Record<string, string> {

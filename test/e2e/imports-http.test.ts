@@ -76,7 +76,7 @@ describe('POST /api/imports through the local host, for every fixture kind', () 
   it('answered 202 with the queued status document and its Location', () => {
     expect(submitted).toHaveLength(KINDS.length + 1);
     for (const { accepted, location, fixture, tag } of submitted) {
-      expect(location).toBe(`/api/imports/${accepted.id}`);
+      expect(location).toBe(`${api.baseUrl}/api/imports/${accepted.id}`);
       expect(accepted).toMatchObject({
         status: 'queued',
         source: { reference: `${source.host}/${fixture.repository}:${tag}` },
@@ -166,6 +166,7 @@ describe('GET /api/imports', () => {
 
     const paged: string[] = [];
     let next: string | undefined = '/api/imports?status=succeeded&pageSize=4';
+    // nextLink is absolute, on the URL the caller used.
     let pages = 0;
     while (next) {
       const page: ApiResponse<ImportList> = await api.request<ImportList>('GET', next);
@@ -173,6 +174,7 @@ describe('GET /api/imports', () => {
       expect(page.body.value.length).toBeLessThanOrEqual(4);
       paged.push(...page.body.value.map((d) => d.id));
       next = page.body.nextLink;
+      if (next !== undefined) expect(next.startsWith(`${api.baseUrl}/api/imports?`)).toBe(true);
       pages++;
     }
     expect(pages).toBe(Math.ceil(newestFirst.length / 4));
@@ -191,6 +193,23 @@ describe('GET /api/imports', () => {
   });
 });
 
+describe('error answers, each in the one error shape the OpenAPI document describes', () => {
+  it.each([
+    ['a source tag the registry lacks', 'POST', '/api/imports', { json: { source: 'SOURCE/fx/oci-image:no-such-tag', images: ['nf:v1'] } }, 400, 'SOURCE_NOT_FOUND', 'source'],
+    ['a body that is not JSON', 'POST', '/api/imports', { headers: { 'content-type': 'text/plain' } }, 415, 'UNSUPPORTED_MEDIA_TYPE', 'Content-Type'],
+    ['a body over 64 KiB', 'POST', '/api/imports', { json: { source: 'x'.repeat(70 * 1024) } }, 413, 'PAYLOAD_TOO_LARGE', undefined],
+    ['a method the collection does not take', 'PUT', '/api/imports', {}, 405, 'METHOD_NOT_ALLOWED', undefined],
+    ['an unknown job', 'DELETE', '/api/imports/0000000000000000000', {}, 404, 'NOT_FOUND', 'id'],
+    ['a route nothing serves', 'GET', '/api/nowhere', {}, 404, 'NOT_FOUND', undefined],
+  ])('%s: %s %s', async (_, method, path, options: { json?: unknown; headers?: Record<string, string> }, status, code, field) => {
+    const json = options.json === undefined ? undefined : JSON.parse(JSON.stringify(options.json).replace('SOURCE', source.host));
+    const response = await api.request(method, path, { ...(json !== undefined && { json }), ...(options.headers && { headers: options.headers }) });
+    expect(response.status).toBe(status);
+    expect(response.body.error).toMatchObject({ code, ...(field !== undefined && { field }) });
+    if (status === 405) expect(response.headers.get('allow')).toBe('GET, POST');
+  });
+});
+
 describe('with HOIST_API_KEY set', () => {
   it('refuses requests without the key (401) and accepts x-functions-key or ?code=', async () => {
     const key = `key-${randomBytes(16).toString('hex')}`;
@@ -201,6 +220,11 @@ describe('with HOIST_API_KEY set', () => {
       expect((await open.post(body)).status).toBe(401);
       expect((await open.post(body, { 'x-functions-key': `${key}x` })).status).toBe(401);
       expect((await open.list()).status).toBe(401);
+      expect((await open.request('GET', '/api/imports')).body.error).toMatchObject({ code: 'UNAUTHORIZED' });
+      // The description is anonymous.
+      const described = await open.request('GET', '/api/openapi.json');
+      expect(described.status).toBe(200);
+      expect(described.body).toMatchObject({ openapi: '3.1.0' });
 
       const accepted = await ImportsApi.of(keyed, key).post(body);
       expect(accepted.status).toBe(202);

@@ -10,6 +10,7 @@ import type { ImportList } from '../../src/functions/imports.js';
 import type { ImportStatus } from '../../src/jobs/status-document.js';
 import type { AppSettings } from '../../src/local/settings.js';
 import { startTestHost, type TestHost } from '../local/support.js';
+import { checkAgainstOpenApi } from './openapi-check.js';
 
 export { definitions };
 export type { ImportStatus, ImportList };
@@ -62,7 +63,8 @@ export class ImportsApi {
   async request<T = any>(method: string, path: string, options: { json?: unknown; headers?: Record<string, string> } = {}): Promise<ApiResponse<T>> { // eslint-disable-line @typescript-eslint/no-explicit-any
     const headers: Record<string, string> = { ...(this.key !== undefined && { 'x-functions-key': this.key }), ...options.headers };
     if (options.json !== undefined) headers['content-type'] = 'application/json';
-    const response = await fetch(`${this.baseUrl}${path}`, {
+    // An absolute URL (a nextLink, an Operation-Location) is used as given.
+    const response = await fetch(/^https?:\/\//.test(path) ? path : `${this.baseUrl}${path}`, {
       method,
       headers,
       ...(options.json !== undefined && { body: JSON.stringify(options.json) }),
@@ -71,11 +73,18 @@ export class ImportsApi {
     const text = await response.text();
     let body: unknown = text;
     if ((response.headers.get('content-type') ?? '').includes('json') && text) body = JSON.parse(text);
+    // Every answer an e2e test sees is one the OpenAPI document describes, or the suite fails.
+    checkAgainstOpenApi({ method, url: response.url, status: response.status, headers: response.headers, body, text });
     return { status: response.status, headers: response.headers, body: body as T };
   }
 
   post(json: unknown, headers?: Record<string, string>): Promise<ApiResponse<ImportStatus>> {
     return this.request('POST', '/api/imports', { json, ...(headers && { headers }) });
+  }
+
+  /** `DELETE /api/imports/{id}`: cancel. */
+  cancel(id: string): Promise<ApiResponse<ImportStatus>> {
+    return this.request('DELETE', `/api/imports/${id}`);
   }
 
   async get(id: string): Promise<ImportStatus> {
@@ -93,13 +102,13 @@ export class ImportsApi {
    * with the document when the job ends otherwise, or after `timeoutInMs`. `onPoll` sees every
    * document (to sample progress).
    */
-  async waitForStatus(id: string, status: 'succeeded' | 'failed', options: { timeoutInMs?: number; onPoll?: (doc: ImportStatus) => void; logs?: () => string } = {}): Promise<ImportStatus> {
+  async waitForStatus(id: string, status: 'succeeded' | 'failed' | 'canceled', options: { timeoutInMs?: number; onPoll?: (doc: ImportStatus) => void; logs?: () => string } = {}): Promise<ImportStatus> {
     const deadline = Date.now() + (options.timeoutInMs ?? 60_000);
     for (;;) {
       const doc = await this.get(id);
       options.onPoll?.(doc);
       if (doc.status === status) return doc;
-      const ended = doc.status === 'succeeded' || doc.status === 'failed';
+      const ended = doc.status === 'succeeded' || doc.status === 'failed' || doc.status === 'canceled';
       if (ended || Date.now() > deadline) {
         const why = ended ? `ended ${doc.status}` : `still ${doc.status} after ${options.timeoutInMs ?? 60_000} ms`;
         throw new Error(`job ${id} ${why}, expected ${status}:\n${JSON.stringify(doc, null, 2)}\n${options.logs?.().split('\n').slice(-40).join('\n') ?? ''}`);

@@ -85,7 +85,11 @@ describe('POST /api/imports', () => {
     const mark = proxy.requests.length;
     const res = await post({ source: SOURCE, images: ['hello:v1'], untaggedRepositories: ['mirror/hello'], platforms: ['linux/amd64'] });
     expect(res.status).toBe(202);
-    expect(res.headers.location).toBe(`/api/imports/${res.body.id}`);
+    // Azure's long-running operation headers: absolute, on the URL the caller used.
+    expect(res.headers['operation-location']).toBe(`http://localhost:7071/api/imports/${res.body.id}`);
+    expect(res.headers.location).toBe(res.headers['operation-location']);
+    expect(res.headers['retry-after']).toBe('2');
+    expect(res.body.percentComplete).toBe(0);
     expect(res.body).toMatchObject({
       status: 'queued',
       source: { reference: SOURCE },
@@ -143,7 +147,7 @@ describe('POST /api/imports', () => {
     const listed = (await get('/api/imports?status=running')).body.value.find((j: { id: string }) => j.id === res.body.id);
     for (const document of [fetched.body, listed]) {
       expect(Object.keys(document).sort()).toEqual(
-        ['attempts', 'continuations', 'createdAt', 'id', 'lastError', 'manifestCounts', 'manifests', 'options', 'progress', 'source', 'startedAt', 'status', 'targets', 'updatedAt'].sort(),
+        ['attempts', 'continuations', 'createdAt', 'id', 'lastError', 'manifestCounts', 'manifests', 'options', 'percentComplete', 'progress', 'source', 'startedAt', 'status', 'targets', 'updatedAt'].sort(),
       );
       expect(Object.keys(document.source).sort()).toEqual(['digest', 'reference']);
       expect(Object.keys(document.targets[0]).sort()).toEqual(['reference', 'tagged']);
@@ -198,7 +202,7 @@ describe('POST /api/imports', () => {
     expect(forced.status).toBe(202);
     expect(tagChecksSince(mark)).toEqual([]);
     // A tag that already points at the requested digest is no conflict.
-    expect((await post({ source: `${registry.host}/library/hello-world@${taken.digest}`, images: ['hello:taken'] })).status).toBe(202);
+    expect((await post({ source: `${registry.host}/hello@${taken.digest}`, images: ['hello:taken'] })).status).toBe(202);
   });
 
   it('accepts a tag already at the digest the source tag names, and a tag the source could not be asked about', async () => {
@@ -278,6 +282,49 @@ describe('POST /api/imports', () => {
     } finally {
       process.env.HOIST_SECRET_KEY = key;
     }
+  });
+});
+
+describe('the source check at submit', () => {
+  it('refuses a tag or a digest the source registry does not have: 400 SOURCE_NOT_FOUND on source, nothing queued, one HEAD each', async () => {
+    const before = await queueLength();
+    const mark = proxy.requests.length;
+    const byTag = await post({ source: `${proxy.host}/library/hello-world:nope`, images: ['notfound:v1'] });
+    expect(byTag.status).toBe(400);
+    expect(byTag.body.error).toMatchObject({ code: 'SOURCE_NOT_FOUND', field: 'source' });
+    expect(byTag.body.error.message).toMatch(/does not exist: its registry has no manifest under that tag in library\/hello-world/);
+    const missingDigest = `sha256:${'0'.repeat(64)}`;
+    const byDigest = await post({ source: `${proxy.host}/library/hello-world@${missingDigest}`, images: ['notfound:v2'], force: true });
+    expect(byDigest.status).toBe(400);
+    expect(byDigest.body.error).toMatchObject({ code: 'SOURCE_NOT_FOUND', field: 'source' });
+    expect(tagChecksSince(mark).filter((t) => t.startsWith('library/'))).toEqual(['library/hello-world:nope', `library/hello-world:${missingDigest}`]);
+    expect(await queueLength()).toBe(before);
+    // The tag that exists passes.
+    expect((await post({ source: `${proxy.host}/library/hello-world:latest`, images: ['notfound:v3'] })).status).toBe(202);
+  });
+
+  it('asks with the job\'s credentials: a private source is found, or not found, as the registry says', async () => {
+    const locked = await startRegistry({ auth: 'basic', users: { reader: PASSWORD } });
+    try {
+      await pushImage(locked, 'private/app', 'v1', { layers: [100] });
+      const creds = { username: 'reader', password: PASSWORD };
+      expect((await post({ source: `${locked.host}/private/app:v1`, images: ['private-app:v1'], ...creds })).status).toBe(202);
+      const missing = await post({ source: `${locked.host}/private/app:v2`, images: ['private-app:v2'], ...creds });
+      expect(missing.status).toBe(400);
+      expect(missing.body.error.code).toBe('SOURCE_NOT_FOUND');
+      expect(JSON.stringify(missing.body)).not.toContain(PASSWORD);
+      // Refused credentials say nothing about the manifest: the worker reports them.
+      expect((await post({ source: `${locked.host}/private/app:v2`, images: ['private-app:v3'], username: 'reader', password: 'wrong' })).status).toBe(202);
+    } finally {
+      await locked.stop();
+    }
+  });
+
+  it('accepts a source that cannot be reached, after one attempt (the worker retries)', async () => {
+    const unreachable = `127.0.0.1:${await freePort()}/library/hello-world:latest`;
+    const res = await post({ source: unreachable, images: ['unreachable:v1'] });
+    expect(res.status).toBe(202);
+    expect(res.body.source.reference).toBe(unreachable);
   });
 });
 
@@ -362,8 +409,8 @@ describe('GET /api/imports', () => {
     expect(first.status).toBe(200);
     expect(first.body.value.map((j: { id: string }) => j.id)).toEqual([...ids].reverse().slice(0, 3));
     expect(first.body.continuationToken).toBe(ids[2]);
-    expect(first.body.nextLink).toBe(`/api/imports?status=queued&pageSize=3&continuationToken=${ids[2]}`);
-    const second = await get(first.body.nextLink);
+    expect(first.body.nextLink).toBe(`http://localhost:7071/api/imports?status=queued&pageSize=3&continuationToken=${ids[2]}`);
+    const second = await get(new URL(first.body.nextLink as string).pathname + new URL(first.body.nextLink as string).search);
     expect(second.body.value.map((j: { id: string }) => j.id).slice(0, 2)).toEqual([ids[1], ids[0]]);
     for (const job of [...first.body.value, ...second.body.value]) expect(job.status).toBe('queued');
 
@@ -372,7 +419,7 @@ describe('GET /api/imports', () => {
   });
 
   it.each([
-    ['/api/imports?status=done', 'status', /give one or more of queued, running, succeeded, failed/],
+    ['/api/imports?status=done', 'status', /give one or more of queued, running, succeeded, failed, canceled/],
     ['/api/imports?pageSize=0', 'pageSize', /from 1 to 100/],
     ['/api/imports?pageSize=abc', 'pageSize', /from 1 to 100/],
     ['/api/imports?pageSize=1e2', 'pageSize', /"pageSize" is "1e2": give a whole number from 1 to 100 in plain decimal digits/],
@@ -401,6 +448,10 @@ describe('HOIST_API_KEY', () => {
     expect((await post({ source: SOURCE, images: ['key:v1'] }, { headers: { 'x-functions-key': 'wrong' } })).status).toBe(401);
     expect((await get('/api/imports')).status).toBe(401);
     expect((await post({ source: SOURCE, images: ['key:v1'] }, { headers: { 'x-functions-key': 'the-key' } })).status).toBe(202);
+    // The key given in the query never comes back in where to poll.
+    const byQuery = await post({ source: SOURCE, images: ['key:v2'] }, { path: '/api/imports?code=the-key' });
+    expect(byQuery.status).toBe(202);
+    expect(byQuery.headers['operation-location']).toBe(`http://localhost:7071/api/imports/${byQuery.body.id}`);
     expect((await get('/api/imports?code=the-key')).status).toBe(200);
   });
 
@@ -411,9 +462,63 @@ describe('HOIST_API_KEY', () => {
 });
 
 describe('methods', () => {
-  it('answers 405 with Allow for what the function does not serve', async () => {
-    const res = await call(importsHandler, { method: 'POST', path: '/api/imports/abc', params: { id: 'abc' }, json: {} });
+  it.each([
+    ['POST', '/api/imports/abc', { id: 'abc' }, 'GET, DELETE'],
+    ['PUT', '/api/imports/abc', { id: 'abc' }, 'GET, DELETE'],
+    ['DELETE', '/api/imports', undefined, 'GET, POST'],
+    ['PATCH', '/api/imports', undefined, 'GET, POST'],
+  ])('answers %s %s with 405, Allow and the error shape', async (method, path, params, allow) => {
+    const res = await call(importsHandler, { method, path, ...(params && { params }), ...(method !== 'DELETE' && { json: {} }) });
     expect(res.status).toBe(405);
-    expect(res.headers.allow).toBe('GET');
+    expect(res.headers.allow).toBe(allow);
+    expect(res.body).toEqual({ error: { code: 'METHOD_NOT_ALLOWED', message: expect.stringContaining(method) } });
+  });
+});
+
+describe('DELETE /api/imports/{id}', () => {
+  const del = (id: string) => call(importsHandler, { method: 'DELETE', path: `/api/imports/${id}`, params: { id } });
+
+  it('cancels a queued job at once, and again is a no-op; the worker never starts it', async () => {
+    const queued = await post({ source: SOURCE, images: ['cancel:queued'] });
+    const res = await del(queued.body.id);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ id: queued.body.id, status: 'canceled', cancelRequestedAt: expect.any(String), completedAt: expect.any(String) });
+    expect((await del(queued.body.id)).body).toEqual(res.body);
+    // The job's message is still queued: the worker's lease finds the job over.
+    const storage = await jobStorage();
+    const lease = await acquireJobLease(storage.jobs, queued.body.id, { owner: 'w', durationInMs: 10_000, continuation: 0 });
+    expect(lease).toEqual({ kind: 'finished', status: 'canceled' });
+  });
+
+  it('marks a running job and leaves stopping to its worker: 202 with where to poll', async () => {
+    const running = await post({ source: SOURCE, images: ['cancel:running'] });
+    const storage = await jobStorage();
+    const lease = await acquireJobLease(storage.jobs, running.body.id, { owner: 'w', durationInMs: 60_000, continuation: 0 });
+    expect(lease.kind).toBe('acquired');
+    const res = await del(running.body.id);
+    expect(res.status).toBe(202);
+    expect(res.headers['operation-location']).toBe(`http://localhost:7071/api/imports/${running.body.id}`);
+    expect(res.body).toMatchObject({ status: 'running', cancelRequestedAt: expect.any(String) });
+    expect(res.body).not.toHaveProperty('completedAt');
+    if (lease.kind !== 'acquired') return;
+    // The holder's next write learns it.
+    expect(lease.lease.cancelRequested).toBe(false);
+    await lease.lease.update(() => {});
+    expect(lease.lease.cancelRequested).toBe(true);
+    expect(lease.lease.cancelSignal.aborted).toBe(true);
+  });
+
+  it('answers 409 JOB_FINISHED for a job that already ended, and 404 for none', async () => {
+    const job = await post({ source: SOURCE, images: ['cancel:finished'] });
+    const storage = await jobStorage();
+    const current = (await storage.jobs.get(job.body.id))!;
+    await storage.jobs.replace({ ...current.value, status: 'succeeded', completedAt: '2026-01-01T00:00:00.000Z' }, current.etag);
+    const res = await del(job.body.id);
+    expect(res.status).toBe(409);
+    expect(res.body.error).toMatchObject({ code: 'JOB_FINISHED', field: 'id' });
+    expect(res.body.error.message).toMatch(/already succeeded at 2026-01-01T00:00:00.000Z: only a queued or running job can be canceled/);
+    const none = await del('0000000000000000000');
+    expect(none.status).toBe(404);
+    expect(none.body.error).toMatchObject({ code: 'NOT_FOUND', field: 'id' });
   });
 });

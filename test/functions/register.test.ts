@@ -38,11 +38,12 @@ interface Registered {
 }
 
 describe('definitions', () => {
-  it('list the imports HTTP function, the imports queue worker, the sweep and the mirroring functions', () => {
+  it('list the imports HTTP function, the imports queue worker, the sweep, the OpenAPI document and the mirroring functions', () => {
     expect(definitions.map((d) => [d.name, d.trigger])).toEqual([
-      ['imports', { type: 'http', methods: ['GET', 'POST'], route: 'imports/{id?}', authLevel: 'function' }],
+      ['imports', { type: 'http', methods: ['GET', 'POST', 'DELETE', 'PUT', 'PATCH'], route: 'imports/{id?}', authLevel: 'function' }],
       ['importWorker', { type: 'storageQueue', queueName: 'imports', connection: 'AzureWebJobsStorage' }],
       ['sweepImports', { type: 'timer', schedule: '0 */5 * * * *' }],
+      ['openapi', { type: 'http', methods: ['GET'], route: 'openapi.json', authLevel: 'anonymous' }],
       ['watches', { type: 'http', methods: ['GET', 'PUT', 'DELETE'], route: 'watches/{name?}', authLevel: 'function' }],
       // HOIST_RESYNC_SCHEDULE is not set here: the default applies.
       ['resync', { type: 'timer', schedule: '0 */15 * * * *' }],
@@ -61,9 +62,10 @@ describe('register (the entry point the Functions runtime loads)', () => {
     const { hooks, functions: registered } = JSON.parse(stdout) as { hooks: string[]; functions: Registered[] };
     // The host's shutdown reaches the worker (shutdown.ts), so running imports pause and continue.
     expect(hooks).toEqual(['appTerminate']);
-    expect(registered.map((r) => r.name)).toEqual(['imports', 'importWorker', 'sweepImports', 'watches', 'resync', 'upstreamPush', 'distributionHook']);
-    const [imports, worker, sweep, watches, resync, upstreamPush, hook] = registered;
-    expect(imports.triggers).toEqual([expect.objectContaining({ type: 'httpTrigger', methods: ['GET', 'POST'], authLevel: 'function', route: 'imports/{id?}' })]);
+    expect(registered.map((r) => r.name)).toEqual(['imports', 'importWorker', 'sweepImports', 'openapi', 'watches', 'resync', 'upstreamPush', 'distributionHook']);
+    const [imports, worker, sweep, openapi, watches, resync, upstreamPush, hook] = registered;
+    expect(imports.triggers).toEqual([expect.objectContaining({ type: 'httpTrigger', methods: ['GET', 'POST', 'DELETE', 'PUT', 'PATCH'], authLevel: 'function', route: 'imports/{id?}' })]);
+    expect(openapi.triggers).toEqual([expect.objectContaining({ type: 'httpTrigger', methods: ['GET'], authLevel: 'anonymous', route: 'openapi.json' })]);
     expect(worker.triggers).toEqual([expect.objectContaining({ type: 'queueTrigger', queueName: 'imports', connection: 'AzureWebJobsStorage' })]);
     expect(sweep.triggers).toEqual([expect.objectContaining({ type: 'timerTrigger', schedule: '0 */5 * * * *' })]);
     expect(sweep.triggers[0]).not.toHaveProperty('runOnStartup');

@@ -39,6 +39,19 @@ function observed(store: JobStore): { store: JobStore; nextWrite: () => Promise<
 }
 
 describe('job lease', () => {
+  it('ends a job canceled between continuations instead of running it, and leaves one held by a live worker to that worker', async () => {
+    // Paused with its continuation queued, and canceled before the continuation arrived.
+    const paused = await createJob({ status: 'running', continuations: 1, attempts: 1, sealedCredentials: 'v1.sealed', cancelRequestedAt: new Date(clock).toISOString() });
+    expect(await acquire(paused.id, 'worker-a', { continuation: 1 })).toEqual({ kind: 'finished', status: 'canceled' });
+    const stored = (await env.storage.jobs.get(paused.id))!.value;
+    expect(stored).toMatchObject({ status: 'canceled', attempts: 1, completedAt: expect.any(String) });
+    expect(stored).not.toHaveProperty('sealedCredentials');
+    // A live holder ends the job itself: another delivery waits.
+    const held = await createJob({ status: 'running', leaseOwner: 'worker-b', leaseExpiresAt: new Date(clock + 30_000).toISOString(), cancelRequestedAt: new Date(clock).toISOString() });
+    expect(await acquire(held.id, 'worker-c')).toMatchObject({ kind: 'held', owner: 'worker-b' });
+    expect((await env.storage.jobs.get(held.id))!.value.status).toBe('running');
+  });
+
   it('goes to exactly one of many concurrent invocations', async () => {
     const record = await createJob();
     const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => acquire(record.id, `worker-${i}`)));

@@ -30,4 +30,30 @@ describe('ProgressTracker', () => {
     }
     expect(seen).toEqual([CONFIG + 8 * MIB, CONFIG + 8 * MIB, CONFIG + 8 * MIB, CONFIG + 8 * MIB, CONFIG + 12 * MIB, TOTAL]);
   });
+
+  it('measures the rate over recent progress once bytes moved for 3 s, with the injected clock', () => {
+    let now = Date.parse('2026-01-01T00:00:00.000Z');
+    const tracker = new ProgressTracker({ blobs: { total: 0, done: 0, skipped: 0, mounted: 0 }, bytes: { total: 0, done: 0 } }, () => now);
+    // Before the plan: nothing to measure.
+    expect(tracker.snapshot()).not.toHaveProperty('rate');
+    // The plan counts the config as already there: not transferred, so not part of the rate.
+    tracker.apply({ type: 'plan', manifests: 1, blobs: 2, bytesTotal: TOTAL, bytesToMove: LAYER.size, blobsPresent: 1, blobsExternal: 0 });
+    tracker.apply({ type: 'blob-start', ...LAYER, offset: 0 });
+    expect(tracker.snapshot()).not.toHaveProperty('rate');
+    for (let second = 1; second <= 2; second++) {
+      now += 1000;
+      tracker.apply({ type: 'blob-progress', ...LAYER, bytesDone: second * MIB });
+      expect(tracker.snapshot(), `after ${second} s`).not.toHaveProperty('rate');
+    }
+    now += 1000;
+    tracker.apply({ type: 'blob-progress', ...LAYER, bytesDone: 3 * MIB });
+    expect(tracker.snapshot().rate).toEqual({ bytesPerSecond: MIB, measuredAt: '2026-01-01T00:00:03.000Z' });
+    // Slower now: after 35 s at 0.25 MiB/s the 30 s window holds only the slow part.
+    for (let second = 1; second <= 35; second++) {
+      now += 1000;
+      tracker.apply({ type: 'blob-progress', ...LAYER, bytesDone: 3 * MIB + (second * MIB) / 4 });
+      tracker.snapshot();
+    }
+    expect(tracker.snapshot().rate).toEqual({ bytesPerSecond: MIB / 4, measuredAt: '2026-01-01T00:00:38.000Z' });
+  });
 });

@@ -27,6 +27,7 @@ describe('toStatusDocument', () => {
       options: { force: true, platforms: ['linux/amd64'], referrers: true, allowNondistributableArtifacts: false },
       manifests: [],
       manifestCounts: { total: 0, written: 0 },
+      percentComplete: 0,
       progress: { blobs: { total: 0, done: 0, skipped: 0, mounted: 0 }, bytes: { total: 0, done: 0 } },
       attempts: 0,
       continuations: 0,
@@ -75,6 +76,7 @@ describe('toStatusDocument', () => {
         { digest: CHILD, mediaType: 'application/vnd.oci.image.manifest.v1+json', platform: 'linux/amd64', written: false },
       ],
       manifestCounts: { total: 2, written: 1 },
+      percentComplete: 100,
       progress: { blobs: { total: 3, done: 3, skipped: 1, mounted: 1 }, bytes: { total: 30, done: 30 } },
       attempts: 2,
       continuations: 1,
@@ -127,5 +129,56 @@ describe('status document', () => {
     ['a finished job', { status: 'succeeded' as const, leaseOwner: 'w', leaseExpiresAt: new Date(0).toISOString() }],
   ])('says nothing of the worker with %s', (_, overrides) => {
     expect(toStatusDocument(running(overrides)).workerLost).toBeUndefined();
+  });
+
+  describe('while it runs: percentComplete, the rate and an ETA', () => {
+    const NOW = Date.parse('2026-01-01T00:10:00.000Z');
+    function running(rate?: { bytesPerSecond: number; measuredAt: string }): JobRecord {
+      return {
+        ...queued(),
+        status: 'running',
+        startedAt: '2026-01-01T00:01:00.000Z',
+        progress: { blobs: { total: 2, done: 1, skipped: 0, mounted: 0 }, bytes: { total: 1000, done: 400 }, ...(rate && { rate }) },
+      };
+    }
+
+    it('shows the measured rate and when the bytes left would be done at it', () => {
+      const doc = toStatusDocument(running({ bytesPerSecond: 100, measuredAt: '2026-01-01T00:09:55.000Z' }), NOW);
+      expect(doc.percentComplete).toBe(40);
+      // 600 bytes left at 100 B/s: 6 s after the measurement.
+      expect(doc.progress).toStrictEqual({ blobs: { total: 2, done: 1, skipped: 0, mounted: 0 }, bytes: { total: 1000, done: 400 }, bytesPerSecond: 100, estimatedCompletionAt: '2026-01-01T00:10:01.000Z' });
+    });
+
+    it.each([
+      ['no rate measured yet', running(), undefined],
+      ['a rate measured over 30 s ago (nothing moves now)', running({ bytesPerSecond: 100, measuredAt: '2026-01-01T00:09:29.000Z' }), undefined],
+    ])('shows neither rate nor ETA with %s', (_, record) => {
+      const doc = toStatusDocument(record, NOW);
+      expect(doc.progress).not.toHaveProperty('bytesPerSecond');
+      expect(doc.progress).not.toHaveProperty('estimatedCompletionAt');
+      expect(doc.progress).not.toHaveProperty('rate');
+    });
+
+    it('shows a zero rate with no ETA, rather than an infinite one', () => {
+      const doc = toStatusDocument(running({ bytesPerSecond: 0, measuredAt: '2026-01-01T00:09:59.000Z' }), NOW);
+      expect(doc.progress.bytesPerSecond).toBe(0);
+      expect(doc.progress).not.toHaveProperty('estimatedCompletionAt');
+    });
+
+    it('shows no rate once the job ended, nor for a worker that died', () => {
+      const rate = { bytesPerSecond: 100, measuredAt: '2026-01-01T00:09:59.000Z' };
+      const failed = toStatusDocument({ ...running(rate), status: 'failed', completedAt: '2026-01-01T00:10:00.000Z', error: { code: 'X', message: 'x' } }, NOW);
+      expect(failed.progress).not.toHaveProperty('bytesPerSecond');
+      const lost = toStatusDocument({ ...running(rate), leaseOwner: 'w', leaseExpiresAt: '2026-01-01T00:09:59.500Z' }, NOW);
+      expect(lost.workerLost).toBeDefined();
+      expect(lost.progress).not.toHaveProperty('bytesPerSecond');
+    });
+
+    it('never says 100 before the job succeeded', () => {
+      const record = running();
+      record.progress.bytes.done = 1000;
+      expect(toStatusDocument(record, NOW).percentComplete).toBe(99);
+      expect(toStatusDocument({ ...record, status: 'succeeded' }, NOW).percentComplete).toBe(100);
+    });
   });
 });

@@ -41,6 +41,16 @@ describe('sweepAbandonedImports', () => {
     expect(await sweepAbandonedImports({ jobs: env.storage.jobs, checkpoints: env.storage.checkpoints, maxDequeueCount: MAX })).toEqual([]);
   });
 
+  it('ends an abandoned job whose caller had asked it to stop as canceled, not failed', async () => {
+    const canceled = await createJob({ status: 'running', leaseOwner: 'gone', leaseExpiresAt: past, deliveryDequeueCount: MAX, sealedCredentials: 'v1.sealed', cancelRequestedAt: past });
+    expect(await sweepAbandonedImports({ jobs: env.storage.jobs, checkpoints: env.storage.checkpoints, maxDequeueCount: MAX })).toEqual([canceled.id]);
+    const after = (await env.storage.jobs.get(canceled.id))!.value;
+    expect(after).toMatchObject({ status: 'canceled', cancelRequestedAt: past, completedAt: expect.any(String) });
+    expect(after).not.toHaveProperty('error');
+    expect(after).not.toHaveProperty('sealedCredentials');
+    expect(after).not.toHaveProperty('leaseOwner');
+  });
+
   it('sees the delivery count the lease recorded', async () => {
     const job = await createJob();
     // Taken a minute ago for 30 s: expired by now, with no waiting.

@@ -1,6 +1,6 @@
 import type { EventGridEvent, InvocationContext } from '@azure/functions';
 import type { EventGridDefinition } from '../../src/local/event-grid-webhook.js';
-import { startTestHost, type TestHost } from './support.js';
+import { expectErrorShape, startTestHost, type TestHost } from './support.js';
 
 const API_KEY = 'eventgrid-test-key-51c2';
 
@@ -98,28 +98,38 @@ describe('local host Event Grid webhook', () => {
       headers: { 'aeg-event-type': 'Notification' },
       body: JSON.stringify([imagePushed('e3', 'v3'), imagePushed('e4', 'v4')]),
     });
-    expect(response.status).toBe(500);
+    await expectErrorShape(response, 500, 'EVENTS_FAILED');
     expect(received.map((r) => r.event.id)).toEqual(['e4']);
   });
 
   it.each([
-    ['no key', 'functionName=onImagePushed', 'POST', 401],
-    ['a wrong key', 'functionName=onImagePushed&code=nope', 'POST', 401],
-    ['no key on the OPTIONS handshake', 'functionName=onImagePushed', 'OPTIONS', 401],
-    ['no functionName', `code=${API_KEY}`, 'POST', 400],
-    ['an unknown function', `functionName=other&code=${API_KEY}`, 'POST', 404],
-  ])('answers %s with %i', async (_, query, method, status) => {
+    ['no key', 'functionName=onImagePushed', 'POST', {}, 401, 'UNAUTHORIZED', undefined],
+    ['a wrong key', 'functionName=onImagePushed&code=nope', 'POST', {}, 401, 'UNAUTHORIZED', undefined],
+    ['no key on the OPTIONS handshake', 'functionName=onImagePushed', 'OPTIONS', {}, 401, 'UNAUTHORIZED', undefined],
+    ['no functionName', `code=${API_KEY}`, 'POST', {}, 400, 'INVALID_QUERY', 'functionName'],
+    ['an unknown function', `functionName=other&code=${API_KEY}`, 'POST', {}, 404, 'FUNCTION_NOT_FOUND', 'functionName'],
+    ['a GET', `functionName=onImagePushed&code=${API_KEY}`, 'GET', {}, 405, 'METHOD_NOT_ALLOWED', undefined],
+    ['an unknown aeg-event-type', `functionName=onImagePushed&code=${API_KEY}`, 'POST', { 'aeg-event-type': 'Surprise' }, 400, 'INVALID_HEADER', 'aeg-event-type'],
+    ['an OPTIONS handshake without WebHook-Request-Origin', `functionName=onImagePushed&code=${API_KEY}`, 'OPTIONS', { 'WebHook-Request-Origin': '' }, 400, 'INVALID_HEADER', 'WebHook-Request-Origin'],
+  ])('answers %s with %i in the error shape', async (_, query, method, headers, status, code, field) => {
     const response = await fetch(webhook(query), {
       method,
-      headers: { 'aeg-event-type': 'Notification', 'WebHook-Request-Origin': 'x' },
+      headers: { 'aeg-event-type': 'Notification', 'WebHook-Request-Origin': 'x', ...headers },
       body: method === 'POST' ? JSON.stringify([imagePushed('e5', 'v5')]) : undefined,
     });
-    expect(response.status).toBe(status);
+    await expectErrorShape(response, status, code, field);
+    if (status === 405) expect(response.headers.get('allow')).toBe('POST, OPTIONS');
     expect(received).toHaveLength(0);
   });
 
   it('refuses a delivery that is not JSON', async () => {
     const response = await fetch(webhook(`functionName=onImagePushed&code=${API_KEY}`), { method: 'POST', body: 'not json' });
-    expect(response.status).toBe(400);
+    await expectErrorShape(response, 400, 'INVALID_JSON');
+  });
+
+  it('refuses a delivery over 2 MiB with 413 in the error shape', async () => {
+    const response = await fetch(webhook(`functionName=onImagePushed&code=${API_KEY}`), { method: 'POST', body: 'x'.repeat(3 * 1024 * 1024) });
+    await expectErrorShape(response, 413, 'PAYLOAD_TOO_LARGE');
+    expect(received).toHaveLength(0);
   });
 });

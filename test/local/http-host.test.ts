@@ -3,7 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { ReadableStream } from 'node:stream/web';
 import { importsFunction } from '../../src/functions/imports.js';
 import type { HttpDefinition } from '../../src/local/http-host.js';
-import { startTestHost, type TestHost } from './support.js';
+import { expectErrorShape, startTestHost, type TestHost } from './support.js';
 
 const API_KEY = 'local-test-key-8d1f';
 
@@ -162,15 +162,17 @@ describe('local host HTTP functions', () => {
     const headers = { 'x-functions-key': API_KEY };
     expect(await (await fetch(url('/api/items/latest'), { headers })).text()).toBe('latest');
     expect(await (await fetch(url('/api/items/42'), { headers })).text()).toBe('item 42');
-    expect((await fetch(url('/api/items/abc'), { headers })).status).toBe(404);
+    await expectErrorShape(await fetch(url('/api/items/abc'), { headers }), 404, 'NOT_FOUND');
   });
 
   it.each([
     ['an unknown route', '/api/nowhere', 'GET'],
     ['a path outside the route prefix', '/hello/world', 'GET'],
     ['a method the function does not accept', '/api/hello/world', 'POST'],
-  ])('answers 404 for %s', async (_, path, method) => {
-    expect((await fetch(url(path), { method })).status).toBe(404);
+  ])('answers 404 for %s, in the error shape', async (_, path, method) => {
+    const error = await expectErrorShape(await fetch(url(path), { method }), 404, 'NOT_FOUND');
+    expect(error.message).toContain(`${method} ${path}`);
+    if (path === '/api/hello/world') expect(error.message).toContain('this path takes GET');
   });
 
   it.each([
@@ -181,11 +183,12 @@ describe('local host HTTP functions', () => {
     ['the key in ?code=', `/api/echo?code=${API_KEY}`, {}, 201],
   ])('with %s a function-level route answers %i', async (_, path, headers, status) => {
     const response = await fetch(url(path), { method: 'POST', headers, body: 'hi' });
-    expect(response.status).toBe(status);
+    if (status === 401) await expectErrorShape(response, 401, 'UNAUTHORIZED');
+    else expect(response.status).toBe(status);
   });
 
   it('requires the key for admin routes and not for anonymous ones', async () => {
-    expect((await fetch(url('/api/admin/thing'))).status).toBe(401);
+    await expectErrorShape(await fetch(url('/api/admin/thing')), 401, 'UNAUTHORIZED');
     expect((await fetch(url(`/api/admin/thing?code=${API_KEY}`))).status).toBe(200);
     expect((await fetch(url('/api/hello'))).status).toBe(200);
   });
@@ -223,7 +226,8 @@ describe('local host HTTP functions', () => {
   });
 
   it('answers 500 for a handler error, and logs it without the key', async () => {
-    expect((await fetch(url('/api/boom'))).status).toBe(500);
+    const error = await expectErrorShape(await fetch(url('/api/boom')), 500, 'INTERNAL_ERROR');
+    expect(error.message).not.toContain('failure mentioning');
     const failure = host.logs.find((line) => line.includes("Executed 'Functions.boom' (Failed"));
     expect(failure).toMatch(/failure mentioning the key \*\*\*/);
     expect(host.logs.join('\n')).not.toContain(API_KEY);

@@ -1,6 +1,6 @@
 import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -61,7 +61,14 @@ describe('npm start (src/local/main.ts)', () => {
       HOIST_TARGET_REGISTRY: '127.0.0.1:9',
     });
     await waitFor(() => host.output().includes('Host listening on'), 30_000, `the host to listen; output so far:\n${host.output()}`);
-    expect(host.output()).toMatch(/imports: \[GET,POST\]/);
+    // It says which settings file it read and where imports go, before anything else.
+    const settingsFile = existsSync(path.join(PROJECT_ROOT, 'local.settings.json')) ? 'local.settings.json' : 'local.settings.sample.json';
+    expect(host.output().split('\n').slice(0, 2)).toEqual([
+      expect.stringMatching(new RegExp(`^settings: ${path.join(PROJECT_ROOT, settingsFile).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`)),
+      'target registry: 127.0.0.1:9 (HOIST_TARGET_REGISTRY, from the environment): every import writes there',
+    ]);
+    expect(host.output()).toMatch(/imports: \[GET,POST,DELETE,PUT,PATCH\]/);
+    expect(host.output()).toMatch(/openapi: \[GET\] http:\/\/localhost:\d+\/api\/openapi.json/);
     expect(host.output()).toMatch(/importWorker: queueTrigger on 'imports'/);
 
     const url = `http://127.0.0.1:${port}/api/imports`;

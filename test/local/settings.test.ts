@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   applySettingsToEnvironment,
+  describeStartup,
   isDevelopmentStorage,
   readLocalSettings,
   resolveSettingReferences,
@@ -42,6 +43,39 @@ describe('readLocalSettings', () => {
   ])('refuses %s', (_, document, message) => {
     write(document);
     expect(() => readLocalSettings(dir, {})).toThrow(message);
+  });
+});
+
+describe('describeStartup (what npm start says first)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'hoist-startup-'));
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const describeFor = (env: NodeJS.ProcessEnv) => describeStartup(dir, readLocalSettings(dir, env), env);
+
+  it('names the sample when local.settings.json is missing, and the target registry it sets', () => {
+    writeFileSync(path.join(dir, 'local.settings.sample.json'), JSON.stringify({ Values: { HOIST_TARGET_REGISTRY: 'localhost:5000' } }));
+    expect(describeFor({})).toEqual([
+      `settings: ${path.join(dir, 'local.settings.sample.json')} (there is no local.settings.json: copy the sample to it to change them), then the environment`,
+      'target registry: localhost:5000 (HOIST_TARGET_REGISTRY, from local.settings.sample.json): every import writes there',
+    ]);
+  });
+
+  it('names local.settings.json when there is one, and the environment when it sets the target', () => {
+    writeFileSync(path.join(dir, 'local.settings.sample.json'), JSON.stringify({ Values: {} }));
+    writeFileSync(path.join(dir, 'local.settings.json'), JSON.stringify({ Values: { HOIST_TARGET_REGISTRY: 'mine.azurecr.io' } }));
+    expect(describeFor({})).toEqual([`settings: ${path.join(dir, 'local.settings.json')}, then the environment`, 'target registry: mine.azurecr.io (HOIST_TARGET_REGISTRY, from local.settings.json): every import writes there']);
+    expect(describeFor({ HOIST_TARGET_REGISTRY: 'env.example:5000' })[1]).toBe('target registry: env.example:5000 (HOIST_TARGET_REGISTRY, from the environment): every import writes there');
+  });
+
+  it('says when there is no settings file and no target registry', () => {
+    expect(describeFor({})).toEqual([
+      `settings: the environment only (neither local.settings.json nor local.settings.sample.json is in ${dir})`,
+      'target registry: none (HOIST_TARGET_REGISTRY is not set): POST /api/imports is refused until it is',
+    ]);
   });
 });
 

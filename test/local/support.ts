@@ -47,3 +47,19 @@ export async function waitFor<T>(check: () => T | undefined | false | Promise<T 
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * Asserts a response is an error in the API's one shape, `{"error": {"code", "message",
+ * "field"}}`, with this status and code (and field, when given), and returns its error object.
+ */
+export async function expectErrorShape(response: Response, status: number, code: string, field?: string): Promise<{ code: string; message: string; field?: string }> {
+  expect(response.status).toBe(status);
+  expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+  const body = (await response.json()) as { error: { code: string; message: string; field?: string } };
+  expect(Object.keys(body)).toEqual(['error']);
+  expect(body.error.code).toBe(code);
+  expect(body.error.message).toEqual(expect.any(String));
+  expect(body.error.message.length).toBeGreaterThan(10);
+  if (field !== undefined) expect(body.error.field).toBe(field);
+  return body.error;
+}
