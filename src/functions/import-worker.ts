@@ -37,8 +37,8 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
   }
   const box = secretBox(settings);
   const targetCredentials = settings.targetCredentials;
-  const targetRegistry = configuredTargetRegistry(settings);
-  const { chunkSizeInBytes, concurrency, maxBlobBytes } = settings;
+  const targetRegistries = configuredTargetRegistries(settings);
+  const { chunkSizeInBytes, concurrency, maxBlobBytes, maxManifests } = settings;
   const outcome = await trackUntilShutdown(runImport(
     { message, dequeueCount: Number(context.triggerMetadata?.dequeueCount ?? 1), invocationId: context.invocationId, startedAt },
     {
@@ -49,7 +49,7 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
       coordination: writeLocks(storage, settings, context),
       ...(box && { secretBox: box }),
       ...(targetCredentials && { targetCredentials }),
-      ...(targetRegistry !== undefined && { targetRegistry }),
+      ...(targetRegistries !== undefined && { targetRegistries }),
       hosts: registryHosts(settings),
       timeBudgetInMs: settings.timeBudgetInMs,
       leaseDurationInMs: settings.leaseDurationInMs,
@@ -57,6 +57,7 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
       ...(chunkSizeInBytes !== undefined && { chunkSizeInBytes }),
       ...(concurrency !== undefined && { concurrency }),
       ...(maxBlobBytes !== undefined && { maxBlobBytes }),
+      maxManifests,
       stopSignal: shutdownSignal,
       log: { info: (m) => context.log(m), warn: (m) => context.warn(m), error: (m) => context.error(m) },
     },
@@ -73,9 +74,9 @@ function writeLocks(storage: JobStorage, settings: Settings, context: Invocation
 }
 
 /** HOIST_TARGET_REGISTRY if set and valid: jobs carry their own target, this only scopes the target credentials. */
-function configuredTargetRegistry(settings: Settings): string | undefined {
+function configuredTargetRegistries(settings: Settings): string[] | undefined {
   try {
-    return settings.targetRegistry;
+    return settings.targetRegistries;
   } catch {
     return undefined;
   }

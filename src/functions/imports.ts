@@ -61,7 +61,7 @@ async function postImport(request: HttpRequest, context: InvocationContext): Pro
     jobs: storage.jobs,
     idempotency: storage.idempotency,
     queue: storage.queue,
-    targetRegistry: settings.targetRegistry,
+    targetRegistries: settings.targetRegistries,
     ...(targetCredentials && { targetCredentials }),
     hosts: registryHosts(settings),
     ...(box && { secretBox: box }),

@@ -98,21 +98,21 @@ export function secretKeyProblem(settings: Settings = currentSettings()): string
 /**
  * The outbound address policy for the current settings: the same object while they stay the
  * same, since each policy has its own connection pools. Throws ConfigurationError for a
- * malformed HOIST_ALLOWED_PRIVATE_REGISTRIES. An unset or malformed HOIST_TARGET_REGISTRY is
- * simply not trusted (POST reports it on its own).
+ * malformed HOIST_ALLOWED_PRIVATE_REGISTRIES. An unset or malformed HOIST_TARGET_REGISTRY trusts
+ * no target (POST reports it on its own).
  */
 function addressPolicy(settings: Settings = currentSettings()): AddressPolicy {
   const allowed = settings.allowedPrivateRegistries;
-  let target: string | undefined;
+  let targets: string[] = [];
   try {
-    target = settings.targetRegistry;
+    targets = settings.targetRegistries;
   } catch (error) {
     if (!(error instanceof ConfigurationError)) throw error;
   }
-  const key = JSON.stringify([target, allowed]);
+  const key = JSON.stringify([targets, allowed]);
   let policy = addressPolicies.get(key);
   if (!policy) {
-    policy = serviceAddressPolicy(target, allowed);
+    policy = serviceAddressPolicy(targets, allowed);
     addressPolicies.set(key, policy);
   }
   return policy;

@@ -28,7 +28,9 @@ export type RequestErrorCode =
   /** A source registry outside HOIST_ALLOWED_SOURCES. */
   | 'SOURCE_NOT_ALLOWED'
   /** A source registry at an address the outbound address policy refuses. */
-  | 'ADDRESS_REFUSED';
+  | 'ADDRESS_REFUSED'
+  /** A `targetRegistry` that is not one of HOIST_TARGET_REGISTRY's. */
+  | 'TARGET_NOT_ALLOWED';
 
 /** An import request (body, header or query) that is not acceptable; `field` names the culprit. */
 export class RequestError extends Error {

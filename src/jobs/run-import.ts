@@ -23,6 +23,7 @@ import { parseJobMessage, type JobQueue } from './job-queue.js';
 import { MAX_LISTED_MANIFESTS, type JobFailure, type JobManifest, type JobRecord } from './job-record.js';
 import type { JobStore } from './job-store.js';
 import { ProgressTracker } from './progress-tracker.js';
+import { DEFAULT_MAX_MANIFESTS } from './settings.js';
 import type { SecretBox } from './secret-box.js';
 import { jobCredentials, openCredentials, redact } from './source-credentials.js';
 
@@ -44,10 +45,10 @@ export interface RunImportDeps {
   coordination?: { forJob(jobId: string): CopyCoordination };
   /** Undefined when HOIST_SECRET_KEY is not set. */
   secretBox?: SecretBox;
-  /** The deployment's target credentials, and the registry they are for (HOIST_TARGET_REGISTRY). */
+  /** The deployment's target credentials, and the registries they are for (HOIST_TARGET_REGISTRY). */
   targetCredentials?: Credentials;
-  /** Target credentials go only to this registry; a job queued under another target gets none. */
-  targetRegistry?: string;
+  /** Target credentials go only to these registries; a job queued under another target gets none. */
+  targetRegistries?: readonly string[];
   /** How registries are reached (the service's settings, shared by jobs); each job adds its credentials. */
   hosts: RegistryHosts;
   timeBudgetInMs: number;
@@ -62,6 +63,8 @@ export interface RunImportDeps {
   concurrency?: number;
   /** HOIST_MAX_BLOB_BYTES, when set. */
   maxBlobBytes?: number;
+  /** HOIST_MAX_MANIFESTS; default DEFAULT_MAX_MANIFESTS (50, as az acr import). */
+  maxManifests?: number;
   log: WorkerLog;
   progressIntervalInMs?: number;
   now?: () => number;
@@ -151,7 +154,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
     const source = parseReference(job.source);
     const targets = job.targets.map(loadTarget);
     const targetRegistry = targets[0].registry.name;
-    const targetCredentials = deps.targetCredentials && (deps.targetRegistry === undefined || deps.targetRegistry === targetRegistry) ? deps.targetCredentials : undefined;
+    const targetCredentials = deps.targetCredentials && (deps.targetRegistries === undefined || deps.targetRegistries.includes(targetRegistry)) ? deps.targetCredentials : undefined;
     const credentials = jobCredentials({
       id: `job:${job.id}`,
       sourceRegistry: source.registry.name,
@@ -181,6 +184,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         ...(deps.chunkSizeInBytes !== undefined && { chunkSizeInBytes: deps.chunkSizeInBytes }),
         ...(deps.concurrency !== undefined && { concurrency: deps.concurrency }),
         ...(deps.maxBlobBytes !== undefined && { maxBlobBytes: deps.maxBlobBytes }),
+        maxManifests: deps.maxManifests ?? DEFAULT_MAX_MANIFESTS,
         ...(deps.coordination && { coordination: deps.coordination.forJob(job.id) }),
       },
     );
