@@ -14,6 +14,7 @@ import type { FunctionDefinition } from './definition.js';
 import { appMaxDequeueCount } from './host-config.js';
 import { currentEngine, currentSettings, jobStorage, registryHosts, secretBox } from './services.js';
 import { shutdownSignal, trackUntilShutdown } from './shutdown.js';
+import { logJobEvent } from './telemetry.js';
 
 /**
  * How long a delivery that came during shutdown waits in the queue: long enough for this instance
@@ -59,7 +60,7 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
       ...(maxBlobBytes !== undefined && { maxBlobBytes }),
       maxManifests,
       stopSignal: shutdownSignal,
-      log: { info: (m) => context.log(m), warn: (m) => context.warn(m), error: (m) => context.error(m) },
+      log: { info: (m) => context.log(m), warn: (m) => context.warn(m), error: (m) => context.error(m), event: (level, m, event) => logJobEvent(context, level, m, event) },
     },
   ));
   context.log(`importWorker: ${outcome}`);

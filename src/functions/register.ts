@@ -6,8 +6,9 @@
 import { app } from '@azure/functions';
 import type { FunctionDefinition } from './definition.js';
 import { definitions } from './definitions.js';
-import { watchRuntimeShutdown } from './shutdown.js';
+import { settled, watchRuntimeShutdown } from './shutdown.js';
 import { secretKeyProblem } from './services.js';
+import { startTelemetry } from './telemetry.js';
 
 type Of<T extends FunctionDefinition['trigger']['type']> = Extract<FunctionDefinition, { trigger: { type: T } }>;
 
@@ -39,8 +40,15 @@ export function register(list: FunctionDefinition[]): void {
   }
 }
 
+// First, so that records of the first invocations are exported too.
+const telemetry = startTelemetry();
 register(definitions);
 watchRuntimeShutdown((handler) => app.hook.appTerminate(handler));
+// Once the imports have paused, so that their last transitions go out too.
+if (telemetry) app.hook.appTerminate(async () => {
+  await settled();
+  await telemetry.forceFlush();
+});
 
 // Reported once, as the app loads: a bad key then fails only the requests that need it.
 const keyProblem = secretKeyProblem();
