@@ -31,15 +31,18 @@ export function currentSettings(): Settings {
   return new Settings(process.env);
 }
 
-/** The job storage for the current settings, opened (tables created) on first use. */
+/**
+ * The job storage for the current settings, opened (tables created) on first use: one per
+ * connection, so an identity-based one makes its credential, and its token cache, once.
+ */
 export function jobStorage(settings: Settings = currentSettings()): Promise<JobStorage> {
-  const connectionString = settings.storageConnectionString;
+  const connection = settings.storage;
   const jobsTable = settings.jobsTable;
   const checkpointsTable = settings.checkpointsTable;
-  const key = JSON.stringify([connectionString, jobsTable, checkpointsTable]);
+  const key = JSON.stringify([connection, jobsTable, checkpointsTable]);
   let storage = storages.get(key);
   if (!storage) {
-    storage = openJobStorage(connectionString, { jobsTable, checkpointsTable });
+    storage = openJobStorage(connection, { jobsTable, checkpointsTable });
     // A failed open (storage not up yet) is retried by the next invocation rather than cached.
     storage.catch(() => storages.delete(key));
     storages.set(key, storage);

@@ -10,6 +10,7 @@ import { parseReference } from '../registry/reference.js';
 import { DEFAULT_RETRY, MAX_RETRY_ATTEMPTS } from '../registry/retry.js';
 import { CaFileError, readCaFile } from '../registry/tls.js';
 import { ConfigurationError } from './errors.js';
+import { readStorageConnection, type StorageConnection } from './storage-connection.js';
 
 /** The queue the HTTP function feeds and the worker drains. */
 export const IMPORTS_QUEUE = 'imports';
@@ -46,16 +47,13 @@ export class Settings {
     return v === undefined || v.trim() === '' ? undefined : v.trim();
   }
 
-  /** `AzureWebJobsStorage`: the storage connection string for the queue, jobs and checkpoints. */
-  get storageConnectionString(): string {
-    const v = this.value(STORAGE_CONNECTION_SETTING);
-    if (!v) {
-      throw new ConfigurationError(
-        STORAGE_CONNECTION_SETTING,
-        `${STORAGE_CONNECTION_SETTING} is not set: give a storage connection string (UseDevelopmentStorage=true for Azurite)`,
-      );
-    }
-    return v;
+  /**
+   * `AzureWebJobsStorage`: the storage for the queue, jobs and checkpoints: a connection string,
+   * or an identity-based connection (`AzureWebJobsStorage__accountName`, or `__queueServiceUri`
+   * and `__tableServiceUri`; `__credential` and `__clientId`), as the Functions host reads it.
+   */
+  get storage(): StorageConnection {
+    return readStorageConnection(this.env, STORAGE_CONNECTION_SETTING);
   }
 
   /**

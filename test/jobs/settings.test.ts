@@ -5,7 +5,7 @@ type Env = Record<string, string | undefined>;
 type Getter = (s: Settings) => unknown;
 
 const get: Record<string, Getter> = {
-  storage: (s) => s.storageConnectionString,
+  storage: (s) => s.storage,
   target: (s) => s.targetRegistries,
   targetCredentials: (s) => s.targetCredentials,
   apiKey: (s) => s.apiKey,
@@ -25,7 +25,7 @@ const get: Record<string, Getter> = {
 
 describe('Settings', () => {
   it.each<[string, Env, string, unknown]>([
-    ['AzureWebJobsStorage', { AzureWebJobsStorage: ' UseDevelopmentStorage=true ' }, 'storage', 'UseDevelopmentStorage=true'],
+    ['AzureWebJobsStorage', { AzureWebJobsStorage: ' UseDevelopmentStorage=true ' }, 'storage', { connectionString: 'UseDevelopmentStorage=true' }],
     ['HOIST_TARGET_REGISTRY host', { HOIST_TARGET_REGISTRY: 'myregistry.azurecr.io' }, 'target', ['myregistry.azurecr.io']],
     ['HOIST_TARGET_REGISTRY host:port', { HOIST_TARGET_REGISTRY: 'localhost:5000' }, 'target', ['localhost:5000']],
     ['HOIST_TARGET_REGISTRY index.docker.io', { HOIST_TARGET_REGISTRY: 'index.docker.io' }, 'target', ['docker.io']],
