@@ -6,7 +6,7 @@
 import { app } from '@azure/functions';
 import type { FunctionDefinition } from './definition.js';
 import { definitions } from './definitions.js';
-import { settled, watchRuntimeShutdown } from './shutdown.js';
+import { watchRuntimeShutdown } from './shutdown.js';
 import { secretKeyProblem } from './services.js';
 import { startTelemetry } from './telemetry.js';
 
@@ -43,12 +43,8 @@ export function register(list: FunctionDefinition[]): void {
 // First, so that records of the first invocations are exported too.
 const telemetry = startTelemetry();
 register(definitions);
-watchRuntimeShutdown((handler) => app.hook.appTerminate(handler));
-// Once the imports have paused, so that their last transitions go out too.
-if (telemetry) app.hook.appTerminate(async () => {
-  await settled();
-  await telemetry.forceFlush();
-});
+// Once the imports have paused, their last transitions go out before the worker does.
+watchRuntimeShutdown((handler) => app.hook.appTerminate(handler), telemetry && (() => telemetry.forceFlush()));
 
 // Reported once, as the app loads: a bad key then fails only the requests that need it.
 const keyProblem = secretKeyProblem();

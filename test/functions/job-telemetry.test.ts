@@ -6,6 +6,7 @@
  * byte of telemetry.
  */
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { InvocationContext } from '@azure/functions';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { logs } from '@opentelemetry/api-logs';
@@ -19,7 +20,8 @@ import { pushImage } from '../helpers/fixtures.js';
 import { startIngestionFixture, type IngestionFixture } from '../helpers/ingestion-fixture.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { ALLOW_LOOPBACK_REGISTRIES, startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { call } from './support.js';
+import { PROJECT_ROOT, requireBuild } from '../cli/support.js';
+import { call, runUntilSigterm } from './support.js';
 
 const SOURCE_PASSWORD = `src-${randomBytes(12).toString('hex')}`;
 const TARGET_PASSWORD = `dst-${randomBytes(12).toString('hex')}`;
@@ -130,4 +132,31 @@ it('exports every transition with jobId, source, target, bytes, duration and out
   expect(tokens.length).toBeGreaterThan(0);
   const everything = [...lines, ...ingestion.bodies].join('\n');
   for (const secret of [SOURCE_PASSWORD, TARGET_PASSWORD, ...tokens]) expect(everything).not.toContain(secret);
+});
+
+it('sends the transitions of imports paused by SIGTERM before the worker exits', async () => {
+  requireBuild();
+  // The app as the Functions runtime loads it, with telemetry on, and one invocation that logs
+  // its pause when the shutdown asks for it, as runImport does.
+  const script = `
+    require(${JSON.stringify(join(PROJECT_ROOT, 'dist/src/functions/register.js'))});
+    const { shutdownSignal, trackUntilShutdown } = require(${JSON.stringify(join(PROJECT_ROOT, 'dist/src/functions/shutdown.js'))});
+    const { logJobEvent } = require(${JSON.stringify(join(PROJECT_ROOT, 'dist/src/functions/telemetry.js'))});
+    const { InvocationContext } = require('@azure/functions');
+    const context = new InvocationContext({ invocationId: 'sigterm', functionName: 'importWorker', logHandler: () => undefined });
+    const event = { transition: 'paused', jobId: 'job-sigterm', source: 'a.example/x:1', target: 'b.example/x:1', bytes: 7, durationMs: 1, outcome: 'running' };
+    trackUntilShutdown(new Promise((resolve) => shutdownSignal.addEventListener('abort', () => setTimeout(() => { logJobEvent(context, 'info', 'paused for shutdown', event); resolve(); }, 50))));
+    process.stdout.write('ready\\n');
+    setInterval(() => undefined, 1000);
+  `;
+  const env = {
+    PATH: process.env.PATH ?? '',
+    APPLICATIONINSIGHTS_CONNECTION_STRING: ingestion.connectionString,
+    NODE_EXTRA_CA_CERTS: ingestion.caPath,
+    APPLICATION_INSIGHTS_NO_STATSBEAT: 'true',
+    APPLICATIONINSIGHTS_STATSBEAT_DISABLED: 'true',
+  };
+  expect((await runUntilSigterm(script, PROJECT_ROOT, env)).code).toBe(143);
+  const sent = ingestion.envelopes.map((e) => e.data.baseData.properties ?? {}).filter((p) => p.jobId === 'job-sigterm');
+  expect(sent).toEqual([expect.objectContaining({ transition: 'paused', bytes: '7', functionName: 'importWorker', invocationId: 'sigterm' })]);
 });

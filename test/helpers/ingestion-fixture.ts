@@ -27,6 +27,8 @@ export interface IngestionFixture {
   connectionString: string;
   /** An HTTPS agent trusting the fixture's test CA, for the exporter. */
   agent: Agent;
+  /** The test CA's PEM file, for a child process's NODE_EXTRA_CA_CERTS. */
+  caPath: string;
   /** Every envelope received, in order. */
   envelopes: Envelope[];
   /** Every request body as text. */
@@ -70,6 +72,7 @@ export async function startIngestionFixture(): Promise<IngestionFixture> {
   return {
     connectionString: `InstrumentationKey=00000000-0000-4000-8000-000000000001;IngestionEndpoint=https://127.0.0.1:${port}/`,
     agent,
+    caPath: certificates.caPath,
     envelopes,
     bodies,
     stop: async () => {
