@@ -1,11 +1,11 @@
 /**
  * Job transitions reach Application Insights as customDimensions: the real Azure Monitor
  * exporter, set up as the app does (startTelemetry), sends to an ingestion fixture on loopback.
- * The job runs with source credentials on a token-auth registry and target credentials on a
- * Basic-auth one; no password and no bearer token Hoist held appears in any log line or in any
- * byte of telemetry.
+ * The job runs with source credentials (an Entra token as the password) on a token-auth registry
+ * and target credentials on a Basic-auth one; no password and no bearer token Hoist held appears
+ * in any log line or in any byte of telemetry.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { InvocationContext } from '@azure/functions';
 import { QueueServiceClient } from '@azure/storage-queue';
@@ -16,6 +16,7 @@ import { importsHandler } from '../../src/functions/imports.js';
 import { setEngine } from '../../src/functions/services.js';
 import { startTelemetry } from '../../src/functions/telemetry.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
+import { ACR_AUDIENCE, createEntraTenant } from '../helpers/entra-tenant.js';
 import { pushImage } from '../helpers/fixtures.js';
 import { startIngestionFixture, type IngestionFixture } from '../helpers/ingestion-fixture.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
@@ -23,7 +24,12 @@ import { ALLOW_LOOPBACK_REGISTRIES, startRegistry, type TestRegistry } from '../
 import { PROJECT_ROOT, requireBuild } from '../cli/support.js';
 import { call, runUntilSigterm } from './support.js';
 
-const SOURCE_PASSWORD = `src-${randomBytes(12).toString('hex')}`;
+/**
+ * The source password is an Entra access token, as `az acr import --password` takes one (with
+ * ACR's token username): a long bearer string that must appear nowhere.
+ */
+const SOURCE_USERNAME = '00000000-0000-0000-0000-000000000000';
+const SOURCE_PASSWORD = createEntraTenant().issue({ principal: randomUUID(), audience: ACR_AUDIENCE }).token;
 const TARGET_PASSWORD = `dst-${randomBytes(12).toString('hex')}`;
 const MIB = 1024 * 1024;
 let azurite: TestAzurite;
@@ -39,7 +45,7 @@ const saved = { ...process.env };
 beforeAll(async () => {
   [azurite, source, target, ingestion] = await Promise.all([
     startAzurite(),
-    startRegistry({ auth: 'token', users: { bot: SOURCE_PASSWORD } }),
+    startRegistry({ auth: 'token', users: { [SOURCE_USERNAME]: SOURCE_PASSWORD } }),
     startRegistry({ auth: 'basic', users: { pusher: TARGET_PASSWORD } }),
     startIngestionFixture(),
   ]);
@@ -88,7 +94,7 @@ it('exports every transition with jobId, source, target, bytes, duration and out
   const image = await pushImage(source, 'org/app', '1.0', { layers: [3 * MIB + 5] });
   const sourceRef = `${sourceProxy.host}/org/app:1.0`;
   const lines: string[] = [];
-  const posted = await call(importsHandler, { json: { source: sourceRef, images: ['app:1.0'], username: 'bot', password: SOURCE_PASSWORD } }, lines);
+  const posted = await call(importsHandler, { json: { source: sourceRef, images: ['app:1.0'], username: SOURCE_USERNAME, password: SOURCE_PASSWORD } }, lines);
   expect(posted.status).toBe(202);
   const jobId = posted.body.id as string;
 
