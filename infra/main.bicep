@@ -80,6 +80,9 @@ param concurrency string = ''
 @description('HOIST_RETRY_ATTEMPTS')
 param retryAttempts string = '5'
 
+@description('HOIST_MAX_REQUESTS_PER_HOST: concurrent requests per registry host; empty for the default.')
+param maxRequestsPerHost string = ''
+
 // ---- scale ----------------------------------------------------------------------------------
 
 @description('Flex Consumption: most instances.')
@@ -311,6 +314,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'HOIST_CHUNK_SIZE_BYTES', value: chunkSizeBytes }
         { name: 'HOIST_CONCURRENCY', value: concurrency }
         { name: 'HOIST_RETRY_ATTEMPTS', value: retryAttempts }
+        { name: 'HOIST_MAX_REQUESTS_PER_HOST', value: maxRequestsPerHost }
         // Lab settings, off in Azure: registries over plain HTTP or unverified TLS, extra CAs.
         { name: 'HOIST_INSECURE_REGISTRIES', value: '' }
         { name: 'HOIST_HTTPS_REGISTRIES', value: '' }

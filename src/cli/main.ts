@@ -3,6 +3,7 @@ import { copy, CopyError, DEFAULT_MAX_BLOB_BYTES } from '../copy/index.js';
 import { FileCheckpointStore } from '../copy/file-checkpoints.js';
 import type { CopyResult } from '../copy/types.js';
 import { cleanMessage } from '../registry/errors.js';
+import { boundProcessMemory } from '../registry/process-memory.js';
 import { EXIT_INTERRUPTED, rerunCommand, watchInterrupts } from './interrupt.js';
 import { parseCopyArgs, UsageError } from './options.js';
 import { formatBytes, jsonReporter, lineReporter, ttyReporter } from './progress.js';
@@ -176,6 +177,7 @@ export async function main(argv: string[]): Promise<number> {
 
 /** Entry point for bin/hoist.js: runs `main` and sets the exit code. */
 export function run(argv: string[] = process.argv.slice(2)): void {
+  boundProcessMemory();
   main(argv).then(
     (code) => {
       process.exitCode = code;

@@ -8,6 +8,8 @@ import type { CopyOptions, CopyRequest } from '../copy/types.js';
 import { firstOf, forRegistry, parseUserPassword, type CredentialProvider, type Credentials } from '../registry/credentials.js';
 import { dockerConfigCredentials } from '../registry/docker-config.js';
 import { parseHostList, RegistryHosts } from '../registry/hosts.js';
+import { DEFAULT_MAX_REQUESTS_PER_HOST } from '../registry/host-limits.js';
+import { ProxyConfigError, readProxyEnvironment, type ProxyEnvironment } from '../registry/proxy.js';
 import { InvalidReferenceError, parseReference } from '../registry/reference.js';
 import { DEFAULT_RETRY, MAX_RETRY_ATTEMPTS } from '../registry/retry.js';
 import { CaFileError, readCaFile } from '../registry/tls.js';
@@ -57,6 +59,27 @@ function retryAttempts(flag: string | undefined): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < 1 || n > MAX_RETRY_ATTEMPTS) throw new UsageError(`HOIST_RETRY_ATTEMPTS "${value}" is not valid: give a whole number from 1 to ${MAX_RETRY_ATTEMPTS}, or leave it unset for ${DEFAULT_RETRY.maxAttempts}`);
   return n;
+}
+
+/** HOIST_MAX_REQUESTS_PER_HOST: requests in flight to one registry host at most. */
+function maxRequestsPerHost(): number {
+  const value = process.env.HOIST_MAX_REQUESTS_PER_HOST?.trim();
+  if (!value) return DEFAULT_MAX_REQUESTS_PER_HOST;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+    throw new UsageError(`HOIST_MAX_REQUESTS_PER_HOST "${value}" is not valid: give a whole number of at least 1, or leave it unset for ${DEFAULT_MAX_REQUESTS_PER_HOST}`);
+  }
+  return n;
+}
+
+/** HTTPS_PROXY, HTTP_PROXY and NO_PROXY (lower-case names first, as curl reads them). */
+function proxyEnvironment(): ProxyEnvironment {
+  try {
+    return readProxyEnvironment((name) => process.env[name]);
+  } catch (error) {
+    if (error instanceof ProxyConfigError) throw new UsageError(error.message);
+    throw error;
+  }
 }
 
 /** `--ca-file`, else `HOIST_CA_FILE`: extra CA certificates, or none. */
@@ -163,6 +186,8 @@ export function parseCopyArgs(args: string[]): CopyCommand {
       ...(tlsVerify(values['dest-tls-verify'], '--dest-tls-verify') ? [] : [target.registry.apiHost]),
     ],
     warn: (message) => process.stderr.write(`hoist: warning: ${message}\n`),
+    proxy: proxyEnvironment(),
+    maxRequestsPerHost: maxRequestsPerHost(),
   });
 
   const chunkSize = values['chunk-size'] !== undefined ? parseSize(values['chunk-size'], '--chunk-size') : undefined;

@@ -10,8 +10,7 @@ import type { ChunkBytes, Descriptor, RegistryClient, UploadSession } from '../r
 import { DigestMismatchError } from '../registry/digest.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Reference } from '../registry/reference.js';
-import type { AddressPolicy } from '../registry/address-policy.js';
-import type { TlsSettings } from '../registry/tls.js';
+import type { Connections } from '../registry/http.js';
 import { openUrlBlob, UrlBlobError } from '../registry/url-blob.js';
 import { backoffDelay, sleep } from '../registry/retry.js';
 import { ChunkPipe } from './chunk-pipe.js';
@@ -40,7 +39,7 @@ export interface BlobTransfer {
    * Set for a non-distributable layer copied on request: read it from the source registry when
    * that holds it, else from the first of its `urls` that serves it, each URL put to `policy`.
    */
-  foreign?: { urls: readonly string[]; addressPolicy?: AddressPolicy; tls?: TlsSettings };
+  foreign?: { urls: readonly string[]; connections: Connections };
 }
 
 /** Whole-blob restarts allowed after a lost session or a dropped streaming upload. */

@@ -387,7 +387,7 @@ function copyBlobs(
         mountFrom: repo.client.host.mountHints.candidates(sourceRef, repo.ref, blob.digest),
         shouldPause,
         onProgress: emit,
-        ...(blob.urls && { foreign: { urls: blob.urls, addressPolicy: options.hosts?.addressPolicy, tls: options.hosts?.tls } }),
+        ...(blob.urls && { foreign: { urls: blob.urls, connections: repo.client.host.connections } }),
       },
       { digest: blob.digest, size: blob.size, mediaType: blob.mediaType },
     );

@@ -5,6 +5,7 @@
  */
 import { app } from '@azure/functions';
 import type { FunctionDefinition } from './definition.js';
+import { boundProcessMemory } from '../registry/process-memory.js';
 import { definitions } from './definitions.js';
 import { watchRuntimeShutdown } from './shutdown.js';
 import { secretKeyProblem } from './services.js';
@@ -42,6 +43,7 @@ export function register(list: FunctionDefinition[]): void {
 
 // First, so that records of the first invocations are exported too.
 const telemetry = startTelemetry();
+boundProcessMemory();
 register(definitions);
 // Once the imports have paused, their last transitions go out before the worker does.
 watchRuntimeShutdown((handler) => app.hook.appTerminate(handler), telemetry && (() => telemetry.forceFlush()));

@@ -52,9 +52,10 @@ export function jobStorage(settings: Settings = currentSettings()): Promise<JobS
 
 /**
  * The RegistryHosts of the app settings (HOIST_RETRY_ATTEMPTS, HOIST_INSECURE_REGISTRIES, the TLS
- * settings HOIST_HTTPS_REGISTRIES, HOIST_CA_FILE and HOIST_TLS_SKIP_VERIFY, and the outbound
- * address policy): one per distinct setting, so what the hosts learn (quirks, mount
- * hints) serves later invocations, and a changed setting takes effect at once.
+ * settings HOIST_HTTPS_REGISTRIES, HOIST_CA_FILE and HOIST_TLS_SKIP_VERIFY, the proxies
+ * HTTPS_PROXY, HTTP_PROXY and NO_PROXY, HOIST_MAX_REQUESTS_PER_HOST, and the outbound address
+ * policy): one per distinct setting, so what the hosts learn (quirks, mount hints, 429 pauses)
+ * and their connection pools serve later invocations, and a changed setting takes effect at once.
  */
 export function registryHosts(settings: Settings = currentSettings()): RegistryHosts {
   const options = settings.registryHosts;

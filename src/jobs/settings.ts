@@ -6,6 +6,8 @@
  */
 import type { Credentials } from '../registry/credentials.js';
 import { parseHostList, type RegistryHostsOptions } from '../registry/hosts.js';
+import { DEFAULT_MAX_REQUESTS_PER_HOST } from '../registry/host-limits.js';
+import { ProxyConfigError, readProxyEnvironment, type ProxyEnvironment } from '../registry/proxy.js';
 import { parseReference } from '../registry/reference.js';
 import { DEFAULT_RETRY, MAX_RETRY_ATTEMPTS } from '../registry/retry.js';
 import { CaFileError, readCaFile } from '../registry/tls.js';
@@ -169,7 +171,8 @@ export class Settings {
    * HOIST_INSECURE_REGISTRIES (comma-separated `host[:port]` reached over plain HTTP),
    * HOIST_HTTPS_REGISTRIES (loopback `host[:port]` reached over HTTPS), HOIST_CA_FILE (PEM CA
    * certificates trusted besides Node's) and HOIST_TLS_SKIP_VERIFY (`host[:port]` whose
-   * certificates are not verified; warned about once in the log).
+   * certificates are not verified; warned about once in the log), the proxies (HTTPS_PROXY,
+   * HTTP_PROXY, NO_PROXY, lower-case names first) and HOIST_MAX_REQUESTS_PER_HOST.
    */
   get registryHosts(): RegistryHostsOptions {
     const caCertificates = this.caCertificates;
@@ -179,7 +182,19 @@ export class Settings {
       httpsRegistries: parseHostList(this.value('HOIST_HTTPS_REGISTRIES')),
       tlsSkipVerify: parseHostList(this.value('HOIST_TLS_SKIP_VERIFY')),
       ...(caCertificates && { caCertificates }),
+      proxy: this.proxy,
+      maxRequestsPerHost: this.integer('HOIST_MAX_REQUESTS_PER_HOST', DEFAULT_MAX_REQUESTS_PER_HOST, 1),
     };
+  }
+
+  /** The proxy settings, read as the CLI reads them from its environment. */
+  private get proxy(): ProxyEnvironment {
+    try {
+      return readProxyEnvironment((name) => this.value(name));
+    } catch (error) {
+      if (error instanceof ProxyConfigError) throw new ConfigurationError(error.variable, error.message);
+      throw error;
+    }
   }
 
   /** `HOIST_CA_FILE`, read once per process and path (services.ts keys its hosts by the result). */

@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { beginShutdown } from '../functions/shutdown.js';
+import { boundProcessMemory } from '../registry/process-memory.js';
 import { withDevelopmentSecretKey } from './development-key.js';
 import { startLocalHost } from './local-host.js';
 import { applySettingsToEnvironment, readLocalSettings, type AppSettings } from './settings.js';
@@ -34,6 +35,7 @@ function messageLease(settings: AppSettings): { messageLeaseInMs?: number } {
 }
 
 async function main(): Promise<void> {
+  boundProcessMemory();
   const projectRoot = findProjectRoot(__dirname);
   const { settings, notice } = withDevelopmentSecretKey(readLocalSettings(projectRoot), projectRoot);
   applySettingsToEnvironment(settings);

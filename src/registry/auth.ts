@@ -7,9 +7,9 @@
  */
 import type { CredentialProvider, RegistryCredential } from './credentials.js';
 import { describeBody, RegistryError } from './errors.js';
-import { AddressRefusedError, type AddressPolicy } from './address-policy.js';
-import type { TlsSettings } from './tls.js';
-import { exchange } from './http.js';
+import { AddressRefusedError } from './address-policy.js';
+import type { Connections } from './http.js';
+import { ProxyError } from './proxy.js';
 import { backoffDelay, isRetryableNetworkError, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 
 export interface Challenge {
@@ -74,10 +74,8 @@ export class Authenticator {
     private readonly registry: string,
     private readonly provider: CredentialProvider,
     private readonly retry: RetryPolicy,
-    /** Checks every address a token request connects to; none for the CLI. */
-    private readonly policy?: AddressPolicy,
-    /** The TLS options of each https token realm; Node's defaults when unset. */
-    private readonly tls?: TlsSettings,
+    /** The RegistryHosts' pools: its address policy, TLS and proxy settings apply to token requests too. */
+    private readonly connections: Connections,
   ) {}
 
   /** The Authorization header for a request needing `scopes`, or undefined before any challenge. */
@@ -178,10 +176,11 @@ export class Authenticator {
     for (let attempt = 1; ; attempt++) {
       let response;
       try {
-        response = await exchange({ url, method, headers, body: form, signal, policy: this.policy, tls: this.tls });
+        response = await this.connections.exchange({ url, method, headers, body: form, signal });
       } catch (cause) {
-        // A realm the address policy refuses is not a network failure: its own error says why.
-        if (cause instanceof AddressRefusedError) throw cause;
+        // A realm the address policy refuses, or a proxy refuses for good, is not a network
+        // failure: its own error says why.
+        if (cause instanceof AddressRefusedError || (cause instanceof ProxyError && !cause.transient)) throw cause;
         if (!signal.aborted && isRetryableNetworkError(cause) && attempt < this.retry.maxAttempts) {
           await sleep(backoffDelay(this.retry, attempt), signal);
           continue;

@@ -13,6 +13,7 @@ import { DigestMismatchError, VERIFIABLE_ALGORITHMS } from './digest.js';
 import { RegistryError } from './errors.js';
 import { isRetryableNetworkError } from './retry.js';
 import { discard } from './http.js';
+import { noteStreamed } from './process-memory.js';
 import { redact, type TransportResponse } from './transport.js';
 
 interface BlobStreamOptions {
@@ -90,6 +91,7 @@ export class BlobStream extends Readable {
 
   private accept(chunk: Buffer): void {
     this.position += chunk.length;
+    noteStreamed(chunk.length);
     if (this.position > this.options.size) {
       this.destroy(this.mismatch());
       return;

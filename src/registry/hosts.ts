@@ -3,14 +3,17 @@
  * CopyOptions and the worker's dependencies), never held in module state, so two copies in one
  * process with different settings never affect each other. Modelled on regclient's config.Host.
  *
- * A RegistryHosts holds the settings (scheme, TLS, retry policy, credential provider) and, per host,
- * what is learned while copying: its transports with their token caches, its quirks and its mount
- * hints. `withCredentials` gives a view with another provider that shares the learned state (the
+ * A RegistryHosts holds the settings (scheme, TLS, proxy, retry policy, per-host request cap,
+ * credential provider), its connection pools, and, per host, what is learned while copying: its
+ * transports with their token caches, its quirks, its mount hints and its rate-limit pause. `withCredentials` gives a view with another provider that shares the learned state (the
  * worker's per-job credentials on the deployment's hosts).
  */
 import type { AddressPolicy } from './address-policy.js';
 import { anonymous, type CredentialProvider } from './credentials.js';
+import { DEFAULT_MAX_REQUESTS_PER_HOST, HostLimits, type LimitsClock } from './host-limits.js';
+import { Connections } from './http.js';
 import { MountHints } from './mount-hints.js';
+import { ProxySettings, type ForwardProxy, type ProxyEnvironment } from './proxy.js';
 import { isLoopback, type Registry } from './reference.js';
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
 import { TlsSettings } from './tls.js';
@@ -60,6 +63,19 @@ export interface RegistryHostsOptions {
   /** Default {@link DEFAULT_MAX_TRANSPORTS}. */
   maxTransports?: number;
   /**
+   * The forward proxies (proxy.ts): HTTPS_PROXY, HTTP_PROXY, NO_PROXY, as readProxyEnvironment
+   * reads them. Default none: every host directly. The CLI reads the environment, the service its
+   * app settings (the same names). A value that cannot be used throws ProxyConfigError naming it.
+   */
+  proxy?: ProxyEnvironment;
+  /**
+   * Requests in flight to one host at most. Default {@link DEFAULT_MAX_REQUESTS_PER_HOST}. The
+   * CLI and the service read HOIST_MAX_REQUESTS_PER_HOST.
+   */
+  maxRequestsPerHost?: number;
+  /** The clock of the hosts' 429 pauses. Default the system's; tests give their own. */
+  clock?: LimitsClock;
+  /**
    * Checks every address a transport connects to (registries, token realms, each redirect hop),
    * after DNS resolution: the service's outbound address policy (address-policy.ts). Default
    * none: the CLI serves the user on their own machine.
@@ -81,7 +97,9 @@ export interface HostQuirks {
 
 /** State shared by a RegistryHosts and its `withCredentials` views. */
 interface SharedState {
-  readonly options: Pick<Required<RegistryHostsOptions>, 'retry' | 'maxTransports'> & { insecure: ReadonlySet<string>; https: ReadonlySet<string>; tls: TlsSettings; addressPolicy?: AddressPolicy };
+  readonly options: Pick<Required<RegistryHostsOptions>, 'retry' | 'maxTransports' | 'maxRequestsPerHost'> & { insecure: ReadonlySet<string>; https: ReadonlySet<string>; clock?: LimitsClock };
+  /** Every connection of these hosts, token realms and redirect hops included. */
+  readonly connections: Connections;
   readonly hosts: Map<string, RegistryHost>;
   /** `apiHost\nprovider id` → transport, least recently used first. */
   readonly transports: Map<string, Transport>;
@@ -99,11 +117,16 @@ export class RegistryHosts {
       options: {
         retry: options.retry ?? DEFAULT_RETRY,
         maxTransports: options.maxTransports ?? DEFAULT_MAX_TRANSPORTS,
+        maxRequestsPerHost: options.maxRequestsPerHost ?? DEFAULT_MAX_REQUESTS_PER_HOST,
         insecure: hostSet(options.insecureRegistries),
         https: hostSet(options.httpsRegistries),
-        tls: new TlsSettings({ caCertificates: options.caCertificates, skipVerify: options.tlsSkipVerify, warn: options.warn }),
-        ...(options.addressPolicy && { addressPolicy: options.addressPolicy }),
+        ...(options.clock && { clock: options.clock }),
       },
+      connections: new Connections({
+        tls: new TlsSettings({ caCertificates: options.caCertificates, skipVerify: options.tlsSkipVerify, warn: options.warn }),
+        proxy: new ProxySettings(options.proxy),
+        ...(options.addressPolicy && { policy: options.addressPolicy }),
+      }),
       hosts: new Map(),
       transports: new Map(),
     };
@@ -114,14 +137,19 @@ export class RegistryHosts {
     return new RegistryHosts({ credentials }, this.state);
   }
 
+  /** The connection pools of these hosts, with the address policy, TLS and proxy settings they apply. */
+  get connections(): Connections {
+    return this.state.connections;
+  }
+
   /** The TLS settings (CA bundle, hosts not verified) every https connection uses. */
   get tls(): TlsSettings {
-    return this.state.options.tls;
+    return this.state.connections.tls;
   }
 
   /** The outbound address policy every connection is checked by; undefined for the CLI. */
   get addressPolicy(): AddressPolicy | undefined {
-    return this.state.options.addressPolicy;
+    return this.state.connections.policy;
   }
 
   /** The retry policy of every host. */
@@ -135,7 +163,7 @@ export class RegistryHosts {
     if (!host) {
       const name = registry.apiHost.toLowerCase();
       const insecure = (isLoopback(registry.apiHost) && !this.state.options.https.has(name)) || this.state.options.insecure.has(name);
-      host = new RegistryHost(registry, insecure ? 'http' : 'https', this.state.options.retry);
+      host = new RegistryHost(registry, insecure ? 'http' : 'https', this.state.options.retry, this.state.connections, new HostLimits(this.state.options.maxRequestsPerHost, this.state.options.clock));
       this.state.hosts.set(registry.apiHost, host);
     }
     return host;
@@ -153,7 +181,7 @@ export class RegistryHosts {
     if (transport) {
       transports.delete(key);
     } else {
-      transport = new Transport(host.apiHost, registry.name, this.credentials, host.retry, this.state.options.addressPolicy, this.state.options.tls);
+      transport = new Transport(host.apiHost, registry.name, this.credentials, host.retry, host.connections, host.limits);
       if (transports.size >= this.state.options.maxTransports) transports.delete(transports.keys().next().value as string);
     }
     transports.set(key, transport);
@@ -162,11 +190,9 @@ export class RegistryHosts {
 }
 
 /**
- * One registry host: how it is reached and what has been learned about it.
- *
- * Connection pools are still http.ts's (per origin, 32 connections, idle ones closed after 10 s),
- * shared by the process and keyed by address policy and TLS options (the hosts' TLS settings); a
- * proxy, per-host concurrency and rate-limit state are not settings yet.
+ * One registry host: how it is reached and what has been learned about it. Its connections are
+ * its RegistryHosts' pools (http.ts: per origin, 32 connections, idle ones closed after 10 s,
+ * one set per TLS option set and route), which also say which proxy, if any, it goes through.
  */
 export class RegistryHost {
   readonly apiHost: string;
@@ -178,6 +204,10 @@ export class RegistryHost {
     /** `http` for loopback (unless listed in httpsRegistries) and insecure registries, else `https`. */
     readonly scheme: 'http' | 'https',
     readonly retry: RetryPolicy,
+    /** The RegistryHosts' connection pools, with their address policy, TLS and proxy settings. */
+    readonly connections: Connections,
+    /** Its cap on requests in flight, and the pause its last 429 asked for. */
+    readonly limits: HostLimits,
   ) {
     this.apiHost = registry.apiHost;
   }
@@ -185,6 +215,11 @@ export class RegistryHost {
   /** The base URL of the v2 API, e.g. `https://registry-1.docker.io/v2/`. */
   get baseUrl(): string {
     return `${this.scheme}://${this.apiHost}/v2/`;
+  }
+
+  /** The proxy its API requests go through (HTTPS_PROXY or HTTP_PROXY, unless NO_PROXY lists it); undefined: directly. */
+  get proxy(): ForwardProxy | undefined {
+    return this.connections.proxy.forUrl(new URL(this.baseUrl));
   }
 }
 

@@ -1,5 +1,7 @@
 /**
- * HTTP exchanges on pooled, kept-alive connections: the wire under the transport.
+ * HTTP exchanges on pooled, kept-alive connections: the wire under the transport. Every pool is a
+ * {@link Connections}'s, which each RegistryHosts owns (no pool is process-wide), made for its
+ * address policy, TLS settings and proxy settings.
  *
  * Everything but HEAD goes through undici, loaded without its package index: the index also
  * loads fetch, WebSocket, the cache stores and the mock agents, code Hoist never calls and a
@@ -11,21 +13,34 @@
  * servers that wrongly send a body with it), so each existence check would open a new connection,
  * and on a real registry make a new TLS handshake. Registries answer HEAD correctly and keep the
  * connection; Node's client reuses it.
+ *
+ * Through a forward proxy (proxy.ts), an https URL goes in a CONNECT tunnel (undici's CONNECT,
+ * then TLS with the host's TLS settings inside it, by undici's own connector) and an http URL as
+ * an absolute-form request to the proxy, both for undici and for Node's HEAD. undici's ProxyAgent
+ * is not used: it would serve undici's requests only (not Node's HEAD), its refusals carry no
+ * status or proxy to name (a message to parse), and its module loads its SOCKS agent too. The proxy is the operator's and trusted; the
+ * host behind it is checked by the address policy (resolved and judged) before every request
+ * that goes through the proxy. The proxy resolves the name again itself, so a name whose answer
+ * changes between the two lookups (DNS rebinding) is not caught there (README, on the outbound
+ * address policy).
  */
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import tls from 'node:tls';
 import type { Agent as UndiciAgent, buildConnector as BuildConnector, Dispatcher as UndiciDispatcher } from 'undici';
 import type { AddressPolicy } from './address-policy.js';
-import type { TlsConnectionOptions, TlsSettings } from './tls.js';
+import { ProxyError, ProxySettings, type ForwardProxy } from './proxy.js';
+import { TlsSettings, type TlsConnectionOptions } from './tls.js';
 
 /* eslint-disable @typescript-eslint/no-require-imports -- internal paths, typed by the public ones */
 const Agent = require('undici/lib/dispatcher/agent') as typeof UndiciAgent;
 const Dispatcher = require('undici/lib/dispatcher/dispatcher') as typeof UndiciDispatcher;
 const buildConnector = require('undici/lib/core/connect') as typeof BuildConnector;
-// What undici's index does for every dispatcher, limited to the one API used here.
+// What undici's index does for every dispatcher, limited to the APIs used here.
 Dispatcher.prototype.request ??= require('undici/lib/api/api-request') as UndiciDispatcher['request'];
+Dispatcher.prototype.connect ??= require('undici/lib/api/api-connect') as UndiciDispatcher['connect'];
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 const CONNECTIONS_PER_ORIGIN = 32;
@@ -33,43 +48,143 @@ const KEEP_ALIVE_MS = 10_000;
 /** As undici's headersTimeout: a registry that never answers a HEAD fails it instead of hanging. */
 const HEAD_TIMEOUT_MS = 300_000;
 
-/** The connection pools of one address policy (or of none). */
+/** The connection pools of one kind of connection: one TLS option set, direct or through one proxy. */
 interface Pools {
   agent: UndiciAgent;
-  head: { 'http:': http.Agent; 'https:': https.Agent };
+  /** Node's agent for a HEAD to an `http:` or `https:` URL. */
+  head(protocol: string): http.Agent;
+}
+
+const DEFAULT_TLS: TlsConnectionOptions = { rejectUnauthorized: true };
+
+/** What a {@link Connections} is made for; each default is stated. */
+export interface ConnectionsInit {
+  /** Checks every address a connection goes to (or, through a proxy, every host asked for). Default none (the CLI). */
+  policy?: AddressPolicy;
+  /** The TLS options of each https host. Default Node's (its roots, verified). */
+  tls?: TlsSettings;
+  /** Which proxy each URL goes through. Default none: every URL directly. */
+  proxy?: ProxySettings;
 }
 
 /**
- * Each address policy and each set of TLS options has pools of its own, so a connection opened
- * without a policy (or under another) is never reused by a request that must be checked, and a
- * connection whose certificate was not verified never serves a host that must be.
+ * The connection pools of one RegistryHosts. There is one set of pools per TLS option set (at
+ * most two: verified, and not verified for skip-verify hosts) and per route (directly, or through
+ * the HTTP or the HTTPS proxy): at most six, so the set is bounded by construction. Inside each,
+ * undici and Node keep a pool per origin that goes when its last connection does, and a
+ * connection goes after KEEP_ALIVE_MS idle, so idle pools do not outlive a copy by long. A
+ * connection opened under one policy, TLS option set or route never serves another.
  */
-const NO_POLICY = {};
-const DEFAULT_TLS: TlsConnectionOptions = { rejectUnauthorized: true };
-const allPools = new WeakMap<object, WeakMap<TlsConnectionOptions, Pools>>();
+export class Connections {
+  readonly policy: AddressPolicy | undefined;
+  readonly tls: TlsSettings;
+  readonly proxy: ProxySettings;
+  private readonly pools = new Map<TlsConnectionOptions, Map<ForwardProxy | undefined, Pools>>();
+  /** Connections to each proxy itself, shared by every TLS option set. */
+  private readonly toProxy = new Map<ForwardProxy, { agent: UndiciAgent; head: http.Agent }>();
 
-function poolsFor(policy: AddressPolicy | undefined, tls: TlsConnectionOptions = DEFAULT_TLS): Pools {
-  let byTls = allPools.get(policy ?? NO_POLICY);
-  if (!byTls) {
-    byTls = new WeakMap();
-    allPools.set(policy ?? NO_POLICY, byTls);
+  constructor(init: ConnectionsInit = {}) {
+    this.policy = init.policy;
+    this.tls = init.tls ?? new TlsSettings();
+    this.proxy = init.proxy ?? new ProxySettings();
   }
-  let pools = byTls.get(tls);
-  if (!pools) {
-    pools = makePools(policy, tls);
-    byTls.set(tls, pools);
+
+  /** Sends one request and resolves with the response's status and headers. */
+  async exchange(req: Exchange): Promise<ExchangeResponse> {
+    const proxy = this.proxy.forUrl(req.url);
+    const port = portOf(req.url.port, req.url.protocol);
+    // Through a proxy no connection goes to the host itself, so its name is judged here, before
+    // the proxy is asked for it; a refusal (AddressRefusedError) means nothing was sent.
+    if (proxy && this.policy) await this.policy.check(req.url.hostname, port);
+    if (proxy && req.url.protocol === 'http:') return this.forward(proxy, req);
+    const pools = this.poolsFor(req.url.protocol === 'https:' ? this.tls.forUrl(req.url) : DEFAULT_TLS, proxy);
+    if (req.method === 'HEAD') return head(req, { agent: pools.head(req.url.protocol) }, req.url);
+    const { statusCode, headers, body } = await pools.agent.request({ origin: req.url.origin, path: req.url.pathname + req.url.search, method: req.method, headers: req.headers, body: req.body, signal: req.signal });
+    return { statusCode, headers, body };
   }
-  return pools;
+
+  /** An http URL through `proxy`: an absolute-form request on a connection to the proxy. */
+  private async forward(proxy: ForwardProxy, req: Exchange): Promise<ExchangeResponse> {
+    const pools = this.proxyPools(proxy);
+    const headers = { ...req.headers, host: req.url.host, ...proxy.headers() };
+    const response =
+      req.method === 'HEAD'
+        ? await head(req, { agent: pools.head, host: proxy.hostname, port: proxy.port, path: req.url.href, headers }, req.url)
+        : await pools.agent.request({ origin: proxy.origin, path: req.url.href, method: req.method, headers, body: req.body, signal: req.signal });
+    // Only a proxy answers 407; other statuses may be the registry's and are the transport's to judge.
+    if (response.statusCode === 407) {
+      await response.body.dump();
+      throw new ProxyError(proxy.origin, req.url.host, 407, proxy.hasCredentials);
+    }
+    return { statusCode: response.statusCode, headers: response.headers, body: response.body };
+  }
+
+  private poolsFor(tlsOptions: TlsConnectionOptions, proxy: ForwardProxy | undefined): Pools {
+    let byProxy = this.pools.get(tlsOptions);
+    if (!byProxy) {
+      byProxy = new Map();
+      this.pools.set(tlsOptions, byProxy);
+    }
+    let pools = byProxy.get(proxy);
+    if (!pools) {
+      pools = proxy ? this.tunnelPools(tlsOptions, proxy) : directPools(this.policy, tlsOptions);
+      byProxy.set(proxy, pools);
+    }
+    return pools;
+  }
+
+  private proxyPools(proxy: ForwardProxy): { agent: UndiciAgent; head: http.Agent } {
+    let pools = this.toProxy.get(proxy);
+    if (!pools) {
+      pools = {
+        agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN }),
+        head: new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS_PER_ORIGIN, timeout: KEEP_ALIVE_MS }),
+      };
+      this.toProxy.set(proxy, pools);
+    }
+    return pools;
+  }
+
+  /** Pools whose every connection is a CONNECT tunnel through `proxy`, with TLS inside it. */
+  private tunnelPools(tlsOptions: TlsConnectionOptions, proxy: ForwardProxy): Pools {
+    const toProxy = this.proxyPools(proxy).agent;
+    const tunnel = (hostname: string, port: number, signal?: AbortSignal) => openTunnel(toProxy, proxy, hostname, port, signal);
+    const secure = buildConnector({ ...tlsOptions });
+    const connect: BuildConnector.connector = (opts, callback) => {
+      tunnel(opts.hostname, portOf(opts.port, opts.protocol)).then(
+        (socket) => secure({ ...opts, httpSocket: socket }, callback),
+        (error: Error) => callback(error, null),
+      );
+    };
+    // Only https URLs reach these pools: an http URL goes to the proxy in absolute form.
+    const headAgent = new TunnelHttpsAgent(tunnel, { keepAlive: true, maxSockets: CONNECTIONS_PER_ORIGIN, timeout: KEEP_ALIVE_MS, ...tlsOptions });
+    return { agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN, connect }), head: () => headAgent };
+  }
 }
 
-function makePools(policy: AddressPolicy | undefined, tls: TlsConnectionOptions): Pools {
-  const options = { keepAlive: true, maxSockets: CONNECTIONS_PER_ORIGIN, timeout: KEEP_ALIVE_MS, ...tls };
+/**
+ * Asks `proxy` (through `toProxy`, connections to it) for a tunnel to `hostname:port`.
+ * @throws ProxyError when the proxy answers anything but 200, naming the proxy without credentials
+ */
+async function openTunnel(toProxy: UndiciAgent, proxy: ForwardProxy, hostname: string, port: number, signal?: AbortSignal): Promise<Socket> {
+  const target = `${hostname.includes(':') && !hostname.startsWith('[') ? `[${hostname}]` : hostname}:${port}`;
+  const { statusCode, socket } = await toProxy.connect({ origin: proxy.origin, path: target, headers: { host: target, ...proxy.headers() }, signal });
+  if (statusCode !== 200) {
+    socket.on('error', () => undefined).destroy();
+    throw new ProxyError(proxy.origin, target, statusCode, proxy.hasCredentials);
+  }
+  return socket as Socket;
+}
+
+/** Direct connections, each checked by `policy` (when there is one) on the address it connects to. */
+function directPools(policy: AddressPolicy | undefined, tlsOptions: TlsConnectionOptions): Pools {
+  const options = { keepAlive: true, maxSockets: CONNECTIONS_PER_ORIGIN, timeout: KEEP_ALIVE_MS, ...tlsOptions };
   if (!policy) {
-    return { agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN, connect: { ...tls } }), head: { 'http:': new http.Agent(options), 'https:': new https.Agent(options) } };
+    return { agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN, connect: { ...tlsOptions } }), head: headAgents(new http.Agent(options), new https.Agent(options)) };
   }
   // undici's own connector, given the policy's lookup for hosts that are not trusted. The lookup
   // is one function per policy, so its connector (and TLS session cache) is made once.
-  const plain = buildConnector({ ...tls });
+  const plain = buildConnector({ ...tlsOptions });
   let checked: BuildConnector.connector | undefined;
   const connect: BuildConnector.connector = (opts, callback) => {
     let lookup;
@@ -80,10 +195,14 @@ function makePools(policy: AddressPolicy | undefined, tls: TlsConnectionOptions)
       return;
     }
     if (!lookup) return plain(opts, callback);
-    checked ??= buildConnector({ ...tls, lookup });
+    checked ??= buildConnector({ ...tlsOptions, lookup });
     checked(opts, callback);
   };
-  return { agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN, connect }), head: { 'http:': new GuardedHttpAgent(policy, options), 'https:': new GuardedHttpsAgent(policy, options) } };
+  return { agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN, connect }), head: headAgents(new GuardedHttpAgent(policy, options), new GuardedHttpsAgent(policy, options)) };
+}
+
+function headAgents(plain: http.Agent, secure: https.Agent): Pools['head'] {
+  return (protocol) => (protocol === 'https:' ? secure : plain);
 }
 
 type CreateConnection = (options: http.ClientRequestArgs, callback: (error: Error | null, socket: Socket) => void) => Socket | undefined;
@@ -117,6 +236,22 @@ class GuardedHttpsAgent extends https.Agent {
   }
 }
 
+/** Node's https agent whose connections are TLS inside a CONNECT tunnel, kept alive like any other. */
+class TunnelHttpsAgent extends https.Agent {
+  constructor(tunnel: (hostname: string, port: number) => Promise<Socket>, options: https.AgentOptions) {
+    super(options);
+    const create: CreateConnection = (connectOptions, callback) => {
+      tunnel(connectOptions.hostname ?? connectOptions.host ?? '', portOf(connectOptions.port, 'https:')).then(
+        (socket) => callback(null, tls.connect({ ...(connectOptions as tls.ConnectionOptions), socket })),
+        (error: Error) => callback(error, undefined as unknown as Socket),
+      );
+      // The agent waits for the callback.
+      return undefined;
+    };
+    (this as unknown as { createConnection: CreateConnection }).createConnection = create;
+  }
+}
+
 function portOf(port: string | number | null | undefined, protocol: string): number {
   return port !== undefined && port !== null && port !== '' ? Number(port) : protocol === 'https:' ? 443 : 80;
 }
@@ -124,44 +259,36 @@ function portOf(port: string | number | null | undefined, protocol: string): num
 /** A response body: read it as a stream, or discard it with `dump`. */
 export type ResponseBody = Readable & { dump(): Promise<void> };
 
-interface Exchange {
+/** One request, as {@link Connections.exchange} sends it. */
+export interface Exchange {
   url: URL;
   method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   headers: Record<string, string>;
   body?: Buffer | Readable;
   signal?: AbortSignal;
-  /** Checks every address a connection for this request goes to; none (the CLI's default) when unset. */
-  policy?: AddressPolicy;
-  /** The TLS options of each https host; Node's defaults (roots, verified) when unset. */
-  tls?: TlsSettings;
 }
 
-interface ExchangeResponse {
+/** A response's status and headers, and its body to read or dump. */
+export interface ExchangeResponse {
   statusCode: number;
   headers: Record<string, string | string[] | undefined>;
   body: ResponseBody;
 }
 
-/** Sends one request and resolves with the response's status and headers. */
-export async function exchange(req: Exchange): Promise<ExchangeResponse> {
-  if (req.method === 'HEAD') return head(req);
-  const { statusCode, headers, body } = await poolsOf(req).agent.request({ origin: req.url.origin, path: req.url.pathname + req.url.search, method: req.method, headers: req.headers, body: req.body, signal: req.signal });
-  return { statusCode, headers, body };
-}
-
-function poolsOf(req: Exchange): Pools {
-  return poolsFor(req.policy, req.url.protocol === 'https:' ? req.tls?.forUrl(req.url) : undefined);
-}
-
-function head(req: Exchange): Promise<ExchangeResponse> {
-  const client = req.url.protocol === 'https:' ? https : http;
+/** A HEAD with Node's client; `options` say which agent (and, through a proxy, where and with which headers). */
+function head(req: Exchange, options: http.RequestOptions, url: URL): Promise<ExchangeResponse> {
+  const viaProxy = options.host !== undefined;
+  const client = !viaProxy && url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
-    const request = client.request(req.url, { method: 'HEAD', headers: req.headers, agent: poolsOf(req).head[req.url.protocol as 'http:' | 'https:'], signal: req.signal }, (response) => {
+    const callback = (response: http.IncomingMessage) => {
       // A HEAD response has no body; reading to its end hands the connection back to the pool.
       response.resume();
       resolve({ statusCode: response.statusCode ?? 0, headers: response.headers, body: emptyBody() });
-    });
-    request.setTimeout(HEAD_TIMEOUT_MS, () => request.destroy(Object.assign(new Error(`no response to HEAD ${req.url.origin}${req.url.pathname} in ${HEAD_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
+    };
+    const request = viaProxy
+      ? client.request({ ...options, method: 'HEAD', signal: req.signal }, callback)
+      : client.request(url, { method: 'HEAD', headers: req.headers, ...options, signal: req.signal }, callback);
+    request.setTimeout(HEAD_TIMEOUT_MS, () => request.destroy(Object.assign(new Error(`no response to HEAD ${url.origin}${url.pathname} in ${HEAD_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
     request.on('error', reject);
     request.end();
   });

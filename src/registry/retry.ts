@@ -25,10 +25,14 @@ export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505);
 }
 
-/** Socket-level failures worth another try (a reset, a refused or timed-out connection). */
+/**
+ * Socket-level failures worth another try (a reset, a refused or timed-out connection), and a
+ * proxy's gateway error (it could not reach the host, which may pass).
+ */
 export function isRetryableNetworkError(error: unknown): boolean {
   const code = (error as { code?: string } | undefined)?.code;
   return (
+    (code === 'PROXY_REFUSED' && (error as { transient?: boolean }).transient === true) ||
     code === 'ECONNRESET' ||
     code === 'ECONNREFUSED' ||
     code === 'EPIPE' ||

@@ -5,13 +5,13 @@
  * and a failed upload chunk is resent only once the registry says none of it landed (the copy
  * engine's sendChunk). http.ts is the wire below it.
  */
-import type { Readable } from 'node:stream';
-import type { AddressPolicy } from './address-policy.js';
-import type { TlsSettings } from './tls.js';
+import { Readable } from 'node:stream';
 import { Authenticator, readLimited, USER_AGENT } from './auth.js';
 import type { CredentialProvider } from './credentials.js';
 import { codeForStatus, errorDetailsFromBody, RegistryError, type RegistryErrorDetail } from './errors.js';
-import { exchange, type ResponseBody } from './http.js';
+import { Connections, type ResponseBody } from './http.js';
+import { HostLimits } from './host-limits.js';
+import { ProxyError } from './proxy.js';
 import { backoffDelay, isRetryableNetworkError, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 
 /** Error bodies are read up to this much; anything beyond is noise. */
@@ -74,18 +74,20 @@ export class Transport {
    * @param host the API host (`registry-1.docker.io`)
    * @param registry the registry's name in references (`docker.io`), which providers are asked by
    * @param retry the host's retry policy, for every request and token request
+   * @param connections the pools (with their address policy, TLS and proxy settings) of the
+   * RegistryHosts; new ones, direct and unchecked, when not given
+   * @param limits the host's cap on requests in flight and its 429 pause, shared by every
+   * transport to the host
    */
   constructor(
     readonly host: string,
     registry: string,
     credentials: CredentialProvider,
     readonly retry: RetryPolicy,
-    /** Checks every address this transport connects to (registry, token realm, redirects); none for the CLI. */
-    private readonly policy?: AddressPolicy,
-    /** The TLS options of each https host this transport connects to; Node's defaults when unset. */
-    private readonly tls?: TlsSettings,
+    private readonly connections: Connections = new Connections(),
+    private readonly limits: HostLimits = new HostLimits(),
   ) {
-    this.auth = new Authenticator(host, registry, credentials, retry, policy, tls);
+    this.auth = new Authenticator(host, registry, credentials, retry, connections);
   }
 
   /** Sends a request, authenticating, following redirects and retrying as needed. */
@@ -96,12 +98,24 @@ export class Transport {
       let response: TransportResponse;
       try {
         authorization = await this.auth.authorization(req.scopes, req.signal);
-        response = await this.sendOnce(req, authorization);
+        const release = await this.limits.acquire(req.signal);
+        try {
+          const body = req.body?.();
+          // A streamed body may be read from another request to this same host (a blob copied
+          // within one registry): holding a slot while it waits for one could leave every slot
+          // waiting. Uploads are bounded by the engine's transfer lanes instead.
+          if (body instanceof Readable) release();
+          response = await this.sendOnce(req, authorization, body);
+        } finally {
+          release();
+        }
       } catch (error) {
         // Errors raised by a request body (a source stream failing its digest check, say) pass
-        // through unchanged: only socket-level failures are this layer's business.
-        if (req.signal?.aborted || !isNetworkFailure(error)) throw error;
+        // through unchanged: only socket-level failures (and a proxy's refusal) are this layer's business.
+        if (req.signal?.aborted || !(isNetworkFailure(error) || error instanceof ProxyError)) throw error;
         const canRetry = isRetryableNetworkError(error) && attempt < this.retry.maxAttempts && req.replayable !== false && req.resendOnFailure !== false;
+        // A proxy's refusal names the proxy: it goes up as it is.
+        if (!canRetry && error instanceof ProxyError) throw error;
         if (!canRetry) {
           throw new RegistryError({ code: 'NETWORK_ERROR', status: 0, method: req.method, url: redact(req.url), reference: req.reference, cause: error, details: [{ code: 'NETWORK_ERROR', message: (error as Error).message }] });
         }
@@ -123,9 +137,11 @@ export class Transport {
       if (req.expect.includes(status)) return response;
       const refusedUnread = status === 429;
       if (isRetryableStatus(status) && attempt < this.retry.maxAttempts && req.replayable !== false && (req.resendOnFailure !== false || refusedUnread)) {
-        const retryAfter = parseRetryAfter(response.headers['retry-after']);
+        const delay = backoffDelay(this.retry, attempt, parseRetryAfter(response.headers['retry-after']));
         await response.body.dump();
-        await sleep(backoffDelay(this.retry, attempt, retryAfter), req.signal);
+        // Throttling is the host's state: every request to it waits, this one in limits.acquire.
+        if (status === 429) this.limits.pause(delay);
+        else await sleep(delay, req.signal);
         continue;
       }
       const error = await errorFrom(req, response);
@@ -138,14 +154,14 @@ export class Transport {
   }
 
   /** One exchange: `authorization` goes to the registry's own origin only, never across a redirect. */
-  private async sendOnce(req: TransportRequest, authorization: string | undefined): Promise<TransportResponse> {
+  private async sendOnce(req: TransportRequest, authorization: string | undefined, body: Buffer | Readable | undefined): Promise<TransportResponse> {
     let url = req.url;
     let sameOrigin = true;
     for (let hop = 0; ; hop++) {
       const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...req.headers };
       // Credentials go to the registry only, never to a storage host it redirects to.
       if (sameOrigin && authorization) headers.authorization = authorization;
-      const response = await exchange({ url, method: req.method, headers, body: hop === 0 ? req.body?.() : undefined, signal: req.signal, policy: this.policy, tls: this.tls });
+      const response = await this.connections.exchange({ url, method: req.method, headers, body: hop === 0 ? body : undefined, signal: req.signal });
       const location = header(response.headers, 'location');
       const isRedirect = [301, 302, 303, 307, 308].includes(response.statusCode) && location && (req.method === 'GET' || req.method === 'HEAD');
       if (!isRedirect || hop >= MAX_REDIRECTS) {

@@ -4,17 +4,16 @@
  *
  * The URL host is not a registry, so this is not the registry transport: no credentials are
  * ever sent (the request carries none, whoever the host), only http(s) is followed, redirects are
- * bounded and never go from https down to http, and every connection (redirects included) is
- * checked by the caller's address policy, when it gives one. The bytes pass through the same BlobStream as a registry's, so digest
- * and size are checked while they stream.
+ * bounded and never go from https down to http. Every request (redirects included) goes over
+ * the copy's connections: checked by its address policy, when it has one, through its proxy, when
+ * one applies, with its TLS settings. The bytes pass through the same BlobStream as a registry's,
+ * so digest and size are checked while they stream.
  */
 import type { Readable } from 'node:stream';
-import type { AddressPolicy } from './address-policy.js';
-import type { TlsSettings } from './tls.js';
 import { USER_AGENT } from './auth.js';
 import { BlobStream } from './blob-stream.js';
 import { cleanMessage } from './errors.js';
-import { exchange } from './http.js';
+import type { Connections } from './http.js';
 import { DEFAULT_RETRY, isRetryableNetworkError, isRetryableStatus } from './retry.js';
 import { flatten, redact, type TransportResponse } from './transport.js';
 
@@ -53,10 +52,8 @@ export interface UrlBlobOptions {
   size: number;
   /** Where to start; only a stream read from 0 is verified here (see BlobStream). */
   offset?: number;
-  /** Checks the address of every connection, after DNS resolution (the service's address policy). */
-  addressPolicy?: AddressPolicy;
-  /** The copy's TLS settings (a CA bundle, hosts not verified), as for its registries. */
-  tls?: TlsSettings;
+  /** The copy's connections (RegistryHosts.connections): its address policy, TLS and proxy settings. */
+  connections: Connections;
   signal?: AbortSignal;
   /** Requests in all for the body when it is cut (the copy's retry policy's maxAttempts). Default 5. */
   maxResumes?: number;
@@ -68,11 +65,11 @@ export interface UrlBlobOptions {
  * that cannot be reached, is refused by the policy or answers an error is passed over for the next.
  */
 export function openUrlBlob(options: UrlBlobOptions): Readable {
-  const { urls, digest, size, addressPolicy, tls, signal } = options;
+  const { urls, digest, size, connections, signal } = options;
   // The URL that answered first: a body cut mid-way resumes with Range from the same host.
   let chosen: URL | undefined;
   const get = async (headers: Record<string, string>): Promise<TransportResponse> => {
-    if (chosen) return fetchFollowing(chosen, headers, { addressPolicy, tls }, signal);
+    if (chosen) return fetchFollowing(chosen, headers, connections, signal);
     const failures: string[] = [];
     let transient = false;
     for (const raw of urls) {
@@ -84,7 +81,7 @@ export function openUrlBlob(options: UrlBlobOptions): Readable {
         continue;
       }
       try {
-        const response = await fetchFollowing(url, headers, { addressPolicy, tls }, signal);
+        const response = await fetchFollowing(url, headers, connections, signal);
         chosen = url;
         return response;
       } catch (error) {
@@ -105,18 +102,13 @@ class UrlStatusError extends Error {
   }
 }
 
-/** GETs `start`, following at most MAX_URL_REDIRECTS redirects, each connection checked by `addressPolicy`. */
-async function fetchFollowing(
-  start: URL,
-  headers: Record<string, string>,
-  { addressPolicy, tls }: { addressPolicy?: AddressPolicy; tls?: TlsSettings },
-  signal?: AbortSignal,
-): Promise<TransportResponse> {
+/** GETs `start` over `connections`, following at most MAX_URL_REDIRECTS redirects. */
+async function fetchFollowing(start: URL, headers: Record<string, string>, connections: Connections, signal?: AbortSignal): Promise<TransportResponse> {
   let url = start;
   for (let hop = 0; ; hop++) {
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error(`only http and https URLs are followed, not ${url.protocol}`);
     // No authorization header, ever: the URL host is not the registry the credentials are for.
-    const response = await exchange({ url, method: 'GET', headers: { 'user-agent': USER_AGENT, ...headers }, signal, policy: addressPolicy, tls });
+    const response = await connections.exchange({ url, method: 'GET', headers: { 'user-agent': USER_AGENT, ...headers }, signal });
     const location = flatten(response.headers).location;
     if ([301, 302, 303, 307, 308].includes(response.statusCode) && location) {
       await response.body.dump();

@@ -1,6 +1,7 @@
 /**
  * `hoist copy` builds its RegistryHosts from flags, environment and the Docker config: the retry
- * policy from `--retry-times` or HOIST_RETRY_ATTEMPTS, credentials from credential helpers.
+ * policy from `--retry-times` or HOIST_RETRY_ATTEMPTS, credentials from credential helpers, the
+ * proxies from HTTP_PROXY, HTTPS_PROXY and NO_PROXY (through Debian's tinyproxy).
  */
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -8,6 +9,8 @@ import { pushImage } from '../helpers/fixtures.js';
 import { startProxy, type ProxyRule, type TestProxy } from '../helpers/proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRaw } from '../helpers/skopeo.js';
+import { startTinyproxy } from '../helpers/tinyproxy.js';
+import { EXIT } from '../../src/cli/main.js';
 import { requireBuild, runHoist, tempHome, type TempHome } from './support.js';
 
 let source: TestRegistry;
@@ -89,5 +92,41 @@ describe('credential helpers from the Docker config', () => {
     } finally {
       await helperHome.cleanup();
     }
+  });
+});
+
+describe('the proxy variables', () => {
+  it('send every request through HTTP_PROXY, loopback registries included, unless NO_PROXY lists them', async () => {
+    const image = await pushImage(source, 'proxy/src', 'v1', { layers: [900, 1800] });
+    const proxy = await startTinyproxy();
+    try {
+      const run = await runHoist(['copy', `${source.host}/proxy/src:v1`, `${target.host}/proxy/dst:v1`], home, { HTTP_PROXY: proxy.url });
+      expect(run.code, run.all).toBe(0);
+      expect((await skopeoInspectRaw(`${target.host}/proxy/dst:v1`)).equals(image.manifestBytes)).toBe(true);
+      const carried = await proxy.requests();
+      const to = (registry: TestRegistry, method: string) => carried.filter((r) => r.method === method && r.target.startsWith(`${registry.url}/v2/`)).length;
+      expect(to(source, 'GET')).toBeGreaterThanOrEqual(3);
+      expect(to(target, 'HEAD')).toBeGreaterThan(0);
+      expect(to(target, 'PUT')).toBeGreaterThan(0);
+
+      const bypassed = await runHoist(['copy', `${source.host}/proxy/src:v1`, `${target.host}/proxy/bypassed:v1`], home, { HTTP_PROXY: proxy.url, no_proxy: '127.0.0.1' });
+      expect(bypassed.code, bypassed.all).toBe(0);
+      expect((await proxy.requests()).length).toBe(carried.length);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('refuse a proxy they cannot use, naming the variable without quoting its password', async () => {
+    const run = await runHoist(['copy', `${source.host}/any:v1`, `${target.host}/any:v1`], home, { HTTPS_PROXY: 'socks5://user:s3cret@127.0.0.1:1080' });
+    expect(run.code).toBe(EXIT.usage);
+    expect(run.stderr).toMatch(/HTTPS_PROXY names a socks5 proxy: only http:\/\/ proxies are supported/);
+    expect(run.all).not.toContain('s3cret');
+  });
+
+  it('refuse a request cap that is not a whole number of at least 1', async () => {
+    const run = await runHoist(['copy', `${source.host}/any:v1`, `${target.host}/any:v1`], home, { HOIST_MAX_REQUESTS_PER_HOST: '0' });
+    expect(run.code).toBe(EXIT.usage);
+    expect(run.stderr).toMatch(/HOIST_MAX_REQUESTS_PER_HOST "0" is not valid: give a whole number of at least 1, or leave it unset for 32/);
   });
 });

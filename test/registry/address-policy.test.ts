@@ -15,6 +15,7 @@ import { isIP, type AddressInfo, type Socket } from 'node:net';
 import { AddressRefusedError, createAddressPolicy, refusingRule, type AddressPolicy, type Resolver } from '../../src/registry/address-policy.js';
 import { DEFAULT_RETRY } from '../../src/registry/retry.js';
 import { anonymous } from '../../src/registry/credentials.js';
+import { Connections } from '../../src/registry/http.js';
 import { Transport } from '../../src/registry/transport.js';
 import { openUrlBlob, UrlBlobError } from '../../src/registry/url-blob.js';
 
@@ -69,7 +70,7 @@ const noRetry = { ...DEFAULT_RETRY, maxAttempts: 1 };
 
 function get(url: string, policy: AddressPolicy, method: 'GET' | 'HEAD' = 'GET') {
   const { host } = new URL(url);
-  return new Transport(host, host, anonymous, noRetry, policy).send({ method, url: new URL(url), scopes: [], reference: host, expect: [200] });
+  return new Transport(host, host, anonymous, noRetry, new Connections({ policy })).send({ method, url: new URL(url), scopes: [], reference: host, expect: [200] });
 }
 
 /** What a send refused by the policy rejects with. */
@@ -235,7 +236,7 @@ describe('the policy at connection time', () => {
       urls: [`http://127.0.0.1:${port}/layer`, `http://localhost:${port}/layer`],
       digest: `sha256:${'0'.repeat(64)}`,
       size: 2,
-      addressPolicy: createAddressPolicy({ trustedHosts: [] }),
+      connections: new Connections({ policy: createAddressPolicy({ trustedHosts: [] }) }),
     });
     const error: unknown = await stream.toArray().then(() => undefined, (e: unknown) => e);
     expect(error).toBeInstanceOf(UrlBlobError);
@@ -243,7 +244,7 @@ describe('the policy at connection time', () => {
     expect(accepted).toBe(0);
     expect(connects).toEqual([]);
 
-    const viaRedirect = openUrlBlob({ urls: [`http://127.0.0.1:${port}/hop`], digest: `sha256:${'0'.repeat(64)}`, size: 2, addressPolicy: createAddressPolicy({ trustedHosts: [`127.0.0.1:${port}`] }) });
+    const viaRedirect = openUrlBlob({ urls: [`http://127.0.0.1:${port}/hop`], digest: `sha256:${'0'.repeat(64)}`, size: 2, connections: new Connections({ policy: createAddressPolicy({ trustedHosts: [`127.0.0.1:${port}`] }) }) });
     const redirected: unknown = await viaRedirect.toArray().then(() => undefined, (e: unknown) => e);
     expect((redirected as UrlBlobError).failures.join('\n')).toMatch(/169\.254\.169\.254.*link-local/);
     expect(connects).toEqual(['127.0.0.1']);

@@ -8,12 +8,13 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Connections } from '../../src/registry/http.js';
 import { readCaFile, TlsSettings } from '../../src/registry/tls.js';
 import { MAX_URL_FAILURES_QUOTED, openUrlBlob, UrlBlobError } from '../../src/registry/url-blob.js';
 import { makeCertificates } from '../helpers/certificates.js';
 
 const failureOf = async (urls: string[]) => {
-  const stream = openUrlBlob({ urls, digest: `sha256:${'0'.repeat(64)}`, size: 2 });
+  const stream = openUrlBlob({ urls, digest: `sha256:${'0'.repeat(64)}`, size: 2, connections: new Connections() });
   return (await stream.toArray().then(() => undefined, (e: unknown) => e)) as UrlBlobError;
 };
 
@@ -56,12 +57,12 @@ describe('a layer URL over https', () => {
   });
 
   it('is read with the copy’s CA bundle, as its registries are', async () => {
-    const read = await openUrlBlob({ urls: [url], digest, size: bytes.length, tls: new TlsSettings({ caCertificates: ca }) }).toArray();
+    const read = await openUrlBlob({ urls: [url], digest, size: bytes.length, connections: new Connections({ tls: new TlsSettings({ caCertificates: ca }) }) }).toArray();
     expect(Buffer.concat(read)).toEqual(bytes);
   });
 
   it('is refused when its certificate cannot be verified', async () => {
-    const error = await openUrlBlob({ urls: [url], digest, size: bytes.length, tls: new TlsSettings() })
+    const error = await openUrlBlob({ urls: [url], digest, size: bytes.length, connections: new Connections() })
       .toArray()
       .then(() => undefined, (e: unknown) => e);
     expect(error).toBeInstanceOf(UrlBlobError);
