@@ -66,7 +66,7 @@ async function main(): Promise<void> {
       for (const tag of tags.slice(1)) await client.putManifest(REPOSITORY, tag, image.manifestBytes, image.mediaType);
     }
     const settings = currentSettings();
-    await saveWatch('bench', { source: `${proxy.host}/${REPOSITORY}`, target: REPOSITORY, tags: { include: ['t-[0-9]+'] } }, { store: await watchStore(settings), targetRegistry: settings.targetRegistry, hosts: registryHosts(settings) });
+    await saveWatch('bench', { source: `${proxy.host}/${REPOSITORY}`, target: REPOSITORY, tags: { include: ['t-[0-9]+'] } }, { store: await watchStore(settings), targetRegistry: settings.targetRegistries[0]!, hosts: registryHosts(settings) });
     // The first run records every tag as synced; the measured runs find nothing changed.
     await resyncHandler(TIMER, context('resync'));
 

@@ -82,6 +82,7 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
   emit({ type: 'resolved', source: request.source.toString(), digest: sourceDigest, mediaType: graph.root.manifest.mediaType });
   const { blobs, external } = splitNonDistributable(uniqueBlobs(graph.manifests), request.allowNondistributableArtifacts ?? false);
   refuseOversizedBlobs(blobs, options.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES);
+  if (options.maxManifests !== undefined) refuseTooManyManifests(graph.manifests.length, options.maxManifests);
 
   // A target that names a digest says what it expects to receive: refuse anything else up front.
   for (const target of request.targets) {
@@ -245,6 +246,17 @@ function refuseOversizedBlobs(blobs: Descriptor[], max: number): void {
     throw new CopyError(
       'BLOB_TOO_LARGE',
       `blob ${tooLarge.digest} claims ${tooLarge.size} bytes, over the limit of ${max} bytes (HOIST_MAX_BLOB_BYTES): raise the limit if the blob is really that large; nothing was copied`,
+      'source',
+    );
+  }
+}
+
+/** Refuses, before the target is asked anything, an import of more than `max` manifests. */
+function refuseTooManyManifests(count: number, max: number): void {
+  if (count > max) {
+    throw new CopyError(
+      'TOO_MANY_MANIFESTS',
+      `the source has ${count} manifests to copy, over the limit of ${max} per import (HOIST_MAX_MANIFESTS): copy a subset of its platforms, or raise the limit; nothing was copied`,
       'source',
     );
   }

@@ -22,6 +22,8 @@ export type CopyErrorCode =
   | 'UNSUPPORTED_MANIFEST'
   /** A blob's descriptor claims more bytes than the copy's `maxBlobBytes` allows. */
   | 'BLOB_TOO_LARGE'
+  /** The source has more manifests than the copy's `maxManifests` allows. */
+  | 'TOO_MANY_MANIFESTS'
   /**
    * A non-distributable (foreign) layer could not be had from its URLs, or the target refused a
    * manifest that references one by URL.

@@ -114,6 +114,11 @@ export interface CopyOptions {
    * planning, before any byte moves. Default 200 GiB (`DEFAULT_MAX_BLOB_BYTES`).
    */
   maxBlobBytes?: number;
+  /**
+   * The most manifests (index, images, referrers) the copy accepts; more are refused at planning,
+   * before any byte moves. Default: no limit (the service sets one, HOIST_MAX_MANIFESTS).
+   */
+  maxManifests?: number;
   /** Required for resumable copies; chunked mode saves progress here after every chunk. */
   checkpoints?: CheckpointStore;
   /** Stops the copy at the next chunk boundary; the result is `paused`. */

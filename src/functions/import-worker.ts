@@ -14,6 +14,7 @@ import type { FunctionDefinition } from './definition.js';
 import { appMaxDequeueCount } from './host-config.js';
 import { currentEngine, currentSettings, jobStorage, registryHosts, secretBox } from './services.js';
 import { shutdownSignal, trackUntilShutdown } from './shutdown.js';
+import { logJobEvent } from './telemetry.js';
 
 /**
  * How long a delivery that came during shutdown waits in the queue: long enough for this instance
@@ -37,8 +38,8 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
   }
   const box = secretBox(settings);
   const targetCredentials = settings.targetCredentials;
-  const targetRegistry = configuredTargetRegistry(settings);
-  const { chunkSizeInBytes, concurrency, maxBlobBytes } = settings;
+  const targetRegistries = configuredTargetRegistries(settings);
+  const { chunkSizeInBytes, concurrency, maxBlobBytes, maxManifests } = settings;
   const outcome = await trackUntilShutdown(runImport(
     { message, dequeueCount: Number(context.triggerMetadata?.dequeueCount ?? 1), invocationId: context.invocationId, startedAt },
     {
@@ -49,7 +50,7 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
       coordination: writeLocks(storage, settings, context),
       ...(box && { secretBox: box }),
       ...(targetCredentials && { targetCredentials }),
-      ...(targetRegistry !== undefined && { targetRegistry }),
+      ...(targetRegistries !== undefined && { targetRegistries }),
       hosts: registryHosts(settings),
       timeBudgetInMs: settings.timeBudgetInMs,
       leaseDurationInMs: settings.leaseDurationInMs,
@@ -57,8 +58,9 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
       ...(chunkSizeInBytes !== undefined && { chunkSizeInBytes }),
       ...(concurrency !== undefined && { concurrency }),
       ...(maxBlobBytes !== undefined && { maxBlobBytes }),
+      maxManifests,
       stopSignal: shutdownSignal,
-      log: { info: (m) => context.log(m), warn: (m) => context.warn(m), error: (m) => context.error(m) },
+      log: { info: (m) => context.log(m), warn: (m) => context.warn(m), error: (m) => context.error(m), event: (level, m, event) => logJobEvent(context, level, m, event) },
     },
   ));
   context.log(`importWorker: ${outcome}`);
@@ -73,9 +75,9 @@ function writeLocks(storage: JobStorage, settings: Settings, context: Invocation
 }
 
 /** HOIST_TARGET_REGISTRY if set and valid: jobs carry their own target, this only scopes the target credentials. */
-function configuredTargetRegistry(settings: Settings): string | undefined {
+function configuredTargetRegistries(settings: Settings): string[] | undefined {
   try {
-    return settings.targetRegistry;
+    return settings.targetRegistries;
   } catch {
     return undefined;
   }

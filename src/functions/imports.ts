@@ -18,11 +18,13 @@ import { JOB_STATUSES, type JobStatus } from '../jobs/job-record.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../jobs/job-store.js';
 import { toStatusDocument, type ImportStatus } from '../jobs/status-document.js';
 import { submitImport } from '../jobs/submit-import.js';
+import { jobEvent } from '../jobs/job-events.js';
 import { requireApiKey } from './api-key.js';
 import type { FunctionDefinition } from './definition.js';
 import { HttpError, JSON_CONTENT_TYPE, responseForError } from './http-errors.js';
 import { readJsonBody } from './json-body.js';
 import { currentSettings, jobStorage, submitDeps } from './services.js';
+import { logJobEvent } from './telemetry.js';
 
 /** The route prefix the host adds (host.json `extensions.http.routePrefix`, default `api`). */
 const ROUTE_PREFIX = '/api';
@@ -66,7 +68,9 @@ async function postImport(request: HttpRequest, context: InvocationContext): Pro
   const body = await readJsonBody(request);
   const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
   const { job, replayed } = await submitImport(body, idempotencyKey === undefined ? {} : { idempotencyKey }, await submitDeps());
-  context.log(`imports: ${replayed ? 'replayed' : 'queued'} job ${job.id} (${job.source} -> ${job.targets.length} target${job.targets.length === 1 ? '' : 's'})`);
+  const line = `imports: ${replayed ? 'replayed' : 'queued'} job ${job.id} (${job.source} -> ${job.targets.length} target${job.targets.length === 1 ? '' : 's'})`;
+  if (replayed) context.log(line);
+  else logJobEvent(context, 'info', line, jobEvent(job, 'queued', 'queued', Date.now()));
   return {
     status: 202,
     jsonBody: toStatusDocument(job),

@@ -9,6 +9,7 @@ import { boundProcessMemory } from '../registry/process-memory.js';
 import { definitions } from './definitions.js';
 import { watchRuntimeShutdown } from './shutdown.js';
 import { secretKeyProblem } from './services.js';
+import { startTelemetry } from './telemetry.js';
 
 type Of<T extends FunctionDefinition['trigger']['type']> = Extract<FunctionDefinition, { trigger: { type: T } }>;
 
@@ -40,9 +41,12 @@ export function register(list: FunctionDefinition[]): void {
   }
 }
 
+// First, so that records of the first invocations are exported too.
+const telemetry = startTelemetry();
 boundProcessMemory();
 register(definitions);
-watchRuntimeShutdown((handler) => app.hook.appTerminate(handler));
+// Once the imports have paused, their last transitions go out before the worker does.
+watchRuntimeShutdown((handler) => app.hook.appTerminate(handler), telemetry && (() => telemetry.forceFlush()));
 
 // Reported once, as the app loads: a bad key then fails only the requests that need it.
 const keyProblem = secretKeyProblem();

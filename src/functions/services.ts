@@ -12,6 +12,7 @@ import { SecretBox } from '../jobs/secret-box.js';
 import { Settings } from '../jobs/settings.js';
 import type { SubmitImportDeps } from '../jobs/submit-import.js';
 import { RegistryHosts } from '../registry/hosts.js';
+import { storageClients } from '../jobs/storage-connection.js';
 import { openTable } from '../jobs/tables.js';
 import { WatchStore } from '../mirror/watch-store.js';
 import { DEFAULT_RETRY } from '../registry/retry.js';
@@ -36,15 +37,18 @@ export function currentSettings(): Settings {
   return new Settings(process.env);
 }
 
-/** The job storage for the current settings, opened (tables created) on first use. */
+/**
+ * The job storage for the current settings, opened (tables created) on first use: one per
+ * connection, so an identity-based one makes its credential, and its token cache, once.
+ */
 export function jobStorage(settings: Settings = currentSettings()): Promise<JobStorage> {
-  const connectionString = settings.storageConnectionString;
+  const connection = settings.storage;
   const jobsTable = settings.jobsTable;
   const checkpointsTable = settings.checkpointsTable;
-  const key = JSON.stringify([connectionString, jobsTable, checkpointsTable]);
+  const key = JSON.stringify([connection, jobsTable, checkpointsTable]);
   let storage = storages.get(key);
   if (!storage) {
-    storage = openJobStorage(connectionString, { jobsTable, checkpointsTable });
+    storage = openJobStorage(connection, { jobsTable, checkpointsTable });
     // A failed open (storage not up yet) is retried by the next invocation rather than cached.
     storage.catch(() => storages.delete(key));
     storages.set(key, storage);
@@ -66,7 +70,7 @@ export async function submitDeps(settings: Settings = currentSettings()): Promis
     jobs: storage.jobs,
     idempotency: storage.idempotency,
     queue: storage.queue,
-    targetRegistry: settings.targetRegistry,
+    targetRegistries: settings.targetRegistries,
     ...(targetCredentials && { targetCredentials }),
     hosts: registryHosts(settings),
     ...(box && { secretBox: box }),
@@ -79,10 +83,10 @@ export async function submitDeps(settings: Settings = currentSettings()): Promis
 
 /** The watch store for the current settings, its table created on first use. */
 export function watchStore(settings: Settings = currentSettings()): Promise<WatchStore> {
-  const key = JSON.stringify([settings.storageConnectionString, settings.watchesTable]);
+  const key = JSON.stringify([settings.storage, settings.watchesTable]);
   let store = watchStores.get(key);
   if (!store) {
-    store = openTable(settings.storageConnectionString, settings.watchesTable).then((table) => new WatchStore(table));
+    store = openTable(storageClients(settings.storage), settings.watchesTable).then((table) => new WatchStore(table));
     store.catch(() => watchStores.delete(key));
     watchStores.set(key, store);
   }
@@ -153,21 +157,21 @@ export function secretKeyProblem(settings: Settings = currentSettings()): string
 /**
  * The outbound address policy for the current settings: the same object while they stay the
  * same, since each policy has its own connection pools. Throws ConfigurationError for a
- * malformed HOIST_ALLOWED_PRIVATE_REGISTRIES. An unset or malformed HOIST_TARGET_REGISTRY is
- * simply not trusted (POST reports it on its own).
+ * malformed HOIST_ALLOWED_PRIVATE_REGISTRIES. An unset or malformed HOIST_TARGET_REGISTRY trusts
+ * no target (POST reports it on its own).
  */
 function addressPolicy(settings: Settings = currentSettings()): AddressPolicy {
   const allowed = settings.allowedPrivateRegistries;
-  let target: string | undefined;
+  let targets: string[] = [];
   try {
-    target = settings.targetRegistry;
+    targets = settings.targetRegistries;
   } catch (error) {
     if (!(error instanceof ConfigurationError)) throw error;
   }
-  const key = JSON.stringify([target, allowed]);
+  const key = JSON.stringify([targets, allowed]);
   let policy = addressPolicies.get(key);
   if (!policy) {
-    policy = serviceAddressPolicy(target, allowed);
+    policy = serviceAddressPolicy(targets, allowed);
     addressPolicies.set(key, policy);
   }
   return policy;

@@ -35,14 +35,19 @@ export async function settled(): Promise<void> {
 /**
  * Under the Functions runtime: on SIGTERM, pause running imports and exit once they have queued
  * their continuations (the default would exit at once, mid-chunk); `appTerminate` pauses them too.
+ * `beforeExit` runs after they settled, either way (telemetry sends their last transitions).
  */
-export function watchRuntimeShutdown(onTerminate: (handler: () => Promise<void>) => void): void {
+export function watchRuntimeShutdown(onTerminate: (handler: () => Promise<void>) => void, beforeExit: () => Promise<void> = () => Promise.resolve()): void {
+  const finish = async () => {
+    await settled();
+    await beforeExit().catch(() => undefined);
+  };
   onTerminate(async () => {
     beginShutdown('appTerminate');
-    await settled();
+    await finish();
   });
   process.once('SIGTERM', () => {
     beginShutdown('SIGTERM');
-    void settled().then(() => process.exit(128 + 15));
+    void finish().then(() => process.exit(128 + 15));
   });
 }

@@ -4,17 +4,23 @@
  * rows long expired (src/jobs/write-locks.ts).
  */
 import type { InvocationContext, Timer } from '@azure/functions';
+import { jobEvent } from '../jobs/job-events.js';
 import { sweepAbandonedImports } from '../jobs/sweep-abandoned.js';
 import { sweepExpiredLocks } from '../jobs/write-locks.js';
 import type { FunctionDefinition } from './definition.js';
 import { appMaxDequeueCount } from './host-config.js';
 import { currentSettings, jobStorage } from './services.js';
+import { logJobEvent } from './telemetry.js';
 
 export async function sweepImportsHandler(_timer: Timer, context: InvocationContext): Promise<void> {
   const settings = currentSettings();
   const storage = await jobStorage(settings);
-  const failed = await sweepAbandonedImports({ jobs: storage.jobs, checkpoints: storage.checkpoints, maxDequeueCount: appMaxDequeueCount() });
-  if (failed.length > 0) context.warn(`sweepImports: failed ${failed.length} job(s) whose last attempt died: ${failed.join(', ')}`);
+  await sweepAbandonedImports({
+    jobs: storage.jobs,
+    checkpoints: storage.checkpoints,
+    maxDequeueCount: appMaxDequeueCount(),
+    onFailed: (job) => logJobEvent(context, 'error', `sweepImports: job ${job.id} failed: WORKER_LOST, its last attempt died`, jobEvent(job, 'failed', 'failed', Date.now(), { errorCode: 'WORKER_LOST' })),
+  });
   const locks = await sweepExpiredLocks(storage.jobs.table);
   if (locks > 0) context.log(`sweepImports: deleted ${locks} expired lock row(s)`);
 }

@@ -45,7 +45,7 @@ async function putWatch(name: string, request: HttpRequest, context: InvocationC
   const allowedSources = settings.allowedSources;
   const { created, watch } = await saveWatch(name, body, {
     store: await watchStore(settings),
-    targetRegistry: settings.targetRegistry,
+    targetRegistry: settings.targetRegistries[0]!,
     hosts: registryHosts(settings),
     ...(allowedSources && { allowedSources }),
     ...(box && { secretBox: box }),

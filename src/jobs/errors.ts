@@ -30,7 +30,9 @@ export type RequestErrorCode =
   /** A source registry at an address the outbound address policy refuses. */
   | 'ADDRESS_REFUSED'
   /** A source tag or digest its registry says does not exist (checked with one HEAD at submit). */
-  | 'SOURCE_NOT_FOUND';
+  | 'SOURCE_NOT_FOUND'
+  /** A `targetRegistry` that is not one of HOIST_TARGET_REGISTRY's. */
+  | 'TARGET_NOT_ALLOWED';
 
 /** An import request (body, header or query) that is not acceptable; `field` names the culprit. */
 export class RequestError extends Error {

@@ -8,6 +8,7 @@ import { jsonObject } from '../copy/json-object.js';
 import { formatPlatform, parsePlatform } from '../copy/platform.js';
 import { InvalidReferenceError, parseReference } from '../registry/reference.js';
 import { RequestError, type RequestErrorCode } from './errors.js';
+import { registryName } from './settings.js';
 
 /** At most this many targets (images + untaggedRepositories) per import. */
 export const MAX_TARGETS = 50;
@@ -23,6 +24,7 @@ const MAX_USERNAME_LENGTH = 1_024;
 const ACCEPTS: Record<string, string> = {
   source: 'a fully qualified image reference such as docker.io/library/hello-world:latest, or repo[:tag|@digest] when "registry" is given',
   registry: 'the source registry login server, such as myregistry.azurecr.io or localhost:5000',
+  targetRegistry: 'one of the target registries this service writes to (HOIST_TARGET_REGISTRY), such as myregistry.azurecr.io; the first one when left out',
   images: `a list of up to ${MAX_TARGETS} target "repo:tag" strings in the target registry, such as ["hello-world:v1"]`,
   untaggedRepositories: `a list of up to ${MAX_TARGETS} target repository names, such as ["hello-world"]`,
   username: 'the source registry user name, a string',
@@ -43,6 +45,7 @@ function list<TItem extends v.GenericSchema<string>>(item: TItem, max: number) {
 const fields = {
   source: reference,
   registry: v.optional(reference),
+  targetRegistry: v.optional(reference),
   images: v.optional(list(reference, MAX_TARGETS)),
   untaggedRepositories: v.optional(list(reference, MAX_TARGETS)),
   username: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_USERNAME_LENGTH))),
@@ -63,6 +66,11 @@ export type ImportRequestBody = v.InferOutput<typeof importRequestSchema>;
 export interface ImportRequest {
   source: string;
   registry?: string;
+  /**
+   * The target registry's name as given (normalised), checked against the configured list at
+   * submit. Present only when given, so the fingerprint of every other request stays what it was.
+   */
+  targetRegistry?: string;
   images: string[];
   untaggedRepositories: string[];
   username?: string;
@@ -178,9 +186,10 @@ function checkSemantics(body: ImportRequestBody, problems: Problem[]): ImportReq
     if (body.registry.startsWith('/subscriptions/')) {
       add('INVALID_FIELD', 'registry', `"registry" is an Azure resource ID, which is not supported yet; give ${ACCEPTS.registry}`);
     } else {
-      registry = checkRegistry(body.registry, add);
+      registry = checkRegistry(body.registry, 'registry', add);
     }
   }
+  const targetRegistry = body.targetRegistry === undefined ? undefined : checkRegistry(body.targetRegistry, 'targetRegistry', add);
 
   if (registry !== undefined || body.registry === undefined) {
     const first = body.source.split('/')[0];
@@ -254,6 +263,7 @@ function checkSemantics(body: ImportRequestBody, problems: Problem[]): ImportReq
   return {
     source: body.source,
     ...(body.registry !== undefined && { registry: body.registry }),
+    ...(targetRegistry !== undefined && { targetRegistry }),
     images,
     untaggedRepositories: untagged,
     ...(body.username !== undefined && { username: body.username }),
@@ -265,19 +275,14 @@ function checkSemantics(body: ImportRequestBody, problems: Problem[]): ImportReq
   };
 }
 
-function checkRegistry(value: string, add: (code: RequestErrorCode, field: string, message: string) => void): string | undefined {
+function checkRegistry(value: string, field: 'registry' | 'targetRegistry', add: (code: RequestErrorCode, field: string, message: string) => void): string | undefined {
   if (value.includes('/')) {
-    add('INVALID_REFERENCE', 'registry', `"registry" "${value}" contains '/': give ${ACCEPTS.registry}`);
+    add('INVALID_REFERENCE', field, `"${field}" "${value}" contains '/': give ${ACCEPTS[field]}`);
     return undefined;
   }
-  try {
-    const name = parseReference(`${value}/probe`).registry.name;
-    if (name === value || (value === 'index.docker.io' && name === 'docker.io')) return name;
-  } catch {
-    // fall through to the message below
-  }
-  add('INVALID_REFERENCE', 'registry', `"registry" "${value}" is not a registry host[:port]: give ${ACCEPTS.registry}`);
-  return undefined;
+  const name = registryName(value);
+  if (name === undefined) add('INVALID_REFERENCE', field, `"${field}" "${value}" is not a registry host[:port]: give ${ACCEPTS[field]}`);
+  return name;
 }
 
 function dedupe(values: string[]): string[] {

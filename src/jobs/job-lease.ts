@@ -24,7 +24,7 @@ export interface AcquireLeaseOptions {
 export type LeaseOutcome =
   | { kind: 'acquired'; lease: JobLease }
   /** Another live invocation holds the job; try again after `retryAfterMs`. */
-  | { kind: 'held'; owner: string; retryAfterMs: number }
+  | { kind: 'held'; owner: string; retryAfterMs: number; record: JobRecord | undefined }
   /** The job already succeeded or failed. */
   | { kind: 'finished'; status: JobStatus }
   /** A newer continuation message exists for this job; this one is a leftover duplicate. */
@@ -42,10 +42,12 @@ const ACQUIRE_ATTEMPTS = 4;
 export async function acquireJobLease(store: JobStore, jobId: string, options: AcquireLeaseOptions): Promise<LeaseOutcome> {
   const now = options.now ?? Date.now;
   let holder = '';
+  let lastRead: JobRecord | undefined;
   for (let attempt = 0; attempt < ACQUIRE_ATTEMPTS; attempt++) {
     const current = await store.get(jobId);
     if (!current) return { kind: 'missing' };
     const job = current.value;
+    lastRead = job;
     if (isTerminal(job.status)) return { kind: 'finished', status: job.status };
     if (options.continuation < job.continuations) return { kind: 'stale', continuation: job.continuations };
     const expiresAt = job.leaseExpiresAt ? Date.parse(job.leaseExpiresAt) : 0;
@@ -66,7 +68,7 @@ export async function acquireJobLease(store: JobStore, jobId: string, options: A
       }
     }
     if (job.leaseOwner && job.leaseOwner !== options.owner && expiresAt > now()) {
-      return { kind: 'held', owner: job.leaseOwner, retryAfterMs: expiresAt - now() };
+      return { kind: 'held', owner: job.leaseOwner, retryAfterMs: expiresAt - now(), record: job };
     }
     const at = new Date(now());
     const next: JobRecord = {
@@ -89,7 +91,7 @@ export async function acquireJobLease(store: JobStore, jobId: string, options: A
       holder = 'a concurrent invocation';
     }
   }
-  return { kind: 'held', owner: holder, retryAfterMs: 1000 };
+  return { kind: 'held', owner: holder, retryAfterMs: 1000, record: lastRead };
 }
 
 /** A held lease: the holder's only way to write the job. */

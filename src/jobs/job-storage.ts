@@ -2,12 +2,12 @@
  * Opens everything the import service keeps in one storage account: the jobs table (jobs and
  * idempotency keys), the checkpoints table and the imports queue.
  */
-import { QueueServiceClient } from '@azure/storage-queue';
 import { TableCheckpoints } from './checkpoint-store.js';
 import { IdempotencyStore } from './idempotency-store.js';
 import { JobQueue } from './job-queue.js';
 import { JobStore } from './job-store.js';
 import { DEFAULT_CHECKPOINTS_TABLE, DEFAULT_JOBS_TABLE, IMPORTS_QUEUE } from './settings.js';
+import { queueClient, storageClients, type StorageConnection } from './storage-connection.js';
 import { openTable } from './tables.js';
 
 export interface JobStorage {
@@ -23,13 +23,17 @@ export interface OpenJobStorageOptions {
   queueName?: string;
 }
 
-/** Connects to the account in `connectionString`, creating the tables if missing (the queue is created on first send). */
-export async function openJobStorage(connectionString: string, options: OpenJobStorageOptions = {}): Promise<JobStorage> {
+/**
+ * Connects to the account of `connection` (a connection string, or an identity-based
+ * connection), creating the tables if missing (the queue is created on first send).
+ */
+export async function openJobStorage(connection: string | StorageConnection, options: OpenJobStorageOptions = {}): Promise<JobStorage> {
+  const clients = storageClients(connection);
   const [jobsTable, checkpointsTable] = await Promise.all([
-    openTable(connectionString, options.jobsTable ?? DEFAULT_JOBS_TABLE),
-    openTable(connectionString, options.checkpointsTable ?? DEFAULT_CHECKPOINTS_TABLE),
+    openTable(clients, options.jobsTable ?? DEFAULT_JOBS_TABLE),
+    openTable(clients, options.checkpointsTable ?? DEFAULT_CHECKPOINTS_TABLE),
   ]);
-  const queue = QueueServiceClient.fromConnectionString(connectionString).getQueueClient(options.queueName ?? IMPORTS_QUEUE);
+  const queue = queueClient(clients, options.queueName ?? IMPORTS_QUEUE);
   return {
     jobs: new JobStore(jobsTable),
     idempotency: new IdempotencyStore(jobsTable),

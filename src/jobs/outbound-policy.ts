@@ -10,12 +10,12 @@ import type { RegistryHosts } from '../registry/hosts.js';
 import { RequestError } from './errors.js';
 
 /**
- * The address policy of a deployment. `targetRegistry` (HOIST_TARGET_REGISTRY) and
+ * The address policy of a deployment. Every `targetRegistries` entry (HOIST_TARGET_REGISTRY) and
  * `allowedPrivateRegistries` are trusted: the operator chose them.
  */
-export function serviceAddressPolicy(targetRegistry: string | undefined, allowedPrivateRegistries: readonly string[], resolve?: Resolver): AddressPolicy {
+export function serviceAddressPolicy(targetRegistries: readonly string[], allowedPrivateRegistries: readonly string[], resolve?: Resolver): AddressPolicy {
   const trusted = [...allowedPrivateRegistries];
-  if (targetRegistry !== undefined) trusted.push(targetRegistry, new Registry(targetRegistry).apiHost);
+  for (const target of targetRegistries) trusted.push(target, new Registry(target).apiHost);
   return createAddressPolicy({ trustedHosts: trusted, ...(resolve && { resolve }) });
 }
 

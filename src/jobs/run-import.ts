@@ -22,7 +22,9 @@ import { acquireJobLease, type JobLease } from './job-lease.js';
 import { parseJobMessage, type JobQueue } from './job-queue.js';
 import { markCanceled, MAX_LISTED_MANIFESTS, type JobFailure, type JobManifest, type JobRecord } from './job-record.js';
 import type { JobStore } from './job-store.js';
+import { jobEvent, type JobEvent } from './job-events.js';
 import { ProgressTracker } from './progress-tracker.js';
+import { DEFAULT_MAX_MANIFESTS } from './settings.js';
 import type { SecretBox } from './secret-box.js';
 import { jobCredentials, openCredentials, redact } from './source-credentials.js';
 
@@ -33,6 +35,16 @@ export interface WorkerLog {
   info(message: string): void;
   warn(message: string): void;
   error(message: string): void;
+  /**
+   * A job transition: its line and its structured event. Without it, the line goes to the
+   * method of its level.
+   */
+  event?(level: 'info' | 'warn' | 'error', message: string, event: JobEvent): void;
+}
+
+function logEvent(log: WorkerLog, level: 'info' | 'warn' | 'error', message: string, event: JobEvent): void {
+  if (log.event) log.event(level, message, event);
+  else log[level](message);
 }
 
 export interface RunImportDeps {
@@ -44,10 +56,10 @@ export interface RunImportDeps {
   coordination?: { forJob(jobId: string): CopyCoordination };
   /** Undefined when HOIST_SECRET_KEY is not set. */
   secretBox?: SecretBox;
-  /** The deployment's target credentials, and the registry they are for (HOIST_TARGET_REGISTRY). */
+  /** The deployment's target credentials, and the registries they are for (HOIST_TARGET_REGISTRY). */
   targetCredentials?: Credentials;
-  /** Target credentials go only to this registry; a job queued under another target gets none. */
-  targetRegistry?: string;
+  /** Target credentials go only to these registries; a job queued under another target gets none. */
+  targetRegistries?: readonly string[];
   /** How registries are reached (the service's settings, shared by jobs); each job adds its credentials. */
   hosts: RegistryHosts;
   timeBudgetInMs: number;
@@ -62,6 +74,8 @@ export interface RunImportDeps {
   concurrency?: number;
   /** HOIST_MAX_BLOB_BYTES, when set. */
   maxBlobBytes?: number;
+  /** HOIST_MAX_MANIFESTS; default DEFAULT_MAX_MANIFESTS (50, as az acr import). */
+  maxManifests?: number;
   log: WorkerLog;
   progressIntervalInMs?: number;
   now?: () => number;
@@ -132,8 +146,10 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
       return 'stale';
     case 'held': {
       const delayInSeconds = Math.ceil(outcome.retryAfterMs / 1000) + 1;
-      log.info(`job ${message.jobId}: leased by ${outcome.owner}, re-queued to try again in ${delayInSeconds} s`);
       await deps.queue.enqueue(message, { delayInSeconds });
+      const text = `job ${message.jobId}: leased by ${outcome.owner}, re-queued to try again in ${delayInSeconds} s`;
+      if (outcome.record) logEvent(log, 'info', text, jobEvent(outcome.record, 'requeued', outcome.record.status, now(), { continuation: message.continuation, dequeueCount: delivery.dequeueCount }));
+      else log.info(text);
       return 'requeued';
     }
     case 'acquired':
@@ -146,14 +162,15 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
   const tracker = new ProgressTracker(job.progress, now);
   const progress = new ProgressWriter(lease, tracker, deps.progressIntervalInMs ?? PROGRESS_INTERVAL_MS, log);
   lease.startRenewal();
-  log.info(`job ${job.id}: attempt ${job.attempts}, continuation ${message.continuation}, delivery ${delivery.dequeueCount}`);
+  const where = { continuation: message.continuation, dequeueCount: delivery.dequeueCount };
+  logEvent(log, 'info', `job ${job.id}: attempt ${job.attempts}, continuation ${message.continuation}, delivery ${delivery.dequeueCount}`, jobEvent(job, 'started', 'running', now(), where));
   try {
     const sourceCredentials = job.sealedCredentials ? openCredentials(deps.secretBox, job.id, job.sealedCredentials) : undefined;
     secrets.push(sourceCredentials?.password);
     const source = parseReference(job.source);
     const targets = job.targets.map(loadTarget);
     const targetRegistry = targets[0].registry.name;
-    const targetCredentials = deps.targetCredentials && (deps.targetRegistry === undefined || deps.targetRegistry === targetRegistry) ? deps.targetCredentials : undefined;
+    const targetCredentials = deps.targetCredentials && (deps.targetRegistries === undefined || deps.targetRegistries.includes(targetRegistry)) ? deps.targetCredentials : undefined;
     const credentials = jobCredentials({
       id: `job:${job.id}`,
       sourceRegistry: source.registry.name,
@@ -183,6 +200,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         ...(deps.chunkSizeInBytes !== undefined && { chunkSizeInBytes: deps.chunkSizeInBytes }),
         ...(deps.concurrency !== undefined && { concurrency: deps.concurrency }),
         ...(deps.maxBlobBytes !== undefined && { maxBlobBytes: deps.maxBlobBytes }),
+        maxManifests: deps.maxManifests ?? DEFAULT_MAX_MANIFESTS,
         ...(deps.coordination && { coordination: releasedOnCancel(deps.coordination.forJob(job.id), lease) }),
       },
     );
@@ -202,12 +220,13 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
       });
       await deps.queue.enqueue({ jobId: job.id, continuation: message.continuation + 1 });
       const why = deps.stopSignal?.aborted ? 'the host is shutting down' : 'time budget used';
-      log.info(`job ${job.id}: ${why}, continuation ${message.continuation + 1} queued`);
+      logEvent(log, 'info', `job ${job.id}: ${why}, continuation ${message.continuation + 1} queued`, jobEvent(job, 'paused', 'running', now(), { ...where, bytes: tracker.snapshot().bytes.done }));
       return 'paused';
     }
     await lease.release((j) => recordSuccess(j, result, tracker, new Date(now()).toISOString()));
     await removeCheckpoints(deps, job.id);
-    log.info(`job ${job.id}: succeeded (${result.manifests.length} manifests, ${result.bytes.moved} bytes moved)`);
+    const succeeded = jobEvent(job, 'succeeded', 'succeeded', now(), { ...where, bytes: tracker.snapshot().bytes.done });
+    logEvent(log, 'info', `job ${job.id}: succeeded (${result.manifests.length} manifests, ${result.bytes.moved} bytes moved)`, succeeded);
     return 'succeeded';
   } catch (error) {
     await progress.stop();
@@ -227,7 +246,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         throw recordError;
       });
       await removeCheckpoints(deps, job.id);
-      log.error(`job ${job.id}: failed: ${final.code}: ${final.message}`);
+      logEvent(log, 'error', `job ${job.id}: failed: ${final.code}: ${final.message}`, jobEvent(job, 'failed', 'failed', now(), { ...where, bytes: tracker.snapshot().bytes.done, errorCode: final.code }));
       if (isPermanent(error)) return 'failed';
       // The host moves the message to imports-poison once this last attempt throws.
       throw new Error(`job ${job.id} failed on its last attempt: ${final.code}: ${final.message}`);
@@ -239,7 +258,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         j.lastError = { ...failure, at: new Date(now()).toISOString() };
       })
       .catch((releaseError: unknown) => log.warn(`job ${job.id}: could not record the error: ${errorText(releaseError, secrets)}`));
-    log.warn(`job ${job.id}: attempt failed, the host will retry: ${failure.code}: ${failure.message}`);
+    logEvent(log, 'warn', `job ${job.id}: attempt failed, the host will retry: ${failure.code}: ${failure.message}`, jobEvent(job, 'retrying', 'running', now(), { ...where, bytes: tracker.snapshot().bytes.done, errorCode: failure.code }));
     throw new Error(`job ${job.id}: ${failure.code}: ${failure.message}`);
   } finally {
     lease.stopRenewal();

@@ -12,6 +12,7 @@ import { parseReference } from '../registry/reference.js';
 import { DEFAULT_RETRY, MAX_RETRY_ATTEMPTS } from '../registry/retry.js';
 import { CaFileError, readCaFile } from '../registry/tls.js';
 import { ConfigurationError } from './errors.js';
+import { readStorageConnection, type StorageConnection } from './storage-connection.js';
 
 /** The queue the HTTP function feeds and the worker drains. */
 export const IMPORTS_QUEUE = 'imports';
@@ -25,6 +26,8 @@ export const DEFAULT_TIME_BUDGET_SECONDS = 480;
  * crashed worker's job resumes within about a minute of its message reappearing.
  */
 export const DEFAULT_LEASE_SECONDS = 60;
+/** Manifests per import, as `az acr import` allows ("50 manifests per imported image"). */
+export const DEFAULT_MAX_MANIFESTS = 50;
 export const DEFAULT_JOBS_TABLE = 'hoistjobs';
 export const DEFAULT_CHECKPOINTS_TABLE = 'hoistcheckpoints';
 export const DEFAULT_WATCHES_TABLE = 'hoistwatches';
@@ -51,32 +54,32 @@ export class Settings {
     return v === undefined || v.trim() === '' ? undefined : v.trim();
   }
 
-  /** `AzureWebJobsStorage`: the storage connection string for the queue, jobs and checkpoints. */
-  get storageConnectionString(): string {
-    const v = this.value(STORAGE_CONNECTION_SETTING);
-    if (!v) {
-      throw new ConfigurationError(
-        STORAGE_CONNECTION_SETTING,
-        `${STORAGE_CONNECTION_SETTING} is not set: give a storage connection string (UseDevelopmentStorage=true for Azurite)`,
-      );
-    }
-    return v;
+  /**
+   * `AzureWebJobsStorage`: the storage for the queue, jobs and checkpoints: a connection string,
+   * or an identity-based connection (`AzureWebJobsStorage__accountName`, or `__queueServiceUri`
+   * and `__tableServiceUri`; `__credential` and `__clientId`), as the Functions host reads it.
+   */
+  get storage(): StorageConnection {
+    return readStorageConnection(this.env, STORAGE_CONNECTION_SETTING);
   }
 
-  /** `HOIST_TARGET_REGISTRY`: the registry every import writes to, as `host[:port]`. Required for POST. */
-  get targetRegistry(): string {
+  /**
+   * `HOIST_TARGET_REGISTRY`: the registries imports may write to, comma-separated `host[:port]`s,
+   * each at most once (az acr import's `--name`; a request picks one with `targetRegistry`). The
+   * first is the default. Required for POST.
+   */
+  get targetRegistries(): string[] {
     const v = this.value('HOIST_TARGET_REGISTRY');
-    if (!v) throw new ConfigurationError('HOIST_TARGET_REGISTRY', 'HOIST_TARGET_REGISTRY is not set: give the target registry login server, e.g. myregistry.azurecr.io');
-    let name: string | undefined;
-    try {
-      name = parseReference(`${v}/probe`).registry.name;
-    } catch {
-      name = undefined;
+    if (!v) throw new ConfigurationError('HOIST_TARGET_REGISTRY', 'HOIST_TARGET_REGISTRY is not set: give the target registry login server, e.g. myregistry.azurecr.io (several, comma-separated, the default first)');
+    const names: string[] = [];
+    for (const entry of v.split(',').map((e) => e.trim())) {
+      const name = registryName(entry);
+      if (name === undefined) {
+        throw new ConfigurationError('HOIST_TARGET_REGISTRY', `HOIST_TARGET_REGISTRY entry "${entry}" is not a registry host[:port] (for example myregistry.azurecr.io or localhost:5000; several are separated by commas)`);
+      }
+      if (!names.includes(name)) names.push(name);
     }
-    if (name === undefined || (name !== v && !(v === 'index.docker.io' && name === 'docker.io'))) {
-      throw new ConfigurationError('HOIST_TARGET_REGISTRY', `HOIST_TARGET_REGISTRY "${v}" is not a registry host[:port] (for example myregistry.azurecr.io or localhost:5000)`);
-    }
-    return name;
+    return names;
   }
 
   /**
@@ -146,6 +149,14 @@ export class Settings {
   /** `HOIST_MAX_BLOB_BYTES`: the largest blob an import accepts, refused at planning above it (engine default 200 GiB). */
   get maxBlobBytes(): number | undefined {
     return this.value('HOIST_MAX_BLOB_BYTES') === undefined ? undefined : this.integer('HOIST_MAX_BLOB_BYTES', 0, 1);
+  }
+
+  /**
+   * `HOIST_MAX_MANIFESTS`: the most manifests one import may copy (an index and its children,
+   * referrers included), refused at planning above it. Default 50, as `az acr import` allows.
+   */
+  get maxManifests(): number {
+    return this.integer('HOIST_MAX_MANIFESTS', DEFAULT_MAX_MANIFESTS, 1);
   }
 
   /** `HOIST_CONCURRENCY`: parallel blob transfers per job (engine default 4). */
@@ -274,4 +285,18 @@ export class Settings {
     if (!Number.isSafeInteger(n) || n < min) throw new ConfigurationError(name, `${name} "${v}" must be a whole number of at least ${min}, in decimal digits`);
     return n;
   }
+}
+
+/**
+ * The registry name of a `host[:port]` as references spell it (`index.docker.io` is `docker.io`),
+ * or undefined when `value` is anything else (a path, a scheme, a port out of range).
+ */
+export function registryName(value: string): string | undefined {
+  let name: string | undefined;
+  try {
+    name = parseReference(`${value}/probe`).registry.name;
+  } catch {
+    return undefined;
+  }
+  return name === value || (value === 'index.docker.io' && name === 'docker.io') ? name : undefined;
 }

@@ -39,8 +39,9 @@ export interface SubmitImportDeps {
   jobs: JobStore;
   idempotency: IdempotencyStore;
   queue: JobQueue;
-  /** The deployment's target registry (HOIST_TARGET_REGISTRY). */
-  targetRegistry: string;
+  /** The deployment's target registries (HOIST_TARGET_REGISTRY), the default first. */
+  targetRegistries: readonly string[];
+  /** HOIST_TARGET_USERNAME/PASSWORD, given to whichever of `targetRegistries` a job writes to. */
   targetCredentials?: Credentials;
   /**
    * How registries are reached (the service's settings); the job's credentials are added per
@@ -81,7 +82,8 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
   const key = options.idempotencyKey;
   if (key !== undefined) checkIdempotencyKey(key);
   const request = parseImportRequest(body);
-  const resolved = resolveImport(request, deps.targetRegistry);
+  const targetRegistry = chooseTarget(request, deps.targetRegistries);
+  const resolved = resolveImport(request, targetRegistry);
   const credentials = request.username !== undefined && request.password !== undefined ? { username: request.username, password: request.password } : undefined;
   const now = deps.now ?? (() => new Date());
   const id = newJobId(now());
@@ -96,7 +98,7 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
 
   await checkSource(resolved.source.registry, deps);
   const sourceCheckHosts = (deps.sourceCheckHosts ?? deps.hosts).withCredentials(
-    jobCredentials({ id: `job:${id}:source-check`, sourceRegistry: resolved.source.registry.name, targetRegistry: deps.targetRegistry, ...(credentials && { source: credentials }) }),
+    jobCredentials({ id: `job:${id}:source-check`, sourceRegistry: resolved.source.registry.name, targetRegistry, ...(credentials && { source: credentials }) }),
   );
   // Asked while the target is checked (it never rejects); refused only on the registry's own
   // word that it lacks the manifest.
@@ -116,11 +118,11 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
       try {
         existing = await deps.findExistingTags(
           tagged,
-          deps.hosts.withCredentials(jobCredentials({ id: `job:${id}:target-check`, sourceRegistry: resolved.source.registry.name, targetRegistry: deps.targetRegistry, ...(deps.targetCredentials && { target: deps.targetCredentials }) })),
+          deps.hosts.withCredentials(jobCredentials({ id: `job:${id}:target-check`, sourceRegistry: resolved.source.registry.name, targetRegistry, ...(deps.targetCredentials && { target: deps.targetCredentials }) })),
           resolved.source.digest,
         );
       } catch (error) {
-        const wrapped = new TargetCheckError(deps.targetRegistry, { cause: error });
+        const wrapped = new TargetCheckError(targetRegistry, { cause: error });
         wrapped.message = redact(wrapped.message, [deps.targetCredentials?.password]);
         throw wrapped;
       }
@@ -166,6 +168,17 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
     throw error;
   }
   return { job: record, replayed: false };
+}
+
+/** The request's `targetRegistry` when the deployment lists it, else the first listed; 400 for any other. */
+function chooseTarget(request: ImportRequest, targetRegistries: readonly string[]): string {
+  if (request.targetRegistry === undefined) return targetRegistries[0];
+  if (targetRegistries.includes(request.targetRegistry)) return request.targetRegistry;
+  throw new RequestError(
+    'TARGET_NOT_ALLOWED',
+    `"targetRegistry" "${request.targetRegistry}" is not a registry this service writes to: give one of ${targetRegistries.join(', ')} (HOIST_TARGET_REGISTRY), or leave it out for ${targetRegistries[0]}`,
+    'targetRegistry',
+  );
 }
 
 /**

@@ -14,6 +14,8 @@ export interface SweepDeps {
   jobs: JobStore;
   checkpoints: TableCheckpoints;
   maxDequeueCount: number;
+  /** Told of each job the sweep failed, as recorded (for its transition in the logs). */
+  onFailed?: (job: JobRecord) => void;
   now?: () => number;
 }
 
@@ -64,6 +66,7 @@ async function failAbandoned(deps: SweepDeps, id: string, now: () => number): Pr
     throw error;
   }
   await deps.checkpoints.removeJob(id);
+  deps.onFailed?.(job);
   return true;
 }
 

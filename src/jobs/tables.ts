@@ -3,8 +3,9 @@
  * opening a table (created once), reading a failed request's HTTP status, and storing JSON values
  * larger than one property allows.
  */
-import { TableClient } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
 import { EntityTooLargeError } from './errors.js';
+import { tableClient, type StorageClients } from './storage-connection.js';
 
 /*
  * Azure Tables' limits, which Azurite does not enforce: what passes against the emulator must
@@ -21,10 +22,9 @@ export const MAX_PROPERTIES = 252;
 /** Characters per part of a long JSON value: inside MAX_STRING_CHARS, with room to spare. */
 const PART_CHARS = 30_000;
 
-/** Opens a table on a connection string, creating it if missing (once per client). */
-export async function openTable(connectionString: string, tableName: string): Promise<TableClient> {
-  // Azurite and other loopback emulators speak plain HTTP; the SDK refuses that unless told.
-  const client = TableClient.fromConnectionString(connectionString, tableName, { allowInsecureConnection: true });
+/** Opens a table on a storage connection, creating it if missing (once per client). */
+export async function openTable(clients: StorageClients, tableName: string): Promise<TableClient> {
+  const client = tableClient(clients, tableName);
   await client.createTable();
   return client;
 }

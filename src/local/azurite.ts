@@ -32,6 +32,12 @@ export interface StartAzuriteOptions {
   ports: AzuritePorts;
   /** Keep data in memory only (tests). */
   inMemoryPersistence?: boolean;
+  /**
+   * Serve HTTPS with this certificate and key (PEM paths) and accept Entra bearer tokens
+   * (`--oauth basic`: audience, issuer and expiry checked, not the signature), as a storage
+   * account reached with an identity. Tests of identity-based connections use it.
+   */
+  oauth?: { certPath: string; keyPath: string };
   /** How long to wait for the three services to listen. Default 30 s. */
   startTimeoutInMs?: number;
   /**
@@ -82,6 +88,7 @@ export async function startAzurite(options: StartAzuriteOptions): Promise<Azurit
   // Azurite 3.35 refuses --location together with --inMemoryPersistence; the child's working
   // directory (its default workspace) still keeps any stray file inside `location`.
   args.push(...(options.inMemoryPersistence ? ['--inMemoryPersistence'] : ['--location', options.location]));
+  if (options.oauth) args.push('--oauth', 'basic', '--cert', options.oauth.certPath, '--key', options.oauth.keyPath);
   const spawnProcess = options.spawnProcess ?? ((command, argv, spawnOptions) => spawn(command, [...argv], spawnOptions));
   // Detached into its own process group: Ctrl+C in the terminal signals the whole foreground group,
   // and Azurite must outlive the host's grace period, in which handlers still write to storage.

@@ -116,8 +116,9 @@ export interface PushDeps {
 
 /** Queues the syncs one push event asks for. Throws only for failures worth a redelivery (storage, target unreachable). */
 export async function handlePush(event: PushEvent, deps: PushDeps): Promise<PushOutcome> {
-  const targetRegistry = deps.submit.targetRegistry.toLowerCase();
-  if (event.host === targetRegistry) return { kind: 'ignored', reason: `the push went to the target registry ${targetRegistry} itself (Hoist's own pushes are not synced again)` };
+  // Watches write to the default (first) target registry; a push to any target is Hoist's own.
+  const targetRegistry = deps.submit.targetRegistries[0]!;
+  if (deps.submit.targetRegistries.some((r) => r.toLowerCase() === event.host)) return { kind: 'ignored', reason: `the push went to the target registry ${event.host} itself (Hoist's own pushes are not synced again)` };
   const watches = (await deps.store.list()).filter((w) => w.enabled && covers(w, event));
   if (watches.length === 0) return { kind: 'ignored', reason: `no enabled watch covers ${event.host}/${event.repository}:${event.tag}` };
   const jobs: Array<{ watch: string; tag: string; jobId: string; replayed: boolean }> = [];
@@ -127,7 +128,7 @@ export async function handlePush(event: PushEvent, deps: PushDeps): Promise<Push
     if (watch.tags.latest !== undefined && state.tags[tag] === undefined) continue; // "newest N" needs the whole list: the next resync decides
     const credentials = watchCredentials(watch, deps.submit.secretBox);
     try {
-      const targetHosts = deps.submit.hosts.withCredentials(jobCredentials({ id: 'mirror:target-check', sourceRegistry: event.host, targetRegistry: deps.submit.targetRegistry, ...(deps.submit.targetCredentials && { target: deps.submit.targetCredentials }) }));
+      const targetHosts = deps.submit.hosts.withCredentials(jobCredentials({ id: 'mirror:target-check', sourceRegistry: event.host, targetRegistry, ...(deps.submit.targetCredentials && { target: deps.submit.targetCredentials }) }));
       const outcome = await syncTag({ watch, tag, digest: event.digest, tracked: state.tags[tag], trigger: `event:${event.id}`, credentials, targetHosts, idempotencyKey: `event:${event.id}:${watch.name}:${tag}` }, deps);
       await deps.store.updateState(watch.name, (s) => {
         s.tags[tag] = outcome.tracked;

@@ -80,7 +80,7 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
     } else {
       wanted = tags.length;
       const state = (await deps.store.state(watch.name)).value;
-      const targetHosts = deps.submit.hosts.withCredentials(jobCredentials({ id: 'mirror:target-check', sourceRegistry: upstream.registry.name, targetRegistry: deps.submit.targetRegistry, ...(deps.submit.targetCredentials && { target: deps.submit.targetCredentials }) }));
+      const targetHosts = deps.submit.hosts.withCredentials(jobCredentials({ id: 'mirror:target-check', sourceRegistry: upstream.registry.name, targetRegistry: deps.submit.targetRegistries[0], ...(deps.submit.targetCredentials && { target: deps.submit.targetCredentials }) }));
       await mapLimit(tags.slice(0, MAX_TRACKED_TAGS), TAG_CONCURRENCY, async (tag) => {
         const digest = await headTag(upstream.withTag(tag), hosts, budget, counts);
         if (digest === 'stopped' || digest === undefined) return;
@@ -133,7 +133,7 @@ export interface SyncTagInput {
 export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submit' | 'now'>): Promise<{ tracked: TrackedTag; queued: boolean; jobId?: string }> {
   const now = (deps.now ?? (() => new Date()))().toISOString();
   const { watch, tag, digest, tracked } = input;
-  const target = parseReference(`${deps.submit.targetRegistry}/${watch.target}:${tag}`);
+  const target = parseReference(`${deps.submit.targetRegistries[0]}/${watch.target}:${tag}`);
   const held = (await RegistryClient.for(target.registry, input.targetHosts).headManifest(target))?.digest;
   if (held === digest) {
     const kept = tracked?.digest === digest ? tracked : undefined;
@@ -179,7 +179,7 @@ function upstreamProvider(watch: WatchRecord, credentials: Credentials | undefin
     // using the transport (and the credentials) of the old ones.
     id: `watch:${watch.name}:${watch.updatedAt}`,
     sourceRegistry: parseReference(watch.source).registry.name,
-    targetRegistry: submit.targetRegistry,
+    targetRegistry: submit.targetRegistries[0],
     ...(credentials && { source: credentials }),
     ...(submit.targetCredentials && { target: submit.targetCredentials }),
   });

@@ -81,7 +81,7 @@ beforeAll(async () => {
   // A host serving only the HTTP function: jobs can be submitted with no worker polling yet.
   frontEnd = await startAppHost(settings, { definitions: definitions.filter((d) => d.trigger.type === 'http') });
   api = ImportsApi.of(frontEnd);
-  jobsTable = await openTable(azurite.connectionString, 'hoistjobs');
+  jobsTable = await openTable({ connectionString: azurite.connectionString }, 'hoistjobs');
 });
 
 afterAll(async () => {

@@ -218,6 +218,38 @@ describe('POST /api/imports', () => {
     expect((await post({ source: LOCAL_SOURCE, images: ['hello:unknown'] })).status).toBe(409);
   });
 
+  it('writes to the HOIST_TARGET_REGISTRY entry that "targetRegistry" names, the first by default, and refuses any other', async () => {
+    // The second target is the registry itself, without the proxy in front.
+    process.env.HOIST_TARGET_REGISTRY = `${TARGET}, ${registry.host}`;
+    try {
+      const taken = await pushImage(registry, 'hello', 'second', { layers: [100] });
+      const mark = proxy.requests.length;
+      const conflict = await post({ source: LOCAL_SOURCE, targetRegistry: registry.host, images: ['hello:second'] });
+      expect(conflict.status).toBe(409);
+      expect(conflict.body.error.details).toEqual([{ code: 'TAG_EXISTS', message: `${registry.host}/hello:second points at ${taken.digest}`, field: 'images' }]);
+      // The no-force check went to the named target, not to the default one.
+      expect(tagChecksSince(mark)).toEqual([]);
+
+      const named = await post({ source: SOURCE, targetRegistry: registry.host, images: ['hello:second'], force: true });
+      expect(named.status).toBe(202);
+      expect(named.body.targets).toEqual([{ reference: `${registry.host}/hello:second`, tagged: true }]);
+      const byDefault = await post({ source: SOURCE, images: ['hello:first'], force: true });
+      expect(byDefault.body.targets).toEqual([{ reference: `${TARGET}/hello:first`, tagged: true }]);
+
+      const before = await queueLength();
+      const refused = await post({ source: SOURCE, targetRegistry: 'elsewhere.example', images: ['hello:v1'] });
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toMatchObject({ code: 'TARGET_NOT_ALLOWED', field: 'targetRegistry' });
+      expect(refused.body.error.message).toContain(`give one of ${TARGET}, ${registry.host}`);
+      const malformed = await post({ source: SOURCE, targetRegistry: 'https://elsewhere.example', images: ['hello:v1'] });
+      expect(malformed.status).toBe(400);
+      expect(malformed.body.error).toMatchObject({ code: 'INVALID_REFERENCE', field: 'targetRegistry' });
+      expect(await queueLength()).toBe(before);
+    } finally {
+      process.env.HOIST_TARGET_REGISTRY = TARGET;
+    }
+  });
+
   it('answers 502 when the target cannot be checked', async () => {
     targetDown = true;
     const before = await queueLength();

@@ -4,10 +4,10 @@
  * so their continuations are queued before the worker goes. (The pause itself, against real
  * registries and Azurite, is test/e2e/crash.test.ts's Ctrl+C case, through the same signal.)
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { shutdownSignal, trackUntilShutdown, watchRuntimeShutdown } from '../../src/functions/shutdown.js';
 import { PROJECT_ROOT, requireBuild } from '../cli/support.js';
+import { runUntilSigterm } from './support.js';
 
 it('appTerminate aborts the shutdown signal and waits for the invocations in flight', async () => {
   let terminate: (() => Promise<void>) | undefined;
@@ -39,12 +39,7 @@ it('SIGTERM to the app the Functions runtime loads pauses running imports, then 
     process.stdout.write('ready\\n');
     setInterval(() => undefined, 1000);
   `;
-  const child = spawn(process.execPath, ['-e', script], { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await expect.poll(() => out, { timeout: 20_000 }).toContain('ready');
-  child.kill('SIGTERM');
-  expect(await exited).toBe(143);
+  const { code, out } = await runUntilSigterm(script, PROJECT_ROOT, { PATH: process.env.PATH ?? '' });
+  expect(code).toBe(143);
   expect(out).toBe('ready\npaused\n');
 });

@@ -2,6 +2,7 @@
  * Calling the HTTP handlers directly, as the hosts do: build an HttpRequest and an
  * InvocationContext whose logs are captured.
  */
+import { spawn } from 'node:child_process';
 import { HttpRequest, InvocationContext, type HttpHandler, type HttpResponseInit } from '@azure/functions';
 
 export interface CallOptions {
@@ -43,4 +44,18 @@ export async function call(handler: HttpHandler, options: CallOptions, logs: str
   const outHeaders: Record<string, string> = {};
   for (const [k, v] of Object.entries((response.headers ?? {}) as Record<string, string>)) outHeaders[k.toLowerCase()] = v;
   return { status: response.status ?? 200, body: response.jsonBody, headers: outHeaders };
+}
+
+/**
+ * Runs `script` in a child Node process (as the Functions runtime runs the app) until it prints
+ * `ready`, then sends it SIGTERM; resolves with its exit code and everything it printed.
+ */
+export async function runUntilSigterm(script: string, cwd: string, env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, ['-e', script], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  await expect.poll(() => out, { timeout: 20_000 }).toContain('ready');
+  child.kill('SIGTERM');
+  return { code: await exited, out };
 }

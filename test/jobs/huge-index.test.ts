@@ -81,6 +81,8 @@ describe('stress: a 4,500-child index', () => {
         timeBudgetInMs: 600_000,
         leaseDurationInMs: 60_000,
         maxDequeueCount: 5,
+        // Far past the service's default of 50 (HOIST_MAX_MANIFESTS): the index and every child.
+        maxManifests: CHILDREN + 1,
         log: { info: (m) => logs.push(m), warn: (m) => logs.push(m), error: (m) => logs.push(m) },
       },
     );

@@ -17,7 +17,7 @@ const T0 = Date.parse('2026-01-01T00:00:00Z');
 
 function deps(nowMs: number): SubmitImportDeps {
   const { jobs, idempotency, queue } = env.storage;
-  return { jobs, idempotency, queue, targetRegistry: 'localhost:5000', hosts: new RegistryHosts(), findExistingTags, resolveDigest, now: () => new Date(nowMs) };
+  return { jobs, idempotency, queue, targetRegistries: ['localhost:5000'], hosts: new RegistryHosts(), findExistingTags, resolveDigest, now: () => new Date(nowMs) };
 }
 
 /** Leaves the claim a request makes before it inserts its job, and no job: as if it died there. */

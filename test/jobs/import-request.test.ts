@@ -46,7 +46,7 @@ describe('parseImportRequest', () => {
     ['not an object', [1, 2], 'INVALID_JSON', undefined, /must be a JSON object, not an array/],
     ['null body', null, 'INVALID_JSON', undefined, /must be a JSON object, not null/],
     ['missing source', { images: ['a:b'] }, 'MISSING_FIELD', 'source', /"source" is required: give a fully qualified image reference/],
-    ['unknown field', { source: SOURCE, tags: ['x'] }, 'UNKNOWN_FIELD', 'tags', /unknown field "tags": the accepted fields are source, registry, images/],
+    ['unknown field', { source: SOURCE, tags: ['x'] }, 'UNKNOWN_FIELD', 'tags', /unknown field "tags": the accepted fields are source, registry, targetRegistry, images/],
     ['source of the wrong type', { source: 42 }, 'INVALID_FIELD', 'source', /"source" is a number; expected a fully qualified image reference/],
     ['force of the wrong type', { source: SOURCE, force: 'yes' }, 'INVALID_FIELD', 'force', /"force" is a string; expected true or false/],
     ['images not an array', { source: SOURCE, images: 'a:b' }, 'INVALID_FIELD', 'images', /"images" is a string; expected a list of up to 50/],

@@ -70,7 +70,7 @@ describe('job lease', () => {
     const first = await acquire(record.id, 'first', { durationInMs: 300 });
     expect(first.kind).toBe('acquired');
     clock += 299;
-    expect(await acquire(record.id, 'second')).toEqual({ kind: 'held', owner: 'first', retryAfterMs: 1 });
+    expect(await acquire(record.id, 'second')).toMatchObject({ kind: 'held', owner: 'first', retryAfterMs: 1, record: { id: record.id, leaseOwner: 'first' } });
     clock += 1;
     const second = await acquire(record.id, 'second');
     expect(second.kind).toBe('acquired');

@@ -13,7 +13,7 @@ import { openJobStorage, type JobStorage } from '../../src/jobs/job-storage.js';
 import { runImport, type RunImportDeps } from '../../src/jobs/run-import.js';
 import { Settings } from '../../src/jobs/settings.js';
 import { ConfigurationError } from '../../src/jobs/errors.js';
-import { pushImage, pushImageWithLyingSize } from '../helpers/fixtures.js';
+import { pushImage, pushImageWithLyingSize, pushOciIndexThreePlatforms } from '../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { manifestStatus } from '../cli/support.js';
 import { startAzurite, type TestAzurite } from './azurite.js';
@@ -36,7 +36,7 @@ afterAll(async () => {
 /** The worker's dependencies as import-worker.ts builds them, with settings read from `env`. */
 function deps(env: Record<string, string>): RunImportDeps {
   const settings = new Settings(env);
-  const { maxBlobBytes } = settings;
+  const { maxBlobBytes, maxManifests } = settings;
   return {
     jobs: storage.jobs,
     checkpoints: storage.checkpoints,
@@ -48,6 +48,7 @@ function deps(env: Record<string, string>): RunImportDeps {
     maxDequeueCount: 5,
     chunkSizeInBytes: 4 * 1024 * 1024,
     ...(maxBlobBytes !== undefined && { maxBlobBytes }),
+    maxManifests,
     log: { info: (m) => logs.push(m), warn: (m) => logs.push(m), error: (m) => logs.push(m) },
   };
 }
@@ -100,6 +101,23 @@ it('a descriptor over HOIST_MAX_BLOB_BYTES fails the job for good at planning, n
   expect(job.error?.message).toContain('HOIST_MAX_BLOB_BYTES');
   expect(job.progress.bytes.done).toBe(0);
   expect(await manifestStatus(target, `max/dst-${n}`, 'v1')).toBe(404);
+});
+
+it('an import of more manifests than HOIST_MAX_MANIFESTS fails for good at planning, naming the setting; at the limit it succeeds', async () => {
+  const n = newJobId().slice(-8);
+  // An index and its three images: four manifests.
+  const index = await pushOciIndexThreePlatforms(source, `many/src-${n}`, 'v1');
+  const refused = await runJob(`many/src-${n}`, `many/dst-${n}`, { HOIST_MAX_MANIFESTS: '3' });
+  expect(refused.outcome).toBe('failed');
+  expect(refused.job.error?.code).toBe('TOO_MANY_MANIFESTS');
+  expect(refused.job.error?.message).toContain('4 manifests');
+  expect(refused.job.error?.message).toContain('HOIST_MAX_MANIFESTS');
+  expect(refused.job.progress.bytes.done).toBe(0);
+  expect(await manifestStatus(target, `many/dst-${n}`, 'v1')).toBe(404);
+
+  const allowed = await runJob(`many/src-${n}`, `many/dst-${n}`, { HOIST_MAX_MANIFESTS: '4' });
+  expect(allowed.outcome).toBe('succeeded');
+  expect(allowed.job.targetDigest).toBe(index.digest);
 });
 
 it.each(['12x', '0', '1.5', String(2 ** 53)])('refuses the setting HOIST_MAX_BLOB_BYTES=%s, naming it', (value) => {

@@ -124,8 +124,12 @@ describe('runImport', () => {
 
     // A job queued under another target registry gets no target credentials.
     const elsewhere = await h.createJob();
-    await runImport(delivery(elsewhere.id), h.deps(engine, { targetRegistry: 'new-target.example' }));
+    await runImport(delivery(elsewhere.id), h.deps(engine, { targetRegistries: ['new-target.example'] }));
     expect(await engine.calls[1].options.hosts!.credentials.getCredentials('localhost:5000', [])).toBeUndefined();
+    // A job written to any of the listed targets gets them.
+    const second = await h.createJob();
+    await runImport(delivery(second.id), h.deps(engine, { targetRegistries: ['new-target.example', 'localhost:5000'] }));
+    expect(await engine.calls[2].options.hosts!.credentials.getCredentials('localhost:5000', [])).toEqual({ kind: 'basic', username: 'pusher', password: TARGET_PASSWORD });
 
     const done = await h.job(job.id);
     expect(done).toMatchObject({ status: 'succeeded', sourceDigest: SOURCE_DIGEST, sourceMediaType: MANIFEST_TYPE, targetDigest: SOURCE_DIGEST, attempts: 1 });
@@ -142,7 +146,7 @@ describe('runImport', () => {
     expect(await h.count()).toBe(0);
     // A redelivery of the finished job does nothing.
     expect(await runImport(delivery(job.id), h.deps(engine))).toBe('finished');
-    expect(engine.calls).toHaveLength(2);
+    expect(engine.calls).toHaveLength(3);
   });
 
   it('records the layers left referenced by URL, bounded, and the attestations, and shows them in the status document', async () => {

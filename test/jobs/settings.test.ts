@@ -5,8 +5,8 @@ type Env = Record<string, string | undefined>;
 type Getter = (s: Settings) => unknown;
 
 const get: Record<string, Getter> = {
-  storage: (s) => s.storageConnectionString,
-  target: (s) => s.targetRegistry,
+  storage: (s) => s.storage,
+  target: (s) => s.targetRegistries,
   targetCredentials: (s) => s.targetCredentials,
   apiKey: (s) => s.apiKey,
   secretKey: (s) => s.secretKey,
@@ -19,15 +19,19 @@ const get: Record<string, Getter> = {
   allowedPrivate: (s) => s.allowedPrivateRegistries,
   allowedSources: (s) => s.allowedSources,
   retry: (s) => s.retryAttempts,
+  maxManifests: (s) => s.maxManifests,
   hosts: (s) => s.registryHosts,
 };
 
 describe('Settings', () => {
   it.each<[string, Env, string, unknown]>([
-    ['AzureWebJobsStorage', { AzureWebJobsStorage: ' UseDevelopmentStorage=true ' }, 'storage', 'UseDevelopmentStorage=true'],
-    ['HOIST_TARGET_REGISTRY host', { HOIST_TARGET_REGISTRY: 'myregistry.azurecr.io' }, 'target', 'myregistry.azurecr.io'],
-    ['HOIST_TARGET_REGISTRY host:port', { HOIST_TARGET_REGISTRY: 'localhost:5000' }, 'target', 'localhost:5000'],
-    ['HOIST_TARGET_REGISTRY index.docker.io', { HOIST_TARGET_REGISTRY: 'index.docker.io' }, 'target', 'docker.io'],
+    ['AzureWebJobsStorage', { AzureWebJobsStorage: ' UseDevelopmentStorage=true ' }, 'storage', { connectionString: 'UseDevelopmentStorage=true' }],
+    ['HOIST_TARGET_REGISTRY host', { HOIST_TARGET_REGISTRY: 'myregistry.azurecr.io' }, 'target', ['myregistry.azurecr.io']],
+    ['HOIST_TARGET_REGISTRY host:port', { HOIST_TARGET_REGISTRY: 'localhost:5000' }, 'target', ['localhost:5000']],
+    ['HOIST_TARGET_REGISTRY index.docker.io', { HOIST_TARGET_REGISTRY: 'index.docker.io' }, 'target', ['docker.io']],
+    ['HOIST_TARGET_REGISTRY list, the default first', { HOIST_TARGET_REGISTRY: ' b.azurecr.io, localhost:5000,b.azurecr.io ' }, 'target', ['b.azurecr.io', 'localhost:5000']],
+    ['the default HOIST_MAX_MANIFESTS', {}, 'maxManifests', 50],
+    ['HOIST_MAX_MANIFESTS', { HOIST_MAX_MANIFESTS: '5000' }, 'maxManifests', 5000],
     ['no target credentials', {}, 'targetCredentials', undefined],
     ['target credentials', { HOIST_TARGET_USERNAME: 'u', HOIST_TARGET_PASSWORD: 'p w' }, 'targetCredentials', { username: 'u', password: 'p w' }],
     ['no API key', { HOIST_API_KEY: '' }, 'apiKey', undefined],
@@ -83,6 +87,8 @@ describe('Settings', () => {
     ['a missing target registry', {}, 'target', 'HOIST_TARGET_REGISTRY', /HOIST_TARGET_REGISTRY is not set/],
     ['a target registry with a path', { HOIST_TARGET_REGISTRY: 'myregistry.azurecr.io/x' }, 'target', 'HOIST_TARGET_REGISTRY', /is not a registry host\[:port\]/],
     ['a target registry with a port out of range', { HOIST_TARGET_REGISTRY: 'localhost:99999' }, 'target', 'HOIST_TARGET_REGISTRY', /"localhost:99999" is not a registry host\[:port\]/],
+    ['a target registry list with a bad entry', { HOIST_TARGET_REGISTRY: 'a.azurecr.io,,b.azurecr.io' }, 'target', 'HOIST_TARGET_REGISTRY', /entry "" is not a registry host\[:port\]/],
+    ['a HOIST_MAX_MANIFESTS of 0', { HOIST_MAX_MANIFESTS: '0' }, 'maxManifests', 'HOIST_MAX_MANIFESTS', /must be a whole number of at least 1/],
     ['a target registry with a scheme', { HOIST_TARGET_REGISTRY: 'https://myregistry.azurecr.io' }, 'target', 'HOIST_TARGET_REGISTRY', /is not a registry host\[:port\]/],
     ['a target username alone', { HOIST_TARGET_USERNAME: 'u' }, 'targetCredentials', 'HOIST_TARGET_PASSWORD', /must be set together/],
     ['a target password alone', { HOIST_TARGET_PASSWORD: 'p' }, 'targetCredentials', 'HOIST_TARGET_USERNAME', /must be set together/],

@@ -48,6 +48,11 @@ describe('write locks', () => {
     // Another tag, and the same digest as a blob, are other locks.
     const other = await locks.lockTag(parseReference('127.0.0.1:5000/team/app:v2'), never);
     await other!();
+    // So is the same repo:tag in another target registry (HOIST_TARGET_REGISTRY lists several).
+    const elsewhere = await locks.lockTag(parseReference('127.0.0.1:5001/team/app:v1'), never);
+    expect(elsewhere).toBeDefined();
+    expect(secondTook).toBe(false);
+    await elsewhere!();
     await first!();
     const release = await second;
     expect(release).toBeDefined();

@@ -1,0 +1,101 @@
+/**
+ * Hoist's own tables and queue reached with a managed identity, for real: Azurite serves HTTPS
+ * and accepts only Entra bearer tokens for storage (`--oauth basic`), the managed-identity
+ * fixture plays the platform's endpoint, and the real @azure/identity ManagedIdentityCredential
+ * gets its tokens there. The app side runs in a child process, as on Azure: the platform's
+ * variables in its environment, and NODE_EXTRA_CA_CERTS trusting the test CA (read only at
+ * start, so not settable in this process).
+ */
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { startAzurite, type AzuriteInstance } from '../../src/local/azurite.js';
+import { makeCertificates, type TestCertificates } from '../helpers/certificates.js';
+import { createEntraTenant } from '../helpers/entra-tenant.js';
+import { startManagedIdentityEndpoint, type ManagedIdentityEndpoint } from '../helpers/managed-identity.js';
+import { freePort } from '../helpers/ports.js';
+import { spawnTracked } from '../helpers/processes.js';
+
+const run = promisify(execFile);
+const DIST = path.join(__dirname, '..', '..', 'dist', 'src', 'jobs');
+const CLIENT_ID = randomUUID();
+const OTHER_CLIENT_ID = randomUUID();
+let directory: string;
+let certificates: TestCertificates;
+let azurite: AzuriteInstance;
+let identity: ManagedIdentityEndpoint;
+
+beforeAll(async () => {
+  directory = mkdtempSync(path.join(tmpdir(), 'hoist-storage-identity-'));
+  certificates = await makeCertificates(directory, 'localhost');
+  const ports = { blob: await freePort(), queue: await freePort(), table: await freePort() };
+  azurite = await startAzurite({
+    location: directory,
+    ports,
+    inMemoryPersistence: true,
+    oauth: { certPath: certificates.certPath, keyPath: certificates.keyPath },
+    spawnProcess: (command, args, options) => spawnTracked(command, args, options),
+  });
+  identity = await startManagedIdentityEndpoint({ tenant: createEntraTenant(), userAssigned: { [CLIENT_ID]: randomUUID() } });
+});
+afterAll(async () => {
+  await Promise.all([azurite?.stop(), identity?.stop()]);
+  rmSync(directory, { recursive: true, force: true });
+});
+
+/** Opens the job storage from identity settings in a child process, writes a job and a message, reads them back. */
+const SCRIPT = `
+const { Settings } = require(${JSON.stringify(path.join(DIST, 'settings.js'))});
+const { openJobStorage } = require(${JSON.stringify(path.join(DIST, 'job-storage.js'))});
+const { newJobRecord } = require(${JSON.stringify(path.join(DIST, 'job-record.js'))});
+const { newJobId } = require(${JSON.stringify(path.join(DIST, 'job-id.js'))});
+(async () => {
+  const storage = await openJobStorage(new Settings(process.env).storage, { queueName: 'identity-imports' });
+  const record = newJobRecord({ id: newJobId(), source: 'docker.io/library/hello-world:latest', targets: [{ reference: 'localhost:5000/hello:v1', tagged: true }], force: false, platforms: [], referrers: false });
+  await storage.jobs.create(record);
+  const read = await storage.jobs.get(record.id);
+  await storage.queue.enqueue({ jobId: record.id, continuation: 0 });
+  const { receivedMessageItems } = await storage.queue.queue.receiveMessages();
+  console.log(JSON.stringify({ created: record.id, read: read.value.id, message: Buffer.from(receivedMessageItems[0].messageText, 'base64').toString('utf8') }));
+})().catch((error) => {
+  console.error(String(error && error.message));
+  process.exit(1);
+});
+`;
+
+function runApp(clientId: string) {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    ...identity.environment,
+    NODE_EXTRA_CA_CERTS: certificates.caPath,
+    AzureWebJobsStorage__queueServiceUri: `https://127.0.0.1:${azurite.ports.queue}/devstoreaccount1`,
+    AzureWebJobsStorage__tableServiceUri: `https://127.0.0.1:${azurite.ports.table}/devstoreaccount1`,
+    AzureWebJobsStorage__credential: 'managedidentity',
+    AzureWebJobsStorage__clientId: clientId,
+  };
+  return run(process.execPath, ['-e', SCRIPT], { env, timeout: 60_000 });
+}
+
+it('reads and writes the jobs table and the imports queue with the user-assigned identity named by __clientId', async () => {
+  const { stdout } = await runApp(CLIENT_ID);
+  const result = JSON.parse(stdout.trim()) as { created: string; read: string; message: string };
+  expect(result.read).toBe(result.created);
+  expect(JSON.parse(result.message)).toEqual({ jobId: result.created, continuation: 0 });
+  // Every token came from the platform endpoint, for storage, for that identity.
+  const asked = identity.requests.filter((r) => r.status === 200);
+  expect(asked.length).toBeGreaterThan(0);
+  expect(new Set(asked.map((r) => `${r.resource} ${r.clientId}`))).toEqual(new Set([`https://storage.azure.com ${CLIENT_ID}`]));
+});
+
+it('fails, naming no secret, when the platform has no such identity', async () => {
+  const failed = await runApp(OTHER_CLIENT_ID).then(
+    () => undefined,
+    (error: { stderr: string }) => error,
+  );
+  expect(failed).toBeDefined();
+  expect(failed!.stderr).toMatch(/ManagedIdentityCredential/);
+  for (const { token } of identity.issued) expect(failed!.stderr).not.toContain(token);
+});
