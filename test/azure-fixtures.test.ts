@@ -5,11 +5,11 @@
  * fixture bug cannot hide behind Hoist's own client.
  */
 import { ManagedIdentityCredential } from '@azure/identity';
-import { ACR_NULL_GUID, startAcrFixture, type AcrFixture } from './acr-fixture.js';
-import { registryResourceId, startArmFixture, type ArmFixture } from './arm-fixture.js';
-import { ACR_AUDIENCE, ARM_AUDIENCE, createEntraTenant } from './entra-tenant.js';
-import { pushImage } from './fixtures.js';
-import { startManagedIdentityEndpoint, type ManagedIdentityEndpoint } from './managed-identity.js';
+import { ACR_NULL_GUID, startAcrFixture, type AcrFixture } from './helpers/acr-fixture.js';
+import { registryResourceId, startArmFixture, type ArmFixture } from './helpers/arm-fixture.js';
+import { ACR_AUDIENCE, ARM_AUDIENCE, createEntraTenant } from './helpers/entra-tenant.js';
+import { pushImage } from './helpers/fixtures.js';
+import { startManagedIdentityEndpoint, type ManagedIdentityEndpoint } from './helpers/managed-identity.js';
 
 const tenant = createEntraTenant();
 const SYSTEM = 'system-identity-oid';
