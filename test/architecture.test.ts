@@ -1,6 +1,6 @@
 /**
  * The layers of docs/architecture.md, enforced: each folder of src/ may import only the layers
- * below it (registry ← copy ← jobs ← functions ← local; cli beside jobs, on copy).
+ * below it (registry ← copy ← azure ← jobs ← functions ← local; cli beside jobs, on azure).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,10 +10,11 @@ const SRC = join(__dirname, '..', 'src');
 const ALLOWED: Record<string, string[]> = {
   registry: [],
   copy: ['registry'],
-  jobs: ['registry', 'copy'],
-  functions: ['registry', 'copy', 'jobs'],
-  local: ['registry', 'copy', 'jobs', 'functions'],
-  cli: ['registry', 'copy'],
+  azure: ['registry', 'copy'],
+  jobs: ['registry', 'copy', 'azure'],
+  functions: ['registry', 'copy', 'azure', 'jobs'],
+  local: ['registry', 'copy', 'azure', 'jobs', 'functions'],
+  cli: ['registry', 'copy', 'azure'],
 };
 
 function importsOf(folder: string): Array<{ file: string; layer: string }> {
@@ -35,5 +36,11 @@ describe('layering', () => {
   it.each(folders)('src/%s imports only the layers below it', (folder) => {
     const violations = importsOf(folder).filter((i) => !ALLOWED[folder].includes(i.layer));
     expect(violations).toEqual([]);
+  });
+
+  it.each(['registry', 'copy'])('src/%s imports no Azure SDK package (Azure lives in src/azure and above)', (folder) => {
+    const files = readdirSync(join(SRC, folder)).filter((f) => f.endsWith('.ts'));
+    const azure = files.filter((file) => /(?:from|import\()\s*'@azure\//.test(readFileSync(join(SRC, folder, file), 'utf8')));
+    expect(azure).toEqual([]);
   });
 });

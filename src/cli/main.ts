@@ -1,4 +1,5 @@
 /** The `hoist` command line: maps flags to the copy engine and its result to output and exit codes. */
+import { AzureError } from '../azure/errors.js';
 import { copy, CopyError, DEFAULT_MAX_BLOB_BYTES } from '../copy/index.js';
 import { FileCheckpointStore } from '../copy/file-checkpoints.js';
 import type { CopyResult } from '../copy/types.js';
@@ -54,7 +55,10 @@ Flags:
   --version            print the version
 
 Credentials, first match wins: the flags; HOIST_SRC_USERNAME/HOIST_SRC_PASSWORD and
-HOIST_DEST_USERNAME/HOIST_DEST_PASSWORD; then the auths in ~/.docker/config.json ($DOCKER_CONFIG).
+HOIST_DEST_USERNAME/HOIST_DEST_PASSWORD; then the auths in ~/.docker/config.json ($DOCKER_CONFIG);
+then, for an Azure Container Registry (recognised by its challenge), your Azure login: AZURE_TENANT_ID/
+AZURE_CLIENT_ID/AZURE_CLIENT_SECRET, else \`az login\`, else \`azd auth login\` (HOIST_ACR_AUDIENCE
+for a sovereign cloud). The login needs AcrPull on a source and AcrPush on a target.
 
 Exit codes:
   0  success (also when the target tag already pointed at the same digest)
@@ -69,6 +73,8 @@ Exit codes:
 
 function exitCodeFor(error: unknown): number {
   if (error instanceof UsageError) return EXIT.usage;
+  // Every Azure identity failure of a copy is about authentication or authorization.
+  if (error instanceof AzureError) return EXIT.auth;
   if (!(error instanceof CopyError)) return EXIT.failure;
   switch (error.code) {
     case 'INVALID_TARGET':
@@ -154,6 +160,8 @@ export async function main(argv: string[]): Promise<number> {
     let result: CopyResult;
     try {
       result = await copy(parsed.request, { ...parsed.options, checkpoints, onProgress, abortSignal: interrupts.signal });
+    } catch (error) {
+      throw parsed.explain(error);
     } finally {
       interrupts.dispose();
     }

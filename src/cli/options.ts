@@ -3,6 +3,9 @@
  * Every bad flag gets an error naming it, what was wrong and what is accepted.
  */
 import { parseArgs } from 'node:util';
+import { AcrIdentityCredentials } from '../azure/acr-credentials.js';
+import { explainAcrRefusal } from '../azure/errors.js';
+import { developerIdentity } from '../azure/identity.js';
 import { parsePlatform } from '../copy/platform.js';
 import type { CopyOptions, CopyRequest } from '../copy/types.js';
 import { firstOf, forRegistry, parseUserPassword, type CredentialProvider, type Credentials } from '../registry/credentials.js';
@@ -20,6 +23,8 @@ export interface CopyCommand {
   request: CopyRequest;
   options: CopyOptions;
   resumeDir?: string;
+  /** Names the role the developer's Azure identity lacks when a side refused it. */
+  explain(error: unknown): unknown;
 }
 
 const SIZE = /^(\d+)\s*(|b|k|kb|kib|m|mb|mib|g|gb|gib)$/i;
@@ -151,6 +156,14 @@ export function parseCopyArgs(args: string[]): CopyCommand {
   if (dest) providers.push(forRegistry(target.registry.name, dest, 'dest-creds'));
   if (src) providers.push(forRegistry(source.registry.name, src, 'src-creds'));
   providers.push(dockerConfigCredentials());
+  // Last: an ACR that nothing above covers gets the developer's own Azure login, as az acr import.
+  const identity = new AcrIdentityCredentials(developerIdentity(), {
+    id: 'azure-login',
+    describe: 'your Azure login',
+    audience: process.env.HOIST_ACR_AUDIENCE?.trim() || undefined,
+    unavailableAdvice: 'run az login (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET), or give --src-creds / --dest-creds',
+  });
+  providers.push(identity);
   const hosts = new RegistryHosts({
     credentials: firstOf(...providers),
     retry: { ...DEFAULT_RETRY, maxAttempts: retryAttempts(values['retry-times']) },
@@ -186,5 +199,6 @@ export function parseCopyArgs(args: string[]): CopyCommand {
       ...(maxBlobBytes !== undefined && { maxBlobBytes }),
     },
     resumeDir,
+    explain: (error) => explainAcrRefusal(error, { source: source.registry.name, target: target.registry.name }, (registry) => identity.answeredFor(registry)),
   };
 }

@@ -16,7 +16,7 @@ import { requireApiKey } from './api-key.js';
 import type { FunctionDefinition } from './definition.js';
 import { HttpError, responseForError } from './http-errors.js';
 import { readJsonBody } from './json-body.js';
-import { currentEngine, currentSettings, jobStorage, registryHosts, secretBox } from './services.js';
+import { azureIdentity, currentEngine, currentSettings, jobStorage, registryHosts, registryResolver, secretBox } from './services.js';
 
 /** The route prefix the host adds (host.json `extensions.http.routePrefix`, default `api`). */
 const ROUTE_PREFIX = '/api';
@@ -64,6 +64,8 @@ async function postImport(request: HttpRequest, context: InvocationContext): Pro
     targetRegistry: settings.targetRegistry,
     ...(targetCredentials && { targetCredentials }),
     hosts: registryHosts(settings),
+    identity: azureIdentity(settings),
+    resolveRegistry: registryResolver(settings),
     ...(box && { secretBox: box }),
     findExistingTags: currentEngine().findExistingTags,
     resolveDigest: currentEngine().resolveDigest,

@@ -3,6 +3,9 @@
  * settings, the job storage (opened once per connection string and table names) and the copy
  * engine. Tests swap the engine with `setEngine`.
  */
+import { AcrIdentityCredentials } from '../azure/acr-credentials.js';
+import { resolveRegistryResourceId } from '../azure/arm.js';
+import { serviceIdentity, type EntraTokenSource } from '../azure/identity.js';
 import { copy, findExistingTags, resolveDigest } from '../copy/index.js';
 import type { AddressPolicy } from '../registry/address-policy.js';
 import { ConfigurationError } from '../jobs/errors.js';
@@ -25,6 +28,11 @@ const storages = new Map<string, Promise<JobStorage>>();
 const addressPolicies = new Map<string, AddressPolicy>();
 /** Per address policy (itself one per setting), then per host setting. */
 const hostsBySettings = new Map<AddressPolicy, Map<string, RegistryHosts>>();
+
+/** The app's Azure identity (DefaultAzureCredential), made when first asked for; it caches its Entra tokens. */
+let entraIdentity: EntraTokenSource | undefined;
+/** Per HOIST_ACR_AUDIENCE: the identity's ACR refresh tokens, shared by every job. */
+const acrIdentities = new Map<string, AcrIdentityCredentials>();
 
 /** The settings as they are now (read on every invocation; cheap). */
 export function currentSettings(): Settings {
@@ -116,6 +124,45 @@ function addressPolicy(settings: Settings = currentSettings()): AddressPolicy {
     addressPolicies.set(key, policy);
   }
   return policy;
+}
+
+/**
+ * The app's Azure identity as a credential provider for ACRs (HOIST_ACR_AUDIENCE): the target
+ * when HOIST_TARGET_USERNAME is not set, and sources given without credentials.
+ */
+export function azureIdentity(settings: Settings = currentSettings()): AcrIdentityCredentials {
+  const audience = settings.acrAudience;
+  let identity = acrIdentities.get(audience);
+  if (!identity) {
+    entraIdentity ??= serviceIdentity();
+    identity = new AcrIdentityCredentials(entraIdentity, {
+      id: 'azure-identity',
+      describe: "the app's Azure identity",
+      audience,
+      unavailableAdvice: 'give the Function App a managed identity (AZURE_CLIENT_ID names a user-assigned one), set HOIST_TARGET_USERNAME and HOIST_TARGET_PASSWORD for the target, or give the source "username" and "password"',
+    });
+    acrIdentities.set(audience, identity);
+  }
+  return identity;
+}
+
+/**
+ * Resolves a registry resource ID to its login server through ARM (HOIST_ARM_ENDPOINT, with a
+ * token for HOIST_ARM_AUDIENCE from the app's identity), under the same retry, address policy
+ * and TLS settings as registry requests.
+ */
+export function registryResolver(settings: Settings = currentSettings()): (resourceId: string) => Promise<string> {
+  const hosts = registryHosts(settings);
+  const { armEndpoint, armAudience } = settings;
+  return (resourceId) => {
+    entraIdentity ??= serviceIdentity();
+    return resolveRegistryResourceId(resourceId, {
+      identity: entraIdentity,
+      armEndpoint,
+      armAudience,
+      connection: { retry: hosts.retry, tls: hosts.tls, ...(hosts.addressPolicy && { policy: hosts.addressPolicy }) },
+    });
+  };
 }
 
 /** The copy engine in use. */

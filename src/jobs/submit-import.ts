@@ -7,7 +7,10 @@ import { createHash } from 'node:crypto';
 import type { findExistingTags as FindExistingTags, resolveDigest as ResolveDigest } from '../copy/index.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { RegistryHosts } from '../registry/hosts.js';
-import type { Reference } from '../registry/reference.js';
+import { parseReference, type Reference } from '../registry/reference.js';
+import type { IdentityCredentials } from '../azure/acr-credentials.js';
+import { looksLikeResourceId } from '../azure/arm.js';
+import { AzureError } from '../azure/errors.js';
 import { ConcurrencyError, IdempotencyError, RequestError, TagExistsError, TargetCheckError } from './errors.js';
 import type { IdempotencyStore } from './idempotency-store.js';
 import { parseImportRequest, type ImportRequest } from './import-request.js';
@@ -45,6 +48,13 @@ export interface SubmitImportDeps {
   findExistingTags: typeof FindExistingTags;
   /** Resolves a source given by tag, when a target tag exists, to tell a no-op from a conflict. */
   resolveDigest: typeof ResolveDigest;
+  /** The app's Azure identity, for an ACR target or source the credentials leave without. */
+  identity?: IdentityCredentials;
+  /**
+   * Resolves a registry resource ID to its login server (through ARM, azure/arm.ts); a request
+   * naming one is refused without it.
+   */
+  resolveRegistry?: (resourceId: string) => Promise<string>;
   /** HOIST_ALLOWED_SOURCES: host patterns a source must match; any source when unset. */
   allowedSources?: readonly string[];
   now?: () => Date;
@@ -69,12 +79,15 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
   const key = options.idempotencyKey;
   if (key !== undefined) checkIdempotencyKey(key);
   const request = parseImportRequest(body);
-  const resolved = resolveImport(request, deps.targetRegistry);
-  const credentials = request.username !== undefined && request.password !== undefined ? { username: request.username, password: request.password } : undefined;
+  // A registry given by resource ID is resolved below, after sealing: that is a network call.
+  let resolved = request.registry !== undefined && looksLikeResourceId(request.registry) ? undefined : resolveImport(request, deps.targetRegistry);
+  // A password alone is a token (parseImportRequest checked it), sealed with an empty username.
+  const credentials = request.password !== undefined ? { username: request.username ?? '', password: request.password } : undefined;
   const now = deps.now ?? (() => new Date());
   const id = newJobId(now());
   // Seal first: a deployment without HOIST_SECRET_KEY refuses credentials before any network call.
   const sealedCredentials = credentials ? sealCredentials(deps.secretBox, id, credentials) : undefined;
+  resolved ??= resolveImport(await withLoginServer(request, deps), deps.targetRegistry);
   const fingerprint = requestFingerprint(request, deps.secretBox);
 
   if (key !== undefined) {
@@ -91,7 +104,7 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
       try {
         existing = await deps.findExistingTags(
           tagged,
-          deps.hosts.withCredentials(jobCredentials({ id: `job:${id}:target-check`, sourceRegistry: resolved.source.registry.name, targetRegistry: deps.targetRegistry, ...(deps.targetCredentials && { target: deps.targetCredentials }) })),
+          deps.hosts.withCredentials(jobCredentials({ id: `job:${id}:target-check`, sourceRegistry: resolved.source.registry.name, targetRegistry: deps.targetRegistry, ...(deps.targetCredentials && { target: deps.targetCredentials }), ...(deps.identity && { identity: deps.identity }) })),
           resolved.source.digest,
         );
       } catch (error) {
@@ -101,7 +114,7 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
       }
     }
     if (existing.length > 0 && resolved.source.digest === undefined && request.platforms.length === 0) {
-      const sourceHosts = deps.hosts.withCredentials(jobCredentials({ id: `job:${id}:source-check`, sourceRegistry: resolved.source.registry.name, targetRegistry: deps.targetRegistry, ...(credentials && { source: credentials }) }));
+      const sourceHosts = deps.hosts.withCredentials(jobCredentials({ id: `job:${id}:source-check`, sourceRegistry: resolved.source.registry.name, targetRegistry: deps.targetRegistry, ...(credentials && { source: credentials }), ...(deps.identity && { identity: deps.identity }) }));
       existing = await withoutNoOps(existing, resolved.source, sourceHosts, deps);
     }
     if (existing.length > 0) throw new TagExistsError(existing);
@@ -136,6 +149,31 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
     throw error;
   }
   return { job: record, replayed: false };
+}
+
+/**
+ * The request with a registry resource ID replaced by its login server, looked up once, here:
+ * the job stores the login server, so the worker never sees a resource ID.
+ */
+async function withLoginServer(request: ImportRequest, deps: SubmitImportDeps): Promise<ImportRequest> {
+  if (request.registry === undefined || !looksLikeResourceId(request.registry)) return request;
+  if (!deps.resolveRegistry) {
+    throw new RequestError('INVALID_FIELD', '"registry" is an Azure resource ID, which this deployment cannot resolve: give the registry login server, such as myregistry.azurecr.io', 'registry');
+  }
+  let registry: string;
+  try {
+    registry = await deps.resolveRegistry(request.registry);
+  } catch (error) {
+    if (error instanceof AzureError) throw error;
+    // ARM unreachable (or refused by the address policy): the caller may retry later.
+    throw new AzureError('ARM_ERROR', `Resource Manager could not be asked for ${request.registry}: ${(error as Error).message}`, false, undefined, { cause: error });
+  }
+  try {
+    parseReference(`${registry}/${request.source}`);
+  } catch (error) {
+    throw new RequestError('INVALID_REFERENCE', `"source" is not valid in ${registry}: ${(error as Error).message}`, 'source');
+  }
+  return { ...request, registry };
 }
 
 /**
