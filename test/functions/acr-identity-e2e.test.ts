@@ -149,6 +149,22 @@ describe('imports with the app identity', () => {
     expect(posted.body.error.message).toMatch(message);
   });
 
+  it('asks ARM under the outbound address policy: an ARM endpoint the policy refuses is never reached', async () => {
+    const allowed = process.env.HOIST_ALLOWED_PRIVATE_REGISTRIES;
+    process.env.HOIST_ALLOWED_PRIVATE_REGISTRIES = `${source.host},${target.host}`;
+    try {
+      const before = arm.requests.length;
+      const posted = await call(importsHandler, { json: { registry: SOURCE_ID, source: 'team/app:1', images: ['refused/app:1'] } }, logs);
+      expect(posted.status).toBe(502);
+      expect(posted.body.error.code).toBe('ARM_ERROR');
+      expect(posted.body.error.message).toContain(`Resource Manager could not be asked for ${SOURCE_ID}`);
+      expect(posted.body.error.message).toMatch(/loopback/);
+      expect(arm.requests.length).toBe(before);
+    } finally {
+      process.env.HOIST_ALLOWED_PRIVATE_REGISTRIES = allowed;
+    }
+  });
+
   it('renews tokens that expire mid-copy: the registry refuses them, a new exchange follows, the import completes', async () => {
     let expired = false;
     target.onRequest((method, path) => {
