@@ -32,7 +32,8 @@ Flags:
                        layers, from the source registry or else their URLs (http/https only,
                        verified like any blob); by default they stay referenced by URL
   --dry-run            print the plan (manifests, blobs, bytes to move) and change nothing
-  --src-creds U:P      source registry credentials (else HOIST_SRC_USERNAME/PASSWORD)
+  --src-creds U:P      source registry credentials (else HOIST_SRC_USERNAME/PASSWORD); :TOKEN
+                       (or the PASSWORD variable alone) for an Entra or ACR token
   --dest-creds U:P     target registry credentials (else HOIST_DEST_USERNAME/PASSWORD, else the
                        Docker config's credHelpers, credsStore and auths, identitytoken included)
   --ca-file FILE       also trust the PEM CA certificates in FILE (else HOIST_CA_FILE), besides

@@ -3,7 +3,8 @@
  * Every bad flag gets an error naming it, what was wrong and what is accepted.
  */
 import { parseArgs } from 'node:util';
-import { AcrIdentityCredentials } from '../azure/acr-credentials.js';
+import { AcrIdentityCredentials, acrTokenPassword, type IdentityCredentials } from '../azure/acr-credentials.js';
+import { classifyPasswordToken } from '../azure/acr-tokens.js';
 import { explainAcrRefusal } from '../azure/errors.js';
 import { developerIdentity } from '../azure/identity.js';
 import { parsePlatform } from '../copy/platform.js';
@@ -86,8 +87,14 @@ function tlsVerify(flag: string | undefined, name: string): boolean {
   throw new UsageError(`${name} "${flag}" is not valid: give ${name}=true or ${name}=false`);
 }
 
+/**
+ * Credentials from a flag or the environment. A password alone (`--src-creds :TOKEN`, or only the
+ * PASSWORD variable) is taken when it is an Entra or ACR token, as `az acr import` takes one; its
+ * username is then empty.
+ */
 function credentialsFrom(flag: string | undefined, flagName: string, userVar: string, passVar: string): Credentials | undefined {
   if (flag !== undefined) {
+    if (flag.startsWith(':') && classifyPasswordToken(flag.slice(1))) return { username: '', password: flag.slice(1) };
     try {
       return parseUserPassword(flag, flagName);
     } catch {
@@ -97,6 +104,7 @@ function credentialsFrom(flag: string | undefined, flagName: string, userVar: st
   const username = process.env[userVar];
   const password = process.env[passVar];
   if (username && password) return { username, password };
+  if (!username && password && classifyPasswordToken(password)) return { username: '', password };
   if (username || password) throw new UsageError(`set both ${userVar} and ${passVar}, or neither`);
   return undefined;
 }
@@ -153,8 +161,15 @@ export function parseCopyArgs(args: string[]): CopyCommand {
   const dest = credentialsFrom(values['dest-creds'], '--dest-creds', 'HOIST_DEST_USERNAME', 'HOIST_DEST_PASSWORD');
   const providers: CredentialProvider[] = [];
   // When both sides are one registry, the target's credentials (which must push) come first.
-  if (dest) providers.push(forRegistry(target.registry.name, dest, 'dest-creds'));
-  if (src) providers.push(forRegistry(source.registry.name, src, 'src-creds'));
+  const tokens: IdentityCredentials[] = [];
+  const sideProvider = (registry: string, credentials: Credentials, id: string): CredentialProvider => {
+    if (credentials.username) return forRegistry(registry, credentials, id);
+    const token = acrTokenPassword(registry, credentials.password, `${id}:token`);
+    tokens.push(token);
+    return token;
+  };
+  if (dest) providers.push(sideProvider(target.registry.name, dest, 'dest-creds'));
+  if (src) providers.push(sideProvider(source.registry.name, src, 'src-creds'));
   providers.push(dockerConfigCredentials());
   // Last: an ACR that nothing above covers gets the developer's own Azure login, as az acr import.
   const identity = new AcrIdentityCredentials(developerIdentity(), {
@@ -199,6 +214,6 @@ export function parseCopyArgs(args: string[]): CopyCommand {
       ...(maxBlobBytes !== undefined && { maxBlobBytes }),
     },
     resumeDir,
-    explain: (error) => explainAcrRefusal(error, { source: source.registry.name, target: target.registry.name }, (registry) => identity.answeredFor(registry)),
+    explain: (error) => explainAcrRefusal(error, { source: source.registry.name, target: target.registry.name }, (registry) => tokens.map((t) => t.answeredFor(registry)).find(Boolean) ?? identity.answeredFor(registry)),
   };
 }

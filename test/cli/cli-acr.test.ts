@@ -105,6 +105,22 @@ describe('hoist copy with the developer Azure login', () => {
     expect(error.message).toContain('run az login');
   });
 
+  it('takes a password alone as a token: an Entra token for the source, an ACR refresh token for the target', async () => {
+    await az.logout();
+    const entra = tenant.issue({ principal: DEVELOPER, audience: ACR_AUDIENCE }).token;
+    const exchanged = await fetch(`${acr.url}/oauth2/exchange`, { method: 'POST', body: new URLSearchParams({ grant_type: 'access_token', service: acr.host, access_token: tenant.issue({ principal: DEVELOPER, audience: ACR_AUDIENCE }).token }) });
+    const { refresh_token: refreshToken } = (await exchanged.json()) as { refresh_token: string };
+    const run = await runHoist(['copy', '--src-creds', `:${entra}`, `${sourceAcr.host}/team/app:1`, `${acr.host}/tokens/app:1`], home, {
+      PATH: `${az.directory}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+      HOIST_DEST_PASSWORD: refreshToken,
+    });
+    expect(run.code, run.all).toBe(0);
+    expect(run.stdout).toContain(`${acr.host}/tokens/app:1 -> ${acrImage.digest}`);
+    expect(sourceAcr.requests.filter((r) => r.endpoint === 'exchange').at(-1)).toMatchObject({ status: 200, principal: DEVELOPER });
+    expect(run.all).not.toContain(entra);
+    expect(run.all).not.toContain(refreshToken);
+  });
+
   it('recognises an ACR by its challenge: another token registry never gets the Azure login', async () => {
     await az.login(DEVELOPER);
     const before = (await az.calls()).length;
