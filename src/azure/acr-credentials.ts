@@ -11,7 +11,7 @@
  * registry or its token service refuses one (the authenticator then passes it as `rejected`).
  */
 import type { CredentialProvider, GetCredentialsOptions, RegistryCredential } from '../registry/credentials.js';
-import { classifyPasswordToken, DEFAULT_ACR_AUDIENCE, exchangeForAcrRefreshToken, isAcrChallenge, type AcrRefreshToken } from './acr-tokens.js';
+import { classifyPasswordToken, DEFAULT_ACR_AUDIENCE, exchangeForAcrRefreshToken, isAcrChallenge, mayReceiveEntraToken, type AcrRefreshToken } from './acr-tokens.js';
 import { AzureError } from './errors.js';
 import type { EntraTokenSource } from './identity.js';
 
@@ -38,6 +38,13 @@ export interface AcrIdentityOptions {
   audience?: string;
   /** How to get an identity working, for the error when none is available. */
   unavailableAdvice: string;
+  /**
+   * Registries besides the ACR domains (`*.azurecr.io`, `.cn`, `.us`) the identity's token may
+   * go to, as `host[:port]` or `*.domain`: a custom domain, the deployment's target registry. An
+   * ACR-like challenge anywhere else gets nothing. Undefined: any ACR challenge (the provider of a
+   * token its caller gave for that one registry).
+   */
+  trustedRegistries?: readonly string[];
   now?: () => number;
 }
 
@@ -83,6 +90,8 @@ export class AcrIdentityCredentials implements IdentityCredentials {
   async getCredentials(registry: string, _scopes: readonly string[], options: GetCredentialsOptions = {}): Promise<RegistryCredential | undefined> {
     const { challenge, connection } = options;
     if (!challenge?.realm || !connection || !isAcrChallenge(registry, challenge)) return undefined;
+    const { trustedRegistries } = this.options;
+    if (trustedRegistries && !mayReceiveEntraToken(registry, trustedRegistries)) return undefined;
     const realm = challenge.realm;
     let kept = this.kept.get(registry);
     const current = kept && (await kept.catch(() => undefined));

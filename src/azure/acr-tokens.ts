@@ -9,6 +9,7 @@
 import { requestSmall } from '../registry/auth.js';
 import type { TokenConnection } from '../registry/credentials.js';
 import { RegistryError } from '../registry/errors.js';
+import { isLoopback, matchesRegistryPattern } from '../registry/reference.js';
 import { AzureError } from './errors.js';
 
 /** Entra's resource for ACR's data plane in public Azure (the scope is `<audience>/.default`). */
@@ -32,7 +33,25 @@ export function isAcrChallenge(registry: string, challenge: { realm?: string } |
   } catch {
     return false;
   }
-  return (realm.protocol === 'https:' || realm.protocol === 'http:') && realm.host.toLowerCase() === registry.toLowerCase() && realm.pathname === '/oauth2/token' && realm.search === '';
+  // An Entra token never crosses a network in clear: plain http only to this machine.
+  const secure = realm.protocol === 'https:' || (realm.protocol === 'http:' && isLoopback(realm.host));
+  return secure && realm.host.toLowerCase() === registry.toLowerCase() && realm.pathname === '/oauth2/token' && realm.search === '';
+}
+
+/**
+ * The login-server domains of Azure Container Registry in public Azure, Azure China and Azure
+ * US Government: registries there are Microsoft's, so an identity's token may go to them.
+ */
+export const ACR_DOMAINS: readonly string[] = ['*.azurecr.io', '*.azurecr.cn', '*.azurecr.us'];
+
+/**
+ * Whether an identity's Entra token may be sent to `registry`. An ACR Entra token is good at
+ * every registry of its audience, so a server that merely answers like an ACR (any source a
+ * caller names can) must never get it: only the ACR domains, the `trusted` patterns
+ * (`host[:port]`, `*.domain`: a custom domain, the target registry) do.
+ */
+export function mayReceiveEntraToken(registry: string, trusted: readonly string[]): boolean {
+  return [...ACR_DOMAINS, ...trusted].some((pattern) => matchesRegistryPattern(registry, pattern.toLowerCase()));
 }
 
 /** The claims Hoist reads from a JWT; anything may be missing. */

@@ -59,7 +59,9 @@ Credentials, first match wins: the flags; HOIST_SRC_USERNAME/HOIST_SRC_PASSWORD 
 HOIST_DEST_USERNAME/HOIST_DEST_PASSWORD; then the auths in ~/.docker/config.json ($DOCKER_CONFIG);
 then, for an Azure Container Registry (recognised by its challenge), your Azure login: AZURE_TENANT_ID/
 AZURE_CLIENT_ID/AZURE_CLIENT_SECRET, else \`az login\`, else \`azd auth login\` (HOIST_ACR_AUDIENCE
-for a sovereign cloud). The login needs AcrPull on a source and AcrPush on a target.
+for a sovereign cloud). The login needs AcrPull on a source and AcrPush on a target. Its token goes
+only to *.azurecr.io, *.azurecr.cn, *.azurecr.us and the host[:port] or *.domain patterns in
+HOIST_ACR_REGISTRIES (an ACR custom domain).
 
 Exit codes:
   0  success (also when the target tag already pointed at the same digest)

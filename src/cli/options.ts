@@ -176,6 +176,8 @@ export function parseCopyArgs(args: string[]): CopyCommand {
     id: 'azure-login',
     describe: 'your Azure login',
     audience: process.env.HOIST_ACR_AUDIENCE?.trim() || undefined,
+    // Only ACR domains, and what HOIST_ACR_REGISTRIES adds, get the login's token: never a server that only answers like an ACR.
+    trustedRegistries: parseHostList(process.env.HOIST_ACR_REGISTRIES),
     unavailableAdvice: 'run az login (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET), or give --src-creds / --dest-creds',
   });
   providers.push(identity);

@@ -31,7 +31,7 @@ const hostsBySettings = new Map<AddressPolicy, Map<string, RegistryHosts>>();
 
 /** The app's Azure identity (DefaultAzureCredential), made when first asked for; it caches its Entra tokens. */
 let entraIdentity: EntraTokenSource | undefined;
-/** Per HOIST_ACR_AUDIENCE: the identity's ACR refresh tokens, shared by every job. */
+/** Per HOIST_ACR_AUDIENCE and trusted registries: the identity's ACR refresh tokens, shared by every job. */
 const acrIdentities = new Map<string, AcrIdentityCredentials>();
 
 /** The settings as they are now (read on every invocation; cheap). */
@@ -103,6 +103,16 @@ export function secretKeyProblem(settings: Settings = currentSettings()): string
   }
 }
 
+/** HOIST_TARGET_REGISTRY when it is set and valid (POST reports it otherwise). */
+function configuredTarget(settings: Settings): string[] {
+  try {
+    return [settings.targetRegistry];
+  } catch (error) {
+    if (error instanceof ConfigurationError) return [];
+    throw error;
+  }
+}
+
 /**
  * The outbound address policy for the current settings: the same object while they stay the
  * same, since each policy has its own connection pools. Throws ConfigurationError for a
@@ -111,12 +121,7 @@ export function secretKeyProblem(settings: Settings = currentSettings()): string
  */
 function addressPolicy(settings: Settings = currentSettings()): AddressPolicy {
   const allowed = settings.allowedPrivateRegistries;
-  let target: string | undefined;
-  try {
-    target = settings.targetRegistry;
-  } catch (error) {
-    if (!(error instanceof ConfigurationError)) throw error;
-  }
+  const [target] = configuredTarget(settings);
   const key = JSON.stringify([target, allowed]);
   let policy = addressPolicies.get(key);
   if (!policy) {
@@ -132,16 +137,19 @@ function addressPolicy(settings: Settings = currentSettings()): AddressPolicy {
  */
 export function azureIdentity(settings: Settings = currentSettings()): AcrIdentityCredentials {
   const audience = settings.acrAudience;
-  let identity = acrIdentities.get(audience);
+  const trustedRegistries = [...settings.acrRegistries, ...configuredTarget(settings)];
+  const key = JSON.stringify([audience, trustedRegistries]);
+  let identity = acrIdentities.get(key);
   if (!identity) {
     entraIdentity ??= serviceIdentity();
     identity = new AcrIdentityCredentials(entraIdentity, {
       id: 'azure-identity',
       describe: "the app's Azure identity",
       audience,
+      trustedRegistries,
       unavailableAdvice: 'give the Function App a managed identity (AZURE_CLIENT_ID names a user-assigned one), set HOIST_TARGET_USERNAME and HOIST_TARGET_PASSWORD for the target, or give the source "username" and "password"',
     });
-    acrIdentities.set(audience, identity);
+    acrIdentities.set(key, identity);
   }
   return identity;
 }
@@ -153,13 +161,13 @@ export function azureIdentity(settings: Settings = currentSettings()): AcrIdenti
  */
 export function registryResolver(settings: Settings = currentSettings()): (resourceId: string) => Promise<string> {
   const hosts = registryHosts(settings);
-  const { armEndpoint, armAudience } = settings;
   return (resourceId) => {
     entraIdentity ??= serviceIdentity();
+    // Read here, not when the request arrives: a malformed ARM setting fails only imports by resource ID.
     return resolveRegistryResourceId(resourceId, {
       identity: entraIdentity,
-      armEndpoint,
-      armAudience,
+      armEndpoint: settings.armEndpoint,
+      armAudience: settings.armAudience,
       connection: { retry: hosts.retry, tls: hosts.tls, ...(hosts.addressPolicy && { policy: hosts.addressPolicy }) },
     });
   };

@@ -199,6 +199,15 @@ export class Settings {
     return this.url('HOIST_ACR_AUDIENCE', DEFAULT_ACR_AUDIENCE);
   }
 
+  /**
+   * `HOIST_ACR_REGISTRIES`: comma-separated `host[:port]` or `*.domain` of registries, besides
+   * `*.azurecr.io`/`.cn`/`.us` and the target registry, that may receive the app's Entra token
+   * (an ACR custom domain). A server elsewhere that answers like an ACR gets nothing.
+   */
+  get acrRegistries(): string[] {
+    return this.hostList('HOIST_ACR_REGISTRIES', true);
+  }
+
   /** `HOIST_ARM_ENDPOINT`: Azure Resource Manager, which resolves registry resource ids (default `https://management.azure.com`). */
   get armEndpoint(): string {
     return this.url('HOIST_ARM_ENDPOINT', DEFAULT_ARM_ENDPOINT);

@@ -11,7 +11,7 @@ import { parseReference, type Reference } from '../registry/reference.js';
 import type { IdentityCredentials } from '../azure/acr-credentials.js';
 import { looksLikeResourceId } from '../azure/arm.js';
 import { AzureError } from '../azure/errors.js';
-import { ConcurrencyError, IdempotencyError, RequestError, TagExistsError, TargetCheckError } from './errors.js';
+import { ConcurrencyError, ConfigurationError, IdempotencyError, RequestError, TagExistsError, TargetCheckError } from './errors.js';
 import type { IdempotencyStore } from './idempotency-store.js';
 import { parseImportRequest, type ImportRequest } from './import-request.js';
 import { resolveImport, storeTarget } from './import-references.js';
@@ -164,7 +164,7 @@ async function withLoginServer(request: ImportRequest, deps: SubmitImportDeps): 
   try {
     registry = await deps.resolveRegistry(request.registry);
   } catch (error) {
-    if (error instanceof AzureError) throw error;
+    if (error instanceof AzureError || error instanceof ConfigurationError) throw error;
     // ARM unreachable (or refused by the address policy): the caller may retry later.
     throw new AzureError('ARM_ERROR', `Resource Manager could not be asked for ${request.registry}: ${(error as Error).message}`, false, undefined, { cause: error });
   }

@@ -5,7 +5,7 @@
  */
 import { ManagedIdentityCredential } from '@azure/identity';
 import { AcrIdentityCredentials } from '../../src/azure/acr-credentials.js';
-import { classifyPasswordToken, isAcrChallenge } from '../../src/azure/acr-tokens.js';
+import { classifyPasswordToken, isAcrChallenge, mayReceiveEntraToken } from '../../src/azure/acr-tokens.js';
 import { looksLikeResourceId, parseRegistryResourceId } from '../../src/azure/arm.js';
 import { DEFAULT_RETRY } from '../../src/registry/retry.js';
 import { startAcrFixture, type AcrFixture } from '../helpers/acr-fixture.js';
@@ -42,6 +42,7 @@ describe('isAcrChallenge', () => {
     ['the registry\'s own /oauth2/token', 'myacr.azurecr.io', 'https://myacr.azurecr.io/oauth2/token', true],
     ['a custom domain of an ACR', 'registry.contoso.com', 'https://registry.contoso.com/oauth2/token', true],
     ['http on a registry reached over http (loopback)', '127.0.0.1:5000', 'http://127.0.0.1:5000/oauth2/token', true],
+    ['http beyond loopback (the token would cross the network in clear)', 'lab.example:5000', 'http://lab.example:5000/oauth2/token', false],
     ['an azurecr.io name whose realm is elsewhere (a proxy or mirror)', 'myacr.azurecr.io', 'https://auth.example.com/oauth2/token', false],
     ['Docker Hub', 'docker.io', 'https://auth.docker.io/token', false],
     ['another path on the registry', 'myacr.azurecr.io', 'https://myacr.azurecr.io/token', false],
@@ -49,6 +50,23 @@ describe('isAcrChallenge', () => {
     ['a realm that is not a URL', 'myacr.azurecr.io', 'not a url', false],
   ])('%s: %s', (_, registry, realm, expected) => {
     expect(isAcrChallenge(registry, realm === undefined ? undefined : { realm })).toBe(expected);
+  });
+});
+
+describe('mayReceiveEntraToken', () => {
+  it.each<[string, string[], boolean]>([
+    ['myacr.azurecr.io', [], true],
+    ['myacr.azurecr.cn', [], true],
+    ['myacr.azurecr.us', [], true],
+    ['azurecr.io.evil.example', [], false],
+    ['myacrazurecr.io', [], false],
+    ['registry.contoso.com', [], false],
+    ['registry.contoso.com', ['registry.contoso.com'], true],
+    ['registry.contoso.com:443', ['*.contoso.com'], true],
+    ['127.0.0.1:5000', ['127.0.0.1:5000'], true],
+    ['127.0.0.1:5001', ['127.0.0.1:5000'], false],
+  ])('%s with %j trusted: %s', (registry, trusted, expected) => {
+    expect(mayReceiveEntraToken(registry, trusted)).toBe(expected);
   });
 });
 
@@ -79,6 +97,13 @@ describe('registry resource IDs', () => {
 
 describe('AcrIdentityCredentials', () => {
   const options = () => ({ challenge: { realm: acr.realm, service: acr.host }, connection: { retry: DEFAULT_RETRY } });
+
+  it('answers nothing to an ACR challenge from a registry it may not trust, without asking the identity', async () => {
+    const before = endpoint.requests.length;
+    const provider = new AcrIdentityCredentials(new ManagedIdentityCredential(), { id: 't', describe: 'x', unavailableAdvice: 'y', trustedRegistries: ['other.example'] });
+    expect(await provider.getCredentials(acr.host, [], options())).toBeUndefined();
+    expect(endpoint.requests.length).toBe(before);
+  });
 
   it('answers nothing for a registry whose challenge is not ACR\'s, without asking the identity', async () => {
     const before = endpoint.requests.length;

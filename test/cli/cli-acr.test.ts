@@ -44,9 +44,12 @@ afterAll(async () => {
   await Promise.all([plain?.stop(), locked?.stop(), acr?.stop(), sourceAcr?.stop(), az?.cleanup(), home?.cleanup()]);
 });
 
-/** The CLI with the fake `az` first on PATH and no AZURE_* variables (cliEnv passes none). */
-function hoist(args: string[]) {
-  return runHoist(args, home, { PATH: `${az.directory}:${process.env.PATH ?? '/usr/bin:/bin'}` });
+/**
+ * The CLI with the fake `az` first on PATH, no AZURE_* variables (cliEnv passes none), and the
+ * fixtures' loopback login servers trusted as an ACR custom domain would be.
+ */
+function hoist(args: string[], env: Record<string, string> = {}) {
+  return runHoist(args, home, { PATH: `${az.directory}:${process.env.PATH ?? '/usr/bin:/bin'}`, HOIST_ACR_REGISTRIES: `${acr.host},${sourceAcr.host}`, ...env });
 }
 
 /** Every token the run could have seen: none may be printed. */
@@ -110,15 +113,22 @@ describe('hoist copy with the developer Azure login', () => {
     const entra = tenant.issue({ principal: DEVELOPER, audience: ACR_AUDIENCE }).token;
     const exchanged = await fetch(`${acr.url}/oauth2/exchange`, { method: 'POST', body: new URLSearchParams({ grant_type: 'access_token', service: acr.host, access_token: tenant.issue({ principal: DEVELOPER, audience: ACR_AUDIENCE }).token }) });
     const { refresh_token: refreshToken } = (await exchanged.json()) as { refresh_token: string };
-    const run = await runHoist(['copy', '--src-creds', `:${entra}`, `${sourceAcr.host}/team/app:1`, `${acr.host}/tokens/app:1`], home, {
-      PATH: `${az.directory}:${process.env.PATH ?? '/usr/bin:/bin'}`,
-      HOIST_DEST_PASSWORD: refreshToken,
-    });
+    const run = await hoist(['copy', '--src-creds', `:${entra}`, `${sourceAcr.host}/team/app:1`, `${acr.host}/tokens/app:1`], { HOIST_DEST_PASSWORD: refreshToken });
     expect(run.code, run.all).toBe(0);
     expect(run.stdout).toContain(`${acr.host}/tokens/app:1 -> ${acrImage.digest}`);
     expect(sourceAcr.requests.filter((r) => r.endpoint === 'exchange').at(-1)).toMatchObject({ status: 200, principal: DEVELOPER });
     expect(run.all).not.toContain(entra);
     expect(run.all).not.toContain(refreshToken);
+  });
+
+  it('never sends the login to a registry that only answers like an ACR: not an ACR domain, not in HOIST_ACR_REGISTRIES', async () => {
+    await az.login(DEVELOPER);
+    const calls = (await az.calls()).length;
+    const exchanges = acr.requests.filter((r) => r.endpoint === 'exchange').length;
+    const run = await hoist(['copy', `${plain.host}/library/nginx:1.27`, `${acr.host}/untrusted/nginx:1.27`], { HOIST_ACR_REGISTRIES: sourceAcr.host });
+    expect(run.code, run.all).toBe(3);
+    expect((await az.calls()).length).toBe(calls);
+    expect(acr.requests.filter((r) => r.endpoint === 'exchange').length).toBe(exchanges);
   });
 
   it('recognises an ACR by its challenge: another token registry never gets the Azure login', async () => {

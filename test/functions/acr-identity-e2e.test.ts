@@ -73,6 +73,8 @@ beforeAll(async () => {
     HOIST_CHUNK_SIZE_BYTES: String(MiB),
     HOIST_ARM_ENDPOINT: arm.url,
     HOIST_ARM_AUDIENCE: ARM_AUDIENCE,
+    // The source fixture's loopback login server, trusted as an ACR custom domain would be (the target always is).
+    HOIST_ACR_REGISTRIES: source.host,
   });
 });
 afterAll(async () => {
@@ -202,6 +204,21 @@ describe('imports with the app identity', () => {
     expect(job.error).toMatchObject({ code: 'ACR_ROLE_MISSING' });
     expect(job.error.message).toContain(`source registry ${source.host}`);
     expect(job.error.message).toContain('AcrPull role');
+  });
+
+  it('never sends the identity\'s token to a source that only answers like an ACR', async () => {
+    const trusted = process.env.HOIST_ACR_REGISTRIES;
+    process.env.HOIST_ACR_REGISTRIES = '';
+    try {
+      const exchanges = source.requests.filter((r) => r.endpoint === 'exchange').length;
+      const posted = await call(importsHandler, { json: { source: `${source.host}/team/app:1`, images: ['untrusted/app:1'] } }, logs);
+      await work(posted.body.id);
+      const job = await getJob(posted.body.id);
+      expect(job.error).toMatchObject({ code: 'AUTH_FAILED' });
+      expect(source.requests.filter((r) => r.endpoint === 'exchange').length).toBe(exchanges);
+    } finally {
+      process.env.HOIST_ACR_REGISTRIES = trusted;
+    }
   });
 
   it('takes an Entra token given as the password without a username, and exchanges it for the source', async () => {
