@@ -10,7 +10,7 @@
  * Refresh tokens are kept per registry and renewed before their `exp`, and at once when the
  * registry or its token service refuses one (the authenticator then passes it as `rejected`).
  */
-import type { CredentialProvider, GetCredentialsOptions, RegistryCredential } from '../registry/credentials.js';
+import type { CredentialProvider, GetCredentialsOptions, RegistryCredential, TokenConnection } from '../registry/credentials.js';
 import { classifyPasswordToken, DEFAULT_ACR_AUDIENCE, exchangeForAcrRefreshToken, isAcrChallenge, mayReceiveEntraToken, type AcrRefreshToken } from './acr-tokens.js';
 import { AzureError } from './errors.js';
 import type { EntraTokenSource } from './identity.js';
@@ -25,6 +25,12 @@ const RENEW_BEFORE_MS = 5 * 60_000;
  * treating a token as due from 15 s before it means that request gets a new one.
  */
 const DUE_MARGIN_MS = 15_000;
+/**
+ * Registries whose refresh tokens are kept at once: each costs a few KiB, and only ACRs that
+ * accept the identity are kept (a refused exchange is not), so this is far above real use; the
+ * oldest is dropped past it.
+ */
+const MAX_REGISTRIES = 256;
 /** The longest part of an identity library's message kept in an error: its first line, cut. */
 const MAX_CAUSE_CHARS = 300;
 
@@ -94,37 +100,58 @@ export class AcrIdentityCredentials implements IdentityCredentials {
     if (trustedRegistries && !mayReceiveEntraToken(registry, trustedRegistries)) return undefined;
     const realm = challenge.realm;
     let kept = this.kept.get(registry);
-    const current = kept && (await kept.catch(() => undefined));
+    const current = kept && (await untilAborted(kept, options.abortSignal).catch(() => undefined));
+    options.abortSignal?.throwIfAborted();
     const refused = options.rejected?.kind === 'identityToken' && options.rejected.token === current?.token;
     if (!kept || !current || refused || current.renewAt - DUE_MARGIN_MS <= this.now()) {
-      kept = this.refresh(registry, challenge.service ?? registry, realm, options);
-      this.kept.set(registry, kept);
+      // Shared by every job that meets this registry: one job giving up must not fail the others,
+      // so the exchange runs without any caller's signal (its requests are few and bounded).
+      const pending = this.refresh(registry, challenge.service ?? registry, realm, connection);
+      this.kept.delete(registry);
+      if (this.kept.size >= MAX_REGISTRIES) this.kept.delete(this.kept.keys().next().value as string);
+      this.kept.set(registry, pending);
       // A failed exchange is not kept: the next request asks again.
-      kept.catch(() => this.kept.delete(registry));
+      pending.catch(() => {
+        if (this.kept.get(registry) === pending) this.kept.delete(registry);
+      });
+      kept = pending;
     }
-    const { token, renewAt } = await kept;
+    const { token, renewAt } = await untilAborted(kept, options.abortSignal);
+    if (this.answered.size >= MAX_REGISTRIES && !this.answered.has(registry)) this.answered.delete(this.answered.values().next().value as string);
     this.answered.add(registry);
     return { kind: 'identityToken', token, ...(Number.isFinite(renewAt) && { expiresAt: renewAt }) };
   }
 
-  private async refresh(registry: string, service: string, realm: string, options: GetCredentialsOptions): Promise<Kept> {
-    const entra = await this.entraToken(registry, options.abortSignal);
-    const exchanged = await exchangeForAcrRefreshToken({ service, realm, entraToken: entra, connection: options.connection!, signal: options.abortSignal });
+  private async refresh(registry: string, service: string, realm: string, connection: TokenConnection): Promise<Kept> {
+    const entra = await this.entraToken(registry);
+    const exchanged = await exchangeForAcrRefreshToken({ service, realm, entraToken: entra, connection });
     return { ...exchanged, renewAt: renewalTime(this.now(), exchanged.expiresAt) };
   }
 
   /** An Entra token for ACR from the identity (which caches and renews it itself). */
-  private async entraToken(registry: string, signal: AbortSignal | undefined): Promise<string> {
+  private async entraToken(registry: string): Promise<string> {
     let answer;
     try {
-      answer = await this.identity.getToken(`${this.audience}/.default`, signal ? { abortSignal: signal } : {});
+      answer = await this.identity.getToken(`${this.audience}/.default`);
     } catch (error) {
-      signal?.throwIfAborted();
-      throw new AzureError('AZURE_IDENTITY_UNAVAILABLE', `no Azure identity could authenticate to ${registry} (${this.options.describe}: ${firstLine(error)}); ${this.options.unavailableAdvice}`, true, undefined, { cause: error });
+      // Not permanent: a managed-identity endpoint can be briefly unavailable; a job's retries outlast that.
+      throw new AzureError('AZURE_IDENTITY_UNAVAILABLE', `no Azure identity could authenticate to ${registry} (${this.options.describe}: ${firstLine(error)}); ${this.options.unavailableAdvice}`, false, undefined, { cause: error });
     }
     if (!answer?.token) throw new AzureError('AZURE_IDENTITY_UNAVAILABLE', `no Azure identity could authenticate to ${registry} (${this.options.describe} gave no token); ${this.options.unavailableAdvice}`);
     return answer.token;
   }
+}
+
+/** `promise`, or the signal's reason as soon as it aborts (the promise itself runs on). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  signal.throwIfAborted();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([promise, aborted]).finally(() => signal.removeEventListener('abort', onAbort!));
 }
 
 /** The first line of an error's message, cut: identity libraries explain at length. */

@@ -142,6 +142,26 @@ describe('AcrIdentityCredentials', () => {
     expect(provider.answeredFor(acr.host)).toBe('the test identity');
   });
 
+  it('shares one exchange between callers: one giving up (a job whose lease was lost) does not fail the others', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // A scripted identity, so the exchange can be held in flight while the first caller gives up.
+    const identity = {
+      getToken: async () => {
+        await held;
+        return { token: tenant.issue({ principal: APP, audience: ACR_AUDIENCE }).token, expiresOnTimestamp: Date.now() + 3_600_000 };
+      },
+    };
+    const provider = new AcrIdentityCredentials(identity, { id: 't', describe: 'x', unavailableAdvice: 'y' });
+    const controller = new AbortController();
+    const first = provider.getCredentials(acr.host, [], { ...options(), abortSignal: controller.signal });
+    const second = provider.getCredentials(acr.host, [], options());
+    controller.abort(new Error('lease lost'));
+    await expect(first).rejects.toThrow('lease lost');
+    release();
+    await expect(second).resolves.toMatchObject({ kind: 'identityToken' });
+  });
+
   it('says no identity is available, naming the advice, when the identity gives no token', async () => {
     const provider = new AcrIdentityCredentials(new ManagedIdentityCredential({ clientId: 'unknown-client' }), { id: 't', describe: 'the test identity', unavailableAdvice: 'give the app an identity' });
     await expect(provider.getCredentials(acr.host, [], options())).rejects.toMatchObject({ code: 'AZURE_IDENTITY_UNAVAILABLE', message: expect.stringContaining('give the app an identity') });
