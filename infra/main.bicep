@@ -83,6 +83,20 @@ param retryAttempts string = '5'
 @description('HOIST_MAX_REQUESTS_PER_HOST: concurrent requests per registry host; empty for the default.')
 param maxRequestsPerHost string = ''
 
+// ---- Azure identity for registries (README.md) -------------------------------------------------
+
+@description('HOIST_ACR_REGISTRIES: registries besides *.azurecr.io/.cn/.us and the targets that may receive the identity\'s ACR token (an ACR custom domain), comma-separated.')
+param acrRegistries string = ''
+
+@description('HOIST_ACR_AUDIENCE: Entra\'s resource for ACR tokens; empty for public Azure.')
+param acrAudience string = ''
+
+@description('HOIST_ARM_ENDPOINT: Azure Resource Manager, which resolves registry resource IDs; empty for environment().resourceManager.')
+param armEndpoint string = ''
+
+@description('HOIST_ARM_AUDIENCE: Entra\'s resource for Resource Manager tokens; empty for the ARM endpoint.')
+param armAudience string = ''
+
 // ---- mirroring (README.md "Mirroring") -------------------------------------------------------
 
 @description('HOIST_RESYNC_SCHEDULE: NCRONTAB (with seconds) of the resync timer; empty for every 15 minutes.')
@@ -333,6 +347,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'HOIST_CA_FILE', value: '' }
         { name: 'HOIST_JOBS_TABLE', value: 'hoistjobs' }
         { name: 'HOIST_CHECKPOINTS_TABLE', value: 'hoistcheckpoints' }
+        { name: 'HOIST_ACR_REGISTRIES', value: acrRegistries }
+        { name: 'HOIST_ACR_AUDIENCE', value: acrAudience }
+        { name: 'HOIST_ARM_ENDPOINT', value: empty(armEndpoint) ? environment().resourceManager : armEndpoint }
+        { name: 'HOIST_ARM_AUDIENCE', value: armAudience }
         { name: 'HOIST_WATCHES_TABLE', value: 'hoistwatches' }
         { name: 'HOIST_RESYNC_SCHEDULE', value: empty(resyncSchedule) ? '0 */15 * * * *' : resyncSchedule }
         { name: 'HOIST_RESYNC_CONCURRENCY', value: resyncConcurrency }

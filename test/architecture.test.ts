@@ -1,6 +1,6 @@
 /**
  * The layers of docs/architecture.md, enforced: each folder of src/ may import only the layers
- * below it (registry ← copy ← jobs ← mirror ← functions ← local; cli beside jobs, on copy).
+ * below it (registry ← copy ← azure ← jobs ← mirror ← functions ← local; cli beside jobs, on azure).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,11 +10,12 @@ const SRC = join(__dirname, '..', 'src');
 const ALLOWED: Record<string, string[]> = {
   registry: [],
   copy: ['registry'],
-  jobs: ['registry', 'copy'],
-  mirror: ['registry', 'copy', 'jobs'],
-  functions: ['registry', 'copy', 'jobs', 'mirror'],
-  local: ['registry', 'copy', 'jobs', 'mirror', 'functions'],
-  cli: ['registry', 'copy'],
+  azure: ['registry', 'copy'],
+  jobs: ['registry', 'copy', 'azure'],
+  mirror: ['registry', 'copy', 'azure', 'jobs'],
+  functions: ['registry', 'copy', 'azure', 'jobs', 'mirror'],
+  local: ['registry', 'copy', 'azure', 'jobs', 'mirror', 'functions'],
+  cli: ['registry', 'copy', 'azure'],
 };
 
 function importsOf(folder: string): Array<{ file: string; layer: string }> {
@@ -36,5 +37,11 @@ describe('layering', () => {
   it.each(folders)('src/%s imports only the layers below it', (folder) => {
     const violations = importsOf(folder).filter((i) => !ALLOWED[folder].includes(i.layer));
     expect(violations).toEqual([]);
+  });
+
+  it.each(['registry', 'copy'])('src/%s imports no Azure SDK package (Azure lives in src/azure and above)', (folder) => {
+    const files = readdirSync(join(SRC, folder)).filter((f) => f.endsWith('.ts'));
+    const azure = files.filter((file) => /(?:from|import\()\s*'@azure\//.test(readFileSync(join(SRC, folder, file), 'utf8')));
+    expect(azure).toEqual([]);
   });
 });

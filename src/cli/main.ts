@@ -1,4 +1,5 @@
 /** The `hoist` command line: maps flags to the copy engine and its result to output and exit codes. */
+import { AzureError } from '../azure/errors.js';
 import { copy, CopyError, DEFAULT_MAX_BLOB_BYTES, resolveDigest } from '../copy/index.js';
 import { FileCheckpointStore } from '../copy/file-checkpoints.js';
 import type { CopyResult } from '../copy/types.js';
@@ -34,9 +35,14 @@ ${flagSections()
 TLS: HOIST_TLS_SKIP_VERIFY lists host[:port]s whose certificates are not verified,
 HOIST_HTTPS_REGISTRIES the loopback host[:port]s reached over https instead of plain HTTP.
 
-Credentials, first match wins: the flags; HOIST_SRC_USERNAME/HOIST_SRC_PASSWORD (the source, or the
-registry read) and HOIST_DEST_USERNAME/HOIST_DEST_PASSWORD (the targets); then the auths in
-~/.docker/config.json ($DOCKER_CONFIG).
+Credentials, first match wins: the flags (:TOKEN, or a PASSWORD variable alone, for an Entra or
+ACR token); HOIST_SRC_USERNAME/HOIST_SRC_PASSWORD (the source, or the registry read) and
+HOIST_DEST_USERNAME/HOIST_DEST_PASSWORD (the targets); then the auths in ~/.docker/config.json
+($DOCKER_CONFIG); then, for an Azure Container Registry (recognised by its challenge), your Azure
+login: AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET, else \`az login\`, else \`azd auth
+login\` (HOIST_ACR_AUDIENCE for a sovereign cloud). The login needs AcrPull on a source and AcrPush
+on a target. Its token goes only to *.azurecr.io, *.azurecr.cn, *.azurecr.us and the host[:port]
+or *.domain patterns in HOIST_ACR_REGISTRIES (an ACR custom domain).
 
 Shell completion: source <(hoist completion bash), likewise for zsh; hoist completion fish | source.
 
@@ -53,6 +59,8 @@ Exit codes:
 
 function exitCodeFor(error: unknown): number {
   if (error instanceof UsageError) return EXIT.usage;
+  // Every Azure identity failure of a copy is about authentication or authorization.
+  if (error instanceof AzureError) return EXIT.auth;
   if (!(error instanceof CopyError)) return EXIT.failure;
   switch (error.code) {
     case 'INVALID_TARGET':
@@ -140,6 +148,8 @@ async function runCopy(argv: string[], parsed: CopyCommand): Promise<number> {
   let result: CopyResult;
   try {
     result = await copy(parsed.request, { ...parsed.options, checkpoints, onProgress, abortSignal: interrupts.signal });
+  } catch (error) {
+    throw parsed.explain(error);
   } finally {
     interrupts.dispose();
   }

@@ -3,6 +3,10 @@
  * CopyRequest and CopyOptions for copy, a reference and RegistryHosts for the read commands.
  * Every bad flag gets an error naming it, what was wrong and what is accepted.
  */
+import { AcrIdentityCredentials, acrTokenPassword, type IdentityCredentials } from '../azure/acr-credentials.js';
+import { classifyPasswordToken } from '../azure/acr-tokens.js';
+import { explainAcrRefusal } from '../azure/errors.js';
+import { developerIdentity } from '../azure/identity.js';
 import { parsePlatform } from '../copy/platform.js';
 import type { CopyOptions, CopyRequest } from '../copy/types.js';
 import { firstOf, forRegistry, parseUserPassword, type CredentialProvider, type Credentials } from '../registry/credentials.js';
@@ -28,6 +32,8 @@ export interface CopyCommand {
   /** `--all` was given: skopeo's flag for what is the default here. */
   all: boolean;
   resumeDir?: string;
+  /** Names the role the developer's Azure identity lacks when a side refused it. */
+  explain(error: unknown): unknown;
 }
 
 /** `hoist inspect`, `digest` or `tags`: one reference, read with these hosts. */
@@ -119,8 +125,14 @@ function tlsVerify(flag: string | undefined, name: string): boolean {
   throw new UsageError(`${name} "${flag}" is not valid: give ${name}=true or ${name}=false`);
 }
 
+/**
+ * Credentials from a flag or the environment. A password alone (`--src-creds :TOKEN`, or only the
+ * PASSWORD variable) is taken when it is an Entra or ACR token, as `az acr import` takes one; its
+ * username is then empty.
+ */
 function credentialsFrom(flag: string | undefined, flagName: string, userVar: string, passVar: string): Credentials | undefined {
   if (flag !== undefined) {
+    if (flag.startsWith(':') && classifyPasswordToken(flag.slice(1))) return { username: '', password: flag.slice(1) };
     try {
       return parseUserPassword(flag, flagName);
     } catch {
@@ -130,6 +142,7 @@ function credentialsFrom(flag: string | undefined, flagName: string, userVar: st
   const username = process.env[userVar];
   const password = process.env[passVar];
   if (username && password) return { username, password };
+  if (!username && password && classifyPasswordToken(password)) return { username: '', password };
   if (username || password) throw new UsageError(`set both ${userVar} and ${passVar}, or neither`);
   return undefined;
 }
@@ -191,10 +204,39 @@ interface RegistryCredentials {
  * The RegistryHosts of one command: credentials (the given ones first, then the Docker config),
  * the retry policy, TLS settings and the hosts reached over plain HTTP or HTTPS.
  */
-function registryHosts(flags: ParsedFlags, credentials: RegistryCredentials[], skipVerify: string[]): RegistryHosts {
-  const providers: CredentialProvider[] = credentials.flatMap(({ registries, credentials: found, id }) => (found ? [...new Set(registries)].map((registry) => forRegistry(registry, found, id)) : []));
+/** The RegistryHosts of a command, and which Azure login answered for a registry (for errors). */
+interface CliHosts {
+  hosts: RegistryHosts;
+  answeredFor(registry: string): string | undefined;
+}
+
+/**
+ * How a command reaches registries: the flags' and environment's credentials (a password alone is
+ * an Entra or ACR token), then the Docker config, then, for an Azure Container Registry nothing
+ * above covers, the developer's own Azure login, as az acr import uses it.
+ */
+function registryHosts(flags: ParsedFlags, credentials: RegistryCredentials[], skipVerify: string[]): CliHosts {
+  const tokens: IdentityCredentials[] = [];
+  const providers: CredentialProvider[] = credentials.flatMap(({ registries, credentials: found, id }) => {
+    if (!found) return [];
+    return [...new Set(registries)].map((registry): CredentialProvider => {
+      if (found.username) return forRegistry(registry, found, id);
+      const token = acrTokenPassword(registry, found.password, `${id}:token`);
+      tokens.push(token);
+      return token;
+    });
+  });
   providers.push(dockerConfigCredentials());
-  return new RegistryHosts({
+  const identity = new AcrIdentityCredentials(developerIdentity(), {
+    id: 'azure-login',
+    describe: 'your Azure login',
+    audience: process.env.HOIST_ACR_AUDIENCE?.trim() || undefined,
+    // Only ACR domains, and what HOIST_ACR_REGISTRIES adds, get the login's token: never a server that only answers like an ACR.
+    trustedRegistries: parseHostList(process.env.HOIST_ACR_REGISTRIES),
+    unavailableAdvice: 'run az login (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET), or give the credentials flags',
+  });
+  providers.push(identity);
+  const hosts = new RegistryHosts({
     credentials: firstOf(...providers),
     retry: { ...DEFAULT_RETRY, maxAttempts: retryAttempts(stringFlag(flags, 'retry-times')) },
     insecureRegistries: parseHostList(process.env.HOIST_INSECURE_REGISTRIES),
@@ -205,6 +247,7 @@ function registryHosts(flags: ParsedFlags, credentials: RegistryCredentials[], s
     proxy: proxyEnvironment(),
     maxRequestsPerHost: maxRequestsPerHost(),
   });
+  return { hosts, answeredFor: (registry) => tokens.map((t) => t.answeredFor(registry)).find(Boolean) ?? identity.answeredFor(registry) };
 }
 
 /** Parses `hoist copy` arguments (after the word `copy`). */
@@ -229,7 +272,7 @@ export function parseCopyArgs(args: string[]): CopyCommand {
 
   const targetRegistries = targets.map((t) => t.registry.name);
   // When a source and a target share a registry, the target's credentials (which must push) come first.
-  const hosts = registryHosts(
+  const { hosts, answeredFor } = registryHosts(
     flags,
     [
       { registries: targetRegistries, credentials: credentialsFrom(stringFlag(flags, 'dest-creds'), '--dest-creds', 'HOIST_DEST_USERNAME', 'HOIST_DEST_PASSWORD'), id: 'dest-creds' },
@@ -266,6 +309,8 @@ export function parseCopyArgs(args: string[]): CopyCommand {
     format: outputFormat(flags),
     all: booleanFlag(flags, 'all'),
     resumeDir,
+    // Of several targets, the refusal is named for one the Azure login answered for.
+    explain: (error) => explainAcrRefusal(error, { source: source.registry.name, target: (targets.find((t) => answeredFor(t.registry.name)) ?? targets[0]).registry.name }, answeredFor),
   };
 }
 
@@ -280,7 +325,7 @@ export function parseReadArgs(command: Extract<CommandName, 'inspect' | 'digest'
   if (command === 'tags' && (input.includes('@') || input.lastIndexOf(':') > input.lastIndexOf('/'))) {
     throw new UsageError(`tags takes a repository, not "${input}": drop the tag or digest, e.g. ${reference.name}`);
   }
-  const hosts = registryHosts(
+  const { hosts } = registryHosts(
     flags,
     [{ registries: [reference.registry.name], credentials: credentialsFrom(stringFlag(flags, 'creds'), '--creds', 'HOIST_SRC_USERNAME', 'HOIST_SRC_PASSWORD'), id: 'creds' }],
     tlsVerify(stringFlag(flags, 'tls-verify'), '--tls-verify') ? [] : [reference.registry.apiHost],

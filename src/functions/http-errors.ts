@@ -5,6 +5,7 @@
  * logs them.
  */
 import type { HttpResponseInit } from '@azure/functions';
+import { AzureError } from '../azure/errors.js';
 import {
   ConcurrencyError,
   ConfigurationError,
@@ -74,6 +75,11 @@ export function responseForError(error: unknown): HttpResponseInit | undefined {
   if (error instanceof ConcurrencyError) return errorResponse(409, error.code, `${error.message}: retry the request`, undefined, {}, { 'retry-after': '1' });
   if (error instanceof TargetCheckError) return errorResponse(502, error.code, error.message);
   if (error instanceof ConfigurationError) return errorResponse(500, error.code, error.message);
+  if (error instanceof AzureError) {
+    // A resource ID that ARM does not resolve is the request's; anything else is the deployment's or Azure's.
+    const requestFault = error.code === 'REGISTRY_RESOURCE_NOT_FOUND' || error.code === 'REGISTRY_RESOURCE_FORBIDDEN';
+    return errorResponse(requestFault ? 400 : error.code === 'AZURE_IDENTITY_UNAVAILABLE' ? 500 : 502, error.code, error.message, requestFault ? 'registry' : undefined);
+  }
   if (error instanceof SecretError) return errorResponse(500, error.code, error.message);
   if (isStorageUnavailable(error)) {
     // The SDK's own message names endpoints and sockets: the caller needs only to know to retry.

@@ -12,7 +12,7 @@ import { WriteLocks } from '../jobs/write-locks.js';
 import { IMPORTS_QUEUE, STORAGE_CONNECTION_SETTING, type Settings } from '../jobs/settings.js';
 import type { FunctionDefinition } from './definition.js';
 import { appMaxDequeueCount } from './host-config.js';
-import { currentEngine, currentSettings, jobStorage, registryHosts, secretBox } from './services.js';
+import { azureIdentity, currentEngine, currentSettings, jobStorage, registryHosts, secretBox } from './services.js';
 import { shutdownSignal, trackUntilShutdown } from './shutdown.js';
 import { logJobEvent } from './telemetry.js';
 
@@ -52,6 +52,7 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
       ...(targetCredentials && { targetCredentials }),
       ...(targetRegistries !== undefined && { targetRegistries }),
       hosts: registryHosts(settings),
+      identity: azureIdentity(settings),
       timeBudgetInMs: settings.timeBudgetInMs,
       leaseDurationInMs: settings.leaseDurationInMs,
       maxDequeueCount: appMaxDequeueCount(),

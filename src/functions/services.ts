@@ -3,6 +3,9 @@
  * settings, the job storage (opened once per connection string and table names) and the copy
  * engine. Tests swap the engine with `setEngine`.
  */
+import { AcrIdentityCredentials } from '../azure/acr-credentials.js';
+import { resolveRegistryResourceId } from '../azure/arm.js';
+import { serviceIdentity, type EntraTokenSource } from '../azure/identity.js';
 import { copy, findExistingTags, resolveDigest } from '../copy/index.js';
 import type { AddressPolicy } from '../registry/address-policy.js';
 import { ConfigurationError } from '../jobs/errors.js';
@@ -31,6 +34,11 @@ const watchStores = new Map<string, Promise<WatchStore>>();
 const addressPolicies = new Map<string, AddressPolicy>();
 /** Per address policy (itself one per setting), then per host setting. */
 const hostsBySettings = new Map<AddressPolicy, Map<string, RegistryHosts>>();
+
+/** The app's Azure identity (DefaultAzureCredential), made when first asked for; it caches its Entra tokens. */
+let entraIdentity: EntraTokenSource | undefined;
+/** Per HOIST_ACR_AUDIENCE and trusted registries: the identity's ACR refresh tokens, shared by every job. */
+const acrIdentities = new Map<string, AcrIdentityCredentials>();
 
 /** The settings as they are now (read on every invocation; cheap). */
 export function currentSettings(): Settings {
@@ -73,6 +81,8 @@ export async function submitDeps(settings: Settings = currentSettings()): Promis
     targetRegistries: settings.targetRegistries,
     ...(targetCredentials && { targetCredentials }),
     hosts: registryHosts(settings),
+    identity: azureIdentity(settings),
+    resolveRegistry: registryResolver(settings),
     ...(box && { secretBox: box }),
     findExistingTags: currentEngine().findExistingTags,
     resolveDigest: currentEngine().resolveDigest,
@@ -154,6 +164,16 @@ export function secretKeyProblem(settings: Settings = currentSettings()): string
   }
 }
 
+/** HOIST_TARGET_REGISTRY's registries when it is set and valid (POST reports it otherwise). */
+function configuredTargets(settings: Settings): string[] {
+  try {
+    return settings.targetRegistries;
+  } catch (error) {
+    if (error instanceof ConfigurationError) return [];
+    throw error;
+  }
+}
+
 /**
  * The outbound address policy for the current settings: the same object while they stay the
  * same, since each policy has its own connection pools. Throws ConfigurationError for a
@@ -162,12 +182,7 @@ export function secretKeyProblem(settings: Settings = currentSettings()): string
  */
 function addressPolicy(settings: Settings = currentSettings()): AddressPolicy {
   const allowed = settings.allowedPrivateRegistries;
-  let targets: string[] = [];
-  try {
-    targets = settings.targetRegistries;
-  } catch (error) {
-    if (!(error instanceof ConfigurationError)) throw error;
-  }
+  const targets = configuredTargets(settings);
   const key = JSON.stringify([targets, allowed]);
   let policy = addressPolicies.get(key);
   if (!policy) {
@@ -175,6 +190,48 @@ function addressPolicy(settings: Settings = currentSettings()): AddressPolicy {
     addressPolicies.set(key, policy);
   }
   return policy;
+}
+
+/**
+ * The app's Azure identity as a credential provider for ACRs (HOIST_ACR_AUDIENCE): the target
+ * when HOIST_TARGET_USERNAME is not set, and sources given without credentials.
+ */
+export function azureIdentity(settings: Settings = currentSettings()): AcrIdentityCredentials {
+  const audience = settings.acrAudience;
+  const trustedRegistries = [...settings.acrRegistries, ...configuredTargets(settings)];
+  const key = JSON.stringify([audience, trustedRegistries]);
+  let identity = acrIdentities.get(key);
+  if (!identity) {
+    entraIdentity ??= serviceIdentity();
+    identity = new AcrIdentityCredentials(entraIdentity, {
+      id: 'azure-identity',
+      describe: "the app's Azure identity",
+      audience,
+      trustedRegistries,
+      unavailableAdvice: 'give the Function App a managed identity (AZURE_CLIENT_ID names a user-assigned one), set HOIST_TARGET_USERNAME and HOIST_TARGET_PASSWORD for the target, or give the source "username" and "password"',
+    });
+    acrIdentities.set(key, identity);
+  }
+  return identity;
+}
+
+/**
+ * Resolves a registry resource ID to its login server through ARM (HOIST_ARM_ENDPOINT, with a
+ * token for HOIST_ARM_AUDIENCE from the app's identity), under the same retry, address policy
+ * and TLS settings as registry requests.
+ */
+export function registryResolver(settings: Settings = currentSettings()): (resourceId: string) => Promise<string> {
+  const hosts = registryHosts(settings);
+  return (resourceId) => {
+    entraIdentity ??= serviceIdentity();
+    // Read here, not when the request arrives: a malformed ARM setting fails only imports by resource ID.
+    return resolveRegistryResourceId(resourceId, {
+      identity: entraIdentity,
+      armEndpoint: settings.armEndpoint,
+      armAudience: settings.armAudience,
+      connection: { retry: hosts.retry, connections: hosts.connections },
+    });
+  };
 }
 
 /** The copy engine in use. */

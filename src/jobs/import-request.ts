@@ -4,6 +4,8 @@
  * was wrong and what is accepted.
  */
 import * as v from 'valibot';
+import { classifyPasswordToken } from '../azure/acr-tokens.js';
+import { looksLikeResourceId, parseRegistryResourceId } from '../azure/arm.js';
 import { jsonObject } from '../copy/json-object.js';
 import { formatPlatform, parsePlatform } from '../copy/platform.js';
 import { InvalidReferenceError, parseReference } from '../registry/reference.js';
@@ -23,12 +25,12 @@ const MAX_USERNAME_LENGTH = 1_024;
 /** What each field accepts, quoted in every error about it. */
 const ACCEPTS: Record<string, string> = {
   source: 'a fully qualified image reference such as docker.io/library/hello-world:latest, or repo[:tag|@digest] when "registry" is given',
-  registry: 'the source registry login server, such as myregistry.azurecr.io or localhost:5000',
+  registry: 'the source registry login server, such as myregistry.azurecr.io or localhost:5000, or its Azure resource ID, /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.ContainerRegistry/registries/<name>',
   targetRegistry: 'one of the target registries this service writes to (HOIST_TARGET_REGISTRY), such as myregistry.azurecr.io; the first one when left out',
   images: `a list of up to ${MAX_TARGETS} target "repo:tag" strings in the target registry, such as ["hello-world:v1"]`,
   untaggedRepositories: `a list of up to ${MAX_TARGETS} target repository names, such as ["hello-world"]`,
   username: 'the source registry user name, a string',
-  password: 'the source registry password or token, a string',
+  password: 'the source registry password or token, a string; alone, an Entra access token or an ACR token',
   force: 'true or false',
   platforms: `a list of up to ${MAX_PLATFORMS} "os/arch[/variant]" strings, such as ["linux/amd64", "linux/arm/v7"]`,
   referrers: 'true or false',
@@ -183,8 +185,10 @@ function checkSemantics(body: ImportRequestBody, problems: Problem[]): ImportReq
 
   let registry: string | undefined;
   if (body.registry !== undefined) {
-    if (body.registry.startsWith('/subscriptions/')) {
-      add('INVALID_FIELD', 'registry', `"registry" is an Azure resource ID, which is not supported yet; give ${ACCEPTS.registry}`);
+    if (looksLikeResourceId(body.registry)) {
+      // Resolved to its login server at submit (submit-import.ts); here only its form is checked.
+      if (!parseRegistryResourceId(body.registry)) add('INVALID_FIELD', 'registry', `"registry" "${body.registry}" is not a container registry resource ID: give ${ACCEPTS.registry}`);
+      else checkRepository(body.source, add);
     } else {
       registry = checkRegistry(body.registry, 'registry', add);
     }
@@ -253,8 +257,8 @@ function checkSemantics(body: ImportRequestBody, problems: Problem[]): ImportReq
     }
   });
 
-  if (body.password !== undefined && body.username === undefined) {
-    add('INCOMPLETE_CREDENTIALS', 'password', '"password" is given without "username": give both (for an ACR token as the password, the username is 00000000-0000-0000-0000-000000000000)');
+  if (body.password !== undefined && body.username === undefined && !classifyPasswordToken(body.password)) {
+    add('INCOMPLETE_CREDENTIALS', 'password', '"password" is given without "username", and is neither an Entra access token nor an ACR token: give "username" too (for an ACR token, 00000000-0000-0000-0000-000000000000)');
   }
   if (body.username !== undefined && body.password === undefined) {
     add('INCOMPLETE_CREDENTIALS', 'username', '"username" is given without "password": give both, or neither for anonymous pulls');
@@ -273,6 +277,20 @@ function checkSemantics(body: ImportRequestBody, problems: Problem[]): ImportReq
     referrers: body.referrers ?? false,
     ...(body.allowNondistributableArtifacts === true && { allowNondistributableArtifacts: true as const }),
   };
+}
+
+/** A source given as repo[:tag|@digest] of a registry known only later (a resource ID). */
+function checkRepository(source: string, add: (code: RequestErrorCode, field: string, message: string) => void): void {
+  const first = source.split('/')[0];
+  if (source.includes('/') && looksLikeHost(first)) {
+    add('INVALID_REFERENCE', 'source', `"source" starts with the registry host "${first}", but "registry" is given: with "registry", "source" is repo[:tag|@digest]`);
+    return;
+  }
+  try {
+    parseReference(`${PROBE_REGISTRY}/${source}`);
+  } catch (error) {
+    add('INVALID_REFERENCE', 'source', `"source": ${reason(error)}`);
+  }
 }
 
 function checkRegistry(value: string, field: 'registry' | 'targetRegistry', add: (code: RequestErrorCode, field: string, message: string) => void): string | undefined {

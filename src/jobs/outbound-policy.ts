@@ -5,7 +5,7 @@
  * whatever only the copy meets (a token realm, a redirect, a layer URL) is refused in the job.
  */
 import { AddressRefusedError, createAddressPolicy, type AddressPolicy, type Resolver } from '../registry/address-policy.js';
-import { Registry } from '../registry/reference.js';
+import { matchesRegistryPattern, Registry } from '../registry/reference.js';
 import type { RegistryHosts } from '../registry/hosts.js';
 import { RequestError } from './errors.js';
 
@@ -19,15 +19,6 @@ export function serviceAddressPolicy(targetRegistries: readonly string[], allowe
   return createAddressPolicy({ trustedHosts: trusted, ...(resolve && { resolve }) });
 }
 
-/** Whether `registry` (a registry name, `host[:port]`) matches a pattern: `host`, `host:port` or `*.domain`. */
-export function matchesSourcePattern(registry: string, pattern: string): boolean {
-  const name = registry.toLowerCase();
-  const host = name.replace(/:\d+$/, '');
-  if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1));
-  // A pattern without a port allows the host on any port.
-  return pattern === name || pattern === host;
-}
-
 /**
  * Refuses, with a RequestError on `source`, a source registry outside HOIST_ALLOWED_SOURCES or
  * one the address policy refuses now. A name that does not resolve at submit is left to the job.
@@ -35,7 +26,7 @@ export function matchesSourcePattern(registry: string, pattern: string): boolean
 export async function checkSource(registry: Registry, rules: { allowedSources?: readonly string[]; hosts: RegistryHosts }): Promise<void> {
   const { allowedSources } = rules;
   const addressPolicy = rules.hosts.addressPolicy;
-  if (allowedSources && !allowedSources.some((p) => matchesSourcePattern(registry.name, p))) {
+  if (allowedSources && !allowedSources.some((p) => matchesRegistryPattern(registry.name, p))) {
     throw new RequestError(
       'SOURCE_NOT_ALLOWED',
       `the source registry ${registry.name} is not one this service imports from: the accepted sources are ${allowedSources.join(', ')} (HOIST_ALLOWED_SOURCES)`,

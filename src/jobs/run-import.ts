@@ -5,6 +5,8 @@
  * failed first and the host moves the message to `imports-poison`. Nothing here knows about the
  * Functions host beyond the dequeue count.
  */
+import type { IdentityCredentials } from '../azure/acr-credentials.js';
+import { AzureError, explainAcrRefusal } from '../azure/errors.js';
 import { AddressRefusedError } from '../registry/address-policy.js';
 import { randomUUID } from 'node:crypto';
 import type { copy as Copy } from '../copy/index.js';
@@ -60,6 +62,8 @@ export interface RunImportDeps {
   targetCredentials?: Credentials;
   /** Target credentials go only to these registries; a job queued under another target gets none. */
   targetRegistries?: readonly string[];
+  /** The app's Azure identity, for an ACR target or source the credentials leave without. */
+  identity?: IdentityCredentials;
   /** How registries are reached (the service's settings, shared by jobs); each job adds its credentials. */
   hosts: RegistryHosts;
   timeBudgetInMs: number;
@@ -164,6 +168,8 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
   lease.startRenewal();
   const where = { continuation: message.continuation, dequeueCount: delivery.dequeueCount };
   logEvent(log, 'info', `job ${job.id}: attempt ${job.attempts}, continuation ${message.continuation}, delivery ${delivery.dequeueCount}`, jobEvent(job, 'started', 'running', now(), where));
+  /** Names the role an Azure identity lacks when a side refused it. */
+  let explain = (error: unknown): unknown => error;
   try {
     const sourceCredentials = job.sealedCredentials ? openCredentials(deps.secretBox, job.id, job.sealedCredentials) : undefined;
     secrets.push(sourceCredentials?.password);
@@ -177,7 +183,9 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
       targetRegistry,
       ...(sourceCredentials && { source: sourceCredentials }),
       ...(targetCredentials && { target: targetCredentials }),
+      ...(deps.identity && { identity: deps.identity }),
     });
+    explain = (error) => explainAcrRefusal(error, { source: source.registry.name, target: targetRegistry }, (registry) => credentials.answeredFor(registry));
     const result = await deps.copy(
       {
         source,
@@ -228,7 +236,8 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
     const succeeded = jobEvent(job, 'succeeded', 'succeeded', now(), { ...where, bytes: tracker.snapshot().bytes.done });
     logEvent(log, 'info', `job ${job.id}: succeeded (${result.manifests.length} manifests, ${result.bytes.moved} bytes moved)`, succeeded);
     return 'succeeded';
-  } catch (error) {
+  } catch (caught) {
+    const error = explain(caught);
     await progress.stop();
     if (error instanceof LeaseLostError || lease.lost) {
       log.warn(`job ${job.id}: lease lost mid-copy; stopped without writing`);
@@ -269,6 +278,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
 function isPermanent(error: unknown): boolean {
   if (error instanceof CopyError) return error.permanent;
   // A record too large for Azure Tables stays too large: retrying would only repeat the copy.
+  if (error instanceof AzureError) return error.permanent;
   return error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError || error instanceof EntityTooLargeError || error instanceof AddressRefusedError;
 }
 
@@ -281,7 +291,7 @@ export const MAX_FAILURE_MESSAGE_LENGTH = 2_000;
 
 /** A job failure from an error: its stable code and a bounded message with every secret removed. */
 export function describeFailure(error: unknown, secrets: Array<string | undefined>): JobFailure {
-  if (error instanceof CopyError || error instanceof RegistryError || error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError || error instanceof AddressRefusedError) {
+  if (error instanceof CopyError || error instanceof AzureError || error instanceof RegistryError || error instanceof SecretError || error instanceof ConfigurationError || error instanceof RequestError || error instanceof AddressRefusedError) {
     return { code: error.code, message: bounded(redact(error.message + apiAdvice(error), secrets)) };
   }
   return { code: 'INTERNAL_ERROR', message: bounded(redact(`unexpected error: ${errorText(error)}`, secrets)) };

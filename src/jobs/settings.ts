@@ -4,6 +4,8 @@
  * local.settings.json `Values`, overridable by the environment). Values are checked when first
  * used, so a GET still answers when, say, the target registry is not configured.
  */
+import { DEFAULT_ACR_AUDIENCE } from '../azure/acr-tokens.js';
+import { DEFAULT_ARM_ENDPOINT } from '../azure/arm.js';
 import type { Credentials } from '../registry/credentials.js';
 import { parseHostList, type RegistryHostsOptions } from '../registry/hosts.js';
 import { DEFAULT_MAX_REQUESTS_PER_HOST } from '../registry/host-limits.js';
@@ -219,6 +221,34 @@ export class Settings {
     return certificates;
   }
 
+  /**
+   * `HOIST_ACR_AUDIENCE`: Entra's resource for ACR, whose token the app's identity exchanges at
+   * a registry (default public Azure's `https://containerregistry.azure.net`; another cloud's for
+   * a sovereign cloud).
+   */
+  get acrAudience(): string {
+    return this.url('HOIST_ACR_AUDIENCE', DEFAULT_ACR_AUDIENCE);
+  }
+
+  /**
+   * `HOIST_ACR_REGISTRIES`: comma-separated `host[:port]` or `*.domain` of registries, besides
+   * `*.azurecr.io`/`.cn`/`.us` and the target registry, that may receive the app's Entra token
+   * (an ACR custom domain). A server elsewhere that answers like an ACR gets nothing.
+   */
+  get acrRegistries(): string[] {
+    return this.hostList('HOIST_ACR_REGISTRIES', true);
+  }
+
+  /** `HOIST_ARM_ENDPOINT`: Azure Resource Manager, which resolves registry resource ids (default `https://management.azure.com`). */
+  get armEndpoint(): string {
+    return this.url('HOIST_ARM_ENDPOINT', DEFAULT_ARM_ENDPOINT);
+  }
+
+  /** `HOIST_ARM_AUDIENCE`: Entra's resource for Resource Manager tokens (default: HOIST_ARM_ENDPOINT). */
+  get armAudience(): string {
+    return this.url('HOIST_ARM_AUDIENCE', this.armEndpoint);
+  }
+
   /** `HOIST_JOBS_TABLE`: the table of jobs and idempotency keys (default `hoistjobs`). */
   get jobsTable(): string {
     return this.tableName('HOIST_JOBS_TABLE', DEFAULT_JOBS_TABLE);
@@ -260,6 +290,21 @@ export class Settings {
       }
     }
     return entries;
+  }
+
+  /** An http(s) URL without query or fragment, its trailing '/' removed. */
+  private url(name: string, fallback: string): string {
+    const v = this.value(name) ?? fallback;
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(v);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') || parsed.search !== '' || parsed.hash !== '' || parsed.username !== '' || parsed.password !== '') {
+      throw new ConfigurationError(name, `${name} "${v}" is not an http(s) URL without query or credentials (for example ${fallback})`);
+    }
+    return v.replace(/\/+$/, '');
   }
 
   private tableName(name: string, fallback: string): string {

@@ -2,7 +2,8 @@
  * A job's source credentials: sealed into the job at submission, opened by the worker, and
  * combined with the deployment's target credentials into the job's CredentialProvider.
  */
-import type { CredentialProvider, Credentials } from '../registry/credentials.js';
+import { acrTokenPassword, type IdentityCredentials } from '../azure/acr-credentials.js';
+import { firstOf, type CredentialProvider, type Credentials } from '../registry/credentials.js';
 import { ConfigurationError } from './errors.js';
 import type { SecretBox } from './secret-box.js';
 
@@ -33,22 +34,43 @@ export interface JobCredentials {
    */
   id: string;
   sourceRegistry: string;
+  /** A password without a username is a token (azure/acr-credentials.ts `acrTokenPassword`). */
   source?: Credentials;
   targetRegistry: string;
   target?: Credentials;
+  /** The app's Azure identity, for any ACR the credentials above leave without. */
+  identity?: IdentityCredentials;
+}
+
+/** A job's credentials, and which registries an Azure identity answered for. */
+export interface JobCredentialProvider extends CredentialProvider {
+  /** The Azure identity in words when one provided `registry`'s credentials (for explainAcrRefusal). */
+  answeredFor(registry: string): string | undefined;
 }
 
 /**
  * Credentials by registry for one job. When source and target are the same registry, the
  * deployment's target credentials win: they must push, and a registry's push rights include pull.
+ * A source password without a username is taken as an Entra or ACR token; an ACR that none of
+ * these cover gets the app's identity (target with no HOIST_TARGET_USERNAME, source with no
+ * credentials), as az acr import does.
  */
-export function jobCredentials(c: JobCredentials): CredentialProvider {
-  return {
+export function jobCredentials(c: JobCredentials): JobCredentialProvider {
+  const sourceBasic = c.source?.username ? c.source : undefined;
+  const basic: CredentialProvider = {
     id: c.id,
     getCredentials(registry) {
-      const found = registry === c.targetRegistry && c.target ? c.target : registry === c.sourceRegistry && c.source ? c.source : undefined;
+      const found = registry === c.targetRegistry && c.target ? c.target : registry === c.sourceRegistry && sourceBasic ? sourceBasic : undefined;
       return Promise.resolve(found && { kind: 'basic', username: found.username, password: found.password });
     },
+  };
+  const token = c.source && !c.source.username ? acrTokenPassword(c.sourceRegistry, c.source.password, `${c.id}:token`) : undefined;
+  const chain = firstOf(basic, ...(token ? [token] : []), ...(c.identity ? [c.identity] : []));
+  return {
+    // The job's id alone: the identity's refresh tokens are its own, shared by every job.
+    id: c.id,
+    getCredentials: (registry, scopes, options) => chain.getCredentials(registry, scopes, options),
+    answeredFor: (registry) => token?.answeredFor(registry) ?? c.identity?.answeredFor(registry),
   };
 }
 

@@ -8,8 +8,11 @@ import { createHash } from 'node:crypto';
 import type { findExistingTags as FindExistingTags, resolveDigest as ResolveDigest } from '../copy/index.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { RegistryHosts } from '../registry/hosts.js';
-import type { Reference } from '../registry/reference.js';
-import { ConcurrencyError, IdempotencyError, RequestError, TagExistsError, TargetCheckError } from './errors.js';
+import { parseReference, type Reference } from '../registry/reference.js';
+import type { IdentityCredentials } from '../azure/acr-credentials.js';
+import { looksLikeResourceId } from '../azure/arm.js';
+import { AzureError } from '../azure/errors.js';
+import { ConcurrencyError, ConfigurationError, IdempotencyError, RequestError, TagExistsError, TargetCheckError } from './errors.js';
 import type { IdempotencyStore } from './idempotency-store.js';
 import { parseImportRequest, type ImportRequest } from './import-request.js';
 import { resolveImport, storeTarget } from './import-references.js';
@@ -58,6 +61,13 @@ export interface SubmitImportDeps {
   resolveDigest: typeof ResolveDigest;
   /** How the source is reached for that HEAD (default `hosts`): one attempt, not the worker's retries. */
   sourceCheckHosts?: RegistryHosts;
+  /** The app's Azure identity, for an ACR target or source the credentials leave without. */
+  identity?: IdentityCredentials;
+  /**
+   * Resolves a registry resource ID to its login server (through ARM, azure/arm.ts); a request
+   * naming one is refused without it.
+   */
+  resolveRegistry?: (resourceId: string) => Promise<string>;
   /** HOIST_ALLOWED_SOURCES: host patterns a source must match; any source when unset. */
   allowedSources?: readonly string[];
   now?: () => Date;
@@ -83,12 +93,15 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
   if (key !== undefined) checkIdempotencyKey(key);
   const request = parseImportRequest(body);
   const targetRegistry = chooseTarget(request, deps.targetRegistries);
-  const resolved = resolveImport(request, targetRegistry);
-  const credentials = request.username !== undefined && request.password !== undefined ? { username: request.username, password: request.password } : undefined;
+  // A registry given by resource ID is resolved below, after sealing: that is a network call.
+  let resolved = request.registry !== undefined && looksLikeResourceId(request.registry) ? undefined : resolveImport(request, targetRegistry);
+  // A password alone is a token (parseImportRequest checked it), sealed with an empty username.
+  const credentials = request.password !== undefined ? { username: request.username ?? '', password: request.password } : undefined;
   const now = deps.now ?? (() => new Date());
   const id = newJobId(now());
   // Seal first: a deployment without HOIST_SECRET_KEY refuses credentials before any network call.
   const sealedCredentials = credentials ? sealCredentials(deps.secretBox, id, credentials) : undefined;
+  resolved ??= resolveImport(await withLoginServer(request, deps), targetRegistry);
   const fingerprint = requestFingerprint(request, deps.secretBox);
 
   if (key !== undefined) {
@@ -98,7 +111,7 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
 
   await checkSource(resolved.source.registry, deps);
   const sourceCheckHosts = (deps.sourceCheckHosts ?? deps.hosts).withCredentials(
-    jobCredentials({ id: `job:${id}:source-check`, sourceRegistry: resolved.source.registry.name, targetRegistry, ...(credentials && { source: credentials }) }),
+    jobCredentials({ id: `job:${id}:source-check`, sourceRegistry: resolved.source.registry.name, targetRegistry, ...(credentials && { source: credentials }), ...(deps.identity && { identity: deps.identity }) }),
   );
   // Asked while the target is checked (it never rejects); refused only on the registry's own
   // word that it lacks the manifest.
@@ -118,7 +131,7 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
       try {
         existing = await deps.findExistingTags(
           tagged,
-          deps.hosts.withCredentials(jobCredentials({ id: `job:${id}:target-check`, sourceRegistry: resolved.source.registry.name, targetRegistry, ...(deps.targetCredentials && { target: deps.targetCredentials }) })),
+          deps.hosts.withCredentials(jobCredentials({ id: `job:${id}:target-check`, sourceRegistry: resolved.source.registry.name, targetRegistry, ...(deps.targetCredentials && { target: deps.targetCredentials }), ...(deps.identity && { identity: deps.identity }) })),
           resolved.source.digest,
         );
       } catch (error) {
@@ -179,6 +192,31 @@ function chooseTarget(request: ImportRequest, targetRegistries: readonly string[
     `"targetRegistry" "${request.targetRegistry}" is not a registry this service writes to: give one of ${targetRegistries.join(', ')} (HOIST_TARGET_REGISTRY), or leave it out for ${targetRegistries[0]}`,
     'targetRegistry',
   );
+}
+
+/**
+ * The request with a registry resource ID replaced by its login server, looked up once, here:
+ * the job stores the login server, so the worker never sees a resource ID.
+ */
+async function withLoginServer(request: ImportRequest, deps: SubmitImportDeps): Promise<ImportRequest> {
+  if (request.registry === undefined || !looksLikeResourceId(request.registry)) return request;
+  if (!deps.resolveRegistry) {
+    throw new RequestError('INVALID_FIELD', '"registry" is an Azure resource ID, which this deployment cannot resolve: give the registry login server, such as myregistry.azurecr.io', 'registry');
+  }
+  let registry: string;
+  try {
+    registry = await deps.resolveRegistry(request.registry);
+  } catch (error) {
+    if (error instanceof AzureError || error instanceof ConfigurationError) throw error;
+    // ARM unreachable (or refused by the address policy): the caller may retry later.
+    throw new AzureError('ARM_ERROR', `Resource Manager could not be asked for ${request.registry}: ${(error as Error).message}`, false, undefined, { cause: error });
+  }
+  try {
+    parseReference(`${registry}/${request.source}`);
+  } catch (error) {
+    throw new RequestError('INVALID_REFERENCE', `"source" is not valid in ${registry}: ${(error as Error).message}`, 'source');
+  }
+  return { ...request, registry };
 }
 
 /**

@@ -5,7 +5,7 @@
  * and scope set, and refreshed before they expire or when the registry rejects them; token
  * requests are retried under the host's retry policy, as registry requests are in transport.ts.
  */
-import type { CredentialProvider, RegistryCredential } from './credentials.js';
+import type { CredentialProvider, RegistryCredential, TokenConnection } from './credentials.js';
 import { describeBody, RegistryError } from './errors.js';
 import { AddressRefusedError } from './address-policy.js';
 import type { Connections } from './http.js';
@@ -90,7 +90,7 @@ export class Authenticator {
     // One token request per scope set at a time, however many blobs ask at once.
     let shared = this.pendingTokens.get(key);
     if (!shared) {
-      shared = share((s) => this.fetchToken(key.split(' ').filter(Boolean), credential, s), () => this.pendingTokens.delete(key));
+      shared = share((s) => this.fetchTokenRenewing(key.split(' ').filter(Boolean), credential, s), () => this.pendingTokens.delete(key));
       this.pendingTokens.set(key, shared);
     }
     const token = await wait(shared, signal);
@@ -113,7 +113,7 @@ export class Authenticator {
     this.challenge = challenge;
     const previous = this.credential?.value;
     if (sent !== undefined) this.credential = undefined;
-    const credential = await this.credentials(scopes, signal);
+    const credential = await this.credentials(scopes, signal, sent !== undefined ? previous : undefined);
     const verdict = sent !== undefined && !sameCredential(previous, credential) ? 'renewed' : 'retry';
     if (credential?.kind === 'accessToken') return `Bearer ${credential.token}` !== sent && verdict;
     if (challenge.scheme === 'basic') {
@@ -126,17 +126,44 @@ export class Authenticator {
   }
 
   /** The provider's answer, cached until shortly before it expires or until the registry refuses it. */
-  private async credentials(scopes: string[], signal?: AbortSignal): Promise<RegistryCredential | undefined> {
+  private async credentials(scopes: string[], signal?: AbortSignal, rejected?: RegistryCredential): Promise<RegistryCredential | undefined> {
     if (this.credential && this.credential.expiresAt - RENEW_MARGIN_MS > Date.now()) return this.credential.value;
+    const { realm, service } = this.challenge?.scheme === 'bearer' ? this.challenge : {};
     this.pendingCredential ??= share(
       async (s) => {
-        const value = await this.provider.getCredentials(this.registry, scopes, { abortSignal: s });
+        const value = await this.provider.getCredentials(this.registry, scopes, {
+          abortSignal: s,
+          ...(realm !== undefined && { challenge: { realm, ...(service !== undefined && { service }) } }),
+          connection: this.connection,
+          ...(rejected && { rejected }),
+        });
         this.credential = { value, expiresAt: value?.expiresAt ?? Infinity };
         return value;
       },
       () => (this.pendingCredential = undefined),
     );
     return wait(this.pendingCredential, signal);
+  }
+
+  /** How this host is reached, for every token request. */
+  private get connection(): TokenConnection {
+    return { retry: this.retry, connections: this.connections };
+  }
+
+  /**
+   * {@link fetchToken}, and once more with the provider's fresher answer when the token service
+   * refuses what the provider gave (an ACR refresh token revoked or expired before its `exp`).
+   */
+  private async fetchTokenRenewing(scopes: string[], credential: RegistryCredential | undefined, signal: AbortSignal): Promise<CachedToken> {
+    try {
+      return await this.fetchToken(scopes, credential, signal);
+    } catch (error) {
+      if (!credential || !(error instanceof RegistryError) || error.status !== 401) throw error;
+      if (this.credential?.value === credential) this.credential = undefined;
+      const renewed = await this.credentials(scopes, signal, credential);
+      if (!renewed || sameCredential(renewed, credential)) throw error;
+      return this.fetchToken(scopes, renewed, signal);
+    }
   }
 
   /**
@@ -156,7 +183,7 @@ export class Authenticator {
       throw new RegistryError({ code: 'UNAUTHORIZED', status: 401, method: 'GET', url: this.host, reference: this.host, details: [{ code: 'UNAUTHORIZED', message: 'Bearer challenge with a realm that is not a URL' }] });
     }
     const realmUrl = url.origin + url.pathname;
-    const headers: Record<string, string> = { 'user-agent': USER_AGENT };
+    const headers: Record<string, string> = {};
     let method: 'GET' | 'POST' = 'GET';
     let form: Buffer | undefined;
     if (credential?.kind === 'identityToken') {
@@ -173,38 +200,62 @@ export class Authenticator {
       if (basic) headers.authorization = basic;
     }
     const reference = `token service for ${this.host}`;
-    for (let attempt = 1; ; attempt++) {
-      let response;
-      try {
-        response = await this.connections.exchange({ url, method, headers, body: form, signal });
-      } catch (cause) {
-        // A realm the address policy refuses, or a proxy refuses for good, is not a network
-        // failure: its own error says why.
-        if (cause instanceof AddressRefusedError || (cause instanceof ProxyError && !cause.transient)) throw cause;
-        if (!signal.aborted && isRetryableNetworkError(cause) && attempt < this.retry.maxAttempts) {
-          await sleep(backoffDelay(this.retry, attempt), signal);
-          continue;
-        }
-        throw new RegistryError({ code: 'NETWORK_ERROR', status: 0, method, url: realmUrl, reference, cause });
-      }
-      if (isRetryableStatus(response.statusCode) && attempt < this.retry.maxAttempts) {
-        await response.body.dump();
-        await sleep(backoffDelay(this.retry, attempt, parseRetryAfter(flatHeader(response.headers['retry-after']))), signal);
+    const response = await requestSmall({ url, method, headers, body: form, signal, reference, ...this.connection });
+    if (response.statusCode !== 200) {
+      throw new RegistryError({
+        code: response.statusCode === 401 || response.statusCode === 403 || response.statusCode === 400 ? 'UNAUTHORIZED' : 'UNEXPECTED_RESPONSE',
+        status: response.statusCode,
+        method,
+        url: realmUrl,
+        reference,
+        details: [{ code: 'TOKEN', message: `the token service refused ${scopes.join(' ') || 'the request'}` }],
+      });
+    }
+    return parseToken(response.text, response, realmUrl, reference, method);
+  }
+}
+
+/** A request to a token service (or another small JSON API) and its answer, read whole. */
+export interface SmallRequest extends TokenConnection {
+  url: URL;
+  method: 'GET' | 'POST';
+  headers?: Record<string, string>;
+  body?: Buffer;
+  signal?: AbortSignal;
+  /** What the request is for, in errors: `token service for myacr.azurecr.io`. */
+  reference: string;
+}
+
+/**
+ * Sends a small request (a token request, ACR's token exchange, an ARM lookup) the way the
+ * registry's own requests go: under the host's address policy and TLS options, retried under its
+ * retry policy on dropped connections, 429 and 5xx (with Retry-After). The answer is read up to
+ * 1 MiB, whatever its status, and never quoted in errors. A refused address is thrown as is; a
+ * network failure that outlasts the retries becomes a RegistryError NETWORK_ERROR.
+ */
+export async function requestSmall(req: SmallRequest): Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined>; text: string }> {
+  const headers = { 'user-agent': USER_AGENT, ...req.headers };
+  const signal = req.signal ?? new AbortController().signal;
+  for (let attempt = 1; ; attempt++) {
+    let response;
+    try {
+      response = await req.connections.exchange({ url: req.url, method: req.method, headers, body: req.body, signal });
+    } catch (cause) {
+      // A host the address policy refuses, or a proxy refuses for good, is not a network
+      // failure: its own error says why.
+      if (cause instanceof AddressRefusedError || (cause instanceof ProxyError && !cause.transient)) throw cause;
+      if (!signal.aborted && isRetryableNetworkError(cause) && attempt < req.retry.maxAttempts) {
+        await sleep(backoffDelay(req.retry, attempt), signal);
         continue;
       }
-      const text = await readLimited(response.body, MAX_TOKEN_RESPONSE_BYTES);
-      if (response.statusCode !== 200) {
-        throw new RegistryError({
-          code: response.statusCode === 401 || response.statusCode === 403 || response.statusCode === 400 ? 'UNAUTHORIZED' : 'UNEXPECTED_RESPONSE',
-          status: response.statusCode,
-          method,
-          url: realmUrl,
-          reference,
-          details: [{ code: 'TOKEN', message: `the token service refused ${scopes.join(' ') || 'the request'}` }],
-        });
-      }
-      return parseToken(text, response, realmUrl, reference, method);
+      throw new RegistryError({ code: 'NETWORK_ERROR', status: 0, method: req.method, url: req.url.origin + req.url.pathname, reference: req.reference, cause });
     }
+    if (isRetryableStatus(response.statusCode) && attempt < req.retry.maxAttempts) {
+      await response.body.dump();
+      await sleep(backoffDelay(req.retry, attempt, parseRetryAfter(flatHeader(response.headers['retry-after']))), signal);
+      continue;
+    }
+    return { statusCode: response.statusCode, headers: response.headers, text: await readLimited(response.body, MAX_TOKEN_RESPONSE_BYTES) };
   }
 }
 

@@ -7,6 +7,8 @@
  * The providers here are the static ones (flags, HOIST_SRC_* / HOIST_DEST_*, a job's opened
  * credentials); docker-config.ts reads the Docker config and runs credential helpers.
  */
+import type { Connections } from './http.js';
+import type { RetryPolicy } from './retry.js';
 
 /** A username and password, as flags, environment variables and sealed job credentials hold them. */
 export interface Credentials {
@@ -32,6 +34,29 @@ export type RegistryCredential =
 /** Options of {@link CredentialProvider.getCredentials}. */
 export interface GetCredentialsOptions {
   abortSignal?: AbortSignal;
+  /**
+   * The registry's Bearer challenge (its token realm and service), which tells what kind of
+   * registry asks: ACR names `https://<registry>/oauth2/token`. Undefined for a Basic challenge.
+   */
+  challenge?: { realm?: string; service?: string };
+  /**
+   * How the registry's host is reached (retry policy, address policy, TLS), for a provider that
+   * must talk to the registry's token service itself (ACR's `/oauth2/exchange`) with
+   * `requestSmall` (auth.ts).
+   */
+  connection?: TokenConnection;
+  /**
+   * What the provider answered before and the registry or its token service refused (an expired
+   * or revoked token): answer something fresher if there is anything.
+   */
+  rejected?: RegistryCredential;
+}
+
+/** The connection settings of one registry host, for requests to its token service. */
+export interface TokenConnection {
+  retry: RetryPolicy;
+  /** The host's pools: its address policy, TLS and proxy settings. */
+  connections: Connections;
 }
 
 /** Where a registry's credentials come from. */

@@ -70,6 +70,17 @@ export function isLoopback(hostPort: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+/**
+ * Whether `registry` (a registry name, `host[:port]`) matches a pattern: `host`, `host:port` or
+ * `*.domain` (lower case, as settings are read). A pattern without a port matches the host on any port.
+ */
+export function matchesRegistryPattern(registry: string, pattern: string): boolean {
+  const name = registry.toLowerCase();
+  const host = name.replace(/:\d+$/, '');
+  if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1));
+  return pattern === name || pattern === host;
+}
+
 /** The highest TCP port. */
 const MAX_PORT = 65535;
 

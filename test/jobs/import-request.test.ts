@@ -13,6 +13,12 @@ function rejection(body: unknown): RequestError {
 }
 
 const SOURCE = 'docker.io/library/hello-world:latest';
+const RESOURCE_ID = '/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-1/providers/Microsoft.ContainerRegistry/registries/srcacr';
+
+/** An unsigned JWT with these claims (the request only reads them; the registry verifies). */
+function jwt(claims: Record<string, unknown>): string {
+  return `${Buffer.from('{"alg":"RS256"}').toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.c2ln`;
+}
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 
 describe('parseImportRequest', () => {
@@ -57,13 +63,15 @@ describe('parseImportRequest', () => {
     ['a source with a host when registry is given', { source: 'src.azurecr.io/hello:1', registry: 'src.azurecr.io' }, 'INVALID_REFERENCE', 'source', /with "registry", "source" is repo\[:tag\|@digest\]/],
     ['a registry that is not a host', { source: 'hello:1', registry: 'not a host' }, 'INVALID_REFERENCE', 'registry', /"registry" "not a host" is not a registry host\[:port\]/],
     ['a registry with a path', { source: 'hello:1', registry: 'src.azurecr.io/x' }, 'INVALID_REFERENCE', 'registry', /contains '\/'/],
-    ['a registry resource ID', { source: 'hello:1', registry: '/subscriptions/x/resourceGroups/y/providers/Microsoft.ContainerRegistry/registries/z' }, 'INVALID_FIELD', 'registry', /Azure resource ID, which is not supported yet/],
+    ['a malformed registry resource ID', { source: 'hello:1', registry: '/subscriptions/x/resourceGroups/y/providers/Microsoft.Storage/storageAccounts/z' }, 'INVALID_FIELD', 'registry', /is not a container registry resource ID: give .*\/subscriptions\/<id>\/resourceGroups/],
+    ['a resource ID with a source host', { source: 'src.azurecr.io/hello:1', registry: RESOURCE_ID }, 'INVALID_REFERENCE', 'source', /with "registry", "source" is repo\[:tag\|@digest\]/],
     ['an invalid image', { source: SOURCE, images: ['UPPER:tag'] }, 'INVALID_REFERENCE', 'images[0]', /"images\[0\]": invalid reference/],
     ['an image with a digest', { source: SOURCE, images: [`hello@${DIGEST}`] }, 'INVALID_REFERENCE', 'images[0]', /images are repo:tag; to copy without a tag, list the repository in "untaggedRepositories"/],
     ['an image with a registry host', { source: SOURCE, images: ['other.io/hello:1'] }, 'INVALID_REFERENCE', 'images[0]', /starts with a registry host "other.io"/],
     ['an untagged repository with a tag', { source: SOURCE, untaggedRepositories: ['hello:1'] }, 'INVALID_REFERENCE', 'untaggedRepositories[0]', /repository names only/],
     ['an invalid untagged repository', { source: SOURCE, untaggedRepositories: ['-bad'] }, 'INVALID_REFERENCE', 'untaggedRepositories[0]', /invalid reference/],
-    ['a password without a username', { source: SOURCE, password: 'secret' }, 'INCOMPLETE_CREDENTIALS', 'password', /"password" is given without "username"/],
+    ['a password without a username', { source: SOURCE, password: 'secret' }, 'INCOMPLETE_CREDENTIALS', 'password', /"password" is given without "username", and is neither an Entra access token nor an ACR token/],
+    ['a JWT without a username that is no Entra or ACR token', { source: SOURCE, password: jwt({ iss: 'https://example.com/', aud: 'x' }) }, 'INCOMPLETE_CREDENTIALS', 'password', /neither an Entra access token nor an ACR token/],
     ['a username without a password', { source: SOURCE, username: 'me' }, 'INCOMPLETE_CREDENTIALS', 'username', /"username" is given without "password"/],
     ['a malformed platform', { source: SOURCE, platforms: ['linux'] }, 'INVALID_PLATFORM', 'platforms[0]', /platform "linux" is not valid: use os\/arch or os\/arch\/variant/],
     ['a platform with a dot-dot part', { source: SOURCE, platforms: ['linux/../x'] }, 'INVALID_PLATFORM', 'platforms[0]', /platform "linux\/..\/x" is not valid: use os\/arch or os\/arch\/variant, lowercase/],
@@ -86,6 +94,21 @@ describe('parseImportRequest', () => {
     expect(error.code).toBe(code);
     expect(error.field).toBe(field);
     expect(error.message).toMatch(message);
+  });
+
+  it('takes a registry resource ID, kept as given for submit to resolve', () => {
+    expect(parseImportRequest({ source: 'hello:1', registry: RESOURCE_ID })).toMatchObject({ source: 'hello:1', registry: RESOURCE_ID });
+  });
+
+  it.each([
+    ['an Entra access token', { iss: 'https://sts.windows.net/t/', tid: 't', aud: 'https://containerregistry.azure.net', exp: 2e9 }],
+    ['an ACR refresh token', { iss: 'Azure Container Registry', grant_type: 'refresh_token', aud: 'src.azurecr.io', exp: 2e9 }],
+    ['an ACR access token', { iss: 'Azure Container Registry', access: [], aud: 'src.azurecr.io', exp: 2e9 }],
+  ])('takes %s as a password without a username, as az acr import does', (_, claims) => {
+    const password = jwt(claims);
+    const request = parseImportRequest({ source: SOURCE, password });
+    expect(request.password).toBe(password);
+    expect(request).not.toHaveProperty('username');
   });
 
   it('takes Windows platforms by os.version, and allowNondistributableArtifacts false', () => {

@@ -21,6 +21,9 @@ const get: Record<string, Getter> = {
   retry: (s) => s.retryAttempts,
   maxManifests: (s) => s.maxManifests,
   hosts: (s) => s.registryHosts,
+  acrAudience: (s) => s.acrAudience,
+  armEndpoint: (s) => s.armEndpoint,
+  armAudience: (s) => s.armAudience,
 };
 
 describe('Settings', () => {
@@ -78,6 +81,11 @@ describe('Settings', () => {
     ['the sample settings\' loopback list', { HOIST_ALLOWED_PRIVATE_REGISTRIES: 'localhost,127.0.0.1,[::1]' }, 'allowedPrivate', ['localhost', '127.0.0.1', '[::1]']],
     ['no allowed sources (any)', { HOIST_ALLOWED_SOURCES: ' ' }, 'allowedSources', undefined],
     ['allowed sources', { HOIST_ALLOWED_SOURCES: 'docker.io,*.azurecr.io,ghcr.io:443' }, 'allowedSources', ['docker.io', '*.azurecr.io', 'ghcr.io:443']],
+    ['public Azure\'s ACR audience and ARM by default', {}, 'acrAudience', 'https://containerregistry.azure.net'],
+    ['the default ARM endpoint', {}, 'armEndpoint', 'https://management.azure.com'],
+    ['a sovereign cloud\'s ARM endpoint, its trailing / dropped', { HOIST_ARM_ENDPOINT: 'https://management.chinacloudapi.cn/' }, 'armEndpoint', 'https://management.chinacloudapi.cn'],
+    ['the ARM audience from the endpoint', { HOIST_ARM_ENDPOINT: 'https://management.usgovcloudapi.net' }, 'armAudience', 'https://management.usgovcloudapi.net'],
+    ['an ARM audience', { HOIST_ARM_AUDIENCE: 'https://management.core.windows.net/' }, 'armAudience', 'https://management.core.windows.net'],
   ])('reads %s', (_name, env, getter, expected) => {
     expect(get[getter]!(new Settings(env))).toEqual(expected);
   });
@@ -113,6 +121,8 @@ describe('Settings', () => {
     ['an allowed private registry with a scheme', { HOIST_ALLOWED_PRIVATE_REGISTRIES: 'localhost,http://10.0.0.5' }, 'allowedPrivate', 'HOIST_ALLOWED_PRIVATE_REGISTRIES', /entry "http:\/\/10.0.0.5" is not a host\[:port\] \(for example/],
     ['an allowed private registry with a wildcard', { HOIST_ALLOWED_PRIVATE_REGISTRIES: '*.internal' }, 'allowedPrivate', 'HOIST_ALLOWED_PRIVATE_REGISTRIES', /entry "\*.internal" is not a host\[:port\]/],
     ['an allowed source with a path', { HOIST_ALLOWED_SOURCES: 'docker.io/library' }, 'allowedSources', 'HOIST_ALLOWED_SOURCES', /entry "docker.io\/library" is not a host\[:port\] or \*.domain/],
+    ['an ARM endpoint without a scheme', { HOIST_ARM_ENDPOINT: 'management.azure.com' }, 'armEndpoint', 'HOIST_ARM_ENDPOINT', /"management.azure.com" is not an http\(s\) URL without query or credentials \(for example https:\/\/management.azure.com\)/],
+    ['an ACR audience with a query', { HOIST_ACR_AUDIENCE: 'https://containerregistry.azure.net/?x=1' }, 'acrAudience', 'HOIST_ACR_AUDIENCE', /is not an http\(s\) URL/],
   ])('refuses %s, naming the setting and what it must hold', (_name, env, getter, setting, message) => {
     let error: unknown;
     try {
