@@ -13,6 +13,7 @@ import { parsePlatform } from '../copy/platform.js';
 import type { CopyCoordination, CopyResult } from '../copy/types.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { RegistryHosts } from '../registry/hosts.js';
+import { defaultStores } from '../copy/stores.js';
 import { RegistryError } from '../registry/errors.js';
 import { parseReference } from '../registry/reference.js';
 import type { TableCheckpoints } from './checkpoint-store.js';
@@ -159,6 +160,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
       ...(sourceCredentials && { source: sourceCredentials }),
       ...(targetCredentials && { target: targetCredentials }),
     });
+    const hosts = deps.hosts.withCredentials(credentials);
     const result = await deps.copy(
       {
         source,
@@ -169,7 +171,8 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         ...(job.allowNondistributableArtifacts && { allowNondistributableArtifacts: true }),
       },
       {
-        hosts: deps.hosts.withCredentials(credentials),
+        hosts,
+        stores: defaultStores(hosts),
         uploadMode: 'chunked',
         checkpoints: deps.checkpoints.forJob(job.id),
         abortSignal: deps.stopSignal ? AbortSignal.any([lease.signal, deps.stopSignal]) : lease.signal,
