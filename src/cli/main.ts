@@ -18,6 +18,8 @@ SRC and DST are image references: [registry/]repository[:tag][@digest]. A missin
 means Docker Hub (hello-world -> docker.io/library/hello-world:latest). Loopback registries and
 hosts in HOIST_INSECURE_REGISTRIES (comma-separated host[:port]) use plain HTTP. A blob whose
 descriptor claims more than HOIST_MAX_BLOB_BYTES (default ${DEFAULT_MAX_BLOB_BYTES}, 200 GiB) is refused.
+Either side may be an OCI image layout directory, oci:DIR[:TAG] as skopeo writes it (DIR is
+created when it is a target; without TAG a source names the layout's only image).
 
 Flags:
   --force              overwrite a target tag that points at another digest

@@ -8,7 +8,9 @@ import type { CopyOptions, CopyRequest } from '../copy/types.js';
 import { firstOf, forRegistry, parseUserPassword, type CredentialProvider, type Credentials } from '../registry/credentials.js';
 import { dockerConfigCredentials } from '../registry/docker-config.js';
 import { parseHostList, RegistryHosts } from '../registry/hosts.js';
-import { InvalidReferenceError, parseReference } from '../registry/reference.js';
+import { InvalidReferenceError } from '../registry/reference.js';
+import { isLayoutReference, parseStoreReference } from '../copy/layout-reference.js';
+import { defaultStores } from '../copy/stores.js';
 import { DEFAULT_RETRY, MAX_RETRY_ATTEMPTS } from '../registry/retry.js';
 import { CaFileError, readCaFile } from '../registry/tls.js';
 
@@ -130,8 +132,9 @@ export function parseCopyArgs(args: string[]): CopyCommand {
   if (positionals.length !== 2) throw new UsageError(`copy needs exactly two references, SRC and DST; got ${positionals.length}`);
   let source, target;
   try {
-    source = parseReference(positionals[0]);
-    target = parseReference(positionals[1]);
+    source = parseStoreReference(positionals[0]);
+    target = parseStoreReference(positionals[1]);
+    if (isLayoutReference(target) && !target.tag) throw new UsageError(`target ${target}: name the image in the layout, as oci:DIR:TAG`);
   } catch (error) {
     if (error instanceof InvalidReferenceError) throw new UsageError(error.message);
     throw error;
@@ -180,6 +183,7 @@ export function parseCopyArgs(args: string[]): CopyCommand {
     },
     options: {
       hosts,
+      stores: defaultStores(hosts),
       concurrency: values.concurrency !== undefined ? parseCount(values.concurrency, '--concurrency', 64) : undefined,
       uploadMode: chunkSize !== undefined || resumeDir !== undefined ? 'chunked' : 'monolithic',
       chunkSizeInBytes: chunkSize,
