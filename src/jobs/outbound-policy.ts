@@ -5,6 +5,7 @@
  * whatever only the copy meets (a token realm, a redirect, a layer URL) is refused in the job.
  */
 import { AddressRefusedError, createAddressPolicy, type AddressPolicy, type Resolver } from '../registry/address-policy.js';
+import { LAYOUT_PREFIX } from '../copy/layout-reference.js';
 import { Registry } from '../registry/reference.js';
 import type { RegistryHosts } from '../registry/hosts.js';
 import { RequestError } from './errors.js';
@@ -15,7 +16,8 @@ import { RequestError } from './errors.js';
  */
 export function serviceAddressPolicy(targetRegistry: string | undefined, allowedPrivateRegistries: readonly string[], resolve?: Resolver): AddressPolicy {
   const trusted = [...allowedPrivateRegistries];
-  if (targetRegistry !== undefined) trusted.push(targetRegistry, new Registry(targetRegistry).apiHost);
+  // Local OCI layouts (the local host's target when no registry is set) are no host to trust.
+  if (targetRegistry !== undefined && !targetRegistry.startsWith(LAYOUT_PREFIX)) trusted.push(targetRegistry, new Registry(targetRegistry).apiHost);
   return createAddressPolicy({ trustedHosts: trusted, ...(resolve && { resolve }) });
 }
 

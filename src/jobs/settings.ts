@@ -9,8 +9,11 @@ import { parseHostList, type RegistryHostsOptions } from '../registry/hosts.js';
 import { parseReference } from '../registry/reference.js';
 import { DEFAULT_RETRY, MAX_RETRY_ATTEMPTS } from '../registry/retry.js';
 import { CaFileError, readCaFile } from '../registry/tls.js';
+import { LAYOUT_PREFIX } from '../copy/layout-reference.js';
 import { ConfigurationError } from './errors.js';
 
+/** Where the local host writes imports when no target registry is set (one OCI image layout per repository). */
+export const TARGET_LAYOUTS_SETTING = 'HOIST_TARGET_LAYOUTS';
 /** The queue the HTTP function feeds and the worker drains. */
 export const IMPORTS_QUEUE = 'imports';
 /** The app setting that holds the storage connection string (the host's own storage). */
@@ -56,9 +59,15 @@ export class Settings {
     return v;
   }
 
-  /** `HOIST_TARGET_REGISTRY`: the registry every import writes to, as `host[:port]`. Required for POST. */
+  /**
+   * `HOIST_TARGET_REGISTRY`: the registry every import writes to, as `host[:port]`. Required for
+   * POST, except on the local host: there, unset, it is `oci:` and the directory in
+   * HOIST_TARGET_LAYOUTS (which `npm start` sets), holding one OCI image layout per repository.
+   */
   get targetRegistry(): string {
     const v = this.value('HOIST_TARGET_REGISTRY');
+    const layouts = this.value(TARGET_LAYOUTS_SETTING);
+    if (!v && layouts) return `${LAYOUT_PREFIX}${layouts}`;
     if (!v) throw new ConfigurationError('HOIST_TARGET_REGISTRY', 'HOIST_TARGET_REGISTRY is not set: give the target registry login server, e.g. myregistry.azurecr.io');
     let name: string | undefined;
     try {

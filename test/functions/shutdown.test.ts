@@ -39,7 +39,7 @@ it('SIGTERM to the app the Functions runtime loads pauses running imports, then 
     process.stdout.write('ready\\n');
     setInterval(() => undefined, 1000);
   `;
-  const child = spawn(process.execPath, ['-e', script], { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['-e', script], { cwd: PROJECT_ROOT, env: { PATH: process.env.PATH ?? '', HOIST_TARGET_REGISTRY: 'registry.example' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

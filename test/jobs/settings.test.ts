@@ -28,6 +28,8 @@ describe('Settings', () => {
     ['HOIST_TARGET_REGISTRY host', { HOIST_TARGET_REGISTRY: 'myregistry.azurecr.io' }, 'target', 'myregistry.azurecr.io'],
     ['HOIST_TARGET_REGISTRY host:port', { HOIST_TARGET_REGISTRY: 'localhost:5000' }, 'target', 'localhost:5000'],
     ['HOIST_TARGET_REGISTRY index.docker.io', { HOIST_TARGET_REGISTRY: 'index.docker.io' }, 'target', 'docker.io'],
+    ['HOIST_TARGET_LAYOUTS without a registry (npm start)', { HOIST_TARGET_REGISTRY: '', HOIST_TARGET_LAYOUTS: '/p/.hoist/oci' }, 'target', 'oci:/p/.hoist/oci'],
+    ['HOIST_TARGET_REGISTRY over HOIST_TARGET_LAYOUTS', { HOIST_TARGET_REGISTRY: 'r.example', HOIST_TARGET_LAYOUTS: '/p/.hoist/oci' }, 'target', 'r.example'],
     ['no target credentials', {}, 'targetCredentials', undefined],
     ['target credentials', { HOIST_TARGET_USERNAME: 'u', HOIST_TARGET_PASSWORD: 'p w' }, 'targetCredentials', { username: 'u', password: 'p w' }],
     ['no API key', { HOIST_API_KEY: '' }, 'apiKey', undefined],
