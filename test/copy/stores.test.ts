@@ -4,7 +4,7 @@
  * time, verified reads).
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copy } from '../../src/copy/engine.js';
@@ -164,6 +164,30 @@ describe('copy into and out of an OCI image layout', () => {
     expect(written.manifests.map((m) => m.annotations[REF_NAME]).sort()).toEqual(tags);
     expect(new Set(written.manifests.map((m) => m.digest))).toEqual(new Set([index.digest]));
     expect(existsSync(join(dir, 'index.json.lock'))).toBe(false);
+  });
+
+  it('waits for another process holding index.json.lock, then writes its tag', async () => {
+    await mkdir(dir, { recursive: true });
+    const lock = join(dir, 'index.json.lock');
+    await writeFile(lock, '99999');
+    const copying = copy({ source: src, targets: [parseLayoutReference(`oci:${dir}:v1`)] }, { stores: between(layoutStores()) });
+    // Everything but the index is written while the lock is held: the tag's manifest lands in blobs/.
+    await vi.waitFor(() => expect(existsSync(join(dir, 'blobs/sha256', index.digest.slice(7)))).toBe(true), { timeout: 10_000 });
+    expect(existsSync(join(dir, 'index.json'))).toBe(false);
+    await rm(lock);
+    expect((await copying).targets[0].written).toBe(true);
+    expect(existsSync(lock)).toBe(false);
+  });
+
+  it('takes over an index.json.lock a killed writer left behind', async () => {
+    await mkdir(dir, { recursive: true });
+    const lock = join(dir, 'index.json.lock');
+    await writeFile(lock, '99999');
+    const longAgo = new Date(Date.now() - 10 * 60_000);
+    await utimes(lock, longAgo, longAgo);
+    const result = await copy({ source: src, targets: [parseLayoutReference(`oci:${dir}:v1`)] }, { stores: between(layoutStores()) });
+    expect(result.targets[0].written).toBe(true);
+    expect(existsSync(lock)).toBe(false);
   });
 
   it('leaves no blob, no index entry and nothing in ingest/ when a blob fails verification', async () => {
