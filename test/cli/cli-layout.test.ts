@@ -3,16 +3,17 @@
  * share no code with Hoist: skopeo (containers/image) and umoci read what Hoist writes, and Hoist
  * reads what they write. Registry → layout → registry must give the same bytes.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pushImage, pushImageWithReferrers, pushOciIndexThreePlatforms, referrersTag, sha256Digest } from '../helpers/fixtures.js';
+import { startProxy } from '../helpers/proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { SKOPEO_BINARY, skopeoInspectRaw } from '../helpers/skopeo.js';
-import { requireBuild, runHoist, tempHome, type TempHome } from './support.js';
+import { cliEnv, PROJECT_ROOT, requireBuild, runHoist, tempHome, type TempHome } from './support.js';
 
 const run = promisify(execFile);
 const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -131,6 +132,36 @@ describe('hoist copy with OCI image layouts', () => {
     const out = await runHoist(['copy', `oci:${dir}:fresh`, `${registry.host}/layout/umoci:fresh`], home);
     expect(out.code, out.all).toBe(0);
     expect((await skopeoInspectRaw(`${registry.host}/layout/umoci:fresh`)).equals(made)).toBe(true);
+  });
+
+  it('leaves no blob and no index entry when killed mid-copy, and a rerun completes it', async () => {
+    const image = await pushImage(registry, 'layout/killed', 'v1', { layers: [2000, 300_000] });
+    const layer = image.blobs[image.blobs.length - 1];
+    // The big layer's GET is held until the CLI is gone: it is killed with that blob in flight.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const proxy = await startProxy(registry.url, [(r) => (r.method === 'GET' && r.pathname.endsWith(`/blobs/${layer.digest}`) ? { type: 'forward', waitFor: held } : undefined)]);
+    const dir = join(work, 'killed');
+    try {
+      const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/hoist.js'), 'copy', `${proxy.host}/layout/killed:v1`, `oci:${dir}:v1`], { cwd: PROJECT_ROOT, env: cliEnv(home), stdio: 'ignore' });
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      await vi.waitFor(async () => expect(proxy.requests.some((r) => r.path.endsWith(`/blobs/${layer.digest}`))).toBe(true), { timeout: 30_000 });
+      // The layer's file is open (wherever the store writes it first) before the kill.
+      const begun = async () => existsSync(join(dir, 'blobs/sha256', layer.digest.slice(7))) || (await readdir(join(dir, 'ingest')).catch(() => [])).length > 0;
+      await vi.waitFor(async () => expect(await begun()).toBe(true), { timeout: 30_000 });
+      child.kill('SIGKILL');
+      await exited;
+    } finally {
+      release();
+      await proxy.stop();
+    }
+    expect(existsSync(join(dir, 'blobs/sha256', layer.digest.slice(7)))).toBe(false);
+    expect(existsSync(join(dir, 'index.json'))).toBe(false);
+
+    const rerun = await runHoist(['copy', `${registry.host}/layout/killed:v1`, `oci:${dir}:v1`], home);
+    expect(rerun.code, rerun.all).toBe(0);
+    expect((await skopeoRawFromLayout(dir, 'v1')).equals(image.manifestBytes)).toBe(true);
+    expect(sha256Digest(await readFile(join(dir, 'blobs/sha256', layer.digest.slice(7))))).toBe(layer.digest);
   });
 
   it('names the layout and tag when the tag is missing, and wants a tag on a layout target', async () => {
