@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -42,6 +42,8 @@ const MAX_INDEX_BYTES = 64 * 1024 * 1024;
 const URL_RESUMES = 3;
 /** A lock file older than this was left by a killed writer: index updates take milliseconds. */
 const STALE_LOCK_MS = 30_000;
+/** An ingest/ file unwritten for this long was left by a killed copy: live writers touch theirs with every chunk. */
+const STALE_INGEST_MS = 60 * 60 * 1000;
 /** How often a writer waiting for another process's index.json lock looks again. */
 const LOCK_POLL_MS = 20;
 /** Monolithic progress is reported at most this often, as for registries. */
@@ -282,11 +284,25 @@ export class OciLayout implements SourceStore, TargetStore {
     }
   }
 
+  /**
+   * Deletes what killed writers left in ingest/: a file nobody has written to for
+   * STALE_INGEST_MS. A live writer touches its file with every chunk, so it is never taken.
+   */
+  private async sweepIngest(): Promise<void> {
+    const ingest = join(this.dir, 'ingest');
+    for (const name of await readdir(ingest)) {
+      const path = join(ingest, name);
+      const modified = await stat(path).then((s) => s.mtimeMs, () => Date.now());
+      if (Date.now() - modified > STALE_INGEST_MS) await rm(path, { force: true });
+    }
+  }
+
   /** Creates the layout's directories and `oci-layout` on first write, and refuses a layout of another version. */
   private ensureLayout(ref: Reference): Promise<void> {
     this.ready ??= (async () => {
       await mkdir(join(this.dir, 'ingest'), { recursive: true });
       await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+      await this.sweepIngest();
       const path = join(this.dir, 'oci-layout');
       const existing = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? undefined : Promise.reject(error)));
       if (existing === undefined) {

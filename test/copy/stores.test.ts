@@ -199,6 +199,17 @@ describe('copy into and out of an OCI image layout', () => {
     expect(await readdir(join(dir, 'ingest'))).toEqual([]);
   });
 
+  it('clears what a killed copy left in ingest/ an hour ago, and leaves a live writer\'s file alone', async () => {
+    await mkdir(join(dir, 'ingest'), { recursive: true });
+    const [stale, live] = [join(dir, 'ingest', 'left-by-a-killed-copy'), join(dir, 'ingest', 'being-written')];
+    await writeFile(stale, 'half a blob');
+    await writeFile(live, 'a blob on its way');
+    const longAgo = new Date(Date.now() - 2 * 60 * 60_000);
+    await utimes(stale, longAgo, longAgo);
+    await copy({ source: src, targets: [parseLayoutReference(`oci:${dir}:v1`)] }, { stores: between(layoutStores()) });
+    expect(await readdir(join(dir, 'ingest'))).toEqual(['being-written']);
+  });
+
   it('refuses a layout blob whose bytes were changed on disk', async () => {
     const layout = parseLayoutReference(`oci:${dir}:v1`);
     await copy({ source: src, targets: [layout] }, { stores: between(layoutStores()) });
