@@ -164,6 +164,21 @@ describe('hoist copy with OCI image layouts', () => {
     expect(sha256Digest(await readFile(join(dir, 'blobs/sha256', layer.digest.slice(7))))).toBe(layer.digest);
   });
 
+  it('copies layout to layout, and a dry run into a layout writes nothing', async () => {
+    const image = await pushImage(registry, 'layout/pair', 'v1', { layers: [1200] });
+    const first = join(work, 'pair-a');
+    const second = join(work, 'pair-b');
+    expect((await runHoist(['copy', `${registry.host}/layout/pair:v1`, `oci:${first}:v1`], home)).code).toBe(0);
+
+    const dry = await runHoist(['copy', `oci:${first}:v1`, `oci:${second}:copied`, '--dry-run'], home);
+    expect(dry.code, dry.all).toBe(0);
+    expect(existsSync(second)).toBe(false);
+
+    const out = await runHoist(['copy', `oci:${first}:v1`, `oci:${second}:copied`], home);
+    expect(out.code, out.all).toBe(0);
+    expect((await skopeoRawFromLayout(second, 'copied')).equals(image.manifestBytes)).toBe(true);
+  });
+
   it('names the layout and tag when the tag is missing, and wants a tag on a layout target', async () => {
     const dir = join(work, 'tags');
     const missing = await runHoist(['copy', `oci:${dir}:nope`, `${registry.host}/layout/none:1`], home);
