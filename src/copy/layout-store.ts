@@ -83,12 +83,18 @@ export class OciLayout implements SourceStore, TargetStore {
       const entry = (await this.readIndex(ref))?.manifests.find((m) => m.digest === ref.digest);
       return size === undefined ? undefined : { digest: ref.digest, mediaType: entry?.mediaType ?? '', size };
     }
-    const entry = await this.findEntry(ref);
+    const index = await this.readIndex(ref);
+    const entry = index && this.findEntry(ref, index);
     return entry && { digest: entry.digest, mediaType: entry.mediaType, size: entry.size };
   }
 
   async getManifest(ref: Reference): Promise<Manifest> {
-    const entry = ref.digest ? undefined : await this.findEntry(ref);
+    let entry: IndexEntry | undefined;
+    if (!ref.digest) {
+      const index = await this.readIndex(ref);
+      if (!index) throw this.error('NAME_UNKNOWN', 'READ', ref, `${this.registry.dir} is no OCI image layout: it has no index.json`);
+      entry = this.findEntry(ref, index);
+    }
     const digest = ref.digest ?? entry?.digest;
     if (!digest) throw this.error('MANIFEST_UNKNOWN', 'READ', ref, `no manifest in ${this.registry.dir}/index.json is named "${ref.tag ?? ''}"`);
     const path = this.blobPath(digest, ref);
@@ -196,9 +202,7 @@ export class OciLayout implements SourceStore, TargetStore {
   }
 
   /** The index.json entry `ref` names: by tag, or, with neither tag nor digest, the layout's only manifest (as skopeo reads `oci:DIR`). */
-  private async findEntry(ref: Reference): Promise<IndexEntry | undefined> {
-    const index = await this.readIndex(ref);
-    if (!index) return undefined;
+  private findEntry(ref: Reference, index: LayoutIndex): IndexEntry | undefined {
     if (ref.tag) return index.manifests.find((m) => m.annotations?.[REF_NAME] === ref.tag);
     if (index.manifests.length > 1) {
       const names = index.manifests.map((m) => m.annotations?.[REF_NAME]).filter((n) => n !== undefined);

@@ -184,6 +184,9 @@ describe('hoist copy with OCI image layouts', () => {
     const missing = await runHoist(['copy', `oci:${dir}:nope`, `${registry.host}/layout/none:1`], home);
     expect(missing.code).toBe(4);
     expect(missing.stderr).toContain(`no manifest in ${dir}/index.json is named "nope"`);
+    const nowhere = await runHoist(['copy', `oci:${join(work, 'nowhere')}:v1`, `${registry.host}/layout/none:1`], home);
+    expect(nowhere.code).toBe(4);
+    expect(nowhere.stderr).toContain(`${join(work, 'nowhere')} is no OCI image layout: it has no index.json`);
     const untagged = await runHoist(['copy', `${registry.host}/layout/tags:a`, `oci:${join(work, 'new')}`], home);
     expect(untagged.code).toBe(2);
     expect(untagged.stderr).toContain('name the image in the layout, as oci:DIR:TAG');
