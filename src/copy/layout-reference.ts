@@ -1,6 +1,6 @@
 /**
  * OCI image layout references, `oci:DIR[:TAG]`, as skopeo spells them (containers/image's
- * `oci:path[:reference]`, the path ending at the first ':'). Parsed into an ordinary Reference
+ * `oci:path[:reference]`, the path ending at the first ':' after any Windows drive). Parsed into an ordinary Reference
  * whose registry is a LayoutRegistry and whose repository is empty, so the engine names, groups
  * and reports layouts as it does repositories.
  */
@@ -35,7 +35,8 @@ export function isLayoutReference(ref: Reference): ref is Reference & { registry
 export function parseLayoutReference(input: string): Reference {
   if (!input.startsWith(LAYOUT_PREFIX)) throw new InvalidReferenceError(input, `an OCI layout reference starts with "${LAYOUT_PREFIX}"`);
   const rest = input.slice(LAYOUT_PREFIX.length);
-  const colon = rest.indexOf(':');
+  // A Windows drive's ':' belongs to the path (`oci:C:\\images:v1`), as containers/image reads it on Windows.
+  const colon = rest.indexOf(':', /^[A-Za-z]:[\\/]/.test(rest) ? 2 : 0);
   const dir = colon === -1 ? rest : rest.slice(0, colon);
   const tag = colon === -1 ? undefined : rest.slice(colon + 1);
   if (dir === '') throw new InvalidReferenceError(input, 'the layout directory is empty: write oci:DIR[:TAG], for example oci:./images:v1');
