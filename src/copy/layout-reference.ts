@@ -35,7 +35,7 @@ export function isLayoutReference(ref: Reference): ref is Reference & { registry
 export function parseLayoutReference(input: string): Reference {
   if (!input.startsWith(LAYOUT_PREFIX)) throw new InvalidReferenceError(input, `an OCI layout reference starts with "${LAYOUT_PREFIX}"`);
   const rest = input.slice(LAYOUT_PREFIX.length);
-  // A Windows drive's ':' belongs to the path (`oci:C:\\images:v1`), as containers/image reads it on Windows.
+  // A Windows drive's ':' belongs to the path (`oci:C:\images:v1`), as containers/image reads it on Windows.
   const colon = rest.indexOf(':', /^[A-Za-z]:[\\/]/.test(rest) ? 2 : 0);
   const dir = colon === -1 ? rest : rest.slice(0, colon);
   const tag = colon === -1 ? undefined : rest.slice(colon + 1);
