@@ -120,6 +120,8 @@ describe('hoist copy with OCI image layouts', () => {
 
     const hoisted = join(work, 'by-hoist');
     expect((await runHoist(['copy', `${registry.host}/layout/skopeo:1`, `oci:${hoisted}:1`], home)).code).toBe(0);
+    // umoci reads the manifest and config Hoist wrote (stat walks the image's history from its config).
+    await run('umoci', ['stat', '--image', `${hoisted}:1`, '--json']);
     await run(SKOPEO_BINARY, ['copy', '--dest-tls-verify=false', '--retry-times', '0', `oci:${hoisted}:1`, `docker://${registry.host}/layout/via-skopeo:1`]);
     expect((await skopeoInspectRaw(`${registry.host}/layout/via-skopeo:1`)).equals(image.manifestBytes)).toBe(true);
   });
