@@ -45,3 +45,13 @@ describe('layering', () => {
     expect(azure).toEqual([]);
   });
 });
+
+describe('the engine on its stores', () => {
+  // The graph walk, the plan and the tag writes reach registries only through store.ts, so a
+  // layout or memory serves as well: only registry-store.ts builds a RegistryClient.
+  it.each(['engine.ts', 'source-graph.ts', 'referrers.ts'])('src/copy/%s uses the registry client only for its types', (file) => {
+    const text = readFileSync(join(SRC, 'copy', file), 'utf8');
+    expect(text).not.toMatch(/^import (?!type )[^;]*'\.\.\/registry\/client\.js'/m);
+    expect(text).not.toMatch(/RegistryClient\b/);
+  });
+});

@@ -26,6 +26,8 @@ receives it, the others mount it); tags are written last, once every target hold
 Loopback registries and hosts in HOIST_INSECURE_REGISTRIES (comma-separated host[:port]) use plain
 HTTP. A blob whose descriptor claims more than HOIST_MAX_BLOB_BYTES (default ${DEFAULT_MAX_BLOB_BYTES},
 200 GiB) is refused.
+Either side may be an OCI image layout directory, oci:DIR[:TAG] as skopeo writes it (DIR is
+created when it is a target; without TAG a source names the layout's only image).
 
 ${flagSections()
   .map((s) => `${s.title}\n${s.lines.join('\n')}`)

@@ -15,6 +15,8 @@ import { parseHostList, RegistryHosts } from '../registry/hosts.js';
 import { DEFAULT_MAX_REQUESTS_PER_HOST } from '../registry/host-limits.js';
 import { ProxyConfigError, readProxyEnvironment, type ProxyEnvironment } from '../registry/proxy.js';
 import { InvalidReferenceError, parseReference, type Reference } from '../registry/reference.js';
+import { isLayoutReference, parseStoreReference } from '../copy/layout-reference.js';
+import { defaultStores } from '../copy/stores.js';
 import { DEFAULT_RETRY, MAX_RETRY_ATTEMPTS } from '../registry/retry.js';
 import { CaFileError, readCaFile } from '../registry/tls.js';
 import { parseFlags, UsageError, type CommandName, type ParsedFlags } from './flags.js';
@@ -152,12 +154,12 @@ const DOCKER_TRANSPORT = 'docker://';
 /** skopeo transports that are not registries, refused by name rather than misread as a host. */
 const OTHER_TRANSPORTS = /^(docker-archive|docker-daemon|containers-storage|dir|oci-archive|ostree|sif):(?!\d)/;
 
-/** Parses a reference as written on the command line: `[docker://]REF`. */
+/** Parses a reference as written on the command line: `[docker://]REF`, or an OCI image layout, `oci:DIR[:TAG]`. */
 export function parseCliReference(input: string): Reference {
   const transport = OTHER_TRANSPORTS.exec(input)?.[1];
-  if (transport) throw new UsageError(`invalid reference "${input}": the ${transport}: transport is not supported; give a registry reference, REF or docker://REF`);
+  if (transport) throw new UsageError(`invalid reference "${input}": the ${transport}: transport is not supported; give a registry reference, REF or docker://REF, or an OCI layout, oci:DIR[:TAG]`);
   try {
-    return parseReference(input.startsWith(DOCKER_TRANSPORT) ? input.slice(DOCKER_TRANSPORT.length) : input);
+    return input.startsWith(DOCKER_TRANSPORT) ? parseReference(input.slice(DOCKER_TRANSPORT.length)) : parseStoreReference(input);
   } catch (error) {
     if (error instanceof InvalidReferenceError) throw new UsageError(input.startsWith(DOCKER_TRANSPORT) ? error.message.replace(/^invalid reference "/, `invalid reference "${DOCKER_TRANSPORT}`) : error.message);
     throw error;
@@ -259,6 +261,8 @@ export function parseCopyArgs(args: string[]): CopyCommand {
   const targets = positionals.slice(1).map(parseCliReference);
   const twice = targets.find((t, i) => targets.findIndex((u) => u.toString() === t.toString()) !== i);
   if (twice) throw new UsageError(`target ${twice} is given twice: give each target once`);
+  const untagged = targets.find((t) => isLayoutReference(t) && !t.tag);
+  if (untagged) throw new UsageError(`target ${untagged}: name the image in the layout, as oci:DIR:TAG`);
   const platforms = listFlag(flags, 'platform').map((p) => {
     try {
       return parsePlatform(p);
@@ -301,6 +305,7 @@ export function parseCopyArgs(args: string[]): CopyCommand {
     },
     options: {
       hosts,
+      stores: defaultStores(hosts),
       concurrency: concurrencyFlag !== undefined ? parseCount(concurrencyFlag, '--concurrency', 64) : undefined,
       uploadMode: chunkSize !== undefined || resumeDir !== undefined ? 'chunked' : 'monolithic',
       chunkSizeInBytes: chunkSize,

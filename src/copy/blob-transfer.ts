@@ -9,37 +9,23 @@ import type { Readable } from 'node:stream';
 import type { ChunkBytes, Descriptor, RegistryClient, UploadSession } from '../registry/client.js';
 import { DigestMismatchError } from '../registry/digest.js';
 import { RegistryError } from '../registry/errors.js';
-import type { Reference } from '../registry/reference.js';
-import type { Connections } from '../registry/http.js';
 import { openUrlBlob, UrlBlobError } from '../registry/url-blob.js';
 import { backoffDelay, sleep } from '../registry/retry.js';
 import { ChunkPipe } from './chunk-pipe.js';
 import { CopyError, copyErrorFrom, type Side } from './errors.js';
-import type { BlobOutcome, CheckpointStore, ProgressEvent, UploadMode } from './types.js';
+import type { BlobPush } from './store.js';
+import type { BlobOutcome } from './types.js';
 
-export interface BlobTransfer {
-  source: RegistryClient;
-  sourceRef: Reference;
+/**
+ * One blob's push to a registry. `shouldPause` turning true stops it at the next chunk boundary:
+ * requests in flight are let finish, since a PATCH cut mid-body loses the whole upload session on
+ * distribution 2.8. `foreign` is read from the source when that holds the blob, else from the
+ * first of its `urls` that serves it, each URL put to the address policy.
+ */
+export interface BlobTransfer extends BlobPush {
   target: RegistryClient;
-  /** The target repository (no tag). */
-  targetRef: Reference;
-  mode: UploadMode;
-  chunkSize: number;
-  checkpoints?: CheckpointStore;
   /** Repositories on the target registry that may already hold the blob, to mount from. */
   mountFrom: string[];
-  /**
-   * True once the time budget is spent or the copy aborted: stop at the next chunk boundary.
-   * Requests in flight are let finish, since a PATCH cut mid-body loses the whole upload session
-   * on distribution 2.8.
-   */
-  shouldPause: () => boolean;
-  onProgress: (event: ProgressEvent) => void;
-  /**
-   * Set for a non-distributable layer copied on request: read it from the source registry when
-   * that holds it, else from the first of its `urls` that serves it, each URL put to `policy`.
-   */
-  foreign?: { urls: readonly string[]; connections: Connections };
 }
 
 /** Whole-blob restarts allowed after a lost session or a dropped streaming upload. */
@@ -120,18 +106,31 @@ function openSourceEarly(t: BlobTransfer, blob: Descriptor): Readable {
 function sourceFrom(t: BlobTransfer, blob: Descriptor, offset: number, early: Readable | undefined): Readable {
   if (early && !early.destroyed && offset === 0) return early;
   early?.destroy();
-  const stream = t.foreign ? openUrlBlob({ ...t.foreign, digest: blob.digest, size: blob.size, offset, maxResumes: t.target.host.retry.maxAttempts }) : t.source.openBlob(t.sourceRef, blob.digest, blob.size, offset);
+  const stream = openFrom(t, blob, offset, t.target.host.retry.maxAttempts);
   // The GET may fail before the upload's request has hooked the stream; the upload then gets the
   // stored error (undici and async iteration both report it), instead of the process crashing.
   stream.on('error', () => undefined);
   return stream;
 }
 
+/** The blob from `offset`, from the source store or, for `foreign`, from its URLs. */
+function openFrom(push: BlobPush, blob: Descriptor, offset: number, maxResumes: number): Readable {
+  return push.foreign ? openUrlBlob({ ...push.foreign, digest: blob.digest, size: blob.size, offset, maxResumes }) : push.source.openBlob(push.sourceRef, blob.digest, blob.size, offset);
+}
+
+/**
+ * The whole blob, verified as it streams, for a store that takes a blob in one piece: from the
+ * source store, or for a non-distributable layer the source lacks, from its URLs.
+ */
+export async function openPushSource(push: BlobPush, blob: Descriptor, maxResumes: number): Promise<Readable> {
+  return openFrom(push.foreign ? await foreignOrigin(push, blob) : push, blob, 0, maxResumes);
+}
+
 /**
  * Where a non-distributable layer is read from: the source registry when it holds the blob at its
  * size (no outside host is asked then), else its URLs (`foreign` stays set).
  */
-async function foreignOrigin(t: BlobTransfer, blob: Descriptor): Promise<BlobTransfer> {
+async function foreignOrigin<T extends BlobPush>(t: T, blob: Descriptor): Promise<T> {
   let held: number | undefined;
   try {
     held = await t.source.headBlob(t.sourceRef, blob.digest);
@@ -355,7 +354,8 @@ export function heldSizeMismatch(target: string, blob: { digest: string; size: n
   return new CopyError('INTEGRITY', `blob ${blob.digest}: the target ${target} ${holds}, but its descriptor claims ${blob.size} bytes; nothing was tagged`, 'source');
 }
 
-function asCopyError(error: unknown, blob: Descriptor): unknown {
+/** A blob push's failure as the copy reports it: bad bytes are INTEGRITY, an unreachable foreign layer NONDISTRIBUTABLE. */
+export function asCopyError(error: unknown, blob: Descriptor): unknown {
   if (error instanceof UrlBlobError) {
     return new CopyError('NONDISTRIBUTABLE', `non-distributable layer ${blob.digest} is not in the source registry, and ${error.message}; nothing was tagged`, 'source', { cause: error });
   }

@@ -4,18 +4,20 @@
  * place. A time budget or abort stops it between chunks with checkpoints saved, and the same
  * request continues from them later, in this process or another.
  */
-import { RegistryClient, type Descriptor, type Manifest } from '../registry/client.js';
+import type { Descriptor, Manifest } from '../registry/client.js';
 import { RegistryError } from '../registry/errors.js';
 import { RegistryHosts } from '../registry/hosts.js';
 import { isNonDistributableType } from '../registry/media-types.js';
 import type { Reference } from '../registry/reference.js';
-import { heldSizeMismatch, transferBlob } from './blob-transfer.js';
+import { heldSizeMismatch } from './blob-transfer.js';
 import { deferred } from './deferred.js';
 import { CopyError, copyErrorFrom } from './errors.js';
 import { mapLargestFirst, mapLimit } from './limit.js';
 import type { ManifestNode } from './manifest.js';
 import { mergeFallbackIndex, targetHasReferrersApi } from './referrers.js';
 import { readSourceGraph, type SourceGraph } from './source-graph.js';
+import type { SourceStore, Stores, TargetStore } from './store.js';
+import { defaultStores } from './stores.js';
 import type { BlobOutcome, CopyCoordination, CopyOptions, CopyPlan, CopyRequest, CopyResult, ExternalBlob, PlannedBlob, ProgressEvent, WrittenManifest } from './types.js';
 
 export const DEFAULT_CONCURRENCY = 4;
@@ -47,7 +49,7 @@ export const DEFAULT_MAX_BLOB_BYTES = 200 * 1024 ** 3;
 /** One target repository and the tags wanted in it. */
 interface TargetRepo {
   ref: Reference;
-  client: RegistryClient;
+  store: TargetStore;
   tags: Reference[];
   blobs: PlannedBlob[];
 }
@@ -75,7 +77,8 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
 
   // A copy given no hosts gets its own: nothing it learns outlives it.
   const hosts = options.hosts ?? new RegistryHosts();
-  const source = RegistryClient.for(request.source.registry, hosts);
+  const stores = options.stores ?? defaultStores(hosts);
+  const source = stores.source(request.source);
   const graph = await readSourceGraph(source, request.source, { platforms: request.platforms, referrers: request.referrers });
   const sourceDigest = graph.root.manifest.digest;
   const targetDigest = graph.top.manifest.digest;
@@ -90,9 +93,9 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
       throw new CopyError('INVALID_TARGET', `target ${target} names digest ${target.digest}, but the copy produces ${targetDigest}; drop the digest from the target or fix it`, 'target');
     }
   }
-  const repos = groupTargets(request.targets, hosts);
+  const repos = groupTargets(request.targets, stores);
   // No-force check, before any bytes move.
-  const existing = await findExistingTags(request.targets, hosts, targetDigest);
+  const existing = await existingTags(request.targets, stores, targetDigest);
   if (existing.length && !request.force) throw tagExists(existing);
 
   // The plan needs every blob's existence check, but a copy does not wait for all of them: a
@@ -160,11 +163,16 @@ export async function copy(request: CopyRequest, options: CopyOptions = {}): Pro
  * made before any bytes move and again just before each tag is written.
  */
 export async function findExistingTags(targets: Reference[], hosts: RegistryHosts, digest?: string): Promise<Array<{ reference: string; digest: string }>> {
+  return existingTags(targets, defaultStores(hosts), digest);
+}
+
+async function existingTags(targets: Reference[], stores: Stores, digest?: string): Promise<Array<{ reference: string; digest: string }>> {
   const found: Array<{ reference: string; digest: string }> = [];
   for (const target of targets) {
     if (!target.tag) continue;
     // By the tag alone: a digest beside it must not turn this into a lookup by digest.
-    const head = await RegistryClient.for(target.registry, hosts)
+    const head = await stores
+      .target(target)
       .headManifest(target.withTag(target.tag))
       .catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
     if (head && head.digest !== digest) found.push({ reference: target.toString(), digest: head.digest });
@@ -174,7 +182,7 @@ export async function findExistingTags(targets: Reference[], hosts: RegistryHost
 
 /** The digest `ref` names now (one HEAD), or undefined when the registry has no such manifest. */
 export async function resolveDigest(ref: Reference, hosts: RegistryHosts, signal?: AbortSignal): Promise<string | undefined> {
-  return (await RegistryClient.for(ref.registry, hosts).headManifest(ref, signal))?.digest;
+  return (await defaultStores(hosts).source(ref).headManifest(ref, signal))?.digest;
 }
 
 function tagExists(existing: Array<{ reference: string; digest: string }>): CopyError {
@@ -183,13 +191,13 @@ function tagExists(existing: Array<{ reference: string; digest: string }>): Copy
   return new CopyError('TAG_EXISTS', `target tag already exists: ${list}`, 'target');
 }
 
-function groupTargets(targets: Reference[], hosts: RegistryHosts): TargetRepo[] {
+function groupTargets(targets: Reference[], stores: Stores): TargetRepo[] {
   const byName = new Map<string, TargetRepo>();
   for (const target of targets) {
     let repo = byName.get(target.name);
     if (!repo) {
       const ref = target.withRepository(target.repository);
-      repo = { ref, client: RegistryClient.for(target.registry, hosts), tags: [], blobs: [] };
+      repo = { ref, store: stores.target(ref), tags: [], blobs: [] };
       byName.set(target.name, repo);
     }
     if (target.tag) repo.tags.push(target.withTag(target.tag));
@@ -317,10 +325,10 @@ function checkBlobs(repos: TargetRepo[], blobs: Descriptor[], concurrency: numbe
  * blob held at another size fails the copy.
  */
 async function targetHolds(repo: TargetRepo, blob: Descriptor): Promise<boolean> {
-  const held = await repo.client.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
+  const held = await repo.store.headBlob(repo.ref, blob.digest).catch((e: unknown) => Promise.reject(copyErrorFrom(e, 'target')));
   if (held === undefined) return false;
   if (held !== blob.size) throw heldSizeMismatch(repo.ref.name, blob, held);
-  repo.client.host.mountHints.remember(repo.ref, blob.digest);
+  repo.store.noteHeld(repo.ref, blob.digest);
   return true;
 }
 
@@ -332,9 +340,9 @@ async function targetHolds(repo: TargetRepo, blob: Descriptor): Promise<boolean>
  */
 function copyBlobs(
   checks: BlobCheck[],
-  source: RegistryClient,
+  source: SourceStore,
   sourceRef: Reference,
-  options: CopyOptions,
+  options: CopyOptions & { hosts: RegistryHosts },
   { shouldPause, shouldStopWaiting, isFailing }: { shouldPause: () => boolean; shouldStopWaiting: (waitingSince: number) => boolean; isFailing: () => boolean },
   emit: (event: ProgressEvent) => void,
 ): Promise<Array<{ blob: PlannedBlob; outcome: BlobOutcome | 'paused' }>> {
@@ -381,9 +389,7 @@ function copyBlobs(
         emit({ type: 'blob-done', digest: blob.digest, size: blob.size, target: repo.ref.name, outcome: 'skipped' });
         return { blob, outcome: 'skipped' as const };
       }
-      // The last holder is the likeliest to have finished: remembered last, it is tried first.
-      for (const repository of lock.mountFrom ?? []) repo.client.host.mountHints.remember(repo.ref.withRepository(repository), blob.digest);
-      const outcome = await transferOne(repo, blob);
+      const outcome = await transferOne(repo, blob, lock.mountFrom);
       paused = outcome === 'paused';
       return { blob, outcome };
     } finally {
@@ -393,25 +399,22 @@ function copyBlobs(
     }
   }
 
-  async function transferOne(repo: TargetRepo, blob: PlannedBlob): Promise<BlobOutcome | 'paused'> {
-    const outcome = await transferBlob(
+  function transferOne(repo: TargetRepo, blob: PlannedBlob, mountFrom: string[] | undefined): Promise<BlobOutcome | 'paused'> {
+    return repo.store.pushBlob(
       {
         source,
         sourceRef: sourceRef.withRepository(sourceRef.repository),
-        target: repo.client,
         targetRef: repo.ref,
         mode: options.checkpoints ? 'chunked' : (options.uploadMode ?? 'monolithic'),
         chunkSize: options.chunkSizeInBytes ?? DEFAULT_CHUNK_SIZE,
         checkpoints: options.checkpoints,
-        mountFrom: repo.client.host.mountHints.candidates(sourceRef, repo.ref, blob.digest),
+        mountFrom,
         shouldPause,
         onProgress: emit,
-        ...(blob.urls && { foreign: { urls: blob.urls, connections: repo.client.host.connections } }),
+        ...(blob.urls && { foreign: { urls: blob.urls, connections: options.hosts.connections } }),
       },
       { digest: blob.digest, size: blob.size, mediaType: blob.mediaType },
     );
-    if (outcome !== 'paused') repo.client.host.mountHints.remember(repo.ref, blob.digest);
-    return outcome;
   }
 }
 
@@ -426,8 +429,8 @@ async function pushManifests(repo: TargetRepo, graph: SourceGraph, emit: (event:
   const subjectsWithoutApi = new Set<string>();
   // Pushes one manifest unless the target has it; reported by the caller, in graph order.
   const pushOne = async (node: ManifestNode): Promise<boolean> => {
-    if (await repo.client.headManifest(repo.ref.withDigest(node.manifest.digest))) return false;
-    const { subjectProcessed } = await repo.client.putManifest(repo.ref, node.manifest);
+    if (await repo.store.headManifest(repo.ref.withDigest(node.manifest.digest))) return false;
+    const { subjectProcessed } = await repo.store.putManifest(repo.ref, node.manifest);
     if (node.parsed.subject) (subjectProcessed ? subjectsWithApi : subjectsWithoutApi).add(node.parsed.subject.digest);
     return true;
   };
@@ -445,18 +448,18 @@ async function pushManifests(repo: TargetRepo, graph: SourceGraph, emit: (event:
       for (const [i, node] of wave.entries()) if (pushed[i]) report(node);
     }
     for (const [subject, nodes] of graph.referrers) {
-      if (!subjectsWithoutApi.has(subject) && (subjectsWithApi.has(subject) || (await targetHasReferrersApi(repo.client, repo.ref, subject)))) continue;
+      if (!subjectsWithoutApi.has(subject) && (subjectsWithApi.has(subject) || (await targetHasReferrersApi(repo.store, repo.ref, subject)))) continue;
       // Without a referrers API, keep the target's fallback tag index merged: add, never drop.
       const tag = repo.ref.withTag(subject.replace(':', '-'));
-      const current = (await repo.client.headManifest(tag)) ? await repo.client.getManifest(tag) : undefined;
+      const current = (await repo.store.headManifest(tag)) ? await repo.store.getManifest(tag) : undefined;
       const merged = mergeFallbackIndex(current, nodes, graph.fallbackIndexes.get(subject));
-      if (merged) await repo.client.putManifest(tag, merged);
+      if (merged) await repo.store.putManifest(tag, merged);
     }
     for (const { tag, node } of graph.cosignTags) {
       const ref = repo.ref.withTag(tag);
-      const head = await repo.client.headManifest(ref);
+      const head = await repo.store.headManifest(ref);
       if (head?.digest === node.manifest.digest) continue;
-      await repo.client.putManifest(ref, node.manifest);
+      await repo.store.putManifest(ref, node.manifest);
     }
   } catch (error) {
     throw copyErrorFrom(error, 'target');
@@ -507,7 +510,7 @@ async function writeTags(
       if (!unlock) return false;
       let written: boolean;
       try {
-        written = await writeTag(repo.client, tag, top, request.force === true);
+        written = await writeTag(repo.store, tag, top, request.force === true);
       } catch (error) {
         throw copyErrorFrom(error, 'target');
       } finally {
@@ -529,12 +532,12 @@ async function writeTags(
  * holding `top`. A writer that moved the tag in between (one this copy's lock does not reach,
  * such as a CLI or another tool) makes it TAG_EXISTS, naming the digest that won.
  */
-async function writeTag(client: RegistryClient, tag: Reference, top: Manifest, force: boolean): Promise<boolean> {
-  const head = await client.headManifest(tag);
+async function writeTag(store: TargetStore, tag: Reference, top: Manifest, force: boolean): Promise<boolean> {
+  const head = await store.headManifest(tag);
   if (head?.digest === top.digest) return false;
   if (head && !force) throw tagExists([{ reference: tag.toString(), digest: head.digest }]);
-  await client.putManifest(tag, top);
-  const after = await client.headManifest(tag);
+  await store.putManifest(tag, top);
+  const after = await store.headManifest(tag);
   if (after?.digest !== top.digest) {
     const now = after ? `now holds ${after.digest}` : 'is gone';
     throw new CopyError('TAG_EXISTS', `another writer moved target tag ${tag} right after this copy wrote ${top.digest}: it ${now}; nothing was overwritten back`, 'target');

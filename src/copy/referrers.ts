@@ -3,11 +3,12 @@
  * OCI index of the subject's referrers. Hoist merges into it, adding entries and never dropping
  * any, so referrers pushed by others survive.
  */
-import type { Descriptor, Manifest, RegistryClient } from '../registry/client.js';
+import type { Descriptor, Manifest } from '../registry/client.js';
 import { sha256 } from '../registry/digest.js';
 import { MediaType } from '../registry/media-types.js';
 import type { Reference } from '../registry/reference.js';
 import { descriptorOf, type ManifestNode } from './manifest.js';
+import type { TargetStore } from './store.js';
 
 /**
  * The fallback index to write, or undefined when `current` already lists every referrer. With no
@@ -33,7 +34,7 @@ export function mergeFallbackIndex(current: Manifest | undefined, referrers: Man
  * when this copy pushed none of them (all were there already) and so never saw the OCI-Subject
  * answer that says so: a copy run again must not add a fallback tag to such a registry.
  */
-export async function targetHasReferrersApi(client: RegistryClient, repository: Reference, subject: string): Promise<boolean> {
+export async function targetHasReferrersApi(client: TargetStore, repository: Reference, subject: string): Promise<boolean> {
   return (await client.referrers(repository, subject)) !== undefined;
 }
 

@@ -3,13 +3,14 @@
  * by digest (index → children → blobs), narrow it to the requested platforms, and gather
  * referrers (signatures, SBOMs, attestations) recursively.
  */
-import type { Descriptor, Manifest, RegistryClient } from '../registry/client.js';
+import type { Descriptor, Manifest } from '../registry/client.js';
 import { sha256 } from '../registry/digest.js';
 import type { Reference } from '../registry/reference.js';
 import { CopyError, copyErrorFrom } from './errors.js';
 import { mapLimit } from './limit.js';
 import { attestedImage, readManifest, type ManifestNode } from './manifest.js';
 import { formatPlatform, platformMatches } from './platform.js';
+import type { SourceStore } from './store.js';
 import type { Platform } from './types.js';
 
 /** cosign's legacy tag suffixes for signatures, attestations and SBOMs of `sha256-<hex>`. */
@@ -54,7 +55,7 @@ export interface SourceGraphOptions {
 }
 
 /** Fetches a manifest and reads it, mapping failures to source-side copy errors. */
-async function fetchNode(client: RegistryClient, ref: Reference, signal?: AbortSignal): Promise<ManifestNode> {
+async function fetchNode(client: SourceStore, ref: Reference, signal?: AbortSignal): Promise<ManifestNode> {
   try {
     return readManifest(await client.getManifest(ref, signal), ref.toString());
   } catch (error) {
@@ -63,7 +64,7 @@ async function fetchNode(client: RegistryClient, ref: Reference, signal?: AbortS
 }
 
 /** Resolves `ref` once and walks everything the copy will need from the source. */
-export async function readSourceGraph(client: RegistryClient, ref: Reference, options: SourceGraphOptions = {}): Promise<SourceGraph> {
+export async function readSourceGraph(client: SourceStore, ref: Reference, options: SourceGraphOptions = {}): Promise<SourceGraph> {
   const root = await fetchNode(client, ref, options.signal);
   const repo = ref.withRepository(ref.repository);
   const graph: SourceGraph = { root, top: root, manifests: [], platforms: new Map(), attestations: new Map(), referrers: new Map(), fallbackIndexes: new Map(), cosignTags: [] };
@@ -123,7 +124,7 @@ export async function readSourceGraph(client: RegistryClient, ref: Reference, op
  * Referrers of `subject`: the OCI referrers API where the registry has it, else the tag-schema
  * fallback (`sha256-<hex>`), whose index is kept so the target can get the same bytes.
  */
-async function findReferrers(client: RegistryClient, repo: Reference, subject: string, graph: SourceGraph, signal?: AbortSignal): Promise<Descriptor[]> {
+async function findReferrers(client: SourceStore, repo: Reference, subject: string, graph: SourceGraph, signal?: AbortSignal): Promise<Descriptor[]> {
   try {
     const viaApi = await client.referrers(repo, subject, signal);
     if (viaApi) return viaApi;

@@ -4,6 +4,7 @@
  */
 import type { Reference } from '../registry/reference.js';
 import type { RegistryHosts } from '../registry/hosts.js';
+import type { Stores } from './store.js';
 
 /** `os/arch[/variant][:os.version]`, as in `linux/arm64/v8` or `windows/amd64:10.0.17763.5329`. */
 export interface Platform {
@@ -103,6 +104,11 @@ export interface CopyOptions {
    * copy alone, anonymous, with the default retry policy.
    */
   hosts?: RegistryHosts;
+  /**
+   * Where the source and targets live: registries, OCI image layouts (`oci:DIR`), or memory.
+   * Default: `defaultStores(hosts)`, registries reached through `hosts` and layouts on disk.
+   */
+  stores?: Stores;
   /** Parallel blob transfers, largest first. Default 4, and 8 more for blobs of at most 1 MiB. */
   concurrency?: number;
   /** `monolithic` streams each blob in one request; `chunked` PATCHes it in `chunkSizeInBytes` pieces. */

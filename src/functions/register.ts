@@ -10,6 +10,9 @@ import { definitions } from './definitions.js';
 import { watchRuntimeShutdown } from './shutdown.js';
 import { secretKeyProblem } from './services.js';
 import { startTelemetry } from './telemetry.js';
+import { LAYOUT_PREFIX } from '../copy/layout-reference.js';
+import { ConfigurationError } from '../jobs/errors.js';
+import { Settings } from '../jobs/settings.js';
 
 type Of<T extends FunctionDefinition['trigger']['type']> = Extract<FunctionDefinition, { trigger: { type: T } }>;
 
@@ -41,6 +44,24 @@ export function register(list: FunctionDefinition[]): void {
   }
 }
 
+/**
+ * A deployment writes to a registry: local OCI layouts are `npm start`'s alone (the local host
+ * never loads this file). Without HOIST_TARGET_REGISTRY the app refuses to start, saying so,
+ * instead of failing every import.
+ */
+function requireTargetRegistry(settings = new Settings()): void {
+  let target: string | undefined;
+  try {
+    target = settings.targetRegistries[0];
+  } catch (error) {
+    if (!(error instanceof ConfigurationError)) throw error;
+  }
+  if (target === undefined || target.startsWith(LAYOUT_PREFIX)) {
+    throw new ConfigurationError('HOIST_TARGET_REGISTRY', 'hoist cannot start: HOIST_TARGET_REGISTRY is not set or not a registry host[:port]. Set it to the registry imports write to, e.g. myregistry.azurecr.io (only npm start writes to local OCI layouts when it is empty)');
+  }
+}
+
+requireTargetRegistry();
 // First, so that records of the first invocations are exported too.
 const telemetry = startTelemetry();
 boundProcessMemory();

@@ -3,6 +3,7 @@
  * `registry` when given) and the targets in the deployment's registry, with az acr import's
  * default target when none is listed. Also the stored form of a target and back.
  */
+import { LAYOUT_PREFIX, parseLayoutReference, parseStoreReference } from '../copy/layout-reference.js';
 import { parseReference, type Reference } from '../registry/reference.js';
 import { RequestError } from './errors.js';
 import type { ImportRequest } from './import-request.js';
@@ -31,7 +32,7 @@ export function resolveImport(request: ImportRequest, targetRegistry: string): R
   const targets: Reference[] = [];
   const parseTarget = (name: string, field: string): Reference => {
     try {
-      return parseReference(`${targetRegistry}/${name}`);
+      return targetRegistry.startsWith(LAYOUT_PREFIX) ? layoutTarget(targetRegistry.slice(LAYOUT_PREFIX.length), name) : parseReference(`${targetRegistry}/${name}`);
     } catch (error) {
       throw new RequestError('INVALID_REFERENCE', `"${field}" is not valid in the target registry ${targetRegistry}: ${(error as Error).message}`, field);
     }
@@ -49,6 +50,16 @@ export function resolveImport(request: ImportRequest, targetRegistry: string): R
   return { source, targets: targets.filter((t) => !seen.has(t.toString()) && seen.add(t.toString())) };
 }
 
+/**
+ * `repo[:tag]` as a target in the layouts under `root`: the layout `root/repo`, the tag its
+ * ref name (what `skopeo inspect oci:root/repo:tag` reads). The name is checked as a registry's
+ * would be, so a name valid here is valid when the layout is copied on to a registry.
+ */
+function layoutTarget(root: string, name: string): Reference {
+  const ref = parseReference(`localhost/${name}`);
+  return parseLayoutReference(`${LAYOUT_PREFIX}${root}/${ref.repository}${ref.tag ? `:${ref.tag}` : ''}`);
+}
+
 /** The stored form of a target reference. */
 export function storeTarget(target: Reference): StoredTarget {
   return { reference: target.toString(), tagged: target.tag !== undefined };
@@ -56,6 +67,6 @@ export function storeTarget(target: Reference): StoredTarget {
 
 /** The reference back from its stored form (an untagged target gets no `:latest`). */
 export function loadTarget(stored: StoredTarget): Reference {
-  const ref = parseReference(stored.reference);
+  const ref = parseStoreReference(stored.reference);
   return stored.tagged ? ref : ref.withRepository(ref.repository);
 }

@@ -5,6 +5,7 @@
  * whatever only the copy meets (a token realm, a redirect, a layer URL) is refused in the job.
  */
 import { AddressRefusedError, createAddressPolicy, type AddressPolicy, type Resolver } from '../registry/address-policy.js';
+import { LAYOUT_PREFIX } from '../copy/layout-reference.js';
 import { matchesRegistryPattern, Registry } from '../registry/reference.js';
 import type { RegistryHosts } from '../registry/hosts.js';
 import { RequestError } from './errors.js';
@@ -15,7 +16,8 @@ import { RequestError } from './errors.js';
  */
 export function serviceAddressPolicy(targetRegistries: readonly string[], allowedPrivateRegistries: readonly string[], resolve?: Resolver): AddressPolicy {
   const trusted = [...allowedPrivateRegistries];
-  for (const target of targetRegistries) trusted.push(target, new Registry(target).apiHost);
+  // Local OCI layouts (the local host's target when no registry is set) are no host to trust.
+  for (const target of targetRegistries) if (!target.startsWith(LAYOUT_PREFIX)) trusted.push(target, new Registry(target).apiHost);
   return createAddressPolicy({ trustedHosts: trusted, ...(resolve && { resolve }) });
 }
 

@@ -15,6 +15,7 @@ import { parsePlatform } from '../copy/platform.js';
 import type { CopyCoordination, CopyResult } from '../copy/types.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { RegistryHosts } from '../registry/hosts.js';
+import { defaultStores } from '../copy/stores.js';
 import { RegistryError } from '../registry/errors.js';
 import { parseReference } from '../registry/reference.js';
 import type { TableCheckpoints } from './checkpoint-store.js';
@@ -186,6 +187,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
       ...(deps.identity && { identity: deps.identity }),
     });
     explain = (error) => explainAcrRefusal(error, { source: source.registry.name, target: targetRegistry }, (registry) => credentials.answeredFor(registry));
+    const hosts = deps.hosts.withCredentials(credentials);
     const result = await deps.copy(
       {
         source,
@@ -196,7 +198,8 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
         ...(job.allowNondistributableArtifacts && { allowNondistributableArtifacts: true }),
       },
       {
-        hosts: deps.hosts.withCredentials(credentials),
+        hosts,
+        stores: defaultStores(hosts),
         uploadMode: 'chunked',
         checkpoints: deps.checkpoints.forJob(job.id),
         abortSignal: AbortSignal.any([lease.signal, lease.cancelSignal, ...(deps.stopSignal ? [deps.stopSignal] : [])]),

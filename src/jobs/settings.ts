@@ -13,9 +13,12 @@ import { ProxyConfigError, readProxyEnvironment, type ProxyEnvironment } from '.
 import { parseReference } from '../registry/reference.js';
 import { DEFAULT_RETRY, MAX_RETRY_ATTEMPTS } from '../registry/retry.js';
 import { CaFileError, readCaFile } from '../registry/tls.js';
+import { LAYOUT_PREFIX } from '../copy/layout-reference.js';
 import { ConfigurationError } from './errors.js';
 import { readStorageConnection, type StorageConnection } from './storage-connection.js';
 
+/** Where the local host writes imports when no target registry is set (one OCI image layout per repository). */
+export const TARGET_LAYOUTS_SETTING = 'HOIST_TARGET_LAYOUTS';
 /** The queue the HTTP function feeds and the worker drains. */
 export const IMPORTS_QUEUE = 'imports';
 /** The app setting that holds the storage connection string (the host's own storage). */
@@ -68,10 +71,14 @@ export class Settings {
   /**
    * `HOIST_TARGET_REGISTRY`: the registries imports may write to, comma-separated `host[:port]`s,
    * each at most once (az acr import's `--name`; a request picks one with `targetRegistry`). The
-   * first is the default. Required for POST.
+   * first is the default. Required for POST, except on the local host: there, unset, it is `oci:`
+   * and the directory in HOIST_TARGET_LAYOUTS (which `npm start` sets), holding one OCI image
+   * layout per repository.
    */
   get targetRegistries(): string[] {
     const v = this.value('HOIST_TARGET_REGISTRY');
+    const layouts = this.value(TARGET_LAYOUTS_SETTING);
+    if (!v && layouts) return [`${LAYOUT_PREFIX}${layouts}`];
     if (!v) throw new ConfigurationError('HOIST_TARGET_REGISTRY', 'HOIST_TARGET_REGISTRY is not set: give the target registry login server, e.g. myregistry.azurecr.io (several, comma-separated, the default first)');
     const names: string[] = [];
     for (const entry of v.split(',').map((e) => e.trim())) {

@@ -76,6 +76,12 @@ export interface SubmitImportDeps {
 export interface SubmitImportOptions {
   /** The `Idempotency-Key` header, if any. */
   idempotencyKey?: string;
+  /**
+   * The caller has just seen the source manifest it names by digest (a resync's HEAD, a push
+   * event): submit asks the source registry nothing more, which would spend the upstream's rate
+   * limit twice.
+   */
+  sourceSeen?: boolean;
 }
 
 export interface SubmitImportResult {
@@ -115,7 +121,8 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
   );
   // Asked while the target is checked (it never rejects); refused only on the registry's own
   // word that it lacks the manifest.
-  const sourceCheck = checkSourceManifest(resolved.source, sourceCheckHosts, deps);
+  const seen = options.sourceSeen ? resolved.source.digest : undefined;
+  const sourceCheck = seen !== undefined ? Promise.resolve({ kind: 'found' as const, digest: seen }) : checkSourceManifest(resolved.source, sourceCheckHosts, deps);
   const sourceAnswer = async () => {
     const answer = await sourceCheck;
     if (answer.kind === 'missing') {

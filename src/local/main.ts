@@ -8,6 +8,7 @@ import path from 'node:path';
 import { beginShutdown } from '../functions/shutdown.js';
 import { boundProcessMemory } from '../registry/process-memory.js';
 import { withDevelopmentSecretKey } from './development-key.js';
+import { useLocalLayoutsUnlessRegistry } from './layout-target.js';
 import { startLocalHost } from './local-host.js';
 import { applySettingsToEnvironment, describeStartup, readLocalSettings, type AppSettings } from './settings.js';
 
@@ -45,6 +46,8 @@ async function main(): Promise<void> {
     process.env.HOIST_SECRET_KEY = settings.HOIST_SECRET_KEY;
     process.stdout.write(`${notice}\n`);
   }
+  const layouts = useLocalLayoutsUnlessRegistry(projectRoot);
+  if (layouts) process.stdout.write(`${layouts}\n`);
   // Loaded only now, after the settings are in process.env, so modules that read settings while
   // loading see local.settings.json values, as they do under `func start`.
   const { definitions } = await import('../functions/definitions.js');

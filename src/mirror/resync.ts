@@ -152,7 +152,7 @@ export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submi
       referrers: watch.referrers,
       ...(input.credentials && { username: input.credentials.username, password: input.credentials.password }),
     },
-    input.idempotencyKey === undefined ? {} : { idempotencyKey: input.idempotencyKey },
+    { sourceSeen: true, ...(input.idempotencyKey !== undefined && { idempotencyKey: input.idempotencyKey }) },
     deps.submit,
   );
   return { tracked: { digest, checkedAt: now, jobId: job.id, queuedAt: job.createdAt, trigger: input.trigger }, queued: !replayed, jobId: job.id };

@@ -367,7 +367,7 @@ function manifestTooLarge(ref: Reference, size: number): RegistryError {
 }
 
 /** The manifest's media type: Content-Type unless it is generic, else the body's `mediaType`. */
-function manifestMediaType(contentType: string | undefined, bytes: Buffer): string {
+export function manifestMediaType(contentType: string | undefined, bytes: Buffer): string {
   const type = contentType?.split(';')[0].trim();
   if (type && type !== 'application/json' && type !== 'text/plain' && type !== 'application/octet-stream') return type;
   try {

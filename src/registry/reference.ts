@@ -7,7 +7,8 @@
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 /** A DNS host (letters may be uppercase), an IPv4 address or a bracketed IPv6 address, with an optional port. */
 const DOMAIN = /^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$/;
-const TAG = /^[\w][\w.-]{0,127}$/;
+/** A tag: up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'. */
+export const TAG = /^[\w][\w.-]{0,127}$/;
 const DIGEST = /^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/;
 const SHA256_HEX = /^[a-f0-9]{64}$/;
 const SHA512_HEX = /^[a-f0-9]{128}$/;
@@ -130,9 +131,9 @@ export class Reference {
     return `repository:${this.repository}:${actions.join(',')}`;
   }
 
-  /** The repository without a tag or digest: `registry/repository`. */
+  /** The repository without a tag or digest: `registry/repository` (an OCI layout's has no repository: `oci:DIR`). */
   get name(): string {
-    return `${this.registry.name}/${this.repository}`;
+    return this.repository ? `${this.registry.name}/${this.repository}` : this.registry.name;
   }
 
   toString(): string {

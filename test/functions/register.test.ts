@@ -58,7 +58,7 @@ describe('register (the entry point the Functions runtime loads)', () => {
   it('registers every definition with its trigger and its own handler', async () => {
     const root = path.resolve(__dirname, '../..');
     const main = path.join(root, (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { main: string }).main);
-    const { stdout } = await promisify(execFile)(process.execPath, ['-e', LOAD_LIKE_THE_WORKER, main, path.join(root, 'dist/src/functions/definitions.js')], { cwd: root });
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', LOAD_LIKE_THE_WORKER, main, path.join(root, 'dist/src/functions/definitions.js')], { cwd: root, env: { ...process.env, HOIST_TARGET_REGISTRY: 'registry.example' } });
     const { hooks, functions: registered } = JSON.parse(stdout) as { hooks: string[]; functions: Registered[] };
     // The host's shutdown reaches the worker (shutdown.ts), so running imports pause and continue.
     expect(hooks).toEqual(['appTerminate']);
@@ -80,7 +80,7 @@ describe('register (the entry point the Functions runtime loads)', () => {
     const root = path.resolve(__dirname, '../..');
     const { stdout } = await promisify(execFile)(process.execPath, ['-e', LOAD_LIKE_THE_WORKER, path.join(root, 'dist/src/functions/register.js'), path.join(root, 'dist/src/functions/definitions.js')], {
       cwd: root,
-      env: { PATH: process.env.PATH, HOIST_RESYNC_SCHEDULE: '0 0 * * * *' },
+      env: { PATH: process.env.PATH, HOIST_TARGET_REGISTRY: 'registry.example', HOIST_RESYNC_SCHEDULE: '0 0 * * * *' },
     });
     const resync = (JSON.parse(stdout) as { functions: Registered[] }).functions.find((f) => f.name === 'resync')!;
     expect(resync.triggers).toEqual([expect.objectContaining({ type: 'timerTrigger', schedule: '%HOIST_RESYNC_SCHEDULE%' })]);
@@ -89,10 +89,21 @@ describe('register (the entry point the Functions runtime loads)', () => {
   it('report a malformed HOIST_SECRET_KEY once as the app loads (from the build, as Azure loads it)', () => {
     const entry = path.resolve(__dirname, '../../dist/src/functions/register.js');
     const malformed = 'not-a-key-3f9c2a';
-    const loaded = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(entry)})`], { env: { PATH: process.env.PATH, HOIST_SECRET_KEY: malformed }, encoding: 'utf8' });
+    const loaded = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(entry)})`], { env: { PATH: process.env.PATH, HOIST_SECRET_KEY: malformed, HOIST_TARGET_REGISTRY: 'registry.example' }, encoding: 'utf8' });
     expect(loaded.status).toBe(0);
     expect(loaded.stderr.split('HOIST_SECRET_KEY must be base64 of exactly 32 random bytes').length - 1).toBe(1);
     expect(loaded.stderr).toContain('until it is fixed, imports with credentials are refused');
     expect(loaded.stderr).not.toContain(malformed);
+  });
+
+  // Local OCI layouts are npm start's (issue 12): a deployment without a target must not start.
+  it.each([
+    ['unset', {}],
+    ['empty, with the local layouts setting', { HOIST_TARGET_REGISTRY: '', HOIST_TARGET_LAYOUTS: '/tmp/layouts' }],
+  ])('refuse to load when HOIST_TARGET_REGISTRY is %s, naming the setting', (_, settings: Record<string, string>) => {
+    const entry = path.resolve(__dirname, '../../dist/src/functions/register.js');
+    const loaded = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(entry)})`], { env: { PATH: process.env.PATH, ...settings }, encoding: 'utf8' });
+    expect(loaded.status).not.toBe(0);
+    expect(loaded.stderr).toContain('hoist cannot start: HOIST_TARGET_REGISTRY is not set or not a registry host[:port]. Set it to the registry imports write to, e.g. myregistry.azurecr.io');
   });
 });

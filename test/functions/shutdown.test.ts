@@ -39,7 +39,7 @@ it('SIGTERM to the app the Functions runtime loads pauses running imports, then 
     process.stdout.write('ready\\n');
     setInterval(() => undefined, 1000);
   `;
-  const { code, out } = await runUntilSigterm(script, PROJECT_ROOT, { PATH: process.env.PATH ?? '' });
+  const { code, out } = await runUntilSigterm(script, PROJECT_ROOT, { PATH: process.env.PATH ?? '', HOIST_TARGET_REGISTRY: 'registry.example' });
   expect(code).toBe(143);
   expect(out).toBe('ready\npaused\n');
 });

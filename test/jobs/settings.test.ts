@@ -35,6 +35,8 @@ describe('Settings', () => {
     ['HOIST_TARGET_REGISTRY list, the default first', { HOIST_TARGET_REGISTRY: ' b.azurecr.io, localhost:5000,b.azurecr.io ' }, 'target', ['b.azurecr.io', 'localhost:5000']],
     ['the default HOIST_MAX_MANIFESTS', {}, 'maxManifests', 50],
     ['HOIST_MAX_MANIFESTS', { HOIST_MAX_MANIFESTS: '5000' }, 'maxManifests', 5000],
+    ['HOIST_TARGET_LAYOUTS without a registry (npm start)', { HOIST_TARGET_REGISTRY: '', HOIST_TARGET_LAYOUTS: '/p/.hoist/oci' }, 'target', ['oci:/p/.hoist/oci']],
+    ['HOIST_TARGET_REGISTRY over HOIST_TARGET_LAYOUTS', { HOIST_TARGET_REGISTRY: 'r.example', HOIST_TARGET_LAYOUTS: '/p/.hoist/oci' }, 'target', ['r.example']],
     ['no target credentials', {}, 'targetCredentials', undefined],
     ['target credentials', { HOIST_TARGET_USERNAME: 'u', HOIST_TARGET_PASSWORD: 'p w' }, 'targetCredentials', { username: 'u', password: 'p w' }],
     ['no API key', { HOIST_API_KEY: '' }, 'apiKey', undefined],
