@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { watchStore } from '../../src/functions/services.js';
 import { watchesHandler } from '../../src/functions/watches.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
-import { call } from '../functions/support.js';
+import { callChecked as call } from '../functions/support.js';
 
 let azurite: TestAzurite;
 beforeAll(async () => {
