@@ -133,6 +133,16 @@ describe('push events', () => {
     const notAnEnvelope = await call(distributionHookHandler, { method: 'POST', path: '/api/hooks/distribution', json: { hello: 'world' }, headers: { 'x-functions-key': API_KEY } }, logs);
     expect(notAnEnvelope.status).toBe(200);
     expect(notAnEnvelope.body.events[0].outcome).toBe('dropped');
+
+    // What is not JSON at all is refused (distribution would redeliver it, but it sends only JSON).
+    const hook = (body: string, contentType: string) => call(distributionHookHandler, { method: 'POST', path: '/api/hooks/distribution', body, headers: { 'content-type': contentType, 'x-functions-key': API_KEY } }, logs);
+    const notJson = await hook('{"events": [', 'application/vnd.docker.distribution.events.v1+json');
+    expect(notJson.status).toBe(400);
+    expect(notJson.body.error.code).toBe('INVALID_JSON');
+    expect((await hook('events', 'text/plain')).status).toBe(415);
+    const large = await hook(JSON.stringify({ events: [{ id: 'x'.repeat(1024 * 1024) }] }), 'application/json');
+    expect(large.status).toBe(413);
+    expect(large.body.error.code).toBe('PAYLOAD_TOO_LARGE');
   });
 
   describe('through the local host', () => {
