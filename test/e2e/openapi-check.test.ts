@@ -17,6 +17,9 @@ describe('checkAgainstOpenApi', () => {
     expect(() => checkAgainstOpenApi(answer('GET', '/api/imports/abc', 404, error))).not.toThrow();
     expect(() => checkAgainstOpenApi(answer('GET', '/api/imports?pageSize=2', 200, { value: [] }))).not.toThrow();
     expect(() => checkAgainstOpenApi(answer('GET', '/api/nowhere', 404, { error: { code: 'NOT_FOUND', message: 'nothing is served at GET /api/nowhere' } }))).not.toThrow();
+    // A path-level server: /admin sits outside /api.
+    expect(() => checkAgainstOpenApi(answer('POST', '/admin/functions/resync', 202, undefined))).not.toThrow();
+    expect(() => checkAgainstOpenApi(answer('POST', '/api/admin/functions/resync', 202, undefined))).toThrow(/describes no such path/);
   });
 
   it.each([
