@@ -187,22 +187,25 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, port: number,
 /**
  * `POST /admin/functions/{name}`, as on the Functions host: 202 once the run has started (it goes
  * on in the background, drained at shutdown like any invocation), 404 for a function that is not
- * there or cannot be run this way. Azure asks for the master key; here HOIST_API_KEY, when set.
+ * there or cannot be run this way, every refusal in the one error shape. Azure asks for the master
+ * key; here HOIST_API_KEY, when set.
  * The body (`{"input": …}`) is not needed by the functions this runs and is not read.
  */
 function runAdminFunction(req: IncomingMessage, res: ServerResponse, url: URL, options: HttpHostOptions): void {
   req.resume();
+  // Refusals in the API's one error shape, like every other answer of this host.
   if (!isAuthorized(options.apiKey, req.headers, url)) {
-    res.writeHead(401).end();
+    const presented = presentedKey(req.headers, url) !== undefined;
+    writeError(res, 401, 'UNAUTHORIZED', presented ? 'the key presented is not valid for the admin API' : 'the admin API requires a key: send it in the x-functions-key header or the code query parameter');
     return;
   }
   if (req.method !== 'POST') {
-    res.writeHead(405, { allow: 'POST' }).end();
+    writeError(res, 405, 'METHOD_NOT_ALLOWED', `${req.method ?? 'GET'} is not supported on ${ADMIN_FUNCTIONS_PATH}{name}: POST runs the function`, { headers: { allow: 'POST' } });
     return;
   }
   const name = decodeURIComponent(url.pathname.slice(ADMIN_FUNCTIONS_PATH.length));
   if (!options.runFunction?.(name)) {
-    res.writeHead(404).end();
+    writeError(res, 404, 'FUNCTION_NOT_FOUND', `no function named "${name.slice(0, 80)}" can be run here: name a timer function of this app`, { field: 'name' });
     return;
   }
   res.writeHead(202).end();

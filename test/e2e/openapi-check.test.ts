@@ -17,13 +17,16 @@ describe('checkAgainstOpenApi', () => {
     expect(() => checkAgainstOpenApi(answer('GET', '/api/imports/abc', 404, error))).not.toThrow();
     expect(() => checkAgainstOpenApi(answer('GET', '/api/imports?pageSize=2', 200, { value: [] }))).not.toThrow();
     expect(() => checkAgainstOpenApi(answer('GET', '/api/nowhere', 404, { error: { code: 'NOT_FOUND', message: 'nothing is served at GET /api/nowhere' } }))).not.toThrow();
+    // A path-level server: /admin sits outside /api.
+    expect(() => checkAgainstOpenApi(answer('POST', '/admin/functions/resync', 202, undefined))).not.toThrow();
+    expect(() => checkAgainstOpenApi(answer('POST', '/api/admin/functions/resync', 202, undefined))).toThrow(/describes no such path/);
   });
 
   it.each([
     ['a field the schema does not name', answer('GET', '/api/imports?pageSize=2', 200, { value: [], total: 3 }), /must NOT have additional properties "total"/],
     ['an error field the shape does not name', answer('GET', '/api/imports/abc', 404, { error: { ...error.error, hint: 'x' } }), /additional properties "hint"/],
     ['a status the operation does not list', answer('GET', '/api/imports/abc', 418, error), /status 418 is not among the responses/],
-    ['a path the document lacks', answer('GET', '/api/watches', 200, { value: [] }), /describes no such path/],
+    ['a path the document lacks', answer('GET', '/api/nowhere', 200, { value: [] }), /describes no such path/],
     ['a method the path lacks', answer('HEAD', '/api/imports/abc', 404, undefined), /has no HEAD for \/imports\/\{id\}/],
     ['a missing required header', answer('PUT', '/api/imports', 405, { error: { code: 'METHOD_NOT_ALLOWED', message: 'PUT is not supported here' } }), /required header Allow is missing/],
     ['another content type', answer('GET', '/api/imports/abc', 404, 'oops', { 'content-type': 'text/plain' }), /content type "text\/plain"/],

@@ -60,14 +60,16 @@ export class ImportsApi {
     return new ImportsApi(`http://127.0.0.1:${host.port}`, key);
   }
 
-  async request<T = any>(method: string, path: string, options: { json?: unknown; headers?: Record<string, string> } = {}): Promise<ApiResponse<T>> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** `json` is sent as application/json; `body` as given, with the content type in `headers`. */
+  async request<T = any>(method: string, path: string, options: { json?: unknown; body?: string; headers?: Record<string, string> } = {}): Promise<ApiResponse<T>> { // eslint-disable-line @typescript-eslint/no-explicit-any
     const headers: Record<string, string> = { ...(this.key !== undefined && { 'x-functions-key': this.key }), ...options.headers };
     if (options.json !== undefined) headers['content-type'] = 'application/json';
+    const sent = options.json !== undefined ? JSON.stringify(options.json) : options.body;
     // An absolute URL (a nextLink, an Operation-Location) is used as given.
     const response = await fetch(/^https?:\/\//.test(path) ? path : `${this.baseUrl}${path}`, {
       method,
       headers,
-      ...(options.json !== undefined && { body: JSON.stringify(options.json) }),
+      ...(sent !== undefined && { body: sent }),
       signal: AbortSignal.timeout(30_000),
     });
     const text = await response.text();

@@ -1,9 +1,11 @@
 /**
  * Calling the HTTP handlers directly, as the hosts do: build an HttpRequest and an
- * InvocationContext whose logs are captured.
+ * InvocationContext whose logs are captured; `callChecked` also holds the answer to the OpenAPI
+ * document.
  */
 import { spawn } from 'node:child_process';
-import { HttpRequest, InvocationContext, type HttpHandler, type HttpResponseInit } from '@azure/functions';
+import { HttpRequest, HttpResponse, InvocationContext, type HttpHandler, type HttpResponseInit } from '@azure/functions';
+import { checkAgainstOpenApi } from '../e2e/openapi-check.js';
 
 export interface CallOptions {
   method?: string;
@@ -31,6 +33,24 @@ export function context(logs: string[] = [], functionName = 'imports'): Invocati
 }
 
 export async function call(handler: HttpHandler, options: CallOptions, logs: string[] = []): Promise<Called> {
+  return toCalled((await invoke(handler, options, logs)).response);
+}
+
+/**
+ * `call`, with the answer checked against the OpenAPI document (test/e2e/openapi-check.ts) as a
+ * host would send it: converted by @azure/functions' HttpResponse, as the local host's
+ * writeHttpResponse does. Throws, naming what differs, for an answer the document lacks.
+ */
+export async function callChecked(handler: HttpHandler, options: CallOptions, logs: string[] = []): Promise<Called> {
+  const { request, response } = await invoke(handler, options, logs);
+  const wire = new HttpResponse(response);
+  const text = await wire.text();
+  const json = (wire.headers.get('content-type') ?? '').includes('json') && text !== '';
+  checkAgainstOpenApi({ method: request.method, url: request.url, status: wire.status, headers: wire.headers, body: json ? JSON.parse(text) : text, text });
+  return toCalled(response);
+}
+
+async function invoke(handler: HttpHandler, options: CallOptions, logs: string[]): Promise<{ request: HttpRequest; response: HttpResponseInit }> {
   const headers = { ...(options.json !== undefined && { 'content-type': 'application/json' }), ...options.headers };
   const body = options.json !== undefined ? { string: JSON.stringify(options.json) } : typeof options.body === 'string' ? { string: options.body } : options.body ? { bytes: options.body } : undefined;
   const request = new HttpRequest({
@@ -40,7 +60,10 @@ export async function call(handler: HttpHandler, options: CallOptions, logs: str
     ...(body && { body }),
     ...(options.params && { params: options.params }),
   });
-  const response = (await handler(request, context(logs))) as HttpResponseInit;
+  return { request, response: (await handler(request, context(logs))) as HttpResponseInit };
+}
+
+function toCalled(response: HttpResponseInit): Called {
   const outHeaders: Record<string, string> = {};
   for (const [k, v] of Object.entries((response.headers ?? {}) as Record<string, string>)) outHeaders[k.toLowerCase()] = v;
   return { status: response.status ?? 200, body: response.jsonBody, headers: outHeaders };

@@ -1,5 +1,6 @@
 import type { InvocationContext, Timer } from '@azure/functions';
 import type { TimerDefinition } from '../../src/local/timer-scheduler.js';
+import { ImportsApi } from '../e2e/support.js';
 import { delay, startTestAzurite, startTestHost, waitFor, type TestAzurite, type TestHost } from './support.js';
 
 interface Tick {
@@ -102,11 +103,18 @@ describe('local host timer trigger', () => {
     const name = `onDemand${++functionCounter}`;
     // Once a day at midnight: only the admin call runs it within this test.
     const host = await startHost(timerFunction(ticks, 'A', '0 0 0 * * *', name), { HOIST_API_KEY: 'admin-key-123' });
-    const post = (path: string, headers: Record<string, string> = {}) => fetch(`${host.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"input": ""}' });
+    // Through the OpenAPI checker, as every e2e call: each answer, errors included, must be one the
+    // document describes (the one error shape).
+    const api = ImportsApi.of(host);
+    const post = (path: string, headers: Record<string, string> = {}) => api.request('POST', path, { json: { input: '' }, headers });
 
-    expect((await post(`/admin/functions/${name}`)).status).toBe(401);
+    const unauthorized = await post(`/admin/functions/${name}`);
+    expect(unauthorized.status).toBe(401);
+    expect(unauthorized.body.error.code).toBe('UNAUTHORIZED');
     expect((await post(`/admin/functions/${name}`, { 'x-functions-key': 'wrong' })).status).toBe(401);
-    expect((await post('/admin/functions/noSuchFunction', { 'x-functions-key': 'admin-key-123' })).status).toBe(404);
+    const missing = await post('/admin/functions/noSuchFunction', { 'x-functions-key': 'admin-key-123' });
+    expect(missing.status).toBe(404);
+    expect(missing.body.error).toMatchObject({ code: 'FUNCTION_NOT_FOUND', field: 'name' });
     expect(ticks).toHaveLength(0);
 
     const accepted = await post(`/admin/functions/${name.toLowerCase()}`, { 'x-functions-key': 'admin-key-123' });
@@ -114,6 +122,9 @@ describe('local host timer trigger', () => {
     await waitFor(() => ticks.length === 1, 10_000, 'the run asked for');
     expect(ticks[0]!.timer.isPastDue).toBe(false);
     expect(ticks[0]!.context.functionName).toBe(name);
-    expect((await fetch(`${host.url}/admin/functions/${name}?code=admin-key-123`, { method: 'GET' })).status).toBe(405);
+    const notPost = await api.request('GET', `/admin/functions/${name}?code=admin-key-123`);
+    expect(notPost.status).toBe(405);
+    expect(notPost.headers.get('allow')).toBe('POST');
+    expect(notPost.body.error.code).toBe('METHOD_NOT_ALLOWED');
   });
 });

@@ -14,7 +14,8 @@ import { pushImage, sha256Digest } from '../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoInspectRaw } from '../helpers/skopeo.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
-import { call } from '../functions/support.js';
+import { callChecked as call } from '../functions/support.js';
+import { ImportsApi } from '../e2e/support.js';
 import { startTestHost, waitFor, type TestHost } from '../local/support.js';
 import { deleteAllWatches, getWatch, putWatch as saveWatch, testContext, useMirrorSettings, workQueue as workImports } from './support.js';
 
@@ -132,6 +133,16 @@ describe('push events', () => {
     const notAnEnvelope = await call(distributionHookHandler, { method: 'POST', path: '/api/hooks/distribution', json: { hello: 'world' }, headers: { 'x-functions-key': API_KEY } }, logs);
     expect(notAnEnvelope.status).toBe(200);
     expect(notAnEnvelope.body.events[0].outcome).toBe('dropped');
+
+    // What is not JSON at all is refused (distribution would redeliver it, but it sends only JSON).
+    const hook = (body: string, contentType: string) => call(distributionHookHandler, { method: 'POST', path: '/api/hooks/distribution', body, headers: { 'content-type': contentType, 'x-functions-key': API_KEY } }, logs);
+    const notJson = await hook('{"events": [', 'application/vnd.docker.distribution.events.v1+json');
+    expect(notJson.status).toBe(400);
+    expect(notJson.body.error.code).toBe('INVALID_JSON');
+    expect((await hook('events', 'text/plain')).status).toBe(415);
+    const large = await hook(JSON.stringify({ events: [{ id: 'x'.repeat(1024 * 1024) }] }), 'application/json');
+    expect(large.status).toBe(413);
+    expect(large.body.error.code).toBe('PAYLOAD_TOO_LARGE');
   });
 
   describe('through the local host', () => {
@@ -147,21 +158,22 @@ describe('push events', () => {
     });
 
     it('answers both Event Grid handshakes and runs a CloudEvents delivery', async () => {
-      const webhook = `${host.url}/runtime/webhooks/eventgrid?functionName=upstreamPush&code=${API_KEY}`;
-      const validation = await fetch(webhook, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'aeg-event-type': 'SubscriptionValidation' },
-        body: JSON.stringify([{ id: randomUUID(), eventType: 'Microsoft.EventGrid.SubscriptionValidationEvent', subject: '', data: { validationCode: 'code-512' }, eventTime: new Date().toISOString(), dataVersion: '1' }]),
+      // Through the OpenAPI checker, as every e2e call: each answer must be one the document describes.
+      const api = ImportsApi.of(host);
+      const webhook = `/runtime/webhooks/eventgrid?functionName=upstreamPush&code=${API_KEY}`;
+      const validation = await api.request('POST', webhook, {
+        headers: { 'aeg-event-type': 'SubscriptionValidation' },
+        json: [{ id: randomUUID(), eventType: 'Microsoft.EventGrid.SubscriptionValidationEvent', subject: '', data: { validationCode: 'code-512' }, eventTime: new Date().toISOString(), dataVersion: '1' }],
       });
       expect(validation.status).toBe(200);
-      expect(await validation.json()).toEqual({ validationResponse: 'code-512' });
-      const options = await fetch(webhook, { method: 'OPTIONS', headers: { 'WebHook-Request-Origin': 'eventgrid.azure.net' } });
+      expect(validation.body).toEqual({ validationResponse: 'code-512' });
+      const options = await api.request('OPTIONS', webhook, { headers: { 'WebHook-Request-Origin': 'eventgrid.azure.net' } });
       expect(options.status).toBe(200);
       expect(options.headers.get('webhook-allowed-origin')).toBe('eventgrid.azure.net');
 
       const image = await pushImage(upstream, 'team/cloud', 'v1', { layers: [90] });
       await putWatch('cloud', { source: `${upstream.host}/team/cloud:v1`, target: 'mirror/cloud' });
-      const delivered = await fetch(webhook, { method: 'POST', headers: { 'content-type': 'application/cloudevents+json' }, body: JSON.stringify(cloudEvent(upstream.host, 'team/cloud', 'v1', image.digest)) });
+      const delivered = await api.request('POST', webhook, { headers: { 'content-type': 'application/cloudevents+json' }, body: JSON.stringify(cloudEvent(upstream.host, 'team/cloud', 'v1', image.digest)) });
       expect(delivered.status).toBe(202);
       expect((await jobsFor(`${upstream.host}/team/cloud`)).map((j) => j.source)).toEqual([`${upstream.host}/team/cloud@${image.digest}`]);
     });

@@ -11,7 +11,7 @@ import { setEngine, watchStore } from '../../src/functions/services.js';
 import { watchesHandler } from '../../src/functions/watches.js';
 import { ALLOW_LOOPBACK_REGISTRIES, type TestRegistry } from '../helpers/registry.js';
 import type { TestAzurite } from '../jobs/azurite.js';
-import { call } from '../functions/support.js';
+import { callChecked as call } from '../functions/support.js';
 
 /** Points the app settings (process.env, as the handlers read them) at Azurite and the target registry. */
 export function useMirrorSettings(azurite: TestAzurite, target: TestRegistry): void {

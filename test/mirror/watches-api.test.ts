@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { watchStore } from '../../src/functions/services.js';
 import { watchesHandler } from '../../src/functions/watches.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
-import { call } from '../functions/support.js';
+import { callChecked as call } from '../functions/support.js';
 
 let azurite: TestAzurite;
 beforeAll(async () => {
@@ -109,6 +109,36 @@ describe('watches API', () => {
     const response = await put('Bad_Name', { source: 'docker.io/library/nginx' });
     expect(response.status).toBe(400);
     expect(response.body.error).toMatchObject({ code: 'INVALID_FIELD', field: 'name' });
+  });
+
+  it('refuses what it does not take in the one error shape: no key, another method, not JSON, too large, a bad name', async () => {
+    // callChecked holds each answer to the OpenAPI document: status, headers and body.
+    process.env.HOIST_API_KEY = 'watch-key-123';
+    try {
+      const noKey = await put('keyed', { source: 'docker.io/library/nginx' });
+      expect(noKey.status).toBe(401);
+      expect(noKey.body.error.code).toBe('UNAUTHORIZED');
+    } finally {
+      delete process.env.HOIST_API_KEY;
+    }
+    for (const method of ['PUT', 'DELETE']) {
+      const refused = await call(watchesHandler, { method, path: '/api/watches', json: { source: 'docker.io/library/nginx' } });
+      expect(refused.status).toBe(405);
+      expect(refused.headers.allow).toBe('GET');
+      expect(refused.body.error.code).toBe('METHOD_NOT_ALLOWED');
+    }
+    const text = await call(watchesHandler, { method: 'PUT', path: '/api/watches/plain', params: { name: 'plain' }, body: 'source=docker.io/library/nginx', headers: { 'content-type': 'text/plain' } });
+    expect(text.status).toBe(415);
+    expect(text.body.error).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', field: 'Content-Type' });
+    const large = await put('large', { source: 'docker.io/library/nginx', tags: { include: ['x'.repeat(70 * 1024)] } });
+    expect(large.status).toBe(413);
+    expect(large.body.error.code).toBe('PAYLOAD_TOO_LARGE');
+    for (const method of ['GET', 'DELETE']) {
+      const badName = await call(watchesHandler, { method, path: '/api/watches/Bad_Name', params: { name: 'Bad_Name' } });
+      expect(badName.status).toBe(400);
+      expect(badName.body.error).toMatchObject({ code: 'INVALID_FIELD', field: 'name' });
+    }
+    for (const name of ['keyed', 'plain', 'large']) expect((await get(name)).status).toBe(404);
   });
 
   it('seals credentials at rest and never shows the password', async () => {
