@@ -4,7 +4,8 @@
  * 2.x, v2 from 3.x). Each event is read into one shape, matched against the watches by host,
  * repository and tag, and queues an import of exactly the pushed digest. Events for tags no watch
  * covers, and events from the target registry itself (Hoist's own pushes), are ignored; the same
- * event delivered twice queues one job (an Idempotency-Key per event, watch and tag); a malformed
+ * event delivered twice, two events for one digest, or an event racing the timer, queue one job
+ * (syncTag's Idempotency-Key per watch, tag and digest); a malformed
  * event is dropped with its reason, never thrown, so no sender retries it for ever.
  */
 import * as v from 'valibot';
@@ -129,7 +130,7 @@ export async function handlePush(event: PushEvent, deps: PushDeps): Promise<Push
     const credentials = watchCredentials(watch, deps.submit.secretBox);
     try {
       const targetHosts = deps.submit.hosts.withCredentials(jobCredentials({ id: 'mirror:target-check', sourceRegistry: event.host, targetRegistry, ...(deps.submit.targetCredentials && { target: deps.submit.targetCredentials }) }));
-      const outcome = await syncTag({ watch, tag, digest: event.digest, tracked: state.tags[tag], trigger: `event:${event.id}`, credentials, targetHosts, idempotencyKey: `event:${event.id}:${watch.name}:${tag}` }, deps);
+      const outcome = await syncTag({ watch, tag, digest: event.digest, tracked: state.tags[tag], trigger: `event:${event.id}`, credentials, targetHosts }, deps);
       await deps.store.updateState(watch.name, (s) => {
         s.tags[tag] = outcome.tracked;
       });

@@ -6,6 +6,7 @@
  * or it answers 429; what was left waits for the next run. A watch that fails is recorded on
  * that watch and never stops the others.
  */
+import { createHash } from 'node:crypto';
 import { mapLimit } from '../copy/limit.js';
 import type { CredentialProvider, Credentials } from '../registry/credentials.js';
 import { RegistryClient } from '../registry/client.js';
@@ -122,13 +123,15 @@ export interface SyncTagInput {
   credentials: Credentials | undefined;
   /** Hosts with the target credentials, for the target tag's HEAD. */
   targetHosts: RegistryHosts;
-  /** For a push event: one job per event, watch and tag, however often the event is delivered. */
-  idempotencyKey?: string;
 }
 
 /**
  * Queues an import of `digest` into the watch's target tag unless the target tag already holds it
- * or a job for that digest is still queued or running. Returns the tag's new tracked entry.
+ * or a job for that digest is still queued or running. Every trigger (the timer, any number of
+ * push events) submits under one Idempotency-Key per watch version, tag, digest and sync count,
+ * so triggers racing on the same digest get one job between them: the "still queued or running"
+ * check alone reads and then writes, and two triggers can both pass it. Returns the tag's new
+ * tracked entry.
  */
 export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submit' | 'now'>): Promise<{ tracked: TrackedTag; queued: boolean; jobId?: string }> {
   const now = (deps.now ?? (() => new Date()))().toISOString();
@@ -137,11 +140,12 @@ export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submi
   const held = (await RegistryClient.for(target.registry, input.targetHosts).headManifest(target))?.digest;
   if (held === digest) {
     const kept = tracked?.digest === digest ? tracked : undefined;
-    return { tracked: { ...kept, digest, checkedAt: now }, queued: false };
+    return { tracked: { ...kept, digest, checkedAt: now, ...(tracked?.syncs !== undefined && { syncs: tracked.syncs }) }, queued: false };
   }
   if (tracked?.digest === digest && tracked.jobId !== undefined && (await isPending(tracked.jobId, deps.submit.jobs))) {
     return { tracked: { ...tracked, checkedAt: now }, queued: false };
   }
+  const syncs = tracked?.syncs ?? 0;
   const { job, replayed } = await submitImport(
     {
       source: `${watch.source}@${digest}`,
@@ -152,10 +156,21 @@ export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submi
       referrers: watch.referrers,
       ...(input.credentials && { username: input.credentials.username, password: input.credentials.password }),
     },
-    { sourceSeen: true, ...(input.idempotencyKey !== undefined && { idempotencyKey: input.idempotencyKey }) },
+    { sourceSeen: true, idempotencyKey: syncKey(watch, tag, digest, syncs) },
     deps.submit,
   );
-  return { tracked: { digest, checkedAt: now, jobId: job.id, queuedAt: job.createdAt, trigger: input.trigger }, queued: !replayed, jobId: job.id };
+  return { tracked: { digest, checkedAt: now, jobId: job.id, queuedAt: job.createdAt, trigger: input.trigger, syncs: syncs + 1 }, queued: !replayed, jobId: job.id };
+}
+
+/**
+ * The Idempotency-Key of a sync: the watch's version (a watch re-created or edited asks afresh,
+ * and an edited request under an old key would be refused as a reuse), the tag, the digest and
+ * how many syncs of the tag came before. Hashed, as names, tags and digests together can exceed
+ * the key's 255 characters.
+ */
+function syncKey(watch: WatchRecord, tag: string, digest: string, syncs: number): string {
+  const identity = JSON.stringify([watch.name, watch.createdAt, watch.updatedAt, tag, digest, syncs]);
+  return `sync:${createHash('sha256').update(identity, 'utf8').digest('hex')}`;
 }
 
 async function isPending(jobId: string, jobs: JobStore): Promise<boolean> {

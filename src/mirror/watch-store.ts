@@ -41,6 +41,12 @@ export interface TrackedTag {
   queuedAt?: string;
   /** What queued it: `resync`, or `event:<id>` for a push event. */
   trigger?: string;
+  /**
+   * Syncs submitted for this tag so far (kept across digests). Part of the sync's Idempotency-Key:
+   * every trigger that read the same count asks for the same job, and a sync after that job
+   * ended reads a higher count, so it may queue a new one.
+   */
+  syncs?: number;
 }
 
 /** What the last resync did for a watch. */
