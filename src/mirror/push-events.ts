@@ -125,13 +125,13 @@ export async function handlePush(event: PushEvent, deps: PushDeps): Promise<Push
   const jobs: Array<{ watch: string; tag: string; jobId: string; replayed: boolean }> = [];
   for (const watch of watches) {
     const tag = event.tag!;
-    const { value: state } = await deps.store.state(watch.name);
+    const { value: state } = await deps.store.state(watch.name, watch.createdAt);
     if (watch.tags.latest !== undefined && state.tags[tag] === undefined) continue; // "newest N" needs the whole list: the next resync decides
     const credentials = watchCredentials(watch, deps.submit.secretBox);
     try {
       const targetHosts = deps.submit.hosts.withCredentials(jobCredentials({ id: 'mirror:target-check', sourceRegistry: event.host, targetRegistry, ...(deps.submit.targetCredentials && { target: deps.submit.targetCredentials }) }));
       const outcome = await syncTag({ watch, tag, digest: event.digest, tracked: state.tags[tag], trigger: `event:${event.id}`, credentials, targetHosts }, deps);
-      await deps.store.updateState(watch.name, (s) => {
+      await deps.store.updateState(watch.name, watch.createdAt, (s) => {
         s.tags[tag] = outcome.tracked;
       });
       if (outcome.jobId !== undefined) jobs.push({ watch: watch.name, tag, jobId: outcome.jobId, replayed: !outcome.queued });

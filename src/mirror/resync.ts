@@ -80,7 +80,7 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
       stopped = { ...budget.stop! };
     } else {
       wanted = tags.length;
-      const state = (await deps.store.state(watch.name)).value;
+      const state = (await deps.store.state(watch.name, watch.createdAt)).value;
       const targetHosts = deps.submit.hosts.withCredentials(jobCredentials({ id: 'mirror:target-check', sourceRegistry: upstream.registry.name, targetRegistry: deps.submit.targetRegistries[0], ...(deps.submit.targetCredentials && { target: deps.submit.targetCredentials }) }));
       await mapLimit(tags.slice(0, MAX_TRACKED_TAGS), TAG_CONCURRENCY, async (tag) => {
         const digest = await headTag(upstream.withTag(tag), hosts, budget, counts);
@@ -98,7 +98,7 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
     stopped = { code: 'FAILED', reason: message };
   }
   const run: WatchRun = { startedAt, finishedAt: now().toISOString(), tagListRequests: counts.tagListRequests, heads: counts.heads, jobsQueued, wanted, ...(stopped && { stopped }) };
-  await deps.store.updateState(watch.name, (state) => {
+  await deps.store.updateState(watch.name, watch.createdAt, (state) => {
     for (const [tag, tracked] of changes) state.tags[tag] = tracked;
     state.lastRun = run;
   });

@@ -3,7 +3,8 @@
  * overwrite each other's writes: the watch as the caller gave it (partition `watch`), and what
  * resyncs and push events learned (partition `state`: tracked tags, the last run). Each is
  * written conditionally on the ETag it was read with; a lost race is a ConcurrencyError, and
- * state updates are re-read and re-applied.
+ * state updates are re-read and re-applied. A state names the version of the watch it is for (its
+ * createdAt), so a watch deleted and re-created under one name never inherits the old one's.
  */
 import { odata, type TableClient, type TableEntityResult } from '@azure/data-tables';
 import { ConcurrencyError } from '../jobs/errors.js';
@@ -115,30 +116,35 @@ export class WatchStore {
     return watches;
   }
 
-  /** The watch's state (empty when nothing ran yet). */
-  async state(name: string): Promise<Versioned<WatchState>> {
-    const entity = await this.read(STATE_PARTITION, name);
-    if (!entity) return { value: emptyState(), etag: '' };
-    const lastRun = readJson<WatchRun | undefined>(entity, 'lastRun', undefined);
-    return { value: { tags: readJson(entity, 'tags', {}), ...(lastRun && { lastRun }) }, etag: entity.etag };
+  /**
+   * The state of the watch `name` created at `createdAt` (empty when nothing ran yet). State left
+   * by an earlier watch of that name (deleted, and re-created while a run of it was still
+   * writing) is not this watch's: it reads as empty.
+   */
+  async state(name: string, createdAt: string): Promise<Versioned<WatchState>> {
+    return stateOf(await this.read(STATE_PARTITION, name), createdAt);
   }
 
   /**
-   * Applies `change` to the freshest state and writes it conditionally, re-reading and
-   * re-applying when another writer got there first. `change` must be safe to call again.
+   * Applies `change` to the freshest state of the watch created at `createdAt` and writes it
+   * conditionally, re-reading and re-applying when another writer got there first. `change` must
+   * be safe to call again. A writer for a watch that has since been deleted and re-created (the
+   * stored state is a newer watch's) writes nothing: that state is not its own to change.
    */
-  async updateState(name: string, change: (state: WatchState) => void): Promise<WatchState> {
+  async updateState(name: string, createdAt: string, change: (state: WatchState) => void): Promise<void> {
     for (let attempt = 1; ; attempt++) {
-      const { value, etag } = await this.state(name);
+      const stored = await this.read(STATE_PARTITION, name);
+      if (typeof stored?.watchCreatedAt === 'string' && stored.watchCreatedAt > createdAt) return;
+      const { value, etag } = stateOf(stored, createdAt);
       change(value);
-      const entity: Entity = { partitionKey: STATE_PARTITION, rowKey: name };
+      const entity: Entity = { partitionKey: STATE_PARTITION, rowKey: name, watchCreatedAt: createdAt };
       writeJson(entity, 'tags', value.tags);
       if (value.lastRun) writeJson(entity, 'lastRun', value.lastRun);
       checkEntityLimits(entity, `watch state ${name}`);
       try {
         if (etag === '') await this.table.createEntity(entity);
         else await this.table.updateEntity(entity, 'Replace', { etag });
-        return value;
+        return;
       } catch (error) {
         const status = restStatus(error);
         const lostRace = (etag === '' && status === 409) || status === 412;
@@ -193,6 +199,19 @@ export class WatchStore {
       throw error;
     }
   }
+}
+
+/** A stored state entity as the state of the watch created at `createdAt`. */
+function stateOf(entity: TableEntityResult<Record<string, unknown>> | undefined, createdAt: string): Versioned<WatchState> {
+  if (!entity) return { value: emptyState(), etag: '' };
+  if (!belongsTo(entity, createdAt)) return { value: emptyState(), etag: entity.etag };
+  const lastRun = readJson<WatchRun | undefined>(entity, 'lastRun', undefined);
+  return { value: { tags: readJson(entity, 'tags', {}), ...(lastRun && { lastRun }) }, etag: entity.etag };
+}
+
+/** Whether a state entity is the watch created at `createdAt`'s (rows written before states were versioned count as any watch's). */
+function belongsTo(entity: Record<string, unknown>, createdAt: string): boolean {
+  return entity.watchCreatedAt === undefined || entity.watchCreatedAt === createdAt;
 }
 
 function emptyState(): WatchState {

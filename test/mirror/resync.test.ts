@@ -106,6 +106,37 @@ describe('resync', () => {
     expect((await getWatch('app')).lastRun.stopped).toBeUndefined();
   });
 
+  it('leaves a watch deleted and re-created during a run without the old watch\'s state', async () => {
+    const image = await pushImage(upstream, 'team/again', 'v1', { seed: 'again', layers: [90] });
+    await putWatch('again', { source: `${proxy.host}/team/again:v1`, target: 'mirror/again' });
+    // While the run HEADs the tag, the watch is deleted and a new one of the same name saved.
+    proxy.rules.push((request) => {
+      if (request.method !== 'HEAD' || request.pathname !== '/v2/team/again/manifests/v1') return undefined;
+      proxy.rules.length = 0;
+      return {
+        type: 'forward',
+        afterUpstream: async () => {
+          await deleteAllWatches();
+          await putWatch('again', { source: `${proxy.host}/team/again:v1`, target: 'mirror/again-new' });
+        },
+      };
+    });
+    await runTimer();
+    // The old run queued its job (for the old watch) but what it learned is not the new watch's.
+    const fresh = await getWatch('again');
+    expect(fresh.target).toBe('mirror/again-new');
+    expect(fresh.trackedTags).toEqual({});
+    expect(fresh.lastRun).toBeUndefined();
+
+    // The new watch's first run starts clean and syncs its own target.
+    await runTimer();
+    const synced = await getWatch('again');
+    expect(synced.trackedTags.v1).toMatchObject({ digest: image.digest, syncs: 1 });
+    expect(synced.lastRun).toMatchObject({ jobsQueued: 1 });
+    await workQueue();
+    expect(await targetDigest('mirror/again-new:v1')).toBe(image.digest);
+  });
+
   it('picks exactly the tags the filters select from a repository of 14 tags, following Link pages', async () => {
     const tags = ['0.9.0', '1.0.0', '1.1.0', '1.2.0', '1.2.1', '1.3.0-rc.1', '1.3.0', '1.4.0', '1.4.1-debug', '2.0.0', '2.1.0', '3.0.0-beta', 'latest', 'edge'];
     const pushed: Record<string, PushedManifest> = {};
