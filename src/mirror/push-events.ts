@@ -12,7 +12,7 @@ import * as v from 'valibot';
 import { parseReference } from '../registry/reference.js';
 import { jobCredentials, redact } from '../jobs/source-credentials.js';
 import type { SubmitImportDeps } from '../jobs/submit-import.js';
-import { syncTag, watchCredentials } from './resync.js';
+import { MAX_TRACKED_TAGS, syncTag, watchCredentials } from './resync.js';
 import { selectTags } from './tag-filter.js';
 import type { WatchRecord, WatchStore } from './watch-store.js';
 
@@ -127,6 +127,8 @@ export async function handlePush(event: PushEvent, deps: PushDeps): Promise<Push
     const tag = event.tag!;
     const { value: state } = await deps.store.state(watch.name, watch.createdAt);
     if (watch.tags.latest !== undefined && state.tags[tag] === undefined) continue; // "newest N" needs the whole list: the next resync decides
+    // The state holds at most what a resync follows; a tag beyond that waits for the resync to choose.
+    if (state.tags[tag] === undefined && Object.keys(state.tags).length >= MAX_TRACKED_TAGS) continue;
     const credentials = watchCredentials(watch, deps.submit.secretBox);
     try {
       const targetHosts = deps.submit.hosts.withCredentials(jobCredentials({ id: 'mirror:target-check', sourceRegistry: event.host, targetRegistry, ...(deps.submit.targetCredentials && { target: deps.submit.targetCredentials }) }));

@@ -23,6 +23,8 @@ import type { TrackedTag, WatchRecord, WatchRun, WatchStore } from './watch-stor
 
 /** Tags one watch follows at most; a selection beyond it is cut (and the run says so). */
 export const MAX_TRACKED_TAGS = 1000;
+/** Untracked tags a run names in its record (it counts them all). */
+const MAX_REPORTED_UNTRACKED = 20;
 /** Watches resynced at once; each host's own gate bounds the requests. */
 const WATCH_CONCURRENCY = 4;
 /** Tags of one watch in flight at once (the host gate is the real bound). */
@@ -64,6 +66,8 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
   const startedAt = now().toISOString();
   const counts: UpstreamCounts = { heads: 0, tagListRequests: 0 };
   const changes = new Map<string, TrackedTag>();
+  // Tracked entries to drop, as read at the start: an event that rewrites one meanwhile keeps it.
+  const untracked = new Map<string, TrackedTag>();
   let jobsQueued = 0;
   let wanted = 0;
   let stopped: WatchRun['stopped'];
@@ -81,9 +85,12 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
     } else {
       wanted = tags.length;
       const state = (await deps.store.state(watch.name, watch.createdAt)).value;
+      const followed = new Set(tags.slice(0, MAX_TRACKED_TAGS));
+      for (const [tag, tracked] of Object.entries(state.tags)) if (!followed.has(tag)) untracked.set(tag, tracked);
       const targetHosts = deps.submit.hosts.withCredentials(jobCredentials({ id: 'mirror:target-check', sourceRegistry: upstream.registry.name, targetRegistry: deps.submit.targetRegistries[0], ...(deps.submit.targetCredentials && { target: deps.submit.targetCredentials }) }));
       await mapLimit(tags.slice(0, MAX_TRACKED_TAGS), TAG_CONCURRENCY, async (tag) => {
         const digest = await headTag(upstream.withTag(tag), hosts, budget, counts);
+        if (digest === undefined && state.tags[tag] !== undefined) untracked.set(tag, state.tags[tag]);
         if (digest === 'stopped' || digest === undefined) return;
         const outcome = await syncTag({ watch, tag, digest, tracked: state.tags[tag], trigger: 'resync', credentials, targetHosts }, deps);
         changes.set(tag, outcome.tracked);
@@ -97,8 +104,19 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
     deps.log?.(`resync: watch ${watch.name} failed: ${message}`);
     stopped = { code: 'FAILED', reason: message };
   }
-  const run: WatchRun = { startedAt, finishedAt: now().toISOString(), tagListRequests: counts.tagListRequests, heads: counts.heads, jobsQueued, wanted, ...(stopped && { stopped }) };
+  const dropped = [...untracked.keys()].sort();
+  const run: WatchRun = {
+    startedAt,
+    finishedAt: now().toISOString(),
+    tagListRequests: counts.tagListRequests,
+    heads: counts.heads,
+    jobsQueued,
+    wanted,
+    ...(dropped.length > 0 && { untracked: { count: dropped.length, tags: dropped.slice(0, MAX_REPORTED_UNTRACKED) } }),
+    ...(stopped && { stopped }),
+  };
   await deps.store.updateState(watch.name, watch.createdAt, (state) => {
+    for (const [tag, tracked] of untracked) if (state.tags[tag]?.checkedAt === tracked.checkedAt) delete state.tags[tag];
     for (const [tag, tracked] of changes) state.tags[tag] = tracked;
     state.lastRun = run;
   });

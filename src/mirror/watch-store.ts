@@ -61,6 +61,8 @@ export interface WatchRun {
   jobsQueued: number;
   /** Tags the filters picked. */
   wanted: number;
+  /** Tracked tags this run dropped: no longer picked by the filters, or gone upstream. */
+  untracked?: { count: number; tags: string[] };
   /** Set when a rate limit, a 429 or a failure cut the run short; the rest waits for the next run. */
   stopped?: { reason: string; code: 'RATE_LIMIT_LOW' | 'TOO_MANY_REQUESTS' | 'FAILED'; retryAfter?: string };
 }

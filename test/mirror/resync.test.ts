@@ -137,6 +137,29 @@ describe('resync', () => {
     expect(await targetDigest('mirror/again-new:v1')).toBe(image.digest);
   });
 
+  it('stops tracking tags the filters no longer pick and tags gone upstream, and says so in the last run', async () => {
+    const v1 = await pushImage(upstream, 'team/stale', 'v1', { seed: 'stale-1', layers: [40] });
+    const v2 = await pushImage(upstream, 'team/stale', 'v2', { seed: 'stale-2', layers: [41] });
+    const v3 = await pushImage(upstream, 'team/stale', 'v3', { seed: 'stale-3', layers: [42] });
+    await putWatch('stale', { source: `${proxy.host}/team/stale`, target: 'mirror/stale', tags: { include: ['v.*'] } });
+    await runTimer();
+    expect(Object.keys((await getWatch('stale')).trackedTags).sort()).toEqual(['v1', 'v2', 'v3']);
+
+    // v1 is excluded now; v2's manifest is deleted upstream (its tag goes with it).
+    await putWatch('stale', { source: `${proxy.host}/team/stale`, target: 'mirror/stale', tags: { include: ['v.*'], exclude: ['v1'] } });
+    const deleted = await fetch(`${upstream.url}/v2/team/stale/manifests/${v2.digest}`, { method: 'DELETE' });
+    expect(deleted.status).toBe(202);
+    await runTimer();
+    const watch = await getWatch('stale');
+    expect(watch.trackedTags).toEqual({ v3: expect.objectContaining({ digest: v3.digest }) });
+    expect(watch.lastRun.untracked).toEqual({ count: 2, tags: ['v1', 'v2'] });
+    expect(v1.digest).not.toBe(v3.digest);
+
+    // Nothing more to drop: the next run says nothing of it.
+    await runTimer();
+    expect((await getWatch('stale')).lastRun.untracked).toBeUndefined();
+  });
+
   it('picks exactly the tags the filters select from a repository of 14 tags, following Link pages', async () => {
     const tags = ['0.9.0', '1.0.0', '1.1.0', '1.2.0', '1.2.1', '1.3.0-rc.1', '1.3.0', '1.4.0', '1.4.1-debug', '2.0.0', '2.1.0', '3.0.0-beta', 'latest', 'edge'];
     const pushed: Record<string, PushedManifest> = {};
