@@ -153,5 +153,5 @@ function covers(watch: WatchRecord, event: PushEvent): boolean {
   if (!hosts.includes(event.host) || source.repository !== event.repository) return false;
   if (watch.sourceTag !== undefined) return watch.sourceTag === event.tag;
   // `latest` is left out here: one tag cannot say whether it is among the newest N.
-  return selectTags([event.tag!], { ...watch.tags, latest: undefined }).length === 1;
+  return selectTags([event.tag!], { ...watch.tags, latest: undefined }).tags.length === 1;
 }

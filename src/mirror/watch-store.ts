@@ -58,6 +58,8 @@ export interface WatchRun {
   tagListRequests: number;
   /** Manifest HEADs upstream. */
   heads: number;
+  /** Manifest and config GETs upstream, for creation times not yet cached; absent when none. */
+  gets?: number;
   jobsQueued: number;
   /** Tags the filters picked. */
   wanted: number;
@@ -71,6 +73,11 @@ export interface WatchRun {
 export interface WatchState {
   tags: Record<string, TrackedTag>;
   lastRun?: WatchRun;
+  /**
+   * Creation times by manifest digest, for a `latest` N of tags that are not semver: a digest
+   * seen once costs no GET again. Only the last run's candidates are kept.
+   */
+  created?: Record<string, string>;
 }
 
 type Entity = Record<string, unknown> & { partitionKey: string; rowKey: string };
@@ -142,6 +149,7 @@ export class WatchStore {
       const entity: Entity = { partitionKey: STATE_PARTITION, rowKey: name, watchCreatedAt: createdAt };
       writeJson(entity, 'tags', value.tags);
       if (value.lastRun) writeJson(entity, 'lastRun', value.lastRun);
+      if (value.created) writeJson(entity, 'created', value.created);
       checkEntityLimits(entity, `watch state ${name}`);
       try {
         if (etag === '') await this.table.createEntity(entity);
@@ -208,7 +216,8 @@ function stateOf(entity: TableEntityResult<Record<string, unknown>> | undefined,
   if (!entity) return { value: emptyState(), etag: '' };
   if (!belongsTo(entity, createdAt)) return { value: emptyState(), etag: entity.etag };
   const lastRun = readJson<WatchRun | undefined>(entity, 'lastRun', undefined);
-  return { value: { tags: readJson(entity, 'tags', {}), ...(lastRun && { lastRun }) }, etag: entity.etag };
+  const created = readJson<Record<string, string> | undefined>(entity, 'created', undefined);
+  return { value: { tags: readJson(entity, 'tags', {}), ...(lastRun && { lastRun }), ...(created && { created }) }, etag: entity.etag };
 }
 
 /** Whether a state entity is the watch created at `createdAt`'s (rows written before states were versioned count as any watch's). */

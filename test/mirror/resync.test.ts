@@ -194,6 +194,40 @@ describe('resync', () => {
     expect((await getWatch('broken')).lastRun.stopped.code).toBe('FAILED');
   });
 
+  it('orders a latest N of tags that are not semver by their config\'s creation time, reading each digest\'s config once', async () => {
+    const config = (created: string) => Buffer.from(JSON.stringify({ created, architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, config: { Labels: { created } } }));
+    const at: Record<string, string> = { alpha: '2024-03-01T00:00:00Z', beta: '2024-01-01T00:00:00Z', gamma: '2024-04-01T00:00:00Z', delta: '2024-02-01T00:00:00Z' };
+    const pushed: Record<string, PushedManifest> = {};
+    for (const [tag, created] of Object.entries(at)) pushed[tag] = await pushImage(upstream, 'team/dated', tag, { layers: [30], config: config(created) });
+    await putWatch('dated', { source: `${proxy.host}/team/dated`, target: 'mirror/dated', tags: { latest: 2 } });
+    const gets = (requests: Array<{ method: string; path: string }>) => requests.filter((r) => r.method === 'GET' && !r.path.includes('/tags/list')).length;
+
+    // First run: a HEAD per candidate, a manifest and a config GET per digest; the newest two by
+    // creation time (not gamma and delta, as reverse lexical order would have it).
+    let requests = await runTimer();
+    expect(gets(requests)).toBe(8);
+    let watch = await getWatch('dated');
+    expect(watch.lastRun).toMatchObject({ heads: 4, gets: 8, jobsQueued: 2, wanted: 2 });
+    expect(Object.keys(watch.trackedTags).sort()).toEqual(['alpha', 'gamma']);
+    expect(watch.trackedTags.gamma.digest).toBe(pushed.gamma!.digest);
+
+    // Nothing changed: one HEAD per candidate, no GET at all (the creation times are cached by digest).
+    requests = await runTimer();
+    expect(requests.filter((r) => r.method === 'HEAD')).toHaveLength(4);
+    expect(gets(requests)).toBe(0);
+    watch = await getWatch('dated');
+    expect(watch.lastRun).toMatchObject({ heads: 4, jobsQueued: 0 });
+    expect(watch.lastRun.gets).toBeUndefined();
+
+    // delta moves to a newer image: only its new digest costs GETs, and it displaces alpha.
+    await pushImage(upstream, 'team/dated', 'delta', { layers: [31], config: config('2024-05-01T00:00:00Z') });
+    requests = await runTimer();
+    expect(gets(requests)).toBe(2);
+    watch = await getWatch('dated');
+    expect(Object.keys(watch.trackedTags).sort()).toEqual(['delta', 'gamma']);
+    expect(watch.lastRun).toMatchObject({ heads: 4, gets: 2, jobsQueued: 1, untracked: { count: 1, tags: ['alpha'] } });
+  });
+
   it('stops a host when its rate limit runs low, and on a 429 waits out Retry-After into the next run', async () => {
     for (let i = 1; i <= 8; i++) await pushImage(upstream, 'team/rated', `1.${i}.0`, { layers: [40] });
     await putWatch('limited', { source: `${proxy.host}/team/rated`, target: 'mirror/limited', tags: { include: ['[0-9.]+'] } });
