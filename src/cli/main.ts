@@ -35,7 +35,8 @@ ${flagSections()
   .join('\n\n')}
   ${VERSION_FLAG.padEnd(21)}print the version
 
-TLS: HOIST_TLS_SKIP_VERIFY lists host[:port]s whose certificates are not verified,
+TLS: HOIST_TLS_SKIP_VERIFY lists host[:port]s whose certificates (and their token services')
+are not verified,
 HOIST_HTTPS_REGISTRIES the loopback host[:port]s reached over https instead of plain HTTP.
 
 Credentials, first match wins: the flags (:TOKEN, or a PASSWORD variable alone, for an Entra or

@@ -150,7 +150,7 @@ export class Authenticator {
 
   /** How this host is reached, for every token request. */
   private get connection(): TokenConnection {
-    return { retry: this.retry, connections: this.connections, ...(this.limits && { limits: this.limits }) };
+    return { retry: this.retry, connections: this.connections, registryHost: this.host, ...(this.limits && { limits: this.limits }) };
   }
 
   /**
@@ -247,7 +247,7 @@ export async function requestSmall(req: SmallRequest): Promise<{ statusCode: num
       // The slot is held until the answer's headers arrive; the small body is read after.
       const release = limits ? await limits.acquire(signal) : undefined;
       try {
-        response = await req.connections.exchange({ url: req.url, method: req.method, headers, body: req.body, signal });
+        response = await req.connections.exchange({ url: req.url, method: req.method, headers, body: req.body, signal, ...(req.registryHost !== undefined && { registryHost: req.registryHost }) });
       } finally {
         release?.();
       }

@@ -60,6 +60,8 @@ export interface TokenConnection {
   connections: Connections;
   /** The request caps and 429 pauses of every host, the token service's included. Default none. */
   limits?: LimitsByHost;
+  /** The registry host whose token service this is: its TLS skip-verify covers the service too. */
+  registryHost?: string;
 }
 
 /** Where a registry's credentials come from. */
