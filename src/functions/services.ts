@@ -229,7 +229,7 @@ export function registryResolver(settings: Settings = currentSettings()): (resou
       identity: entraIdentity,
       armEndpoint: settings.armEndpoint,
       armAudience: settings.armAudience,
-      connection: { retry: hosts.retry, connections: hosts.connections },
+      connection: { retry: hosts.retry, connections: hosts.connections, limits: hosts.limits },
     });
   };
 }

@@ -11,7 +11,7 @@ import type { RegistryHosts } from '../registry/hosts.js';
 import { parseReference, type Reference } from '../registry/reference.js';
 import type { IdentityCredentials } from '../azure/acr-credentials.js';
 import { looksLikeResourceId } from '../azure/arm.js';
-import { AzureError } from '../azure/errors.js';
+import { AzureError, explainAcrRefusal } from '../azure/errors.js';
 import { ConcurrencyError, ConfigurationError, IdempotencyError, RequestError, TagExistsError, TargetCheckError } from './errors.js';
 import type { IdempotencyStore } from './idempotency-store.js';
 import { parseImportRequest, type ImportRequest } from './import-request.js';
@@ -92,7 +92,8 @@ export interface SubmitImportResult {
 
 /**
  * Validates and queues an import. Throws RequestError (400), TagExistsError (409),
- * IdempotencyError (422 reused, 409 in progress), TargetCheckError (502) or ConfigurationError.
+ * IdempotencyError (422 reused, 409 in progress), TargetCheckError (502), AzureError (ACR_ROLE_MISSING
+ * when the app's identity may not read the target) or ConfigurationError.
  */
 export async function submitImport(body: unknown, options: SubmitImportOptions, deps: SubmitImportDeps): Promise<SubmitImportResult> {
   const key = options.idempotencyKey;
@@ -135,13 +136,13 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
     const tagged = resolved.targets.filter((t) => t.tag !== undefined);
     let existing: Array<{ reference: string; digest: string }> = [];
     if (tagged.length > 0) {
+      const targetCheckCredentials = jobCredentials({ id: `job:${id}:target-check`, sourceRegistry: resolved.source.registry.name, targetRegistry, ...(deps.targetCredentials && { target: deps.targetCredentials }), ...(deps.identity && { identity: deps.identity }) });
       try {
-        existing = await deps.findExistingTags(
-          tagged,
-          deps.hosts.withCredentials(jobCredentials({ id: `job:${id}:target-check`, sourceRegistry: resolved.source.registry.name, targetRegistry, ...(deps.targetCredentials && { target: deps.targetCredentials }), ...(deps.identity && { identity: deps.identity }) })),
-          resolved.source.digest,
-        );
+        existing = await deps.findExistingTags(tagged, deps.hosts.withCredentials(targetCheckCredentials), resolved.source.digest);
       } catch (error) {
+        // The app's identity refused even a HEAD: no job could succeed, so say which role it needs now.
+        const explained = explainAcrRefusal(error, { source: resolved.source.registry.name, target: targetRegistry }, (registry) => targetCheckCredentials.answeredFor(registry));
+        if (explained instanceof AzureError) throw explained;
         const wrapped = new TargetCheckError(targetRegistry, { cause: error });
         wrapped.message = redact(wrapped.message, [deps.targetCredentials?.password]);
         throw wrapped;

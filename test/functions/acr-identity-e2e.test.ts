@@ -20,7 +20,7 @@ import { startManagedIdentityEndpoint, type ManagedIdentityEndpoint } from '../h
 import { ALLOW_LOOPBACK_REGISTRIES } from '../helpers/registry.js';
 import { skopeoInspectRaw } from '../helpers/skopeo.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
-import { call } from './support.js';
+import { call, callChecked } from './support.js';
 
 const MiB = 1024 * 1024;
 const tenant = createEntraTenant();
@@ -36,6 +36,8 @@ let endpoint: ManagedIdentityEndpoint;
 let target: AcrFixture;
 /** Target where the app may only pull. */
 let pullOnlyTarget: AcrFixture;
+/** Target where the app has no role at all: the exchange works, every scope is refused. */
+let noRoleTarget: AcrFixture;
 /** Source: the app may pull team/app; the caller may pull everything. */
 let source: AcrFixture;
 let arm: ArmFixture;
@@ -47,9 +49,10 @@ const SOURCE_ID = registryResourceId('00000000-0000-0000-0000-000000000001', 'rg
 
 beforeAll(async () => {
   [azurite, endpoint] = await Promise.all([startAzurite(), startManagedIdentityEndpoint({ tenant, userAssigned: { [APP_CLIENT]: APP } })]);
-  [target, pullOnlyTarget, source] = await Promise.all([
+  [target, pullOnlyTarget, noRoleTarget, source] = await Promise.all([
     startAcrFixture({ tenant, roles: [{ principal: APP, role: 'AcrPush' }] }),
     startAcrFixture({ tenant, roles: [{ principal: APP, role: 'AcrPull' }] }),
+    startAcrFixture({ tenant, roles: [] }),
     startAcrFixture({ tenant, roles: [{ principal: APP, role: 'AcrPull', repository: 'team/app' }, { principal: CALLER, role: 'AcrPull' }] }),
   ]);
   arm = await startArmFixture({
@@ -78,7 +81,7 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
-  await Promise.all([azurite?.stop(), endpoint?.stop(), target?.stop(), pullOnlyTarget?.stop(), source?.stop(), arm?.stop()]);
+  await Promise.all([azurite?.stop(), endpoint?.stop(), target?.stop(), pullOnlyTarget?.stop(), noRoleTarget?.stop(), source?.stop(), arm?.stop()]);
 });
 
 const queue = () => QueueServiceClient.fromConnectionString(azurite.connectionString).getQueueClient('imports');
@@ -107,7 +110,7 @@ async function work(id: string): Promise<void> {
 
 /** Every token issued anywhere in this file: none may reach logs, status documents or errors. */
 function secrets(): string[] {
-  return [...endpoint.issued.map((t) => t.token), ...target.issuedTokens, ...pullOnlyTarget.issuedTokens, ...source.issuedTokens];
+  return [...endpoint.issued.map((t) => t.token), ...target.issuedTokens, ...pullOnlyTarget.issuedTokens, ...noRoleTarget.issuedTokens, ...source.issuedTokens];
 }
 
 async function targetDigest(acr: AcrFixture, reference: string): Promise<string> {
@@ -195,6 +198,21 @@ describe('imports with the app identity', () => {
     expect(job.error.code).toBe('ACR_ROLE_MISSING');
     expect(job.error.message).toContain(`target registry ${pullOnlyTarget.host}`);
     expect(job.error.message).toContain('AcrPush (or Container Registry Data Importer and Data Reader)');
+  });
+
+  it('refuses at submit, naming the role, a target where the identity may not even pull: 403 ACR_ROLE_MISSING', async () => {
+    process.env.HOIST_TARGET_REGISTRY = noRoleTarget.host;
+    const jobsBefore = (await call(importsHandler, { method: 'GET', path: '/api/imports?pageSize=100' }, logs)).body.value.length;
+    const posted = await callChecked(importsHandler, { json: { source: `${source.host}/team/app:1`, images: ['denied/app:1'] } }, logs);
+    expect(posted.status, JSON.stringify(posted.body)).toBe(403);
+    expect(posted.body.error.code).toBe('ACR_ROLE_MISSING');
+    expect(posted.body.error.field).toBe('targetRegistry');
+    expect(posted.body.error.message).toContain(`target registry ${noRoleTarget.host}`);
+    expect(posted.body.error.message).toContain('AcrPush (or Container Registry Data Importer and Data Reader)');
+    // The exchange was accepted (the identity is known) and the tag check refused: no job was queued.
+    expect(noRoleTarget.requests.filter((r) => r.endpoint === 'exchange' && r.status === 200).map((r) => r.principal)).toContain(APP);
+    expect((await call(importsHandler, { method: 'GET', path: '/api/imports?pageSize=100' }, logs)).body.value.length).toBe(jobsBefore);
+    for (const secret of secrets()) expect(JSON.stringify(posted.body)).not.toContain(secret);
   });
 
   it('names the role the identity lacks on the source: AcrPull', async () => {
