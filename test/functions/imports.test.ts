@@ -3,7 +3,8 @@ import { ALLOW_LOOPBACK_REGISTRIES } from '../helpers/registry.js';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { importsHandler } from '../../src/functions/imports.js';
 import { CopyError } from '../../src/copy/errors.js';
-import { jobStorage, setEngine } from '../../src/functions/services.js';
+import { jobStorage, setEngine, submitDeps } from '../../src/functions/services.js';
+import { submitImport } from '../../src/jobs/submit-import.js';
 import { acquireJobLease } from '../../src/jobs/job-lease.js';
 import { pushImage } from '../helpers/fixtures.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
@@ -432,10 +433,13 @@ describe('GET /api/imports', () => {
   });
 
   it('lists recent jobs newest first, paged, filtered by status', async () => {
+    // Submitted as POST does, on a clock that gives each job its own millisecond, later than any
+    // job made before: ids order by creation time, and two in one millisecond would order at random.
     const ids: string[] = [];
+    const start = Date.now();
     for (let i = 0; i < 5; i++) {
-      ids.push((await post({ source: SOURCE, images: [`list:v${i}`] })).body.id);
-      await new Promise((r) => setTimeout(r, 2));
+      const createdAt = new Date(start + 1 + i);
+      ids.push((await submitImport({ source: SOURCE, images: [`list:v${i}`] }, {}, { ...(await submitDeps()), now: () => createdAt })).job.id);
     }
     const first = await get('/api/imports?pageSize=3&status=queued');
     expect(first.status).toBe(200);
