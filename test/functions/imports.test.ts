@@ -381,6 +381,25 @@ describe('while the job storage is unreachable', () => {
       process.env.AzureWebJobsStorage = storage;
     }
   }, 60_000);
+
+  // An account that takes connections and never answers: without a bound on each try, the table
+  // SDK waits on it with no limit, and the request with it.
+  it.each([
+    ['POST /api/imports', () => post({ source: SOURCE, images: ['hello:hung'] })],
+    ['GET /api/imports', () => get('/api/imports')],
+  ])('%s answers 503 while the storage accepts connections and never answers', async (_name, send) => {
+    // Opened while Azurite answers, as a host that was serving when the outage began.
+    await jobStorage();
+    azurite.pause();
+    try {
+      const res = await send();
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('10');
+      expect(res.body.error).toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
+    } finally {
+      azurite.resume();
+    }
+  }, 30_000);
 });
 
 describe('Idempotency-Key', () => {
