@@ -110,7 +110,7 @@ export function storageClients(connection: StorageConnection | string): StorageC
  * accepts connections but does not answer, so an HTTP request waited that long before its 503.
  * Each of Hoist's calls is small (an entity, a message), so a try that takes a second is already
  * an outage: two tries of at most STORAGE_TRY_TIMEOUT_MS each, STORAGE_RETRY_DELAY_MS apart,
- * answer a caller within about 2 s. The worker's calls share the bound; its queue message brings
+ * answer a caller within about 2 s (a queue call has the same bound as a whole, boundedQueueCall). The worker's calls share the bound; its queue message brings
  * it back after a failed attempt.
  */
 /** The tries of one storage call: the first and one retry. */
@@ -149,10 +149,28 @@ const TABLE_OPTIONS: TableServiceClientOptions = {
   additionalPolicies: [{ policy: tableTryTimeout, position: 'perRetry' }],
 };
 
-// The queue SDK's retry policy has no client-side timeout (its tryTimeoutInMs only asks the
-// service to give up), so a queue call to an account that accepts and never answers is bounded
-// by the operating system's socket timeouts, not by these options.
 const QUEUE_OPTIONS = { retryOptions: { maxTries: STORAGE_MAX_TRIES, retryDelayInMs: STORAGE_RETRY_DELAY_MS, maxRetryDelayInMs: STORAGE_RETRY_DELAY_MS } };
+
+/** The longest one queue call waits, its retry included: the table calls' bound. */
+export const QUEUE_CALL_TIMEOUT_MS = STORAGE_MAX_TRIES * STORAGE_TRY_TIMEOUT_MS + STORAGE_RETRY_DELAY_MS;
+
+/**
+ * Runs one queue call under QUEUE_CALL_TIMEOUT_MS. The queue SDK's retry policy has no
+ * client-side try timeout (its tryTimeoutInMs only asks the service to give up), so the call
+ * takes an abort signal instead; an abort by this deadline becomes the RestError (ETIMEDOUT) a
+ * socket timeout gives, which the API answers with 503 (http-errors.ts).
+ */
+export async function boundedQueueCall<T>(call: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+  const deadline = AbortSignal.timeout(QUEUE_CALL_TIMEOUT_MS);
+  try {
+    return await call(deadline);
+  } catch (error) {
+    if (deadline.aborted && error instanceof Error && error.name === 'AbortError') {
+      throw new RestError(`no answer from the queue service within ${QUEUE_CALL_TIMEOUT_MS} ms`, { code: 'ETIMEDOUT' });
+    }
+    throw error;
+  }
+}
 
 /** A table client on the connection. */
 export function tableClient(clients: StorageClients, tableName: string): TableClient {

@@ -400,6 +400,24 @@ describe('while the job storage is unreachable', () => {
       azurite.resume();
     }
   }, 30_000);
+
+  it('POST /api/imports answers 503 when only the queue service never answers', async () => {
+    // Tables on the live Azurite, the queue on a second one, paused: the job is written, its
+    // message cannot be sent.
+    const hung = await startAzurite();
+    const storage = process.env.AzureWebJobsStorage;
+    process.env.AzureWebJobsStorage = azurite.connectionString.replace(/QueueEndpoint=http:\/\/127\.0\.0\.1:\d+/, `QueueEndpoint=http://127.0.0.1:${hung.ports.queue}`);
+    hung.pause();
+    try {
+      const res = await post({ source: SOURCE, images: ['hello:queue-hung'] });
+      expect(res.status).toBe(503);
+      expect(res.body.error).toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
+    } finally {
+      process.env.AzureWebJobsStorage = storage;
+      hung.resume();
+      await hung.stop();
+    }
+  }, 30_000);
 });
 
 describe('Idempotency-Key', () => {
