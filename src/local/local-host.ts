@@ -49,6 +49,8 @@ export interface StartLocalHostOptions {
   logger?: HostLogger;
   /** Queue receive lease, renewed at half; default 10 minutes, as the host. Tests shorten it. */
   messageLeaseInMs?: number;
+  /** The timers' clock, in epoch ms; default `Date.now`. Tests move it instead of waiting. */
+  timerClock?: () => number;
   /** How long `stop()` waits for running invocations. Default {@link DEFAULT_SHUTDOWN_GRACE_IN_MS}. */
   shutdownGraceInMs?: number;
 }
@@ -107,7 +109,7 @@ export async function startLocalHost(options: StartLocalHostOptions): Promise<Lo
   // Timer status lives in the host's own storage, as on Azure; without it each host runs every
   // occurrence itself.
   const monitor = hostStorage ? TableTimerMonitor.on(storageClients(hostStorage)) : undefined;
-  const schedulers = timers.map((definition, i) => new TimerScheduler({ definition, schedule: schedules[i]!, runner, logger, monitor }));
+  const schedulers = timers.map((definition, i) => new TimerScheduler({ definition, schedule: schedules[i]!, runner, logger, monitor, now: options.timerClock }));
 
   let azurite: AzuriteInstance | undefined;
   if ([hostStorage, ...queueConnections].some((c) => isDevelopmentStorage(connectionStringOf(c)))) {
