@@ -8,11 +8,12 @@
  */
 import { mapLimit } from '../copy/limit.js';
 import type { CredentialProvider, Credentials } from '../registry/credentials.js';
-import { RegistryClient } from '../registry/client.js';
+import { defaultStores } from '../copy/stores.js';
 import type { RegistryHosts } from '../registry/hosts.js';
 import { parseReference, type Reference } from '../registry/reference.js';
 import type { JobStore } from '../jobs/job-store.js';
 import type { SecretBox } from '../jobs/secret-box.js';
+import { targetReference } from '../jobs/import-references.js';
 import { jobCredentials, openCredentials, redact } from '../jobs/source-credentials.js';
 import { submitImport, type SubmitImportDeps } from '../jobs/submit-import.js';
 import { HostBudgets, type HostBudget } from './rate-limit.js';
@@ -133,8 +134,9 @@ export interface SyncTagInput {
 export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submit' | 'now'>): Promise<{ tracked: TrackedTag; queued: boolean; jobId?: string }> {
   const now = (deps.now ?? (() => new Date()))().toISOString();
   const { watch, tag, digest, tracked } = input;
-  const target = parseReference(`${deps.submit.targetRegistries[0]}/${watch.target}:${tag}`);
-  const held = (await RegistryClient.for(target.registry, input.targetHosts).headManifest(target))?.digest;
+  // The target may be the local host's layouts (`oci:DIR`), which only the stores read.
+  const target = targetReference(deps.submit.targetRegistries[0]!, `${watch.target}:${tag}`);
+  const held = (await defaultStores(input.targetHosts).target(target).headManifest(target))?.digest;
   if (held === digest) {
     const kept = tracked?.digest === digest ? tracked : undefined;
     return { tracked: { ...kept, digest, checkedAt: now }, queued: false };
