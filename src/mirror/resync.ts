@@ -81,7 +81,7 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
     } else {
       wanted = tags.length;
       const state = (await deps.store.state(watch.name)).value;
-      const targetHosts = deps.submit.hosts.withCredentials(jobCredentials({ id: 'mirror:target-check', sourceRegistry: upstream.registry.name, targetRegistry: deps.submit.targetRegistries[0], ...(deps.submit.targetCredentials && { target: deps.submit.targetCredentials }) }));
+      const targetHosts = deps.submit.hosts.withCredentials(targetCheckCredentials(upstream.registry.name, deps.submit));
       await mapLimit(tags.slice(0, MAX_TRACKED_TAGS), TAG_CONCURRENCY, async (tag) => {
         const digest = await headTag(upstream.withTag(tag), hosts, budget, counts);
         if (digest === 'stopped' || digest === undefined) return;
@@ -184,6 +184,22 @@ function upstreamProvider(watch: WatchRecord, credentials: Credentials | undefin
     targetRegistry: submit.targetRegistries[0],
     ...(credentials && { source: credentials }),
     ...(submit.targetCredentials && { target: submit.targetCredentials }),
+    // An ACR upstream the watch has no credentials for is read with the app's identity, as imports are.
+    ...(submit.identity && { identity: submit.identity }),
+  });
+}
+
+/**
+ * The credentials of the target tag's HEAD: the target settings' Basic credentials, else the
+ * app's Azure identity (an ACR target reached with a managed identity has no password at all).
+ */
+export function targetCheckCredentials(sourceRegistry: string, submit: SubmitImportDeps): CredentialProvider {
+  return jobCredentials({
+    id: 'mirror:target-check',
+    sourceRegistry,
+    targetRegistry: submit.targetRegistries[0]!,
+    ...(submit.targetCredentials && { target: submit.targetCredentials }),
+    ...(submit.identity && { identity: submit.identity }),
   });
 }
 
