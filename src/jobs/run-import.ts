@@ -144,7 +144,9 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
       log.warn(`job ${message.jobId}: no such job, dropping its message`);
       return 'missing';
     case 'finished':
-      log.info(`job ${message.jobId}: already ${outcome.status}`);
+      // A cancel that found nobody holding the job ends it here: its end goes out as telemetry.
+      if (outcome.canceled) logEvent(log, 'info', `job ${message.jobId}: canceled while no worker held it`, jobEvent(outcome.canceled, 'canceled', 'canceled', now(), { continuation: message.continuation, dequeueCount: delivery.dequeueCount }));
+      else log.info(`job ${message.jobId}: already ${outcome.status}`);
       return 'finished';
     case 'stale':
       log.info(`job ${message.jobId}: message for continuation ${message.continuation} superseded by ${outcome.continuation}, dropping it`);

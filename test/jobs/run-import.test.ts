@@ -385,6 +385,19 @@ describe('runImport', () => {
     expect(events[1]).toMatchObject({ jobId: job.id, outcome: 'canceled', continuation: 0, dequeueCount: 1 });
   });
 
+  it('ends a job canceled between continuations with a canceled transition event, once', async () => {
+    const h = await harness();
+    const job = await h.createJob({ status: 'running', continuations: 1, attempts: 1, cancelRequestedAt: new Date().toISOString() });
+    const events: JobEvent[] = [];
+    const log = { info: (m: string) => h.logs.push(m), warn: (m: string) => h.logs.push(m), error: (m: string) => h.logs.push(m), event: (_: unknown, __: string, e: JobEvent) => events.push(e) };
+    const engine = scriptedEngine();
+    expect(await runImport(delivery(job.id, { continuation: 1 }), h.deps(engine, { log }))).toBe('finished');
+    expect(await runImport(delivery(job.id, { continuation: 1, dequeueCount: 2 }), h.deps(engine, { log }))).toBe('finished');
+    expect(engine.calls).toHaveLength(0);
+    expect((await h.job(job.id)).status).toBe('canceled');
+    expect(events).toEqual([expect.objectContaining({ transition: 'canceled', jobId: job.id, outcome: 'canceled', continuation: 1, dequeueCount: 1 })]);
+  });
+
   it('drops stale continuations, missing jobs and messages that are not job messages', async () => {
     const h = await harness();
     const engine = scriptedEngine();
