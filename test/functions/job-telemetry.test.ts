@@ -157,6 +157,8 @@ it('sends the transitions of imports paused by SIGTERM before the worker exits',
   `;
   const env = {
     PATH: process.env.PATH ?? '',
+    // register.js refuses to load without a target registry, as a deployment always has one.
+    HOIST_TARGET_REGISTRY: 'b.example',
     APPLICATIONINSIGHTS_CONNECTION_STRING: ingestion.connectionString,
     NODE_EXTRA_CA_CERTS: ingestion.caPath,
     APPLICATION_INSIGHTS_NO_STATSBEAT: 'true',
