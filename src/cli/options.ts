@@ -310,7 +310,7 @@ export function parseCopyArgs(args: string[]): CopyCommand {
     format: outputFormat(flags),
     all: booleanFlag(flags, 'all'),
     resumeDir,
-    // Of several targets, the refusal is named for one the Azure login answered for.
+    // The refusing host is read from the error; without one, of several targets, one the Azure login answered for.
     explain: (error) => explainAcrRefusal(error, { source: source.registry.name, target: (targets.find((t) => answeredFor(t.registry.name)) ?? targets[0]).registry.name }, answeredFor),
   };
 }

@@ -30,6 +30,13 @@ import { jobCredentials, redact, sealCredentials } from './source-credentials.js
  */
 export const SOURCE_CHECK_TIMEOUT_MS = 5_000;
 
+/**
+ * How long submit waits for Resource Manager to name a registry given by resource ID (its Entra
+ * token included). The caller is waiting, and without a bound a silent ARM, identity endpoint or
+ * proxy would hold the POST until the host's timeout.
+ */
+export const RESOLVE_REGISTRY_TIMEOUT_MS = 20_000;
+
 /** Longest Idempotency-Key accepted. */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 /**
@@ -67,7 +74,9 @@ export interface SubmitImportDeps {
    * Resolves a registry resource ID to its login server (through ARM, azure/arm.ts); a request
    * naming one is refused without it.
    */
-  resolveRegistry?: (resourceId: string) => Promise<string>;
+  resolveRegistry?: (resourceId: string, signal: AbortSignal) => Promise<string>;
+  /** Bound on `resolveRegistry`. Default {@link RESOLVE_REGISTRY_TIMEOUT_MS}. */
+  resolveRegistryTimeoutInMs?: number;
   /** HOIST_ALLOWED_SOURCES: host patterns a source must match; any source when unset. */
   allowedSources?: readonly string[];
   now?: () => Date;
@@ -213,7 +222,7 @@ async function withLoginServer(request: ImportRequest, deps: SubmitImportDeps): 
   }
   let registry: string;
   try {
-    registry = await deps.resolveRegistry(request.registry);
+    registry = await deps.resolveRegistry(request.registry, AbortSignal.timeout(deps.resolveRegistryTimeoutInMs ?? RESOLVE_REGISTRY_TIMEOUT_MS));
   } catch (error) {
     if (error instanceof AzureError || error instanceof ConfigurationError) throw error;
     // ARM unreachable (or refused by the address policy): the caller may retry later.

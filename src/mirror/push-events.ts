@@ -9,9 +9,9 @@
  */
 import * as v from 'valibot';
 import { parseReference } from '../registry/reference.js';
-import { jobCredentials, redact } from '../jobs/source-credentials.js';
+import { redact } from '../jobs/source-credentials.js';
 import type { SubmitImportDeps } from '../jobs/submit-import.js';
-import { syncTag, watchCredentials } from './resync.js';
+import { syncTag, targetCheckCredentials, watchCredentials } from './resync.js';
 import { selectTags } from './tag-filter.js';
 import type { WatchRecord, WatchStore } from './watch-store.js';
 
@@ -117,7 +117,6 @@ export interface PushDeps {
 /** Queues the syncs one push event asks for. Throws only for failures worth a redelivery (storage, target unreachable). */
 export async function handlePush(event: PushEvent, deps: PushDeps): Promise<PushOutcome> {
   // Watches write to the default (first) target registry; a push to any target is Hoist's own.
-  const targetRegistry = deps.submit.targetRegistries[0]!;
   if (deps.submit.targetRegistries.some((r) => r.toLowerCase() === event.host)) return { kind: 'ignored', reason: `the push went to the target registry ${event.host} itself (Hoist's own pushes are not synced again)` };
   const watches = (await deps.store.list()).filter((w) => w.enabled && covers(w, event));
   if (watches.length === 0) return { kind: 'ignored', reason: `no enabled watch covers ${event.host}/${event.repository}:${event.tag}` };
@@ -128,7 +127,7 @@ export async function handlePush(event: PushEvent, deps: PushDeps): Promise<Push
     if (watch.tags.latest !== undefined && state.tags[tag] === undefined) continue; // "newest N" needs the whole list: the next resync decides
     const credentials = watchCredentials(watch, deps.submit.secretBox);
     try {
-      const targetHosts = deps.submit.hosts.withCredentials(jobCredentials({ id: 'mirror:target-check', sourceRegistry: event.host, targetRegistry, ...(deps.submit.targetCredentials && { target: deps.submit.targetCredentials }) }));
+      const targetHosts = deps.submit.hosts.withCredentials(targetCheckCredentials(event.host, deps.submit));
       const outcome = await syncTag({ watch, tag, digest: event.digest, tracked: state.tags[tag], trigger: `event:${event.id}`, credentials, targetHosts, idempotencyKey: `event:${event.id}:${watch.name}:${tag}` }, deps);
       await deps.store.updateState(watch.name, (s) => {
         s.tags[tag] = outcome.tracked;

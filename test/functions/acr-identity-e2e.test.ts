@@ -11,6 +11,8 @@ import { InvocationContext } from '@azure/functions';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { importWorkerHandler } from '../../src/functions/import-worker.js';
 import { importsHandler } from '../../src/functions/imports.js';
+import { resyncHandler } from '../../src/functions/resync.js';
+import { watchesHandler } from '../../src/functions/watches.js';
 import { setEngine } from '../../src/functions/services.js';
 import { startAcrFixture, type AcrFixture } from '../helpers/acr-fixture.js';
 import { registryResourceId, startArmFixture, type ArmFixture } from '../helpers/arm-fixture.js';
@@ -248,6 +250,18 @@ describe('imports with the app identity', () => {
     expect(source.requests.filter((r) => r.endpoint === 'exchange' && r.status === 200).map((r) => r.principal)).toContain(CALLER);
     expect(JSON.stringify(await getJob(posted.body.id))).not.toContain(token);
     expect(logs.join('\n')).not.toContain(token);
+  });
+
+  it('mirrors a watched ACR tag into the ACR target with the identity only: the resync reads both with it', async () => {
+    const name = 'acr-watch';
+    const saved = await call(watchesHandler, { method: 'PUT', path: `/api/watches/${name}`, params: { name }, json: { source: `${source.host}/team/app:1`, target: 'watched/app' } }, logs);
+    expect(saved.status, JSON.stringify(saved.body)).toBe(201);
+    await resyncHandler({ isPastDue: false, schedule: { adjustForDST: false }, scheduleStatus: { last: '', next: '', lastUpdated: '' } }, new InvocationContext({ functionName: 'resync', logHandler: (level, ...args) => logs.push(`${level}: ${args.map(String).join(' ')}`) }));
+    const watch = (await call(watchesHandler, { method: 'GET', path: `/api/watches/${name}`, params: { name } }, logs)).body;
+    expect(watch.lastRun.stopped, JSON.stringify(watch.lastRun)).toBeUndefined();
+    expect(watch.lastRun.jobsQueued).toBe(1);
+    await work(watch.trackedTags['1'].jobId);
+    expect(await targetDigest(target, 'watched/app:1')).toBe(image.digest);
   });
 
   it('never writes a token into logs, status documents or errors', async () => {

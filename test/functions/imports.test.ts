@@ -549,14 +549,17 @@ describe('methods', () => {
 });
 
 describe('DELETE /api/imports/{id}', () => {
-  const del = (id: string) => call(importsHandler, { method: 'DELETE', path: `/api/imports/${id}`, params: { id } });
+  const del = (id: string, logs: string[] = []) => call(importsHandler, { method: 'DELETE', path: `/api/imports/${id}`, params: { id } }, logs);
 
   it('cancels a queued job at once, and again is a no-op; the worker never starts it', async () => {
     const queued = await post({ source: SOURCE, images: ['cancel:queued'] });
-    const res = await del(queued.body.id);
+    const logs: string[] = [];
+    const res = await del(queued.body.id, logs);
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ id: queued.body.id, status: 'canceled', cancelRequestedAt: expect.any(String), completedAt: expect.any(String) });
-    expect((await del(queued.body.id)).body).toEqual(res.body);
+    expect((await del(queued.body.id, logs)).body).toEqual(res.body);
+    // The job's end is a telemetry transition, told once however often it is canceled.
+    expect(logs.filter((line) => line.includes('[canceled;'))).toHaveLength(1);
     // The job's message is still queued: the worker's lease finds the job over.
     const storage = await jobStorage();
     const lease = await acquireJobLease(storage.jobs, queued.body.id, { owner: 'w', durationInMs: 10_000, continuation: 0 });
