@@ -19,6 +19,11 @@ const vm = require('node:vm');
 const dist = path.join(__dirname, '..', 'dist');
 const bundle = path.join(dist, 'hoist-cli.js');
 
+// The bundle's boundProcessMemory (src/registry/process-memory.ts) sets V8's --liftoff-only, and
+// V8 rejects a code cache made under other flags: set it here, before the bundle is compiled, so
+// the cache written at exit is the one read at start. (Setting it again there changes nothing.)
+require('node:v8').setFlagsFromString('--liftoff-only');
+
 function loadWithCodeCache() {
   const source = fs.readFileSync(bundle, 'utf8');
   // Named by content: V8 checks a cache against the source's length only, not its bytes.

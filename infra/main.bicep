@@ -345,6 +345,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'HOIST_HTTPS_REGISTRIES', value: '' }
         { name: 'HOIST_TLS_SKIP_VERIFY', value: '' }
         { name: 'HOIST_CA_FILE', value: '' }
+        // npm start's local OCI layouts: never on Azure (the app refuses to start without a registry).
+        { name: 'HOIST_TARGET_LAYOUTS', value: '' }
         { name: 'HOIST_JOBS_TABLE', value: 'hoistjobs' }
         { name: 'HOIST_CHECKPOINTS_TABLE', value: 'hoistcheckpoints' }
         { name: 'HOIST_ACR_REGISTRIES', value: acrRegistries }

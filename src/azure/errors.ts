@@ -4,6 +4,7 @@
  * quote a token, nor the body of an answer.
  */
 import { CopyError, type Side } from '../copy/errors.js';
+import { RegistryError } from '../registry/errors.js';
 
 export type AzureErrorCode =
   /** No Azure identity could give a token (no managed identity, not logged in with `az login`). */
@@ -54,7 +55,9 @@ const ROLES: Record<Side, string> = {
  */
 export function explainAcrRefusal(error: unknown, registries: Record<Side, string>, answered: (registry: string) => string | undefined): unknown {
   if (!(error instanceof CopyError) || error.code !== 'AUTH_FAILED' || !error.side) return error;
-  const registry = registries[error.side];
+  // The host that refused, when the error says: of several targets (the CLI's), another one than
+  // the ACR the identity answered for may be the one that refused, and needs no Azure role.
+  const registry = refusingHost(error.cause) ?? registries[error.side];
   const who = answered(registry);
   if (who === undefined) return error;
   const action = error.side === 'source' ? 'pull from' : 'push to';
@@ -65,4 +68,15 @@ export function explainAcrRefusal(error: unknown, registries: Record<Side, strin
     error.side,
     { cause: error },
   );
+}
+
+/** The host[:port] of the URL a RegistryError was answered on, when it has one (an ACR's realm is on its own host). */
+function refusingHost(cause: unknown): string | undefined {
+  if (!(cause instanceof RegistryError)) return undefined;
+  try {
+    const url = new URL(cause.url);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url.host : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -82,7 +82,7 @@ export const FLAGS: readonly FlagSpec[] = [
     value: 'false',
     choices: ['true', 'false'],
     commands: ['copy'],
-    help: "do not verify the source's TLS certificate (self-signed labs; warns once)",
+    help: "do not verify the source's TLS certificate, nor its token service's\n(self-signed labs; warns once)",
   },
   { name: 'dest-tls-verify', type: 'string', value: 'false', choices: ['true', 'false'], commands: ['copy'], help: "the same for the targets' certificates" },
   { name: 'concurrency', type: 'string', value: 'N', commands: ['copy'], help: 'parallel blob transfers (default 4, and 8 more for blobs up to 1 MiB)' },

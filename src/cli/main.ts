@@ -25,7 +25,8 @@ DST after one transfer: each blob crosses once per target registry (one target r
 receives it, the others mount it); tags are written last, once every target holds all they name.
 Loopback registries and hosts in HOIST_INSECURE_REGISTRIES (comma-separated host[:port]) use plain
 HTTP. A blob whose descriptor claims more than HOIST_MAX_BLOB_BYTES (default ${DEFAULT_MAX_BLOB_BYTES},
-200 GiB) is refused.
+200 GiB) is refused; a source with more manifests (index, images, referrers) than
+HOIST_MAX_MANIFESTS is refused before any byte moves (unset: no limit; the service's is 50).
 Either side may be an OCI image layout directory, oci:DIR[:TAG] as skopeo writes it (DIR is
 created when it is a target; without TAG a source names the layout's only image).
 
@@ -34,7 +35,8 @@ ${flagSections()
   .join('\n\n')}
   ${VERSION_FLAG.padEnd(21)}print the version
 
-TLS: HOIST_TLS_SKIP_VERIFY lists host[:port]s whose certificates are not verified,
+TLS: HOIST_TLS_SKIP_VERIFY lists host[:port]s whose certificates (and their token services')
+are not verified,
 HOIST_HTTPS_REGISTRIES the loopback host[:port]s reached over https instead of plain HTTP.
 
 Credentials, first match wins: the flags (:TOKEN, or a PASSWORD variable alone, for an Entra or

@@ -63,13 +63,16 @@ function parseCount(value: string, flag: string, max: number): number {
   return n;
 }
 
-/** `HOIST_MAX_BLOB_BYTES`: the largest blob a copy accepts (the engine's default when unset). */
-function maxBlobBytesFromEnv(): number | undefined {
-  const value = process.env.HOIST_MAX_BLOB_BYTES?.trim();
+/**
+ * A setting that holds a whole number of at least 1, or undefined when unset.
+ * @param unsetMeans what leaving it unset gives, for the error message
+ */
+function countFromEnv(name: string, unsetMeans: string): number | undefined {
+  const value = process.env[name]?.trim();
   if (!value) return undefined;
   const n = Number(value);
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
-    throw new UsageError(`HOIST_MAX_BLOB_BYTES "${value}" is not valid: give a whole number of bytes from 1 to ${Number.MAX_SAFE_INTEGER}, or leave it unset for 200 GiB`);
+    throw new UsageError(`${name} "${value}" is not valid: give a whole number of at least 1, or leave it unset for ${unsetMeans}`);
   }
   return n;
 }
@@ -81,17 +84,6 @@ function retryAttempts(flag: string | undefined): number {
   if (!value) return DEFAULT_RETRY.maxAttempts;
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < 1 || n > MAX_RETRY_ATTEMPTS) throw new UsageError(`HOIST_RETRY_ATTEMPTS "${value}" is not valid: give a whole number from 1 to ${MAX_RETRY_ATTEMPTS}, or leave it unset for ${DEFAULT_RETRY.maxAttempts}`);
-  return n;
-}
-
-/** HOIST_MAX_REQUESTS_PER_HOST: requests in flight to one registry host at most. */
-function maxRequestsPerHost(): number {
-  const value = process.env.HOIST_MAX_REQUESTS_PER_HOST?.trim();
-  if (!value) return DEFAULT_MAX_REQUESTS_PER_HOST;
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
-    throw new UsageError(`HOIST_MAX_REQUESTS_PER_HOST "${value}" is not valid: give a whole number of at least 1, or leave it unset for ${DEFAULT_MAX_REQUESTS_PER_HOST}`);
-  }
   return n;
 }
 
@@ -247,7 +239,7 @@ function registryHosts(flags: ParsedFlags, credentials: RegistryCredentials[], s
     tlsSkipVerify: [...parseHostList(process.env.HOIST_TLS_SKIP_VERIFY), ...skipVerify],
     warn: (message) => process.stderr.write(`hoist: warning: ${message}\n`),
     proxy: proxyEnvironment(),
-    maxRequestsPerHost: maxRequestsPerHost(),
+    maxRequestsPerHost: countFromEnv('HOIST_MAX_REQUESTS_PER_HOST', String(DEFAULT_MAX_REQUESTS_PER_HOST)) ?? DEFAULT_MAX_REQUESTS_PER_HOST,
   });
   return { hosts, answeredFor: (registry) => tokens.map((t) => t.answeredFor(registry)).find(Boolean) ?? identity.answeredFor(registry) };
 }
@@ -292,7 +284,10 @@ export function parseCopyArgs(args: string[]): CopyCommand {
   const concurrencyFlag = stringFlag(flags, 'concurrency');
   const chunkSize = chunkSizeFlag !== undefined ? parseSize(chunkSizeFlag, '--chunk-size') : undefined;
   const resumeDir = stringFlag(flags, 'resume-dir');
-  const maxBlobBytes = maxBlobBytesFromEnv();
+  const maxBlobBytes = countFromEnv('HOIST_MAX_BLOB_BYTES', '200 GiB');
+  // No limit unless asked, as skopeo: the service's 50 (az acr import's) is a server's guard, and
+  // the person at this terminal chose the image. Setting it checks a copy as the service would.
+  const maxManifests = countFromEnv('HOIST_MAX_MANIFESTS', 'no limit');
   return {
     request: {
       source,
@@ -310,11 +305,12 @@ export function parseCopyArgs(args: string[]): CopyCommand {
       uploadMode: chunkSize !== undefined || resumeDir !== undefined ? 'chunked' : 'monolithic',
       chunkSizeInBytes: chunkSize,
       ...(maxBlobBytes !== undefined && { maxBlobBytes }),
+      ...(maxManifests !== undefined && { maxManifests }),
     },
     format: outputFormat(flags),
     all: booleanFlag(flags, 'all'),
     resumeDir,
-    // Of several targets, the refusal is named for one the Azure login answered for.
+    // The refusing host is read from the error; without one, of several targets, one the Azure login answered for.
     explain: (error) => explainAcrRefusal(error, { source: source.registry.name, target: (targets.find((t) => answeredFor(t.registry.name)) ?? targets[0]).registry.name }, answeredFor),
   };
 }

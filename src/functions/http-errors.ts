@@ -76,6 +76,9 @@ export function responseForError(error: unknown): HttpResponseInit | undefined {
   if (error instanceof TargetCheckError) return errorResponse(502, error.code, error.message);
   if (error instanceof ConfigurationError) return errorResponse(500, error.code, error.message);
   if (error instanceof AzureError) {
+    // The registry accepted the identity and refused it a role: retrying cannot help until someone
+    // assigns the role, which the message names.
+    if (error.code === 'ACR_ROLE_MISSING') return errorResponse(403, error.code, error.message, error.side === 'source' ? 'source' : 'targetRegistry');
     // A resource ID that ARM does not resolve is the request's; anything else is the deployment's or Azure's.
     const requestFault = error.code === 'REGISTRY_RESOURCE_NOT_FOUND' || error.code === 'REGISTRY_RESOURCE_FORBIDDEN';
     return errorResponse(requestFault ? 400 : error.code === 'AZURE_IDENTITY_UNAVAILABLE' ? 500 : 502, error.code, error.message, requestFault ? 'registry' : undefined);

@@ -50,7 +50,7 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
       coordination: writeLocks(storage, settings, context),
       ...(box && { secretBox: box }),
       ...(targetCredentials && { targetCredentials }),
-      ...(targetRegistries !== undefined && { targetRegistries }),
+      targetRegistries,
       hosts: registryHosts(settings),
       identity: azureIdentity(settings),
       timeBudgetInMs: settings.timeBudgetInMs,
@@ -75,12 +75,16 @@ function writeLocks(storage: JobStorage, settings: Settings, context: Invocation
   });
 }
 
-/** HOIST_TARGET_REGISTRY if set and valid: jobs carry their own target, this only scopes the target credentials. */
-function configuredTargetRegistries(settings: Settings): string[] | undefined {
+/**
+ * HOIST_TARGET_REGISTRY's registries, which scope the target credentials (jobs carry their own
+ * target). Unset or malformed, none: the credentials then go nowhere, never to any target a job
+ * names.
+ */
+export function configuredTargetRegistries(settings: Settings): string[] {
   try {
     return settings.targetRegistries;
   } catch {
-    return undefined;
+    return [];
   }
 }
 

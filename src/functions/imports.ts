@@ -103,8 +103,11 @@ async function getImport(id: string): Promise<HttpResponseInit> {
 async function deleteImport(request: HttpRequest, id: string, context: InvocationContext): Promise<HttpResponseInit> {
   if (!isJobId(id)) throw new JobNotFoundError(id);
   const storage = await jobStorage();
-  const { job, outcome } = await cancelImport(id, { jobs: storage.jobs, checkpoints: storage.checkpoints });
-  context.log(`imports: job ${id} ${outcome === 'canceled' ? 'canceled' : 'asked to stop'}`);
+  const { job, outcome, already } = await cancelImport(id, { jobs: storage.jobs, checkpoints: storage.checkpoints });
+  const line = `imports: job ${id} ${outcome === 'canceled' ? 'canceled' : 'asked to stop'}`;
+  // A job nobody ran ends here: its `queued` went out as telemetry, so its end does too (once).
+  if (outcome === 'canceled' && !already) logJobEvent(context, 'info', line, jobEvent(job, 'canceled', 'canceled', Date.now()));
+  else context.log(line);
   if (outcome === 'canceled') return { status: 200, jsonBody: toStatusDocument(job), headers: { 'content-type': JSON_CONTENT_TYPE } };
   return { status: 202, jsonBody: toStatusDocument(job), headers: { 'content-type': JSON_CONTENT_TYPE, ...pollHeaders(request, id) } };
 }

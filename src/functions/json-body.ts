@@ -3,9 +3,9 @@
  * 64 KiB, 400 for malformed JSON. The size is checked on Content-Length before reading and on the
  * bytes as they arrive: reading stops at the first byte past the limit, whatever the transfer
  * encoding, so a chunked body of any size costs this handler at most 64 KiB + one chunk of memory.
- * That bounds what the handler reads, not what the host does: on Azure the Functions host buffers
- * the whole request body before the handler runs unless HTTP streams are enabled, so there the
- * platform's own request size limit is what bounds the host's memory.
+ * On Azure this bounds the host as well: register.ts enables HTTP streams, so the Functions host
+ * forwards the body to the worker as it arrives instead of buffering it whole before the handler
+ * runs (the local host streams it too, http-conversion.ts).
  */
 import type { HttpRequest } from '@azure/functions';
 import { RequestError } from '../jobs/errors.js';

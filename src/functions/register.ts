@@ -65,6 +65,10 @@ requireTargetRegistry();
 // First, so that records of the first invocations are exported too.
 const telemetry = startTelemetry();
 boundProcessMemory();
+// HTTP streams: the host hands the worker each request body as it arrives instead of buffering
+// it whole first, so json-body.ts's 64 KiB cap bounds the host's memory too, not only ours.
+// Needs Functions host 4.28 or later; on an older one this throws and the app refuses to load.
+app.setup({ enableHttpStream: true });
 register(definitions);
 // Once the imports have paused, their last transitions go out before the worker does.
 watchRuntimeShutdown((handler) => app.hook.appTerminate(handler), telemetry && (() => telemetry.forceFlush()));

@@ -220,16 +220,17 @@ export function azureIdentity(settings: Settings = currentSettings()): AcrIdenti
  * token for HOIST_ARM_AUDIENCE from the app's identity), under the same retry, address policy
  * and TLS settings as registry requests.
  */
-export function registryResolver(settings: Settings = currentSettings()): (resourceId: string) => Promise<string> {
+export function registryResolver(settings: Settings = currentSettings()): (resourceId: string, signal?: AbortSignal) => Promise<string> {
   const hosts = registryHosts(settings);
-  return (resourceId) => {
+  return (resourceId, signal) => {
     entraIdentity ??= serviceIdentity();
     // Read here, not when the request arrives: a malformed ARM setting fails only imports by resource ID.
     return resolveRegistryResourceId(resourceId, {
       identity: entraIdentity,
       armEndpoint: settings.armEndpoint,
       armAudience: settings.armAudience,
-      connection: { retry: hosts.retry, connections: hosts.connections },
+      connection: { retry: hosts.retry, connections: hosts.connections, limits: hosts.limits },
+      signal,
     });
   };
 }

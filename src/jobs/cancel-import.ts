@@ -25,6 +25,8 @@ export interface CancelImportResult {
    * copy had already written its tags).
    */
   outcome: 'canceled' | 'requested';
+  /** The job was canceled before this call: nothing changed, and its transition was told already. */
+  already?: true;
 }
 
 /** Conditional writes tried before giving up to a job that keeps changing (its worker writes it about once a second). */
@@ -40,7 +42,7 @@ export async function cancelImport(id: string, deps: CancelImportDeps): Promise<
     const current = await deps.jobs.get(id);
     if (!current) throw new JobNotFoundError(id);
     const job = structuredClone(current.value);
-    if (job.status === 'canceled') return { job, outcome: 'canceled' };
+    if (job.status === 'canceled') return { job, outcome: 'canceled', already: true };
     if (job.status === 'succeeded' || job.status === 'failed') throw new JobFinishedError(job.id, job.status, job.completedAt);
     const at = new Date(now()).toISOString();
     const held = job.leaseOwner !== undefined && Date.parse(job.leaseExpiresAt ?? '') > now();

@@ -32,7 +32,7 @@ export function resolveImport(request: ImportRequest, targetRegistry: string): R
   const targets: Reference[] = [];
   const parseTarget = (name: string, field: string): Reference => {
     try {
-      return targetRegistry.startsWith(LAYOUT_PREFIX) ? layoutTarget(targetRegistry.slice(LAYOUT_PREFIX.length), name) : parseReference(`${targetRegistry}/${name}`);
+      return targetReference(targetRegistry, name);
     } catch (error) {
       throw new RequestError('INVALID_REFERENCE', `"${field}" is not valid in the target registry ${targetRegistry}: ${(error as Error).message}`, field);
     }
@@ -48,6 +48,14 @@ export function resolveImport(request: ImportRequest, targetRegistry: string): R
   }
   const seen = new Set<string>();
   return { source, targets: targets.filter((t) => !seen.has(t.toString()) && seen.add(t.toString())) };
+}
+
+/**
+ * `repo[:tag]` in a target registry of the settings: a registry `host[:port]`, or `oci:DIR`, the
+ * local host's layouts. Throws InvalidReferenceError for a name the target cannot hold.
+ */
+export function targetReference(targetRegistry: string, name: string): Reference {
+  return targetRegistry.startsWith(LAYOUT_PREFIX) ? layoutTarget(targetRegistry.slice(LAYOUT_PREFIX.length), name) : parseReference(`${targetRegistry}/${name}`);
 }
 
 /**

@@ -19,7 +19,9 @@ export type JobTransition =
   | 'retrying'
   | 'succeeded'
   /** Failed for good. */
-  | 'failed';
+  | 'failed'
+  /** Stopped for good by `DELETE /api/imports/{id}`. */
+  | 'canceled';
 
 /** One transition, flat, so each field becomes one customDimension. */
 export interface JobEvent {
@@ -33,7 +35,7 @@ export interface JobEvent {
   bytes: number;
   /** Milliseconds since the job was created. */
   durationMs: number;
-  /** The job's status after the transition (`queued`, `running`, `succeeded`, `failed`). */
+  /** The job's status after the transition (`queued`, `running`, `succeeded`, `failed`, `canceled`). */
   outcome: string;
   /** The stable error code, for `retrying` and `failed`. */
   errorCode?: string;

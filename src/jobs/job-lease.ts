@@ -25,8 +25,8 @@ export type LeaseOutcome =
   | { kind: 'acquired'; lease: JobLease }
   /** Another live invocation holds the job; try again after `retryAfterMs`. */
   | { kind: 'held'; owner: string; retryAfterMs: number; record: JobRecord | undefined }
-  /** The job already succeeded or failed. */
-  | { kind: 'finished'; status: JobStatus }
+  /** The job already ended; `canceled` names the record when this call ended it (a cancel nobody held). */
+  | { kind: 'finished'; status: JobStatus; canceled?: JobRecord }
   /** A newer continuation message exists for this job; this one is a leftover duplicate. */
   | { kind: 'stale'; continuation: number }
   | { kind: 'missing' };
@@ -61,7 +61,7 @@ export async function acquireJobLease(store: JobStore, jobId: string, options: A
       markCanceled(canceled, new Date(now()).toISOString());
       try {
         await store.replace(canceled, current.etag);
-        return { kind: 'finished', status: 'canceled' };
+        return { kind: 'finished', status: 'canceled', canceled };
       } catch (error) {
         if (!(error instanceof ConcurrencyError)) throw error;
         continue;

@@ -6,6 +6,7 @@
 import type { QueueClient } from '@azure/storage-queue';
 import * as v from 'valibot';
 import { isJobId } from './job-id.js';
+import { boundedQueueCall } from './storage-connection.js';
 
 /** Longest visibility delay used when backing off from a held lease. */
 const MAX_DELAY_SECONDS = 600;
@@ -54,12 +55,12 @@ export class JobQueue {
 
   /** Sends a message, visible after `delayInSeconds` (0–600). */
   async enqueue(message: JobMessage, options: { delayInSeconds?: number } = {}): Promise<void> {
-    this.ready ??= this.queue.createIfNotExists().catch((error: unknown) => {
+    this.ready ??= boundedQueueCall((abortSignal) => this.queue.createIfNotExists({ abortSignal })).catch((error: unknown) => {
       this.ready = undefined;
       throw error;
     });
     await this.ready;
     const delay = Math.min(Math.max(Math.ceil(options.delayInSeconds ?? 0), 0), MAX_DELAY_SECONDS);
-    await this.queue.sendMessage(encodeJobMessage(message), delay > 0 ? { visibilityTimeout: delay } : {});
+    await boundedQueueCall((abortSignal) => this.queue.sendMessage(encodeJobMessage(message), { abortSignal, ...(delay > 0 && { visibilityTimeout: delay }) }));
   }
 }

@@ -144,7 +144,9 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
       log.warn(`job ${message.jobId}: no such job, dropping its message`);
       return 'missing';
     case 'finished':
-      log.info(`job ${message.jobId}: already ${outcome.status}`);
+      // A cancel that found nobody holding the job ends it here: its end goes out as telemetry.
+      if (outcome.canceled) logEvent(log, 'info', `job ${message.jobId}: canceled while no worker held it`, jobEvent(outcome.canceled, 'canceled', 'canceled', now(), { continuation: message.continuation, dequeueCount: delivery.dequeueCount }));
+      else log.info(`job ${message.jobId}: already ${outcome.status}`);
       return 'finished';
     case 'stale':
       log.info(`job ${message.jobId}: message for continuation ${message.continuation} superseded by ${outcome.continuation}, dropping it`);
@@ -220,7 +222,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
       log.warn(`job ${job.id}: lease lost mid-copy; stopped without writing`);
       return 'lease-lost';
     }
-    if (result.status === 'paused' && lease.cancelRequested) return await endCanceled(lease, tracker, deps, now);
+    if (result.status === 'paused' && lease.cancelRequested) return await endCanceled(lease, tracker, deps, now, where);
     if (result.status === 'paused') {
       // A spent budget pauses the engine only once the call has moved a chunk, and ends a wait for
       // another job's blob lock only after the engine's MIN_LOCK_WAIT_IN_MS; only an abort (lease
@@ -247,7 +249,7 @@ export async function runImport(delivery: ImportDelivery, deps: RunImportDeps): 
       return 'lease-lost';
     }
     // Whatever stopped the copy, the caller asked for it to stop: canceled, not failed.
-    if (lease.cancelRequested) return await endCanceled(lease, tracker, deps, now);
+    if (lease.cancelRequested) return await endCanceled(lease, tracker, deps, now, where);
     const failure = describeFailure(error, secrets);
     const lastAttempt = delivery.dequeueCount >= deps.maxDequeueCount;
     if (isPermanent(error) || lastAttempt) {
@@ -381,8 +383,9 @@ function releasedOnCancel(coordination: CopyCoordination, lease: JobLease): Copy
  * Ends a job canceled while it ran: the copy stopped at a chunk boundary before any tag it had
  * not written, so the job records its progress and `canceled`, and queues no continuation.
  */
-async function endCanceled(lease: JobLease, tracker: ProgressTracker, deps: RunImportDeps, now: () => number): Promise<ImportOutcome> {
-  const jobId = lease.record.id;
+async function endCanceled(lease: JobLease, tracker: ProgressTracker, deps: RunImportDeps, now: () => number, where: { continuation: number; dequeueCount: number }): Promise<ImportOutcome> {
+  const job = lease.record;
+  const jobId = job.id;
   await lease.release((j) => {
     j.progress = tracker.snapshot();
     delete j.progress.rate;
@@ -390,7 +393,8 @@ async function endCanceled(lease: JobLease, tracker: ProgressTracker, deps: RunI
     markCanceled(j, new Date(now()).toISOString());
   });
   await removeCheckpoints(deps, jobId);
-  deps.log.info(`job ${jobId}: canceled; stopped at a chunk boundary`);
+  // Its `started` went out as telemetry: so does its end, or the job looks as if it never ended.
+  logEvent(deps.log, 'info', `job ${jobId}: canceled; stopped at a chunk boundary`, jobEvent(job, 'canceled', 'canceled', now(), { ...where, bytes: tracker.snapshot().bytes.done }));
   return 'canceled';
 }
 

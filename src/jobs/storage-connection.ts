@@ -6,7 +6,7 @@
  * queue trigger reads the same settings, so Hoist's own table and queue clients use the same
  * account with the same identity.
  */
-import { TableClient } from '@azure/data-tables';
+import { RestError, TableClient, type TableServiceClientOptions } from '@azure/data-tables';
 import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { ConfigurationError } from './errors.js';
@@ -104,15 +104,84 @@ export function storageClients(connection: StorageConnection | string): StorageC
   return { queueServiceUri: identity.queueServiceUri, tableServiceUri: identity.tableServiceUri, credential: connectionCredential(identity) };
 }
 
+/*
+ * How long one storage call may take. The SDKs' defaults retry an unreachable account for about
+ * 5 s (tables: 3 retries from 1 s; queues: 4 tries from 4 s), and wait without limit on one that
+ * accepts connections but does not answer, so an HTTP request waited that long before its 503.
+ * Each of Hoist's calls is small (an entity, a message), so a try that takes a second is already
+ * an outage: two tries of at most STORAGE_TRY_TIMEOUT_MS each, STORAGE_RETRY_DELAY_MS apart,
+ * answer a caller within about 2 s (a queue call has the same bound as a whole, boundedQueueCall). The worker's calls share the bound; its queue message brings
+ * it back after a failed attempt.
+ */
+/** The tries of one storage call: the first and one retry. */
+export const STORAGE_MAX_TRIES = 2;
+/** The longest one try of a table call waits for an answer. */
+export const STORAGE_TRY_TIMEOUT_MS = 1000;
+/** The pause before the retry. */
+export const STORAGE_RETRY_DELAY_MS = 200;
+
+type TablePolicy = NonNullable<TableServiceClientOptions['additionalPolicies']>[number]['policy'];
+
+/**
+ * Gives each try of a table call STORAGE_TRY_TIMEOUT_MS. The HTTP client's own timeout aborts the
+ * request with an AbortError, which the SDK's retry policy neither retries nor reports as a
+ * storage failure; this turns it into the RestError (ETIMEDOUT) that a socket timeout gives, which
+ * the retry policy retries and the API answers with 503 (http-errors.ts).
+ */
+const tableTryTimeout: TablePolicy = {
+  name: 'hoistTableTryTimeout',
+  async sendRequest(request, next) {
+    request.timeout = STORAGE_TRY_TIMEOUT_MS;
+    try {
+      return await next(request);
+    } catch (error) {
+      // A caller's own abort stays an abort.
+      if (error instanceof Error && error.name === 'AbortError' && !request.abortSignal?.aborted) {
+        throw new RestError(`no answer from the table service within ${STORAGE_TRY_TIMEOUT_MS} ms`, { code: 'ETIMEDOUT', request });
+      }
+      throw error;
+    }
+  },
+};
+
+const TABLE_OPTIONS: TableServiceClientOptions = {
+  retryOptions: { maxRetries: STORAGE_MAX_TRIES - 1, retryDelayInMs: STORAGE_RETRY_DELAY_MS, maxRetryDelayInMs: STORAGE_RETRY_DELAY_MS },
+  additionalPolicies: [{ policy: tableTryTimeout, position: 'perRetry' }],
+};
+
+const QUEUE_OPTIONS = { retryOptions: { maxTries: STORAGE_MAX_TRIES, retryDelayInMs: STORAGE_RETRY_DELAY_MS, maxRetryDelayInMs: STORAGE_RETRY_DELAY_MS } };
+
+/** The longest one queue call waits, its retry included: the table calls' bound. */
+export const QUEUE_CALL_TIMEOUT_MS = STORAGE_MAX_TRIES * STORAGE_TRY_TIMEOUT_MS + STORAGE_RETRY_DELAY_MS;
+
+/**
+ * Runs one queue call under QUEUE_CALL_TIMEOUT_MS. The queue SDK's retry policy has no
+ * client-side try timeout (its tryTimeoutInMs only asks the service to give up), so the call
+ * takes an abort signal instead; an abort by this deadline becomes the RestError (ETIMEDOUT) a
+ * socket timeout gives, which the API answers with 503 (http-errors.ts).
+ */
+export async function boundedQueueCall<T>(call: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+  const deadline = AbortSignal.timeout(QUEUE_CALL_TIMEOUT_MS);
+  try {
+    return await call(deadline);
+  } catch (error) {
+    if (deadline.aborted && error instanceof Error && error.name === 'AbortError') {
+      throw new RestError(`no answer from the queue service within ${QUEUE_CALL_TIMEOUT_MS} ms`, { code: 'ETIMEDOUT' });
+    }
+    throw error;
+  }
+}
+
 /** A table client on the connection. */
 export function tableClient(clients: StorageClients, tableName: string): TableClient {
   // Azurite and other loopback emulators speak plain HTTP; the SDK refuses that unless told.
-  if ('connectionString' in clients) return TableClient.fromConnectionString(clients.connectionString, tableName, { allowInsecureConnection: true });
-  return new TableClient(clients.tableServiceUri, tableName, clients.credential);
+  if ('connectionString' in clients) return TableClient.fromConnectionString(clients.connectionString, tableName, { ...TABLE_OPTIONS, allowInsecureConnection: true });
+  return new TableClient(clients.tableServiceUri, tableName, clients.credential, TABLE_OPTIONS);
 }
 
 /** A queue client on the connection. */
 export function queueClient(clients: StorageClients, queueName: string): QueueClient {
-  const service = 'connectionString' in clients ? QueueServiceClient.fromConnectionString(clients.connectionString) : new QueueServiceClient(clients.queueServiceUri, clients.credential);
+  const service =
+    'connectionString' in clients ? QueueServiceClient.fromConnectionString(clients.connectionString, QUEUE_OPTIONS) : new QueueServiceClient(clients.queueServiceUri, clients.credential, QUEUE_OPTIONS);
   return service.getQueueClient(queueName);
 }

@@ -11,7 +11,7 @@ import type { RegistryHosts } from '../registry/hosts.js';
 import { parseReference, type Reference } from '../registry/reference.js';
 import type { IdentityCredentials } from '../azure/acr-credentials.js';
 import { looksLikeResourceId } from '../azure/arm.js';
-import { AzureError } from '../azure/errors.js';
+import { AzureError, explainAcrRefusal } from '../azure/errors.js';
 import { ConcurrencyError, ConfigurationError, IdempotencyError, RequestError, TagExistsError, TargetCheckError } from './errors.js';
 import type { IdempotencyStore } from './idempotency-store.js';
 import { parseImportRequest, type ImportRequest } from './import-request.js';
@@ -29,6 +29,13 @@ import { jobCredentials, redact, sealCredentials } from './source-credentials.js
  * is left to the worker, which retries.
  */
 export const SOURCE_CHECK_TIMEOUT_MS = 5_000;
+
+/**
+ * How long submit waits for Resource Manager to name a registry given by resource ID (its Entra
+ * token included). The caller is waiting, and without a bound a silent ARM, identity endpoint or
+ * proxy would hold the POST until the host's timeout.
+ */
+export const RESOLVE_REGISTRY_TIMEOUT_MS = 20_000;
 
 /** Longest Idempotency-Key accepted. */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
@@ -67,7 +74,9 @@ export interface SubmitImportDeps {
    * Resolves a registry resource ID to its login server (through ARM, azure/arm.ts); a request
    * naming one is refused without it.
    */
-  resolveRegistry?: (resourceId: string) => Promise<string>;
+  resolveRegistry?: (resourceId: string, signal: AbortSignal) => Promise<string>;
+  /** Bound on `resolveRegistry`. Default {@link RESOLVE_REGISTRY_TIMEOUT_MS}. */
+  resolveRegistryTimeoutInMs?: number;
   /** HOIST_ALLOWED_SOURCES: host patterns a source must match; any source when unset. */
   allowedSources?: readonly string[];
   now?: () => Date;
@@ -92,7 +101,8 @@ export interface SubmitImportResult {
 
 /**
  * Validates and queues an import. Throws RequestError (400), TagExistsError (409),
- * IdempotencyError (422 reused, 409 in progress), TargetCheckError (502) or ConfigurationError.
+ * IdempotencyError (422 reused, 409 in progress), TargetCheckError (502), AzureError (ACR_ROLE_MISSING
+ * when the app's identity may not read the target) or ConfigurationError.
  */
 export async function submitImport(body: unknown, options: SubmitImportOptions, deps: SubmitImportDeps): Promise<SubmitImportResult> {
   const key = options.idempotencyKey;
@@ -135,13 +145,13 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
     const tagged = resolved.targets.filter((t) => t.tag !== undefined);
     let existing: Array<{ reference: string; digest: string }> = [];
     if (tagged.length > 0) {
+      const targetCheckCredentials = jobCredentials({ id: `job:${id}:target-check`, sourceRegistry: resolved.source.registry.name, targetRegistry, ...(deps.targetCredentials && { target: deps.targetCredentials }), ...(deps.identity && { identity: deps.identity }) });
       try {
-        existing = await deps.findExistingTags(
-          tagged,
-          deps.hosts.withCredentials(jobCredentials({ id: `job:${id}:target-check`, sourceRegistry: resolved.source.registry.name, targetRegistry, ...(deps.targetCredentials && { target: deps.targetCredentials }), ...(deps.identity && { identity: deps.identity }) })),
-          resolved.source.digest,
-        );
+        existing = await deps.findExistingTags(tagged, deps.hosts.withCredentials(targetCheckCredentials), resolved.source.digest);
       } catch (error) {
+        // The app's identity refused even a HEAD: no job could succeed, so say which role it needs now.
+        const explained = explainAcrRefusal(error, { source: resolved.source.registry.name, target: targetRegistry }, (registry) => targetCheckCredentials.answeredFor(registry));
+        if (explained instanceof AzureError) throw explained;
         const wrapped = new TargetCheckError(targetRegistry, { cause: error });
         wrapped.message = redact(wrapped.message, [deps.targetCredentials?.password]);
         throw wrapped;
@@ -212,7 +222,7 @@ async function withLoginServer(request: ImportRequest, deps: SubmitImportDeps): 
   }
   let registry: string;
   try {
-    registry = await deps.resolveRegistry(request.registry);
+    registry = await deps.resolveRegistry(request.registry, AbortSignal.timeout(deps.resolveRegistryTimeoutInMs ?? RESOLVE_REGISTRY_TIMEOUT_MS));
   } catch (error) {
     if (error instanceof AzureError || error instanceof ConfigurationError) throw error;
     // ARM unreachable (or refused by the address policy): the caller may retry later.

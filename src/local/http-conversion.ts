@@ -1,8 +1,8 @@
 /**
  * Converts between Node's HTTP server objects and the @azure/functions HttpRequest / HttpResponse
  * the handlers take and return. Request bodies are streamed, not buffered, so a handler that caps
- * its body (413 over 64 KiB) reads only what it needs. (On Azure the Functions host buffers the
- * body before the handler runs unless HTTP streams are enabled; here nothing is buffered.)
+ * its body (413 over 64 KiB) reads only what it needs, as on Azure, where register.ts enables the
+ * Functions host's HTTP streams.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';

@@ -4,7 +4,6 @@
  * with the Event Grid webhook, one queue listener per queue function, one scheduler per timer) and
  * shuts them down in order.
  */
-import { QueueServiceClient } from '@azure/storage-queue';
 import path from 'node:path';
 import type { FunctionDefinition } from '../functions/definition.js';
 import { ensureDevelopmentStorage, type AzuriteInstance } from './azurite.js';
@@ -15,8 +14,10 @@ import { HttpHost, type HttpDefinition } from './http-host.js';
 import { describeError, InvocationRunner } from './invocation-runner.js';
 import { createConsoleLogger, secretSettingValues, type HostLogger } from './logger.js';
 import { QueueListener, type QueueDefinition } from './queue-listener.js';
+import { queueClient, storageClients, type StorageConnection } from '../jobs/storage-connection.js';
 import {
   DEFAULT_STORAGE_SETTING,
+  findStorageConnection,
   isDevelopmentStorage,
   resolveSettingReferences,
   resolveStorageConnection,
@@ -48,6 +49,8 @@ export interface StartLocalHostOptions {
   logger?: HostLogger;
   /** Queue receive lease, renewed at half; default 10 minutes, as the host. Tests shorten it. */
   messageLeaseInMs?: number;
+  /** The timers' clock, in epoch ms; default `Date.now`. Tests move it instead of waiting. */
+  timerClock?: () => number;
   /** How long `stop()` waits for running invocations. Default {@link DEFAULT_SHUTDOWN_GRACE_IN_MS}. */
   shutdownGraceInMs?: number;
 }
@@ -88,15 +91,15 @@ export async function startLocalHost(options: StartLocalHostOptions): Promise<Lo
   const queueConnections = queues.map((d) => resolveStorageConnection(settings, d.trigger.connection));
   const queueNames = queues.map((d) => resolveSettingReferences(d.trigger.queueName, settings).toLowerCase());
   const schedules = timers.map((d) => parseTimerSchedule(d.trigger.schedule, settings));
-  const hostStorage = settings[DEFAULT_STORAGE_SETTING];
+  const hostStorage = findStorageConnection(settings, DEFAULT_STORAGE_SETTING);
   const runner = new InvocationRunner(logger, hostConfig.functionTimeoutInMs);
   // Clients only: nothing is contacted until the listeners start.
   const listeners = queues.map((definition, i) => {
-    const service = QueueServiceClient.fromConnectionString(queueConnections[i]!);
+    const clients = storageClients(queueConnections[i]!);
     return new QueueListener({
       definition,
-      queue: service.getQueueClient(queueNames[i]!),
-      poisonQueue: service.getQueueClient(`${queueNames[i]!}-poison`),
+      queue: queueClient(clients, queueNames[i]!),
+      poisonQueue: queueClient(clients, `${queueNames[i]!}-poison`),
       options: hostConfig.queues,
       leaseInMs: options.messageLeaseInMs,
       runner,
@@ -105,11 +108,11 @@ export async function startLocalHost(options: StartLocalHostOptions): Promise<Lo
   });
   // Timer status lives in the host's own storage, as on Azure; without it each host runs every
   // occurrence itself.
-  const monitor = hostStorage ? TableTimerMonitor.fromConnectionString(hostStorage) : undefined;
-  const schedulers = timers.map((definition, i) => new TimerScheduler({ definition, schedule: schedules[i]!, runner, logger, monitor }));
+  const monitor = hostStorage ? TableTimerMonitor.on(storageClients(hostStorage)) : undefined;
+  const schedulers = timers.map((definition, i) => new TimerScheduler({ definition, schedule: schedules[i]!, runner, logger, monitor, now: options.timerClock }));
 
   let azurite: AzuriteInstance | undefined;
-  if ([hostStorage, ...queueConnections].some(isDevelopmentStorage)) {
+  if ([hostStorage, ...queueConnections].some((c) => isDevelopmentStorage(connectionStringOf(c)))) {
     const storage = await ensureDevelopmentStorage(projectRoot);
     if ('started' in storage) {
       azurite = storage.started;
@@ -169,6 +172,11 @@ export async function startLocalHost(options: StartLocalHostOptions): Promise<Lo
     port: httpHost.port,
     stop: () => (stopping ??= stop()),
   };
+}
+
+/** A connection's connection string; undefined for an identity-based one, which is never Azurite. */
+function connectionStringOf(connection: StorageConnection | undefined): string | undefined {
+  return connection && 'connectionString' in connection ? connection.connectionString : undefined;
 }
 
 function checkUniqueNames(definitions: readonly FunctionDefinition[]): void {

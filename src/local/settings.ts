@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { readStorageConnection, type StorageConnection } from '../jobs/storage-connection.js';
 
 /** App settings by name; values are always strings, as on Azure. */
 export type AppSettings = Readonly<Record<string, string>>;
@@ -107,21 +108,29 @@ export function resolveSettingReferences(text: string, settings: AppSettings): s
 }
 
 /**
- * The storage connection string a trigger's `connection` names. Like the host: an empty name means
- * `AzureWebJobsStorage`, and `X` also finds `AzureWebJobsX`.
+ * The storage connection a trigger's `connection` names. Like the host: an empty name means
+ * `AzureWebJobsStorage`, and `X` also finds `AzureWebJobsX`; each is a connection string or an
+ * identity-based connection (`X__accountName`, `X__queueServiceUri`, …).
  *
- * @throws Error naming the setting when it is missing.
+ * @throws Error naming the setting when it is missing, ConfigurationError when it is malformed.
  */
-export function resolveStorageConnection(settings: AppSettings, connection: string | undefined): string {
+export function resolveStorageConnection(settings: AppSettings, connection: string | undefined): StorageConnection {
   const name = connection && connection.length > 0 ? connection : DEFAULT_STORAGE_SETTING;
-  const value = settings[name] ?? settings[`AzureWebJobs${name}`];
-  if (!value) {
+  const found = findStorageConnection(settings, name) ?? findStorageConnection(settings, `AzureWebJobs${name}`);
+  if (!found) {
     throw new Error(
       `the storage connection setting "${name}" is not set; add it to ${LOCAL_SETTINGS_FILE} Values ` +
-        `(UseDevelopmentStorage=true runs against Azurite) or to the environment`,
+        `(UseDevelopmentStorage=true runs against Azurite, ${name}__accountName connects with your Azure identity) or to the environment`,
     );
   }
-  return value;
+  return found;
+}
+
+/** The connection `name` gives, when any of its settings is set (the host's own storage is optional here). */
+export function findStorageConnection(settings: AppSettings, name: string): StorageConnection | undefined {
+  const prefix = `${name}__`;
+  const given = Object.keys(settings).some((key) => (key === name || key.startsWith(prefix)) && settings[key]?.trim());
+  return given ? readStorageConnection(settings, name) : undefined;
 }
 
 /** Tells whether a connection string asks for the local storage emulator. */

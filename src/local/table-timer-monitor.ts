@@ -5,7 +5,8 @@
  * exactly one update succeeds and only that host runs it. (On Azure the host does the same with a
  * blob lease and a status blob under `azure-webjobs-hosts/timers`.)
  */
-import { TableClient, type TableEntityResult } from '@azure/data-tables';
+import type { TableClient, TableEntityResult } from '@azure/data-tables';
+import { tableClient, type StorageClients } from '../jobs/storage-connection.js';
 import type { TimerMonitor } from './timer-scheduler.js';
 
 /** The table holding timer status; local-host only, so it cannot clash with the app's tables. */
@@ -18,18 +19,15 @@ interface TimerStatusEntity {
   next?: string;
 }
 
-/** Timer status in a storage table reached through a connection string. */
+/** Timer status in a storage table. */
 export class TableTimerMonitor implements TimerMonitor {
   #ready: Promise<void> | undefined;
 
   private constructor(private readonly table: TableClient) {}
 
-  /** A monitor on {@link TIMER_STATUS_TABLE} in the account the connection string names. */
-  static fromConnectionString(connectionString: string): TableTimerMonitor {
-    // Azurite speaks plain http; data-tables refuses that unless told, and only ever talks to the
-    // endpoint in the connection string.
-    const table = TableClient.fromConnectionString(connectionString, TIMER_STATUS_TABLE, { allowInsecureConnection: true });
-    return new TableTimerMonitor(table);
+  /** A monitor on {@link TIMER_STATUS_TABLE} in the account of a connection string or an identity-based connection. */
+  static on(clients: StorageClients): TableTimerMonitor {
+    return new TableTimerMonitor(tableClient(clients, TIMER_STATUS_TABLE));
   }
 
   async read(functionName: string): Promise<{ last: Date; next?: Date } | undefined> {

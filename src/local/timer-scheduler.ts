@@ -35,6 +35,11 @@ export interface TimerSchedulerOptions {
   runner: InvocationRunner;
   logger: HostLogger;
   monitor?: TimerMonitor;
+  /**
+   * The time, in epoch ms; default `Date.now`. The schedule, past-due checks and the times the
+   * handler sees follow it, so a test can start a host "later" without waiting.
+   */
+  now?: () => number;
 }
 
 // .NET's DateTime.MinValue, which the host reports as `last` before a timer has ever run.
@@ -53,15 +58,17 @@ export class TimerScheduler {
   #stopped = false;
   #last: Date | undefined;
   readonly #source: string;
+  readonly #now: () => number;
 
   constructor(private readonly options: TimerSchedulerOptions) {
     this.#source = `Functions.${options.definition.name}`;
+    this.#now = options.now ?? Date.now;
   }
 
   /** Starts the schedule: past-due and startup runs first, then each occurrence in turn. */
   async start(): Promise<void> {
     const { definition, schedule, monitor, logger } = this.options;
-    const now = new Date();
+    const now = new Date(this.#now());
     const status = await monitor?.read(definition.name).catch((error: unknown) => {
       logger.log('warning', this.#source, 'could not read the timer status; past-due runs are skipped:', String(error));
       return undefined;
@@ -74,7 +81,7 @@ export class TimerScheduler {
     } else if (definition.trigger.runOnStartup) {
       await this.#fire(now, false, false);
     }
-    this.#scheduleAfter(new Date());
+    this.#scheduleAfter(new Date(this.#now()));
   }
 
   /**
@@ -82,7 +89,7 @@ export class TimerScheduler {
    * `POST /admin/functions/{name}` does: no claim, and the schedule goes on as before.
    */
   runNow(): Promise<void> {
-    return this.#fire(new Date(), false, false);
+    return this.#fire(new Date(this.#now()), false, false);
   }
 
   /** Stops scheduling; a run already going finishes (the host's runner tracks it). */
@@ -99,12 +106,12 @@ export class TimerScheduler {
       return;
     }
     const wait = () => {
-      const remaining = next.getTime() - Date.now();
+      const remaining = next.getTime() - this.#now();
       if (remaining > 0) {
         this.#timer = setTimeout(wait, Math.min(remaining, MAX_TIMEOUT_IN_MS));
         return;
       }
-      void this.#fire(next, false, true).then(() => this.#scheduleAfter(new Date(Math.max(Date.now(), next.getTime()))));
+      void this.#fire(next, false, true).then(() => this.#scheduleAfter(new Date(Math.max(this.#now(), next.getTime()))));
     };
     wait();
   }
@@ -116,7 +123,7 @@ export class TimerScheduler {
   async #fire(occurrence: Date, isPastDue: boolean, needsClaim: boolean): Promise<void> {
     if (this.#stopped) return;
     const { definition, schedule, monitor, runner, logger } = this.options;
-    const next = schedule.next(new Date(Math.max(Date.now(), occurrence.getTime())));
+    const next = schedule.next(new Date(Math.max(this.#now(), occurrence.getTime())));
     if (needsClaim && monitor) {
       const won = await monitor.claim(definition.name, occurrence, next).catch((error: unknown) => {
         logger.log('warning', this.#source, `could not claim the ${occurrence.toISOString()} run; skipping it:`, String(error));
@@ -130,7 +137,7 @@ export class TimerScheduler {
       scheduleStatus: {
         last: this.#last?.toISOString() ?? NEVER,
         next: next?.toISOString() ?? NEVER,
-        lastUpdated: new Date().toISOString(),
+        lastUpdated: new Date(this.#now()).toISOString(),
       },
     };
     this.#last = occurrence;
@@ -138,7 +145,7 @@ export class TimerScheduler {
       await runner.invoke({
         functionName: definition.name,
         triggerType: 'timerTrigger',
-        reason: isPastDue ? 'Timer fired after its scheduled time (past due)' : `Timer fired at ${new Date().toISOString()}`,
+        reason: isPastDue ? 'Timer fired after its scheduled time (past due)' : `Timer fired at ${new Date(this.#now()).toISOString()}`,
         run: async (context) => {
           await definition.handler(timer, context);
         },

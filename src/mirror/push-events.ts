@@ -10,9 +10,9 @@
  */
 import * as v from 'valibot';
 import { parseReference } from '../registry/reference.js';
-import { jobCredentials, redact } from '../jobs/source-credentials.js';
+import { redact } from '../jobs/source-credentials.js';
 import type { SubmitImportDeps } from '../jobs/submit-import.js';
-import { MAX_TRACKED_TAGS, syncTag, watchCredentials } from './resync.js';
+import { MAX_TRACKED_TAGS, syncTag, targetCheckCredentials, watchCredentials } from './resync.js';
 import { selectTags } from './tag-filter.js';
 import type { WatchRecord, WatchStore } from './watch-store.js';
 
@@ -118,7 +118,6 @@ export interface PushDeps {
 /** Queues the syncs one push event asks for. Throws only for failures worth a redelivery (storage, target unreachable). */
 export async function handlePush(event: PushEvent, deps: PushDeps): Promise<PushOutcome> {
   // Watches write to the default (first) target registry; a push to any target is Hoist's own.
-  const targetRegistry = deps.submit.targetRegistries[0]!;
   if (deps.submit.targetRegistries.some((r) => r.toLowerCase() === event.host)) return { kind: 'ignored', reason: `the push went to the target registry ${event.host} itself (Hoist's own pushes are not synced again)` };
   const watches = (await deps.store.list()).filter((w) => w.enabled && covers(w, event));
   if (watches.length === 0) return { kind: 'ignored', reason: `no enabled watch covers ${event.host}/${event.repository}:${event.tag}` };
@@ -131,7 +130,7 @@ export async function handlePush(event: PushEvent, deps: PushDeps): Promise<Push
     if (state.tags[tag] === undefined && Object.keys(state.tags).length >= MAX_TRACKED_TAGS) continue;
     const credentials = watchCredentials(watch, deps.submit.secretBox);
     try {
-      const targetHosts = deps.submit.hosts.withCredentials(jobCredentials({ id: 'mirror:target-check', sourceRegistry: event.host, targetRegistry, ...(deps.submit.targetCredentials && { target: deps.submit.targetCredentials }) }));
+      const targetHosts = deps.submit.hosts.withCredentials(targetCheckCredentials(event.host, deps.submit));
       const outcome = await syncTag({ watch, tag, digest: event.digest, tracked: state.tags[tag], trigger: `event:${event.id}`, credentials, targetHosts }, deps);
       await deps.store.updateState(watch.name, watch.createdAt, (s) => {
         s.tags[tag] = outcome.tracked;

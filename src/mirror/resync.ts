@@ -9,11 +9,12 @@
 import { createHash } from 'node:crypto';
 import { mapLimit } from '../copy/limit.js';
 import type { CredentialProvider, Credentials } from '../registry/credentials.js';
-import { RegistryClient } from '../registry/client.js';
+import { defaultStores } from '../copy/stores.js';
 import type { RegistryHosts } from '../registry/hosts.js';
 import { parseReference, type Reference } from '../registry/reference.js';
 import type { JobStore } from '../jobs/job-store.js';
 import type { SecretBox } from '../jobs/secret-box.js';
+import { targetReference } from '../jobs/import-references.js';
 import { jobCredentials, openCredentials, redact } from '../jobs/source-credentials.js';
 import { submitImport, type SubmitImportDeps } from '../jobs/submit-import.js';
 import { HostBudgets, type HostBudget } from './rate-limit.js';
@@ -96,7 +97,7 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
       wanted = tags.length;
       const followed = new Set(tags.slice(0, MAX_TRACKED_TAGS));
       for (const [tag, tracked] of Object.entries(state.tags)) if (!followed.has(tag)) untracked.set(tag, tracked);
-      const targetHosts = deps.submit.hosts.withCredentials(jobCredentials({ id: 'mirror:target-check', sourceRegistry: upstream.registry.name, targetRegistry: deps.submit.targetRegistries[0], ...(deps.submit.targetCredentials && { target: deps.submit.targetCredentials }) }));
+      const targetHosts = deps.submit.hosts.withCredentials(targetCheckCredentials(upstream.registry.name, deps.submit));
       await mapLimit(tags.slice(0, MAX_TRACKED_TAGS), TAG_CONCURRENCY, async (tag) => {
         const digest = digests.has(tag) ? digests.get(tag) : await headTag(upstream.withTag(tag), hosts, budget, counts);
         if (digest === undefined && state.tags[tag] !== undefined) untracked.set(tag, state.tags[tag]);
@@ -200,8 +201,9 @@ export interface SyncTagInput {
 export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submit' | 'now'>): Promise<{ tracked: TrackedTag; queued: boolean; jobId?: string }> {
   const now = (deps.now ?? (() => new Date()))().toISOString();
   const { watch, tag, digest, tracked } = input;
-  const target = parseReference(`${deps.submit.targetRegistries[0]}/${watch.target}:${tag}`);
-  const held = (await RegistryClient.for(target.registry, input.targetHosts).headManifest(target))?.digest;
+  // The target may be the local host's layouts (`oci:DIR`), which only the stores read.
+  const target = targetReference(deps.submit.targetRegistries[0]!, `${watch.target}:${tag}`);
+  const held = (await defaultStores(input.targetHosts).target(target).headManifest(target))?.digest;
   if (held === digest) {
     const kept = tracked?.digest === digest ? tracked : undefined;
     return { tracked: { ...kept, digest, checkedAt: now, ...(tracked?.syncs !== undefined && { syncs: tracked.syncs }) }, queued: false };
@@ -261,6 +263,22 @@ function upstreamProvider(watch: WatchRecord, credentials: Credentials | undefin
     targetRegistry: submit.targetRegistries[0],
     ...(credentials && { source: credentials }),
     ...(submit.targetCredentials && { target: submit.targetCredentials }),
+    // An ACR upstream the watch has no credentials for is read with the app's identity, as imports are.
+    ...(submit.identity && { identity: submit.identity }),
+  });
+}
+
+/**
+ * The credentials of the target tag's HEAD: the target settings' Basic credentials, else the
+ * app's Azure identity (an ACR target reached with a managed identity has no password at all).
+ */
+export function targetCheckCredentials(sourceRegistry: string, submit: SubmitImportDeps): CredentialProvider {
+  return jobCredentials({
+    id: 'mirror:target-check',
+    sourceRegistry,
+    targetRegistry: submit.targetRegistries[0]!,
+    ...(submit.targetCredentials && { target: submit.targetCredentials }),
+    ...(submit.identity && { identity: submit.identity }),
   });
 }
 

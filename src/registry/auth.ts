@@ -8,6 +8,7 @@
 import type { CredentialProvider, RegistryCredential, TokenConnection } from './credentials.js';
 import { describeBody, RegistryError } from './errors.js';
 import { AddressRefusedError } from './address-policy.js';
+import type { LimitsByHost } from './host-limits.js';
 import type { Connections } from './http.js';
 import { ProxyError } from './proxy.js';
 import { backoffDelay, isRetryableNetworkError, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
@@ -76,6 +77,8 @@ export class Authenticator {
     private readonly retry: RetryPolicy,
     /** The RegistryHosts' pools: its address policy, TLS and proxy settings apply to token requests too. */
     private readonly connections: Connections,
+    /** The RegistryHosts' host limits: a token service's 429 pauses every token request to it. */
+    private readonly limits?: LimitsByHost,
   ) {}
 
   /** The Authorization header for a request needing `scopes`, or undefined before any challenge. */
@@ -147,7 +150,7 @@ export class Authenticator {
 
   /** How this host is reached, for every token request. */
   private get connection(): TokenConnection {
-    return { retry: this.retry, connections: this.connections };
+    return { retry: this.retry, connections: this.connections, registryHost: this.host, ...(this.limits && { limits: this.limits }) };
   }
 
   /**
@@ -228,18 +231,26 @@ export interface SmallRequest extends TokenConnection {
 
 /**
  * Sends a small request (a token request, ACR's token exchange, an ARM lookup) the way the
- * registry's own requests go: under the host's address policy and TLS options, retried under its
- * retry policy on dropped connections, 429 and 5xx (with Retry-After). The answer is read up to
- * 1 MiB, whatever its status, and never quoted in errors. A refused address is thrown as is; a
- * network failure that outlasts the retries becomes a RegistryError NETWORK_ERROR.
+ * registry's own requests go: under the host's address policy and TLS options, within the request
+ * cap of the host it goes to, retried under its retry policy on dropped connections, 429 and 5xx
+ * (with Retry-After; a 429 pauses every request to that host, as transport.ts does). The answer is
+ * read up to 1 MiB, whatever its status, and never quoted in errors. A refused address is thrown
+ * as is; a network failure that outlasts the retries becomes a RegistryError NETWORK_ERROR.
  */
 export async function requestSmall(req: SmallRequest): Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined>; text: string }> {
   const headers = { 'user-agent': USER_AGENT, ...req.headers };
   const signal = req.signal ?? new AbortController().signal;
+  const limits = req.limits?.for(req.url.host);
   for (let attempt = 1; ; attempt++) {
     let response;
     try {
-      response = await req.connections.exchange({ url: req.url, method: req.method, headers, body: req.body, signal });
+      // The slot is held until the answer's headers arrive; the small body is read after.
+      const release = limits ? await limits.acquire(signal) : undefined;
+      try {
+        response = await req.connections.exchange({ url: req.url, method: req.method, headers, body: req.body, signal, ...(req.registryHost !== undefined && { registryHost: req.registryHost }) });
+      } finally {
+        release?.();
+      }
     } catch (cause) {
       // A host the address policy refuses, or a proxy refuses for good, is not a network
       // failure: its own error says why.
@@ -252,7 +263,10 @@ export async function requestSmall(req: SmallRequest): Promise<{ statusCode: num
     }
     if (isRetryableStatus(response.statusCode) && attempt < req.retry.maxAttempts) {
       await response.body.dump();
-      await sleep(backoffDelay(req.retry, attempt, parseRetryAfter(flatHeader(response.headers['retry-after']))), signal);
+      const delay = backoffDelay(req.retry, attempt, parseRetryAfter(flatHeader(response.headers['retry-after'])));
+      // A throttled token service is throttled for every job and scope: all wait, in limits.acquire.
+      if (response.statusCode === 429 && limits) limits.pause(delay);
+      else await sleep(delay, signal);
       continue;
     }
     return { statusCode: response.statusCode, headers: response.headers, text: await readLimited(response.body, MAX_TOKEN_RESPONSE_BYTES) };

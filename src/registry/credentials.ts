@@ -7,6 +7,7 @@
  * The providers here are the static ones (flags, HOIST_SRC_* / HOIST_DEST_*, a job's opened
  * credentials); docker-config.ts reads the Docker config and runs credential helpers.
  */
+import type { LimitsByHost } from './host-limits.js';
 import type { Connections } from './http.js';
 import type { RetryPolicy } from './retry.js';
 
@@ -57,6 +58,10 @@ export interface TokenConnection {
   retry: RetryPolicy;
   /** The host's pools: its address policy, TLS and proxy settings. */
   connections: Connections;
+  /** The request caps and 429 pauses of every host, the token service's included. Default none. */
+  limits?: LimitsByHost;
+  /** The registry host whose token service this is: its TLS skip-verify covers the service too. */
+  registryHost?: string;
 }
 
 /** Where a registry's credentials come from. */

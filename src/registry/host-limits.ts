@@ -2,7 +2,8 @@
  * What one registry host allows: a cap on the requests in flight to it, and the pause its last
  * 429 asked for. The pause is the host's, not the request's: once one request is told to slow
  * down, every request to that host waits it out, instead of each one hitting the registry to be
- * told again.
+ * told again. Token services are hosts like any other (auth.ts requestSmall): a realm on its own
+ * host (auth.docker.io) has its own limits, one on the registry's host (ACR) shares the registry's.
  */
 import { sleep } from './retry.js';
 
@@ -95,5 +96,26 @@ export class HostLimits {
     for (let wait = this.pausedUntil - this.clock.now(); wait > 0; wait = this.pausedUntil - this.clock.now()) {
       await this.clock.sleep(wait, signal);
     }
+  }
+}
+
+/** The limits of every host a RegistryHosts talks to, registries and token services alike, by `host[:port]`. */
+export class LimitsByHost {
+  private readonly byHost = new Map<string, HostLimits>();
+
+  constructor(
+    private readonly maxRequests: number = DEFAULT_MAX_REQUESTS_PER_HOST,
+    private readonly clock?: LimitsClock,
+  ) {}
+
+  /** The limits of `host` (`host[:port]`, as URL.host writes it), made on first use. */
+  for(host: string): HostLimits {
+    const key = host.toLowerCase();
+    let limits = this.byHost.get(key);
+    if (!limits) {
+      limits = new HostLimits(this.maxRequests, this.clock);
+      this.byHost.set(key, limits);
+    }
+    return limits;
   }
 }

@@ -10,7 +10,7 @@
  */
 import type { AddressPolicy } from './address-policy.js';
 import { anonymous, type CredentialProvider } from './credentials.js';
-import { DEFAULT_MAX_REQUESTS_PER_HOST, HostLimits, type LimitsClock } from './host-limits.js';
+import { DEFAULT_MAX_REQUESTS_PER_HOST, LimitsByHost, type HostLimits, type LimitsClock } from './host-limits.js';
 import { Connections } from './http.js';
 import { MountHints } from './mount-hints.js';
 import { ProxySettings, type ForwardProxy, type ProxyEnvironment } from './proxy.js';
@@ -97,9 +97,11 @@ export interface HostQuirks {
 
 /** State shared by a RegistryHosts and its `withCredentials` views. */
 interface SharedState {
-  readonly options: Pick<Required<RegistryHostsOptions>, 'retry' | 'maxTransports' | 'maxRequestsPerHost'> & { insecure: ReadonlySet<string>; https: ReadonlySet<string>; clock?: LimitsClock };
+  readonly options: Pick<Required<RegistryHostsOptions>, 'retry' | 'maxTransports'> & { insecure: ReadonlySet<string>; https: ReadonlySet<string> };
   /** Every connection of these hosts, token realms and redirect hops included. */
   readonly connections: Connections;
+  /** The request caps and 429 pauses of these hosts and their token services. */
+  readonly limits: LimitsByHost;
   readonly hosts: Map<string, RegistryHost>;
   /** `apiHost\nprovider id` → transport, least recently used first. */
   readonly transports: Map<string, Transport>;
@@ -117,16 +119,15 @@ export class RegistryHosts {
       options: {
         retry: options.retry ?? DEFAULT_RETRY,
         maxTransports: options.maxTransports ?? DEFAULT_MAX_TRANSPORTS,
-        maxRequestsPerHost: options.maxRequestsPerHost ?? DEFAULT_MAX_REQUESTS_PER_HOST,
         insecure: hostSet(options.insecureRegistries),
         https: hostSet(options.httpsRegistries),
-        ...(options.clock && { clock: options.clock }),
       },
       connections: new Connections({
         tls: new TlsSettings({ caCertificates: options.caCertificates, skipVerify: options.tlsSkipVerify, warn: options.warn }),
         proxy: new ProxySettings(options.proxy),
         ...(options.addressPolicy && { policy: options.addressPolicy }),
       }),
+      limits: new LimitsByHost(options.maxRequestsPerHost ?? DEFAULT_MAX_REQUESTS_PER_HOST, options.clock),
       hosts: new Map(),
       transports: new Map(),
     };
@@ -152,6 +153,11 @@ export class RegistryHosts {
     return this.state.connections.policy;
   }
 
+  /** The request caps and 429 pauses of every host, for requests outside a transport (ARM, ACR's exchange). */
+  get limits(): LimitsByHost {
+    return this.state.limits;
+  }
+
   /** The retry policy of every host. */
   get retry(): RetryPolicy {
     return this.state.options.retry;
@@ -163,7 +169,7 @@ export class RegistryHosts {
     if (!host) {
       const name = registry.apiHost.toLowerCase();
       const insecure = (isLoopback(registry.apiHost) && !this.state.options.https.has(name)) || this.state.options.insecure.has(name);
-      host = new RegistryHost(registry, insecure ? 'http' : 'https', this.state.options.retry, this.state.connections, new HostLimits(this.state.options.maxRequestsPerHost, this.state.options.clock));
+      host = new RegistryHost(registry, insecure ? 'http' : 'https', this.state.options.retry, this.state.connections, this.state.limits.for(registry.apiHost));
       this.state.hosts.set(registry.apiHost, host);
     }
     return host;
@@ -181,7 +187,7 @@ export class RegistryHosts {
     if (transport) {
       transports.delete(key);
     } else {
-      transport = new Transport(host.apiHost, registry.name, this.credentials, host.retry, host.connections, host.limits);
+      transport = new Transport(host.apiHost, registry.name, this.credentials, host.retry, host.connections, this.state.limits);
       if (transports.size >= this.state.options.maxTransports) transports.delete(transports.keys().next().value as string);
     }
     transports.set(key, transport);

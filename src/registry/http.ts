@@ -97,7 +97,7 @@ export class Connections {
     // the proxy is asked for it; a refusal (AddressRefusedError) means nothing was sent.
     if (proxy && this.policy) await this.policy.check(req.url.hostname, port);
     if (proxy && req.url.protocol === 'http:') return this.forward(proxy, req);
-    const pools = this.poolsFor(req.url.protocol === 'https:' ? this.tls.forUrl(req.url) : DEFAULT_TLS, proxy);
+    const pools = this.poolsFor(req.url.protocol === 'https:' ? this.tls.forUrl(req.url, req.registryHost) : DEFAULT_TLS, proxy);
     if (req.method === 'HEAD') return head(req, { agent: pools.head(req.url.protocol) }, req.url);
     const { statusCode, headers, body } = await pools.agent.request({ origin: req.url.origin, path: req.url.pathname + req.url.search, method: req.method, headers: req.headers, body: req.body, signal: req.signal });
     return { statusCode, headers, body };
@@ -266,6 +266,8 @@ export interface Exchange {
   headers: Record<string, string>;
   body?: Buffer | Readable;
   signal?: AbortSignal;
+  /** The registry host a token request serves (TlsSettings.forUrl: its skip-verify covers it). */
+  registryHost?: string;
 }
 
 /** A response's status and headers, and its body to read or dump. */

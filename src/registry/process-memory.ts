@@ -30,6 +30,7 @@ let streamedSinceCollection = 0;
 /** Applies both settings to this process; later calls do nothing. */
 export function boundProcessMemory(): void {
   if (collectYoung) return;
+  // bin/hoist.js sets this one too, before it compiles the CLI: V8's code cache is keyed by flags.
   setFlagsFromString('--liftoff-only');
   // A flag set after start-up takes effect in contexts made afterwards: this one's global `gc`
   // is the only handle kept, so the main context gains no `gc` global.

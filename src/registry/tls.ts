@@ -102,13 +102,22 @@ export class TlsSettings {
     this.warn = init.warn ?? ((message) => console.warn(message));
   }
 
-  /** The options for a connection to `url`'s host (`host[:port]`, as URL.host writes it). */
-  forUrl(url: URL): TlsConnectionOptions {
+  /**
+   * The options for a connection to `url`'s host (`host[:port]`, as URL.host writes it).
+   * @param registryHost the registry the request is for, when it goes to another host (its token
+   *   service): a skip-verify registry's token service is not verified either, as skopeo's
+   *   `--tls-verify=false` covers the whole of one side, its authentication included. The
+   *   registry already names that host in its challenge, so verifying it could not make the
+   *   registry's answers more trustworthy.
+   */
+  forUrl(url: URL, registryHost?: string): TlsConnectionOptions {
     const host = url.host.toLowerCase();
-    if (!this.skipVerify.has(host)) return this.verified;
+    const registry = registryHost?.toLowerCase();
+    const inherited = !this.skipVerify.has(host) && registry !== undefined && this.skipVerify.has(registry);
+    if (!this.skipVerify.has(host) && !inherited) return this.verified;
     if (!warned.has(host)) {
       warned.add(host);
-      this.warn(`TLS certificates of ${host} are NOT verified (skip-verify): anyone on the network path can read and change what is copied`);
+      this.warn(`TLS certificates of ${host}${inherited ? ` (the token service of ${registry})` : ''} are NOT verified (skip-verify): anyone on the network path can read and change what is copied`);
     }
     return this.unverified;
   }

@@ -10,7 +10,7 @@ import { Authenticator, readLimited, USER_AGENT } from './auth.js';
 import type { CredentialProvider } from './credentials.js';
 import { codeForStatus, errorDetailsFromBody, RegistryError, type RegistryErrorDetail } from './errors.js';
 import { Connections, type ResponseBody } from './http.js';
-import { HostLimits } from './host-limits.js';
+import { LimitsByHost, type HostLimits } from './host-limits.js';
 import { ProxyError } from './proxy.js';
 import { backoffDelay, isRetryableNetworkError, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 
@@ -69,6 +69,8 @@ export interface TransportResponse {
 /** HTTP to one registry host, with one credential provider. Built by RegistryHosts (hosts.ts). */
 export class Transport {
   readonly auth: Authenticator;
+  /** This host's cap on requests in flight and its 429 pause. */
+  private readonly limits: HostLimits;
 
   /**
    * @param host the API host (`registry-1.docker.io`)
@@ -76,8 +78,9 @@ export class Transport {
    * @param retry the host's retry policy, for every request and token request
    * @param connections the pools (with their address policy, TLS and proxy settings) of the
    * RegistryHosts; new ones, direct and unchecked, when not given
-   * @param limits the host's cap on requests in flight and its 429 pause, shared by every
-   * transport to the host
+   * @param limitsByHost the RegistryHosts' caps on requests in flight and 429 pauses, per host:
+   * this host's are shared by every transport to it, and its token service's by every token
+   * request there
    */
   constructor(
     readonly host: string,
@@ -85,9 +88,10 @@ export class Transport {
     credentials: CredentialProvider,
     readonly retry: RetryPolicy,
     private readonly connections: Connections = new Connections(),
-    private readonly limits: HostLimits = new HostLimits(),
+    limitsByHost: LimitsByHost = new LimitsByHost(),
   ) {
-    this.auth = new Authenticator(host, registry, credentials, retry, connections);
+    this.limits = limitsByHost.for(host);
+    this.auth = new Authenticator(host, registry, credentials, retry, connections, limitsByHost);
   }
 
   /** Sends a request, authenticating, following redirects and retrying as needed. */

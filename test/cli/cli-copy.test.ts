@@ -365,6 +365,33 @@ describe('--platform and --referrers', () => {
   });
 });
 
+describe('HOIST_MAX_MANIFESTS', () => {
+  it('refuses an index over the limit before anything reaches the target, and --platform brings it under', async () => {
+    await pushOciIndexThreePlatforms(source, 'limit/src');
+    const src = `${source.host}/limit/src:multi`;
+    const mark = (await settledAccessLog(target)).length;
+    const refused = await hoist(['copy', src, `${target.host}/limit/dst:v1`, '--json'], { HOIST_MAX_MANIFESTS: '3' });
+    expect(refused.code, refused.all).toBe(1);
+    const error = (JSON.parse(refused.stdout.trim().split('\n').at(-1)!) as { error: { code: string; message: string } }).error;
+    expect(error.code).toBe('TOO_MANY_MANIFESTS');
+    // The index and its three images: four, one over.
+    expect(error.message).toContain('the source has 4 manifests to copy, over the limit of 3 per import (HOIST_MAX_MANIFESTS)');
+    expect((await settledAccessLog(target)).slice(mark).filter((r) => r.method !== 'GET' && r.method !== 'HEAD')).toEqual([]);
+    expect(await manifestStatus(target, 'limit/dst', 'v1')).toBe(404);
+
+    // One platform: the new index and one image.
+    const subset = await hoist(['copy', src, `${target.host}/limit/dst:arm64`, '--platform', 'linux/arm64'], { HOIST_MAX_MANIFESTS: '3' });
+    expect(subset.code, subset.all).toBe(0);
+    expect(await manifestStatus(target, 'limit/dst', 'arm64')).toBe(200);
+  });
+
+  it.each(['0', 'ten', '1.5'])('refuses HOIST_MAX_MANIFESTS=%s as a usage error naming it', async (value) => {
+    const run = await hoist(['copy', `${source.host}/limit/src:multi`, `${target.host}/limit/dst:bad`], { HOIST_MAX_MANIFESTS: value });
+    expect(run.code, run.all).toBe(2);
+    expect(run.stderr).toContain(`HOIST_MAX_MANIFESTS "${value}" is not valid: give a whole number of at least 1, or leave it unset for no limit`);
+  });
+});
+
 describe('progress on a terminal', () => {
   const script = hasScript();
   it.skipIf(!script)('draws a live view with a "total … ETA" line (under util-linux script)', async () => {

@@ -31,7 +31,7 @@ describe('help and commands', () => {
     for (const flag of FLAGS.map((f) => `--${f.name}`).concat('--version')) {
       expect(help, flag).toMatch(new RegExp(`^\\s+(-h, )?${flag}\\b`, 'm'));
     }
-    for (const name of ['HOIST_SRC_USERNAME', 'HOIST_SRC_PASSWORD', 'HOIST_DEST_USERNAME', 'HOIST_DEST_PASSWORD', '~/.docker/config.json', 'DOCKER_CONFIG', 'HOIST_INSECURE_REGISTRIES']) {
+    for (const name of ['HOIST_SRC_USERNAME', 'HOIST_SRC_PASSWORD', 'HOIST_DEST_USERNAME', 'HOIST_DEST_PASSWORD', '~/.docker/config.json', 'DOCKER_CONFIG', 'HOIST_INSECURE_REGISTRIES', 'HOIST_MAX_BLOB_BYTES', 'HOIST_MAX_MANIFESTS']) {
       expect(help, name).toContain(name);
     }
     const exitCodes = [...help.slice(help.indexOf('Exit codes:')).matchAll(/^\s+(\d)\s+\S/gm)].map((m) => Number(m[1]));

@@ -210,3 +210,52 @@ describe('a registry serving TLS on loopback', () => {
     expect(result.stderr).toContain(`--ca-file "${bogus}" holds no certificate`);
   });
 });
+
+describe('a TLS registry whose token service is on another TLS host', () => {
+  /** Token auth; its realm is an https proxy in front of its issuer, on a port of its own. */
+  let tokenAuth: TestRegistry;
+  let realm: TestProxy;
+  beforeAll(async () => {
+    tokenAuth = await startRegistry({
+      auth: 'token',
+      tls: { certificate: certificates.certPath, key: certificates.keyPath },
+      tokenRealm: async (issuer) => {
+        realm = await startProxy(issuer.url, [], { tls: { key: certificates.key, cert: certificates.cert } });
+        return `${realm.url}/token`;
+      },
+    });
+  });
+  afterAll(async () => {
+    await Promise.all([tokenAuth?.stop(), realm?.stop()]);
+  });
+
+  const credentials = () => `${tokenAuth.credentials!.username}:${tokenAuth.credentials!.password}`;
+  function hoist(args: string[], env: Record<string, string> = {}) {
+    return runHoist(args, home, { HOIST_HTTPS_REGISTRIES: tokenAuth.host, ...env });
+  }
+
+  it('--dest-tls-verify=false covers the target’s token service too, as skopeo’s flag covers the whole side', async () => {
+    const image = await pushImage(source, 'tls/token-dst', 'v1', { layers: [1000] });
+    const before = realm.requests.length;
+    const copied = await hoist(['copy', '--dest-tls-verify=false', '--dest-creds', credentials(), `${source.host}/tls/token-dst:v1`, `${tokenAuth.host}/tls/token-dst:v1`]);
+    expect(copied.code, copied.all).toBe(0);
+    expect(realm.requests.slice(before).some((r) => r.path.startsWith('/token?') && r.status === 200)).toBe(true);
+    expect(copied.stderr).toContain(`hoist: warning: TLS certificates of ${tokenAuth.host} are NOT verified`);
+    expect(copied.stderr).toContain(`hoist: warning: TLS certificates of ${realm.host} (the token service of ${tokenAuth.host}) are NOT verified`);
+    const read = await hoist(['digest', '--ca-file', certificates.caPath, '--creds', credentials(), `${tokenAuth.host}/tls/token-dst:v1`]);
+    expect(read.stdout, read.all).toBe(`${image.digest}\n`);
+  });
+
+  it('--src-tls-verify=false covers the source’s token service too', async () => {
+    const image = await pushImage(source, 'tls/token-seed', 'v1', { layers: [1000] });
+    // Seeded with the CA trusted: the registry and its token service both verified.
+    const seeded = await hoist(['copy', '--ca-file', certificates.caPath, '--dest-creds', credentials(), `${source.host}/tls/token-seed:v1`, `${tokenAuth.host}/tls/token-src:v1`]);
+    expect(seeded.code, seeded.all).toBe(0);
+    expect(seeded.stderr).not.toMatch(/NOT verified/);
+    const copied = await hoist(['copy', '--src-tls-verify=false', '--src-creds', credentials(), `${tokenAuth.host}/tls/token-src:v1`, `${source.host}/tls/token-src:v1`]);
+    expect(copied.code, copied.all).toBe(0);
+    expect(await manifestStatus(source, 'tls/token-src', 'v1')).toBe(200);
+    expect(copied.stderr).toContain(`(the token service of ${tokenAuth.host}) are NOT verified`);
+    expect(copied.stdout).toContain(image.digest);
+  });
+});

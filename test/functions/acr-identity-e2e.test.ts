@@ -11,6 +11,8 @@ import { InvocationContext } from '@azure/functions';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { importWorkerHandler } from '../../src/functions/import-worker.js';
 import { importsHandler } from '../../src/functions/imports.js';
+import { resyncHandler } from '../../src/functions/resync.js';
+import { watchesHandler } from '../../src/functions/watches.js';
 import { setEngine } from '../../src/functions/services.js';
 import { startAcrFixture, type AcrFixture } from '../helpers/acr-fixture.js';
 import { registryResourceId, startArmFixture, type ArmFixture } from '../helpers/arm-fixture.js';
@@ -20,7 +22,7 @@ import { startManagedIdentityEndpoint, type ManagedIdentityEndpoint } from '../h
 import { ALLOW_LOOPBACK_REGISTRIES } from '../helpers/registry.js';
 import { skopeoInspectRaw } from '../helpers/skopeo.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
-import { call } from './support.js';
+import { call, callChecked } from './support.js';
 
 const MiB = 1024 * 1024;
 const tenant = createEntraTenant();
@@ -36,6 +38,8 @@ let endpoint: ManagedIdentityEndpoint;
 let target: AcrFixture;
 /** Target where the app may only pull. */
 let pullOnlyTarget: AcrFixture;
+/** Target where the app has no role at all: the exchange works, every scope is refused. */
+let noRoleTarget: AcrFixture;
 /** Source: the app may pull team/app; the caller may pull everything. */
 let source: AcrFixture;
 let arm: ArmFixture;
@@ -47,9 +51,10 @@ const SOURCE_ID = registryResourceId('00000000-0000-0000-0000-000000000001', 'rg
 
 beforeAll(async () => {
   [azurite, endpoint] = await Promise.all([startAzurite(), startManagedIdentityEndpoint({ tenant, userAssigned: { [APP_CLIENT]: APP } })]);
-  [target, pullOnlyTarget, source] = await Promise.all([
+  [target, pullOnlyTarget, noRoleTarget, source] = await Promise.all([
     startAcrFixture({ tenant, roles: [{ principal: APP, role: 'AcrPush' }] }),
     startAcrFixture({ tenant, roles: [{ principal: APP, role: 'AcrPull' }] }),
+    startAcrFixture({ tenant, roles: [] }),
     startAcrFixture({ tenant, roles: [{ principal: APP, role: 'AcrPull', repository: 'team/app' }, { principal: CALLER, role: 'AcrPull' }] }),
   ]);
   arm = await startArmFixture({
@@ -78,7 +83,7 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
-  await Promise.all([azurite?.stop(), endpoint?.stop(), target?.stop(), pullOnlyTarget?.stop(), source?.stop(), arm?.stop()]);
+  await Promise.all([azurite?.stop(), endpoint?.stop(), target?.stop(), pullOnlyTarget?.stop(), noRoleTarget?.stop(), source?.stop(), arm?.stop()]);
 });
 
 const queue = () => QueueServiceClient.fromConnectionString(azurite.connectionString).getQueueClient('imports');
@@ -107,7 +112,7 @@ async function work(id: string): Promise<void> {
 
 /** Every token issued anywhere in this file: none may reach logs, status documents or errors. */
 function secrets(): string[] {
-  return [...endpoint.issued.map((t) => t.token), ...target.issuedTokens, ...pullOnlyTarget.issuedTokens, ...source.issuedTokens];
+  return [...endpoint.issued.map((t) => t.token), ...target.issuedTokens, ...pullOnlyTarget.issuedTokens, ...noRoleTarget.issuedTokens, ...source.issuedTokens];
 }
 
 async function targetDigest(acr: AcrFixture, reference: string): Promise<string> {
@@ -197,6 +202,21 @@ describe('imports with the app identity', () => {
     expect(job.error.message).toContain('AcrPush (or Container Registry Data Importer and Data Reader)');
   });
 
+  it('refuses at submit, naming the role, a target where the identity may not even pull: 403 ACR_ROLE_MISSING', async () => {
+    process.env.HOIST_TARGET_REGISTRY = noRoleTarget.host;
+    const jobsBefore = (await call(importsHandler, { method: 'GET', path: '/api/imports?pageSize=100' }, logs)).body.value.length;
+    const posted = await callChecked(importsHandler, { json: { source: `${source.host}/team/app:1`, images: ['denied/app:1'] } }, logs);
+    expect(posted.status, JSON.stringify(posted.body)).toBe(403);
+    expect(posted.body.error.code).toBe('ACR_ROLE_MISSING');
+    expect(posted.body.error.field).toBe('targetRegistry');
+    expect(posted.body.error.message).toContain(`target registry ${noRoleTarget.host}`);
+    expect(posted.body.error.message).toContain('AcrPush (or Container Registry Data Importer and Data Reader)');
+    // The exchange was accepted (the identity is known) and the tag check refused: no job was queued.
+    expect(noRoleTarget.requests.filter((r) => r.endpoint === 'exchange' && r.status === 200).map((r) => r.principal)).toContain(APP);
+    expect((await call(importsHandler, { method: 'GET', path: '/api/imports?pageSize=100' }, logs)).body.value.length).toBe(jobsBefore);
+    for (const secret of secrets()) expect(JSON.stringify(posted.body)).not.toContain(secret);
+  });
+
   it('names the role the identity lacks on the source: AcrPull', async () => {
     const posted = await call(importsHandler, { json: { source: `${source.host}/team/private:1`, images: ['denied/private:1'] } }, logs);
     await work(posted.body.id);
@@ -230,6 +250,18 @@ describe('imports with the app identity', () => {
     expect(source.requests.filter((r) => r.endpoint === 'exchange' && r.status === 200).map((r) => r.principal)).toContain(CALLER);
     expect(JSON.stringify(await getJob(posted.body.id))).not.toContain(token);
     expect(logs.join('\n')).not.toContain(token);
+  });
+
+  it('mirrors a watched ACR tag into the ACR target with the identity only: the resync reads both with it', async () => {
+    const name = 'acr-watch';
+    const saved = await call(watchesHandler, { method: 'PUT', path: `/api/watches/${name}`, params: { name }, json: { source: `${source.host}/team/app:1`, target: 'watched/app' } }, logs);
+    expect(saved.status, JSON.stringify(saved.body)).toBe(201);
+    await resyncHandler({ isPastDue: false, schedule: { adjustForDST: false }, scheduleStatus: { last: '', next: '', lastUpdated: '' } }, new InvocationContext({ functionName: 'resync', logHandler: (level, ...args) => logs.push(`${level}: ${args.map(String).join(' ')}`) }));
+    const watch = (await call(watchesHandler, { method: 'GET', path: `/api/watches/${name}`, params: { name } }, logs)).body;
+    expect(watch.lastRun.stopped, JSON.stringify(watch.lastRun)).toBeUndefined();
+    expect(watch.lastRun.jobsQueued).toBe(1);
+    await work(watch.trackedTags['1'].jobId);
+    expect(await targetDigest(target, 'watched/app:1')).toBe(image.digest);
   });
 
   it('never writes a token into logs, status documents or errors', async () => {

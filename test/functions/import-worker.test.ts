@@ -3,7 +3,8 @@ import { InvocationContext } from '@azure/functions';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { CopyError } from '../../src/copy/errors.js';
 import { RegistryError } from '../../src/registry/errors.js';
-import { importWorkerHandler } from '../../src/functions/import-worker.js';
+import { configuredTargetRegistries, importWorkerHandler } from '../../src/functions/import-worker.js';
+import { Settings } from '../../src/jobs/settings.js';
 import { importsHandler } from '../../src/functions/imports.js';
 import { setEngine } from '../../src/functions/services.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
@@ -123,5 +124,13 @@ describe('importWorker', () => {
     await importWorkerHandler(message.body, workerContext([]));
     await message.remove();
     expect(engine.calls[0].options.maxBlobBytes).toBe(4096);
+  });
+});
+
+describe('configuredTargetRegistries', () => {
+  it('scopes the target credentials to no registry when HOIST_TARGET_REGISTRY is unset or malformed', () => {
+    expect(configuredTargetRegistries(new Settings({}))).toEqual([]);
+    expect(configuredTargetRegistries(new Settings({ HOIST_TARGET_REGISTRY: 'not a host/' }))).toEqual([]);
+    expect(configuredTargetRegistries(new Settings({ HOIST_TARGET_REGISTRY: 'a.example, b.example' }))).toEqual(['a.example', 'b.example']);
   });
 });

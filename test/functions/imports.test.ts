@@ -3,7 +3,8 @@ import { ALLOW_LOOPBACK_REGISTRIES } from '../helpers/registry.js';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { importsHandler } from '../../src/functions/imports.js';
 import { CopyError } from '../../src/copy/errors.js';
-import { jobStorage, setEngine } from '../../src/functions/services.js';
+import { jobStorage, setEngine, submitDeps } from '../../src/functions/services.js';
+import { submitImport } from '../../src/jobs/submit-import.js';
 import { acquireJobLease } from '../../src/jobs/job-lease.js';
 import { pushImage } from '../helpers/fixtures.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
@@ -380,6 +381,43 @@ describe('while the job storage is unreachable', () => {
       process.env.AzureWebJobsStorage = storage;
     }
   }, 60_000);
+
+  // An account that takes connections and never answers: without a bound on each try, the table
+  // SDK waits on it with no limit, and the request with it.
+  it.each([
+    ['POST /api/imports', () => post({ source: SOURCE, images: ['hello:hung'] })],
+    ['GET /api/imports', () => get('/api/imports')],
+  ])('%s answers 503 while the storage accepts connections and never answers', async (_name, send) => {
+    // Opened while Azurite answers, as a host that was serving when the outage began.
+    await jobStorage();
+    azurite.pause();
+    try {
+      const res = await send();
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('10');
+      expect(res.body.error).toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
+    } finally {
+      azurite.resume();
+    }
+  }, 30_000);
+
+  it('POST /api/imports answers 503 when only the queue service never answers', async () => {
+    // Tables on the live Azurite, the queue on a second one, paused: the job is written, its
+    // message cannot be sent.
+    const hung = await startAzurite();
+    const storage = process.env.AzureWebJobsStorage;
+    process.env.AzureWebJobsStorage = azurite.connectionString.replace(/QueueEndpoint=http:\/\/127\.0\.0\.1:\d+/, `QueueEndpoint=http://127.0.0.1:${hung.ports.queue}`);
+    hung.pause();
+    try {
+      const res = await post({ source: SOURCE, images: ['hello:queue-hung'] });
+      expect(res.status).toBe(503);
+      expect(res.body.error).toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
+    } finally {
+      process.env.AzureWebJobsStorage = storage;
+      hung.resume();
+      await hung.stop();
+    }
+  }, 30_000);
 });
 
 describe('Idempotency-Key', () => {
@@ -432,10 +470,13 @@ describe('GET /api/imports', () => {
   });
 
   it('lists recent jobs newest first, paged, filtered by status', async () => {
+    // Submitted as POST does, on a clock that gives each job its own millisecond, later than any
+    // job made before: ids order by creation time, and two in one millisecond would order at random.
     const ids: string[] = [];
+    const start = Date.now();
     for (let i = 0; i < 5; i++) {
-      ids.push((await post({ source: SOURCE, images: [`list:v${i}`] })).body.id);
-      await new Promise((r) => setTimeout(r, 2));
+      const createdAt = new Date(start + 1 + i);
+      ids.push((await submitImport({ source: SOURCE, images: [`list:v${i}`] }, {}, { ...(await submitDeps()), now: () => createdAt })).job.id);
     }
     const first = await get('/api/imports?pageSize=3&status=queued');
     expect(first.status).toBe(200);
@@ -508,14 +549,17 @@ describe('methods', () => {
 });
 
 describe('DELETE /api/imports/{id}', () => {
-  const del = (id: string) => call(importsHandler, { method: 'DELETE', path: `/api/imports/${id}`, params: { id } });
+  const del = (id: string, logs: string[] = []) => call(importsHandler, { method: 'DELETE', path: `/api/imports/${id}`, params: { id } }, logs);
 
   it('cancels a queued job at once, and again is a no-op; the worker never starts it', async () => {
     const queued = await post({ source: SOURCE, images: ['cancel:queued'] });
-    const res = await del(queued.body.id);
+    const logs: string[] = [];
+    const res = await del(queued.body.id, logs);
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ id: queued.body.id, status: 'canceled', cancelRequestedAt: expect.any(String), completedAt: expect.any(String) });
-    expect((await del(queued.body.id)).body).toEqual(res.body);
+    expect((await del(queued.body.id, logs)).body).toEqual(res.body);
+    // The job's end is a telemetry transition, told once however often it is canceled.
+    expect(logs.filter((line) => line.includes('[canceled;'))).toHaveLength(1);
     // The job's message is still queued: the worker's lease finds the job over.
     const storage = await jobStorage();
     const lease = await acquireJobLease(storage.jobs, queued.body.id, { owner: 'w', durationInMs: 10_000, continuation: 0 });

@@ -157,6 +157,8 @@ it('sends the transitions of imports paused by SIGTERM before the worker exits',
   `;
   const env = {
     PATH: process.env.PATH ?? '',
+    // The app refuses to load without a target registry (register.ts).
+    HOIST_TARGET_REGISTRY: 'registry.example',
     APPLICATIONINSIGHTS_CONNECTION_STRING: ingestion.connectionString,
     NODE_EXTRA_CA_CERTS: ingestion.caPath,
     APPLICATION_INSIGHTS_NO_STATSBEAT: 'true',

@@ -15,16 +15,28 @@ const LOAD_LIKE_THE_WORKER = `
 const Module = require('node:module');
 const registered = [];
 const hooks = [];
+const systemLogs = [];
+const setups = [];
 const core = {
+  // A host of 4.28 or later: the package takes \`log\` as the sign that HTTP streams are available.
+  log(level, category, message) { if (category === 'system') systemLogs.push(level + ': ' + message); },
   setProgrammingModel() {},
   registerFunction(metadata, handler) { registered.push({ metadata, handler }); return { dispose() {} }; },
   registerHook(name) { hooks.push(name); return { dispose() {} }; },
 };
 const load = Module._load;
-Module._load = function (request, ...rest) { return request === '@azure/functions-core' ? core : load.call(this, request, ...rest); };
+let functions;
+Module._load = function (request, ...rest) {
+  if (request === '@azure/functions-core') return core;
+  if (request !== '@azure/functions') return load.call(this, request, ...rest);
+  // The real package, with \`app.setup\` recorded on its way through.
+  const real = load.call(this, request, ...rest);
+  functions ??= { ...real, app: { ...real.app, setup(options) { setups.push(options); return real.app.setup(options); } } };
+  return functions;
+};
 require(process.argv[1]);
 const { definitions } = require(process.argv[2]);
-process.stdout.write(JSON.stringify({ hooks, functions: registered.map(({ metadata, handler }) => ({
+process.stdout.write(JSON.stringify({ setups, systemLogs, hooks, functions: registered.map(({ metadata, handler }) => ({
   name: metadata.name,
   triggers: Object.values(metadata.bindings).filter((b) => b.direction === 'in'),
   handlerIsDefinitions: definitions.find((d) => d.name === metadata.name)?.handler === handler,
@@ -59,7 +71,13 @@ describe('register (the entry point the Functions runtime loads)', () => {
     const root = path.resolve(__dirname, '../..');
     const main = path.join(root, (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { main: string }).main);
     const { stdout } = await promisify(execFile)(process.execPath, ['-e', LOAD_LIKE_THE_WORKER, main, path.join(root, 'dist/src/functions/definitions.js')], { cwd: root, env: { ...process.env, HOIST_TARGET_REGISTRY: 'registry.example' } });
-    const { hooks, functions: registered } = JSON.parse(stdout) as { hooks: string[]; functions: Registered[] };
+    const { setups, systemLogs, hooks, functions: registered } = JSON.parse(stdout) as { setups: unknown[]; systemLogs: string[]; hooks: string[]; functions: Registered[] };
+    // HTTP streams are on (json-body.ts's 64 KiB cap then bounds the host, which otherwise buffers
+    // the whole body first): asked for once, and accepted by the package itself. The capabilities
+    // that carry the proxy's HttpUri are not asked for: that would open the package's proxy server
+    // on every interface.
+    expect(setups).toEqual([{ enableHttpStream: true }]);
+    expect(systemLogs).toContain('debug: HTTP streaming enabled.');
     // The host's shutdown reaches the worker (shutdown.ts), so running imports pause and continue.
     expect(hooks).toEqual(['appTerminate']);
     expect(registered.map((r) => r.name)).toEqual(['imports', 'importWorker', 'sweepImports', 'openapi', 'watches', 'resync', 'upstreamPush', 'distributionHook']);

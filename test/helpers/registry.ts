@@ -46,6 +46,11 @@ export interface StartRegistryOptions {
   tokenTtlSeconds?: number;
   /** Further token issuer options for 'token' (exactExpiry, grant, …). */
   tokenIssuer?: Omit<TokenIssuerOptions, 'users' | 'ttlSeconds'>;
+  /**
+   * The realm the registry announces for 'token', given its issuer once started: a fault proxy in
+   * front of the issuer, say. Default the issuer's own realm.
+   */
+  tokenRealm?: (issuer: TokenIssuer) => string | Promise<string>;
   /** Fixed port; default: a free one. */
   port?: number;
   /** Storage directory to use (and keep on stop); default: a new temp directory, removed on stop. */
@@ -215,7 +220,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
   } else if (auth === 'token') {
     tokenIssuer = await startTokenIssuer({ ...options.tokenIssuer, users, ttlSeconds: options.tokenTtlSeconds });
     authConfig.token = {
-      realm: tokenIssuer.realm,
+      realm: options.tokenRealm ? await options.tokenRealm(tokenIssuer) : tokenIssuer.realm,
       service: tokenIssuer.service,
       issuer: tokenIssuer.issuer,
       rootcertbundle: tokenIssuer.certPath,

@@ -42,7 +42,7 @@ describe('job lease', () => {
   it('ends a job canceled between continuations instead of running it, and leaves one held by a live worker to that worker', async () => {
     // Paused with its continuation queued, and canceled before the continuation arrived.
     const paused = await createJob({ status: 'running', continuations: 1, attempts: 1, sealedCredentials: 'v1.sealed', cancelRequestedAt: new Date(clock).toISOString() });
-    expect(await acquire(paused.id, 'worker-a', { continuation: 1 })).toEqual({ kind: 'finished', status: 'canceled' });
+    expect(await acquire(paused.id, 'worker-a', { continuation: 1 })).toEqual({ kind: 'finished', status: 'canceled', canceled: expect.objectContaining({ id: paused.id, status: 'canceled' }) });
     const stored = (await env.storage.jobs.get(paused.id))!.value;
     expect(stored).toMatchObject({ status: 'canceled', attempts: 1, completedAt: expect.any(String) });
     expect(stored).not.toHaveProperty('sealedCredentials');

@@ -6,6 +6,8 @@ import { UrlBlobError } from '../../src/registry/url-blob.js';
 import { newJobId } from '../../src/jobs/job-id.js';
 import { newJobRecord, type JobRecord } from '../../src/jobs/job-record.js';
 import { openJobStorage, type JobStorage } from '../../src/jobs/job-storage.js';
+import { cancelImport } from '../../src/jobs/cancel-import.js';
+import type { JobEvent } from '../../src/jobs/job-events.js';
 import { describeFailure, MAX_FAILURE_MESSAGE_LENGTH, runImport, type RunImportDeps } from '../../src/jobs/run-import.js';
 import { SecretBox } from '../../src/jobs/secret-box.js';
 import { toStatusDocument } from '../../src/jobs/status-document.js';
@@ -364,6 +366,36 @@ describe('runImport', () => {
     expect(after.status).toBe('running');
     expect(engine.sent.length).toBeLessThan(50);
     expect(await h.count()).toBe(0);
+  });
+
+  it('ends a job canceled while it runs with a canceled transition event, after its started one', async () => {
+    const h = await harness();
+    const inner = scriptedEngine({ size: 50, chunk: 1, chunkDelayInMs: 20 });
+    const job = await h.createJob();
+    // The cancel arrives once the worker holds the job: it learns of it at its next progress write.
+    const engine = { copy: (async (request, options) => {
+      expect((await cancelImport(job.id, { jobs: h.storage.jobs, checkpoints: h.storage.checkpoints })).outcome).toBe('requested');
+      return inner.copy(request, options);
+    }) as ScriptedEngine['copy'] };
+    const events: JobEvent[] = [];
+    const log = { info: (m: string) => h.logs.push(m), warn: (m: string) => h.logs.push(m), error: (m: string) => h.logs.push(m), event: (_: unknown, __: string, e: JobEvent) => events.push(e) };
+    expect(await runImport(delivery(job.id), h.deps(engine, { log }))).toBe('canceled');
+    expect((await h.job(job.id)).status).toBe('canceled');
+    expect(events.map((e) => e.transition)).toEqual(['started', 'canceled']);
+    expect(events[1]).toMatchObject({ jobId: job.id, outcome: 'canceled', continuation: 0, dequeueCount: 1 });
+  });
+
+  it('ends a job canceled between continuations with a canceled transition event, once', async () => {
+    const h = await harness();
+    const job = await h.createJob({ status: 'running', continuations: 1, attempts: 1, cancelRequestedAt: new Date().toISOString() });
+    const events: JobEvent[] = [];
+    const log = { info: (m: string) => h.logs.push(m), warn: (m: string) => h.logs.push(m), error: (m: string) => h.logs.push(m), event: (_: unknown, __: string, e: JobEvent) => events.push(e) };
+    const engine = scriptedEngine();
+    expect(await runImport(delivery(job.id, { continuation: 1 }), h.deps(engine, { log }))).toBe('finished');
+    expect(await runImport(delivery(job.id, { continuation: 1, dequeueCount: 2 }), h.deps(engine, { log }))).toBe('finished');
+    expect(engine.calls).toHaveLength(0);
+    expect((await h.job(job.id)).status).toBe('canceled');
+    expect(events).toEqual([expect.objectContaining({ transition: 'canceled', jobId: job.id, outcome: 'canceled', continuation: 1, dequeueCount: 1 })]);
   });
 
   it('drops stale continuations, missing jobs and messages that are not job messages', async () => {

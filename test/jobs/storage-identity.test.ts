@@ -21,6 +21,8 @@ import { spawnTracked } from '../helpers/processes.js';
 
 const run = promisify(execFile);
 const DIST = path.join(__dirname, '..', '..', 'dist', 'src', 'jobs');
+const DIST_LOCAL = path.join(__dirname, '..', '..', 'dist', 'src', 'local');
+const PROJECT_ROOT = path.join(__dirname, '..', '..');
 const CLIENT_ID = randomUUID();
 const OTHER_CLIENT_ID = randomUUID();
 let directory: string;
@@ -66,8 +68,49 @@ const { newJobId } = require(${JSON.stringify(path.join(DIST, 'job-id.js'))});
 });
 `;
 
-function runApp(clientId: string) {
-  const env: Record<string, string> = {
+/**
+ * The local host (`npm start`) on identity settings: a queue function gets a message sent there,
+ * and a timer function's status is kept in the host's table, both with the identity.
+ */
+const HOST_SCRIPT = `
+const { startLocalHost } = require(${JSON.stringify(path.join(DIST_LOCAL, 'local-host.js'))});
+const { createConsoleLogger } = require(${JSON.stringify(path.join(DIST_LOCAL, 'logger.js'))});
+const { readHostConfig } = require(${JSON.stringify(path.join(DIST, '..', 'functions', 'host-config.js'))});
+const { readStorageConnection, storageClients, queueClient, tableClient } = require(${JSON.stringify(path.join(DIST, 'storage-connection.js'))});
+(async () => {
+  let received, ticked;
+  const message = new Promise((resolve) => (received = resolve));
+  const tick = new Promise((resolve) => (ticked = resolve));
+  const config = readHostConfig(${JSON.stringify(PROJECT_ROOT)});
+  const host = await startLocalHost({
+    definitions: [
+      { name: 'worker', trigger: { type: 'storageQueue', queueName: 'identity-host', connection: 'AzureWebJobsStorage' }, handler: async (m) => received(m) },
+      { name: 'tick', trigger: { type: 'timer', schedule: '* * * * * *' }, handler: async () => ticked() },
+    ],
+    settings: Object.fromEntries(Object.entries(process.env).filter(([, v]) => typeof v === 'string')),
+    port: 0,
+    projectRoot: ${JSON.stringify(PROJECT_ROOT)},
+    hostConfig: { ...config, queues: { ...config.queues, maxPollingIntervalInMs: 250 } },
+    logger: createConsoleLogger({ write: (line) => process.stderr.write(line + '\\n') }),
+  });
+  const clients = storageClients(readStorageConnection(process.env, 'AzureWebJobsStorage'));
+  const queue = queueClient(clients, 'identity-host');
+  await queue.createIfNotExists();
+  await queue.sendMessage(Buffer.from(JSON.stringify({ hello: 'identity' })).toString('base64'));
+  const got = await message;
+  await tick;
+  const timers = [];
+  for await (const entity of tableClient(clients, 'LocalHostTimerStatus').listEntities()) timers.push(entity.rowKey);
+  await host.stop();
+  console.log(JSON.stringify({ message: got, timers }));
+})().catch((error) => {
+  console.error(String(error && error.message));
+  process.exit(1);
+});
+`;
+
+function identityEnvironment(clientId: string): Record<string, string> {
+  return {
     PATH: process.env.PATH ?? '',
     ...identity.environment,
     NODE_EXTRA_CA_CERTS: certificates.caPath,
@@ -76,7 +119,10 @@ function runApp(clientId: string) {
     AzureWebJobsStorage__credential: 'managedidentity',
     AzureWebJobsStorage__clientId: clientId,
   };
-  return run(process.execPath, ['-e', SCRIPT], { env, timeout: 60_000 });
+}
+
+function runApp(clientId: string) {
+  return run(process.execPath, ['-e', SCRIPT], { env: identityEnvironment(clientId), timeout: 60_000 });
 }
 
 it('reads and writes the jobs table and the imports queue with the user-assigned identity named by __clientId', async () => {
@@ -98,4 +144,14 @@ it('fails, naming no secret, when the platform has no such identity', async () =
   expect(failed).toBeDefined();
   expect(failed!.stderr).toMatch(/ManagedIdentityCredential/);
   for (const { token } of identity.issued) expect(failed!.stderr).not.toContain(token);
+});
+
+it('runs the local host (npm start) on the identity: its queue listener and its timer status', async () => {
+  const before = identity.requests.length;
+  const { stdout } = await run(process.execPath, ['-e', HOST_SCRIPT], { env: identityEnvironment(CLIENT_ID), timeout: 60_000 });
+  const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { message: unknown; timers: string[] };
+  expect(result.message).toEqual({ hello: 'identity' });
+  expect(result.timers).toEqual(['tick']);
+  const asked = identity.requests.slice(before).filter((r) => r.status === 200);
+  expect(new Set(asked.map((r) => `${r.resource} ${r.clientId}`))).toEqual(new Set([`https://storage.azure.com ${CLIENT_ID}`]));
 });

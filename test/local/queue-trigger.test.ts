@@ -2,6 +2,7 @@ import type { InvocationContext } from '@azure/functions';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { randomUUID } from 'node:crypto';
 import type { FunctionDefinition } from '../../src/functions/definition.js';
+import type { HostConfig } from '../../src/functions/host-config.js';
 import { delay, fastHostConfig, startTestAzurite, startTestHost, waitFor, type TestAzurite, type TestHost } from './support.js';
 
 type QueueHandler = (message: unknown, context: InvocationContext) => Promise<void>;
@@ -32,7 +33,7 @@ describe('local host queue trigger', () => {
     return { name, queue, poison: service.getQueueClient(`${name}-poison`) };
   }
 
-  async function startHost(queueName: string, handler: QueueHandler, extra: { messageLeaseInMs?: number } = {}): Promise<TestHost> {
+  async function startHost(queueName: string, handler: QueueHandler, extra: { messageLeaseInMs?: number; hostConfig?: HostConfig } = {}): Promise<TestHost> {
     const definition: FunctionDefinition = {
       name: 'worker',
       trigger: { type: 'storageQueue', queueName, connection: 'AzureWebJobsStorage' },
@@ -93,11 +94,15 @@ describe('local host queue trigger', () => {
 
   it('retries a failing message after visibilityTimeout until maxDequeueCount, then moves the original to <queue>-poison', { tags: ['slow'] }, async () => {
     const { name, queue, poison } = await newQueue();
-    const attempts: Array<{ dequeueCount: unknown; at: number }> = [];
-    await startHost(name, async (_, context) => {
-      attempts.push({ dequeueCount: context.triggerMetadata?.dequeueCount, at: Date.now() });
-      throw new Error('transient failure');
-    });
+    const attempts: Array<{ dequeueCount: unknown; nextVisibleTime: number }> = [];
+    await startHost(
+      name,
+      async (_, context) => {
+        attempts.push({ dequeueCount: context.triggerMetadata?.dequeueCount, nextVisibleTime: Date.parse(String(context.triggerMetadata?.nextVisibleTime)) });
+        throw new Error('transient failure');
+      },
+      { hostConfig: fastHostConfig({ visibilityTimeoutInMs: 2000 }) },
+    );
     const original = base64(JSON.stringify({ jobId: 'job-poison', continuation: 0 }));
     await queue.sendMessage(original);
     const poisoned = await waitFor(
@@ -111,8 +116,11 @@ describe('local host queue trigger', () => {
     );
     expect(attempts.map((a) => a.dequeueCount)).toEqual([1, 2, 3, 4, 5]);
     expect(poisoned.map((m) => m.messageText)).toEqual([original]);
-    // Each retry waited out host.json's visibilityTimeout (1 s in this test).
-    for (let i = 1; i < attempts.length; i++) expect(attempts[i]!.at - attempts[i - 1]!.at).toBeGreaterThanOrEqual(900);
+    // Each retry waited out host.json's visibilityTimeout (2 s here), by the queue's own account:
+    // a delivery's nextVisibleTime is when the queue received it plus the lease, so the gap between
+    // two deliveries is the gap between their nextVisibleTimes. Those have whole seconds, so a gap
+    // of 2 s or more never shows as less, and a retry released at once (well under 1 s) never as 2.
+    for (let i = 1; i < attempts.length; i++) expect(attempts[i]!.nextVisibleTime - attempts[i - 1]!.nextVisibleTime).toBeGreaterThanOrEqual(2000);
     await waitFor(async () => (await messageCount(queue)) === 0, 10_000, 'the original to be deleted');
   });
 
@@ -195,18 +203,32 @@ describe('local host queue trigger', () => {
   it('renews the lease while a handler outlives it, so no other instance receives the message', { tags: ['slow'] }, async () => {
     const { name, queue } = await newQueue();
     const invocations: Array<{ host: string; dequeueCount: unknown }> = [];
+    const redelivered: unknown[] = [];
     const slow =
       (hostName: string): QueueHandler =>
       async (_, context) => {
         invocations.push({ host: hostName, dequeueCount: context.triggerMetadata?.dequeueCount });
-        await delay(5000);
+        // The handler runs until the queue's own clock is a lease past the end of the lease it was
+        // received with (so it has outlived that lease twice over), while this test keeps asking
+        // the queue for the message as one more consumer would. A message the host let go shows up.
+        const receivedLeaseEnd = Date.parse(String(context.triggerMetadata?.nextVisibleTime));
+        await waitFor(
+          async () => {
+            const { receivedMessageItems, date } = await queue.receiveMessages();
+            redelivered.push(...receivedMessageItems);
+            return redelivered.length > 0 || (date !== undefined && date.getTime() >= receivedLeaseEnd + 2000);
+          },
+          20_000,
+          'the queue clock to pass the received lease',
+        );
       };
-    // A 2 s lease renewed every second; the handler takes 5 s.
+    // A 2 s lease renewed every second.
     await startHost(name, slow('A'), { messageLeaseInMs: 2000 });
     await queue.sendMessage(base64('{"slow":true}'));
     await waitFor(() => invocations.length === 1);
     await startHost(name, slow('B'), { messageLeaseInMs: 2000 });
-    await waitFor(async () => (await messageCount(queue)) === 0, 15_000, 'the message to be deleted');
+    await waitFor(async () => redelivered.length > 0 || (await messageCount(queue)) === 0, 15_000, 'the message to be deleted');
+    expect(redelivered).toEqual([]);
     expect(invocations).toEqual([{ host: 'A', dequeueCount: 1 }]);
   });
 

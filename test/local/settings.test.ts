@@ -101,11 +101,18 @@ describe('resolveStorageConnection', () => {
     [{ MyStorage: 'mine' }, 'MyStorage', 'mine'],
     [{ AzureWebJobsOther: 'prefixed' }, 'Other', 'prefixed'],
   ])('%j with connection "%s" gives %s', (settings, connection, expected) => {
-    expect(resolveStorageConnection(settings, connection)).toBe(expected);
+    expect(resolveStorageConnection(settings, connection)).toEqual({ connectionString: expected });
   });
 
   it('names the missing setting', () => {
     expect(() => resolveStorageConnection({}, 'MyStorage')).toThrow(/"MyStorage" is not set/);
+  });
+
+  it('reads an identity-based connection, as the host does', () => {
+    expect(resolveStorageConnection({ AzureWebJobsStorage__accountName: 'hoiststore', AzureWebJobsStorage__credential: 'managedidentity' }, '')).toEqual({
+      identity: { queueServiceUri: 'https://hoiststore.queue.core.windows.net', tableServiceUri: 'https://hoiststore.table.core.windows.net', credential: 'managedidentity' },
+    });
+    expect(() => resolveStorageConnection({ AzureWebJobsStorage__clientId: 'abc' }, '')).toThrow(/AzureWebJobsStorage is not set: give a storage connection string/);
   });
 });
 

@@ -1,7 +1,7 @@
 import type { InvocationContext, Timer } from '@azure/functions';
 import type { TimerDefinition } from '../../src/local/timer-scheduler.js';
 import { ImportsApi } from '../e2e/support.js';
-import { delay, startTestAzurite, startTestHost, waitFor, type TestAzurite, type TestHost } from './support.js';
+import { startTestAzurite, startTestHost, waitFor, type TestAzurite, type TestHost } from './support.js';
 
 interface Tick {
   host: string;
@@ -36,8 +36,8 @@ describe('local host timer trigger', () => {
     };
   }
 
-  async function startHost(definition: TimerDefinition, settings: Record<string, string> = {}): Promise<TestHost> {
-    const host = await startTestHost({ definitions: [definition], settings: { AzureWebJobsStorage: azurite.connectionString, ...settings } });
+  async function startHost(definition: TimerDefinition, settings: Record<string, string> = {}, timerClock?: () => number): Promise<TestHost> {
+    const host = await startTestHost({ definitions: [definition], settings: { AzureWebJobsStorage: azurite.connectionString, ...settings }, ...(timerClock && { timerClock }) });
     hosts.push(host);
     return host;
   }
@@ -88,8 +88,9 @@ describe('local host timer trigger', () => {
     await first.stop();
     hosts.splice(hosts.indexOf(first), 1);
     ticks.length = 0;
-    await delay(2500);
-    await startHost(timerFunction(ticks, 'B', '*/1 * * * * *', name));
+    // B starts 3 s "later" by its clock, instead of after a wait: the occurrence A left as next
+    // (a second after its last run) is then well past due, with no instance having run it.
+    await startHost(timerFunction(ticks, 'B', '*/1 * * * * *', name), {}, () => Date.now() + 3000);
     await waitFor(() => ticks.length >= 2, 5000, 'the past-due run and a regular one');
     expect(ticks[0]!.timer.isPastDue).toBe(true);
     expect(ticks[1]!.timer.isPastDue).toBe(false);

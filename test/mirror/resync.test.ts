@@ -3,7 +3,12 @@
  * counting, header-injecting proxy, a target docker-registry, watches saved through the API
  * handler, jobs worked through the worker handler as the host would, and skopeo as the check.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Timer } from '@azure/functions';
 import { resyncHandler } from '../../src/functions/resync.js';
 import { currentSettings, submitDeps, watchStore } from '../../src/functions/services.js';
@@ -11,10 +16,11 @@ import { resyncAll, type ResyncDeps } from '../../src/mirror/resync.js';
 import { sha256Digest, pushImage, type PushedManifest } from '../helpers/fixtures.js';
 import { startProxy, type ProxyRule, type TestProxy } from '../helpers/proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { skopeoInspectRaw } from '../helpers/skopeo.js';
+import { SKOPEO_BINARY, skopeoInspectRaw } from '../helpers/skopeo.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
 import { clearQueue, deleteAllWatches, getWatch, putWatch, testContext, useMirrorSettings, workQueue as workImports } from './support.js';
 
+const run = promisify(execFile);
 let azurite: TestAzurite;
 let upstream: TestRegistry;
 let target: TestRegistry;
@@ -291,6 +297,28 @@ describe('resync', () => {
       expect(logs.join('\n')).not.toContain(wrong);
     } finally {
       await locked.stop();
+    }
+  });
+
+  it('keeps the local host\'s layouts (no HOIST_TARGET_REGISTRY) in sync: the target tag is read from the layout', async () => {
+    const layouts = await mkdtemp(join(tmpdir(), 'hoist-resync-layouts-'));
+    const saved = { registry: process.env.HOIST_TARGET_REGISTRY, layouts: process.env.HOIST_TARGET_LAYOUTS };
+    Object.assign(process.env, { HOIST_TARGET_REGISTRY: '', HOIST_TARGET_LAYOUTS: layouts });
+    try {
+      const image = await pushImage(upstream, 'team/layout', 'stable', { seed: 'layout', layers: [100] });
+      await putWatch('layout', { source: `${upstream.host}/team/layout:stable`, target: 'mirror/layout' });
+      await runTimer();
+      expect((await getWatch('layout')).lastRun.stopped).toBeUndefined();
+      expect(await workQueue()).toHaveLength(1);
+      const { stdout } = await run(SKOPEO_BINARY, ['inspect', '--raw', `oci:${join(layouts, 'mirror/layout')}:stable`], { encoding: 'buffer' });
+      expect(sha256Digest(stdout)).toBe(image.digest);
+      // The layout holds the digest now: the next run queues nothing.
+      await runTimer();
+      expect(await workQueue()).toEqual([]);
+      expect((await getWatch('layout')).lastRun).toMatchObject({ heads: 1, jobsQueued: 0, wanted: 1 });
+    } finally {
+      Object.assign(process.env, { HOIST_TARGET_REGISTRY: saved.registry ?? '', HOIST_TARGET_LAYOUTS: saved.layouts ?? '' });
+      await rm(layouts, { recursive: true, force: true });
     }
   });
 });

@@ -1,11 +1,13 @@
 /**
  * Per-host limits of a RegistryHosts, against a real docker-registry behind the fault-injecting
  * proxy (test/helpers/proxy.ts): a cap on the requests in flight to a host, and a 429's
- * Retry-After that every request to the host waits out. The pause runs on an injected clock.
+ * Retry-After that every request to the host waits out, token services' included. The pause runs
+ * on an injected clock.
  */
 import { RegistryHosts } from '../../src/registry/hosts.js';
 import { HostLimits, type LimitsClock } from '../../src/registry/host-limits.js';
 import { RegistryClient } from '../../src/registry/client.js';
+import { forRegistry } from '../../src/registry/credentials.js';
 import { parseReference } from '../../src/registry/reference.js';
 import { pushImage } from '../helpers/fixtures.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
@@ -157,5 +159,56 @@ describe('a host’s 429', () => {
     manual.advance(7000);
     await expect(Promise.all([refused, later])).resolves.toMatchObject([{ status: 200 }, { status: 200 }]);
     expect(proxy.requests.map((r) => r.status)).toEqual([429, 200, 200]);
+  });
+});
+
+describe('a token service’s 429', () => {
+  let tokenRegistry: TestRegistry;
+  let tokenProxy: TestProxy;
+  /** Whether the next token request is refused with 429. */
+  let throttleNext = false;
+  beforeAll(async () => {
+    // The registry's challenge names the proxy, on a host of its own, as its realm.
+    tokenRegistry = await startRegistry({
+      auth: 'token',
+      tokenRealm: async (issuer) => {
+        tokenProxy = await startProxy(issuer.url, [
+          () => {
+            if (!throttleNext) return undefined;
+            throttleNext = false;
+            return { type: 'respond', status: 429, headers: { 'Retry-After': '7' } };
+          },
+        ]);
+        return `${tokenProxy.url}/token`;
+      },
+    });
+    await pushImage(tokenRegistry, 'tok/one', 'v1', { layers: [100] });
+    await pushImage(tokenRegistry, 'tok/two', 'v1', { layers: [100] });
+  });
+  afterAll(async () => {
+    await Promise.all([tokenRegistry?.stop(), tokenProxy?.stop()]);
+  });
+
+  it('makes every token request to that service wait out its Retry-After, whichever scope it is for', async () => {
+    const manual = manualClock();
+    const hosts = new RegistryHosts({ clock: manual.clock, credentials: forRegistry(tokenRegistry.host, tokenRegistry.credentials!), retry: { maxAttempts: 3, baseDelayInMs: 1, maxDelayInMs: 30_000 } });
+    const head = (repository: string) => {
+      const ref = parseReference(`${tokenRegistry.host}/${repository}:v1`);
+      return RegistryClient.for(ref.registry, hosts).headManifest(ref);
+    };
+    const before = tokenProxy.requests.length;
+    throttleNext = true;
+    const first = head('tok/one');
+    expect(await Promise.race([manual.sleeps(1).then(() => 'paused'), first.then(() => 'ended')])).toBe('paused');
+    // Another scope's token request, asked while the pause is on, waits too, unsent.
+    const second = head('tok/two');
+    expect(await Promise.race([manual.sleeps(2).then(() => 'paused'), second.then(() => 'sent')])).toBe('paused');
+    expect(manual.slept).toEqual([7000, 7000]);
+    expect(tokenProxy.requests.slice(before).map((r) => r.status)).toEqual([429]);
+
+    manual.advance(7000);
+    const [one, two] = await Promise.all([first, second]);
+    expect([one?.digest, two?.digest]).toEqual([expect.stringMatching(/^sha256:/), expect.stringMatching(/^sha256:/)]);
+    expect(tokenProxy.requests.slice(before).map((r) => r.status)).toEqual([429, 200, 200]);
   });
 });
