@@ -89,7 +89,9 @@ async function main(): Promise<void> {
       targetHeads = target.accessLog().slice(targetBefore).filter((e) => e.method === 'HEAD').length;
       log(`run ${run + 1}: ${Math.round(walls[run]!)} ms, upstream ${JSON.stringify(upstreamPerRun[run])}`);
     }
-    const state = (await (await watchStore()).state('bench')).value;
+    const store = await watchStore();
+    const watch = (await store.get('bench'))!.value;
+    const state = (await store.state('bench', watch.createdAt)).value;
     if (state.lastRun?.jobsQueued !== 0 || state.lastRun.stopped) throw new Error(`the unchanged run was not clean: ${JSON.stringify(state.lastRun)}`);
 
     log(`${eventCount} push events…`);
@@ -110,7 +112,7 @@ async function main(): Promise<void> {
       await upstreamPushHandler(event, context('upstreamPush'));
       latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
     }
-    const after = (await (await watchStore()).state('bench')).value;
+    const after = (await store.state('bench', watch.createdAt)).value;
     const queuedByEvents = Object.values(after.tags).filter((t) => t.trigger?.startsWith('event:')).length;
     if (queuedByEvents !== Math.min(eventCount, tags.length)) throw new Error(`expected a job per event, found ${queuedByEvents} tags synced by events`);
     latencies.sort((a, b) => a - b);

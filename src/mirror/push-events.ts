@@ -4,14 +4,15 @@
  * 2.x, v2 from 3.x). Each event is read into one shape, matched against the watches by host,
  * repository and tag, and queues an import of exactly the pushed digest. Events for tags no watch
  * covers, and events from the target registry itself (Hoist's own pushes), are ignored; the same
- * event delivered twice queues one job (an Idempotency-Key per event, watch and tag); a malformed
+ * event delivered twice, two events for one digest, or an event racing the timer, queue one job
+ * (syncTag's Idempotency-Key per watch, tag and digest); a malformed
  * event is dropped with its reason, never thrown, so no sender retries it for ever.
  */
 import * as v from 'valibot';
 import { parseReference } from '../registry/reference.js';
 import { redact } from '../jobs/source-credentials.js';
 import type { SubmitImportDeps } from '../jobs/submit-import.js';
-import { syncTag, targetCheckCredentials, watchCredentials } from './resync.js';
+import { MAX_TRACKED_TAGS, syncTag, targetCheckCredentials, watchCredentials } from './resync.js';
 import { selectTags } from './tag-filter.js';
 import type { WatchRecord, WatchStore } from './watch-store.js';
 
@@ -123,13 +124,15 @@ export async function handlePush(event: PushEvent, deps: PushDeps): Promise<Push
   const jobs: Array<{ watch: string; tag: string; jobId: string; replayed: boolean }> = [];
   for (const watch of watches) {
     const tag = event.tag!;
-    const { value: state } = await deps.store.state(watch.name);
+    const { value: state } = await deps.store.state(watch.name, watch.createdAt);
     if (watch.tags.latest !== undefined && state.tags[tag] === undefined) continue; // "newest N" needs the whole list: the next resync decides
+    // The state holds at most what a resync follows; a tag beyond that waits for the resync to choose.
+    if (state.tags[tag] === undefined && Object.keys(state.tags).length >= MAX_TRACKED_TAGS) continue;
     const credentials = watchCredentials(watch, deps.submit.secretBox);
     try {
       const targetHosts = deps.submit.hosts.withCredentials(targetCheckCredentials(event.host, deps.submit));
-      const outcome = await syncTag({ watch, tag, digest: event.digest, tracked: state.tags[tag], trigger: `event:${event.id}`, credentials, targetHosts, idempotencyKey: `event:${event.id}:${watch.name}:${tag}` }, deps);
-      await deps.store.updateState(watch.name, (s) => {
+      const outcome = await syncTag({ watch, tag, digest: event.digest, tracked: state.tags[tag], trigger: `event:${event.id}`, credentials, targetHosts }, deps);
+      await deps.store.updateState(watch.name, watch.createdAt, (s) => {
         s.tags[tag] = outcome.tracked;
       });
       if (outcome.jobId !== undefined) jobs.push({ watch: watch.name, tag, jobId: outcome.jobId, replayed: !outcome.queued });
@@ -149,5 +152,5 @@ function covers(watch: WatchRecord, event: PushEvent): boolean {
   if (!hosts.includes(event.host) || source.repository !== event.repository) return false;
   if (watch.sourceTag !== undefined) return watch.sourceTag === event.tag;
   // `latest` is left out here: one tag cannot say whether it is among the newest N.
-  return selectTags([event.tag!], { ...watch.tags, latest: undefined }).length === 1;
+  return selectTags([event.tag!], { ...watch.tags, latest: undefined }).tags.length === 1;
 }

@@ -6,6 +6,7 @@
  * or it answers 429; what was left waits for the next run. A watch that fails is recorded on
  * that watch and never stops the others.
  */
+import { createHash } from 'node:crypto';
 import { mapLimit } from '../copy/limit.js';
 import type { CredentialProvider, Credentials } from '../registry/credentials.js';
 import { defaultStores } from '../copy/stores.js';
@@ -18,11 +19,19 @@ import { jobCredentials, openCredentials, redact } from '../jobs/source-credenti
 import { submitImport, type SubmitImportDeps } from '../jobs/submit-import.js';
 import { HostBudgets, type HostBudget } from './rate-limit.js';
 import { selectTags } from './tag-filter.js';
-import { headTag, listTags, type UpstreamCounts } from './upstream.js';
-import type { TrackedTag, WatchRecord, WatchRun, WatchStore } from './watch-store.js';
+import { headTag, imageCreated, listTags, type UpstreamCounts } from './upstream.js';
+import type { TrackedTag, WatchRecord, WatchRun, WatchState, WatchStore } from './watch-store.js';
 
 /** Tags one watch follows at most; a selection beyond it is cut (and the run says so). */
 export const MAX_TRACKED_TAGS = 1000;
+/**
+ * Tags whose creation times a `latest` N of non-semver tags compares at most (the last ones in
+ * the registry's order): each costs a HEAD every run, and two or three GETs the first time its
+ * digest is seen.
+ */
+export const MAX_CREATION_CANDIDATES = 100;
+/** Untracked tags a run names in its record (it counts them all). */
+const MAX_REPORTED_UNTRACKED = 20;
 /** Watches resynced at once; each host's own gate bounds the requests. */
 const WATCH_CONCURRENCY = 4;
 /** Tags of one watch in flight at once (the host gate is the real bound). */
@@ -62,8 +71,11 @@ export async function resyncAll(deps: ResyncDeps): Promise<ResyncResult> {
 async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: ResyncDeps): Promise<WatchRun> {
   const now = deps.now ?? (() => new Date());
   const startedAt = now().toISOString();
-  const counts: UpstreamCounts = { heads: 0, tagListRequests: 0 };
+  const counts: UpstreamCounts = { heads: 0, tagListRequests: 0, gets: 0 };
   const changes = new Map<string, TrackedTag>();
+  // Tracked entries to drop, as read at the start: an event that rewrites one meanwhile keeps it.
+  const untracked = new Map<string, TrackedTag>();
+  let created: WatchState['created'];
   let jobsQueued = 0;
   let wanted = 0;
   let stopped: WatchRun['stopped'];
@@ -75,15 +87,20 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
     const upstream = repository.withRepository(repository.repository);
     const hosts = deps.submit.hosts.withCredentials(upstreamProvider(watch, credentials, deps.submit));
     const budget = budgets.for(upstream.registry.apiHost);
-    const tags = await wantedTags(watch, upstream, hosts, budget, counts, deps.tagPageSize);
-    if (tags === 'stopped') {
+    const state = (await deps.store.state(watch.name, watch.createdAt)).value;
+    const want = await wantedTags(watch, upstream, hosts, budget, counts, state, deps.tagPageSize);
+    if (want === 'stopped') {
       stopped = { ...budget.stop! };
     } else {
+      const { tags, digests } = want;
+      created = want.created;
       wanted = tags.length;
-      const state = (await deps.store.state(watch.name)).value;
+      const followed = new Set(tags.slice(0, MAX_TRACKED_TAGS));
+      for (const [tag, tracked] of Object.entries(state.tags)) if (!followed.has(tag)) untracked.set(tag, tracked);
       const targetHosts = deps.submit.hosts.withCredentials(targetCheckCredentials(upstream.registry.name, deps.submit));
       await mapLimit(tags.slice(0, MAX_TRACKED_TAGS), TAG_CONCURRENCY, async (tag) => {
-        const digest = await headTag(upstream.withTag(tag), hosts, budget, counts);
+        const digest = digests.has(tag) ? digests.get(tag) : await headTag(upstream.withTag(tag), hosts, budget, counts);
+        if (digest === undefined && state.tags[tag] !== undefined) untracked.set(tag, state.tags[tag]);
         if (digest === 'stopped' || digest === undefined) return;
         const outcome = await syncTag({ watch, tag, digest, tracked: state.tags[tag], trigger: 'resync', credentials, targetHosts }, deps);
         changes.set(tag, outcome.tracked);
@@ -97,19 +114,67 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
     deps.log?.(`resync: watch ${watch.name} failed: ${message}`);
     stopped = { code: 'FAILED', reason: message };
   }
-  const run: WatchRun = { startedAt, finishedAt: now().toISOString(), tagListRequests: counts.tagListRequests, heads: counts.heads, jobsQueued, wanted, ...(stopped && { stopped }) };
-  await deps.store.updateState(watch.name, (state) => {
+  const dropped = [...untracked.keys()].sort();
+  const run: WatchRun = {
+    startedAt,
+    finishedAt: now().toISOString(),
+    tagListRequests: counts.tagListRequests,
+    heads: counts.heads,
+    ...(counts.gets > 0 && { gets: counts.gets }),
+    jobsQueued,
+    wanted,
+    ...(dropped.length > 0 && { untracked: { count: dropped.length, tags: dropped.slice(0, MAX_REPORTED_UNTRACKED) } }),
+    ...(stopped && { stopped }),
+  };
+  await deps.store.updateState(watch.name, watch.createdAt, (state) => {
+    for (const [tag, tracked] of untracked) if (state.tags[tag]?.checkedAt === tracked.checkedAt) delete state.tags[tag];
     for (const [tag, tracked] of changes) state.tags[tag] = tracked;
+    if (created !== undefined) state.created = created;
     state.lastRun = run;
   });
   return run;
 }
 
-/** The tags a watch wants now: its one tag, or the upstream list through its filters. */
-async function wantedTags(watch: WatchRecord, upstream: Reference, hosts: RegistryHosts, budget: HostBudget, counts: UpstreamCounts, pageSize?: number): Promise<string[] | 'stopped'> {
-  if (watch.sourceTag !== undefined) return [watch.sourceTag];
+/** What a watch wants now: the tags, the digests already HEADed for them, and the creation-time cache to keep. */
+interface Wanted {
+  tags: string[];
+  digests: Map<string, string | undefined>;
+  created?: Record<string, string>;
+}
+
+/**
+ * The tags a watch wants now: its one tag, or the upstream list through its filters. A `latest`
+ * N of tags that are not all semver is ordered by creation time: every candidate is HEADed, and a
+ * digest not in the watch's cache costs the GETs of its config.
+ */
+async function wantedTags(watch: WatchRecord, upstream: Reference, hosts: RegistryHosts, budget: HostBudget, counts: UpstreamCounts, state: WatchState, pageSize?: number): Promise<Wanted | 'stopped'> {
+  if (watch.sourceTag !== undefined) return { tags: [watch.sourceTag], digests: new Map() };
   const listed = await listTags(upstream, hosts, budget, counts, pageSize);
-  return listed === 'stopped' ? listed : selectTags(listed, watch.tags);
+  if (listed === 'stopped') return listed;
+  const selected = selectTags(listed, watch.tags);
+  if (!selected.byCreation) return { tags: selected.tags, digests: new Map() };
+  const candidates = selected.tags.slice(-MAX_CREATION_CANDIDATES);
+  const digests = new Map<string, string | undefined>();
+  const created: Record<string, string> = {};
+  const stops = await mapLimit(candidates, TAG_CONCURRENCY, async (tag) => {
+    const digest = await headTag(upstream.withTag(tag), hosts, budget, counts);
+    if (digest === 'stopped') return true;
+    digests.set(tag, digest);
+    if (digest === undefined) return false;
+    const when = state.created?.[digest] ?? (await imageCreated(upstream.withDigest(digest), hosts, budget, counts));
+    if (when === 'stopped') return true;
+    if (when !== undefined) created[digest] = when;
+    return false;
+  });
+  if (stops.some(Boolean)) return 'stopped';
+  // Newest first; an image that names no creation time sorts last, ties by tag from the end.
+  const time = (tag: string) => {
+    const digest = digests.get(tag);
+    const when = digest === undefined ? undefined : created[digest];
+    return when === undefined ? -Infinity : Date.parse(when);
+  };
+  const ordered = candidates.filter((tag) => digests.get(tag) !== undefined).sort((a, b) => time(b) - time(a) || (a < b ? 1 : a > b ? -1 : 0));
+  return { tags: ordered.slice(0, watch.tags.latest), digests, created };
 }
 
 /** What to do about one upstream tag at one digest. */
@@ -123,13 +188,15 @@ export interface SyncTagInput {
   credentials: Credentials | undefined;
   /** Hosts with the target credentials, for the target tag's HEAD. */
   targetHosts: RegistryHosts;
-  /** For a push event: one job per event, watch and tag, however often the event is delivered. */
-  idempotencyKey?: string;
 }
 
 /**
  * Queues an import of `digest` into the watch's target tag unless the target tag already holds it
- * or a job for that digest is still queued or running. Returns the tag's new tracked entry.
+ * or a job for that digest is still queued or running. Every trigger (the timer, any number of
+ * push events) submits under one Idempotency-Key per watch version, tag, digest and sync count,
+ * so triggers racing on the same digest get one job between them: the "still queued or running"
+ * check alone reads and then writes, and two triggers can both pass it. Returns the tag's new
+ * tracked entry.
  */
 export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submit' | 'now'>): Promise<{ tracked: TrackedTag; queued: boolean; jobId?: string }> {
   const now = (deps.now ?? (() => new Date()))().toISOString();
@@ -139,11 +206,12 @@ export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submi
   const held = (await defaultStores(input.targetHosts).target(target).headManifest(target))?.digest;
   if (held === digest) {
     const kept = tracked?.digest === digest ? tracked : undefined;
-    return { tracked: { ...kept, digest, checkedAt: now }, queued: false };
+    return { tracked: { ...kept, digest, checkedAt: now, ...(tracked?.syncs !== undefined && { syncs: tracked.syncs }) }, queued: false };
   }
   if (tracked?.digest === digest && tracked.jobId !== undefined && (await isPending(tracked.jobId, deps.submit.jobs))) {
     return { tracked: { ...tracked, checkedAt: now }, queued: false };
   }
+  const syncs = tracked?.syncs ?? 0;
   const { job, replayed } = await submitImport(
     {
       source: `${watch.source}@${digest}`,
@@ -154,10 +222,21 @@ export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submi
       referrers: watch.referrers,
       ...(input.credentials && { username: input.credentials.username, password: input.credentials.password }),
     },
-    { sourceSeen: true, ...(input.idempotencyKey !== undefined && { idempotencyKey: input.idempotencyKey }) },
+    { sourceSeen: true, idempotencyKey: syncKey(watch, tag, digest, syncs) },
     deps.submit,
   );
-  return { tracked: { digest, checkedAt: now, jobId: job.id, queuedAt: job.createdAt, trigger: input.trigger }, queued: !replayed, jobId: job.id };
+  return { tracked: { digest, checkedAt: now, jobId: job.id, queuedAt: job.createdAt, trigger: input.trigger, syncs: syncs + 1 }, queued: !replayed, jobId: job.id };
+}
+
+/**
+ * The Idempotency-Key of a sync: the watch's version (a watch re-created or edited asks afresh,
+ * and an edited request under an old key would be refused as a reuse), the tag, the digest and
+ * how many syncs of the tag came before. Hashed, as names, tags and digests together can exceed
+ * the key's 255 characters.
+ */
+function syncKey(watch: WatchRecord, tag: string, digest: string, syncs: number): string {
+  const identity = JSON.stringify([watch.name, watch.createdAt, watch.updatedAt, tag, digest, syncs]);
+  return `sync:${createHash('sha256').update(identity, 'utf8').digest('hex')}`;
 }
 
 async function isPending(jobId: string, jobs: JobStore): Promise<boolean> {

@@ -59,12 +59,11 @@ export function rangeProblem(range: string): string | undefined {
 }
 
 /**
- * The tags of `tags` the selection picks, newest first when `latest` is given. "Newest" is semver
- * order when every matched tag reads as semver (a leading `v` allowed), else the registry's
- * lexical order from the end, since the creation time would cost a manifest and config GET per
- * tag, which the one-HEAD-per-tag budget does not allow.
+ * The tags of `tags` the selection picks, newest first when `latest` is given and every match
+ * reads as semver (a leading `v` allowed). Otherwise every match is returned with `byCreation`
+ * set: "newest" is then the image's creation time, which only the caller can fetch.
  */
-export function selectTags(tags: readonly string[], selection: TagSelection): string[] {
+export function selectTags(tags: readonly string[], selection: TagSelection): { tags: string[]; byCreation: boolean } {
   const include = selection.include.map(anchored);
   const exclude = selection.exclude.map(anchored);
   let picked = tags.filter(
@@ -77,10 +76,9 @@ export function selectTags(tags: readonly string[], selection: TagSelection): st
       return version !== null && semver.satisfies(version, range, { includePrerelease: false });
     });
   }
-  if (selection.latest === undefined) return picked;
+  if (selection.latest === undefined) return { tags: picked, byCreation: false };
   const versions = picked.map((tag) => semver.parse(tag, { loose: true }));
-  const ordered = versions.every((version) => version !== null)
-    ? picked.map((tag, i) => ({ tag, version: versions[i]! })).sort((a, b) => semver.rcompare(a.version, b.version)).map((e) => e.tag)
-    : [...picked].sort().reverse();
-  return ordered.slice(0, selection.latest);
+  if (!versions.every((version) => version !== null)) return { tags: picked, byCreation: true };
+  const ordered = picked.map((tag, i) => ({ tag, version: versions[i]! })).sort((a, b) => semver.rcompare(a.version, b.version)).map((e) => e.tag);
+  return { tags: ordered.slice(0, selection.latest), byCreation: false };
 }

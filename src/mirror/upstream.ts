@@ -9,7 +9,7 @@ import { MAX_MANIFEST_BYTES, nextLink } from '../registry/client.js';
 import { parseRegistryJson, RegistryError } from '../registry/errors.js';
 import type { RegistryHosts } from '../registry/hosts.js';
 import { MANIFEST_ACCEPT } from '../registry/media-types.js';
-import type { Reference } from '../registry/reference.js';
+import { parseDigest, type Reference } from '../registry/reference.js';
 import { redact } from '../registry/transport.js';
 import type { HostBudget } from './rate-limit.js';
 
@@ -24,7 +24,12 @@ export const MAX_LISTED_TAGS = 10_000;
 export interface UpstreamCounts {
   heads: number;
   tagListRequests: number;
+  /** Manifest and config GETs, for the creation times `latest` orders by (count against pull limits). */
+  gets: number;
 }
+
+/** The most an image config is read to find its creation time. */
+const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /**
  * The digest a tag names upstream; undefined when the tag does not exist, `'stopped'` when the
@@ -75,4 +80,43 @@ export async function listTags(repository: Reference, hosts: RegistryHosts, budg
     url = answer.value.next;
   }
   return tags;
+}
+
+/**
+ * When the image a manifest digest names was created, by its config's `created` (for an index,
+ * its first platform's): undefined when it says none, `'stopped'` when the host's budget stopped.
+ * Two or three GETs, each counted against the host's budget and, on Docker Hub, its pull limit.
+ */
+export async function imageCreated(ref: Reference, hosts: RegistryHosts, budget: HostBudget, counts: UpstreamCounts): Promise<string | undefined | 'stopped'> {
+  let manifest = await getJson(ref, `${ref.repository}/manifests/${ref.digest!}`, MAX_MANIFEST_BYTES, hosts, budget, counts);
+  if (manifest === 'stopped') return manifest;
+  const first = Array.isArray(manifest?.manifests) ? (manifest.manifests[0] as { digest?: unknown } | undefined)?.digest : undefined;
+  if (typeof first === 'string') {
+    manifest = await getJson(ref, `${ref.repository}/manifests/${parseDigest(first)}`, MAX_MANIFEST_BYTES, hosts, budget, counts);
+    if (manifest === 'stopped') return manifest;
+  }
+  const configDigest = (manifest?.config as { digest?: unknown } | undefined)?.digest;
+  if (typeof configDigest !== 'string') return undefined;
+  const config = await getJson(ref, `${ref.repository}/blobs/${parseDigest(configDigest)}`, MAX_CONFIG_BYTES, hosts, budget, counts);
+  if (config === 'stopped') return config;
+  const created = config?.created;
+  return typeof created === 'string' && !Number.isNaN(Date.parse(created)) ? new Date(created).toISOString() : undefined;
+}
+
+/** One GET of a JSON document, read up to `limit` bytes; `'stopped'` as for the others. */
+async function getJson(ref: Reference, path: string, limit: number, hosts: RegistryHosts, budget: HostBudget, counts: UpstreamCounts): Promise<Record<string, unknown> | undefined | 'stopped'> {
+  const transport = hosts.transport(ref.registry);
+  const url = new URL(path, hosts.host(ref.registry).baseUrl);
+  const answer = await budget.run(async () => {
+    counts.gets++;
+    const res = await transport.send({ method: 'GET', url, headers: { accept: MANIFEST_ACCEPT }, scopes: [ref.scope('pull')], reference: ref.toString(), expect: [200, 429] });
+    if (res.status === 429) {
+      await res.body.dump();
+      return { status: res.status, headers: res.headers, value: undefined };
+    }
+    const body = parseRegistryJson(await readLimited(res.body, limit), { status: res.status, method: 'GET', url: redact(url), reference: ref.toString(), contentType: res.headers['content-type'] });
+    return { status: res.status, headers: res.headers, value: typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : undefined };
+  });
+  if (!answer || answer.status === 429) return 'stopped';
+  return answer.value;
 }

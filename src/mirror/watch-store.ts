@@ -3,7 +3,8 @@
  * overwrite each other's writes: the watch as the caller gave it (partition `watch`), and what
  * resyncs and push events learned (partition `state`: tracked tags, the last run). Each is
  * written conditionally on the ETag it was read with; a lost race is a ConcurrencyError, and
- * state updates are re-read and re-applied.
+ * state updates are re-read and re-applied. A state names the version of the watch it is for (its
+ * createdAt), so a watch deleted and re-created under one name never inherits the old one's.
  */
 import { odata, type TableClient, type TableEntityResult } from '@azure/data-tables';
 import { ConcurrencyError } from '../jobs/errors.js';
@@ -41,6 +42,12 @@ export interface TrackedTag {
   queuedAt?: string;
   /** What queued it: `resync`, or `event:<id>` for a push event. */
   trigger?: string;
+  /**
+   * Syncs submitted for this tag so far (kept across digests). Part of the sync's Idempotency-Key:
+   * every trigger that read the same count asks for the same job, and a sync after that job
+   * ended reads a higher count, so it may queue a new one.
+   */
+  syncs?: number;
 }
 
 /** What the last resync did for a watch. */
@@ -51,9 +58,13 @@ export interface WatchRun {
   tagListRequests: number;
   /** Manifest HEADs upstream. */
   heads: number;
+  /** Manifest and config GETs upstream, for creation times not yet cached; absent when none. */
+  gets?: number;
   jobsQueued: number;
   /** Tags the filters picked. */
   wanted: number;
+  /** Tracked tags this run dropped: no longer picked by the filters, or gone upstream. */
+  untracked?: { count: number; tags: string[] };
   /** Set when a rate limit, a 429 or a failure cut the run short; the rest waits for the next run. */
   stopped?: { reason: string; code: 'RATE_LIMIT_LOW' | 'TOO_MANY_REQUESTS' | 'FAILED'; retryAfter?: string };
 }
@@ -62,6 +73,11 @@ export interface WatchRun {
 export interface WatchState {
   tags: Record<string, TrackedTag>;
   lastRun?: WatchRun;
+  /**
+   * Creation times by manifest digest, for a `latest` N of tags that are not semver: a digest
+   * seen once costs no GET again. Only the last run's candidates are kept.
+   */
+  created?: Record<string, string>;
 }
 
 type Entity = Record<string, unknown> & { partitionKey: string; rowKey: string };
@@ -109,30 +125,36 @@ export class WatchStore {
     return watches;
   }
 
-  /** The watch's state (empty when nothing ran yet). */
-  async state(name: string): Promise<Versioned<WatchState>> {
-    const entity = await this.read(STATE_PARTITION, name);
-    if (!entity) return { value: emptyState(), etag: '' };
-    const lastRun = readJson<WatchRun | undefined>(entity, 'lastRun', undefined);
-    return { value: { tags: readJson(entity, 'tags', {}), ...(lastRun && { lastRun }) }, etag: entity.etag };
+  /**
+   * The state of the watch `name` created at `createdAt` (empty when nothing ran yet). State left
+   * by an earlier watch of that name (deleted, and re-created while a run of it was still
+   * writing) is not this watch's: it reads as empty.
+   */
+  async state(name: string, createdAt: string): Promise<Versioned<WatchState>> {
+    return stateOf(await this.read(STATE_PARTITION, name), createdAt);
   }
 
   /**
-   * Applies `change` to the freshest state and writes it conditionally, re-reading and
-   * re-applying when another writer got there first. `change` must be safe to call again.
+   * Applies `change` to the freshest state of the watch created at `createdAt` and writes it
+   * conditionally, re-reading and re-applying when another writer got there first. `change` must
+   * be safe to call again. A writer for a watch that has since been deleted and re-created (the
+   * stored state is a newer watch's) writes nothing: that state is not its own to change.
    */
-  async updateState(name: string, change: (state: WatchState) => void): Promise<WatchState> {
+  async updateState(name: string, createdAt: string, change: (state: WatchState) => void): Promise<void> {
     for (let attempt = 1; ; attempt++) {
-      const { value, etag } = await this.state(name);
+      const stored = await this.read(STATE_PARTITION, name);
+      if (typeof stored?.watchCreatedAt === 'string' && stored.watchCreatedAt > createdAt) return;
+      const { value, etag } = stateOf(stored, createdAt);
       change(value);
-      const entity: Entity = { partitionKey: STATE_PARTITION, rowKey: name };
+      const entity: Entity = { partitionKey: STATE_PARTITION, rowKey: name, watchCreatedAt: createdAt };
       writeJson(entity, 'tags', value.tags);
       if (value.lastRun) writeJson(entity, 'lastRun', value.lastRun);
+      if (value.created) writeJson(entity, 'created', value.created);
       checkEntityLimits(entity, `watch state ${name}`);
       try {
         if (etag === '') await this.table.createEntity(entity);
         else await this.table.updateEntity(entity, 'Replace', { etag });
-        return value;
+        return;
       } catch (error) {
         const status = restStatus(error);
         const lostRace = (etag === '' && status === 409) || status === 412;
@@ -187,6 +209,20 @@ export class WatchStore {
       throw error;
     }
   }
+}
+
+/** A stored state entity as the state of the watch created at `createdAt`. */
+function stateOf(entity: TableEntityResult<Record<string, unknown>> | undefined, createdAt: string): Versioned<WatchState> {
+  if (!entity) return { value: emptyState(), etag: '' };
+  if (!belongsTo(entity, createdAt)) return { value: emptyState(), etag: entity.etag };
+  const lastRun = readJson<WatchRun | undefined>(entity, 'lastRun', undefined);
+  const created = readJson<Record<string, string> | undefined>(entity, 'created', undefined);
+  return { value: { tags: readJson(entity, 'tags', {}), ...(lastRun && { lastRun }), ...(created && { created }) }, etag: entity.etag };
+}
+
+/** Whether a state entity is the watch created at `createdAt`'s (rows written before states were versioned count as any watch's). */
+function belongsTo(entity: Record<string, unknown>, createdAt: string): boolean {
+  return entity.watchCreatedAt === undefined || entity.watchCreatedAt === createdAt;
 }
 
 function emptyState(): WatchState {

@@ -85,7 +85,7 @@ export async function saveWatch(name: string, body: unknown, deps: SaveWatchDeps
 
 /** A watch's document; with `detail`, its tracked tags (and their jobs' results), last and next run. */
 export async function describeWatch(record: WatchRecord, store: WatchStore, jobs: JobStore): Promise<WatchDocument> {
-  const [{ value: state }, nextRun] = await Promise.all([store.state(record.name), store.nextRun()]);
+  const [{ value: state }, nextRun] = await Promise.all([store.state(record.name, record.createdAt), store.nextRun()]);
   const entries = Object.entries(state.tags);
   const trackedTags: NonNullable<WatchDocument['trackedTags']> = {};
   await mapLimit(entries, JOB_LOOKUP_CONCURRENCY, async ([tag, tracked]) => {

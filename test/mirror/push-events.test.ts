@@ -6,6 +6,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { EventGridEvent } from '@azure/functions';
+import { resyncHandler } from '../../src/functions/resync.js';
 import { distributionHookFunction, distributionHookHandler } from '../../src/functions/distribution-hook.js';
 import { jobStorage } from '../../src/functions/services.js';
 import { upstreamPushFunction, upstreamPushHandler } from '../../src/functions/upstream-push.js';
@@ -89,6 +90,28 @@ describe('push events', () => {
 
     const watch = await getWatch('web');
     expect(watch.trackedTags.v1).toMatchObject({ digest: later.digest, jobId: jobs[1]!.id, result: 'succeeded', trigger: `event:${cloud.id}` });
+  });
+
+  it('gives one job for any number of triggers racing on one digest: events with different ids and the timer', async () => {
+    const image = await pushImage(upstream, 'team/race', 'v1', { seed: 'race', layers: [110] });
+    await putWatch('race', { source: `${upstream.host}/team/race`, target: 'mirror/race', tags: { include: ['v.*'] } });
+    const timer = { isPastDue: false, schedule: { adjustForDST: false }, scheduleStatus: { last: '', next: '', lastUpdated: '' } };
+    // Two pushes reported (two ids, one digest: a registry's retry, or two subscriptions) while the timer runs.
+    await Promise.all([
+      upstreamPushHandler(eventGridEvent(upstream.host, 'team/race', 'v1', image.digest), ctx('upstreamPush')),
+      upstreamPushHandler(eventGridEvent(upstream.host, 'team/race', 'v1', image.digest), ctx('upstreamPush')),
+      resyncHandler(timer, ctx('resync')),
+    ]);
+    const jobs = await jobsFor(`${upstream.host}/team/race`);
+    expect(jobs.map((j) => j.source)).toEqual([`${upstream.host}/team/race@${image.digest}`]);
+    expect((await getWatch('race')).trackedTags.v1).toMatchObject({ digest: image.digest, jobId: jobs[0]!.id });
+
+    // Once that job has ended, a target tag someone overwrote gets a new one (the key is not for ever).
+    await workQueue();
+    expect(sha256Digest(await skopeoInspectRaw(`${target.host}/mirror/race:v1`))).toBe(image.digest);
+    await pushImage(target, 'mirror/race', 'v1', { seed: 'overwritten', layers: [30] });
+    await upstreamPushHandler(eventGridEvent(upstream.host, 'team/race', 'v1', image.digest), ctx('upstreamPush'));
+    expect((await jobsFor(`${upstream.host}/team/race`)).map((j) => j.source)).toEqual([`${upstream.host}/team/race@${image.digest}`, `${upstream.host}/team/race@${image.digest}`]);
   });
 
   it('ignores unwatched repositories and tags and the target registry, and drops malformed events without throwing', async () => {

@@ -112,6 +112,60 @@ describe('resync', () => {
     expect((await getWatch('app')).lastRun.stopped).toBeUndefined();
   });
 
+  it('leaves a watch deleted and re-created during a run without the old watch\'s state', async () => {
+    const image = await pushImage(upstream, 'team/again', 'v1', { seed: 'again', layers: [90] });
+    await putWatch('again', { source: `${proxy.host}/team/again:v1`, target: 'mirror/again' });
+    // While the run HEADs the tag, the watch is deleted and a new one of the same name saved.
+    proxy.rules.push((request) => {
+      if (request.method !== 'HEAD' || request.pathname !== '/v2/team/again/manifests/v1') return undefined;
+      proxy.rules.length = 0;
+      return {
+        type: 'forward',
+        afterUpstream: async () => {
+          await deleteAllWatches();
+          await putWatch('again', { source: `${proxy.host}/team/again:v1`, target: 'mirror/again-new' });
+        },
+      };
+    });
+    await runTimer();
+    // The old run queued its job (for the old watch) but what it learned is not the new watch's.
+    const fresh = await getWatch('again');
+    expect(fresh.target).toBe('mirror/again-new');
+    expect(fresh.trackedTags).toEqual({});
+    expect(fresh.lastRun).toBeUndefined();
+
+    // The new watch's first run starts clean and syncs its own target.
+    await runTimer();
+    const synced = await getWatch('again');
+    expect(synced.trackedTags.v1).toMatchObject({ digest: image.digest, syncs: 1 });
+    expect(synced.lastRun).toMatchObject({ jobsQueued: 1 });
+    await workQueue();
+    expect(await targetDigest('mirror/again-new:v1')).toBe(image.digest);
+  });
+
+  it('stops tracking tags the filters no longer pick and tags gone upstream, and says so in the last run', async () => {
+    const v1 = await pushImage(upstream, 'team/stale', 'v1', { seed: 'stale-1', layers: [40] });
+    const v2 = await pushImage(upstream, 'team/stale', 'v2', { seed: 'stale-2', layers: [41] });
+    const v3 = await pushImage(upstream, 'team/stale', 'v3', { seed: 'stale-3', layers: [42] });
+    await putWatch('stale', { source: `${proxy.host}/team/stale`, target: 'mirror/stale', tags: { include: ['v.*'] } });
+    await runTimer();
+    expect(Object.keys((await getWatch('stale')).trackedTags).sort()).toEqual(['v1', 'v2', 'v3']);
+
+    // v1 is excluded now; v2's manifest is deleted upstream (its tag goes with it).
+    await putWatch('stale', { source: `${proxy.host}/team/stale`, target: 'mirror/stale', tags: { include: ['v.*'], exclude: ['v1'] } });
+    const deleted = await fetch(`${upstream.url}/v2/team/stale/manifests/${v2.digest}`, { method: 'DELETE' });
+    expect(deleted.status).toBe(202);
+    await runTimer();
+    const watch = await getWatch('stale');
+    expect(watch.trackedTags).toEqual({ v3: expect.objectContaining({ digest: v3.digest }) });
+    expect(watch.lastRun.untracked).toEqual({ count: 2, tags: ['v1', 'v2'] });
+    expect(v1.digest).not.toBe(v3.digest);
+
+    // Nothing more to drop: the next run says nothing of it.
+    await runTimer();
+    expect((await getWatch('stale')).lastRun.untracked).toBeUndefined();
+  });
+
   it('picks exactly the tags the filters select from a repository of 14 tags, following Link pages', async () => {
     const tags = ['0.9.0', '1.0.0', '1.1.0', '1.2.0', '1.2.1', '1.3.0-rc.1', '1.3.0', '1.4.0', '1.4.1-debug', '2.0.0', '2.1.0', '3.0.0-beta', 'latest', 'edge'];
     const pushed: Record<string, PushedManifest> = {};
@@ -144,6 +198,40 @@ describe('resync', () => {
     expect(Object.keys(watch.trackedTags).sort()).toEqual(['1.3.0', '1.4.0', '2.0.0']);
     for (const tag of ['1.3.0', '1.4.0', '2.0.0']) expect(await targetDigest(`mirror/many:${tag}`)).toBe(pushed[tag]!.digest);
     expect((await getWatch('broken')).lastRun.stopped.code).toBe('FAILED');
+  });
+
+  it('orders a latest N of tags that are not semver by their config\'s creation time, reading each digest\'s config once', async () => {
+    const config = (created: string) => Buffer.from(JSON.stringify({ created, architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, config: { Labels: { created } } }));
+    const at: Record<string, string> = { alpha: '2024-03-01T00:00:00Z', beta: '2024-01-01T00:00:00Z', gamma: '2024-04-01T00:00:00Z', delta: '2024-02-01T00:00:00Z' };
+    const pushed: Record<string, PushedManifest> = {};
+    for (const [tag, created] of Object.entries(at)) pushed[tag] = await pushImage(upstream, 'team/dated', tag, { layers: [30], config: config(created) });
+    await putWatch('dated', { source: `${proxy.host}/team/dated`, target: 'mirror/dated', tags: { latest: 2 } });
+    const gets = (requests: Array<{ method: string; path: string }>) => requests.filter((r) => r.method === 'GET' && !r.path.includes('/tags/list')).length;
+
+    // First run: a HEAD per candidate, a manifest and a config GET per digest; the newest two by
+    // creation time (not gamma and delta, as reverse lexical order would have it).
+    let requests = await runTimer();
+    expect(gets(requests)).toBe(8);
+    let watch = await getWatch('dated');
+    expect(watch.lastRun).toMatchObject({ heads: 4, gets: 8, jobsQueued: 2, wanted: 2 });
+    expect(Object.keys(watch.trackedTags).sort()).toEqual(['alpha', 'gamma']);
+    expect(watch.trackedTags.gamma.digest).toBe(pushed.gamma!.digest);
+
+    // Nothing changed: one HEAD per candidate, no GET at all (the creation times are cached by digest).
+    requests = await runTimer();
+    expect(requests.filter((r) => r.method === 'HEAD')).toHaveLength(4);
+    expect(gets(requests)).toBe(0);
+    watch = await getWatch('dated');
+    expect(watch.lastRun).toMatchObject({ heads: 4, jobsQueued: 0 });
+    expect(watch.lastRun.gets).toBeUndefined();
+
+    // delta moves to a newer image: only its new digest costs GETs, and it displaces alpha.
+    await pushImage(upstream, 'team/dated', 'delta', { layers: [31], config: config('2024-05-01T00:00:00Z') });
+    requests = await runTimer();
+    expect(gets(requests)).toBe(2);
+    watch = await getWatch('dated');
+    expect(Object.keys(watch.trackedTags).sort()).toEqual(['delta', 'gamma']);
+    expect(watch.lastRun).toMatchObject({ heads: 4, gets: 2, jobsQueued: 1, untracked: { count: 1, tags: ['alpha'] } });
   });
 
   it('stops a host when its rate limit runs low, and on a 429 waits out Retry-After into the next run', async () => {
