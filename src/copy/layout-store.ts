@@ -10,6 +10,7 @@
  * `index.json.lock` file). A killed copy leaves at most a file in `ingest/`, never a half blob
  * or an index entry naming missing content. Every read is bounded and verified.
  */
+import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -165,7 +166,15 @@ export class OciLayout implements SourceStore, TargetStore {
       });
       await this.commitFile(path, async (temp) => {
         // `flush` syncs the file before it closes.
-        await pipeline(source, counter, createWriteStream(temp, { flags: 'wx', flush: true }));
+        const file = createWriteStream(temp, { flags: 'wx', flush: true });
+        try {
+          await pipeline(source, counter, file);
+        } finally {
+          // A failed pipeline destroys the file stream while its open may still be pending: wait
+          // until it is closed, so that commitFile's cleanup deletes the file instead of racing
+          // its creation (which left it in ingest/).
+          if (!file.closed) await once(file, 'close');
+        }
         if (done !== blob.size) throw this.error('SIZE_INVALID', 'WRITE', push.targetRef.withDigest(blob.digest), `got ${done} bytes, the descriptor says ${blob.size}`);
       });
     } catch (error) {

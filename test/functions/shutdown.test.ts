@@ -41,5 +41,6 @@ it('SIGTERM to the app the Functions runtime loads pauses running imports, then 
   `;
   const { code, out } = await runUntilSigterm(script, PROJECT_ROOT, { PATH: process.env.PATH ?? '', HOIST_TARGET_REGISTRY: 'registry.example' });
   expect(code).toBe(143);
-  expect(out).toBe('ready\npaused\n');
+  // Outside the Functions worker, @azure/functions logs its own set-up (HTTP streams) to stdout first.
+  expect(out).toMatch(/(^|\n)ready\npaused\n$/);
 });
