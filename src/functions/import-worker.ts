@@ -12,7 +12,7 @@ import { WriteLocks } from '../jobs/write-locks.js';
 import { IMPORTS_QUEUE, STORAGE_CONNECTION_SETTING, type Settings } from '../jobs/settings.js';
 import type { FunctionDefinition } from './definition.js';
 import { appMaxDequeueCount } from './host-config.js';
-import { azureIdentity, currentEngine, currentSettings, jobStorage, registryHosts, secretBox } from './services.js';
+import { azureIdentity, configuredTargets, currentEngine, currentSettings, jobStorage, registryHosts, secretBox } from './services.js';
 import { shutdownSignal, trackUntilShutdown } from './shutdown.js';
 import { logJobEvent } from './telemetry.js';
 
@@ -38,7 +38,8 @@ export async function importWorkerHandler(message: unknown, context: InvocationC
   }
   const box = secretBox(settings);
   const targetCredentials = settings.targetCredentials;
-  const targetRegistries = configuredTargetRegistries(settings);
+  // Scopes the target credentials (jobs carry their own target); none when the setting is bad.
+  const targetRegistries = configuredTargets(settings);
   const { chunkSizeInBytes, concurrency, maxBlobBytes, maxManifests } = settings;
   const outcome = await trackUntilShutdown(runImport(
     { message, dequeueCount: Number(context.triggerMetadata?.dequeueCount ?? 1), invocationId: context.invocationId, startedAt },
@@ -73,19 +74,6 @@ function writeLocks(storage: JobStorage, settings: Settings, context: Invocation
     durationInMs: settings.leaseDurationInMs,
     onError: (subject, error) => context.warn(`importWorker: lock on ${subject}: ${error instanceof Error ? error.message : String(error)}`),
   });
-}
-
-/**
- * HOIST_TARGET_REGISTRY's registries, which scope the target credentials (jobs carry their own
- * target). Unset or malformed, none: the credentials then go nowhere, never to any target a job
- * names.
- */
-export function configuredTargetRegistries(settings: Settings): string[] {
-  try {
-    return settings.targetRegistries;
-  } catch {
-    return [];
-  }
 }
 
 /** The definition both hosts register. */

@@ -164,8 +164,11 @@ export function secretKeyProblem(settings: Settings = currentSettings()): string
   }
 }
 
-/** HOIST_TARGET_REGISTRY's registries when it is set and valid (POST reports it otherwise). */
-function configuredTargets(settings: Settings): string[] {
+/**
+ * HOIST_TARGET_REGISTRY's registries when it is set and valid, else none (POST reports it): the
+ * address policy then trusts no target, and the worker gives the target credentials to no registry.
+ */
+export function configuredTargets(settings: Settings): string[] {
   try {
     return settings.targetRegistries;
   } catch (error) {

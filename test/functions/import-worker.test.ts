@@ -3,10 +3,10 @@ import { InvocationContext } from '@azure/functions';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { CopyError } from '../../src/copy/errors.js';
 import { RegistryError } from '../../src/registry/errors.js';
-import { configuredTargetRegistries, importWorkerHandler } from '../../src/functions/import-worker.js';
+import { importWorkerHandler } from '../../src/functions/import-worker.js';
 import { Settings } from '../../src/jobs/settings.js';
 import { importsHandler } from '../../src/functions/imports.js';
-import { setEngine } from '../../src/functions/services.js';
+import { configuredTargets, setEngine } from '../../src/functions/services.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
 import { scriptedEngine } from '../jobs/scripted-engine.js';
 import { expectIdenticalInTarget } from '../copy/support.js';
@@ -127,10 +127,10 @@ describe('importWorker', () => {
   });
 });
 
-describe('configuredTargetRegistries', () => {
+describe('configuredTargets', () => {
   it('scopes the target credentials to no registry when HOIST_TARGET_REGISTRY is unset or malformed', () => {
-    expect(configuredTargetRegistries(new Settings({}))).toEqual([]);
-    expect(configuredTargetRegistries(new Settings({ HOIST_TARGET_REGISTRY: 'not a host/' }))).toEqual([]);
-    expect(configuredTargetRegistries(new Settings({ HOIST_TARGET_REGISTRY: 'a.example, b.example' }))).toEqual(['a.example', 'b.example']);
+    expect(configuredTargets(new Settings({}))).toEqual([]);
+    expect(configuredTargets(new Settings({ HOIST_TARGET_REGISTRY: 'not a host/' }))).toEqual([]);
+    expect(configuredTargets(new Settings({ HOIST_TARGET_REGISTRY: 'a.example, b.example' }))).toEqual(['a.example', 'b.example']);
   });
 });
