@@ -58,7 +58,7 @@ export function describeStartup(projectRoot: string, settings: AppSettings, env:
   ];
   const target = settings.HOIST_TARGET_REGISTRY;
   const from = env.HOIST_TARGET_REGISTRY !== undefined ? 'from the environment' : `from ${file === undefined ? 'nowhere' : path.basename(file)}`;
-  lines.push(target ? `target registry: ${target} (HOIST_TARGET_REGISTRY, ${from}): every import writes there` : 'target registry: none (HOIST_TARGET_REGISTRY is not set): POST /api/imports is refused until it is');
+  lines.push(target ? `target registry: ${target} (HOIST_TARGET_REGISTRY, ${from}): every import writes there` : 'target registry: none (HOIST_TARGET_REGISTRY is not set): imports land in local OCI image layouts, as said below');
   return lines;
 }
 

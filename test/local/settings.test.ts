@@ -74,7 +74,7 @@ describe('describeStartup (what npm start says first)', () => {
   it('says when there is no settings file and no target registry', () => {
     expect(describeFor({})).toEqual([
       `settings: the environment only (neither local.settings.json nor local.settings.sample.json is in ${dir})`,
-      'target registry: none (HOIST_TARGET_REGISTRY is not set): POST /api/imports is refused until it is',
+      'target registry: none (HOIST_TARGET_REGISTRY is not set): imports land in local OCI image layouts, as said below',
     ]);
   });
 });
