@@ -122,12 +122,23 @@ export async function handlePush(event: PushEvent, deps: PushDeps): Promise<Push
   const watches = (await deps.store.list()).filter((w) => w.enabled && covers(w, event));
   if (watches.length === 0) return { kind: 'ignored', reason: `no enabled watch covers ${event.host}/${event.repository}:${event.tag}` };
   const jobs: Array<{ watch: string; tag: string; jobId: string; replayed: boolean }> = [];
+  // Why watches that cover the event left it to the next resync, for the log line.
+  const deferred: string[] = [];
   for (const watch of watches) {
     const tag = event.tag!;
     const { value: state } = await deps.store.state(watch.name, watch.createdAt);
-    if (watch.tags.latest !== undefined && state.tags[tag] === undefined) continue; // "newest N" needs the whole list: the next resync decides
-    // The state holds at most what a resync follows; a tag beyond that waits for the resync to choose.
-    if (state.tags[tag] === undefined && Object.keys(state.tags).length >= MAX_TRACKED_TAGS) continue;
+    if (state.tags[tag] === undefined) {
+      if (watch.tags.latest !== undefined) {
+        deferred.push(`watch ${watch.name} follows its newest ${watch.tags.latest} tags, which only the next resync can tell`);
+        continue;
+      }
+      // The state holds at most what a resync follows (its entity must stay within Azure Tables'
+      // 1 MiB); a tag beyond that waits for the resync to choose.
+      if (Object.keys(state.tags).length >= MAX_TRACKED_TAGS) {
+        deferred.push(`watch ${watch.name} already tracks ${MAX_TRACKED_TAGS} tags, the most a watch follows; the next resync chooses which`);
+        continue;
+      }
+    }
     const credentials = watchCredentials(watch, deps.submit.secretBox);
     try {
       const targetHosts = deps.submit.hosts.withCredentials(targetCheckCredentials(event.host, deps.submit));
@@ -141,7 +152,10 @@ export async function handlePush(event: PushEvent, deps: PushDeps): Promise<Push
       throw error;
     }
   }
-  if (jobs.length === 0) return { kind: 'ignored', reason: `the target already holds ${event.digest}, a job for it is pending, or the watches with "latest" leave new tags to the next resync` };
+  if (jobs.length === 0) {
+    const synced = watches.length > deferred.length ? [`the target already holds ${event.digest} or a job for it is pending`] : [];
+    return { kind: 'ignored', reason: [...synced, ...deferred].join('; ') };
+  }
   return { kind: 'queued', jobs };
 }
 

@@ -8,7 +8,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { EventGridEvent } from '@azure/functions';
 import { resyncHandler } from '../../src/functions/resync.js';
 import { distributionHookFunction, distributionHookHandler } from '../../src/functions/distribution-hook.js';
-import { jobStorage } from '../../src/functions/services.js';
+import { jobStorage, watchStore } from '../../src/functions/services.js';
+import { MAX_TRACKED_TAGS } from '../../src/mirror/resync.js';
 import { upstreamPushFunction, upstreamPushHandler } from '../../src/functions/upstream-push.js';
 import type { JobRecord } from '../../src/jobs/job-record.js';
 import { pushImage, sha256Digest } from '../helpers/fixtures.js';
@@ -133,6 +134,37 @@ describe('push events', () => {
     expect(logs.join('\n')).toMatch(/went to the target registry/);
     expect(logs.join('\n')).toMatch(/warning: upstreamPush: dropped a malformed event: .*data\.target/);
     expect(logs.join('\n')).toMatch(/ImageDeleted is not a push/);
+  });
+
+  it('leaves a new tag to the resync once the watch tracks MAX_TRACKED_TAGS, so its state stays bounded', async () => {
+    const fresh = await pushImage(upstream, 'team/capped', 'v-new', { seed: 'capped-new', layers: [60] });
+    const known = await pushImage(upstream, 'team/capped', 'v0', { seed: 'capped-0', layers: [61] });
+    await putWatch('capped', { source: `${upstream.host}/team/capped`, target: 'mirror/capped', tags: { include: ['v.*'] } });
+    // A watch already following as many tags as a resync follows at most, written through the
+    // real store (as a resync over that many upstream tags would leave it).
+    const store = await watchStore();
+    const watch = (await store.get('capped'))!.value;
+    const checkedAt = new Date().toISOString();
+    await store.updateState('capped', watch.createdAt, (state) => {
+      for (let i = 0; i < MAX_TRACKED_TAGS; i++) state.tags[`v${i}`] = { digest: `sha256:${i.toString(16).padStart(64, '0')}`, checkedAt };
+    });
+    logs.length = 0;
+
+    await upstreamPushHandler(eventGridEvent(upstream.host, 'team/capped', 'v-new', fresh.digest), ctx('upstreamPush'));
+    expect(await jobsFor(`${upstream.host}/team/capped`)).toEqual([]);
+    expect(logs.join('\n')).toMatch(new RegExp(`watch capped already tracks ${MAX_TRACKED_TAGS} tags`));
+    let state = (await store.state('capped', watch.createdAt)).value;
+    expect(Object.keys(state.tags)).toHaveLength(MAX_TRACKED_TAGS);
+    expect(state.tags['v-new']).toBeUndefined();
+
+    // A tag it already tracks is still synced at once.
+    await upstreamPushHandler(eventGridEvent(upstream.host, 'team/capped', 'v0', known.digest), ctx('upstreamPush'));
+    expect((await jobsFor(`${upstream.host}/team/capped`)).map((j) => j.source)).toEqual([`${upstream.host}/team/capped@${known.digest}`]);
+    state = (await store.state('capped', watch.createdAt)).value;
+    expect(Object.keys(state.tags)).toHaveLength(MAX_TRACKED_TAGS);
+    expect(state.tags.v0).toMatchObject({ digest: known.digest, syncs: 1 });
+    await workQueue();
+    expect(sha256Digest(await skopeoInspectRaw(`${target.host}/mirror/capped:v0`))).toBe(known.digest);
   });
 
   it('reads a distribution 3.x (v2) envelope: a manifest push by tag queues, pulls and blob pushes are ignored, malformed events dropped with 200', async () => {
