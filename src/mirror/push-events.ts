@@ -142,7 +142,7 @@ export async function handlePush(event: PushEvent, deps: PushDeps): Promise<Push
     const credentials = watchCredentials(watch, deps.submit.secretBox);
     try {
       const targetHosts = deps.submit.hosts.withCredentials(targetCheckCredentials(event.host, deps.submit));
-      const outcome = await syncTag({ watch, tag, digest: event.digest, tracked: state.tags[tag], trigger: `event:${event.id}`, credentials, targetHosts }, deps);
+      const outcome = await syncTag({ watch, tag, digest: event.digest, tracked: state.tags[tag], epoch: state.epoch ?? 0, trigger: `event:${event.id}`, credentials, targetHosts }, deps);
       await deps.store.updateState(watch.name, watch.createdAt, (s) => {
         s.tags[tag] = outcome.tracked;
       });

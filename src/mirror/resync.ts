@@ -102,7 +102,7 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
         const digest = digests.has(tag) ? digests.get(tag) : await headTag(upstream.withTag(tag), hosts, budget, counts);
         if (digest === undefined && state.tags[tag] !== undefined) untracked.set(tag, state.tags[tag]);
         if (digest === 'stopped' || digest === undefined) return;
-        const outcome = await syncTag({ watch, tag, digest, tracked: state.tags[tag], trigger: 'resync', credentials, targetHosts }, deps);
+        const outcome = await syncTag({ watch, tag, digest, tracked: state.tags[tag], epoch: state.epoch ?? 0, trigger: 'resync', credentials, targetHosts }, deps);
         changes.set(tag, outcome.tracked);
         if (outcome.queued) jobsQueued++;
       });
@@ -127,7 +127,14 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
     ...(stopped && { stopped }),
   };
   await deps.store.updateState(watch.name, watch.createdAt, (state) => {
-    for (const [tag, tracked] of untracked) if (state.tags[tag]?.checkedAt === tracked.checkedAt) delete state.tags[tag];
+    let droppedAny = false;
+    for (const [tag, tracked] of untracked) {
+      if (state.tags[tag]?.checkedAt !== tracked.checkedAt) continue; // rewritten meanwhile (an event): kept
+      delete state.tags[tag];
+      droppedAny = true;
+    }
+    // Its sync count goes with a dropped tag: tracked again, it restarts under a new epoch.
+    if (droppedAny) state.epoch = (state.epoch ?? 0) + 1;
     for (const [tag, tracked] of changes) state.tags[tag] = tracked;
     if (created !== undefined) state.created = created;
     state.lastRun = run;
@@ -183,6 +190,8 @@ export interface SyncTagInput {
   tag: string;
   digest: string;
   tracked: TrackedTag | undefined;
+  /** The watch state's epoch as the trigger read it (0 when absent): a tag not tracked starts in it. */
+  epoch: number;
   /** `resync`, or `event:<id>`. */
   trigger: string;
   credentials: Credentials | undefined;
@@ -193,20 +202,23 @@ export interface SyncTagInput {
 /**
  * Queues an import of `digest` into the watch's target tag unless the target tag already holds it
  * or a job for that digest is still queued or running. Every trigger (the timer, any number of
- * push events) submits under one Idempotency-Key per watch version, tag, digest and sync count,
- * so triggers racing on the same digest get one job between them: the "still queued or running"
- * check alone reads and then writes, and two triggers can both pass it. Returns the tag's new
- * tracked entry.
+ * push events) submits under one Idempotency-Key per watch version, tag, digest, tracking epoch
+ * and sync count, so triggers racing on the same digest get one job between them: the "still
+ * queued or running" check alone reads and then writes, and two triggers can both pass it.
+ * Returns the tag's new tracked entry.
  */
 export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submit' | 'now'>): Promise<{ tracked: TrackedTag; queued: boolean; jobId?: string }> {
   const now = (deps.now ?? (() => new Date()))().toISOString();
   const { watch, tag, digest, tracked } = input;
+  // A tag tracked afresh starts in the state's current epoch; a tracked one stays in its own.
+  const epoch = tracked?.epoch ?? input.epoch;
+  const inEpoch = epoch > 0 ? { epoch } : {};
   // The target may be the local host's layouts (`oci:DIR`), which only the stores read.
   const target = targetReference(deps.submit.targetRegistries[0]!, `${watch.target}:${tag}`);
   const held = (await defaultStores(input.targetHosts).target(target).headManifest(target))?.digest;
   if (held === digest) {
     const kept = tracked?.digest === digest ? tracked : undefined;
-    return { tracked: { ...kept, digest, checkedAt: now, ...(tracked?.syncs !== undefined && { syncs: tracked.syncs }) }, queued: false };
+    return { tracked: { ...kept, digest, checkedAt: now, ...(tracked?.syncs !== undefined && { syncs: tracked.syncs }), ...inEpoch }, queued: false };
   }
   if (tracked?.digest === digest && tracked.jobId !== undefined && (await isPending(tracked.jobId, deps.submit.jobs))) {
     return { tracked: { ...tracked, checkedAt: now }, queued: false };
@@ -222,20 +234,21 @@ export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submi
       referrers: watch.referrers,
       ...(input.credentials && { username: input.credentials.username, password: input.credentials.password }),
     },
-    { sourceSeen: true, idempotencyKey: syncKey(watch, tag, digest, syncs) },
+    { sourceSeen: true, idempotencyKey: syncKey(watch, tag, digest, epoch, syncs) },
     deps.submit,
   );
-  return { tracked: { digest, checkedAt: now, jobId: job.id, queuedAt: job.createdAt, trigger: input.trigger, syncs: syncs + 1 }, queued: !replayed, jobId: job.id };
+  return { tracked: { digest, checkedAt: now, jobId: job.id, queuedAt: job.createdAt, trigger: input.trigger, syncs: syncs + 1, ...inEpoch }, queued: !replayed, jobId: job.id };
 }
 
 /**
  * The Idempotency-Key of a sync: the watch's version (a watch re-created or edited asks afresh,
- * and an edited request under an old key would be refused as a reuse), the tag, the digest and
- * how many syncs of the tag came before. Hashed, as names, tags and digests together can exceed
- * the key's 255 characters.
+ * and an edited request under an old key would be refused as a reuse), the tag, the digest, the
+ * epoch its tracking began in and how many syncs of the tag came before. Hashed, as names, tags
+ * and digests together can exceed the key's 255 characters.
  */
-function syncKey(watch: WatchRecord, tag: string, digest: string, syncs: number): string {
-  const identity = JSON.stringify([watch.name, watch.createdAt, watch.updatedAt, tag, digest, syncs]);
+function syncKey(watch: WatchRecord, tag: string, digest: string, epoch: number, syncs: number): string {
+  // Epoch 0 leaves the identity as it was before epochs, so syncs queued then are still found.
+  const identity = JSON.stringify([watch.name, watch.createdAt, watch.updatedAt, tag, digest, syncs, ...(epoch > 0 ? [epoch] : [])]);
   return `sync:${createHash('sha256').update(identity, 'utf8').digest('hex')}`;
 }
 

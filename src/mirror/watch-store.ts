@@ -48,6 +48,12 @@ export interface TrackedTag {
    * ended reads a higher count, so it may queue a new one.
    */
   syncs?: number;
+  /**
+   * The watch's epoch (WatchState.epoch) when tracking of this tag began; absent for 0. Part of
+   * the sync's Idempotency-Key with `syncs`: a tag dropped and tracked again starts counting its
+   * syncs afresh, under a higher epoch, so it can never ask for a job of its earlier tracking.
+   */
+  epoch?: number;
 }
 
 /** What the last resync did for a watch. */
@@ -78,6 +84,12 @@ export interface WatchState {
    * seen once costs no GET again. Only the last run's candidates are kept.
    */
   created?: Record<string, string>;
+  /**
+   * Raised each time a run drops tracked tags (absent for 0). A tag tracked afresh takes the
+   * current epoch, so its sync count, which restarts at 0, never meets the keys of jobs from
+   * before it was dropped (the count that told them apart was dropped with it).
+   */
+  epoch?: number;
 }
 
 type Entity = Record<string, unknown> & { partitionKey: string; rowKey: string };
@@ -150,6 +162,7 @@ export class WatchStore {
       writeJson(entity, 'tags', value.tags);
       if (value.lastRun) writeJson(entity, 'lastRun', value.lastRun);
       if (value.created) writeJson(entity, 'created', value.created);
+      if (value.epoch) entity.epoch = value.epoch;
       checkEntityLimits(entity, `watch state ${name}`);
       try {
         if (etag === '') await this.table.createEntity(entity);
@@ -217,7 +230,8 @@ function stateOf(entity: TableEntityResult<Record<string, unknown>> | undefined,
   if (!belongsTo(entity, createdAt)) return { value: emptyState(), etag: entity.etag };
   const lastRun = readJson<WatchRun | undefined>(entity, 'lastRun', undefined);
   const created = readJson<Record<string, string> | undefined>(entity, 'created', undefined);
-  return { value: { tags: readJson(entity, 'tags', {}), ...(lastRun && { lastRun }), ...(created && { created }) }, etag: entity.etag };
+  const epoch = typeof entity.epoch === 'number' && entity.epoch > 0 ? entity.epoch : undefined;
+  return { value: { tags: readJson(entity, 'tags', {}), ...(lastRun && { lastRun }), ...(created && { created }), ...(epoch && { epoch }) }, etag: entity.etag };
 }
 
 /** Whether a state entity is the watch created at `createdAt`'s (rows written before states were versioned count as any watch's). */

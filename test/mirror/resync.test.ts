@@ -166,6 +166,33 @@ describe('resync', () => {
     expect((await getWatch('stale')).lastRun.untracked).toBeUndefined();
   });
 
+  it('syncs a tag that comes back at a digest it once had a job for in the run that sees it, not a run later', async () => {
+    const image = await pushImage(upstream, 'team/back', 'v1', { seed: 'back', layers: [70] });
+    await putWatch('back', { source: `${proxy.host}/team/back`, target: 'mirror/back', tags: { include: ['v.*'] } });
+    await runTimer();
+    const first = await workQueue();
+    expect(first).toHaveLength(1);
+    expect(await targetDigest('mirror/back:v1')).toBe(image.digest);
+
+    // v1 goes away upstream (its manifest deleted, the tag with it): the next run stops tracking it.
+    expect((await fetch(`${upstream.url}/v2/team/back/manifests/${image.digest}`, { method: 'DELETE' })).status).toBe(202);
+    await runTimer();
+    expect((await getWatch('back')).trackedTags).toEqual({});
+    // Meanwhile the target tag is overwritten, and then v1 comes back upstream at the very same digest.
+    await pushImage(target, 'mirror/back', 'v1', { seed: 'back-overwritten', layers: [20] });
+    expect((await pushImage(upstream, 'team/back', 'v1', { seed: 'back', layers: [70] })).digest).toBe(image.digest);
+
+    // The first run that sees it again queues a new job (the first one ended long ago).
+    await runTimer();
+    expect((await getWatch('back')).lastRun).toMatchObject({ jobsQueued: 1 });
+    const second = await workQueue();
+    expect(second).toHaveLength(1);
+    expect(second[0]).not.toBe(first[0]);
+    expect(await targetDigest('mirror/back:v1')).toBe(image.digest);
+    // Tracked afresh after the drop: a new epoch, its sync count started over.
+    expect((await getWatch('back')).trackedTags.v1).toMatchObject({ digest: image.digest, jobId: second[0], result: 'succeeded', epoch: 1, syncs: 1 });
+  });
+
   it('picks exactly the tags the filters select from a repository of 14 tags, following Link pages', async () => {
     const tags = ['0.9.0', '1.0.0', '1.1.0', '1.2.0', '1.2.1', '1.3.0-rc.1', '1.3.0', '1.4.0', '1.4.1-debug', '2.0.0', '2.1.0', '3.0.0-beta', 'latest', 'edge'];
     const pushed: Record<string, PushedManifest> = {};
