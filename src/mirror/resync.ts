@@ -18,7 +18,7 @@ import { targetReference } from '../jobs/import-references.js';
 import { jobCredentials, openCredentials, redact } from '../jobs/source-credentials.js';
 import { submitImport, type SubmitImportDeps } from '../jobs/submit-import.js';
 import { HostBudgets, type HostBudget } from './rate-limit.js';
-import { selectTags } from './tag-filter.js';
+import { compareTagsNaturally, selectTags } from './tag-filter.js';
 import { headTag, imageCreated, listTags, type UpstreamCounts } from './upstream.js';
 import type { TrackedTag, WatchRecord, WatchRun, WatchState, WatchStore } from './watch-store.js';
 
@@ -26,8 +26,8 @@ import type { TrackedTag, WatchRecord, WatchRun, WatchState, WatchStore } from '
 export const MAX_TRACKED_TAGS = 1000;
 /**
  * Tags whose creation times a `latest` N of non-semver tags compares at most (the last ones in
- * the registry's order): each costs a HEAD every run, and two or three GETs the first time its
- * digest is seen.
+ * natural order: compareTagsNaturally): each costs a HEAD every run, and two or three GETs the first time its
+ * digest is seen. A run that leaves tags out says so (`creationCandidates` in its record).
  */
 export const MAX_CREATION_CANDIDATES = 100;
 /** Untracked tags a run names in its record (it counts them all). */
@@ -76,6 +76,7 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
   // Tracked entries to drop, as read at the start: an event that rewrites one meanwhile keeps it.
   const untracked = new Map<string, TrackedTag>();
   let created: WatchState['created'];
+  let creationCandidates: WatchRun['creationCandidates'];
   let jobsQueued = 0;
   let wanted = 0;
   let stopped: WatchRun['stopped'];
@@ -94,6 +95,7 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
     } else {
       const { tags, digests } = want;
       created = want.created;
+      creationCandidates = want.candidates;
       wanted = tags.length;
       const followed = new Set(tags.slice(0, MAX_TRACKED_TAGS));
       for (const [tag, tracked] of Object.entries(state.tags)) if (!followed.has(tag)) untracked.set(tag, tracked);
@@ -123,6 +125,7 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
     ...(counts.gets > 0 && { gets: counts.gets }),
     jobsQueued,
     wanted,
+    ...(creationCandidates && { creationCandidates }),
     ...(dropped.length > 0 && { untracked: { count: dropped.length, tags: dropped.slice(0, MAX_REPORTED_UNTRACKED) } }),
     ...(stopped && { stopped }),
   };
@@ -147,12 +150,14 @@ interface Wanted {
   tags: string[];
   digests: Map<string, string | undefined>;
   created?: Record<string, string>;
+  /** Set when more tags matched than MAX_CREATION_CANDIDATES, of which only the last (in natural order) were compared. */
+  candidates?: { matched: number; compared: number };
 }
 
 /**
  * The tags a watch wants now: its one tag, or the upstream list through its filters. A `latest`
  * N of tags that are not all semver is ordered by creation time: every candidate is HEADed, and a
- * digest not in the watch's cache costs the GETs of its config.
+ * digest neither in the watch's cache nor already read this run costs the GETs of its config.
  */
 async function wantedTags(watch: WatchRecord, upstream: Reference, hosts: RegistryHosts, budget: HostBudget, counts: UpstreamCounts, state: WatchState, pageSize?: number): Promise<Wanted | 'stopped'> {
   if (watch.sourceTag !== undefined) return { tags: [watch.sourceTag], digests: new Map() };
@@ -160,28 +165,38 @@ async function wantedTags(watch: WatchRecord, upstream: Reference, hosts: Regist
   if (listed === 'stopped') return listed;
   const selected = selectTags(listed, watch.tags);
   if (!selected.byCreation) return { tags: selected.tags, digests: new Map() };
-  const candidates = selected.tags.slice(-MAX_CREATION_CANDIDATES);
+  // The cut is made in natural order, not the registry's: the same tags each run (distribution
+  // lists them in no fixed order), and build numbers and dates put the newest last.
+  const candidates = [...selected.tags].sort(compareTagsNaturally).slice(-MAX_CREATION_CANDIDATES);
   const digests = new Map<string, string | undefined>();
   const created: Record<string, string> = {};
+  // Tags often share an image (`1.27`, `1.27.3`, `stable`): its config is read once per run.
+  const reading = new Map<string, Promise<string | undefined | 'stopped'>>();
+  const readCreated = (digest: string) => {
+    let read = reading.get(digest);
+    if (read === undefined) reading.set(digest, (read = imageCreated(upstream.withDigest(digest), hosts, budget, counts)));
+    return read;
+  };
   const stops = await mapLimit(candidates, TAG_CONCURRENCY, async (tag) => {
     const digest = await headTag(upstream.withTag(tag), hosts, budget, counts);
     if (digest === 'stopped') return true;
     digests.set(tag, digest);
     if (digest === undefined) return false;
-    const when = state.created?.[digest] ?? (await imageCreated(upstream.withDigest(digest), hosts, budget, counts));
+    const when = state.created?.[digest] ?? (await readCreated(digest));
     if (when === 'stopped') return true;
     if (when !== undefined) created[digest] = when;
     return false;
   });
   if (stops.some(Boolean)) return 'stopped';
-  // Newest first; an image that names no creation time sorts last, ties by tag from the end.
+  // Newest first; an image that names no creation time sorts last, ties by tag in natural order from the end.
   const time = (tag: string) => {
     const digest = digests.get(tag);
     const when = digest === undefined ? undefined : created[digest];
     return when === undefined ? -Infinity : Date.parse(when);
   };
-  const ordered = candidates.filter((tag) => digests.get(tag) !== undefined).sort((a, b) => time(b) - time(a) || (a < b ? 1 : a > b ? -1 : 0));
-  return { tags: ordered.slice(0, watch.tags.latest), digests, created };
+  const ordered = candidates.filter((tag) => digests.get(tag) !== undefined).sort((a, b) => time(b) - time(a) || compareTagsNaturally(b, a));
+  const matched = selected.tags.length;
+  return { tags: ordered.slice(0, watch.tags.latest), digests, created, ...(matched > candidates.length && { candidates: { matched, compared: candidates.length } }) };
 }
 
 /** What to do about one upstream tag at one digest. */

@@ -82,3 +82,35 @@ export function selectTags(tags: readonly string[], selection: TagSelection): { 
   const ordered = picked.map((tag, i) => ({ tag, version: versions[i]! })).sort((a, b) => semver.rcompare(a.version, b.version)).map((e) => e.tag);
   return { tags: ordered.slice(0, selection.latest), byCreation: false };
 }
+
+/**
+ * Orders tags naturally: runs of digits compare as numbers (`build-9` before `build-10`,
+ * `nightly-20261129` before `nightly-20261130`), everything else by code point. Build numbers and
+ * dates in tags then sort by recency, whatever order the registry lists them in (distribution
+ * lists a repository's tags in no fixed order when asked for a page size).
+ */
+export function compareTagsNaturally(a: string, b: string): number {
+  const runs = /\d+|\D+/g;
+  const left = a.match(runs) ?? [];
+  const right = b.match(runs) ?? [];
+  for (let i = 0; i < Math.min(left.length, right.length); i++) {
+    const x = left[i]!;
+    const y = right[i]!;
+    if (x === y) continue;
+    if (isDigits(x) && isDigits(y)) {
+      // As numbers without parsing (tags may hold more digits than a double keeps): shorter once
+      // leading zeros are gone is smaller; of equal length, lexical order is numeric order.
+      const [p, q] = [x.replace(/^0+/, ''), y.replace(/^0+/, '')];
+      if (p.length !== q.length) return p.length - q.length;
+      if (p !== q) return p < q ? -1 : 1;
+      continue; // equal values, different zero padding: decided by what follows, else below
+    }
+    return x < y ? -1 : 1;
+  }
+  if (left.length !== right.length) return left.length - right.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function isDigits(run: string): boolean {
+  return run.charCodeAt(0) >= 48 && run.charCodeAt(0) <= 57;
+}

@@ -69,6 +69,13 @@ export interface WatchRun {
   jobsQueued: number;
   /** Tags the filters picked. */
   wanted: number;
+  /**
+   * Set when a `latest` N of tags that are not semver matched more tags than a run compares by
+   * creation time (MAX_CREATION_CANDIDATES): only the last `compared` of the `matched`, in
+   * natural order (compareTagsNaturally), were candidates, so a newer image under an earlier tag
+   * is missed.
+   */
+  creationCandidates?: { matched: number; compared: number };
   /** Tracked tags this run dropped: no longer picked by the filters, or gone upstream. */
   untracked?: { count: number; tags: string[] };
   /** Set when a rate limit, a 429 or a failure cut the run short; the rest waits for the next run. */

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import type { Timer } from '@azure/functions';
 import { resyncHandler } from '../../src/functions/resync.js';
 import { currentSettings, submitDeps, watchStore } from '../../src/functions/services.js';
-import { resyncAll, type ResyncDeps } from '../../src/mirror/resync.js';
+import { MAX_CREATION_CANDIDATES, resyncAll, type ResyncDeps } from '../../src/mirror/resync.js';
 import { sha256Digest, pushImage, type PushedManifest } from '../helpers/fixtures.js';
 import { startProxy, type ProxyRule, type TestProxy } from '../helpers/proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -259,6 +259,35 @@ describe('resync', () => {
     watch = await getWatch('dated');
     expect(Object.keys(watch.trackedTags).sort()).toEqual(['delta', 'gamma']);
     expect(watch.lastRun).toMatchObject({ heads: 4, gets: 2, jobsQueued: 1, untracked: { count: 1, tags: ['alpha'] } });
+  });
+
+  it('says in the last run when more non-semver tags match than a latest N compares, cuts them in natural order, and reads each image once per run', async () => {
+    const config = (created: string) => Buffer.from(JSON.stringify({ created, architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+    // build-0 … build-104: the candidates are build-5 … build-104 in natural order (in lexical
+    // order build-101 would be cut; distribution itself lists them in no fixed order).
+    const tags = Array.from({ length: MAX_CREATION_CANDIDATES + 5 }, (_, i) => `build-${i}`);
+    const newest = await pushImage(upstream, 'team/builds', 'build-0', { layers: [30], config: config('2025-01-01T00:00:00Z') });
+    const middle = await pushImage(upstream, 'team/builds', 'build-50', { layers: [31], config: config('2024-06-01T00:00:00Z') });
+    const later = await pushImage(upstream, 'team/builds', 'build-101', { layers: [32], config: config('2024-07-01T00:00:00Z') });
+    const old = await pushImage(upstream, 'team/builds', 'build-1', { layers: [33], config: config('2023-01-01T00:00:00Z') });
+    // Every other tag names the old image (tagging is a manifest PUT of the same bytes).
+    for (const tag of tags.filter((t) => !['build-0', 'build-1', 'build-50', 'build-101'].includes(t))) {
+      const put = await fetch(`${upstream.url}/v2/team/builds/manifests/${tag}`, { method: 'PUT', headers: { 'content-type': old.mediaType }, body: old.manifestBytes });
+      expect(put.status).toBe(201);
+    }
+    await putWatch('builds', { source: `${proxy.host}/team/builds`, target: 'mirror/builds', tags: { include: ['build-.*'], latest: 2 } });
+
+    const requests = await runTimer();
+    const watch = await getWatch('builds');
+    // Three images among the candidates (the newest, under build-0, is not one): a manifest and a
+    // config GET each, however many tags name them.
+    expect(watch.lastRun).toMatchObject({ heads: MAX_CREATION_CANDIDATES, gets: 6, wanted: 2, jobsQueued: 2, creationCandidates: { matched: tags.length, compared: MAX_CREATION_CANDIDATES } });
+    expect(requests.filter((r) => r.method === 'HEAD').map((r) => r.path)).not.toContain('/v2/team/builds/manifests/build-0');
+    expect(requests.filter((r) => r.path.includes(newest.digest))).toEqual([]);
+    expect(watch.trackedTags).toEqual({
+      'build-101': expect.objectContaining({ digest: later.digest }),
+      'build-50': expect.objectContaining({ digest: middle.digest }),
+    });
   });
 
   it('stops a host when its rate limit runs low, and on a 429 waits out Retry-After into the next run', async () => {
