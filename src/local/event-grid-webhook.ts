@@ -17,9 +17,11 @@ export type EventGridDefinition = Extract<FunctionDefinition, { trigger: { type:
 /** The path the host serves Event Grid deliveries on. */
 export const EVENT_GRID_WEBHOOK_PATH = '/runtime/webhooks/eventgrid';
 
-// Event Grid sends at most 1 MB per event and batches up to 1 MB (preferredBatchSizeInKilobytes);
-// twice that leaves headroom while refusing an unbounded read.
-const MAX_DELIVERY_BYTES = 2 * 1024 * 1024;
+/**
+ * Event Grid sends at most 1 MB per event and batches up to 1 MB (preferredBatchSizeInKilobytes);
+ * twice that leaves headroom while refusing an unbounded read.
+ */
+export const MAX_DELIVERY_BYTES = 2 * 1024 * 1024;
 
 const VALIDATION_EVENT = 'Microsoft.EventGrid.SubscriptionValidationEvent';
 
@@ -81,21 +83,46 @@ export async function handleEventGridWebhook(req: IncomingMessage, res: ServerRe
   let failed = 0;
   for (const event of events) {
     try {
-      await deps.runner.invoke({
-        functionName: definition.name,
-        triggerType: 'eventGridTrigger',
-        reason: 'EventGrid trigger fired',
-        triggerMetadata: eventMetadata(event),
-        run: async (context) => {
-          await definition.handler(event as EventGridEvent, context);
-        },
-      });
+      await invokeEventGridFunction(definition, event, deps.runner, 'EventGrid trigger fired');
     } catch {
       failed += 1; // already logged by the runner
     }
   }
   if (failed > 0) return writeError(res, 500, 'EVENTS_FAILED', `${failed} of ${events.length} events failed; Event Grid delivers the batch again under its retry policy`);
   return answer(res, 202);
+}
+
+/**
+ * The event an admin call's `input` carries (`POST /admin/functions/{name}`: one event, Event
+ * Grid schema or CloudEvent, as a JSON string), or why it is refused.
+ */
+export function eventFromAdminInput(input: string | undefined): { event: unknown } | { invalidInput: string } {
+  const wanted = 'an Event Grid function runs on one event: send {"input": "<the event as JSON>"}';
+  if (input === undefined) return { invalidInput: `"input" is missing: ${wanted}` };
+  let event: unknown;
+  try {
+    event = JSON.parse(input);
+  } catch {
+    return { invalidInput: `"input" is not valid JSON: ${wanted}` };
+  }
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) return { invalidInput: `"input" is not a JSON object: ${wanted}` };
+  return { event };
+}
+
+/**
+ * Runs an Event Grid function on one event, as the host does for each element of a delivery (and
+ * for the input of `POST /admin/functions/{name}`). Rejects with the handler's error, logged.
+ */
+export async function invokeEventGridFunction(definition: EventGridDefinition, event: unknown, runner: InvocationRunner, reason: string): Promise<void> {
+  await runner.invoke({
+    functionName: definition.name,
+    triggerType: 'eventGridTrigger',
+    reason,
+    triggerMetadata: eventMetadata(event),
+    run: async (context) => {
+      await definition.handler(event as EventGridEvent, context);
+    },
+  });
 }
 
 /** CloudEvents 1.0 webhook validation (abuse protection): echo the origin as allowed. */
@@ -133,7 +160,7 @@ function answer(res: ServerResponse, status: number, json?: unknown): void {
  * Reads the whole body, or resolves undefined once it exceeds `limit`; the rest is then discarded
  * as it arrives (the answer carries `Connection: close`), never buffered.
  */
-function readBoundedBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+export function readBoundedBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

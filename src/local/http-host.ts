@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FunctionDefinition } from '../functions/definition.js';
-import { EVENT_GRID_WEBHOOK_PATH, handleEventGridWebhook, type EventGridDefinition } from './event-grid-webhook.js';
+import { EVENT_GRID_WEBHOOK_PATH, handleEventGridWebhook, MAX_DELIVERY_BYTES, readBoundedBody, type EventGridDefinition } from './event-grid-webhook.js';
 import { isAuthorized, presentedKey } from './function-keys.js';
 import { toHttpRequest, writeError, writeHttpResponse } from './http-conversion.js';
 import type { InvocationRunner } from './invocation-runner.js';
@@ -31,11 +31,17 @@ export interface HttpHostOptions {
   runner: InvocationRunner;
   logger: HostLogger;
   /**
-   * Starts a non-HTTP function at once, for `POST /admin/functions/{name}`; false when no such
-   * function can be run that way.
+   * Starts a non-HTTP function at once with the body's `input` (undefined when none), for
+   * `POST /admin/functions/{name}`.
    */
-  runFunction?: (name: string) => boolean;
+  runFunction?: (name: string, input: string | undefined) => AdminRun;
 }
+
+/**
+ * What became of `POST /admin/functions/{name}`: the run started, no function of that name can be
+ * run this way, or the function cannot take the input (why, for the 400).
+ */
+export type AdminRun = 'started' | 'not-found' | { invalidInput: string };
 
 /** Where the Functions host lets an administrator run a function on demand. */
 export const ADMIN_FUNCTIONS_PATH = '/admin/functions/';
@@ -140,7 +146,7 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, port: number,
     return;
   }
   if (url.pathname.toLowerCase().startsWith(ADMIN_FUNCTIONS_PATH)) {
-    runAdminFunction(req, res, url, options);
+    await runAdminFunction(req, res, url, options);
     return;
   }
   const routePath = stripPrefix(url.pathname, options.routePrefix);
@@ -185,30 +191,63 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, port: number,
 }
 
 /**
- * `POST /admin/functions/{name}`, as on the Functions host: 202 once the run has started (it goes
- * on in the background, drained at shutdown like any invocation), 404 for a function that is not
- * there or cannot be run this way, every refusal in the one error shape. Azure asks for the master
- * key; here HOIST_API_KEY, when set.
- * The body (`{"input": …}`) is not needed by the functions this runs and is not read.
+ * `POST /admin/functions/{name}`, as on the Functions host: runs a timer, queue or Event Grid
+ * function with the body's `{"input": "…"}` (a queue message's text; one event as JSON; nothing,
+ * for a timer) and answers 202 once the run has started (it goes on in the background, drained at
+ * shutdown like any invocation); 404 for a function that is not there or cannot be run this way,
+ * 400 for a body or input it cannot take, every refusal in the one error shape. Azure asks for the
+ * master key; here HOIST_API_KEY, when set.
  */
-function runAdminFunction(req: IncomingMessage, res: ServerResponse, url: URL, options: HttpHostOptions): void {
-  req.resume();
+async function runAdminFunction(req: IncomingMessage, res: ServerResponse, url: URL, options: HttpHostOptions): Promise<void> {
   // Refusals in the API's one error shape, like every other answer of this host.
   if (!isAuthorized(options.apiKey, req.headers, url)) {
+    req.resume();
     const presented = presentedKey(req.headers, url) !== undefined;
     writeError(res, 401, 'UNAUTHORIZED', presented ? 'the key presented is not valid for the admin API' : 'the admin API requires a key: send it in the x-functions-key header or the code query parameter');
     return;
   }
   if (req.method !== 'POST') {
+    req.resume();
     writeError(res, 405, 'METHOD_NOT_ALLOWED', `${req.method ?? 'GET'} is not supported on ${ADMIN_FUNCTIONS_PATH}{name}: POST runs the function`, { headers: { allow: 'POST' } });
     return;
   }
+  // An input is at most one event, which Event Grid bounds as it bounds its deliveries.
+  const body = await readBoundedBody(req, MAX_DELIVERY_BYTES);
+  if (body === undefined) {
+    writeError(res, 413, 'PAYLOAD_TOO_LARGE', `the body is more than ${MAX_DELIVERY_BYTES} bytes; at most ${MAX_DELIVERY_BYTES} bytes (${MAX_DELIVERY_BYTES / 1024 / 1024} MiB) are accepted`, { headers: { connection: 'close' } });
+    return;
+  }
+  const input = adminInput(body);
+  if (typeof input === 'object') {
+    writeError(res, 400, input.code, input.message, input.code === 'INVALID_FIELD' ? { field: 'input' } : {});
+    return;
+  }
   const name = decodeURIComponent(url.pathname.slice(ADMIN_FUNCTIONS_PATH.length));
-  if (!options.runFunction?.(name)) {
-    writeError(res, 404, 'FUNCTION_NOT_FOUND', `no function named "${name.slice(0, 80)}" can be run here: name a timer function of this app`, { field: 'name' });
+  const run = options.runFunction?.(name, input) ?? 'not-found';
+  if (run === 'not-found') {
+    writeError(res, 404, 'FUNCTION_NOT_FOUND', `no function named "${name.slice(0, 80)}" can be run here: name a timer, queue or Event Grid function of this app`, { field: 'name' });
+    return;
+  }
+  if (run !== 'started') {
+    writeError(res, 400, 'INVALID_FIELD', run.invalidInput, { field: 'input' });
     return;
   }
   res.writeHead(202).end();
+}
+
+/** The `input` of an admin call's body (undefined for an empty body or none given), or why the body is refused. */
+function adminInput(body: Buffer): string | undefined | { code: 'INVALID_JSON' | 'INVALID_FIELD'; message: string } {
+  const text = body.toString('utf8');
+  if (text.trim() === '') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { code: 'INVALID_JSON', message: 'the body is not valid JSON: send {"input": "…"}, the input as a string' };
+  }
+  const input = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as { input?: unknown }).input : null;
+  if (input === undefined || typeof input === 'string') return input;
+  return { code: 'INVALID_FIELD', message: '"input" must be a string, as the Functions host takes it: a queue message\'s text, or one Event Grid event as JSON (the body is {"input": "…"})' };
 }
 
 /** The absolute URL handlers see; the Host header is used when it parses, so Location headers are right. */

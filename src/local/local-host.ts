@@ -7,7 +7,7 @@
 import path from 'node:path';
 import type { FunctionDefinition } from '../functions/definition.js';
 import { ensureDevelopmentStorage, type AzuriteInstance } from './azurite.js';
-import type { EventGridDefinition } from './event-grid-webhook.js';
+import { eventFromAdminInput, invokeEventGridFunction, type EventGridDefinition } from './event-grid-webhook.js';
 import { API_KEY_SETTING } from './function-keys.js';
 import { readHostConfig, type HostConfig } from '../functions/host-config.js';
 import { HttpHost, type HttpDefinition } from './http-host.js';
@@ -132,12 +132,27 @@ export async function startLocalHost(options: StartLocalHostOptions): Promise<Lo
       port: options.port ?? portSetting(settings),
       runner,
       logger,
-      // Timers only: the functions an operator runs on demand here (`resync`, `sweepImports`).
-      runFunction: (name) => {
-        const i = timers.findIndex((d) => d.name.toLowerCase() === name.toLowerCase());
-        if (i === -1) return false;
-        void schedulers[i]!.runNow();
-        return true;
+      // Any non-HTTP function, as the Functions host's admin API: a timer (`resync`), a queue
+      // function on a message text, an Event Grid function on one event.
+      runFunction: (name, input) => {
+        const named = (d: FunctionDefinition) => d.name.toLowerCase() === name.toLowerCase();
+        const timer = timers.findIndex(named);
+        if (timer !== -1) {
+          void schedulers[timer]!.runNow();
+          return 'started';
+        }
+        const queue = queues.findIndex(named);
+        if (queue !== -1) {
+          void listeners[queue]!.runNow(input ?? '');
+          return 'started';
+        }
+        const grid = [...eventGrid.values()].find(named);
+        if (grid === undefined) return 'not-found';
+        const read = eventFromAdminInput(input);
+        if ('invalidInput' in read) return read;
+        // Logged by the runner when it fails; nothing redelivers it.
+        void invokeEventGridFunction(grid, read.event, runner, 'Manually invoked (POST /admin/functions)').catch(() => undefined);
+        return 'started';
       },
     });
   } catch (error) {

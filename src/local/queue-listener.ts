@@ -20,7 +20,7 @@ import type { QueueTriggerOptions } from '../functions/host-config.js';
 import { describeError, type InvocationRunner } from './invocation-runner.js';
 import type { HostLogger } from './logger.js';
 import { MessageLease } from './message-lease.js';
-import { decodeQueueMessage, queueTriggerMetadata } from './queue-message.js';
+import { decodeQueueMessage, parseIfJson, queueTriggerMetadata } from './queue-message.js';
 
 /** A definition with a storage queue trigger. */
 export type QueueDefinition = Extract<FunctionDefinition, { trigger: { type: 'storageQueue' } }>;
@@ -84,6 +84,30 @@ export class QueueListener {
       await Promise.race([Promise.allSettled([...this.#processing]), sleep(Math.max(0, deadline - Date.now()), undefined, { ref: false })]);
     }
     return this.#processing.size;
+  }
+
+  /**
+   * Runs the function once on `text` as a message's content, outside the queue, as the Functions
+   * host's `POST /admin/functions/{name}` does with its `input`: no queue message is received,
+   * leased or settled, so a failure is logged and never retried. The text is taken as it is, not
+   * base64-decoded. Resolves when the invocation is over; never rejects (the runner logs a failure).
+   */
+  async runNow(text: string): Promise<void> {
+    const { definition, runner, options } = this.config;
+    await runner
+      .invoke({
+        functionName: definition.name,
+        triggerType: 'queueTrigger',
+        reason: 'Manually invoked (POST /admin/functions)',
+        // The first delivery and the last: it carries the last attempt's count, so a handler that
+        // gives up on a last attempt (the import worker records its job failed) does so, rather
+        // than leave its work waiting for a retry that never comes.
+        triggerMetadata: { queueTrigger: text, dequeueCount: options.maxDequeueCount },
+        run: async (context) => {
+          await (definition.handler as StorageQueueHandler)(parseIfJson(text), context);
+        },
+      })
+      .catch(() => undefined);
   }
 
   async #poll(): Promise<void> {

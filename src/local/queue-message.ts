@@ -27,9 +27,12 @@ export function decodeQueueMessage(messageText: string, encoding: 'base64' | 'no
   return { ok: true, text, payload: parseIfJson(text) };
 }
 
-// The Node worker turns string trigger data into JSON when it parses (fromRpcTypedData's
-// tryJsonParse), so `{"jobId":"x"}` arrives as an object and plain text as a string.
-function parseIfJson(text: string): unknown {
+/**
+ * What the handler receives for a message text: the Node worker turns string trigger data into
+ * JSON when it parses (fromRpcTypedData's tryJsonParse), so `{"jobId":"x"}` arrives as an object
+ * and plain text as a string.
+ */
+export function parseIfJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {

@@ -1,6 +1,7 @@
 import type { EventGridEvent, InvocationContext } from '@azure/functions';
 import type { EventGridDefinition } from '../../src/local/event-grid-webhook.js';
-import { expectErrorShape, startTestHost, type TestHost } from './support.js';
+import { ImportsApi } from '../e2e/support.js';
+import { expectErrorShape, startTestHost, waitFor, type TestHost } from './support.js';
 
 const API_KEY = 'eventgrid-test-key-51c2';
 
@@ -120,6 +121,30 @@ describe('local host Event Grid webhook', () => {
     await expectErrorShape(response, status, code, field);
     if (status === 405) expect(response.headers.get('allow')).toBe('POST, OPTIONS');
     expect(received).toHaveLength(0);
+  });
+
+  it('runs the function on the event in the input of POST /admin/functions/{name}, as the Functions host does', async () => {
+    // Through the OpenAPI checker, as every e2e call: each answer, errors included, must be one the document describes.
+    const api = ImportsApi.of(host, API_KEY);
+    const event = imagePushed('admin-1', 'v9');
+    expect((await api.request('POST', '/admin/functions/onimagepushed', { json: { input: JSON.stringify(event) } })).status).toBe(202);
+    await waitFor(() => received.length === 1, 10_000, 'the run asked for');
+    expect(received[0]!.event).toEqual(event);
+    expect(received[0]!.context.functionName).toBe('onImagePushed');
+    expect(received[0]!.context.triggerMetadata).toMatchObject({ id: 'admin-1', eventType: 'Microsoft.ContainerRegistry.ImagePushed' });
+
+    // An Event Grid function needs its one event; the refusals name `input`.
+    for (const json of [{}, { input: 'not json' }, { input: JSON.stringify([event]) }, { input: 42 }]) {
+      const refused = await api.request('POST', '/admin/functions/onImagePushed', { json });
+      expect(refused.status, JSON.stringify(json)).toBe(400);
+      expect(refused.body.error).toMatchObject({ code: 'INVALID_FIELD', field: 'input' });
+    }
+    const notJson = await api.request('POST', '/admin/functions/onImagePushed', { body: '{"input":', headers: { 'content-type': 'application/json' } });
+    expect(notJson.status).toBe(400);
+    expect(notJson.body.error.code).toBe('INVALID_JSON');
+    const unauthorized = await ImportsApi.of(host).request('POST', '/admin/functions/onImagePushed', { json: { input: JSON.stringify(event) } });
+    expect(unauthorized.status).toBe(401);
+    expect(received).toHaveLength(1);
   });
 
   it('refuses a delivery that is not JSON', async () => {

@@ -3,6 +3,7 @@ import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { randomUUID } from 'node:crypto';
 import type { FunctionDefinition } from '../../src/functions/definition.js';
 import type { HostConfig } from '../../src/functions/host-config.js';
+import { ImportsApi } from '../e2e/support.js';
 import { delay, fastHostConfig, startTestAzurite, startTestHost, waitFor, type TestAzurite, type TestHost } from './support.js';
 
 type QueueHandler = (message: unknown, context: InvocationContext) => Promise<void>;
@@ -230,6 +231,29 @@ describe('local host queue trigger', () => {
     await waitFor(async () => redelivered.length > 0 || (await messageCount(queue)) === 0, 15_000, 'the message to be deleted');
     expect(redelivered).toEqual([]);
     expect(invocations).toEqual([{ host: 'A', dequeueCount: 1 }]);
+  });
+
+  it('runs the function on the input of POST /admin/functions/{name} as a message text, outside the queue, as the Functions host does', async () => {
+    const { name, queue } = await newQueue();
+    const calls: Array<{ message: unknown; context: InvocationContext }> = [];
+    const host = await startHost(name, async (message, context) => {
+      calls.push({ message, context });
+    });
+    // Through the OpenAPI checker, as every e2e call.
+    const api = ImportsApi.of(host);
+    const text = JSON.stringify({ jobId: 'admin-job', continuation: 0 });
+    expect((await api.request('POST', '/admin/functions/Worker', { json: { input: text } })).status).toBe(202);
+    expect((await api.request('POST', '/admin/functions/worker', { json: { input: 'plain text' } })).status).toBe(202);
+    await waitFor(() => calls.length === 2, 10_000, 'the two runs asked for');
+    const byText = new Map(calls.map((c) => [c.context.triggerMetadata?.queueTrigger, c]));
+    // JSON arrives parsed and text as text, as from the queue; the text is taken as it is, not base64.
+    expect(byText.get(text)!.message).toEqual({ jobId: 'admin-job', continuation: 0 });
+    expect(byText.get('plain text')!.message).toBe('plain text');
+    // Its only delivery is also its last: a handler that gives up on a last attempt does.
+    expect(byText.get(text)!.context.triggerMetadata?.dequeueCount).toBe(fastHostConfig().queues.maxDequeueCount);
+    expect(byText.get(text)!.context.functionName).toBe('worker');
+    // Nothing went through the queue.
+    expect(await messageCount(queue)).toBe(0);
   });
 
   it('lets a running handler finish on stop, and deletes its message', async () => {

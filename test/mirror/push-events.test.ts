@@ -233,6 +233,20 @@ describe('push events', () => {
       expect((await jobsFor(`${upstream.host}/team/cloud`)).map((j) => j.source)).toEqual([`${upstream.host}/team/cloud@${image.digest}`]);
     });
 
+    it('runs upstreamPush on the event given to POST /admin/functions/{name}, as the Functions host would', async () => {
+      const image = await pushImage(upstream, 'team/admin', 'v1', { layers: [85] });
+      await putWatch('admin', { source: `${upstream.host}/team/admin:v1`, target: 'mirror/admin' });
+      const event = eventGridEvent(upstream.host, 'team/admin', 'v1', image.digest);
+      const answer = await ImportsApi.of(host, API_KEY).request('POST', '/admin/functions/upstreamPush', { json: { input: JSON.stringify(event) } });
+      expect(answer.status).toBe(202);
+      const jobs = await waitFor(async () => {
+        const found = await jobsFor(`${upstream.host}/team/admin`);
+        return found.length > 0 && found;
+      }, 30_000, 'the sync job the event asks for');
+      expect(jobs.map((j) => j.source)).toEqual([`${upstream.host}/team/admin@${image.digest}`]);
+      expect(jobs[0]!.targets).toEqual([{ reference: `${target.host}/mirror/admin:v1`, tagged: true }]);
+    });
+
     it('turns a real docker-registry notification of a push into a sync job', async () => {
       notifying = await startRegistry({
         extraConfig: {
@@ -250,7 +264,8 @@ describe('push events', () => {
       }, 30_000, 'a sync job queued by the notification');
       expect(jobs.map((j) => j.source)).toEqual([`${notifying.host}/team/hooked@${image.digest}`]);
       expect(jobs[0]!.targets).toEqual([{ reference: `${target.host}/mirror/hooked:1.0`, tagged: true }]);
-      expect(host.logs.join('\n')).toMatch(/distribution hook: event .* queued job/);
+      // The hook logs once its handler is done, after the job is recorded: waited for, not raced.
+      await waitFor(() => host.logs.some((line) => /distribution hook: event .* queued job/.test(line)), 30_000, 'the hook\'s log line');
     });
   });
 });
