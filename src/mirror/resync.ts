@@ -129,7 +129,21 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
     ...(dropped.length > 0 && { untracked: { count: dropped.length, tags: dropped.slice(0, MAX_REPORTED_UNTRACKED) } }),
     ...(stopped && { stopped }),
   };
-  await deps.store.updateState(watch.name, watch.createdAt, (state) => {
+  try {
+    await recordRun(watch, deps.store, { untracked, changes, created, run });
+  } catch (error) {
+    // Recording is the last step. A watch whose state cannot be written (storage refusing, writers
+    // racing past every retry, the entity at Azure Tables' size limit) is logged and the other
+    // watches go on; the jobs it queued are found again by their keys on the next run.
+    deps.log?.(`resync: watch ${watch.name}: could not record the run: ${redact(error instanceof Error ? error.message : String(error), secrets)}`);
+  }
+  return run;
+}
+
+/** What a run learned, written onto the watch's freshest state. */
+async function recordRun(watch: WatchRecord, store: WatchStore, learned: { untracked: Map<string, TrackedTag>; changes: Map<string, TrackedTag>; created: WatchState['created']; run: WatchRun }): Promise<void> {
+  const { untracked, changes, created, run } = learned;
+  await store.updateState(watch.name, watch.createdAt, (state) => {
     let droppedAny = false;
     for (const [tag, tracked] of untracked) {
       if (state.tags[tag]?.checkedAt !== tracked.checkedAt) continue; // rewritten meanwhile (an event): kept
@@ -142,7 +156,6 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
     if (created !== undefined) state.created = created;
     state.lastRun = run;
   });
-  return run;
 }
 
 /** What a watch wants now: the tags, the digests already HEADed for them, and the creation-time cache to keep. */

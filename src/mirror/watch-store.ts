@@ -112,8 +112,8 @@ export class WatchStore {
   }
 
   /**
-   * Creates or replaces a watch; with `etag`, only if it is still that version. Returns whether it
-   * was created.
+   * Creates or replaces a watch, unconditionally (the last PUT wins; the API takes no If-Match).
+   * Returns whether it was created.
    */
   async put(record: WatchRecord): Promise<{ created: boolean; etag: string }> {
     const entity: Entity = { partitionKey: WATCH_PARTITION, rowKey: record.name, enabled: record.enabled };

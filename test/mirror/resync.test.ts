@@ -9,10 +9,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { TableClient } from '@azure/data-tables';
 import type { Timer } from '@azure/functions';
 import { resyncHandler } from '../../src/functions/resync.js';
 import { currentSettings, submitDeps, watchStore } from '../../src/functions/services.js';
 import { MAX_CREATION_CANDIDATES, resyncAll, type ResyncDeps } from '../../src/mirror/resync.js';
+import { WatchStore } from '../../src/mirror/watch-store.js';
 import { sha256Digest, pushImage, type PushedManifest } from '../helpers/fixtures.js';
 import { startProxy, type ProxyRule, type TestProxy } from '../helpers/proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -326,6 +328,49 @@ describe('resync', () => {
     expect(next).toMatchObject({ heads: 0, tagListRequests: 0, stopped: { code: 'TOO_MANY_REQUESTS', retryAfter: throttled.stopped!.retryAfter } });
     expect(currentSettings().rateLimitReserve).toBe(10);
   });
+  it('logs a watch whose run cannot be recorded and runs and records the others; the next run finds its jobs again', async () => {
+    await pushImage(upstream, 'team/fine', 'v1', { seed: 'fine-1', layers: [44] });
+    await pushImage(upstream, 'team/doomed', 'v1', { seed: 'doomed-1', layers: [45] });
+    // Straight to the registry: the rate-limit test above left its proxy host cooling down.
+    await putWatch('fine', { source: `${upstream.host}/team/fine:v1`, target: 'mirror/fine' });
+    await putWatch('doomed', { source: `${upstream.host}/team/doomed:v1`, target: 'mirror/doomed' });
+    await runTimer();
+    expect(await workQueue()).toHaveLength(2);
+    const fine = await pushImage(upstream, 'team/fine', 'v1', { seed: 'fine-2', layers: [46] });
+    const doomed = await pushImage(upstream, 'team/doomed', 'v1', { seed: 'doomed-2', layers: [47] });
+
+    // Table storage through a proxy that refuses every write of doomed's state as a lost race
+    // (412), as writers racing it past every retry would.
+    const tables = await startProxy(`http://127.0.0.1:${azurite.ports.table}`);
+    try {
+      tables.rules.push((request) =>
+        (request.method === 'PUT' || request.method === 'MERGE') && decodeURIComponent(request.pathname).includes("(PartitionKey='state',RowKey='doomed')")
+          ? { type: 'respond', status: 412, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ 'odata.error': { code: 'UpdateConditionNotSatisfied', message: { lang: 'en-US', value: 'The update condition specified in the request was not satisfied.' } } }) }
+          : undefined,
+      );
+      const proxied = azurite.connectionString.replace(/TableEndpoint=[^;]+/, `TableEndpoint=${tables.url}/devstoreaccount1`);
+      const store = new WatchStore(TableClient.fromConnectionString(proxied, currentSettings().watchesTable, { allowInsecureConnection: true }));
+      const logged: string[] = [];
+      const result = await resyncAll({ store, submit: await submitDeps(), concurrency: 2, rateLimitReserve: 10, log: (message) => logged.push(message) });
+      expect(result.watches.map((w) => w.name).sort()).toEqual(['doomed', 'fine']);
+      expect(result.watches.map((w) => w.run.jobsQueued)).toEqual([1, 1]);
+      expect(logged.join('\n')).toMatch(/resync: watch doomed: could not record the run/);
+      expect(tables.requests.filter((r) => r.status === 412).length).toBeGreaterThan(0);
+    } finally {
+      await tables.stop();
+    }
+    expect((await getWatch('fine')).trackedTags.v1).toMatchObject({ digest: fine.digest, syncs: 2 });
+    expect((await getWatch('doomed')).trackedTags.v1).toMatchObject({ syncs: 1 });
+
+    // With storage answering again, the next run records doomed and finds its pending job by key.
+    await runTimer();
+    expect((await getWatch('doomed')).trackedTags.v1).toMatchObject({ digest: doomed.digest, syncs: 2 });
+    expect((await getWatch('doomed')).lastRun).toMatchObject({ jobsQueued: 0 });
+    expect(await workQueue()).toHaveLength(2);
+    expect(await targetDigest('mirror/fine:v1')).toBe(fine.digest);
+    expect(await targetDigest('mirror/doomed:v1')).toBe(doomed.digest);
+  });
+
   it('pulls with the sealed credentials of the watch from an upstream that needs them, and shows them nowhere', async () => {
     const password = `upstream-${randomBytes(8).toString('hex')}`;
     const locked = await startRegistry({ auth: 'basic', users: { reader: password } });
