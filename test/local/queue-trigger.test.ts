@@ -212,6 +212,7 @@ describe('local host queue trigger', () => {
   });
 
   it('renews the lease while a handler outlives it, so no other instance receives the message', { tags: ['slow'] }, async () => {
+    const LEASE_IN_MS = 4000;
     const { name, queue } = await newQueue();
     const invocations: Array<{ host: string; dequeueCount: unknown }> = [];
     const redelivered: unknown[] = [];
@@ -227,18 +228,19 @@ describe('local host queue trigger', () => {
           async () => {
             const { receivedMessageItems, date } = await queue.receiveMessages();
             redelivered.push(...receivedMessageItems);
-            return redelivered.length > 0 || (date !== undefined && date.getTime() >= receivedLeaseEnd + 2000);
+            return redelivered.length > 0 || (date !== undefined && date.getTime() >= receivedLeaseEnd + LEASE_IN_MS);
           },
-          20_000,
+          60_000,
           'the queue clock to pass the received lease',
         );
       };
-    // A 2 s lease renewed every second.
-    await startHost(name, slow('A'), { messageLeaseInMs: 2000 });
+    // A 4 s lease renewed every 2 s: a renewal may come up to 2 s late (a loaded machine, a slow
+    // Azurite) before the message shows. (With 2 s renewed every second, a 1 s stall would do.)
+    await startHost(name, slow('A'), { messageLeaseInMs: LEASE_IN_MS });
     await queue.sendMessage(base64('{"slow":true}'));
     await waitFor(() => invocations.length === 1);
-    await startHost(name, slow('B'), { messageLeaseInMs: 2000 });
-    await waitFor(async () => redelivered.length > 0 || (await messageCount(queue)) === 0, 15_000, 'the message to be deleted');
+    await startHost(name, slow('B'), { messageLeaseInMs: LEASE_IN_MS });
+    await waitFor(async () => redelivered.length > 0 || (await messageCount(queue)) === 0, 60_000, 'the message to be deleted');
     expect(redelivered).toEqual([]);
     expect(invocations).toEqual([{ host: 'A', dequeueCount: 1 }]);
   });
