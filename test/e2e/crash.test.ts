@@ -118,10 +118,10 @@ async function holdPatchFrom(api: ImportsApi, id: () => string, offset: number):
 
 /**
  * Starts a host with a short message lease, imports `image` to `repo`, holds a PATCH of the big
- * layer 2 MiB or more into it (holdPatchFrom) and SIGKILLs the host while that PATCH waits: the registry then has exactly the checkpointed bytes. The held PATCH is then
- * dropped (the kill happened before the chunk left the machine) or delivered (it had been sent;
- * the registry takes it though nobody reads the answer). Then `npm start` runs until the job
- * succeeds.
+ * layer 2 MiB or more into it (holdPatchFrom) and SIGKILLs the host while that PATCH waits: the
+ * registry then has exactly the checkpointed bytes. The held PATCH is then dropped (the kill
+ * happened before the chunk left the machine) or delivered (it had been sent; the registry takes
+ * it though nobody reads the answer). Then `npm start` runs until the job succeeds.
  */
 async function crashAndRestart(image: PushedManifest, repo: string, heldPatch: 'dropped' | 'delivered'): Promise<CrashRun> {
   const first = await startHost();
