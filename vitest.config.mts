@@ -9,7 +9,9 @@ export default defineConfig({
     // Globals, so test files (CommonJS TypeScript like src/) need no import of the ESM-only vitest.
     globals: true,
     testTimeout: 120_000,
-    hookTimeout: 120_000,
+    // Hooks start registries and Azurite, and some compile the whole app with tsc (24-30 s alone on
+    // 2 cores, more beside another worker): 300 s is a safety net for a loaded machine, no goal.
+    hookTimeout: 300_000,
     pool: 'forks',
     fileParallelism: true,
     maxWorkers: 2,

@@ -322,14 +322,18 @@ describe('token issuer', () => {
   });
 
   it('exactExpiry makes the real registry reject a token after ttlSeconds', async () => {
-    const short = await startRegistry({ auth: 'token', tokenTtlSeconds: 1, tokenIssuer: { exactExpiry: true } });
+    // The registry accepts the token until exp + 60 s = iat + ttl, and iat is whole seconds, so a
+    // token lives between ttl - 1 and ttl seconds. With ttl 1 the first probe had as little as no
+    // time at all (a token issued late in a second); with 3 it has 2 s.
+    const TTL_SECONDS = 3;
+    const short = await startRegistry({ auth: 'token', tokenTtlSeconds: TTL_SECONDS, tokenIssuer: { exactExpiry: true } });
     try {
       const { token } = await fetchToken(short.tokenIssuer as TokenIssuer, ['repository:e/x:pull'], short.credentials);
       const probe = () => fetch(`${short.url}/v2/e/x/tags/list`, { headers: { Authorization: `Bearer ${token}` } });
       expect((await probe()).status).toBe(404); // authorised; the repository just doesn't exist
-      // The registry rejects once now > exp + 60 s = iat + ttl (iat is whole seconds).
+      // The registry rejects once now > exp + 60 s = iat + ttl: wait until then (and a bit).
       const iat = decodeJwt(token ?? '').iat;
-      await new Promise((resolve) => setTimeout(resolve, Math.max(0, (iat + 1) * 1000 + 1100 - Date.now())));
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, (iat + TTL_SECONDS) * 1000 + 1100 - Date.now())));
       const expired = await probe();
       expect(expired.status).toBe(401);
       expect(expired.headers.get('www-authenticate')).toContain('error="invalid_token"');

@@ -24,8 +24,8 @@ import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { expectIdenticalInTarget } from '../copy/support.js';
 import { startTestAzurite, waitFor, type TestAzurite } from '../local/support.js';
 import { buildApp, type AppProcesses, type HostProcess } from './app-process.js';
-import { parseContentRange, startDelayProxy, uploadSessionOf, type DelayProxy } from './delay-proxy.js';
-import { appQueues, expectOrderedTimestamps, MiB, peekAll } from './support.js';
+import { parseContentRange, startDelayProxy, uploadSessionOf, type DelayProxy, type HeldRequest } from './delay-proxy.js';
+import { appQueues, expectOrderedTimestamps, MiB, peekAll, type ImportsApi } from './support.js';
 
 const TARGET_PASSWORD = `crash-target-${randomUUID()}`;
 const MESSAGE_LEASE_SECONDS = 4;
@@ -91,29 +91,47 @@ interface CrashRun {
 }
 
 /**
- * Starts a host with a short message lease, imports `image` to `repo`, and once the status shows
- * bytes of the big layer in flight, holds the next PATCH at the proxy and SIGKILLs the host while
- * that PATCH waits: the registry then has exactly the checkpointed bytes. The held PATCH is then
- * dropped (the kill happened before the chunk left the machine) or delivered (it had been sent;
- * the registry takes it though nobody reads the answer). Then `npm start` runs until the job
- * succeeds.
+ * Holds the big layer's PATCHes one at a time, letting each go on, until the held one starts at
+ * `offset` or later and the job's status shows the bytes before it: the copy then stands still
+ * at a known chunk. (Polling the status of a moving copy and holding the next PATCH raced the
+ * copy: a poll answered late on a loaded machine could come after the last PATCH.) Call it
+ * before the upload starts, so that no PATCH goes by unseen.
+ */
+async function holdPatchFrom(api: ImportsApi, id: () => string, offset: number): Promise<HeldRequest> {
+  let held = await proxy.holdNext();
+  for (;;) {
+    const start = parseContentRange(held.request.contentRange)![0];
+    if (start >= offset) break;
+    const next = proxy.holdNext();
+    held.release();
+    held = await next;
+  }
+  const start = parseContentRange(held.request.contentRange)![0];
+  await waitFor(async () => {
+    // (The worker may be at it before the test has read the POST's answer.)
+    if (!id()) return false;
+    const doc = await api.get(id());
+    return doc.status === 'running' && doc.progress.bytes.done >= start;
+  }, 30_000, 'the status to show the bytes before the held chunk');
+  return held;
+}
+
+/**
+ * Starts a host with a short message lease, imports `image` to `repo`, holds a PATCH of the big
+ * layer 2 MiB or more into it (holdPatchFrom) and SIGKILLs the host while that PATCH waits: the
+ * registry then has exactly the checkpointed bytes. The held PATCH is then dropped (the kill
+ * happened before the chunk left the machine) or delivered (it had been sent; the registry takes
+ * it though nobody reads the answer). Then `npm start` runs until the job succeeds.
  */
 async function crashAndRestart(image: PushedManifest, repo: string, heldPatch: 'dropped' | 'delivered'): Promise<CrashRun> {
   const first = await startHost();
+  let id = '';
+  const holding = holdPatchFrom(first.api, () => id, 2 * MiB);
   const accepted = await first.api.post({ source: `${source.host}/${image.repository}:${image.tag}`, images: [`${repo}:v1`] });
   expect(accepted.status).toBe(202);
-  const id = accepted.body.id;
+  id = accepted.body.id;
   const big = image.blobs.find((b) => b.size === BIG_LAYER_SIZE)!;
-
-  await waitFor(
-    async () => {
-      const doc = await first.api.get(id);
-      return doc.status === 'running' && doc.progress.bytes.done >= 2 * MiB && doc.progress.bytes.done < BIG_LAYER_SIZE - 16 * MiB;
-    },
-    30_000,
-    'bytes in flight',
-  );
-  const held = await proxy.holdNext();
+  const held = await holding;
   first.child.kill('SIGKILL');
   expect(await first.exited).toBeNull();
   const killedAt = Date.now();
@@ -218,10 +236,11 @@ describe('a host stopped with Ctrl+C in the middle of a 64 MiB blob', () => {
     const repo = 'stopped/sigint';
     const big = image.blobs.find((b) => b.size === BIG_LAYER_SIZE)!;
     const first = await startHost();
+    let id = '';
+    const holding = holdPatchFrom(first.api, () => id, 2 * MiB);
     const accepted = await first.api.post({ source: `${source.host}/${image.repository}:${image.tag}`, images: [`${repo}:v1`] });
-    const id = accepted.body.id;
-    await waitFor(async () => (await first.api.get(id)).progress.bytes.done >= 2 * MiB, 30_000, 'bytes in flight');
-    const held = await proxy.holdNext();
+    id = accepted.body.id;
+    const held = await holding;
     first.child.kill('SIGINT');
     await waitFor(() => first.output().includes('SIGINT: stopping'), 10_000, 'the host to start stopping');
     held.release();

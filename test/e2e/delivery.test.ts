@@ -59,8 +59,8 @@ beforeAll(async () => {
     startRegistry({ auth: 'basic', users: { reader: SOURCE_PASSWORD } }),
     startRegistry({ auth: 'basic', users: { pusher: TARGET_PASSWORD } }),
   ]);
-  // PATCHes held 40 ms: the copy lasts long enough for the duplicate to arrive while it runs.
-  [targetPath, unavailableSource] = await Promise.all([startDelayProxy(target.url, { delayInMs: 40 }), startProxy(source.url, [alwaysUnavailable])]);
+  // A proxy that can hold a PATCH: test (a) keeps the copy going until the duplicate has arrived.
+  [targetPath, unavailableSource] = await Promise.all([startDelayProxy(target.url, { delayInMs: 0 }), startProxy(source.url, [alwaysUnavailable])]);
   image = await pushImage(source, 'app/dup', 'v1', { layers: [300, 12 * MiB + 5] });
   settings = {
     AzureWebJobsStorage: azurite.connectionString,
@@ -121,9 +121,16 @@ describe('queue delivery through the local host', () => {
     expect(typeof stored.sealedCredentials).toBe('string');
     expect(JSON.stringify(stored)).not.toContain(SOURCE_PASSWORD);
 
-    // The at-least-once duplicate, then two hosts that each take one of the two.
+    // The at-least-once duplicate, then two hosts that each take one of the two. The copy's first
+    // PATCH is held until the other host has found the job leased, so the duplicate arrives while
+    // the copy runs however long the second host takes to start (a fixed PATCH delay raced it).
     await imports.sendMessage(jobMessageText(job.id, 0));
+    const firstPatch = targetPath.holdNext();
     await ensureWorkers();
+    const held = await firstPatch;
+    // (A second attempt starting ends the wait too: a lease that let both in fails below at once.)
+    await waitFor(() => logText().includes(`job ${job.id}: leased by `) || allLogs().filter((l) => l.includes(`job ${job.id}: attempt `)).length > 1, 60_000, 'the duplicate to find the job leased');
+    held.release();
     const done = await api.waitForStatus(job.id, 'succeeded', { logs: logText });
 
     // One invocation copied; the other found the job leased and backed off.

@@ -30,7 +30,7 @@ beforeAll(async () => {
   if (existsSync(path.join(PROJECT_ROOT, 'local.settings.json'))) throw new Error('local.settings.json exists: this test runs npm start with the committed sample settings');
   [azurite, source, app] = await Promise.all([startTestAzurite(), startRegistry(), buildApp('e2e-layout')]);
   host = await app.startHost({ AzureWebJobsStorage: azurite.connectionString });
-}, 120_000);
+});
 afterAll(async () => {
   await app?.stop();
   await Promise.all([azurite?.stop(), source?.stop(), rm(path.join(LAYOUTS, REPOSITORY), { recursive: true, force: true })]);

@@ -105,6 +105,9 @@ const delivery = (jobId: string, extra: { continuation?: number; dequeueCount?: 
   invocationId: `inv-${randomBytes(4).toString('hex')}`,
 });
 
+/** Settles once `signal` has aborted: a scripted copy held until the worker stops it. */
+const aborted = (signal: AbortSignal) => new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+
 describe('runImport', () => {
   it('copies a job to success: manifests, targets, final progress; credentials and checkpoints removed', async () => {
     const h = await harness();
@@ -222,21 +225,21 @@ describe('runImport', () => {
 
   it('moves the job\'s byte progress while a blob is in flight', async () => {
     const h = await harness();
-    const engine = scriptedEngine({ size: 20, chunk: 1, chunkDelayInMs: 30 });
     const job = await h.createJob();
-    const seen = new Set<number>();
-    let running = true;
-    const poller = (async () => {
-      while (running) {
-        seen.add((await h.job(job.id)).progress.bytes.done);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
+    // The copy holds at two points mid-blob until the job shows the bytes sent so far. (A poller
+    // racing 30 ms chunks could miss every write on a loaded machine.)
+    const seen: number[] = [];
+    const engine = scriptedEngine({
+      size: 20,
+      chunk: 1,
+      beforeChunk: async (offset) => {
+        if (offset !== 5 && offset !== 12) return;
+        await vi.waitFor(async () => expect((await h.job(job.id)).progress.bytes.done).toBe(offset), { timeout: 30_000, interval: 20 });
+        seen.push(offset);
+      },
+    });
     expect(await runImport(delivery(job.id), h.deps(engine, { progressIntervalInMs: 100 }))).toBe('succeeded');
-    running = false;
-    await poller;
-    const partial = [...seen].filter((n) => n > 0 && n < 20);
-    expect(partial.length).toBeGreaterThanOrEqual(2);
+    expect(seen).toEqual([5, 12]);
   });
 
   it('fails at once on a permanent error, without retry', async () => {
@@ -336,9 +339,22 @@ describe('runImport', () => {
 
   it('runs a job delivered twice at once only once; the duplicate re-queues itself with a delay', async () => {
     const h = await harness();
-    const engine = scriptedEngine({ size: 5, chunk: 1, chunkDelayInMs: 30 });
+    // The copy holds at its first chunk until the other delivery has settled, so that one meets
+    // the job leased however slowly it runs (with 30 ms chunks the winner could finish first on a
+    // loaded machine). A second copy starting opens the hold too: a broken lease then fails the
+    // checks below instead of hanging.
+    let open!: () => void;
+    const hold = new Promise<void>((resolve) => (open = resolve));
+    const engine = scriptedEngine({ size: 5, chunk: 1, beforeChunk: (offset) => (offset === 0 ? hold : undefined) });
+    const scriptedCopy = engine.copy;
+    engine.copy = (request, options) => {
+      if (engine.calls.length > 0) open();
+      return scriptedCopy(request, options);
+    };
     const job = await h.createJob();
-    const outcomes = await Promise.all([runImport(delivery(job.id), h.deps(engine)), runImport(delivery(job.id), h.deps(engine))]);
+    const runs = [runImport(delivery(job.id), h.deps(engine)), runImport(delivery(job.id), h.deps(engine))];
+    void Promise.race(runs).then(open, open);
+    const outcomes = await Promise.all(runs);
     expect(outcomes.sort()).toEqual(['requeued', 'succeeded']);
     expect(engine.calls).toHaveLength(1);
     expect(engine.sent).toEqual([0, 1, 2, 3, 4]);
@@ -350,16 +366,25 @@ describe('runImport', () => {
 
   it('stops without writing when its lease is taken over mid-copy', async () => {
     const h = await harness();
-    const engine = scriptedEngine({ size: 50, chunk: 1, chunkDelayInMs: 20 });
     const job = await h.createJob();
+    // Taken over at chunk 5, as by another instance while this one was suspended; the copy goes on
+    // only once the worker has noticed (its lease renewal aborts the copy's signal). A 150 ms sleep
+    // before the theft raced a 1 s copy.
+    const engine = scriptedEngine({
+      size: 50,
+      chunk: 1,
+      beforeChunk: async (offset, options) => {
+        if (offset !== 5) return;
+        for (let stolen = false; !stolen; ) {
+          const current = (await h.storage.jobs.get(job.id))!;
+          stolen = await h.storage.jobs
+            .replace({ ...current.value, leaseOwner: 'other-instance', leaseExpiresAt: new Date(Date.now() + 60_000).toISOString() }, current.etag)
+            .then(() => true, () => false);
+        }
+        await aborted(options.abortSignal!);
+      },
+    });
     const running = runImport(delivery(job.id), h.deps(engine, { leaseDurationInMs: 600 }));
-    await new Promise((r) => setTimeout(r, 150));
-    for (let stolen = false; !stolen; ) {
-      const current = (await h.storage.jobs.get(job.id))!;
-      stolen = await h.storage.jobs
-        .replace({ ...current.value, leaseOwner: 'other-instance', leaseExpiresAt: new Date(Date.now() + 60_000).toISOString() }, current.etag)
-        .then(() => true, () => false);
-    }
     expect(await running).toBe('lease-lost');
     const after = await h.job(job.id);
     expect(after.leaseOwner).toBe('other-instance');
@@ -370,9 +395,10 @@ describe('runImport', () => {
 
   it('ends a job canceled while it runs with a canceled transition event, after its started one', async () => {
     const h = await harness();
-    const inner = scriptedEngine({ size: 50, chunk: 1, chunkDelayInMs: 20 });
     const job = await h.createJob();
-    // The cancel arrives once the worker holds the job: it learns of it at its next progress write.
+    // The cancel arrives once the worker holds the job: it learns of it at its next progress write,
+    // and the copy holds at chunk 10 until then (a 1 s copy of 20 ms chunks raced that write).
+    const inner = scriptedEngine({ size: 50, chunk: 1, beforeChunk: (offset, options) => (offset === 10 ? aborted(options.abortSignal!) : undefined) });
     const engine = { copy: (async (request, options) => {
       expect((await cancelImport(job.id, { jobs: h.storage.jobs, checkpoints: h.storage.checkpoints })).outcome).toBe('requested');
       return inner.copy(request, options);

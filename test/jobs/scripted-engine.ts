@@ -26,6 +26,11 @@ export interface ScriptOptions {
   planDelayInMs?: number;
   /** Thrown at the start of the call with this index (0-based), or of every call when a function. */
   fail?: (call: number) => Error | undefined;
+  /**
+   * Awaited before the chunk at `offset` is sent (before the abort and budget checks): holds the
+   * copy at a chosen point until something has happened, where a chunk delay would only race it.
+   */
+  beforeChunk?: (offset: number, options: CopyOptions) => Promise<void> | void;
 }
 
 export function scriptedEngine(script: ScriptOptions = {}): ScriptedEngine {
@@ -59,6 +64,7 @@ export function scriptedEngine(script: ScriptOptions = {}): ScriptedEngine {
       plan: { source: request.source.toString(), sourceDigest: SOURCE_DIGEST, mediaType: MANIFEST_TYPE, targetDigest: SOURCE_DIGEST, manifests: [], blobs: [], externalBlobs: [], bytesTotal: size, bytesToMove: size },
     });
     while (offset < size) {
+      await script.beforeChunk?.(offset, options);
       const budgetSpent = options.timeBudgetInMs !== undefined && Date.now() - startedAt >= options.timeBudgetInMs;
       if (options.abortSignal?.aborted || budgetSpent) return result('paused');
       if (delay) await new Promise((r) => setTimeout(r, delay));

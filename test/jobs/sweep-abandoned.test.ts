@@ -14,8 +14,11 @@ async function createJob(overrides: Partial<JobRecord> = {}): Promise<JobRecord>
   return record;
 }
 
-const past = new Date(Date.now() - 60_000).toISOString();
-const future = new Date(Date.now() + 60_000).toISOString();
+// Fixed when the file loads, and the sweeps read the real clock: an hour either way keeps
+// `future` ahead of them however long Azurite takes to start on a loaded machine (a minute did
+// not leave much).
+const past = new Date(Date.now() - 3_600_000).toISOString();
+const future = new Date(Date.now() + 3_600_000).toISOString();
 
 describe('sweepAbandonedImports', () => {
   it('fails a job whose final delivery died holding the lease, and only such jobs', async () => {

@@ -34,7 +34,10 @@ describe('parseRangeEnd', () => {
 describe('retry timing', () => {
   it('reads Retry-After in seconds and as a date', () => {
     expect(parseRetryAfter('3')).toBe(3000);
-    expect(parseRetryAfter(new Date(Date.now() + 5000).toUTCString())).toBeGreaterThan(3000);
+    // A date counts from the given clock (the real one by default, which a window would race).
+    const now = Date.parse('2026-11-30T12:00:00.000Z');
+    expect(parseRetryAfter('Mon, 30 Nov 2026 12:00:05 GMT', now)).toBe(5000);
+    expect(parseRetryAfter('Mon, 30 Nov 2026 11:59:00 GMT', now)).toBe(0);
     expect(parseRetryAfter('soon')).toBeUndefined();
   });
   it('prefers Retry-After and bounds the jittered back-off', () => {
