@@ -151,3 +151,20 @@ export class EntityTooLargeError extends Error {
     super(`${what} is too large for Azure Tables: ${detail}`);
   }
 }
+
+/**
+ * A submit whose storage failed once its job's record had been sent, and that could not make
+ * sure the job is gone: the record may exist (a table try cut after 1 s can still be applied),
+ * and so may its queue message, so the job may run. The answer names it (`jobId`), so its caller
+ * can look it up or cancel it rather than meet it unannounced; `cause` is the storage failure.
+ */
+export class JobMayExistError extends Error {
+  override readonly name = 'JobMayExistError';
+  readonly code = 'JOB_MAY_EXIST';
+  constructor(
+    readonly jobId: string,
+    options: { cause: unknown },
+  ) {
+    super(`job ${jobId} may have been recorded before the storage failed`, options);
+  }
+}
