@@ -1,4 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { makeCertificates } from '../helpers/certificates.js';
 import { ALLOW_LOOPBACK_REGISTRIES } from '../helpers/registry.js';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { responseForError } from '../../src/functions/http-errors.js';
@@ -267,6 +271,27 @@ describe('POST /api/imports', () => {
     expect(res.body.error.code).toBe('TARGET_CHECK_FAILED');
     expect(res.body.error.message).toMatch(new RegExp(`could not check the target registry ${TARGET}`));
     expect(await queueLength()).toBe(before);
+  });
+
+  it('answers 502 naming the certificate, and the settings that trust it, when the target’s TLS certificate does not verify', async () => {
+    const directory = await mkdtemp(path.join(tmpdir(), 'hoist-imports-tls-'));
+    const certificates = await makeCertificates(directory, 'target.hoist.test');
+    const secure = await startProxy(registry.url, [], { tls: { key: certificates.key, cert: certificates.cert } });
+    const before = await queueLength();
+    Object.assign(process.env, { HOIST_TARGET_REGISTRY: secure.host, HOIST_HTTPS_REGISTRIES: secure.host });
+    try {
+      const res = await callChecked(importsHandler, { json: { source: LOCAL_SOURCE, images: ['hello:tls'] } });
+      expect(res.status).toBe(502);
+      expect(res.body.error.code).toBe('TARGET_CHECK_FAILED');
+      expect(res.body.error.message).toContain(`the TLS certificate of ${secure.host} could not be verified: its certificate is signed by a CA that is not trusted (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`);
+      expect(res.body.error.message).toContain('(the deployment trusts the CAs of HOIST_CA_FILE and NODE_EXTRA_CA_CERTS besides the public ones; HOIST_TLS_SKIP_VERIFY turns verification off');
+      expect(await queueLength()).toBe(before);
+    } finally {
+      process.env.HOIST_TARGET_REGISTRY = TARGET;
+      delete process.env.HOIST_HTTPS_REGISTRIES;
+      await secure.stop();
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 
   it('keeps the target password out of a failed target check', async () => {
