@@ -3,7 +3,7 @@ import { AzureError } from '../azure/errors.js';
 import { copy, CopyError, DEFAULT_MAX_BLOB_BYTES, resolveDigest } from '../copy/index.js';
 import { FileCheckpointStore } from '../copy/file-checkpoints.js';
 import type { CopyResult } from '../copy/types.js';
-import { cleanMessage } from '../registry/errors.js';
+import { cleanMessage, RegistryError } from '../registry/errors.js';
 import { boundProcessMemory } from '../registry/process-memory.js';
 import { completionScript } from './completion.js';
 import { commandHelp, COMMANDS, flagSections, nearest, parseFlags, SHELLS, VERSION_FLAG, type CommandName } from './flags.js';
@@ -125,13 +125,20 @@ function summary(result: CopyResult, dryRun: boolean, tags: TagPlan): string {
 
 /** What a CLI user can do about an error, in the CLI's words; the engine's messages name no surface. */
 function cliAdvice(error: unknown, command: string): string {
+  if (error instanceof RegistryError && error.code === 'TLS_VERIFY_FAILED') return tlsAdvice('--tls-verify=false');
   if (!(error instanceof CopyError)) return '';
+  if (error.code === 'TLS_VERIFY_FAILED') return tlsAdvice(command !== 'copy' ? '--tls-verify=false' : error.side === 'source' ? '--src-tls-verify=false' : '--dest-tls-verify=false');
   if (error.code === 'TAG_EXISTS') return '; pass --force to overwrite it';
   if (error.code === 'AUTH_FAILED' && error.side) {
     const flags = command !== 'copy' ? '--creds or HOIST_SRC_USERNAME/HOIST_SRC_PASSWORD' : error.side === 'source' ? '--src-creds or HOIST_SRC_USERNAME/HOIST_SRC_PASSWORD' : '--dest-creds or HOIST_DEST_USERNAME/HOIST_DEST_PASSWORD';
     return ` (the ${command === 'copy' ? `${error.side}'s` : "registry's"} credentials come from ${flags}, else ~/.docker/config.json)`;
   }
   return '';
+}
+
+/** Where the CLI takes its trust from, and the flag that turns verification off for the side that failed. */
+function tlsAdvice(skipFlag: string): string {
+  return ` (trust the CA with --ca-file FILE or HOIST_CA_FILE, or NODE_EXTRA_CA_CERTS; for a test registry only, ${skipFlag} skips verification for it and its token service)`;
 }
 
 /** Prints a result: as one JSON object, or as text. */

@@ -29,6 +29,8 @@ export type CopyErrorCode =
    * manifest that references one by URL.
    */
   | 'NONDISTRIBUTABLE'
+  /** The side's registry (or its token service) has a TLS certificate that did not verify. */
+  | 'TLS_VERIFY_FAILED'
   /** Any other registry failure; `cause` has the RegistryError. */
   | 'REGISTRY_ERROR';
 
@@ -58,6 +60,7 @@ export class CopyError extends Error {
 export function copyErrorFrom(error: unknown, side: Side): unknown {
   if (!(error instanceof RegistryError)) return error;
   const where = `${side} ${error.reference}`;
+  if (error.code === 'TLS_VERIFY_FAILED') return new CopyError('TLS_VERIFY_FAILED', `TLS failed on the ${where}: ${error.message}`, side, { cause: error });
   if (error.status === 401 || error.code === 'UNAUTHORIZED') {
     return new CopyError('AUTH_FAILED', `authentication failed on the ${where}: ${error.message}`, side, { cause: error });
   }

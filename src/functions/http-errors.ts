@@ -11,6 +11,7 @@ import {
   ConfigurationError,
   IdempotencyError,
   JobFinishedError,
+  JobMayExistError,
   JobNotFoundError,
   RequestError,
   SecretError,
@@ -38,6 +39,8 @@ export interface ErrorBody {
     message: string;
     field?: string;
     details?: Array<{ code: string; message: string; field?: string }>;
+    /** A job the failed request may have left queued (JobMayExistError). */
+    jobId?: string;
   };
 }
 
@@ -84,6 +87,17 @@ export function responseForError(error: unknown): HttpResponseInit | undefined {
     return errorResponse(requestFault ? 400 : error.code === 'AZURE_IDENTITY_UNAVAILABLE' ? 500 : 502, error.code, error.message, requestFault ? 'registry' : undefined);
   }
   if (error instanceof SecretError) return errorResponse(500, error.code, error.message);
+  if (error instanceof JobMayExistError) {
+    if (!isStorageUnavailable(error.cause)) return responseForError(error.cause);
+    return errorResponse(
+      503,
+      'STORAGE_UNAVAILABLE',
+      `the job storage cannot be reached right now, and the import may have been queued before it failed, as job ${error.jobId}: GET /api/imports/${error.jobId} says whether it exists (404 when not), DELETE cancels it; to retry without a second job, send the same Idempotency-Key after ${STORAGE_RETRY_AFTER_SECONDS} seconds`,
+      undefined,
+      { jobId: error.jobId },
+      { 'retry-after': String(STORAGE_RETRY_AFTER_SECONDS) },
+    );
+  }
   if (isStorageUnavailable(error)) {
     // The SDK's own message names endpoints and sockets: the caller needs only to know to retry.
     return errorResponse(503, 'STORAGE_UNAVAILABLE', `the job storage cannot be reached right now: retry after ${STORAGE_RETRY_AFTER_SECONDS} seconds`, undefined, {}, {

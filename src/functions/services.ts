@@ -15,7 +15,7 @@ import { SecretBox } from '../jobs/secret-box.js';
 import { Settings } from '../jobs/settings.js';
 import type { SubmitImportDeps } from '../jobs/submit-import.js';
 import { RegistryHosts } from '../registry/hosts.js';
-import { storageClients } from '../jobs/storage-connection.js';
+import { storageClients, type StorageClients } from '../jobs/storage-connection.js';
 import { openTable } from '../jobs/tables.js';
 import { WatchStore } from '../mirror/watch-store.js';
 import { DEFAULT_RETRY } from '../registry/retry.js';
@@ -29,6 +29,8 @@ export interface Engine {
 
 const defaultEngine: Engine = { copy, findExistingTags, resolveDigest };
 let engine: Engine = defaultEngine;
+/** Per storage connection: its clients' one credential, which the job storage and the watch store share. */
+const connections = new Map<string, StorageClients>();
 const storages = new Map<string, Promise<JobStorage>>();
 const watchStores = new Map<string, Promise<WatchStore>>();
 const addressPolicies = new Map<string, AddressPolicy>();
@@ -46,17 +48,29 @@ export function currentSettings(): Settings {
 }
 
 /**
- * The job storage for the current settings, opened (tables created) on first use: one per
- * connection, so an identity-based one makes its credential, and its token cache, once.
+ * The storage clients of the settings' connection: made once per connection, so an
+ * identity-based one has one credential, one token cache and one token for the job tables, the
+ * imports queue and the watch table.
  */
-export function jobStorage(settings: Settings = currentSettings()): Promise<JobStorage> {
+function connectionClients(settings: Settings): StorageClients {
   const connection = settings.storage;
+  const key = JSON.stringify(connection);
+  let clients = connections.get(key);
+  if (!clients) {
+    clients = storageClients(connection);
+    connections.set(key, clients);
+  }
+  return clients;
+}
+
+/** The job storage for the current settings, opened (tables created) on first use, on the connection's shared clients. */
+export function jobStorage(settings: Settings = currentSettings()): Promise<JobStorage> {
   const jobsTable = settings.jobsTable;
   const checkpointsTable = settings.checkpointsTable;
-  const key = JSON.stringify([connection, jobsTable, checkpointsTable]);
+  const key = JSON.stringify([settings.storage, jobsTable, checkpointsTable]);
   let storage = storages.get(key);
   if (!storage) {
-    storage = openJobStorage(connection, { jobsTable, checkpointsTable });
+    storage = openJobStorage(connectionClients(settings), { jobsTable, checkpointsTable });
     // A failed open (storage not up yet) is retried by the next invocation rather than cached.
     storage.catch(() => storages.delete(key));
     storages.set(key, storage);
@@ -91,12 +105,12 @@ export async function submitDeps(settings: Settings = currentSettings()): Promis
   };
 }
 
-/** The watch store for the current settings, its table created on first use. */
+/** The watch store for the current settings, its table created on first use, on the job storage's clients. */
 export function watchStore(settings: Settings = currentSettings()): Promise<WatchStore> {
   const key = JSON.stringify([settings.storage, settings.watchesTable]);
   let store = watchStores.get(key);
   if (!store) {
-    store = openTable(storageClients(settings.storage), settings.watchesTable).then((table) => new WatchStore(table));
+    store = openTable(connectionClients(settings), settings.watchesTable).then((table) => new WatchStore(table));
     store.catch(() => watchStores.delete(key));
     watchStores.set(key, store);
   }

@@ -1,6 +1,7 @@
 /**
  * The `sweepImports` timer function: every five minutes, fails the jobs whose final delivery
- * died (see src/jobs/sweep-abandoned.ts), so no job stays `running` for ever, and deletes lock
+ * died, and those never delivered within their message's time to live (see
+ * src/jobs/sweep-abandoned.ts), so no job stays `running` or `queued` for ever, and deletes lock
  * rows long expired (src/jobs/write-locks.ts).
  */
 import type { InvocationContext, Timer } from '@azure/functions';
@@ -19,7 +20,11 @@ export async function sweepImportsHandler(_timer: Timer, context: InvocationCont
     jobs: storage.jobs,
     checkpoints: storage.checkpoints,
     maxDequeueCount: appMaxDequeueCount(),
-    onFailed: (job) => logJobEvent(context, 'error', `sweepImports: job ${job.id} failed: WORKER_LOST, its last attempt died`, jobEvent(job, 'failed', 'failed', Date.now(), { errorCode: 'WORKER_LOST' })),
+    onFailed: (job) => {
+      const code = job.error?.code ?? 'WORKER_LOST';
+      const why = code === 'NEVER_DELIVERED' ? 'it was never delivered' : 'its last attempt died';
+      logJobEvent(context, 'error', `sweepImports: job ${job.id} ${job.status}: ${code}, ${why}`, jobEvent(job, 'failed', 'failed', Date.now(), { errorCode: code }));
+    },
   });
   const locks = await sweepExpiredLocks(storage.jobs.table);
   if (locks > 0) context.log(`sweepImports: deleted ${locks} expired lock row(s)`);

@@ -139,9 +139,17 @@ export class TargetCheckError extends Error {
   readonly code = 'TARGET_CHECK_FAILED';
   constructor(registry: string, options: { cause: unknown }) {
     const detail = options.cause instanceof Error ? options.cause.message : String(options.cause);
-    super(`could not check the target registry ${registry} for existing tags: ${detail}`, options);
+    const tls = (options.cause as { code?: unknown } | undefined)?.code === 'TLS_VERIFY_FAILED';
+    super(`could not check the target registry ${registry} for existing tags: ${detail}${tls ? SERVICE_TLS_ADVICE : ''}`, options);
   }
 }
+
+/**
+ * What the import service's operator can do about a certificate that did not verify
+ * (TLS_VERIFY_FAILED), in the deployment's settings: the registry error's own advice names no surface.
+ */
+export const SERVICE_TLS_ADVICE =
+  ' (the deployment trusts the CAs of HOIST_CA_FILE and NODE_EXTRA_CA_CERTS besides the public ones; HOIST_TLS_SKIP_VERIFY turns verification off for a test registry and its token service)';
 
 /** An entity Azure Tables would refuse (too large, too many properties): a bug to fix, never retried. */
 export class EntityTooLargeError extends Error {
@@ -149,5 +157,22 @@ export class EntityTooLargeError extends Error {
   readonly code = 'ENTITY_TOO_LARGE';
   constructor(what: string, detail: string) {
     super(`${what} is too large for Azure Tables: ${detail}`);
+  }
+}
+
+/**
+ * A submit whose storage failed once its job's record had been sent, and that could not make
+ * sure the job is gone: the record may exist (a table try cut after 1 s can still be applied),
+ * and so may its queue message, so the job may run. The answer names it (`jobId`), so its caller
+ * can look it up or cancel it rather than meet it unannounced; `cause` is the storage failure.
+ */
+export class JobMayExistError extends Error {
+  override readonly name = 'JobMayExistError';
+  readonly code = 'JOB_MAY_EXIST';
+  constructor(
+    readonly jobId: string,
+    options: { cause: unknown },
+  ) {
+    super(`job ${jobId} may have been recorded before the storage failed`, options);
   }
 }

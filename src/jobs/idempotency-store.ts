@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
 import { ConcurrencyError } from './errors.js';
 import type { Versioned } from './job-store.js';
-import { restStatus } from './tables.js';
+import { insertEntity, replaceEntity, restStatus } from './tables.js';
 
 export const IDEMPOTENCY_PARTITION = 'idempotency';
 
@@ -36,10 +36,13 @@ export class IdempotencyStore {
     }
   }
 
-  /** Claims `key` for a job; false when the key is already claimed. */
+  /**
+   * Claims `key` for a job; false when the key is already claimed (by another request: this
+   * call's own earlier try, applied after it was cut, is this claim; tables.ts).
+   */
   async claim(key: string, record: IdempotencyRecord): Promise<boolean> {
     try {
-      await this.table.createEntity({ partitionKey: IDEMPOTENCY_PARTITION, rowKey: keyRow(key), ...record });
+      await insertEntity(this.table, { partitionKey: IDEMPOTENCY_PARTITION, rowKey: keyRow(key), ...record });
       return true;
     } catch (error) {
       if (restStatus(error) === 409) return false;
@@ -50,7 +53,7 @@ export class IdempotencyStore {
   /** Re-points an abandoned claim (read with `etag`) at a new job. */
   async takeOver(key: string, etag: string, record: IdempotencyRecord): Promise<void> {
     try {
-      await this.table.updateEntity({ partitionKey: IDEMPOTENCY_PARTITION, rowKey: keyRow(key), ...record }, 'Replace', { etag });
+      await replaceEntity(this.table, { partitionKey: IDEMPOTENCY_PARTITION, rowKey: keyRow(key), ...record }, etag);
     } catch (error) {
       const status = restStatus(error);
       if (status === 412 || status === 404) throw new ConcurrencyError(`the Idempotency-Key record`, { cause: error });

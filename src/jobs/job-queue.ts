@@ -11,6 +11,12 @@ import { boundedQueueCall } from './storage-connection.js';
 /** Longest visibility delay used when backing off from a held lease. */
 const MAX_DELAY_SECONDS = 600;
 
+/**
+ * How long a job message lives unread: the queue's default (7 days), stated so that a job never
+ * delivered within it is known never to run (sweep-abandoned.ts).
+ */
+export const JOB_MESSAGE_TTL_SECONDS = 7 * 24 * 60 * 60;
+
 export const jobMessageSchema = v.object({
   jobId: v.pipe(v.string(), v.check(isJobId, 'not a job id')),
   /** 0 for the submission's message; each continuation message adds one. */
@@ -61,6 +67,6 @@ export class JobQueue {
     });
     await this.ready;
     const delay = Math.min(Math.max(Math.ceil(options.delayInSeconds ?? 0), 0), MAX_DELAY_SECONDS);
-    await boundedQueueCall((abortSignal) => this.queue.sendMessage(encodeJobMessage(message), { abortSignal, ...(delay > 0 && { visibilityTimeout: delay }) }));
+    await boundedQueueCall((abortSignal) => this.queue.sendMessage(encodeJobMessage(message), { abortSignal, messageTimeToLive: JOB_MESSAGE_TTL_SECONDS, ...(delay > 0 && { visibilityTimeout: delay }) }));
   }
 }

@@ -7,7 +7,7 @@ import { IdempotencyStore } from './idempotency-store.js';
 import { JobQueue } from './job-queue.js';
 import { JobStore } from './job-store.js';
 import { DEFAULT_CHECKPOINTS_TABLE, DEFAULT_JOBS_TABLE, IMPORTS_QUEUE } from './settings.js';
-import { queueClient, storageClients, type StorageConnection } from './storage-connection.js';
+import { queueClient, storageClients, type StorageClients, type StorageConnection } from './storage-connection.js';
 import { openTable } from './tables.js';
 
 export interface JobStorage {
@@ -24,10 +24,12 @@ export interface OpenJobStorageOptions {
 }
 
 /**
- * Connects to the account of `connection` (a connection string, or an identity-based
- * connection), creating the tables if missing (the queue is created on first send).
+ * Connects to the account of `connection` (a connection string, an identity-based connection, or
+ * the clients storageClients made of one, which other stores on the account then share: one
+ * credential and one token for all), creating the tables if missing (the queue is created on
+ * first send).
  */
-export async function openJobStorage(connection: string | StorageConnection, options: OpenJobStorageOptions = {}): Promise<JobStorage> {
+export async function openJobStorage(connection: string | StorageConnection | StorageClients, options: OpenJobStorageOptions = {}): Promise<JobStorage> {
   const clients = storageClients(connection);
   const [jobsTable, checkpointsTable] = await Promise.all([
     openTable(clients, options.jobsTable ?? DEFAULT_JOBS_TABLE),

@@ -8,7 +8,7 @@ import { odata, type TableClient, type TableEntityResult } from '@azure/data-tab
 import { ConcurrencyError, JobNotFoundError } from './errors.js';
 import { isJobId } from './job-id.js';
 import { emptyProgress, type JobRecord, type JobStatus } from './job-record.js';
-import { checkEntityLimits, readJson, restStatus, writeJson } from './tables.js';
+import { checkEntityLimits, insertEntity, readJson, replaceEntity, restStatus, writeJson } from './tables.js';
 
 /** The partition holding job entities (the idempotency store uses another in the same table). */
 export const JOB_PARTITION = 'job';
@@ -43,11 +43,10 @@ type Entity = Record<string, unknown> & { partitionKey: string; rowKey: string }
 export class JobStore {
   constructor(readonly table: TableClient) {}
 
-  /** Stores a new job. */
+  /** Stores a new job (its own earlier try, applied after it was cut, counts: tables.ts). */
   async create(record: JobRecord): Promise<Versioned<JobRecord>> {
     try {
-      const response = await this.table.createEntity(toEntity(record));
-      return { value: record, etag: response.etag ?? '' };
+      return { value: record, etag: await insertEntity(this.table, toEntity(record)) };
     } catch (error) {
       if (restStatus(error) === 409) throw new ConcurrencyError(`job ${record.id}`, { cause: error });
       throw error;
@@ -68,13 +67,13 @@ export class JobStore {
 
   /**
    * Replaces the job if it still has `etag`; returns the new ETag. Throws ConcurrencyError when
-   * someone changed it since, JobNotFoundError when it is gone.
+   * someone changed it since, JobNotFoundError when it is gone. This call's own earlier try,
+   * applied after it was cut, is not someone (tables.ts).
    */
   async replace(record: JobRecord, etag: string): Promise<string> {
     if (!etag) throw new Error(`refusing an unconditional update of job ${record.id}: pass the ETag it was read with`);
     try {
-      const response = await this.table.updateEntity(toEntity(record), 'Replace', { etag });
-      return response.etag ?? '';
+      return await replaceEntity(this.table, toEntity(record), etag);
     } catch (error) {
       const status = restStatus(error);
       if (status === 412) throw new ConcurrencyError(`job ${record.id}`, { cause: error });

@@ -19,7 +19,7 @@ import { defaultStores } from '../copy/stores.js';
 import { RegistryError } from '../registry/errors.js';
 import { parseReference } from '../registry/reference.js';
 import type { TableCheckpoints } from './checkpoint-store.js';
-import { ConfigurationError, EntityTooLargeError, LeaseLostError, RequestError, SecretError } from './errors.js';
+import { ConfigurationError, EntityTooLargeError, LeaseLostError, RequestError, SecretError, SERVICE_TLS_ADVICE } from './errors.js';
 import { loadTarget } from './import-references.js';
 import { acquireJobLease, type JobLease } from './job-lease.js';
 import { parseJobMessage, type JobQueue } from './job-queue.js';
@@ -311,6 +311,7 @@ function bounded(message: string): string {
 function apiAdvice(error: Error): string {
   if (!(error instanceof CopyError)) return '';
   if (error.code === 'TAG_EXISTS') return '; set "force": true in the import request to overwrite it';
+  if (error.code === 'TLS_VERIFY_FAILED') return SERVICE_TLS_ADVICE;
   if (error.code === 'AUTH_FAILED' && error.side === 'source') return ' (the source credentials are the request\'s "username" and "password")';
   if (error.code === 'AUTH_FAILED' && error.side === 'target') return ' (the target credentials are the deployment\'s HOIST_TARGET_USERNAME and HOIST_TARGET_PASSWORD)';
   return '';

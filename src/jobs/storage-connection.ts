@@ -10,6 +10,7 @@ import { RestError, TableClient, type TableServiceClientOptions } from '@azure/d
 import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { ConfigurationError } from './errors.js';
+import { SharedTokenCredential } from './shared-token.js';
 
 /** An identity-based connection, as settings give it: data only, so it can key a cache. */
 export interface IdentityConnection {
@@ -96,12 +97,17 @@ export function connectionCredential(identity: IdentityConnection): TokenCredent
 /** A connection ready to make clients: a connection string, or service URLs and one credential. */
 export type StorageClients = { connectionString: string } | { queueServiceUri: string; tableServiceUri: string; credential: TokenCredential };
 
-/** Turns a connection into one whose credential is made (once: its token cache serves every client). */
-export function storageClients(connection: StorageConnection | string): StorageClients {
+/**
+ * Turns a connection into one whose credential is made, wrapped so that every client made from
+ * the result shares its tokens (shared-token.ts). Clients made from another call's result have a
+ * credential of their own: make this once per connection and give it to every store.
+ * Clients already made are returned as they are.
+ */
+export function storageClients(connection: StorageConnection | StorageClients | string): StorageClients {
   if (typeof connection === 'string') return { connectionString: connection };
-  if ('connectionString' in connection) return connection;
+  if (!('identity' in connection)) return connection;
   const { identity } = connection;
-  return { queueServiceUri: identity.queueServiceUri, tableServiceUri: identity.tableServiceUri, credential: connectionCredential(identity) };
+  return { queueServiceUri: identity.queueServiceUri, tableServiceUri: identity.tableServiceUri, credential: new SharedTokenCredential(connectionCredential(identity)) };
 }
 
 /*

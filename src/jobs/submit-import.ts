@@ -12,7 +12,7 @@ import { parseReference, type Reference } from '../registry/reference.js';
 import type { IdentityCredentials } from '../azure/acr-credentials.js';
 import { looksLikeResourceId } from '../azure/arm.js';
 import { AzureError, explainAcrRefusal } from '../azure/errors.js';
-import { ConcurrencyError, ConfigurationError, IdempotencyError, RequestError, TagExistsError, TargetCheckError } from './errors.js';
+import { ConcurrencyError, ConfigurationError, IdempotencyError, JobMayExistError, RequestError, TagExistsError, TargetCheckError } from './errors.js';
 import type { IdempotencyStore } from './idempotency-store.js';
 import { parseImportRequest, type ImportRequest } from './import-request.js';
 import { resolveImport, storeTarget } from './import-references.js';
@@ -20,7 +20,7 @@ import { newJobId } from './job-id.js';
 import { checkSource } from './outbound-policy.js';
 import type { JobQueue } from './job-queue.js';
 import { newJobRecord, type JobRecord } from './job-record.js';
-import type { JobStore } from './job-store.js';
+import type { JobStore, Versioned } from './job-store.js';
 import type { SecretBox } from './secret-box.js';
 import { jobCredentials, redact, sealCredentials } from './source-credentials.js';
 
@@ -188,16 +188,35 @@ export async function submitImport(body: unknown, options: SubmitImportOptions, 
     ...(sealedCredentials !== undefined && { sealedCredentials }),
     now: now(),
   });
-  const created = await deps.jobs.create(record);
+  let created: Versioned<JobRecord>;
+  try {
+    created = await deps.jobs.create(record);
+  } catch (error) {
+    // A cut try may still be applied (tables.ts): the record may exist, without a message, so it
+    // never runs, but a caller retrying with the key must not be handed it. It is named in the answer.
+    if (!reachedStorage(error)) throw error;
+    if (key !== undefined) await deps.idempotency.release(key, id).catch(() => {});
+    throw new JobMayExistError(id, { cause: error });
+  }
   try {
     await deps.queue.enqueue({ jobId: id, continuation: 0 });
   } catch (error) {
-    // Without its message the job would wait forever: undo it, so a retry (same key or not) starts afresh.
-    await deps.jobs.delete(id, created.etag).catch(() => {});
+    // The message may still land (a cut call can be applied later), and a job with its message
+    // runs: undo the record, so that a message finds no job to run, and a retry (same key or
+    // not) starts afresh. When the undo fails too, the job may run: the answer names it.
+    const undone = await deps.jobs.delete(id, created.etag).then(
+      () => true,
+      () => false,
+    );
     if (key !== undefined) await deps.idempotency.release(key, id).catch(() => {});
-    throw error;
+    throw undone || !reachedStorage(error) ? error : new JobMayExistError(id, { cause: error });
   }
   return { job: record, replayed: false };
+}
+
+/** Whether a failed call may have been applied: the storage SDKs' RestError (a refusal before sending, such as an entity too large, was not). */
+function reachedStorage(error: unknown): boolean {
+  return error instanceof Error && error.name === 'RestError';
 }
 
 /** The request's `targetRegistry` when the deployment lists it, else the first listed; 400 for any other. */

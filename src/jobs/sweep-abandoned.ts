@@ -4,10 +4,16 @@
  * `imports-poison` without our code running again, so nothing would ever mark the job failed.
  * Such a job is recognisable: still `running`, its lease taken on the last delivery and never
  * released, and expired. A clean pause or failure releases the lease, so those are left alone.
+ *
+ * And failing jobs that were never delivered: still `queued` with no attempt once their message's
+ * time to live (JOB_MESSAGE_TTL_SECONDS) is over, so no message for them can exist. A POST that
+ * answered 503 (storage cut short, its insert applied late) leaves such a record, which its 503
+ * named; it never runs, and this ends it instead of showing it `queued` for ever.
  */
 import type { TableCheckpoints } from './checkpoint-store.js';
 import { ConcurrencyError } from './errors.js';
 import { markCanceled, type JobRecord } from './job-record.js';
+import { JOB_MESSAGE_TTL_SECONDS } from './job-queue.js';
 import { MAX_PAGE_SIZE, type JobStore } from './job-store.js';
 
 export interface SweepDeps {
@@ -22,12 +28,18 @@ export interface SweepDeps {
 /** Whether the job's final delivery died holding the lease. */
 function abandoned(job: JobRecord, maxDequeueCount: number, now: number): boolean {
   return (
-    job.status === 'running' &&
-    job.leaseOwner !== undefined &&
-    job.leaseExpiresAt !== undefined &&
-    Date.parse(job.leaseExpiresAt) <= now &&
-    (job.deliveryDequeueCount ?? 0) >= maxDequeueCount
+    (job.status === 'running' &&
+      job.leaseOwner !== undefined &&
+      job.leaseExpiresAt !== undefined &&
+      Date.parse(job.leaseExpiresAt) <= now &&
+      (job.deliveryDequeueCount ?? 0) >= maxDequeueCount) ||
+    neverDelivered(job, now)
   );
+}
+
+/** Whether the job is still waiting for a first delivery that can no longer come: its message's time to live is over. */
+function neverDelivered(job: JobRecord, now: number): boolean {
+  return job.status === 'queued' && job.attempts === 0 && job.leaseOwner === undefined && Date.parse(job.createdAt) + JOB_MESSAGE_TTL_SECONDS * 1000 <= now;
 }
 
 /** Marks every abandoned job failed; returns their ids. */
@@ -36,7 +48,7 @@ export async function sweepAbandonedImports(deps: SweepDeps): Promise<string[]> 
   const failed: string[] = [];
   let after: string | undefined;
   do {
-    const page = await deps.jobs.list({ statuses: ['running'], pageSize: MAX_PAGE_SIZE, ...(after !== undefined && { after }) });
+    const page = await deps.jobs.list({ statuses: ['running', 'queued'], pageSize: MAX_PAGE_SIZE, ...(after !== undefined && { after }) });
     for (const listed of page.jobs) {
       if (abandoned(listed, deps.maxDequeueCount, now()) && (await failAbandoned(deps, listed.id, now))) failed.push(listed.id);
     }
@@ -58,6 +70,7 @@ async function failAbandoned(deps: SweepDeps, id: string, now: () => number): Pr
   delete job.leaseExpiresAt;
   // Its caller asked it to stop: it stopped, canceled, whatever stopped it.
   if (job.cancelRequestedAt !== undefined) markCanceled(job, at);
+  else if (neverDelivered(job, now())) failNeverDelivered(job, at);
   else failLost(job, deps.maxDequeueCount, at);
   try {
     await deps.jobs.replace(job, current.etag);
@@ -75,6 +88,17 @@ function failLost(job: JobRecord, maxDequeueCount: number, at: string): void {
   job.error = {
     code: 'WORKER_LOST',
     message: `the last of ${maxDequeueCount} attempts stopped without a result (its process died or timed out)${job.lastError ? `; the last recorded error was ${job.lastError.code}: ${job.lastError.message}` : ''}; check functionTimeout and HOIST_TIME_BUDGET_SECONDS, then submit the import again`,
+  };
+  job.completedAt = at;
+  job.updatedAt = at;
+  delete job.sealedCredentials;
+}
+
+function failNeverDelivered(job: JobRecord, at: string): void {
+  job.status = 'failed';
+  job.error = {
+    code: 'NEVER_DELIVERED',
+    message: `no worker ever received this job: the request that created it failed while the job storage was unreachable, or its queue message expired unread after ${JOB_MESSAGE_TTL_SECONDS / 86_400} days; submit the import again`,
   };
   job.completedAt = at;
   job.updatedAt = at;

@@ -3,7 +3,7 @@
  * opening a table (created once), reading a failed request's HTTP status, and storing JSON values
  * larger than one property allows.
  */
-import type { TableClient } from '@azure/data-tables';
+import type { TableClient, TableEntity } from '@azure/data-tables';
 import { EntityTooLargeError } from './errors.js';
 import { tableClient, type StorageClients } from './storage-connection.js';
 
@@ -27,6 +27,75 @@ export async function openTable(clients: StorageClients, tableName: string): Pro
   const client = tableClient(clients, tableName);
   await client.createTable();
   return client;
+}
+
+/*
+ * A table try is cut after STORAGE_TRY_TIMEOUT_MS (storage-connection.ts), but the service may
+ * still apply it: the request had arrived, only the answer was late. The SDK's retry of that
+ * write then meets the write itself: an insert answers 409 EntityAlreadyExists, a replace on the
+ * ETag read before it 412. insertEntity and replaceEntity read the entity back in that case: when
+ * it holds exactly what this call wrote, the write is this call's own and succeeded. Every entity
+ * the stores write carries a time or an owner of its own (updatedAt, createdAt, a job id), so a
+ * rival's write does not hold the same values.
+ */
+
+/** Properties a read adds to the ones written. */
+const READ_METADATA = new Set(['etag', 'timestamp', 'partitionKey', 'rowKey']);
+
+/** Whether `stored` holds exactly the properties of `written`, and no others. */
+function holdsWritten(stored: Record<string, unknown>, written: Record<string, unknown>): boolean {
+  const names = Object.keys(written).filter((name) => !READ_METADATA.has(name) && written[name] !== undefined);
+  const storedNames = Object.keys(stored).filter((name) => !READ_METADATA.has(name) && !name.startsWith('odata'));
+  if (storedNames.length !== names.length) return false;
+  return names.every((name) => {
+    const value = written[name];
+    // A typed value ({value, type: 'Double'}) reads back as its plain value.
+    const plain = typeof value === 'object' && value !== null && 'value' in value ? (value as { value: unknown }).value : value;
+    const read = stored[name];
+    return read === plain || (typeof read === 'object' && read !== null && 'value' in read && String((read as { value: unknown }).value) === String(plain));
+  });
+}
+
+/** The entity's ETag when it holds exactly what `written` wrote, else undefined (gone or another's). */
+async function ownWrite(table: TableClient, written: TableEntity<object>): Promise<string | undefined> {
+  try {
+    const stored = await table.getEntity<Record<string, unknown>>(written.partitionKey, written.rowKey);
+    return holdsWritten(stored, written as Record<string, unknown>) ? stored.etag : undefined;
+  } catch (error) {
+    if (restStatus(error) === 404) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Inserts `entity` and returns its ETag. A 409 that meets this call's own earlier try (applied
+ * after it was cut) is the insert's success; any other failure is thrown as the SDK gave it.
+ */
+export async function insertEntity<T extends object>(table: TableClient, entity: TableEntity<T>): Promise<string> {
+  try {
+    return (await table.createEntity(entity)).etag ?? '';
+  } catch (error) {
+    if (restStatus(error) !== 409) throw error;
+    const etag = await ownWrite(table, entity);
+    if (etag === undefined) throw error;
+    return etag;
+  }
+}
+
+/**
+ * Replaces `entity` if it still has `etag` and returns the new ETag. A 412 that meets this call's
+ * own earlier try (applied after it was cut) is the replace's success; any other failure is
+ * thrown as the SDK gave it.
+ */
+export async function replaceEntity<T extends object>(table: TableClient, entity: TableEntity<T>, etag: string): Promise<string> {
+  try {
+    return (await table.updateEntity(entity, 'Replace', { etag })).etag ?? '';
+  } catch (error) {
+    if (restStatus(error) !== 412) throw error;
+    const own = await ownWrite(table, entity);
+    if (own === undefined) throw error;
+    return own;
+  }
 }
 
 /** The HTTP status of a failed storage request, if it was one. */

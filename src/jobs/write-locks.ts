@@ -16,7 +16,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { odata, type TableClient } from '@azure/data-tables';
 import type { BlobLock, CopyCoordination, ReleaseLock } from '../copy/types.js';
 import type { Reference } from '../registry/reference.js';
-import { restStatus } from './tables.js';
+import { replaceEntity, restStatus } from './tables.js';
 
 /** The partition of lock rows in the jobs table (jobs and idempotency keys have their own). */
 export const LOCK_PARTITION = 'lock';
@@ -154,7 +154,8 @@ export class WriteLocks implements CopyCoordination {
     const renew = async () => {
       const entity: LockEntity = { partitionKey: LOCK_PARTITION, rowKey, subject, owner, repository, expiresAt: this.expiry() };
       try {
-        current = (await this.table.updateEntity(entity, 'Replace', { etag: current })).etag ?? '';
+        // Its own renewal applied after the try was cut is not a takeover (tables.ts).
+        current = await replaceEntity(this.table, entity, current);
       } catch (error) {
         // 412/404: taken over after expiring. Keep working: the lock orders writes, it guards no data.
         if (restStatus(error) === 412 || restStatus(error) === 404) lost = true;

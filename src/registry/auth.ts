@@ -6,7 +6,8 @@
  * requests are retried under the host's retry policy, as registry requests are in transport.ts.
  */
 import type { CredentialProvider, RegistryCredential, TokenConnection } from './credentials.js';
-import { describeBody, RegistryError } from './errors.js';
+import { describeBody, RegistryError, tlsVerifyRegistryError } from './errors.js';
+import { TlsVerifyError } from './tls.js';
 import { AddressRefusedError } from './address-policy.js';
 import type { LimitsByHost } from './host-limits.js';
 import type { Connections } from './http.js';
@@ -255,6 +256,7 @@ export async function requestSmall(req: SmallRequest): Promise<{ statusCode: num
       // A host the address policy refuses, or a proxy refuses for good, is not a network
       // failure: its own error says why.
       if (cause instanceof AddressRefusedError || (cause instanceof ProxyError && !cause.transient)) throw cause;
+      if (cause instanceof TlsVerifyError) throw tlsVerifyRegistryError(cause, { method: req.method, url: req.url.origin + req.url.pathname, reference: req.reference });
       if (!signal.aborted && isRetryableNetworkError(cause) && attempt < req.retry.maxAttempts) {
         await sleep(backoffDelay(req.retry, attempt), signal);
         continue;

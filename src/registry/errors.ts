@@ -3,6 +3,7 @@
  * carrying the spec's error code, the HTTP status, the reference and a sentence on what to do.
  * Callers match on `code`, never on message text.
  */
+import type { TlsVerifyError } from './tls.js';
 
 /** Error codes from the OCI distribution spec, plus Hoist's own for failures with no registry body. */
 export type RegistryErrorCode =
@@ -22,6 +23,7 @@ export type RegistryErrorCode =
   | 'TOOMANYREQUESTS'
   | 'RANGE_INVALID'
   | 'NETWORK_ERROR'
+  | 'TLS_VERIFY_FAILED'
   | 'SERVER_ERROR'
   | 'UNEXPECTED_RESPONSE';
 
@@ -57,6 +59,8 @@ const ADVICE: Record<string, string> = {
   BLOB_UPLOAD_INVALID: 'the upload session is no longer valid; restart the blob',
   BLOB_UPLOAD_UNKNOWN: 'the upload session is gone; restart the blob',
   NETWORK_ERROR: 'check the registry host is reachable and retry',
+  // Which CA bundle or skip-verify setting applies is for the surface to say.
+  TLS_VERIFY_FAILED: 'trust the CA that signed the certificate, or (for a test registry only) turn verification off for this host; a retry gets the same certificate',
   SERVER_ERROR: 'the registry failed; retry later',
   UNSUPPORTED: 'the registry does not support this operation',
 };
@@ -182,6 +186,14 @@ export function parseRegistryJson(text: string, answer: JsonAnswer): unknown {
       details: [{ code: 'UNEXPECTED_RESPONSE', message: `expected JSON, got ${describeBody(answer.contentType)} that does not parse` }],
     });
   }
+}
+
+/**
+ * The RegistryError for a request refused because its host's certificate did not verify
+ * (TLS_VERIFY_FAILED, status 0, not transient), naming the host and the reason.
+ */
+export function tlsVerifyRegistryError(error: TlsVerifyError, where: { method: string; url: string; reference: string }): RegistryError {
+  return new RegistryError({ code: 'TLS_VERIFY_FAILED', status: 0, ...where, cause: error, details: [{ code: error.verifyCode, message: error.message }] });
 }
 
 /** Maps an HTTP status with no spec error body to the closest spec code. */

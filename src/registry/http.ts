@@ -32,7 +32,7 @@ import tls from 'node:tls';
 import type { Agent as UndiciAgent, buildConnector as BuildConnector, Dispatcher as UndiciDispatcher } from 'undici';
 import type { AddressPolicy } from './address-policy.js';
 import { ProxyError, ProxySettings, type ForwardProxy } from './proxy.js';
-import { TlsSettings, type TlsConnectionOptions } from './tls.js';
+import { TlsSettings, tlsVerifyFailure, type TlsConnectionOptions } from './tls.js';
 
 /* eslint-disable @typescript-eslint/no-require-imports -- internal paths, typed by the public ones */
 const Agent = require('undici/lib/dispatcher/agent') as typeof UndiciAgent;
@@ -98,9 +98,14 @@ export class Connections {
     if (proxy && this.policy) await this.policy.check(req.url.hostname, port);
     if (proxy && req.url.protocol === 'http:') return this.forward(proxy, req);
     const pools = this.poolsFor(req.url.protocol === 'https:' ? this.tls.forUrl(req.url, req.registryHost) : DEFAULT_TLS, proxy);
-    if (req.method === 'HEAD') return head(req, { agent: pools.head(req.url.protocol) }, req.url);
-    const { statusCode, headers, body } = await pools.agent.request({ origin: req.url.origin, path: req.url.pathname + req.url.search, method: req.method, headers: req.headers, body: req.body, signal: req.signal });
-    return { statusCode, headers, body };
+    try {
+      if (req.method === 'HEAD') return await head(req, { agent: pools.head(req.url.protocol) }, req.url);
+      const { statusCode, headers, body } = await pools.agent.request({ origin: req.url.origin, path: req.url.pathname + req.url.search, method: req.method, headers: req.headers, body: req.body, signal: req.signal });
+      return { statusCode, headers, body };
+    } catch (error) {
+      // A certificate that did not verify is named as such, never taken for a dropped connection.
+      throw (req.url.protocol === 'https:' && tlsVerifyFailure(error, req.url, req.registryHost)) || error;
+    }
   }
 
   /** An http URL through `proxy`: an absolute-form request on a connection to the proxy. */

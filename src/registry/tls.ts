@@ -122,3 +122,59 @@ export class TlsSettings {
     return this.unverified;
   }
 }
+
+/**
+ * What each certificate verification failure means, by the code Node gives it (OpenSSL's
+ * X509_V_ERR names, and Node's own for a name the certificate does not cover). undici passes the
+ * TLS socket's error up as it is.
+ */
+const VERIFY_REASONS: Readonly<Record<string, string>> = {
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'its certificate is self-signed',
+  SELF_SIGNED_CERT_IN_CHAIN: 'its certificate chain ends in a self-signed CA that is not trusted',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'its certificate is signed by a CA that is not trusted',
+  UNABLE_TO_GET_ISSUER_CERT: 'its certificate is signed by a CA that is not trusted',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'its certificate is signed by a CA that is not trusted',
+  CERT_UNTRUSTED: 'its certificate is not trusted',
+  CERT_REJECTED: 'its certificate is rejected',
+  INVALID_CA: 'its certificate chain holds a certificate that may not sign others',
+  CERT_CHAIN_TOO_LONG: 'its certificate chain is too long',
+  CERT_SIGNATURE_FAILURE: 'its certificate has a signature that does not verify',
+  UNABLE_TO_DECRYPT_CERT_SIGNATURE: 'its certificate has a signature that does not verify',
+  CERT_HAS_EXPIRED: 'its certificate has expired',
+  CERT_NOT_YET_VALID: 'its certificate is not valid yet',
+  CERT_REVOKED: 'its certificate is revoked',
+  HOSTNAME_MISMATCH: 'its certificate is for another name',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'its certificate is for another name',
+};
+
+/**
+ * A TLS connection refused because the server's certificate did not verify: never retried (the
+ * same certificate comes back), and named by host and reason, so the reader knows what to trust
+ * or fix. What to do is said by the surface that shows it (a CLI flag, a deployment setting).
+ */
+export class TlsVerifyError extends Error {
+  override readonly name = 'TlsVerifyError';
+  readonly code = 'TLS_VERIFY_FAILED';
+  constructor(
+    /** `host[:port]` whose certificate failed. */
+    readonly host: string,
+    /** Node's code for the failure (CERT_HAS_EXPIRED, ...). */
+    readonly verifyCode: string,
+    /** The registry whose token service `host` is, when it is one. */
+    readonly registryHost: string | undefined,
+    options: { cause: unknown },
+  ) {
+    super(`the TLS certificate of ${host}${registryHost !== undefined && registryHost !== host ? ` (the token service of ${registryHost})` : ''} could not be verified: ${VERIFY_REASONS[verifyCode]} (${verifyCode})`, options);
+  }
+}
+
+/**
+ * The TlsVerifyError for a connection to `url` that failed certificate verification, or undefined
+ * for any other failure. The error Node gives carries the certificate (and its own message);
+ * neither is kept but as the cause.
+ */
+export function tlsVerifyFailure(error: unknown, url: URL, registryHost?: string): TlsVerifyError | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string' || !Object.hasOwn(VERIFY_REASONS, code)) return undefined;
+  return new TlsVerifyError(url.host.toLowerCase(), code, registryHost?.toLowerCase(), { cause: error });
+}

@@ -8,7 +8,8 @@
 import { Readable } from 'node:stream';
 import { Authenticator, readLimited, USER_AGENT } from './auth.js';
 import type { CredentialProvider } from './credentials.js';
-import { codeForStatus, errorDetailsFromBody, RegistryError, type RegistryErrorDetail } from './errors.js';
+import { codeForStatus, errorDetailsFromBody, RegistryError, tlsVerifyRegistryError, type RegistryErrorDetail } from './errors.js';
+import { TlsVerifyError } from './tls.js';
 import { Connections, type ResponseBody } from './http.js';
 import { LimitsByHost, type HostLimits } from './host-limits.js';
 import { ProxyError } from './proxy.js';
@@ -116,6 +117,7 @@ export class Transport {
       } catch (error) {
         // Errors raised by a request body (a source stream failing its digest check, say) pass
         // through unchanged: only socket-level failures (and a proxy's refusal) are this layer's business.
+        if (error instanceof TlsVerifyError) throw tlsVerifyRegistryError(error, { method: req.method, url: redact(req.url), reference: req.reference });
         if (req.signal?.aborted || !(isNetworkFailure(error) || error instanceof ProxyError)) throw error;
         const canRetry = isRetryableNetworkError(error) && attempt < this.retry.maxAttempts && req.replayable !== false && req.resendOnFailure !== false;
         // A proxy's refusal names the proxy: it goes up as it is.

@@ -8,11 +8,12 @@
  * when HOIST_HTTPS_REGISTRIES lists it: trusted with --ca-file, or not verified when asked.
  */
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { makeCertificates, type TestCertificates } from '../helpers/certificates.js';
+import { makeCertificates, makeServerCertificate, type ServerCertificate, type TestCertificates } from '../helpers/certificates.js';
 import { pushImage } from '../helpers/fixtures.js';
 import { startProxy, type ProxyRule, type TestProxy } from '../helpers/proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -141,11 +142,14 @@ describe('a registry serving TLS on loopback', () => {
     expect(await storedTag('tls/env', 'v1')).toBe(image.digest);
   });
 
-  it('is refused, naming the certificate, when its CA is not trusted', async () => {
+  it('is refused, naming the host, the reason and what to do, when its CA is not trusted', async () => {
     await pushImage(source, 'tls/untrusted', 'v1', { layers: [1000] });
-    const refused = await hoist(['copy', `${source.host}/tls/untrusted:v1`, `${secure.host}/tls/untrusted:v1`]);
+    const refused = await hoist(['copy', '--format', 'json', `${source.host}/tls/untrusted:v1`, `${secure.host}/tls/untrusted:v1`]);
     expect(refused.code, refused.all).toBe(EXIT.failure);
-    expect(refused.stderr).toMatch(/certificate/i);
+    expect(refused.stderr).toContain(`TLS failed on the target ${secure.host}/tls/untrusted:v1: TLS_VERIFY_FAILED on HEAD`);
+    expect(refused.stderr).toContain(`the TLS certificate of ${secure.host} could not be verified: its certificate is signed by a CA that is not trusted (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`);
+    expect(refused.stderr).toContain('(trust the CA with --ca-file FILE or HOIST_CA_FILE, or NODE_EXTRA_CA_CERTS; for a test registry only, --dest-tls-verify=false skips verification');
+    expect(JSON.parse(refused.stdout.trim().split('\n').at(-1)!)).toMatchObject({ error: { code: 'TLS_VERIFY_FAILED', exitCode: EXIT.failure } });
     expect(await storedTag('tls/untrusted', 'v1')).toBeUndefined();
   });
 
@@ -173,7 +177,8 @@ describe('a registry serving TLS on loopback', () => {
     expect(tags.stdout).toBe('v1\n');
     const refused = await hoist(['digest', ref]);
     expect(refused.code, refused.all).toBe(EXIT.failure);
-    expect(refused.stderr).toMatch(/certificate/i);
+    expect(refused.stderr).toContain(`TLS_VERIFY_FAILED on HEAD ${ref}: the TLS certificate of ${secure.host} could not be verified`);
+    expect(refused.stderr).toContain('--tls-verify=false skips verification for it and its token service)');
   });
 
   it('is copied to without verification when HOIST_TLS_SKIP_VERIFY lists it', async () => {
@@ -257,5 +262,50 @@ describe('a TLS registry whose token service is on another TLS host', () => {
     expect(await manifestStatus(source, 'tls/token-src', 'v1')).toBe(200);
     expect(copied.stderr).toContain(`(the token service of ${tokenAuth.host}) are NOT verified`);
     expect(copied.stdout).toContain(image.digest);
+  });
+});
+
+describe('a TLS registry whose token service has a certificate the client does not trust', () => {
+  /** The token service: an https server that counts the connections made to it; its certificate changes per case. */
+  let realm: HttpsServer;
+  let realmHost: string;
+  let connections = 0;
+  let tokenAuth: TestRegistry;
+  const certificatesFor: Record<string, ServerCertificate> = {};
+  beforeAll(async () => {
+    const other = await makeCertificates(await mkdtemp(path.join(directory, 'other-ca-')), 'other.hoist.test');
+    certificatesFor.UNABLE_TO_VERIFY_LEAF_SIGNATURE = other;
+    certificatesFor.DEPTH_ZERO_SELF_SIGNED_CERT = await makeServerCertificate(directory, 'self-signed', { subjectAltName: 'IP:127.0.0.1' });
+    certificatesFor.ERR_TLS_CERT_ALTNAME_INVALID = await makeServerCertificate(directory, 'elsewhere', { ca: certificates, subjectAltName: 'DNS:elsewhere.hoist.test' });
+    certificatesFor.CERT_HAS_EXPIRED = await makeServerCertificate(directory, 'expired', { ca: certificates, subjectAltName: 'IP:127.0.0.1', days: -1 });
+    realm = createHttpsServer({ key: other.key, cert: other.cert }, (_req, res) => res.writeHead(500).end());
+    realm.on('connection', () => connections++);
+    await new Promise<void>((resolve) => realm.listen(0, '127.0.0.1', resolve));
+    realmHost = `127.0.0.1:${(realm.address() as AddressInfo).port}`;
+    tokenAuth = await startRegistry({ auth: 'token', tls: { certificate: certificates.certPath, key: certificates.keyPath }, tokenRealm: () => `https://${realmHost}/token` });
+  });
+  afterAll(async () => {
+    realm?.closeAllConnections();
+    realm?.close();
+    await tokenAuth?.stop();
+  });
+
+  it.each([
+    ['DEPTH_ZERO_SELF_SIGNED_CERT', 'its certificate is self-signed'],
+    ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'its certificate is signed by a CA that is not trusted'],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', 'its certificate is for another name'],
+    ['CERT_HAS_EXPIRED', 'its certificate has expired'],
+  ])('%s: refused at once, naming the token service, its registry and the reason, and no secret', async (code, reason) => {
+    realm.setSecureContext({ key: certificatesFor[code]!.key, cert: certificatesFor[code]!.cert });
+    const password = tokenAuth.credentials!.password;
+    const before = connections;
+    // The registry itself is trusted (--ca-file): only its token service fails.
+    const refused = await runHoist(['digest', '--ca-file', certificates.caPath, '--creds', `${tokenAuth.credentials!.username}:${password}`, `${tokenAuth.host}/tls/realm:v1`], home, { HOIST_HTTPS_REGISTRIES: tokenAuth.host });
+    expect(refused.code, refused.all).toBe(EXIT.failure);
+    expect(refused.stderr).toContain(`TLS_VERIFY_FAILED on GET token service for ${tokenAuth.host}: the TLS certificate of ${realmHost} (the token service of ${tokenAuth.host}) could not be verified: ${reason} (${code})`);
+    expect(refused.stderr).toContain('--tls-verify=false skips verification for it and its token service)');
+    expect(refused.all).not.toContain(password);
+    // Not retried: the same certificate would come back.
+    expect(connections - before).toBe(1);
   });
 });

@@ -1,6 +1,18 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { makeCertificates } from '../helpers/certificates.js';
 import { ALLOW_LOOPBACK_REGISTRIES } from '../helpers/registry.js';
-import { QueueServiceClient } from '@azure/storage-queue';
+import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
+import { responseForError } from '../../src/functions/http-errors.js';
+import { JobMayExistError } from '../../src/jobs/errors.js';
+import { JobQueue } from '../../src/jobs/job-queue.js';
+import { JobStore } from '../../src/jobs/job-store.js';
+import { newJobId } from '../../src/jobs/job-id.js';
+import { DEFAULT_JOBS_TABLE } from '../../src/jobs/settings.js';
+import { storageClients } from '../../src/jobs/storage-connection.js';
+import { openTable } from '../../src/jobs/tables.js';
 import { importsHandler } from '../../src/functions/imports.js';
 import { CopyError } from '../../src/copy/errors.js';
 import { jobStorage, setEngine, submitDeps } from '../../src/functions/services.js';
@@ -11,7 +23,7 @@ import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startAzurite, type TestAzurite } from '../jobs/azurite.js';
 import { freePort } from '../helpers/ports.js';
-import { call, type CallOptions } from './support.js';
+import { call, callChecked, type CallOptions, type Called } from './support.js';
 
 const PASSWORD = `src-pass-${randomBytes(8).toString('hex')}`;
 const SOURCE = 'docker.io/library/hello-world:latest';
@@ -261,6 +273,27 @@ describe('POST /api/imports', () => {
     expect(await queueLength()).toBe(before);
   });
 
+  it('answers 502 naming the certificate, and the settings that trust it, when the target’s TLS certificate does not verify', async () => {
+    const directory = await mkdtemp(path.join(tmpdir(), 'hoist-imports-tls-'));
+    const certificates = await makeCertificates(directory, 'target.hoist.test');
+    const secure = await startProxy(registry.url, [], { tls: { key: certificates.key, cert: certificates.cert } });
+    const before = await queueLength();
+    Object.assign(process.env, { HOIST_TARGET_REGISTRY: secure.host, HOIST_HTTPS_REGISTRIES: secure.host });
+    try {
+      const res = await callChecked(importsHandler, { json: { source: LOCAL_SOURCE, images: ['hello:tls'] } });
+      expect(res.status).toBe(502);
+      expect(res.body.error.code).toBe('TARGET_CHECK_FAILED');
+      expect(res.body.error.message).toContain(`the TLS certificate of ${secure.host} could not be verified: its certificate is signed by a CA that is not trusted (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`);
+      expect(res.body.error.message).toContain('(the deployment trusts the CAs of HOIST_CA_FILE and NODE_EXTRA_CA_CERTS besides the public ones; HOIST_TLS_SKIP_VERIFY turns verification off');
+      expect(await queueLength()).toBe(before);
+    } finally {
+      process.env.HOIST_TARGET_REGISTRY = TARGET;
+      delete process.env.HOIST_HTTPS_REGISTRIES;
+      await secure.stop();
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
   it('keeps the target password out of a failed target check', async () => {
     const targetPassword = `target-pass-${randomBytes(8).toString('hex')}`;
     Object.assign(process.env, { HOIST_TARGET_USERNAME: 'pusher', HOIST_TARGET_PASSWORD: targetPassword });
@@ -415,6 +448,87 @@ describe('while the job storage is unreachable', () => {
     } finally {
       process.env.AzureWebJobsStorage = storage;
       hung.resume();
+      await hung.stop();
+    }
+  }, 30_000);
+});
+
+describe('a POST whose storage writes may land after its 503', () => {
+  /** The imports queue's messages that name `jobId` (peeked, left in place). */
+  async function messagesFor(queue: QueueClient, jobId: string): Promise<number> {
+    await queue.createIfNotExists();
+    const { peekedMessageItems } = await queue.peekMessages({ numberOfMessages: 32 });
+    return peekedMessageItems.filter((m) => Buffer.from(m.messageText, 'base64').toString('utf8').includes(jobId)).length;
+  }
+
+  it('names the job whose insert lands late: it has no message, so it never runs, and the caller can cancel it', async () => {
+    await jobStorage();
+    azurite.pause();
+    let res: Called;
+    try {
+      res = await callChecked(importsHandler, { json: { source: LOCAL_SOURCE, images: ['hello:late-insert'] } });
+    } finally {
+      azurite.resume();
+    }
+    expect(res.status).toBe(503);
+    expect(res.headers['retry-after']).toBe('10');
+    const jobId = res.body.error.jobId as string;
+    expect(res.body.error).toMatchObject({ code: 'STORAGE_UNAVAILABLE', jobId: expect.stringMatching(/.+/) });
+    expect(res.body.error.message).toContain(`the import may have been queued before it failed, as job ${jobId}: GET /api/imports/${jobId} says whether it exists`);
+    // Azurite, let go, applies the insert it had taken while frozen: the record exists after all…
+    let found: Called;
+    do found = await callChecked(importsHandler, { method: 'GET', path: `/api/imports/${jobId}`, params: { id: jobId } });
+    while (found.status === 404);
+    expect(found.status).toBe(200);
+    expect(found.body.status).toBe('queued');
+    // …but no message was ever sent for it, and its caller, who knows its id, can cancel it.
+    expect(await messagesFor(importsQueue(), jobId)).toBe(0);
+    const canceled = await callChecked(importsHandler, { method: 'DELETE', path: `/api/imports/${jobId}`, params: { id: jobId } });
+    expect(canceled.status).toBe(200);
+    expect(canceled.body.status).toBe('canceled');
+  }, 30_000);
+
+  it('names the job whose message may land late when its record cannot be undone: that is the job that would run', async () => {
+    // The record on a table client whose undo (a DELETE) is sent to a port nothing listens on,
+    // so it never lands; the message to a second Azurite that never answers while the POST waits.
+    const hung = await startAzurite();
+    const closed = await freePort();
+    try {
+      const deps = await submitDeps();
+      const table = await openTable(storageClients(azurite.connectionString), DEFAULT_JOBS_TABLE);
+      table.pipeline.addPolicy(
+        {
+          name: 'undoUnreachable',
+          sendRequest: (request, next) => {
+            if (request.method === 'DELETE') request.url = request.url.replace(/127\.0\.0\.1:\d+/, `127.0.0.1:${closed}`);
+            return next(request);
+          },
+        },
+        { afterPhase: 'Retry' },
+      );
+      const queue = new JobQueue(QueueServiceClient.fromConnectionString(hung.connectionString).getQueueClient('imports'));
+      // One message first, so the queue is known to exist and the POST's enqueue sends its message at once.
+      await queue.enqueue({ jobId: newJobId(), continuation: 0 });
+      hung.pause();
+      let error: unknown;
+      try {
+        error = await submitImport({ source: LOCAL_SOURCE, images: ['hello:late-message'] }, {}, { ...deps, jobs: new JobStore(table), queue }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      } finally {
+        hung.resume();
+      }
+      expect(error).toBeInstanceOf(JobMayExistError);
+      const jobId = (error as JobMayExistError).jobId;
+      const answer = responseForError(error)!;
+      expect(answer.status).toBe(503);
+      expect(answer.jsonBody).toMatchObject({ error: { code: 'STORAGE_UNAVAILABLE', jobId } });
+      // Let go, the queue takes the message it had been sent, and the record is still there: the
+      // job runs, as the 503 said it might, under the id it gave.
+      while ((await messagesFor(queue.queue, jobId)) === 0);
+      expect((await deps.jobs.get(jobId))?.value.status).toBe('queued');
+    } finally {
       await hung.stop();
     }
   }, 30_000);

@@ -4,7 +4,8 @@
  * fixture plays the platform's endpoint, and the real @azure/identity ManagedIdentityCredential
  * gets its tokens there. The app side runs in a child process, as on Azure: the platform's
  * variables in its environment, and NODE_EXTRA_CA_CERTS trusting the test CA (read only at
- * start, so not settable in this process).
+ * start, so not settable in this process). The service's wiring (functions/services.ts) gives
+ * its job tables, queue and watch table one credential: one token serves them all.
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -18,6 +19,7 @@ import { createEntraTenant } from '../helpers/entra-tenant.js';
 import { startManagedIdentityEndpoint, type ManagedIdentityEndpoint } from '../helpers/managed-identity.js';
 import { freePort } from '../helpers/ports.js';
 import { spawnTracked } from '../helpers/processes.js';
+import { startAzurite as startPlainAzurite, type TestAzurite } from '../helpers/azurite.js';
 
 const run = promisify(execFile);
 const DIST = path.join(__dirname, '..', '..', 'dist', 'src', 'jobs');
@@ -29,6 +31,7 @@ let directory: string;
 let certificates: TestCertificates;
 let azurite: AzuriteInstance;
 let identity: ManagedIdentityEndpoint;
+let plain: TestAzurite;
 
 beforeAll(async () => {
   directory = mkdtempSync(path.join(tmpdir(), 'hoist-storage-identity-'));
@@ -42,9 +45,10 @@ beforeAll(async () => {
     spawnProcess: (command, args, options) => spawnTracked(command, args, options),
   });
   identity = await startManagedIdentityEndpoint({ tenant: createEntraTenant(), userAssigned: { [CLIENT_ID]: randomUUID() } });
+  plain = await startPlainAzurite();
 });
 afterAll(async () => {
-  await Promise.all([azurite?.stop(), identity?.stop()]);
+  await Promise.all([azurite?.stop(), identity?.stop(), plain?.stop()]);
   rmSync(directory, { recursive: true, force: true });
 });
 
@@ -154,4 +158,53 @@ it('runs the local host (npm start) on the identity: its queue listener and its 
   expect(result.timers).toEqual(['tick']);
   const asked = identity.requests.slice(before).filter((r) => r.status === 200);
   expect(new Set(asked.map((r) => `${r.resource} ${r.clientId}`))).toEqual(new Set([`https://storage.azure.com ${CLIENT_ID}`]));
+});
+
+/**
+ * The service's own wiring (functions/services.ts), cold, as a resync invocation finds it: the
+ * watch store and the job storage asked for at once, then a job, a message and a watch row
+ * written and read back through them.
+ */
+const SERVICE_SCRIPT = `
+const { jobStorage, watchStore } = require(${JSON.stringify(path.join(DIST, '..', 'functions', 'services.js'))});
+const { Settings } = require(${JSON.stringify(path.join(DIST, 'settings.js'))});
+const { newJobRecord } = require(${JSON.stringify(path.join(DIST, 'job-record.js'))});
+const { newJobId } = require(${JSON.stringify(path.join(DIST, 'job-id.js'))});
+(async () => {
+  const settings = new Settings(process.env);
+  const [store, storage] = await Promise.all([watchStore(settings), jobStorage(settings)]);
+  const record = newJobRecord({ id: newJobId(), source: 'docker.io/library/hello-world:latest', targets: [{ reference: 'localhost:5000/hello:v1', tagged: true }], force: false, platforms: [], referrers: false });
+  const next = new Date(Date.UTC(2030, 0, 1)).toISOString();
+  await Promise.all([storage.jobs.create(record), storage.queue.enqueue({ jobId: record.id, continuation: 0 }), store.setNextRun(next)]);
+  const [read, nextRun] = await Promise.all([storage.jobs.get(record.id), store.nextRun()]);
+  console.log(JSON.stringify({ created: record.id, read: read.value.id, next, nextRun }));
+})().catch((error) => {
+  console.error(String(error && error.message));
+  process.exit(1);
+});
+`;
+
+function runService(env: Record<string, string>) {
+  return run(process.execPath, ['-e', SERVICE_SCRIPT], { env: { PATH: process.env.PATH ?? '', HOIST_WATCHES_TABLE: 'sharedwatches', ...env }, timeout: 60_000 });
+}
+
+function expectWorked(stdout: string): void {
+  const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { created: string; read: string; next: string; nextRun: string };
+  expect(result.read).toBe(result.created);
+  expect(result.nextRun).toBe(result.next);
+}
+
+it('serves the job tables, the imports queue and the watch table with one token from the identity', async () => {
+  const before = identity.requests.length;
+  const { stdout } = await runService(identityEnvironment(CLIENT_ID));
+  expectWorked(stdout);
+  const asked = identity.requests.slice(before);
+  expect(asked.map((r) => `${r.status} ${r.resource} ${r.clientId}`)).toEqual([`200 https://storage.azure.com ${CLIENT_ID}`]);
+});
+
+it('serves them all on a connection string (Azurite) as before', async () => {
+  const before = identity.requests.length;
+  const { stdout } = await runService({ AzureWebJobsStorage: plain.connectionString });
+  expectWorked(stdout);
+  expect(identity.requests.length).toBe(before);
 });

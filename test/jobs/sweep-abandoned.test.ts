@@ -1,5 +1,6 @@
 import { newJobId } from '../../src/jobs/job-id.js';
 import { acquireJobLease } from '../../src/jobs/job-lease.js';
+import { JOB_MESSAGE_TTL_SECONDS } from '../../src/jobs/job-queue.js';
 import { newJobRecord, type JobRecord } from '../../src/jobs/job-record.js';
 import { sweepAbandonedImports } from '../../src/jobs/sweep-abandoned.js';
 import { useJobStorage } from './azurite.js';
@@ -60,5 +61,18 @@ describe('sweepAbandonedImports', () => {
     const outcome = await acquireJobLease(env.storage.jobs, job.id, { owner: 'w1', durationInMs: 30_000, continuation: 0, dequeueCount: MAX, now: () => Date.now() - 60_000 });
     expect(outcome.kind).toBe('acquired');
     expect(await sweepAbandonedImports({ jobs: env.storage.jobs, checkpoints: env.storage.checkpoints, maxDequeueCount: MAX })).toEqual([job.id]);
+  });
+
+  it('fails a job still queued and never delivered once no message for it can exist, and only such jobs', async () => {
+    const expired = new Date(Date.now() - JOB_MESSAGE_TTL_SECONDS * 1000 - 60_000).toISOString();
+    // The record a POST's late insert left (its 503 named it): queued, never delivered, older than any message.
+    const leftover = await createJob({ createdAt: expired, updatedAt: expired, sealedCredentials: 'v1.sealed' });
+    const waiting = await createJob();
+    const pausedLongAgo = await createJob({ createdAt: expired, updatedAt: expired, attempts: 1, continuations: 1 });
+    expect(await sweepAbandonedImports({ jobs: env.storage.jobs, checkpoints: env.storage.checkpoints, maxDequeueCount: MAX })).toEqual([leftover.id]);
+    const after = (await env.storage.jobs.get(leftover.id))!.value;
+    expect(after).toMatchObject({ status: 'failed', error: { code: 'NEVER_DELIVERED', message: expect.stringContaining('no worker ever received this job') }, completedAt: expect.any(String) });
+    expect(after).not.toHaveProperty('sealedCredentials');
+    for (const untouched of [waiting, pausedLongAgo]) expect((await env.storage.jobs.get(untouched.id))!.value.status).toBe('queued');
   });
 });

@@ -6,7 +6,8 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { copy } from '../../src/copy/index.js';
+import { copy, CopyError } from '../../src/copy/index.js';
+import { describeFailure } from '../../src/jobs/run-import.js';
 import { RegistryHosts } from '../../src/registry/hosts.js';
 import { MAX_CA_FILE_BYTES, readCaFile } from '../../src/registry/tls.js';
 import { makeCertificates } from '../helpers/certificates.js';
@@ -50,8 +51,15 @@ describe('TLS settings of two RegistryHosts in one process', () => {
     expect(await storedTag('tls/a', 'v1')).toBe(a.digest);
 
     const refused = await copy({ source: ref(source, 'tls/b:v1'), targets: [ref(secure, 'tls/b:v1')] }, { hosts: strict }).catch((error: unknown) => error);
-    // Node's own verification error: the registry's certificate is signed by an unknown CA.
-    expect(refused).toMatchObject({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
+    // The registry's certificate is signed by an unknown CA: named as such, on the target side,
+    // and not worth a retry (the job fails at once).
+    expect(refused).toBeInstanceOf(CopyError);
+    expect(refused).toMatchObject({ code: 'TLS_VERIFY_FAILED', side: 'target', permanent: true, cause: { code: 'TLS_VERIFY_FAILED', status: 0, details: [{ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }] } });
+    expect((refused as Error).message).toContain(`the TLS certificate of ${secure.host} could not be verified: its certificate is signed by a CA that is not trusted (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`);
+    // The import service's job says what its settings can do about it.
+    const failure = describeFailure(refused, []);
+    expect(failure.code).toBe('TLS_VERIFY_FAILED');
+    expect(failure.message).toContain('(the deployment trusts the CAs of HOIST_CA_FILE and NODE_EXTRA_CA_CERTS besides the public ones; HOIST_TLS_SKIP_VERIFY turns verification off');
     expect(await storedTag('tls/b', 'v1')).toBeUndefined();
 
     await expect(copy({ source: ref(source, 'tls/b:v1'), targets: [ref(secure, 'tls/b:v1')] }, { hosts: trusting })).resolves.toMatchObject({ status: 'completed', sourceDigest: b.digest });

@@ -66,6 +66,7 @@ describe('a layer URL over https', () => {
       .toArray()
       .then(() => undefined, (e: unknown) => e);
     expect(error).toBeInstanceOf(UrlBlobError);
-    expect((error as UrlBlobError).message).toMatch(/certificate/i);
+    expect((error as UrlBlobError).message).toContain(`the TLS certificate of ${new URL(url).host} could not be verified: its certificate is signed by a CA that is not trusted (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`);
+    expect((error as UrlBlobError).transient).toBe(false);
   });
 });
