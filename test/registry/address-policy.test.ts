@@ -99,6 +99,8 @@ describe('refusingRule', () => {
     ['::ffff:a9fe:a9fe', 'link-local'],
     ['fe80::1', 'link-local'],
     ['fe80::1%eth0', 'link-local'],
+    // A zone id is no part of the address, whatever it holds (a VLAN interface's name has a dot).
+    ['::7f00:1%eth0.100', 'loopback'],
     ['febf::1', 'link-local'],
     ['10.0.0.1', 'private'],
     ['10.255.255.255', 'private'],
