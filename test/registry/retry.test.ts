@@ -54,7 +54,26 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter(value, now)).toBe(ms);
   });
 
-  it.each([undefined, '', 'soon', 'in 3 seconds'])('reads %j as nothing', (value) => {
+  // The three HTTP-date forms of RFC 9110 §5.6.7; asctime has no zone and is GMT, whatever the host's.
+  it.each([
+    ['IMF-fixdate', 'Mon, 30 Nov 2026 12:00:05 GMT'],
+    ['RFC 850', 'Monday, 30-Nov-26 12:00:05 GMT'],
+    ['asctime', 'Mon Nov 30 12:00:05 2026'],
+  ])("reads the %s form, as GMT whatever the host's time zone", (_form, value) => {
+    const zone = process.env.TZ;
+    // Node reads a change of TZ at once: a zone five hours off GMT shows a date read as local time.
+    process.env.TZ = 'America/New_York';
+    try {
+      expect(parseRetryAfter(value, now)).toBe(5000);
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+  });
+
+  // V8's Date.parse reads "in 3" and "3.5" as dates in 2001, which made the wait 0: a registry
+  // sending either got its retries at once instead of backed off.
+  it.each([undefined, '', 'soon', 'in 3 seconds', 'in 3', 'after 3', '3.5', '-1', '3 4', '2026-11-30T12:00:05Z'])('reads %j as nothing, leaving the back-off to Hoist', (value) => {
     expect(parseRetryAfter(value, now)).toBeUndefined();
   });
 });
