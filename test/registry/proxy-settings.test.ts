@@ -100,6 +100,8 @@ describe('a proxy URL', () => {
     ['http://user:s3cret@proxy:3128?x=1', /^HTTP_PROXY has a path or query/],
     ['http://user:s3cret@proxy:3128#top', /^HTTP_PROXY has a path or query/],
     ['http://user:s3cret@pro xy:3128', /^HTTP_PROXY is not a proxy URL: give http:\/\/\[USER:PASSWORD@\]HOST\[:PORT\]$/],
+    // A scheme counts only at the start: this one is a host with a path.
+    ['user:s3cret@proxy.corp:3128/http://x', /^HTTP_PROXY has a path or query/],
   ])('%s is refused, naming the variable and not the password', (value, message) => {
     const error = (() => {
       try {
@@ -140,6 +142,10 @@ describe('NO_PROXY', () => {
     ['192.168.0.0/16, fd00::/8', ['http://192.168.7.7/', 'http://[fdff::1]/'], ['http://[fc00::1]/']],
     ['[fd00::]/8', ['http://[fd12::1]/'], []],
     ['2001:db8::1/128', ['http://[2001:db8::1]/'], ['http://[2001:db8::2]/']],
+    // An empty entry (a stray comma) matches nothing, not every name that ends in '.'.
+    [',a.example,,b.example,', ['https://b.example/'], ['https://registry.example./']],
+    // Not a range: ADDRESS/PREFIX must end the entry.
+    ['10.0.0.0/8x', [], ['http://10.1.2.3/']],
   ])('%j reaches %j directly and proxies %j', (noProxy, direct, proxied) => {
     for (const url of direct) expect(through(noProxy, url), url).toBe(false);
     for (const url of proxied) expect(through(noProxy, url), url).toBe(true);
