@@ -73,7 +73,7 @@ describe('parseRetryAfter', () => {
 
   // V8's Date.parse reads "in 3" and "3.5" as dates in 2001, which made the wait 0: a registry
   // sending either got its retries at once instead of backed off.
-  it.each([undefined, '', 'soon', 'in 3 seconds', 'in 3', 'after 3', '3.5', '-1', '3 4', '2026-11-30T12:00:05Z'])('reads %j as nothing, leaving the back-off to Hoist', (value) => {
+  it.each([undefined, '', 'soon', 'in 3 seconds', 'in 3', 'after 3', '3.5', '-1', '3 4', '2026-11-30T12:00:05Z', 'x Mon, 30 Nov 2026 12:00:05 GMT', 'Mon, 30 Nov 2026 12:00:05 GMT GMT'])('reads %j as nothing, leaving the back-off to Hoist', (value) => {
     expect(parseRetryAfter(value, now)).toBeUndefined();
   });
 });
