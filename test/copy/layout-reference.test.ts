@@ -1,4 +1,5 @@
 /** `oci:DIR[:TAG]` as skopeo spells it, and how such a reference names and prints itself. */
+import { resolve } from 'node:path';
 import { InvalidReferenceError } from '../../src/registry/reference.js';
 import { isLayoutReference, parseLayoutReference, parseStoreReference } from '../../src/copy/layout-reference.js';
 
@@ -24,9 +25,20 @@ describe('parseLayoutReference', () => {
     ['oci::v1', /the layout directory is empty/],
     ['oci:/x:-v1', /tag "-v1" is not valid/],
     ['oci:/x:a:b', /tag "a:b" is not valid.*the directory cannot contain ':'/],
+    // A drive letter counts only at the start: here the directory is empty, whatever follows.
+    ['oci::C:/x', /the layout directory is empty/],
+    ['oci:a:C:\\x', /tag "C:\\x" is not valid/],
+    ['registry.example/app:v1', /an OCI layout reference starts with "oci:"/],
+    ['docker://oci:/x', /an OCI layout reference starts with "oci:"/],
   ])('refuses %s, saying what is accepted', (input, message) => {
     expect(() => parseLayoutReference(input)).toThrow(InvalidReferenceError);
     expect(() => parseLayoutReference(input)).toThrow(message);
+  });
+
+  it('resolves the directory against the working directory when used, and shows it as written', () => {
+    const ref = parseStoreReference('oci:./export:v1');
+    expect(isLayoutReference(ref) && ref.registry.path).toBe(resolve('./export'));
+    expect(isLayoutReference(ref) && ref.registry.dir).toBe('./export');
   });
 
   it('keeps registry references as they are', () => {

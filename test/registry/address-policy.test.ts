@@ -99,6 +99,8 @@ describe('refusingRule', () => {
     ['::ffff:a9fe:a9fe', 'link-local'],
     ['fe80::1', 'link-local'],
     ['fe80::1%eth0', 'link-local'],
+    // A zone id is no part of the address, whatever it holds (a VLAN interface's name has a dot).
+    ['::7f00:1%eth0.100', 'loopback'],
     ['febf::1', 'link-local'],
     ['10.0.0.1', 'private'],
     ['10.255.255.255', 'private'],
@@ -118,11 +120,30 @@ describe('refusingRule', () => {
     ['239.255.255.250', 'multicast'],
     ['ff02::1', 'multicast'],
     ['not-an-address', 'unspecified'],
+    // Brackets are stripped only around the whole literal: a bracket inside is not an address,
+    // and must not be cleaned into one (here a public one).
+    ['1.1.[1.1', 'unspecified'],
+    ['1.1.]1.1', 'unspecified'],
   ])('%s is refused as %s', (address, rule) => {
     expect(refusingRule(address)).toBe(rule);
   });
 
   it.each(['8.8.8.8', '1.1.1.1', '172.15.255.255', '172.32.0.1', '100.63.255.255', '100.128.0.1', '169.253.255.255', '192.169.0.1', '11.0.0.1', '2001:4860:4860::8888', '::ffff:8.8.8.8', '64:ff9b::808:808', 'fec0::1'])('%s may be reached', (address) => {
+    expect(refusingRule(address)).toBeUndefined();
+  });
+
+  // Only the four forms that deliver to an IPv4 host are read as one: an address that merely
+  // ends in the bits of 127.0.0.1, or starts like a prefix in one group, is an ordinary IPv6 address.
+  it.each([
+    ['the ::ffff: marker after a non-zero prefix', '2001:4860::ffff:7f00:1'],
+    ['the IPv4-compatible shape after a non-zero prefix', '2001:4860::7f00:1'],
+    ['a non-zero group where ::ffff: or ::0: would be', '::1:7f00:1'],
+    ['the NAT64 first group without the second', '64:1::7f00:1'],
+    ['the NAT64 second group without the first', '2001:ff9b::7f00:1'],
+    ['the NAT64 groups with a non-zero group before the /96', '64:ff9b:0:0:1::7f00:1'],
+    // An IPv4 address is never read for embedded IPv4: its first two octets spell 0x2002 (6to4).
+    ['an IPv4 address starting 32.2', '32.2.127.0'],
+  ])('%s (%s) is not read as embedded IPv4, and may be reached', (_label, address) => {
     expect(refusingRule(address)).toBeUndefined();
   });
 });
@@ -250,7 +271,130 @@ describe('the policy at connection time', () => {
     expect(connects).toEqual(['127.0.0.1']);
   });
 
-  it('refuses a trusted-hosts entry that is not a host[:port], naming it', () => {
-    expect(() => createAddressPolicy({ trustedHosts: ['http://registry.example/'] })).toThrow(/"http:\/\/registry.example\/" is not a host\[:port\]/);
+  it.each([
+    'http://registry.example/',
+    'registry.example/v2',
+    // http's URL parser reads a backslash as a slash: a path all the same.
+    'registry.example\\v2',
+    'user@registry.example',
+    ':password@registry.example',
+    'registry.example?insecure=1',
+    'registry.example#top',
+    'registry example',
+  ])('refuses the trusted-hosts entry %j, naming it', (entry) => {
+    expect(() => createAddressPolicy({ trustedHosts: [entry] })).toThrow(TypeError);
+    expect(() => createAddressPolicy({ trustedHosts: [entry] })).toThrow(`"${entry}" is not a host[:port]`);
+  });
+});
+
+/** A resolver that answers `addresses` for every name, and records the names it was asked. */
+function recording(addresses: Array<{ address: string; family: number }>): Resolver & { asked: string[] } {
+  const asked: string[] = [];
+  return Object.assign((hostname: string) => {
+    asked.push(hostname);
+    return Promise.resolve(addresses);
+  }, { asked });
+}
+
+/** What `guard` decided for `host:port`: trusted, checked by lookup, or the rule that refused it at once. */
+function decision(policy: AddressPolicy, host: string, port: number): 'trusted' | 'lookup' | string {
+  try {
+    return policy.guard(host, port).lookup ? 'lookup' : 'trusted';
+  } catch (error) {
+    expect(error).toBeInstanceOf(AddressRefusedError);
+    return (error as AddressRefusedError).rule;
+  }
+}
+
+describe('the policy, host by host', () => {
+  it('names the host, and the address it resolved to when that differs, in the refusal', async () => {
+    const policy = createAddressPolicy({ trustedHosts: [], resolve: recording([{ address: '10.1.2.3', family: 4 }]) });
+    const tail = 'the outbound address policy refuses private addresses; to reach a registry there, list its host in HOIST_ALLOWED_PRIVATE_REGISTRIES';
+    const byName = await refusal(policy.check('registry.example.test', 443));
+    expect(byName.message).toBe(`refused to connect to registry.example.test (10.1.2.3): ${tail}`);
+    expect(byName.name).toBe('AddressRefusedError');
+    const byAddress = await refusal(policy.check('10.1.2.3', 443));
+    expect(byAddress.message).toBe(`refused to connect to 10.1.2.3: ${tail}`);
+  });
+
+  it.each([
+    ['hex and a short form', '0x7f.1'],
+    ['a decimal number', '2130706433'],
+    ['octal', '0177.0.0.1'],
+    ['IPv6 without brackets', '::1'],
+    ['IPv6 in brackets', '[::1]'],
+    ['IPv6 in full', '0:0:0:0:0:0:0:1'],
+  ])('reads a host given as %s as the URL parser does: refused as loopback without asking the resolver', async (_label, host) => {
+    // The resolver would say "public": a host read as a name instead of an address would pass.
+    const resolve = recording([{ address: '93.184.216.34', family: 4 }]);
+    const policy = createAddressPolicy({ trustedHosts: [], resolve });
+    expect((await refusal(policy.check(host, 80))).rule).toBe('loopback');
+    expect(decision(policy, host, 80)).toBe('loopback');
+    expect(resolve.asked).toEqual([]);
+  });
+
+  it('asks the resolver for a name it cannot parse as a host, in lower case', async () => {
+    const resolve = recording([{ address: '93.184.216.34', family: 4 }]);
+    await createAddressPolicy({ trustedHosts: [], resolve }).check('Bad Host', 80);
+    expect(resolve.asked).toEqual(['bad host']);
+  });
+
+  it('trusts a listed host on every port, whatever its case, without resolving it, and no other host', async () => {
+    const resolve = recording([{ address: '10.0.0.5', family: 4 }]);
+    const policy = createAddressPolicy({ trustedHosts: ['registry.internal.test'], resolve });
+    await policy.check('REGISTRY.Internal.test', 5000);
+    expect(decision(policy, 'registry.internal.test', 1)).toBe('trusted');
+    expect(resolve.asked).toEqual([]);
+    expect((await refusal(policy.check('127.0.0.1', 5000))).rule).toBe('loopback');
+    expect(decision(policy, '127.0.0.1', 5000)).toBe('loopback');
+    expect((await refusal(policy.check('other.internal.test', 5000))).rule).toBe('private');
+  });
+
+  it.each([
+    ['an IPv6 host, any port', ['[::1]'], [['::1', 5000], ['[::1]', 1], ['0:0:0:0:0:0:0:1', 443]], []],
+    // The URL parser drops a port equal to http's default: ":80" must still pin it, and the ':'
+    // inside an IPv6 address is not a port.
+    ['an IPv6 host on port 80', ['[::1]:80'], [['::1', 80]], [['::1', 8080, 'loopback'], ['::1', 1, 'loopback']]],
+    ['an IPv4 host on port 80', ['10.0.0.5:80'], [['10.0.0.5', 80]], [['10.0.0.5', 81, 'private'], ['10.0.0.5', 8, 'private']]],
+    ['an IPv4 host on port 5000', ['10.0.0.5:5000'], [['10.0.0.5', 5000]], [['10.0.0.5', 80, 'private']]],
+    // Entries come from a comma-separated setting: spaces around them are not part of the host.
+    ['entries with spaces around them', [' 10.0.0.5:80 ', ' registry.internal.test '], [['10.0.0.5', 80], ['registry.internal.test', 6000]], [['10.0.0.5', 443, 'private']]],
+  ] as Array<[string, string[], Array<[string, number]>, Array<[string, number, string]>]>)('trusts %s exactly as listed', (_label, trustedHosts, reached, refused) => {
+    const policy = createAddressPolicy({ trustedHosts });
+    for (const [host, port] of reached) expect(decision(policy, host, port), `${host}:${port}`).toBe('trusted');
+    for (const [host, port, rule] of refused) expect(decision(policy, host, port), `${host}:${port}`).toBe(rule);
+  });
+});
+
+describe('the lookup a guarded connection uses', () => {
+  const v4 = { address: '93.184.216.34', family: 4 };
+  const v6 = { address: '2001:db8::1', family: 6 };
+
+  /** The callback arguments of the policy's lookup for `public.example.test`, answered by `resolve`. */
+  function lookupWith(resolve: Resolver) {
+    const { lookup } = createAddressPolicy({ trustedHosts: [], resolve }).guard('public.example.test', 443);
+    return (options: LookupOptions) => new Promise<unknown[]>((done) => lookup!('public.example.test', options, (...args: unknown[]) => done(args)));
+  }
+
+  it.each([
+    [{ family: 4 }, [v6, v4], [null, v4.address, 4]],
+    [{ family: 'IPv4' }, [v6, v4], [null, v4.address, 4]],
+    [{ family: 6 }, [v4, v6], [null, v6.address, 6]],
+    [{ family: 'IPv6' }, [v4, v6], [null, v6.address, 6]],
+    [{ family: 'IPv6', all: true }, [v4, v6], [null, [v6]]],
+    [{ family: 0 }, [v4, v6], [null, v4.address, 4]],
+  ] as Array<[LookupOptions, Array<{ address: string; family: number }>, unknown[]]>)('with %j, hands over only that family', async (options, answer, expected) => {
+    expect(await lookupWith(() => Promise.resolve(answer))(options)).toEqual(expected);
+  });
+
+  it.each([{ family: 4 }, { family: 4, all: true }] as LookupOptions[])('fails as ENOTFOUND, naming the host, when no address of the family is left (%j)', async (options) => {
+    const [error] = await lookupWith(() => Promise.resolve([v6]))(options);
+    expect(error).toMatchObject({ code: 'ENOTFOUND', hostname: 'public.example.test', message: 'getaddrinfo ENOTFOUND public.example.test' });
+  });
+
+  it("hands the resolver's own failure to the connection", async () => {
+    const failure = Object.assign(new Error('getaddrinfo EAI_AGAIN public.example.test'), { code: 'EAI_AGAIN' });
+    const [error] = await lookupWith(() => Promise.reject(failure))({});
+    expect(error).toBe(failure);
   });
 });
