@@ -31,7 +31,7 @@ import { Readable } from 'node:stream';
 import tls from 'node:tls';
 import type { Agent as UndiciAgent, buildConnector as BuildConnector, Dispatcher as UndiciDispatcher } from 'undici';
 import type { AddressPolicy } from './address-policy.js';
-import { ProxyError, ProxySettings, type ForwardProxy } from './proxy.js';
+import { ProxyError, ProxySettings, ProxyTimeoutError, type ForwardProxy } from './proxy.js';
 import { TlsSettings, type TlsConnectionOptions } from './tls.js';
 
 /* eslint-disable @typescript-eslint/no-require-imports -- internal paths, typed by the public ones */
@@ -47,6 +47,12 @@ const CONNECTIONS_PER_ORIGIN = 32;
 const KEEP_ALIVE_MS = 10_000;
 /** As undici's headersTimeout: a registry that never answers a HEAD fails it instead of hanging. */
 const HEAD_TIMEOUT_MS = 300_000;
+/**
+ * How long a proxy may take to answer a CONNECT, its own connection to the host included. Go's
+ * HTTP client (skopeo's) allows a minute; without a bound, a proxy that takes the connection and
+ * stays silent held the request for undici's 5-minute headers timeout.
+ */
+export const PROXY_CONNECT_TIMEOUT_MS = 60_000;
 
 /** The connection pools of one kind of connection: one TLS option set, direct or through one proxy. */
 interface Pools {
@@ -65,6 +71,8 @@ export interface ConnectionsInit {
   tls?: TlsSettings;
   /** Which proxy each URL goes through. Default none: every URL directly. */
   proxy?: ProxySettings;
+  /** How long a proxy may take to answer a CONNECT. Default PROXY_CONNECT_TIMEOUT_MS. */
+  proxyConnectTimeoutInMs?: number;
 }
 
 /**
@@ -79,6 +87,7 @@ export class Connections {
   readonly policy: AddressPolicy | undefined;
   readonly tls: TlsSettings;
   readonly proxy: ProxySettings;
+  private readonly proxyConnectTimeoutInMs: number;
   private readonly pools = new Map<TlsConnectionOptions, Map<ForwardProxy | undefined, Pools>>();
   /** Connections to each proxy itself, shared by every TLS option set. */
   private readonly toProxy = new Map<ForwardProxy, { agent: UndiciAgent; head: http.Agent }>();
@@ -87,6 +96,7 @@ export class Connections {
     this.policy = init.policy;
     this.tls = init.tls ?? new TlsSettings();
     this.proxy = init.proxy ?? new ProxySettings();
+    this.proxyConnectTimeoutInMs = init.proxyConnectTimeoutInMs ?? PROXY_CONNECT_TIMEOUT_MS;
   }
 
   /** Sends one request and resolves with the response's status and headers. */
@@ -148,7 +158,7 @@ export class Connections {
   /** Pools whose every connection is a CONNECT tunnel through `proxy`, with TLS inside it. */
   private tunnelPools(tlsOptions: TlsConnectionOptions, proxy: ForwardProxy): Pools {
     const toProxy = this.proxyPools(proxy).agent;
-    const tunnel = (hostname: string, port: number, signal?: AbortSignal) => openTunnel(toProxy, proxy, hostname, port, signal);
+    const tunnel = (hostname: string, port: number) => openTunnel(toProxy, proxy, hostname, port, this.proxyConnectTimeoutInMs);
     const secure = buildConnector({ ...tlsOptions });
     const connect: BuildConnector.connector = (opts, callback) => {
       tunnel(opts.hostname, portOf(opts.port, opts.protocol)).then(
@@ -165,10 +175,14 @@ export class Connections {
 /**
  * Asks `proxy` (through `toProxy`, connections to it) for a tunnel to `hostname:port`.
  * @throws ProxyError when the proxy answers anything but 200, naming the proxy without credentials
+ * @throws ProxyTimeoutError when it has not answered within `timeoutInMs`
  */
-async function openTunnel(toProxy: UndiciAgent, proxy: ForwardProxy, hostname: string, port: number, signal?: AbortSignal): Promise<Socket> {
+async function openTunnel(toProxy: UndiciAgent, proxy: ForwardProxy, hostname: string, port: number, timeoutInMs: number): Promise<Socket> {
   const target = `${hostname.includes(':') && !hostname.startsWith('[') ? `[${hostname}]` : hostname}:${port}`;
-  const { statusCode, socket } = await toProxy.connect({ origin: proxy.origin, path: target, headers: { host: target, ...proxy.headers() }, signal });
+  const timeout = AbortSignal.timeout(timeoutInMs);
+  const { statusCode, socket } = await toProxy.connect({ origin: proxy.origin, path: target, headers: { host: target, ...proxy.headers() }, signal: timeout }).catch((error: unknown) => {
+    throw timeout.aborted ? new ProxyTimeoutError(proxy.origin, target, timeoutInMs) : error;
+  });
   if (statusCode !== 200) {
     socket.on('error', () => undefined).destroy();
     throw new ProxyError(proxy.origin, target, statusCode, proxy.hasCredentials);

@@ -88,6 +88,25 @@ export class ProxyError extends Error {
   }
 }
 
+/**
+ * A proxy took the connection but did not answer the CONNECT for a tunnel in time: most often not
+ * an HTTP proxy at all (a TLS port, another service), or one that hangs. Not retried: a second
+ * try would wait as long again.
+ */
+export class ProxyTimeoutError extends Error {
+  override readonly name = 'ProxyTimeoutError';
+  readonly code = 'PROXY_TIMEOUT';
+  constructor(
+    /** The proxy's origin, without credentials. */
+    readonly proxy: string,
+    /** `host:port` the proxy was asked to reach. */
+    readonly target: string,
+    readonly timeoutInMs: number,
+  ) {
+    super(`the proxy ${proxy} did not answer the request for a tunnel to ${target} within ${timeoutInMs / 1000} s: check that it is an HTTP proxy and that the proxy URL names its http:// port`);
+  }
+}
+
 /** One forward proxy: where it is, and the Proxy-Authorization its URL's credentials make. */
 export class ForwardProxy {
   /** `http://host:port`, never with credentials: what logs and errors may name. */

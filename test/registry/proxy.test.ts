@@ -5,6 +5,7 @@
  * under a name only the proxy resolves, so the copy succeeding proves nothing went around it.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { copy } from '../../src/copy/index.js';
@@ -192,6 +193,58 @@ describe('a proxy that cannot reach the host', () => {
     const failed = await copy({ source: ref({ host: `${NAME}:${closed}` }, 'gone/src:v1'), targets: [ref(target, 'gone/dst:v1')] }, { hosts }).catch((error: unknown) => error);
     expect(failed).toMatchObject({ message: expect.stringContaining(`the proxy ${proxy.url} refused to connect to ${NAME}:${closed} (it answered 502)`) });
     expect(proxy.requests.map((r) => `${r.method} ${r.target} ${r.status}`)).toEqual([`CONNECT ${NAME}:${closed} 502`, `CONNECT ${NAME}:${closed} 502`]);
+  });
+});
+
+describe('a proxy that takes the connection and never answers', () => {
+  /** A loopback server that accepts connections, records what they send, and never answers. */
+  async function startSilentProxy(): Promise<{ url: string; received: () => string; stop: () => Promise<void> }> {
+    const sockets = new Set<Socket>();
+    let received = '';
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('data', (data: Buffer) => (received += data.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    return {
+      url: `http://127.0.0.1:${port}`,
+      received: () => received,
+      stop: async () => {
+        for (const socket of sockets) socket.destroy();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    };
+  }
+
+  it('fails a tunnel once the bound passes, naming the proxy without its credentials, for undici and for HEAD', async () => {
+    const silent = await startSilentProxy();
+    try {
+      const connections = new Connections({ proxy: new ProxySettings(env({ HTTPS_PROXY: `http://user:hunter2@${silent.url.slice('http://'.length)}` })), proxyConnectTimeoutInMs: 100 });
+      for (const method of ['GET', 'HEAD'] as const) {
+        const failed = await connections.exchange({ url: new URL(`https://${NAME}:${secure.port}/v2/`), method, headers: {} }).catch((error: unknown) => error);
+        expect(failed).toMatchObject({ code: 'PROXY_TIMEOUT', proxy: silent.url, target: `${NAME}:${secure.port}`, timeoutInMs: 100 });
+        expect((failed as Error).message).toContain(`the proxy ${silent.url} did not answer`);
+        expect(`${(failed as Error).message} ${JSON.stringify(failed)}`).not.toContain('hunter2');
+      }
+      // The proxy was asked, and by CONNECT: the bound is on its answer, not on reaching it.
+      expect(silent.received().match(new RegExp(`CONNECT ${NAME}:${secure.port} `, 'g'))).toHaveLength(2);
+    } finally {
+      await silent.stop();
+    }
+  });
+
+  it('fails a copy with PROXY_TIMEOUT, the bound set on its RegistryHosts', async () => {
+    const silent = await startSilentProxy();
+    try {
+      const hosts = new RegistryHosts({ caCertificates: ca, retry: ONE_ATTEMPT, proxy: env({ HTTPS_PROXY: silent.url }), proxyConnectTimeoutInMs: 100 });
+      const failed = await copy({ source: ref({ host: `${NAME}:${secure.port}` }, 'silent/src:v1'), targets: [ref(target, 'silent/dst:v1')] }, { hosts }).catch((error: unknown) => error);
+      expect(failed).toMatchObject({ code: 'PROXY_TIMEOUT', proxy: silent.url, target: `${NAME}:${secure.port}` });
+    } finally {
+      await silent.stop();
+    }
   });
 });
 
