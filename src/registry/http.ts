@@ -32,7 +32,7 @@ import tls from 'node:tls';
 import type { Agent as UndiciAgent, buildConnector as BuildConnector, Dispatcher as UndiciDispatcher } from 'undici';
 import type { AddressPolicy } from './address-policy.js';
 import { ProxyError, ProxySettings, ProxyTimeoutError, type ForwardProxy } from './proxy.js';
-import { TlsSettings, type TlsConnectionOptions } from './tls.js';
+import { TlsSettings, type ReachedAs, type TlsConnectionOptions } from './tls.js';
 
 /* eslint-disable @typescript-eslint/no-require-imports -- internal paths, typed by the public ones */
 const Agent = require('undici/lib/dispatcher/agent') as typeof UndiciAgent;
@@ -107,7 +107,7 @@ export class Connections {
     // the proxy is asked for it; a refusal (AddressRefusedError) means nothing was sent.
     if (proxy && this.policy) await this.policy.check(req.url.hostname, port);
     if (proxy && req.url.protocol === 'http:') return this.forward(proxy, req);
-    const pools = this.poolsFor(req.url.protocol === 'https:' ? this.tls.forUrl(req.url, req.registryHost) : DEFAULT_TLS, proxy);
+    const pools = this.poolsFor(req.url.protocol === 'https:' ? this.tls.forUrl(req.url, req.registryHost, req.reachedAs) : DEFAULT_TLS, proxy);
     if (req.method === 'HEAD') return head(req, { agent: pools.head(req.url.protocol) }, req.url);
     const { statusCode, headers, body } = await pools.agent.request({ origin: req.url.origin, path: req.url.pathname + req.url.search, method: req.method, headers: req.headers, body: req.body, signal: req.signal });
     return { statusCode, headers, body };
@@ -280,8 +280,14 @@ export interface Exchange {
   headers: Record<string, string>;
   body?: Buffer | Readable;
   signal?: AbortSignal;
-  /** The registry host a token request serves (TlsSettings.forUrl: its skip-verify covers it). */
+  /**
+   * The registry host the request serves, when it may go to another host: its token service, or
+   * a host the registry sends requests to (a redirect to blob storage, an upload Location).
+   * TlsSettings.forUrl: the registry's skip-verify covers those hosts.
+   */
   registryHost?: string;
+  /** What the URL's host is to `registryHost`, for the skip-verify warning. Default its token service. */
+  reachedAs?: ReachedAs;
 }
 
 /** A response's status and headers, and its body to read or dump. */
