@@ -10,7 +10,9 @@
  *
  * Buffers of the pool's usual size are kept and lent again: a buffer lent for long ends up in
  * V8's old generation, where a dead one would wait for a full collection before its memory came
- * back. Other sizes (a blob's shorter last chunk, a small blob) are made for the one loan.
+ * back. A loan of more than a quarter of that size (a blob's shorter last chunk, a blob of a few
+ * MiB) is a view of a kept buffer and counts as a whole one; smaller loans (small blobs) are
+ * made for the one loan and count as what they are.
  */
 
 /** A borrower waiting for room in the budget, served in turn. */
@@ -21,10 +23,12 @@ interface Waiter {
 
 /** A byte budget of chunk buffers, lent to a copy's uploads and given back once their chunks are answered. */
 export class ChunkBufferPool {
-  /** Bytes lent and not yet given back. */
+  /** Bytes lent and not yet given back, as loans are counted (see `charge`). */
   private lent = 0;
   /** Buffers of `bufferSize` given back, to lend again; their bytes plus `lent` stay within the budget. */
   private readonly free: Buffer[] = [];
+  /** What each buffer out on loan counts for, and the kept buffer it is a view of, if any. */
+  private readonly loans = new Map<Buffer, { charge: number; kept?: Buffer }>();
   private readonly waiters: Waiter[] = [];
 
   /**
@@ -40,10 +44,11 @@ export class ChunkBufferPool {
   /** A buffer of exactly `bytes`, once the budget has room for it; rejects if `signal` aborts first. */
   lend(bytes: number, signal?: AbortSignal): Promise<Buffer> {
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.waiters.length === 0 && this.fits(bytes)) return Promise.resolve(this.take(bytes));
+    const charge = this.charge(bytes);
+    if (this.waiters.length === 0 && this.fits(charge)) return Promise.resolve(this.take(bytes));
     return new Promise<Buffer>((resolve, reject) => {
       const waiter: Waiter = {
-        bytes,
+        bytes: charge,
         lend: () => {
           signal?.removeEventListener('abort', onAbort);
           resolve(this.take(bytes));
@@ -61,10 +66,13 @@ export class ChunkBufferPool {
     });
   }
 
-  /** Returns a lent buffer; whoever lent it must no longer read or write it. */
+  /** Returns a lent buffer; whoever borrowed it must no longer read or write it. */
   giveBack(buffer: Buffer): void {
-    this.lent -= buffer.length;
-    if (buffer.length === this.bufferSize) this.free.push(buffer);
+    const loan = this.loans.get(buffer);
+    if (!loan) throw new Error('ChunkBufferPool: a buffer given back that was not lent, or given back twice');
+    this.loans.delete(buffer);
+    this.lent -= loan.charge;
+    if (loan.kept) this.free.push(loan.kept);
     this.serve();
   }
 
@@ -73,15 +81,31 @@ export class ChunkBufferPool {
     while (this.waiters.length > 0 && this.fits(this.waiters[0]!.bytes)) this.waiters.shift()!.lend();
   }
 
-  private fits(bytes: number): boolean {
-    return this.lent === 0 || this.lent + bytes <= this.budget;
+  /** What a loan of `bytes` counts for: a whole kept buffer when it is lent one. */
+  private charge(bytes: number): number {
+    return this.keeps(bytes) ? this.bufferSize : bytes;
+  }
+
+  private keeps(bytes: number): boolean {
+    return bytes > this.bufferSize / 4 && bytes <= this.bufferSize;
+  }
+
+  private fits(charge: number): boolean {
+    return this.lent === 0 || this.lent + charge <= this.budget;
   }
 
   private take(bytes: number): Buffer {
-    this.lent += bytes;
-    if (bytes === this.bufferSize && this.free.length > 0) return this.free.pop()!;
-    // Kept buffers are memory too: drop those the new one needs room for.
-    while (this.free.length > 0 && this.lent + this.free.length * this.bufferSize > this.budget) this.free.pop();
-    return Buffer.allocUnsafe(bytes);
+    const charge = this.charge(bytes);
+    this.lent += charge;
+    let kept: Buffer | undefined;
+    if (this.keeps(bytes)) kept = this.free.pop();
+    if (!kept) {
+      // Kept buffers are memory too: drop those the new one needs room for.
+      while (this.free.length > 0 && this.lent + this.free.length * this.bufferSize > this.budget) this.free.pop();
+      if (this.keeps(bytes)) kept = Buffer.allocUnsafe(this.bufferSize);
+    }
+    const buffer = kept ? kept.subarray(0, bytes) : Buffer.allocUnsafe(bytes);
+    this.loans.set(buffer, { charge, ...(kept && { kept }) });
+    return buffer;
   }
 }

@@ -19,38 +19,65 @@ async function settled(promise: Promise<unknown>): Promise<boolean> {
   return first !== pending;
 }
 
+/** A chunk size large enough for Buffer.allocUnsafe to give each buffer memory of its own. */
+const K = 8192;
+
 describe('ChunkBufferPool', () => {
-  it('lends up to its budget, then in turn as buffers come back, lending the same buffers again', async () => {
-    const pool = new ChunkBufferPool(10, 4);
-    const a = await pool.lend(4);
-    const b = await pool.lend(4);
-    const c = pool.lend(4);
+  it('lends up to its budget, then in turn as buffers come back, lending the same memory again', async () => {
+    const pool = new ChunkBufferPool(10 * K, 4 * K);
+    const a = await pool.lend(4 * K);
+    const b = await pool.lend(4 * K);
+    const c = pool.lend(4 * K);
     // 1 byte would fit, but it waits behind the loan asked for first.
     const d = pool.lend(1);
     expect(await settled(c)).toBe(false);
     expect(await settled(d)).toBe(false);
     pool.giveBack(a);
-    expect(await c).toBe(a);
+    expect((await c).buffer).toBe(a.buffer);
     expect((await d).length).toBe(1);
-    expect(b.length).toBe(4);
+    expect(b.length).toBe(4 * K);
+  });
+
+  it('lends more than a quarter of its buffer size as a view of a kept buffer, counted as a whole one', async () => {
+    const pool = new ChunkBufferPool(8 * K, 4 * K);
+    const whole = await pool.lend(4 * K);
+    pool.giveBack(whole);
+    const tail = await pool.lend(K + 1);
+    expect(tail.length).toBe(K + 1);
+    expect(tail.buffer).toBe(whole.buffer);
+    await pool.lend(4 * K);
+    // The 1 KiB + 1 byte counted as 4: nothing more fits, not even a small loan.
+    const small = pool.lend(K);
+    expect(await settled(small)).toBe(false);
+    pool.giveBack(tail);
+    expect((await small).length).toBe(K);
+  });
+
+  it('refuses a buffer it did not lend, or one given back twice', async () => {
+    const pool = new ChunkBufferPool(8, 4);
+    const lent = await pool.lend(4);
+    pool.giveBack(lent);
+    expect(() => pool.giveBack(lent)).toThrow(/not lent, or given back twice/);
+    expect(() => pool.giveBack(Buffer.alloc(4))).toThrow(/not lent/);
   });
 
   it('drops a cancelled wait from the line, and serves the one behind it', async () => {
     const pool = new ChunkBufferPool(8, 4);
     const a = await pool.lend(4);
-    await pool.lend(2);
+    // Loans of a quarter of the buffer size or less count as what they are.
+    for (let i = 0; i < 3; i++) await pool.lend(1);
     const stop = new AbortController();
     const cancelled = pool.lend(4, stop.signal);
-    const behind = pool.lend(2);
+    const behind = pool.lend(1);
     expect(await settled(behind)).toBe(false);
     stop.abort(new Error('stopped'));
     await expect(cancelled).rejects.toThrow('stopped');
-    expect((await behind).length).toBe(2);
+    expect((await behind).length).toBe(1);
     // The cancelled loan took nothing: 4 more bytes come once `a` is back.
     const next = pool.lend(4);
     expect(await settled(next)).toBe(false);
     pool.giveBack(a);
-    expect(await next).toBe(a);
+    expect((await next).length).toBe(4);
   });
 
   it('lends a buffer larger than the whole budget once nothing else is lent, and nothing beside it', async () => {
