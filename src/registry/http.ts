@@ -16,7 +16,8 @@
  *
  * Through a forward proxy (proxy.ts), an https URL goes in a CONNECT tunnel (undici's CONNECT,
  * then TLS with the host's TLS settings inside it, by undici's own connector) and an http URL as
- * an absolute-form request to the proxy, both for undici and for Node's HEAD. undici's ProxyAgent
+ * an absolute-form request to the proxy, both for undici and for Node's HEAD. An https:// proxy
+ * is itself reached over TLS (so a tunnel runs TLS inside TLS). undici's ProxyAgent
  * is not used: it would serve undici's requests only (not Node's HEAD), its refusals carry no
  * status or proxy to name (a message to parse), and its module loads its SOCKS agent too. The proxy is the operator's and trusted; the
  * host behind it is checked by the address policy (resolved and judged) before every request
@@ -146,9 +147,12 @@ export class Connections {
   private proxyPools(proxy: ForwardProxy): { agent: UndiciAgent; head: http.Agent } {
     let pools = this.toProxy.get(proxy);
     if (!pools) {
+      // An https:// proxy is connected to with TLS, verified as a registry would be (its CA file, skip-verify).
+      const tlsOptions = proxy.secure ? this.tls.forUrl(new URL(proxy.origin)) : undefined;
+      const headOptions = { keepAlive: true, maxSockets: CONNECTIONS_PER_ORIGIN, timeout: KEEP_ALIVE_MS };
       pools = {
-        agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN }),
-        head: new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS_PER_ORIGIN, timeout: KEEP_ALIVE_MS }),
+        agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN, ...(tlsOptions && { connect: toSecureProxy(tlsOptions) }) }),
+        head: tlsOptions ? new https.Agent({ ...headOptions, ...tlsOptions }) : new http.Agent(headOptions),
       };
       this.toProxy.set(proxy, pools);
     }
@@ -170,6 +174,16 @@ export class Connections {
     const headAgent = new TunnelHttpsAgent(tunnel, { keepAlive: true, maxSockets: CONNECTIONS_PER_ORIGIN, timeout: KEEP_ALIVE_MS, ...tlsOptions });
     return { agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN, connect }), head: () => headAgent };
   }
+}
+
+/**
+ * TLS connections to an https:// proxy. undici names the TLS server after a request's Host header,
+ * which through a proxy is the host behind it: the proxy's certificate is checked against the
+ * proxy's own name (its origin's host, or its address) instead.
+ */
+function toSecureProxy(tlsOptions: TlsConnectionOptions): BuildConnector.connector {
+  const secure = buildConnector({ ...tlsOptions });
+  return (opts, callback) => secure({ ...opts, servername: undefined }, callback);
 }
 
 /**
@@ -300,7 +314,8 @@ export interface ExchangeResponse {
 /** A HEAD with Node's client; `options` say which agent (and, through a proxy, where and with which headers). */
 function head(req: Exchange, options: http.RequestOptions, url: URL): Promise<ExchangeResponse> {
   const viaProxy = options.host !== undefined;
-  const client = !viaProxy && url.protocol === 'https:' ? https : http;
+  // The agent knows the first hop: the host itself, or the proxy (an https:// one over TLS).
+  const client = options.agent instanceof https.Agent ? https : http;
   return new Promise((resolve, reject) => {
     const callback = (response: http.IncomingMessage) => {
       // A HEAD response has no body; reading to its end hands the connection back to the pool.

@@ -4,7 +4,7 @@
  * registries are reached by absolute-form requests, a TLS registry through a CONNECT tunnel
  * under a name only the proxy resolves, so the copy succeeding proves nothing went around it.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,7 +15,7 @@ import { Connections } from '../../src/registry/http.js';
 import { openUrlBlob } from '../../src/registry/url-blob.js';
 import { readProxyEnvironment, ProxySettings, ProxyConfigError, type ProxyEnvironment } from '../../src/registry/proxy.js';
 import { readCaFile } from '../../src/registry/tls.js';
-import { makeCertificates } from '../helpers/certificates.js';
+import { makeCertificates, type TestCertificates } from '../helpers/certificates.js';
 import { pushImage } from '../helpers/fixtures.js';
 import { startForwardProxy, type TestForwardProxy } from '../helpers/forward-proxy.js';
 import { startProxy } from '../helpers/proxy.js';
@@ -181,6 +181,46 @@ describe('a TLS registry through HTTPS_PROXY', () => {
     expect(refused).toMatchObject({ code: 'PROXY_REFUSED', status: 403, proxy: proxy.url, target: `${NAME}:${secure.port}` });
     expect((refused as Error).message).not.toContain('hunter2');
     expect(proxy.requests.map((r) => r.method)).toContain('CONNECT');
+  });
+});
+
+describe('an https:// proxy', () => {
+  let certificates: TestCertificates;
+  beforeAll(async () => {
+    const proxyDirectory = path.join(directory, 'https-proxy');
+    await mkdir(proxyDirectory);
+    // From a CA of its own (not the registry's), for 127.0.0.1 (makeCertificates always adds it).
+    certificates = await makeCertificates(proxyDirectory, 'proxy.hoist.test');
+  });
+
+  it('is reached over TLS, verified with the CA file: tunnels run TLS inside TLS, http URLs go to it encrypted', async () => {
+    const image = await pushImage(source, 'tls-proxy/src', 'v1', { layers: [3000] });
+    proxy = await startForwardProxy({ hosts: { [NAME]: '127.0.0.1' }, tls: { key: certificates.key, cert: certificates.cert } });
+    expect(proxy.url).toMatch(/^https:\/\/127\.0\.0\.1:/);
+    const proxyCa = readCaFile(certificates.caPath, 'test CA');
+    const hosts = new RegistryHosts({ credentials: credentialsFor(source), caCertificates: [...ca, ...proxyCa], retry: ONE_ATTEMPT, proxy: env({ HTTPS_PROXY: proxy.url, HTTP_PROXY: proxy.url }) });
+    // Plain http → TLS, then TLS → plain http: both kinds of registry on both sides.
+    const there = await copy({ source: ref(source, 'tls-proxy/src:v1'), targets: [ref({ host: `${NAME}:${secure.port}` }, 'tls-proxy/mid:v1')] }, { hosts });
+    expect(there).toMatchObject({ status: 'completed', sourceDigest: image.digest });
+    expect(await storedTag(secure, 'tls-proxy/mid', 'v1')).toBe(image.digest);
+    const back = await copy({ source: ref({ host: `${NAME}:${secure.port}` }, 'tls-proxy/mid:v1'), targets: [ref(target, 'tls-proxy/dst:v1')] }, { hosts });
+    expect(back).toMatchObject({ status: 'completed', sourceDigest: image.digest });
+    expect(await storedTag(target, 'tls-proxy/dst', 'v1')).toBe(image.digest);
+    // The plain-http registries in absolute form (Node's HEAD included), the TLS one by CONNECT.
+    const methods = (registry: TestRegistry) => new Set(proxy!.requests.filter((r) => r.target.startsWith(`${registry.url}/v2/`) && r.status < 400).map((r) => r.method));
+    expect([...methods(source)]).toContain('GET');
+    expect([...methods(target)]).toEqual(expect.arrayContaining(['HEAD', 'PUT']));
+    expect(proxy.requests.some((r) => r.method === 'CONNECT' && r.target === `${NAME}:${secure.port}` && r.status === 200)).toBe(true);
+  });
+
+  it('whose certificate is not trusted is refused before anything is sent to it', async () => {
+    proxy = await startForwardProxy({ hosts: { [NAME]: '127.0.0.1' }, tls: { key: certificates.key, cert: certificates.cert } });
+    // The registry's CA only: the proxy's is another one.
+    const hosts = new RegistryHosts({ caCertificates: ca, retry: ONE_ATTEMPT, proxy: env({ HTTPS_PROXY: proxy.url }) });
+    const failed = await copy({ source: ref({ host: `${NAME}:${secure.port}` }, 'tls-proxy/none:v1'), targets: [ref(target, 'tls-proxy/none:v1')] }, { hosts }).catch((error: unknown) => error);
+    expect(failed).toBeInstanceOf(Error);
+    expect(JSON.stringify(failed) + String((failed as Error).cause ?? '') + (failed as Error).message).toMatch(/certificate|UNABLE_TO_VERIFY|self.signed/i);
+    expect(proxy.requests).toEqual([]);
   });
 });
 
