@@ -3,7 +3,7 @@
  * with skopeo, for judging one change. Each BIN is a `bin/hoist.js` (of this checkout, or of
  * another one built with `npm run build`). Every round runs each BIN and skopeo once per image,
  * alternating the order, each into a new, empty registry, and checks the copy; then it prints
- * median wall and CPU time per variant.
+ * median wall and CPU time per variant, and the highest peak RSS of each Hoist variant.
  *
  * Options: `--images ab` (a: 4 × 64 MiB layers, b: 40 small layers, c: one 256 MiB layer, which
  * is not gzip and so is left out for skopeo, which would compress it under a new digest),
@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     if (values.images.includes('a')) images.push({ ...(await pushLargeLayers(source)), skopeo: true });
     if (values.images.includes('b')) images.push({ ...(await pushSmallLayers(source)), skopeo: true });
     if (values.images.includes('c')) images.push({ ...(await pushHugeLayer(source, 256 * MiB)), skopeo: false });
-    const samples = new Map<string, { wall: number[]; cpu: number[] }>();
+    const samples = new Map<string, { wall: number[]; cpu: number[]; peakKiB: number[] }>();
     for (let round = 0; round < rounds; round++) {
       for (const image of images) {
         const order = round % 2 ? [...variants].reverse() : variants;
@@ -76,8 +76,9 @@ async function main(): Promise<void> {
             const problems = await verifyCopy(target, image);
             if (problems.length) throw new Error(`${variant.name} on ${image.title}: ${problems.join('; ')}`);
             const key = `${image.title} | ${variant.name}`;
-            const entry = samples.get(key) ?? { wall: [], cpu: [] };
+            const entry = samples.get(key) ?? { wall: [], cpu: [], peakKiB: [] };
             entry.wall.push(run.wallMs);
+            if (run.peakKiB !== undefined) entry.peakKiB.push(run.peakKiB);
             const cpu = variant.rusage ? run.cpuMs : run.polledCpuMs;
             if (cpu !== undefined) entry.cpu.push(cpu);
             samples.set(key, entry);
@@ -88,9 +89,10 @@ async function main(): Promise<void> {
       }
       process.stderr.write(`round ${round + 1}/${rounds} done\n`);
     }
-    for (const [key, { wall, cpu }] of samples) {
+    for (const [key, { wall, cpu, peakKiB }] of samples) {
       const cpuText = cpu.length ? `, CPU ${(median(cpu) / 1000).toFixed(3)} s` : '';
-      process.stdout.write(`${key}: wall ${(median(wall) / 1000).toFixed(3)} s (${wall.map((w) => (w / 1000).toFixed(3)).join(' ')})${cpuText}\n`);
+      const peakText = peakKiB.length ? `, peak RSS ${(Math.max(...peakKiB) / 1024).toFixed(1)} MiB (${peakKiB.map((k) => (k / 1024).toFixed(1)).join(' ')})` : '';
+      process.stdout.write(`${key}: wall ${(median(wall) / 1000).toFixed(3)} s (${wall.map((w) => (w / 1000).toFixed(3)).join(' ')})${cpuText}${peakText}\n`);
     }
   } finally {
     await source.stop();

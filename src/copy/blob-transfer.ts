@@ -260,7 +260,7 @@ async function uploadChunked(t: BlobTransfer, blob: Descriptor, initial: UploadS
   // it does, so a wrong blob never gets its last chunk sent. One resumed from another process
   // cannot be hashed here (a hash state does not survive a process): the registry's digest check
   // at PUT guards it.
-  const pipe = new ChunkPipe(sourceFrom(t, blob, session.offset, early), chunkSize, blob.size - session.offset);
+  const pipe = new ChunkPipe(sourceFrom(t, blob, session.offset, early), chunkSize, blob.size - session.offset, t.chunkBuffers);
   try {
     for (let index = 0; index < pipe.count; index++) {
       if (t.shouldPause()) return 'paused';

@@ -4,11 +4,13 @@
  * Each chunk fills a reused buffer as the source delivers, and every request for it reads that
  * buffer from the chunk's first byte, waiting for bytes still to come. So a PATCH leaves as soon
  * as its first bytes are in instead of after the whole chunk, and a resend (after a 401, or once
- * the registry has said none of it landed) sends exactly the same bytes. Two buffers are used in
- * turn: the next chunk fills while the current one's request is out, and a buffer is refilled
- * only once the caller has released the chunk it held (its request answered).
+ * the registry has said none of it landed) sends exactly the same bytes. At most two chunks are
+ * held: the next one fills while the current one's request is out. Their buffers are borrowed
+ * from a ChunkBufferPool (the copy's, shared by its lanes) and given back once the caller has
+ * released the chunk (its request answered).
  */
 import { Readable } from 'node:stream';
+import { ChunkBufferPool } from './chunk-buffers.js';
 import { deferred, type Deferred } from './deferred.js';
 import { CopyError } from './errors.js';
 
@@ -19,7 +21,8 @@ export class Chunk {
   private readonly waiting = new Set<() => void>();
 
   constructor(
-    private readonly buffer: Buffer,
+    /** Borrowed from the pipe's pool; given back when the chunk is released. */
+    readonly buffer: Buffer,
     readonly length: number,
   ) {}
 
@@ -50,7 +53,7 @@ export class Chunk {
       if (this.failure) {
         stream.destroy(this.failure);
       } else if (position < this.filled) {
-        // A view, not a copy: the buffer is refilled only after the caller releases this chunk.
+        // A view, not a copy: the buffer is lent again only after the caller releases this chunk.
         const view = this.buffer.subarray(position, this.filled);
         position = this.filled;
         stream.push(view);
@@ -73,15 +76,14 @@ export class Chunk {
 }
 
 /**
- * Cuts `total` bytes of a source stream into chunks of `size`, filling two reused buffers in turn.
- * Its memory is two buffers and a few objects whatever `total` claims: a descriptor's size is
- * only a claim until the bytes have come.
+ * Cuts `total` bytes of a source stream into chunks of `size`, each in a buffer borrowed from
+ * `buffers`. Its memory is two chunks' buffers and a few objects whatever `total` claims: a
+ * descriptor's size is only a claim until the bytes have come.
  */
 export class ChunkPipe {
-  private readonly buffers: Buffer[] = [];
   /**
-   * The chunks being filled or still held, at most two (one per buffer). Keyed by index, never
-   * an array sized by the count: the count comes from a claimed size, which may be a lie.
+   * The chunks being filled or still held, at most two. Keyed by index, never an array sized by
+   * the count: the count comes from a claimed size, which may be a lie.
    */
   private readonly live = new Map<number, Chunk>();
   /** Chunks the caller asked for before the source reached them; one at a time in practice. */
@@ -93,12 +95,18 @@ export class ChunkPipe {
   private stopped?: Error;
   /** Why filling ended early; chunks not started by then fail with it when asked for. */
   private failure?: Error;
+  /** Ends a wait for a buffer when the pipe is stopped. */
+  private readonly stopping = new AbortController();
 
-  /** `total` bytes from `source`, in chunks of `size` (the last may be shorter). */
+  /**
+   * `total` bytes from `source`, in chunks of `size` (the last may be shorter), in buffers from
+   * `buffers`: by default a pool of this pipe's own, of two chunks.
+   */
   constructor(
     private readonly source: Readable,
     private readonly size: number,
     private readonly total: number,
+    private readonly buffers = new ChunkBufferPool(2 * Math.min(size, total), Math.min(size, total)),
   ) {
     void this.fill();
   }
@@ -117,17 +125,28 @@ export class ChunkPipe {
     return slot.promise;
   }
 
-  /** The caller is done with chunk `index` (its request answered): its buffer may be refilled. */
+  /** The caller is done with chunk `index` and those before (its request answered): their buffers go back. */
   release(index: number): void {
     this.released = Math.max(this.released, index);
+    for (const [held, chunk] of this.live) {
+      if (held > index) continue;
+      this.live.delete(held);
+      this.buffers.giveBack(chunk.buffer);
+    }
     this.onRelease?.();
   }
 
-  /** Stops reading; chunks not yet full fail with `reason`. */
+  /**
+   * Stops reading; chunks not yet full fail with `reason`. The caller must hold no chunk any more
+   * (no request reading one): every buffer goes back to the pool.
+   */
   stop(reason: Error): void {
     this.stopped ??= reason;
     this.source.destroy();
     this.failUnfinished(reason);
+    this.stopping.abort(reason);
+    for (const chunk of this.live.values()) this.buffers.giveBack(chunk.buffer);
+    this.live.clear();
     this.onRelease?.();
   }
 
@@ -146,6 +165,8 @@ export class ChunkPipe {
         if (received > this.total) throw new CopyError('INTEGRITY', `the source sent more than the ${this.total} bytes expected`, 'source');
         let offset = 0;
         while (offset < piece.length) {
+          // Once stopped, the buffers are back in the pool and may be another upload's.
+          if (this.stopped) throw this.stopped;
           if (current.full) current = await this.start(++index);
           offset += current.append(piece, offset);
         }
@@ -161,7 +182,10 @@ export class ChunkPipe {
     }
   }
 
-  /** Starts filling chunk `index` once its buffer is free (the chunk two before was released). */
+  /**
+   * Starts filling chunk `index` once the chunk two before was released and the pool lends a
+   * buffer for it.
+   */
   private async start(index: number): Promise<Chunk> {
     while (index >= 2 && this.released < index - 2) {
       if (this.stopped) throw this.stopped;
@@ -169,10 +193,13 @@ export class ChunkPipe {
     }
     if (this.stopped) throw this.stopped;
     const length = Math.min(this.size, this.total - index * this.size);
-    this.buffers[index % 2] ??= Buffer.allocUnsafe(Math.min(this.size, Math.max(this.total, 1)));
-    const chunk = new Chunk(this.buffers[index % 2]!, length);
-    // The chunk two before shared this buffer and was released: forget it.
-    this.live.delete(index - 2);
+    const buffer = await this.buffers.lend(length, this.stopping.signal);
+    if (this.stopped) {
+      // Stopped between the loan and now: stop() gave back only the chunks it knew of.
+      this.buffers.giveBack(buffer);
+      throw this.stopped;
+    }
+    const chunk = new Chunk(buffer, length);
     this.live.set(index, chunk);
     this.started = index + 1;
     this.waiting.get(index)?.resolve(chunk);

@@ -11,7 +11,7 @@ import { TlsVerifyError } from './tls.js';
 import { AddressRefusedError } from './address-policy.js';
 import type { LimitsByHost } from './host-limits.js';
 import type { Connections } from './http.js';
-import { ProxyError } from './proxy.js';
+import { ProxyError, ProxyTimeoutError } from './proxy.js';
 import { backoffDelay, isRetryableNetworkError, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 
 export interface Challenge {
@@ -255,7 +255,7 @@ export async function requestSmall(req: SmallRequest): Promise<{ statusCode: num
     } catch (cause) {
       // A host the address policy refuses, or a proxy refuses for good, is not a network
       // failure: its own error says why.
-      if (cause instanceof AddressRefusedError || (cause instanceof ProxyError && !cause.transient)) throw cause;
+      if (cause instanceof AddressRefusedError || cause instanceof ProxyTimeoutError || (cause instanceof ProxyError && !cause.transient)) throw cause;
       if (cause instanceof TlsVerifyError) throw tlsVerifyRegistryError(cause, { method: req.method, url: req.url.origin + req.url.pathname, reference: req.reference });
       if (!signal.aborted && isRetryableNetworkError(cause) && attempt < req.retry.maxAttempts) {
         await sleep(backoffDelay(req.retry, attempt), signal);

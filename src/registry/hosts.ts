@@ -68,6 +68,8 @@ export interface RegistryHostsOptions {
    * app settings (the same names). A value that cannot be used throws ProxyConfigError naming it.
    */
   proxy?: ProxyEnvironment;
+  /** How long a proxy may take to answer a CONNECT. Default PROXY_CONNECT_TIMEOUT_MS (http.ts). */
+  proxyConnectTimeoutInMs?: number;
   /**
    * Requests in flight to one host at most. Default {@link DEFAULT_MAX_REQUESTS_PER_HOST}. The
    * CLI and the service read HOIST_MAX_REQUESTS_PER_HOST.
@@ -125,6 +127,7 @@ export class RegistryHosts {
       connections: new Connections({
         tls: new TlsSettings({ caCertificates: options.caCertificates, skipVerify: options.tlsSkipVerify, warn: options.warn }),
         proxy: new ProxySettings(options.proxy),
+        ...(options.proxyConnectTimeoutInMs !== undefined && { proxyConnectTimeoutInMs: options.proxyConnectTimeoutInMs }),
         ...(options.addressPolicy && { policy: options.addressPolicy }),
       }),
       limits: new LimitsByHost(options.maxRequestsPerHost ?? DEFAULT_MAX_REQUESTS_PER_HOST, options.clock),

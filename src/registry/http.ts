@@ -16,7 +16,8 @@
  *
  * Through a forward proxy (proxy.ts), an https URL goes in a CONNECT tunnel (undici's CONNECT,
  * then TLS with the host's TLS settings inside it, by undici's own connector) and an http URL as
- * an absolute-form request to the proxy, both for undici and for Node's HEAD. undici's ProxyAgent
+ * an absolute-form request to the proxy, both for undici and for Node's HEAD. An https:// proxy
+ * is itself reached over TLS (so a tunnel runs TLS inside TLS). undici's ProxyAgent
  * is not used: it would serve undici's requests only (not Node's HEAD), its refusals carry no
  * status or proxy to name (a message to parse), and its module loads its SOCKS agent too. The proxy is the operator's and trusted; the
  * host behind it is checked by the address policy (resolved and judged) before every request
@@ -31,8 +32,8 @@ import { Readable } from 'node:stream';
 import tls from 'node:tls';
 import type { Agent as UndiciAgent, buildConnector as BuildConnector, Dispatcher as UndiciDispatcher } from 'undici';
 import type { AddressPolicy } from './address-policy.js';
-import { ProxyError, ProxySettings, type ForwardProxy } from './proxy.js';
-import { TlsSettings, tlsVerifyFailure, type TlsConnectionOptions } from './tls.js';
+import { ProxyError, ProxySettings, ProxyTimeoutError, type ForwardProxy } from './proxy.js';
+import { TlsSettings, tlsVerifyFailure, type ReachedAs, type TlsConnectionOptions } from './tls.js';
 
 /* eslint-disable @typescript-eslint/no-require-imports -- internal paths, typed by the public ones */
 const Agent = require('undici/lib/dispatcher/agent') as typeof UndiciAgent;
@@ -47,6 +48,12 @@ const CONNECTIONS_PER_ORIGIN = 32;
 const KEEP_ALIVE_MS = 10_000;
 /** As undici's headersTimeout: a registry that never answers a HEAD fails it instead of hanging. */
 const HEAD_TIMEOUT_MS = 300_000;
+/**
+ * How long a proxy may take to answer a CONNECT, its own connection to the host included. Go's
+ * HTTP client (skopeo's) allows a minute; without a bound, a proxy that takes the connection and
+ * stays silent held the request for undici's 5-minute headers timeout.
+ */
+export const PROXY_CONNECT_TIMEOUT_MS = 60_000;
 
 /** The connection pools of one kind of connection: one TLS option set, direct or through one proxy. */
 interface Pools {
@@ -65,6 +72,8 @@ export interface ConnectionsInit {
   tls?: TlsSettings;
   /** Which proxy each URL goes through. Default none: every URL directly. */
   proxy?: ProxySettings;
+  /** How long a proxy may take to answer a CONNECT. Default PROXY_CONNECT_TIMEOUT_MS. */
+  proxyConnectTimeoutInMs?: number;
 }
 
 /**
@@ -79,6 +88,7 @@ export class Connections {
   readonly policy: AddressPolicy | undefined;
   readonly tls: TlsSettings;
   readonly proxy: ProxySettings;
+  private readonly proxyConnectTimeoutInMs: number;
   private readonly pools = new Map<TlsConnectionOptions, Map<ForwardProxy | undefined, Pools>>();
   /** Connections to each proxy itself, shared by every TLS option set. */
   private readonly toProxy = new Map<ForwardProxy, { agent: UndiciAgent; head: http.Agent }>();
@@ -87,6 +97,7 @@ export class Connections {
     this.policy = init.policy;
     this.tls = init.tls ?? new TlsSettings();
     this.proxy = init.proxy ?? new ProxySettings();
+    this.proxyConnectTimeoutInMs = init.proxyConnectTimeoutInMs ?? PROXY_CONNECT_TIMEOUT_MS;
   }
 
   /** Sends one request and resolves with the response's status and headers. */
@@ -97,14 +108,14 @@ export class Connections {
     // the proxy is asked for it; a refusal (AddressRefusedError) means nothing was sent.
     if (proxy && this.policy) await this.policy.check(req.url.hostname, port);
     if (proxy && req.url.protocol === 'http:') return this.forward(proxy, req);
-    const pools = this.poolsFor(req.url.protocol === 'https:' ? this.tls.forUrl(req.url, req.registryHost) : DEFAULT_TLS, proxy);
+    const pools = this.poolsFor(req.url.protocol === 'https:' ? this.tls.forUrl(req.url, req.registryHost, req.reachedAs) : DEFAULT_TLS, proxy);
     try {
       if (req.method === 'HEAD') return await head(req, { agent: pools.head(req.url.protocol) }, req.url);
       const { statusCode, headers, body } = await pools.agent.request({ origin: req.url.origin, path: req.url.pathname + req.url.search, method: req.method, headers: req.headers, body: req.body, signal: req.signal });
       return { statusCode, headers, body };
     } catch (error) {
       // A certificate that did not verify is named as such, never taken for a dropped connection.
-      throw (req.url.protocol === 'https:' && tlsVerifyFailure(error, req.url, req.registryHost)) || error;
+      throw (req.url.protocol === 'https:' && tlsVerifyFailure(error, req.url, req.registryHost, req.reachedAs)) || error;
     }
   }
 
@@ -141,9 +152,12 @@ export class Connections {
   private proxyPools(proxy: ForwardProxy): { agent: UndiciAgent; head: http.Agent } {
     let pools = this.toProxy.get(proxy);
     if (!pools) {
+      // An https:// proxy is connected to with TLS, verified as a registry would be (its CA file, skip-verify).
+      const tlsOptions = proxy.secure ? this.tls.forUrl(new URL(proxy.origin)) : undefined;
+      const headOptions = { keepAlive: true, maxSockets: CONNECTIONS_PER_ORIGIN, timeout: KEEP_ALIVE_MS };
       pools = {
-        agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN }),
-        head: new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS_PER_ORIGIN, timeout: KEEP_ALIVE_MS }),
+        agent: new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, connections: CONNECTIONS_PER_ORIGIN, ...(tlsOptions && { connect: toSecureProxy(tlsOptions) }) }),
+        head: tlsOptions ? new https.Agent({ ...headOptions, ...tlsOptions }) : new http.Agent(headOptions),
       };
       this.toProxy.set(proxy, pools);
     }
@@ -153,7 +167,7 @@ export class Connections {
   /** Pools whose every connection is a CONNECT tunnel through `proxy`, with TLS inside it. */
   private tunnelPools(tlsOptions: TlsConnectionOptions, proxy: ForwardProxy): Pools {
     const toProxy = this.proxyPools(proxy).agent;
-    const tunnel = (hostname: string, port: number, signal?: AbortSignal) => openTunnel(toProxy, proxy, hostname, port, signal);
+    const tunnel = (hostname: string, port: number) => openTunnel(toProxy, proxy, hostname, port, this.proxyConnectTimeoutInMs);
     const secure = buildConnector({ ...tlsOptions });
     const connect: BuildConnector.connector = (opts, callback) => {
       tunnel(opts.hostname, portOf(opts.port, opts.protocol)).then(
@@ -168,12 +182,26 @@ export class Connections {
 }
 
 /**
+ * TLS connections to an https:// proxy. undici names the TLS server after a request's Host header,
+ * which through a proxy is the host behind it: the proxy's certificate is checked against the
+ * proxy's own name (its origin's host, or its address) instead.
+ */
+function toSecureProxy(tlsOptions: TlsConnectionOptions): BuildConnector.connector {
+  const secure = buildConnector({ ...tlsOptions });
+  return (opts, callback) => secure({ ...opts, servername: undefined }, callback);
+}
+
+/**
  * Asks `proxy` (through `toProxy`, connections to it) for a tunnel to `hostname:port`.
  * @throws ProxyError when the proxy answers anything but 200, naming the proxy without credentials
+ * @throws ProxyTimeoutError when it has not answered within `timeoutInMs`
  */
-async function openTunnel(toProxy: UndiciAgent, proxy: ForwardProxy, hostname: string, port: number, signal?: AbortSignal): Promise<Socket> {
+async function openTunnel(toProxy: UndiciAgent, proxy: ForwardProxy, hostname: string, port: number, timeoutInMs: number): Promise<Socket> {
   const target = `${hostname.includes(':') && !hostname.startsWith('[') ? `[${hostname}]` : hostname}:${port}`;
-  const { statusCode, socket } = await toProxy.connect({ origin: proxy.origin, path: target, headers: { host: target, ...proxy.headers() }, signal });
+  const timeout = AbortSignal.timeout(timeoutInMs);
+  const { statusCode, socket } = await toProxy.connect({ origin: proxy.origin, path: target, headers: { host: target, ...proxy.headers() }, signal: timeout }).catch((error: unknown) => {
+    throw timeout.aborted ? new ProxyTimeoutError(proxy.origin, target, timeoutInMs) : error;
+  });
   if (statusCode !== 200) {
     socket.on('error', () => undefined).destroy();
     throw new ProxyError(proxy.origin, target, statusCode, proxy.hasCredentials);
@@ -271,8 +299,14 @@ export interface Exchange {
   headers: Record<string, string>;
   body?: Buffer | Readable;
   signal?: AbortSignal;
-  /** The registry host a token request serves (TlsSettings.forUrl: its skip-verify covers it). */
+  /**
+   * The registry host the request serves, when it may go to another host: its token service, or
+   * a host the registry sends requests to (a redirect to blob storage, an upload Location).
+   * TlsSettings.forUrl: the registry's skip-verify covers those hosts.
+   */
   registryHost?: string;
+  /** What the URL's host is to `registryHost`, for the skip-verify warning. Default its token service. */
+  reachedAs?: ReachedAs;
 }
 
 /** A response's status and headers, and its body to read or dump. */
@@ -285,7 +319,8 @@ export interface ExchangeResponse {
 /** A HEAD with Node's client; `options` say which agent (and, through a proxy, where and with which headers). */
 function head(req: Exchange, options: http.RequestOptions, url: URL): Promise<ExchangeResponse> {
   const viaProxy = options.host !== undefined;
-  const client = !viaProxy && url.protocol === 'https:' ? https : http;
+  // The agent knows the first hop: the host itself, or the proxy (an https:// one over TLS).
+  const client = options.agent instanceof https.Agent ? https : http;
   return new Promise((resolve, reject) => {
     const callback = (response: http.IncomingMessage) => {
       // A HEAD response has no body; reading to its end hands the connection back to the pool.

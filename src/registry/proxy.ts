@@ -2,7 +2,8 @@
  * Forward proxies, read as curl reads them: HTTPS_PROXY for https URLs, HTTP_PROXY for http URLs,
  * NO_PROXY for the hosts reached directly, each lower-case name winning over its upper-case one.
  * An https URL never falls back to HTTP_PROXY (curl does not either), and loopback hosts are
- * proxied like any other unless NO_PROXY lists them. What is read here is only which proxy a URL
+ * proxied like any other unless NO_PROXY lists them. A proxy URL may be http:// or https:// (TLS
+ * to the proxy itself, verified with the same CA file and skip-verify list as registries). What is read here is only which proxy a URL
  * goes through; http.ts opens the connections (a CONNECT tunnel for https, absolute-form requests
  * for http).
  *
@@ -88,10 +89,34 @@ export class ProxyError extends Error {
   }
 }
 
-/** One forward proxy: where it is, and the Proxy-Authorization its URL's credentials make. */
+/**
+ * A proxy took the connection but did not answer the CONNECT for a tunnel in time: most often not
+ * an HTTP proxy at all (a TLS port, another service), or one that hangs. Not retried: a second
+ * try would wait as long again.
+ */
+export class ProxyTimeoutError extends Error {
+  override readonly name = 'ProxyTimeoutError';
+  readonly code = 'PROXY_TIMEOUT';
+  constructor(
+    /** The proxy's origin, without credentials. */
+    readonly proxy: string,
+    /** `host:port` the proxy was asked to reach. */
+    readonly target: string,
+    readonly timeoutInMs: number,
+  ) {
+    super(`the proxy ${proxy} did not answer the request for a tunnel to ${target} within ${timeoutInMs / 1000} s: check that it is an HTTP proxy and that the proxy URL names its http:// port`);
+  }
+}
+
+/**
+ * One forward proxy: where it is, whether it is reached over TLS (an `https://` proxy URL), and the
+ * Proxy-Authorization its URL's credentials make.
+ */
 export class ForwardProxy {
-  /** `http://host:port`, never with credentials: what logs and errors may name. */
+  /** `http://host:port` or `https://host:port`, never with credentials: what logs and errors may name. */
   readonly origin: string;
+  /** An `https://` proxy: the connection to the proxy itself is TLS, verified as a registry's would be. */
+  readonly secure: boolean;
   /** Its host (an IPv6 address without brackets) and port, for Node's client. */
   readonly hostname: string;
   readonly port: number;
@@ -104,17 +129,18 @@ export class ForwardProxy {
     try {
       url = new URL(text);
     } catch {
-      throw new ProxyConfigError(variable.name, `${variable.name} is not a proxy URL: give http://[USER:PASSWORD@]HOST[:PORT]`);
+      throw new ProxyConfigError(variable.name, `${variable.name} is not a proxy URL: give http[s]://[USER:PASSWORD@]HOST[:PORT]`);
     }
-    if (url.protocol !== 'http:') {
-      throw new ProxyConfigError(variable.name, `${variable.name} names a ${url.protocol.slice(0, -1)} proxy: only http:// proxies are supported (an https target still goes through it encrypted, by CONNECT)`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new ProxyConfigError(variable.name, `${variable.name} names a ${url.protocol.slice(0, -1)} proxy: only http:// and https:// proxies are supported (an https target goes through either encrypted, by CONNECT)`);
     }
     if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
-      throw new ProxyConfigError(variable.name, `${variable.name} has a path or query: give http://[USER:PASSWORD@]HOST[:PORT]`);
+      throw new ProxyConfigError(variable.name, `${variable.name} has a path or query: give http[s]://[USER:PASSWORD@]HOST[:PORT]`);
     }
     this.origin = url.origin;
+    this.secure = url.protocol === 'https:';
     this.hostname = unbracket(url.hostname);
-    this.port = url.port ? Number(url.port) : 80;
+    this.port = url.port ? Number(url.port) : this.secure ? 443 : 80;
     this.#authorization = url.username ? `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}` : undefined;
   }
 

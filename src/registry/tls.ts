@@ -71,6 +71,9 @@ export interface TlsConnectionOptions {
   readonly rejectUnauthorized: boolean;
 }
 
+/** What a host other than the registry is to it: its token service, or where it redirects (or points uploads). */
+export type ReachedAs = 'token service' | 'redirect';
+
 /** What {@link TlsSettings} is made of; each default is stated. */
 export interface TlsSettingsInit {
   /** Extra CA certificates (PEM), trusted besides Node's roots and NODE_EXTRA_CA_CERTS. Default none. */
@@ -104,20 +107,23 @@ export class TlsSettings {
 
   /**
    * The options for a connection to `url`'s host (`host[:port]`, as URL.host writes it).
-   * @param registryHost the registry the request is for, when it goes to another host (its token
-   *   service): a skip-verify registry's token service is not verified either, as skopeo's
-   *   `--tls-verify=false` covers the whole of one side, its authentication included. The
-   *   registry already names that host in its challenge, so verifying it could not make the
-   *   registry's answers more trustworthy.
+   * @param registryHost the registry the request is for, when it may go to another host (its
+   *   token service, or blob storage it redirects to): a skip-verify registry's other hosts are
+   *   not verified either, as skopeo's `--tls-verify=false` covers the whole of one side (its
+   *   client, authentication and redirects included). The registry names those hosts itself (in
+   *   its challenge, in its Location headers), so verifying them could not make the registry's
+   *   answers more trustworthy.
+   * @param reachedAs what the host is to the registry, for the warning
    */
-  forUrl(url: URL, registryHost?: string): TlsConnectionOptions {
+  forUrl(url: URL, registryHost?: string, reachedAs: ReachedAs = 'token service'): TlsConnectionOptions {
     const host = url.host.toLowerCase();
     const registry = registryHost?.toLowerCase();
     const inherited = !this.skipVerify.has(host) && registry !== undefined && this.skipVerify.has(registry);
     if (!this.skipVerify.has(host) && !inherited) return this.verified;
     if (!warned.has(host)) {
       warned.add(host);
-      this.warn(`TLS certificates of ${host}${inherited ? ` (the token service of ${registry})` : ''} are NOT verified (skip-verify): anyone on the network path can read and change what is copied`);
+      const role = reachedAs === 'token service' ? ` (the token service of ${registry})` : ` (where ${registry} sends requests)`;
+      this.warn(`TLS certificates of ${host}${inherited ? role : ''} are NOT verified (skip-verify): anyone on the network path can read and change what is copied`);
     }
     return this.unverified;
   }
@@ -160,11 +166,12 @@ export class TlsVerifyError extends Error {
     readonly host: string,
     /** Node's code for the failure (CERT_HAS_EXPIRED, ...). */
     readonly verifyCode: string,
-    /** The registry whose token service `host` is, when it is one. */
+    /** The registry the request was for, when `host` is another one (its token service, a redirect). */
     readonly registryHost: string | undefined,
-    options: { cause: unknown },
+    options: { cause: unknown; reachedAs?: ReachedAs },
   ) {
-    super(`the TLS certificate of ${host}${registryHost !== undefined && registryHost !== host ? ` (the token service of ${registryHost})` : ''} could not be verified: ${VERIFY_REASONS[verifyCode]} (${verifyCode})`, options);
+    const via = options.reachedAs === 'redirect' ? `where ${registryHost} sends requests` : `the token service of ${registryHost}`;
+    super(`the TLS certificate of ${host}${registryHost !== undefined && registryHost !== host ? ` (${via})` : ''} could not be verified: ${VERIFY_REASONS[verifyCode]} (${verifyCode})`, { cause: options.cause });
   }
 }
 
@@ -173,8 +180,8 @@ export class TlsVerifyError extends Error {
  * for any other failure. The error Node gives carries the certificate (and its own message);
  * neither is kept but as the cause.
  */
-export function tlsVerifyFailure(error: unknown, url: URL, registryHost?: string): TlsVerifyError | undefined {
+export function tlsVerifyFailure(error: unknown, url: URL, registryHost?: string, reachedAs?: ReachedAs): TlsVerifyError | undefined {
   const code = (error as { code?: unknown } | undefined)?.code;
   if (typeof code !== 'string' || !Object.hasOwn(VERIFY_REASONS, code)) return undefined;
-  return new TlsVerifyError(url.host.toLowerCase(), code, registryHost?.toLowerCase(), { cause: error });
+  return new TlsVerifyError(url.host.toLowerCase(), code, registryHost?.toLowerCase(), { cause: error, reachedAs });
 }

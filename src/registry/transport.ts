@@ -167,7 +167,8 @@ export class Transport {
       const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...req.headers };
       // Credentials go to the registry only, never to a storage host it redirects to.
       if (sameOrigin && authorization) headers.authorization = authorization;
-      const response = await this.connections.exchange({ url, method: req.method, headers, body: hop === 0 ? body : undefined, signal: req.signal });
+      // The registry's skip-verify covers the hosts it sends requests to (tls.ts).
+      const response = await this.connections.exchange({ url, method: req.method, headers, body: hop === 0 ? body : undefined, signal: req.signal, registryHost: this.host, reachedAs: 'redirect' });
       const location = header(response.headers, 'location');
       const isRedirect = [301, 302, 303, 307, 308].includes(response.statusCode) && location && (req.method === 'GET' || req.method === 'HEAD');
       if (!isRedirect || hop >= MAX_REDIRECTS) {

@@ -108,6 +108,34 @@ describe('an https registry', () => {
   });
 });
 
+describe('blob storage on another TLS host', () => {
+  it('--src-tls-verify=false covers the hosts the registry redirects to, as skopeo’s flag covers the whole side; without it they are verified', async () => {
+    const image = await pushImage(source, 'tls/hop', 'v1', { layers: [2000] });
+    const layer = image.blobs[1].digest;
+    // Storage on 127.0.0.1, serving the registry's own bytes, its certificate from a CA nobody trusts.
+    const storageDirectory = path.join(directory, 'storage');
+    await mkdir(storageDirectory);
+    const untrusted = await makeCertificates(storageDirectory, 'storage.hoist.test');
+    const storage = await startProxy(source.url, [], { tls: { key: untrusted.key, cert: untrusted.cert } });
+    try {
+      const secure = await httpsSource([(request) => (request.method === 'GET' && request.pathname.endsWith(`/blobs/${layer}`) ? { type: 'respond', status: 307, headers: { Location: `${storage.url}${request.path}` } } : undefined)]);
+
+      const verified = await hoistOverTls(['copy', `${secure.host}/tls/hop:v1`, `${target.host}/tls/hop-verified:v1`]);
+      expect(verified.code, verified.all).not.toBe(0);
+      expect(verified.stderr).toMatch(/certificate|altname/i);
+      expect(storage.requests).toEqual([]);
+
+      const skipped = await hoistOverTls(['copy', '--src-tls-verify=false', `${secure.host}/tls/hop:v1`, `${target.host}/tls/hop:v1`], false);
+      expect(skipped.code, skipped.all).toBe(0);
+      expect(storage.requests.some((r) => r.method === 'GET' && r.path.endsWith(layer) && r.status === 200)).toBe(true);
+      expect(skipped.stderr).toContain(`hoist: warning: TLS certificates of ${storage.host} (where ${secure.host} sends requests) are NOT verified`);
+      expect(await manifestStatus(target, 'tls/hop', 'v1')).toBe(200);
+    } finally {
+      await storage.stop();
+    }
+  });
+});
+
 describe('a registry serving TLS on loopback', () => {
   let secure: TestRegistry;
   beforeAll(async () => {

@@ -5,9 +5,11 @@
  *
  * It can resolve names of its own (`hosts`), which the client cannot resolve: a request that
  * reaches such a name went through the proxy. It can ask for credentials (407) or refuse every
- * request with a status, as a proxy whose rules forbid a destination does.
+ * request with a status, as a proxy whose rules forbid a destination does. With a certificate it
+ * is an https:// proxy: clients reach it over TLS, and tunnels run TLS inside that.
  */
 import { request as httpRequest, createServer, Agent, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 
 /** One request the proxy was asked to carry. */
@@ -28,10 +30,12 @@ export interface ForwardProxyOptions {
   refuseWith?: number;
   /** Names only the proxy resolves: name → address. */
   hosts?: Record<string, string>;
+  /** Serve the proxy itself over TLS with this key and certificate (PEM): an `https://` proxy. */
+  tls?: { key: string; cert: string };
 }
 
 export interface TestForwardProxy {
-  /** `http://127.0.0.1:PORT`. */
+  /** `http://127.0.0.1:PORT` (`https://` with {@link ForwardProxyOptions.tls}). */
   url: string;
   port: number;
   /** Every request the proxy was asked to carry, in arrival order. */
@@ -56,7 +60,7 @@ export async function startForwardProxy(options: ForwardProxyOptions = {}): Prom
     return undefined;
   };
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const target = req.url ?? '';
     const refused = refusal(req);
     if (refused || !/^http:\/\//.test(target)) {
@@ -91,7 +95,8 @@ export async function startForwardProxy(options: ForwardProxyOptions = {}): Prom
       else res.destroy();
     });
     req.pipe(upstream);
-  });
+  };
+  const server = options.tls ? createTlsServer({ key: options.tls.key, cert: options.tls.cert }, handle) : createServer(handle);
   server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
     const target = req.url ?? '';
     const refused = refusal(req);
@@ -127,7 +132,7 @@ export async function startForwardProxy(options: ForwardProxyOptions = {}): Prom
   await new Promise<void>((resolveListen) => server.listen(0, '127.0.0.1', resolveListen));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     requests,
     get peakInFlight() {

@@ -1,5 +1,5 @@
 /**
- * boundProcessMemory: a young-generation collection after every 16 MiB streamed, so dead socket
+ * boundProcessMemory: a young-generation collection after every 8 MiB streamed, so dead socket
  * Buffers are freed at that pace instead of when V8's external-memory accounting gets to them
  * (37–64 MiB later). What that does to peak RSS is measured in the benchmarks; here, that the
  * collections happen. Run in child processes, since the settings are process-wide.
@@ -34,13 +34,13 @@ function youngCollections(bound: boolean, reads: number[]): number {
 }
 
 describe('boundProcessMemory', () => {
-  it('collects young garbage once per 16 MiB streamed', () => {
-    // 64 MiB in 64 KiB reads: four budgets spent.
-    expect(youngCollections(true, Array.from({ length: 1024 }, () => 64 * 1024))).toBe(4);
+  it('collects young garbage once per 8 MiB streamed', () => {
+    // 64 MiB in 64 KiB reads: eight budgets spent.
+    expect(youngCollections(true, Array.from({ length: 1024 }, () => 64 * 1024))).toBe(8);
   });
 
   it('does not collect before the budget is spent', () => {
-    expect(youngCollections(true, [16 * MiB - 1])).toBe(0);
+    expect(youngCollections(true, [8 * MiB - 1])).toBe(0);
   });
 
   it('leaves a process that did not ask for it alone', () => {

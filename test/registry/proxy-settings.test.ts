@@ -66,7 +66,7 @@ describe('readProxyEnvironment', () => {
 
   it('refuses a value it cannot use when reading, naming the variable', () => {
     expect(() => env({ https_proxy: 'ftp://proxy:21' })).toThrow(ProxyConfigError);
-    expect(() => env({ https_proxy: 'ftp://proxy:21' })).toThrow(/^https_proxy names a ftp proxy: only http:\/\/ proxies are supported/);
+    expect(() => env({ https_proxy: 'ftp://proxy:21' })).toThrow(/^https_proxy names a ftp proxy: only http:\/\/ and https:\/\/ proxies are supported/);
   });
 });
 
@@ -94,12 +94,11 @@ describe('a proxy URL', () => {
   });
 
   it.each([
-    ['socks5://user:s3cret@proxy:1080', /^HTTP_PROXY names a socks5 proxy: only http:\/\/ proxies are supported/],
-    ['https://proxy:443', /^HTTP_PROXY names a https proxy/],
-    ['http://user:s3cret@proxy:3128/path', /^HTTP_PROXY has a path or query: give http:\/\/\[USER:PASSWORD@\]HOST\[:PORT\]$/],
+    ['socks5://user:s3cret@proxy:1080', /^HTTP_PROXY names a socks5 proxy: only http:\/\/ and https:\/\/ proxies are supported/],
+    ['http://user:s3cret@proxy:3128/path', /^HTTP_PROXY has a path or query: give http\[s\]:\/\/\[USER:PASSWORD@\]HOST\[:PORT\]$/],
     ['http://user:s3cret@proxy:3128?x=1', /^HTTP_PROXY has a path or query/],
     ['http://user:s3cret@proxy:3128#top', /^HTTP_PROXY has a path or query/],
-    ['http://user:s3cret@pro xy:3128', /^HTTP_PROXY is not a proxy URL: give http:\/\/\[USER:PASSWORD@\]HOST\[:PORT\]$/],
+    ['http://user:s3cret@pro xy:3128', /^HTTP_PROXY is not a proxy URL: give http\[s\]:\/\/\[USER:PASSWORD@\]HOST\[:PORT\]$/],
     // A scheme counts only at the start: this one is a host with a path.
     ['user:s3cret@proxy.corp:3128/http://x', /^HTTP_PROXY has a path or query/],
   ])('%s is refused, naming the variable and not the password', (value, message) => {

@@ -5,7 +5,8 @@
  * under a name only the proxy resolves, so the copy succeeding proves nothing went around it.
  * How the variables are read (no sockets): proxy-settings.test.ts.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { copy } from '../../src/copy/index.js';
@@ -15,7 +16,7 @@ import { Connections } from '../../src/registry/http.js';
 import { openUrlBlob } from '../../src/registry/url-blob.js';
 import { readProxyEnvironment, ProxySettings, type ProxyEnvironment } from '../../src/registry/proxy.js';
 import { readCaFile } from '../../src/registry/tls.js';
-import { makeCertificates } from '../helpers/certificates.js';
+import { makeCertificates, type TestCertificates } from '../helpers/certificates.js';
 import { pushImage } from '../helpers/fixtures.js';
 import { startForwardProxy, type TestForwardProxy } from '../helpers/forward-proxy.js';
 import { startProxy } from '../helpers/proxy.js';
@@ -184,6 +185,46 @@ describe('a TLS registry through HTTPS_PROXY', () => {
   });
 });
 
+describe('an https:// proxy', () => {
+  let certificates: TestCertificates;
+  beforeAll(async () => {
+    const proxyDirectory = path.join(directory, 'https-proxy');
+    await mkdir(proxyDirectory);
+    // From a CA of its own (not the registry's), for 127.0.0.1 (makeCertificates always adds it).
+    certificates = await makeCertificates(proxyDirectory, 'proxy.hoist.test');
+  });
+
+  it('is reached over TLS, verified with the CA file: tunnels run TLS inside TLS, http URLs go to it encrypted', async () => {
+    const image = await pushImage(source, 'tls-proxy/src', 'v1', { layers: [3000] });
+    proxy = await startForwardProxy({ hosts: { [NAME]: '127.0.0.1' }, tls: { key: certificates.key, cert: certificates.cert } });
+    expect(proxy.url).toMatch(/^https:\/\/127\.0\.0\.1:/);
+    const proxyCa = readCaFile(certificates.caPath, 'test CA');
+    const hosts = new RegistryHosts({ credentials: credentialsFor(source), caCertificates: [...ca, ...proxyCa], retry: ONE_ATTEMPT, proxy: env({ HTTPS_PROXY: proxy.url, HTTP_PROXY: proxy.url }) });
+    // Plain http → TLS, then TLS → plain http: both kinds of registry on both sides.
+    const there = await copy({ source: ref(source, 'tls-proxy/src:v1'), targets: [ref({ host: `${NAME}:${secure.port}` }, 'tls-proxy/mid:v1')] }, { hosts });
+    expect(there).toMatchObject({ status: 'completed', sourceDigest: image.digest });
+    expect(await storedTag(secure, 'tls-proxy/mid', 'v1')).toBe(image.digest);
+    const back = await copy({ source: ref({ host: `${NAME}:${secure.port}` }, 'tls-proxy/mid:v1'), targets: [ref(target, 'tls-proxy/dst:v1')] }, { hosts });
+    expect(back).toMatchObject({ status: 'completed', sourceDigest: image.digest });
+    expect(await storedTag(target, 'tls-proxy/dst', 'v1')).toBe(image.digest);
+    // The plain-http registries in absolute form (Node's HEAD included), the TLS one by CONNECT.
+    const methods = (registry: TestRegistry) => new Set(proxy!.requests.filter((r) => r.target.startsWith(`${registry.url}/v2/`) && r.status < 400).map((r) => r.method));
+    expect([...methods(source)]).toContain('GET');
+    expect([...methods(target)]).toEqual(expect.arrayContaining(['HEAD', 'PUT']));
+    expect(proxy.requests.some((r) => r.method === 'CONNECT' && r.target === `${NAME}:${secure.port}` && r.status === 200)).toBe(true);
+  });
+
+  it('whose certificate is not trusted is refused before anything is sent to it', async () => {
+    proxy = await startForwardProxy({ hosts: { [NAME]: '127.0.0.1' }, tls: { key: certificates.key, cert: certificates.cert } });
+    // The registry's CA only: the proxy's is another one.
+    const hosts = new RegistryHosts({ caCertificates: ca, retry: ONE_ATTEMPT, proxy: env({ HTTPS_PROXY: proxy.url }) });
+    const failed = await copy({ source: ref({ host: `${NAME}:${secure.port}` }, 'tls-proxy/none:v1'), targets: [ref(target, 'tls-proxy/none:v1')] }, { hosts }).catch((error: unknown) => error);
+    expect(failed).toBeInstanceOf(Error);
+    expect(JSON.stringify(failed) + String((failed as Error).cause ?? '') + (failed as Error).message).toMatch(/certificate|UNABLE_TO_VERIFY|self.signed/i);
+    expect(proxy.requests).toEqual([]);
+  });
+});
+
 describe('a proxy that cannot reach the host', () => {
   it('is asked again, as a dropped connection would be, then named with what it answered', async () => {
     proxy = await startForwardProxy({ hosts: { [NAME]: '127.0.0.1' } });
@@ -193,6 +234,58 @@ describe('a proxy that cannot reach the host', () => {
     const failed = await copy({ source: ref({ host: `${NAME}:${closed}` }, 'gone/src:v1'), targets: [ref(target, 'gone/dst:v1')] }, { hosts }).catch((error: unknown) => error);
     expect(failed).toMatchObject({ message: expect.stringContaining(`the proxy ${proxy.url} refused to connect to ${NAME}:${closed} (it answered 502)`) });
     expect(proxy.requests.map((r) => `${r.method} ${r.target} ${r.status}`)).toEqual([`CONNECT ${NAME}:${closed} 502`, `CONNECT ${NAME}:${closed} 502`]);
+  });
+});
+
+describe('a proxy that takes the connection and never answers', () => {
+  /** A loopback server that accepts connections, records what they send, and never answers. */
+  async function startSilentProxy(): Promise<{ url: string; received: () => string; stop: () => Promise<void> }> {
+    const sockets = new Set<Socket>();
+    let received = '';
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('data', (data: Buffer) => (received += data.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    return {
+      url: `http://127.0.0.1:${port}`,
+      received: () => received,
+      stop: async () => {
+        for (const socket of sockets) socket.destroy();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    };
+  }
+
+  it('fails a tunnel once the bound passes, naming the proxy without its credentials, for undici and for HEAD', async () => {
+    const silent = await startSilentProxy();
+    try {
+      const connections = new Connections({ proxy: new ProxySettings(env({ HTTPS_PROXY: `http://user:hunter2@${silent.url.slice('http://'.length)}` })), proxyConnectTimeoutInMs: 100 });
+      for (const method of ['GET', 'HEAD'] as const) {
+        const failed = await connections.exchange({ url: new URL(`https://${NAME}:${secure.port}/v2/`), method, headers: {} }).catch((error: unknown) => error);
+        expect(failed).toMatchObject({ code: 'PROXY_TIMEOUT', proxy: silent.url, target: `${NAME}:${secure.port}`, timeoutInMs: 100 });
+        expect((failed as Error).message).toContain(`the proxy ${silent.url} did not answer`);
+        expect(`${(failed as Error).message} ${JSON.stringify(failed)}`).not.toContain('hunter2');
+      }
+      // The proxy was asked, and by CONNECT: the bound is on its answer, not on reaching it.
+      expect(silent.received().match(new RegExp(`CONNECT ${NAME}:${secure.port} `, 'g'))).toHaveLength(2);
+    } finally {
+      await silent.stop();
+    }
+  });
+
+  it('fails a copy with PROXY_TIMEOUT, the bound set on its RegistryHosts', async () => {
+    const silent = await startSilentProxy();
+    try {
+      const hosts = new RegistryHosts({ caCertificates: ca, retry: ONE_ATTEMPT, proxy: env({ HTTPS_PROXY: silent.url }), proxyConnectTimeoutInMs: 100 });
+      const failed = await copy({ source: ref({ host: `${NAME}:${secure.port}` }, 'silent/src:v1'), targets: [ref(target, 'silent/dst:v1')] }, { hosts }).catch((error: unknown) => error);
+      expect(failed).toMatchObject({ code: 'PROXY_TIMEOUT', proxy: silent.url, target: `${NAME}:${secure.port}` });
+    } finally {
+      await silent.stop();
+    }
   });
 });
 
