@@ -8,6 +8,7 @@ import { classifyPasswordToken } from '../azure/acr-tokens.js';
 import { looksLikeResourceId, parseRegistryResourceId } from '../azure/arm.js';
 import { jsonObject } from '../copy/json-object.js';
 import { formatPlatform, parsePlatform } from '../copy/platform.js';
+import { withoutUserinfo } from '../registry/errors.js';
 import { InvalidReferenceError, parseReference } from '../registry/reference.js';
 import { RequestError, type RequestErrorCode } from './errors.js';
 import { registryName } from './settings.js';
@@ -295,11 +296,11 @@ function checkRepository(source: string, add: (code: RequestErrorCode, field: st
 
 function checkRegistry(value: string, field: 'registry' | 'targetRegistry', add: (code: RequestErrorCode, field: string, message: string) => void): string | undefined {
   if (value.includes('/')) {
-    add('INVALID_REFERENCE', field, `"${field}" "${value}" contains '/': give ${ACCEPTS[field]}`);
+    add('INVALID_REFERENCE', field, `"${field}" "${withoutUserinfo(value)}" contains '/': give ${ACCEPTS[field]}`);
     return undefined;
   }
   const name = registryName(value);
-  if (name === undefined) add('INVALID_REFERENCE', field, `"${field}" "${value}" is not a registry host[:port]: give ${ACCEPTS[field]}`);
+  if (name === undefined) add('INVALID_REFERENCE', field, `"${field}" "${withoutUserinfo(value)}" is not a registry host[:port]: give ${ACCEPTS[field]}`);
   return name;
 }
 

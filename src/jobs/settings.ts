@@ -11,6 +11,7 @@ import { parseHostList, type RegistryHostsOptions } from '../registry/hosts.js';
 import { DEFAULT_MAX_REQUESTS_PER_HOST } from '../registry/host-limits.js';
 import { ProxyConfigError, readProxyEnvironment, type ProxyEnvironment } from '../registry/proxy.js';
 import { parseReference } from '../registry/reference.js';
+import { withoutUserinfo } from '../registry/errors.js';
 import { DEFAULT_RETRY, MAX_RETRY_ATTEMPTS } from '../registry/retry.js';
 import { CaFileError, readCaFile } from '../registry/tls.js';
 import { LAYOUT_PREFIX } from '../copy/layout-reference.js';
@@ -84,7 +85,7 @@ export class Settings {
     for (const entry of v.split(',').map((e) => e.trim())) {
       const name = registryName(entry);
       if (name === undefined) {
-        throw new ConfigurationError('HOIST_TARGET_REGISTRY', `HOIST_TARGET_REGISTRY entry "${entry}" is not a registry host[:port] (for example myregistry.azurecr.io or localhost:5000; several are separated by commas)`);
+        throw new ConfigurationError('HOIST_TARGET_REGISTRY', `HOIST_TARGET_REGISTRY entry "${withoutUserinfo(entry)}" is not a registry host[:port] (for example myregistry.azurecr.io or localhost:5000; several are separated by commas)`);
       }
       if (!names.includes(name)) names.push(name);
     }
@@ -293,7 +294,7 @@ export class Settings {
         valid = false;
       }
       if (!valid) {
-        throw new ConfigurationError(name, `${name} entry "${entry}" is not a host[:port]${wildcards ? ' or *.domain' : ''} (for example ${wildcards ? '*.azurecr.io, ' : ''}myregistry.internal:5000 or 10.0.0.5)`);
+        throw new ConfigurationError(name, `${name} entry "${withoutUserinfo(entry)}" is not a host[:port]${wildcards ? ' or *.domain' : ''} (for example ${wildcards ? '*.azurecr.io, ' : ''}myregistry.internal:5000 or 10.0.0.5)`);
       }
     }
     return entries;
@@ -309,7 +310,7 @@ export class Settings {
       parsed = undefined;
     }
     if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') || parsed.search !== '' || parsed.hash !== '' || parsed.username !== '' || parsed.password !== '') {
-      throw new ConfigurationError(name, `${name} "${v}" is not an http(s) URL without query or credentials (for example ${fallback})`);
+      throw new ConfigurationError(name, `${name} "${withoutUserinfo(v)}" is not an http(s) URL without query or credentials (for example ${fallback})`);
     }
     return v.replace(/\/+$/, '');
   }

@@ -20,6 +20,7 @@
  */
 import dns, { type LookupAddress } from 'node:dns';
 import { BlockList, isIP, isIPv4, isIPv6, type LookupFunction } from 'node:net';
+import { withoutUserinfo } from './errors.js';
 
 /** The rule that refuses an address, as named in errors. */
 export type AddressRule = 'loopback' | 'link-local' | 'private' | 'CGNAT' | 'unspecified' | 'multicast';
@@ -219,9 +220,9 @@ function parseHostEntry(entry: string): { host: string; port?: number } {
   try {
     url = new URL(`http://${entry.trim()}/`);
   } catch {
-    throw new TypeError(`"${entry}" is not a host[:port]`);
+    throw new TypeError(`"${withoutUserinfo(entry)}" is not a host[:port]`);
   }
-  if (url.pathname !== '/' || url.username || url.password || url.search || url.hash || entry.includes('/')) throw new TypeError(`"${entry}" is not a host[:port]`);
+  if (url.pathname !== '/' || url.username || url.password || url.search || url.hash || entry.includes('/')) throw new TypeError(`"${withoutUserinfo(entry)}" is not a host[:port]`);
   const host = url.hostname.replace(/^\[|\]$/g, '');
   // The URL parser drops a port equal to http's default; an explicit ":80" must still pin it.
   const port = url.port || /:(\d+)$/.exec(entry.trim())?.[1];

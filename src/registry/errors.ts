@@ -142,6 +142,14 @@ function ociErrorEntries(text: string): Array<{ code?: unknown; message?: unknow
 }
 
 /**
+ * A setting's value fit to quote in an error: a `user:password@` part (given by mistake in a host
+ * list, or in a URL) becomes `***@`, since configuration errors reach logs and start-up output.
+ */
+export function withoutUserinfo(value: string): string {
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#@]*@/i, '$1***@');
+}
+
+/**
  * Text from another host or a manifest, fit to show in a message, a log or a terminal: control
  * characters (ANSI escapes among them) and line breaks become spaces, then it is cut to 200
  * characters.

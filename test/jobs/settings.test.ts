@@ -109,7 +109,7 @@ describe('Settings', () => {
     ['a lease in hex', { HOIST_JOB_LEASE_SECONDS: '0x3c' }, 'lease', 'HOIST_JOB_LEASE_SECONDS', /in decimal digits/],
     ['a fractional chunk size', { HOIST_CHUNK_SIZE_BYTES: '1.5' }, 'chunk', 'HOIST_CHUNK_SIZE_BYTES', /"1.5" must be a whole number of at least 1/],
     ['a CA file that is not there', { HOIST_CA_FILE: '/nonexistent/hoist-ca.pem' }, 'hosts', 'HOIST_CA_FILE', /HOIST_CA_FILE "\/nonexistent\/hoist-ca.pem" cannot be read \(ENOENT\): give a file of PEM certificates/],
-    ['a proxy that is not http', { HTTPS_PROXY: 'socks5://proxy.corp:1080' }, 'hosts', 'HTTPS_PROXY', /HTTPS_PROXY names a socks5 proxy: only http:\/\/ proxies are supported/],
+    ['a proxy that is not http', { HTTPS_PROXY: 'socks5://proxy.corp:1080' }, 'hosts', 'HTTPS_PROXY', /HTTPS_PROXY names a socks5 proxy: only http:\/\/ and https:\/\/ proxies are supported/],
     ['a NO_PROXY range that is not one', { no_proxy: '10.0.0.0/40' }, 'hosts', 'no_proxy', /no_proxy entry "10.0.0.0\/40" is not a CIDR range/],
     ['zero requests per host', { HOIST_MAX_REQUESTS_PER_HOST: '0' }, 'hosts', 'HOIST_MAX_REQUESTS_PER_HOST', /must be a whole number of at least 1/],
     ['zero retry attempts', { HOIST_RETRY_ATTEMPTS: '0' }, 'retry', 'HOIST_RETRY_ATTEMPTS', /must be a whole number of at least 1/],
@@ -122,6 +122,9 @@ describe('Settings', () => {
     ['a table name starting with a digit', { HOIST_JOBS_TABLE: '1jobs' }, 'jobsTable', 'HOIST_JOBS_TABLE', /is not a table name/],
     ['an allowed private registry with a scheme', { HOIST_ALLOWED_PRIVATE_REGISTRIES: 'localhost,http://10.0.0.5' }, 'allowedPrivate', 'HOIST_ALLOWED_PRIVATE_REGISTRIES', /entry "http:\/\/10.0.0.5" is not a host\[:port\] \(for example/],
     ['an allowed private registry with a wildcard', { HOIST_ALLOWED_PRIVATE_REGISTRIES: '*.internal' }, 'allowedPrivate', 'HOIST_ALLOWED_PRIVATE_REGISTRIES', /entry "\*.internal" is not a host\[:port\]/],
+    ['an allowed private registry with credentials in it', { HOIST_ALLOWED_PRIVATE_REGISTRIES: 'localhost,user:s3cret@10.0.0.5' }, 'allowedPrivate', 'HOIST_ALLOWED_PRIVATE_REGISTRIES', /entry "\*\*\*@10.0.0.5" is not a host\[:port\]/],
+    ['a target registry with credentials in it', { HOIST_TARGET_REGISTRY: 'user:s3cret@myregistry.azurecr.io' }, 'target', 'HOIST_TARGET_REGISTRY', /entry "\*\*\*@myregistry.azurecr.io" is not a registry host\[:port\]/],
+    ['an ARM endpoint with credentials in it', { HOIST_ARM_ENDPOINT: 'https://user:s3cret@management.azure.com/' }, 'armEndpoint', 'HOIST_ARM_ENDPOINT', /"https:\/\/\*\*\*@management.azure.com\/" is not an http\(s\) URL without query or credentials/],
     ['an allowed source with a path', { HOIST_ALLOWED_SOURCES: 'docker.io/library' }, 'allowedSources', 'HOIST_ALLOWED_SOURCES', /entry "docker.io\/library" is not a host\[:port\] or \*.domain/],
     ['an ARM endpoint without a scheme', { HOIST_ARM_ENDPOINT: 'management.azure.com' }, 'armEndpoint', 'HOIST_ARM_ENDPOINT', /"management.azure.com" is not an http\(s\) URL without query or credentials \(for example https:\/\/management.azure.com\)/],
     ['an ACR audience with a query', { HOIST_ACR_AUDIENCE: 'https://containerregistry.azure.net/?x=1' }, 'acrAudience', 'HOIST_ACR_AUDIENCE', /is not an http\(s\) URL/],
@@ -135,6 +138,7 @@ describe('Settings', () => {
     expect(error).toBeInstanceOf(ConfigurationError);
     expect((error as ConfigurationError).setting).toBe(setting);
     expect((error as ConfigurationError).message).toMatch(message);
+    expect((error as ConfigurationError).message).not.toContain('s3cret');
   });
 
   it('never puts the target password in a message', () => {

@@ -276,8 +276,6 @@ describe('the policy at connection time', () => {
     'registry.example/v2',
     // http's URL parser reads a backslash as a slash: a path all the same.
     'registry.example\\v2',
-    'user@registry.example',
-    ':password@registry.example',
     'registry.example?insecure=1',
     'registry.example#top',
     'registry example',
@@ -285,6 +283,23 @@ describe('the policy at connection time', () => {
     expect(() => createAddressPolicy({ trustedHosts: [entry] })).toThrow(TypeError);
     expect(() => createAddressPolicy({ trustedHosts: [entry] })).toThrow(`"${entry}" is not a host[:port]`);
   });
+
+  it.each(['user@registry.example', ':s3cret@registry.example', 'user:s3cret@registry.example', 'http://user:s3cret@registry.example/'])(
+    'refuses the trusted-hosts entry %j, naming it without its user and password',
+    (entry) => {
+      const error = (() => {
+        try {
+          createAddressPolicy({ trustedHosts: [entry] });
+        } catch (e) {
+          return e as Error;
+        }
+        return undefined;
+      })();
+      expect(error).toBeInstanceOf(TypeError);
+      expect(error?.message).toMatch(/^"(http:\/\/)?\*\*\*@registry\.example\/?" is not a host\[:port\]$/);
+      expect(error?.message).not.toMatch(/s3cret|user/);
+    },
+  );
 });
 
 /** A resolver that answers `addresses` for every name, and records the names it was asked. */
