@@ -104,7 +104,7 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
         const digest = digests.has(tag) ? digests.get(tag) : await headTag(upstream.withTag(tag), hosts, budget, counts);
         if (digest === undefined && state.tags[tag] !== undefined) untracked.set(tag, state.tags[tag]);
         if (digest === 'stopped' || digest === undefined) return;
-        const outcome = await syncTag({ watch, tag, digest, tracked: state.tags[tag], epoch: state.epoch ?? 0, trigger: 'resync', credentials, targetHosts }, deps);
+        const outcome = await syncTag({ watch, tag, digest, tracked: state.tags[tag], observedAt: startedAt, epoch: state.epoch ?? 0, trigger: 'resync', credentials, targetHosts }, deps);
         changes.set(tag, outcome.tracked);
         if (outcome.queued) jobsQueued++;
       });
@@ -218,6 +218,8 @@ export interface SyncTagInput {
   tag: string;
   digest: string;
   tracked: TrackedTag | undefined;
+  /** When the trigger saw the tag at `digest` upstream (TrackedTag.observedAt). */
+  observedAt: string;
   /** The watch state's epoch as the trigger read it (0 when absent): a tag not tracked starts in it. */
   epoch: number;
   /** `resync`, or `event:<id>`. */
@@ -241,15 +243,17 @@ export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submi
   // A tag tracked afresh starts in the state's current epoch; a tracked one stays in its own.
   const epoch = tracked?.epoch ?? input.epoch;
   const inEpoch = epoch > 0 ? { epoch } : {};
+  // The latest sighting of this digest counts: a resync that started before an event for the same digest must not move it back.
+  const observedAt = tracked?.digest === digest && tracked.observedAt !== undefined && Date.parse(tracked.observedAt) > Date.parse(input.observedAt) ? tracked.observedAt : input.observedAt;
   // The target may be the local host's layouts (`oci:DIR`), which only the stores read.
   const target = targetReference(deps.submit.targetRegistries[0]!, `${watch.target}:${tag}`);
   const held = (await defaultStores(input.targetHosts).target(target).headManifest(target))?.digest;
   if (held === digest) {
     const kept = tracked?.digest === digest ? tracked : undefined;
-    return { tracked: { ...kept, digest, checkedAt: now, ...(tracked?.syncs !== undefined && { syncs: tracked.syncs }), ...inEpoch }, queued: false };
+    return { tracked: { ...kept, digest, checkedAt: now, observedAt, ...(tracked?.syncs !== undefined && { syncs: tracked.syncs }), ...inEpoch }, queued: false };
   }
   if (tracked?.digest === digest && tracked.jobId !== undefined && (await isPending(tracked.jobId, deps.submit.jobs))) {
-    return { tracked: { ...tracked, checkedAt: now }, queued: false };
+    return { tracked: { ...tracked, checkedAt: now, observedAt }, queued: false };
   }
   const syncs = tracked?.syncs ?? 0;
   const { job, replayed } = await submitImport(
@@ -265,7 +269,7 @@ export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submi
     { sourceSeen: true, idempotencyKey: syncKey(watch, tag, digest, epoch, syncs) },
     deps.submit,
   );
-  return { tracked: { digest, checkedAt: now, jobId: job.id, queuedAt: job.createdAt, trigger: input.trigger, syncs: syncs + 1, ...inEpoch }, queued: !replayed, jobId: job.id };
+  return { tracked: { digest, checkedAt: now, observedAt, jobId: job.id, queuedAt: job.createdAt, trigger: input.trigger, syncs: syncs + 1, ...inEpoch }, queued: !replayed, jobId: job.id };
 }
 
 /**

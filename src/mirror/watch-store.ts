@@ -36,6 +36,13 @@ export interface TrackedTag {
   digest: string;
   /** When that digest was last seen upstream. */
   checkedAt: string;
+  /**
+   * When the upstream tag was last seen at `digest`, by the clock that saw it: the push event's
+   * own time, or the start of the resync that HEADed it (before its HEADs, so a push during the
+   * run is never taken for an older one). A push event no newer than this is late or repeated
+   * and is skipped. Absent in states written before it was kept.
+   */
+  observedAt?: string;
   /** The job that copies it, when one had to; absent when the target already held it. */
   jobId?: string;
   /** When that job was queued. */
