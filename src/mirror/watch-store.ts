@@ -108,6 +108,29 @@ export interface WatchState {
 
 type Entity = Record<string, unknown> & { partitionKey: string; rowKey: string };
 
+/**
+ * A caller's precondition on writing a watch (HTTP If-Match / If-None-Match): `ifMatch` is an
+ * ETag that GET returned, or `*` for any existing version; `ifNoneMatch: '*'` asks for a create.
+ */
+export interface WatchCondition {
+  ifMatch?: string;
+  ifNoneMatch?: '*';
+}
+
+/** A watch write refused because the stored watch is not the version the caller named. */
+export class WatchPreconditionError extends Error {
+  override readonly name = 'WatchPreconditionError';
+  readonly code = 'PRECONDITION_FAILED';
+  constructor(
+    message: string,
+    /** The header whose condition failed. */
+    readonly header: 'If-Match' | 'If-None-Match',
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
 /** Watches and their state, with ETag concurrency. */
 export class WatchStore {
   constructor(readonly table: TableClient) {}
@@ -119,26 +142,45 @@ export class WatchStore {
   }
 
   /**
-   * Creates or replaces a watch, unconditionally (the last PUT wins; the API takes no If-Match).
-   * Returns whether it was created.
+   * Creates or replaces a watch; with a `condition`, only when the stored watch is the version it
+   * names (Tables checks the ETag, so two writers cannot both pass), else WatchPreconditionError.
+   * Without one the last writer wins. Returns whether it was created, and its new ETag.
    */
-  async put(record: WatchRecord): Promise<{ created: boolean; etag: string }> {
+  async put(record: WatchRecord, condition: WatchCondition = {}): Promise<{ created: boolean; etag: string }> {
     const entity: Entity = { partitionKey: WATCH_PARTITION, rowKey: record.name, enabled: record.enabled };
     writeJson(entity, 'watch', record);
     checkEntityLimits(entity, `watch ${record.name}`);
+    if (condition.ifMatch !== undefined) {
+      try {
+        const response = await this.table.updateEntity(entity, 'Replace', { etag: condition.ifMatch });
+        return { created: false, etag: response.etag ?? '' };
+      } catch (error) {
+        throw preconditionFailed(error, record.name, condition.ifMatch);
+      }
+    }
     try {
       const response = await this.table.createEntity(entity);
       return { created: true, etag: response.etag ?? '' };
     } catch (error) {
       if (restStatus(error) !== 409) throw error;
+      if (condition.ifNoneMatch === '*') throw new WatchPreconditionError(`watch ${record.name} already exists (If-None-Match: * creates only): GET it for its ETag and replace it with If-Match`, 'If-None-Match', { cause: error });
     }
     const response = await this.table.upsertEntity(entity, 'Replace');
     return { created: false, etag: response.etag ?? '' };
   }
 
-  /** Deletes a watch and its state; false when there was none. */
-  async delete(name: string): Promise<boolean> {
-    const existed = await this.remove(WATCH_PARTITION, name);
+  /**
+   * Deletes a watch and its state; false when there was none. With `ifMatch` (an ETag, or `*`),
+   * only the version it names is deleted, else WatchPreconditionError (none at all included).
+   */
+  async delete(name: string, ifMatch?: string): Promise<boolean> {
+    let existed: boolean;
+    try {
+      existed = await this.remove(WATCH_PARTITION, name, ifMatch);
+    } catch (error) {
+      throw ifMatch === undefined ? error : preconditionFailed(error, name, ifMatch);
+    }
+    if (!existed && ifMatch !== undefined) throw preconditionFailed(undefined, name, ifMatch);
     await this.remove(STATE_PARTITION, name);
     return existed;
   }
@@ -227,15 +269,26 @@ export class WatchStore {
     }
   }
 
-  private async remove(partition: string, name: string): Promise<boolean> {
+  private async remove(partition: string, name: string, etag?: string): Promise<boolean> {
     try {
-      await this.table.deleteEntity(partition, name);
+      await this.table.deleteEntity(partition, name, etag === undefined ? {} : { etag });
       return true;
     } catch (error) {
       if (restStatus(error) === 404) return false;
       throw error;
     }
   }
+}
+
+/**
+ * The error for a conditional write that Tables refused: a precondition failure when the watch
+ * changed (412) or is gone (404, or `error` undefined), and `error` itself otherwise.
+ */
+function preconditionFailed(error: unknown, name: string, ifMatch: string): unknown {
+  const status = error === undefined ? 404 : restStatus(error);
+  if (status === 404) return new WatchPreconditionError(`there is no watch named "${name}", so If-Match: ${ifMatch.slice(0, 100)} cannot match: leave If-Match out to create it`, 'If-Match', { cause: error });
+  if (status === 412) return new WatchPreconditionError(`watch ${name} has changed since ETag ${ifMatch.slice(0, 100)} was read: GET it again for its current ETag`, 'If-Match', { cause: error });
+  return error;
 }
 
 /** A stored state entity as the state of the watch created at `createdAt`. */
