@@ -77,6 +77,11 @@ export interface WatchRun {
   /** Tags the filters picked. */
   wanted: number;
   /**
+   * Set when the filters picked more tags than a watch follows (MAX_TRACKED_TAGS): only the last
+   * `followed` of the `matched`, in natural order (compareTagsNaturally), were synced and tracked.
+   */
+  wantedTags?: { matched: number; followed: number };
+  /**
    * Set when a `latest` N of tags that are not semver matched more tags than a run compares by
    * creation time (MAX_CREATION_CANDIDATES): only the last `compared` of the `matched`, in
    * natural order (compareTagsNaturally), were candidates, so a newer image under an earlier tag
