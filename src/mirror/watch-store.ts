@@ -9,7 +9,7 @@
 import { odata, type TableClient, type TableEntityResult } from '@azure/data-tables';
 import { ConcurrencyError } from '../jobs/errors.js';
 import type { Versioned } from '../jobs/job-store.js';
-import { checkEntityLimits, readJson, restStatus, writeJson } from '../jobs/tables.js';
+import { checkEntityLimits, entitySize, MAX_ENTITY_BYTES, readJson, restStatus, writeJson } from '../jobs/tables.js';
 import type { WatchRequest } from './watch-request.js';
 
 const WATCH_PARTITION = 'watch';
@@ -45,9 +45,9 @@ export interface TrackedTag {
   observedAt?: string;
   /** The job that copies it, when one had to; absent when the target already held it. */
   jobId?: string;
-  /** When that job was queued. */
+  /** When that job was queued; shed, with `trigger`, by a state at Azure Tables' size limit (stateEntity). */
   queuedAt?: string;
-  /** What queued it: `resync`, or `event:<id>` for a push event. */
+  /** What queued it: `resync`, or `event:<id>` for a push event; shed like `queuedAt`. */
   trigger?: string;
   /**
    * Syncs submitted for this tag so far (kept across digests). Part of the sync's Idempotency-Key:
@@ -219,11 +219,7 @@ export class WatchStore {
       if (typeof stored?.watchCreatedAt === 'string' && stored.watchCreatedAt > createdAt) return;
       const { value, etag } = stateOf(stored, createdAt);
       change(value);
-      const entity: Entity = { partitionKey: STATE_PARTITION, rowKey: name, watchCreatedAt: createdAt };
-      writeJson(entity, 'tags', value.tags);
-      if (value.lastRun) writeJson(entity, 'lastRun', value.lastRun);
-      if (value.created) writeJson(entity, 'created', value.created);
-      if (value.epoch) entity.epoch = value.epoch;
+      const entity = stateEntity(name, createdAt, value);
       checkEntityLimits(entity, `watch state ${name}`);
       try {
         if (etag === '') await this.table.createEntity(entity);
@@ -283,6 +279,39 @@ export class WatchStore {
       throw error;
     }
   }
+}
+
+/**
+ * A state's entity, kept within Azure Tables' 1 MiB: 1000 tracked tags of 128 characters at
+ * sha512 digests, with their event triggers and a full creation-time cache, come to about 1.1 MB.
+ * Past the limit, what only saves requests or informs is shed, in this order: the creation-time
+ * cache (the next run reads those configs again), then every tag's `trigger` and `queuedAt`
+ * (shown by GET, used by nothing). Digests, observation times, job ids, sync counts and epochs,
+ * which keep syncs right, are always kept; with them alone MAX_TRACKED_TAGS tags at their longest
+ * fit (test/mirror/watch-store.test.ts writes that worst case).
+ */
+function stateEntity(name: string, createdAt: string, value: WatchState): Entity {
+  const build = (): Entity => {
+    const entity: Entity = { partitionKey: STATE_PARTITION, rowKey: name, watchCreatedAt: createdAt };
+    writeJson(entity, 'tags', value.tags);
+    if (value.lastRun) writeJson(entity, 'lastRun', value.lastRun);
+    if (value.created) writeJson(entity, 'created', value.created);
+    if (value.epoch) entity.epoch = value.epoch;
+    return entity;
+  };
+  let entity = build();
+  if (entitySize(entity) > MAX_ENTITY_BYTES && value.created !== undefined) {
+    delete value.created;
+    entity = build();
+  }
+  if (entitySize(entity) > MAX_ENTITY_BYTES) {
+    for (const tracked of Object.values(value.tags)) {
+      delete tracked.trigger;
+      delete tracked.queuedAt;
+    }
+    entity = build();
+  }
+  return entity;
 }
 
 /**
