@@ -3,10 +3,13 @@
  * the Event Grid schema or CloudEvents 1.0, and CNCF distribution's notification envelope (v1 from
  * 2.x, v2 from 3.x). Each event is read into one shape, matched against the watches by host,
  * repository and tag, and queues an import of exactly the pushed digest. Events for tags no watch
- * covers, and events from the target registry itself (Hoist's own pushes), are ignored; the same
- * event delivered twice, two events for one digest, or an event racing the timer, queue one job
- * (syncTag's Idempotency-Key per watch, tag and digest); a malformed
- * event is dropped with its reason, never thrown, so no sender retries it for ever.
+ * covers, and events from the target registry itself (Hoist's own pushes), are ignored; two events
+ * for one digest, or an event racing the timer, queue one job (syncTag's Idempotency-Key per
+ * watch, tag and digest). An event no newer than what a watch last observed of the tag upstream
+ * (TrackedTag.observedAt) is skipped: senders deliver out of order and retry for up to a day, so a
+ * late event for an older digest would otherwise move the target tag back, and the same event
+ * delivered again after its job ended would queue another. A malformed event is dropped with its
+ * reason, never thrown, so no sender retries it for ever.
  */
 import * as v from 'valibot';
 import { parseReference } from '../registry/reference.js';
@@ -24,6 +27,8 @@ export interface PushEvent {
   repository: string;
   tag?: string;
   digest: string;
+  /** When the push happened by the sender's clock (ISO 8601, to the millisecond); absent when it sent none. */
+  time?: string;
 }
 
 /** What became of one event. */
@@ -48,11 +53,12 @@ const acrData = v.object({
   target,
   request: v.optional(v.object({ host: v.optional(text(256)) })),
 });
-const eventGridEvent = v.object({ id: text(256), eventType: v.string(), topic: v.optional(v.string()), data: acrData });
-const cloudEvent = v.object({ id: text(256), specversion: v.literal('1.0'), type: v.string(), source: v.optional(v.string()), data: acrData });
+const eventGridEvent = v.object({ id: text(256), eventType: v.string(), topic: v.optional(v.string()), eventTime: v.optional(text(64)), data: acrData });
+const cloudEvent = v.object({ id: text(256), specversion: v.literal('1.0'), type: v.string(), source: v.optional(v.string()), time: v.optional(text(64)), data: acrData });
 const distributionEvent = v.object({
   id: text(256),
   action: v.string(),
+  timestamp: v.optional(text(64)),
   target,
   request: v.object({ host: text(256) }),
 });
@@ -74,7 +80,7 @@ export function readAcrEvent(input: unknown): PushEvent | { ignored: string } | 
   const scope = 'specversion' in event ? event.source : event.topic;
   const host = event.data.request?.host ?? registryFromTopic(scope);
   if (host === undefined) return { dropped: 'the event names no registry host (data.request.host) and no registry topic' };
-  return finish(event.id, host, event.data.target);
+  return finish(event.id, host, event.data.target, 'specversion' in event ? event.time : event.eventTime);
 }
 
 /** Reads a distribution notification envelope: one result per event in it. */
@@ -86,15 +92,25 @@ export function readDistributionEnvelope(input: unknown): Array<PushEvent | { ig
     if (!parsed.success) return { dropped: `not a distribution event: ${describeIssues(parsed.issues)}` };
     const event = parsed.output;
     if (event.action !== 'push') return { ignored: `action ${event.action.slice(0, 20)} is not a push` };
-    return finish(event.id, event.request.host, event.target);
+    return finish(event.id, event.request.host, event.target, event.timestamp);
   });
 }
 
-function finish(id: string, host: string, t: v.InferOutput<typeof target>): PushEvent | { ignored: string } | { dropped: string } {
+function finish(id: string, host: string, t: v.InferOutput<typeof target>, time: string | undefined): PushEvent | { ignored: string } | { dropped: string } {
   if (!EVENT_ID.test(id)) return { dropped: 'the event id is not 1 to 128 printable characters' };
   // Distribution also reports each blob pushed; those, like manifests pushed by digest, carry no tag.
   if (!t.tag) return { ignored: `a push of ${t.digest} without a tag: watches follow tags` };
-  return { id, host: host.toLowerCase(), repository: t.repository, tag: t.tag, digest: t.digest };
+  const when = time === undefined ? undefined : readTime(time);
+  if (when === null) return { dropped: 'the event time (eventTime, time or timestamp) is not an RFC 3339 date-time such as 2026-11-30T20:00:00.123Z' };
+  return { id, host: host.toLowerCase(), repository: t.repository, tag: t.tag, digest: t.digest, ...(when !== undefined && { time: when }) };
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** An RFC 3339 time (Event Grid sends 7 fractional digits, distribution 9) as ISO to the millisecond; null when it is not one. */
+function readTime(time: string): string | null {
+  const ms = RFC3339.test(time) ? Date.parse(time) : NaN;
+  return Number.isNaN(ms) ? null : new Date(ms).toISOString();
 }
 
 /** `…/registries/NAME` → `name.azurecr.io` (Azure public cloud; other clouds send data.request.host). */
@@ -127,7 +143,15 @@ export async function handlePush(event: PushEvent, deps: PushDeps): Promise<Push
   for (const watch of watches) {
     const tag = event.tag!;
     const { value: state } = await deps.store.state(watch.name, watch.createdAt);
-    if (state.tags[tag] === undefined) {
+    const tracked = state.tags[tag];
+    if (event.time !== undefined && tracked?.observedAt !== undefined && Date.parse(event.time) <= Date.parse(tracked.observedAt)) {
+      // Keeps "exactly the pushed digest" honest: the pushed digest is synced only while it can
+      // still be the tag's newest. An older push, or this one delivered again, waits for nothing:
+      // the tag's current digest was seen later, and the resync repairs a target changed by hand.
+      deferred.push(`watch ${watch.name} saw ${tag} at ${tracked.digest} upstream at ${tracked.observedAt}, not before this push of ${event.time}: a late or repeated event`);
+      continue;
+    }
+    if (tracked === undefined) {
       if (watch.tags.latest !== undefined) {
         deferred.push(`watch ${watch.name} follows its newest ${watch.tags.latest} tags, which only the next resync can tell`);
         continue;
@@ -142,7 +166,9 @@ export async function handlePush(event: PushEvent, deps: PushDeps): Promise<Push
     const credentials = watchCredentials(watch, deps.submit.secretBox);
     try {
       const targetHosts = deps.submit.hosts.withCredentials(targetCheckCredentials(event.host, deps.submit));
-      const outcome = await syncTag({ watch, tag, digest: event.digest, tracked: state.tags[tag], epoch: state.epoch ?? 0, trigger: `event:${event.id}`, credentials, targetHosts }, deps);
+      // An event without a time was observed when it arrived.
+      const observedAt = event.time ?? (deps.now ?? (() => new Date()))().toISOString();
+      const outcome = await syncTag({ watch, tag, digest: event.digest, tracked, observedAt, epoch: state.epoch ?? 0, trigger: `event:${event.id}`, credentials, targetHosts }, deps);
       await deps.store.updateState(watch.name, watch.createdAt, (s) => {
         s.tags[tag] = outcome.tracked;
       });

@@ -22,7 +22,10 @@ import { compareTagsNaturally, selectTags } from './tag-filter.js';
 import { headTag, imageCreated, listTags, type UpstreamCounts } from './upstream.js';
 import type { TrackedTag, WatchRecord, WatchRun, WatchState, WatchStore } from './watch-store.js';
 
-/** Tags one watch follows at most; a selection beyond it is cut (and the run says so). */
+/**
+ * Tags one watch follows at most; a selection beyond it is cut to the last ones in natural order
+ * (compareTagsNaturally), and the run says so (`wantedTags` in its record).
+ */
 export const MAX_TRACKED_TAGS = 1000;
 /**
  * Tags whose creation times a `latest` N of non-semver tags compares at most (the last ones in
@@ -47,6 +50,8 @@ export interface ResyncDeps {
   rateLimitReserve: number;
   /** Tags per tag-list page (default DEFAULT_TAG_PAGE_SIZE). */
   tagPageSize?: number;
+  /** Tags one watch follows at most (default MAX_TRACKED_TAGS; tests lower it). */
+  maxTrackedTags?: number;
   now?: () => Date;
   log?: (message: string) => void;
 }
@@ -79,6 +84,7 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
   let creationCandidates: WatchRun['creationCandidates'];
   let jobsQueued = 0;
   let wanted = 0;
+  let cut: WatchRun['wantedTags'];
   let stopped: WatchRun['stopped'];
   const secrets: Array<string | undefined> = [];
   try {
@@ -97,19 +103,23 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
       created = want.created;
       creationCandidates = want.candidates;
       wanted = tags.length;
-      const followed = new Set(tags.slice(0, MAX_TRACKED_TAGS));
+      const cap = deps.maxTrackedTags ?? MAX_TRACKED_TAGS;
+      // Cut in natural order, as the creation candidates are: the same tags every run (the
+      // registry's order is not fixed), and the last ones, where build numbers and dates are newest.
+      const follow = tags.length > cap ? [...tags].sort(compareTagsNaturally).slice(-cap) : tags;
+      if (tags.length > cap) cut = { matched: tags.length, followed: cap };
+      const followed = new Set(follow);
       for (const [tag, tracked] of Object.entries(state.tags)) if (!followed.has(tag)) untracked.set(tag, tracked);
       const targetHosts = deps.submit.hosts.withCredentials(targetCheckCredentials(upstream.registry.name, deps.submit));
-      await mapLimit(tags.slice(0, MAX_TRACKED_TAGS), TAG_CONCURRENCY, async (tag) => {
+      await mapLimit(follow, TAG_CONCURRENCY, async (tag) => {
         const digest = digests.has(tag) ? digests.get(tag) : await headTag(upstream.withTag(tag), hosts, budget, counts);
         if (digest === undefined && state.tags[tag] !== undefined) untracked.set(tag, state.tags[tag]);
         if (digest === 'stopped' || digest === undefined) return;
-        const outcome = await syncTag({ watch, tag, digest, tracked: state.tags[tag], epoch: state.epoch ?? 0, trigger: 'resync', credentials, targetHosts }, deps);
+        const outcome = await syncTag({ watch, tag, digest, tracked: state.tags[tag], observedAt: startedAt, epoch: state.epoch ?? 0, trigger: 'resync', credentials, targetHosts }, deps);
         changes.set(tag, outcome.tracked);
         if (outcome.queued) jobsQueued++;
       });
       if (budget.stop) stopped = { ...budget.stop };
-      else if (tags.length > MAX_TRACKED_TAGS) stopped = { code: 'FAILED', reason: `the filters pick ${tags.length} tags; only the first ${MAX_TRACKED_TAGS} are followed: narrow "tags"` };
     }
   } catch (error) {
     const message = redact(error instanceof Error ? error.message : String(error), secrets);
@@ -125,6 +135,7 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
     ...(counts.gets > 0 && { gets: counts.gets }),
     jobsQueued,
     wanted,
+    ...(cut && { wantedTags: cut }),
     ...(creationCandidates && { creationCandidates }),
     ...(dropped.length > 0 && { untracked: { count: dropped.length, tags: dropped.slice(0, MAX_REPORTED_UNTRACKED) } }),
     ...(stopped && { stopped }),
@@ -218,6 +229,8 @@ export interface SyncTagInput {
   tag: string;
   digest: string;
   tracked: TrackedTag | undefined;
+  /** When the trigger saw the tag at `digest` upstream (TrackedTag.observedAt). */
+  observedAt: string;
   /** The watch state's epoch as the trigger read it (0 when absent): a tag not tracked starts in it. */
   epoch: number;
   /** `resync`, or `event:<id>`. */
@@ -241,15 +254,17 @@ export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submi
   // A tag tracked afresh starts in the state's current epoch; a tracked one stays in its own.
   const epoch = tracked?.epoch ?? input.epoch;
   const inEpoch = epoch > 0 ? { epoch } : {};
+  // The latest sighting of this digest counts: a resync that started before an event for the same digest must not move it back.
+  const observedAt = tracked?.digest === digest && tracked.observedAt !== undefined && Date.parse(tracked.observedAt) > Date.parse(input.observedAt) ? tracked.observedAt : input.observedAt;
   // The target may be the local host's layouts (`oci:DIR`), which only the stores read.
   const target = targetReference(deps.submit.targetRegistries[0]!, `${watch.target}:${tag}`);
   const held = (await defaultStores(input.targetHosts).target(target).headManifest(target))?.digest;
   if (held === digest) {
     const kept = tracked?.digest === digest ? tracked : undefined;
-    return { tracked: { ...kept, digest, checkedAt: now, ...(tracked?.syncs !== undefined && { syncs: tracked.syncs }), ...inEpoch }, queued: false };
+    return { tracked: { ...kept, digest, checkedAt: now, observedAt, ...(tracked?.syncs !== undefined && { syncs: tracked.syncs }), ...inEpoch }, queued: false };
   }
   if (tracked?.digest === digest && tracked.jobId !== undefined && (await isPending(tracked.jobId, deps.submit.jobs))) {
-    return { tracked: { ...tracked, checkedAt: now }, queued: false };
+    return { tracked: { ...tracked, checkedAt: now, observedAt }, queued: false };
   }
   const syncs = tracked?.syncs ?? 0;
   const { job, replayed } = await submitImport(
@@ -265,7 +280,7 @@ export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submi
     { sourceSeen: true, idempotencyKey: syncKey(watch, tag, digest, epoch, syncs) },
     deps.submit,
   );
-  return { tracked: { digest, checkedAt: now, jobId: job.id, queuedAt: job.createdAt, trigger: input.trigger, syncs: syncs + 1, ...inEpoch }, queued: !replayed, jobId: job.id };
+  return { tracked: { digest, checkedAt: now, observedAt, jobId: job.id, queuedAt: job.createdAt, trigger: input.trigger, syncs: syncs + 1, ...inEpoch }, queued: !replayed, jobId: job.id };
 }
 
 /**

@@ -9,7 +9,7 @@
 import { odata, type TableClient, type TableEntityResult } from '@azure/data-tables';
 import { ConcurrencyError } from '../jobs/errors.js';
 import type { Versioned } from '../jobs/job-store.js';
-import { checkEntityLimits, readJson, restStatus, writeJson } from '../jobs/tables.js';
+import { checkEntityLimits, entitySize, MAX_ENTITY_BYTES, readJson, restStatus, writeJson } from '../jobs/tables.js';
 import type { WatchRequest } from './watch-request.js';
 
 const WATCH_PARTITION = 'watch';
@@ -36,11 +36,18 @@ export interface TrackedTag {
   digest: string;
   /** When that digest was last seen upstream. */
   checkedAt: string;
+  /**
+   * When the upstream tag was last seen at `digest`, by the clock that saw it: the push event's
+   * own time, or the start of the resync that HEADed it (before its HEADs, so a push during the
+   * run is never taken for an older one). A push event no newer than this is late or repeated
+   * and is skipped. Absent in states written before it was kept.
+   */
+  observedAt?: string;
   /** The job that copies it, when one had to; absent when the target already held it. */
   jobId?: string;
-  /** When that job was queued. */
+  /** When that job was queued; shed, with `trigger`, by a state at Azure Tables' size limit (stateEntity). */
   queuedAt?: string;
-  /** What queued it: `resync`, or `event:<id>` for a push event. */
+  /** What queued it: `resync`, or `event:<id>` for a push event; shed like `queuedAt`. */
   trigger?: string;
   /**
    * Syncs submitted for this tag so far (kept across digests). Part of the sync's Idempotency-Key:
@@ -69,6 +76,11 @@ export interface WatchRun {
   jobsQueued: number;
   /** Tags the filters picked. */
   wanted: number;
+  /**
+   * Set when the filters picked more tags than a watch follows (MAX_TRACKED_TAGS): only the last
+   * `followed` of the `matched`, in natural order (compareTagsNaturally), were synced and tracked.
+   */
+  wantedTags?: { matched: number; followed: number };
   /**
    * Set when a `latest` N of tags that are not semver matched more tags than a run compares by
    * creation time (MAX_CREATION_CANDIDATES): only the last `compared` of the `matched`, in
@@ -101,6 +113,29 @@ export interface WatchState {
 
 type Entity = Record<string, unknown> & { partitionKey: string; rowKey: string };
 
+/**
+ * A caller's precondition on writing a watch (HTTP If-Match / If-None-Match): `ifMatch` is an
+ * ETag that GET returned, or `*` for any existing version; `ifNoneMatch: '*'` asks for a create.
+ */
+export interface WatchCondition {
+  ifMatch?: string;
+  ifNoneMatch?: '*';
+}
+
+/** A watch write refused because the stored watch is not the version the caller named. */
+export class WatchPreconditionError extends Error {
+  override readonly name = 'WatchPreconditionError';
+  readonly code = 'PRECONDITION_FAILED';
+  constructor(
+    message: string,
+    /** The header whose condition failed. */
+    readonly header: 'If-Match' | 'If-None-Match',
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
 /** Watches and their state, with ETag concurrency. */
 export class WatchStore {
   constructor(readonly table: TableClient) {}
@@ -112,26 +147,45 @@ export class WatchStore {
   }
 
   /**
-   * Creates or replaces a watch, unconditionally (the last PUT wins; the API takes no If-Match).
-   * Returns whether it was created.
+   * Creates or replaces a watch; with a `condition`, only when the stored watch is the version it
+   * names (Tables checks the ETag, so two writers cannot both pass), else WatchPreconditionError.
+   * Without one the last writer wins. Returns whether it was created, and its new ETag.
    */
-  async put(record: WatchRecord): Promise<{ created: boolean; etag: string }> {
+  async put(record: WatchRecord, condition: WatchCondition = {}): Promise<{ created: boolean; etag: string }> {
     const entity: Entity = { partitionKey: WATCH_PARTITION, rowKey: record.name, enabled: record.enabled };
     writeJson(entity, 'watch', record);
     checkEntityLimits(entity, `watch ${record.name}`);
+    if (condition.ifMatch !== undefined) {
+      try {
+        const response = await this.table.updateEntity(entity, 'Replace', { etag: condition.ifMatch });
+        return { created: false, etag: response.etag ?? '' };
+      } catch (error) {
+        throw preconditionFailed(error, record.name, condition.ifMatch);
+      }
+    }
     try {
       const response = await this.table.createEntity(entity);
       return { created: true, etag: response.etag ?? '' };
     } catch (error) {
       if (restStatus(error) !== 409) throw error;
+      if (condition.ifNoneMatch === '*') throw new WatchPreconditionError(`watch ${record.name} already exists (If-None-Match: * creates only): GET it for its ETag and replace it with If-Match`, 'If-None-Match', { cause: error });
     }
     const response = await this.table.upsertEntity(entity, 'Replace');
     return { created: false, etag: response.etag ?? '' };
   }
 
-  /** Deletes a watch and its state; false when there was none. */
-  async delete(name: string): Promise<boolean> {
-    const existed = await this.remove(WATCH_PARTITION, name);
+  /**
+   * Deletes a watch and its state; false when there was none. With `ifMatch` (an ETag, or `*`),
+   * only the version it names is deleted, else WatchPreconditionError (none at all included).
+   */
+  async delete(name: string, ifMatch?: string): Promise<boolean> {
+    let existed: boolean;
+    try {
+      existed = await this.remove(WATCH_PARTITION, name, ifMatch);
+    } catch (error) {
+      throw ifMatch === undefined ? error : preconditionFailed(error, name, ifMatch);
+    }
+    if (!existed && ifMatch !== undefined) throw preconditionFailed(undefined, name, ifMatch);
     await this.remove(STATE_PARTITION, name);
     return existed;
   }
@@ -165,11 +219,7 @@ export class WatchStore {
       if (typeof stored?.watchCreatedAt === 'string' && stored.watchCreatedAt > createdAt) return;
       const { value, etag } = stateOf(stored, createdAt);
       change(value);
-      const entity: Entity = { partitionKey: STATE_PARTITION, rowKey: name, watchCreatedAt: createdAt };
-      writeJson(entity, 'tags', value.tags);
-      if (value.lastRun) writeJson(entity, 'lastRun', value.lastRun);
-      if (value.created) writeJson(entity, 'created', value.created);
-      if (value.epoch) entity.epoch = value.epoch;
+      const entity = stateEntity(name, createdAt, value);
       checkEntityLimits(entity, `watch state ${name}`);
       try {
         if (etag === '') await this.table.createEntity(entity);
@@ -220,15 +270,59 @@ export class WatchStore {
     }
   }
 
-  private async remove(partition: string, name: string): Promise<boolean> {
+  private async remove(partition: string, name: string, etag?: string): Promise<boolean> {
     try {
-      await this.table.deleteEntity(partition, name);
+      await this.table.deleteEntity(partition, name, etag === undefined ? {} : { etag });
       return true;
     } catch (error) {
       if (restStatus(error) === 404) return false;
       throw error;
     }
   }
+}
+
+/**
+ * A state's entity, kept within Azure Tables' 1 MiB: 1000 tracked tags of 128 characters at
+ * sha512 digests, with their event triggers and a full creation-time cache, come to about 1.1 MB.
+ * Past the limit, what only saves requests or informs is shed, in this order: the creation-time
+ * cache (the next run reads those configs again), then every tag's `trigger` and `queuedAt`
+ * (shown by GET, used by nothing). Digests, observation times, job ids, sync counts and epochs,
+ * which keep syncs right, are always kept; with them alone MAX_TRACKED_TAGS tags at their longest
+ * fit (test/mirror/watch-store.test.ts writes that worst case).
+ */
+function stateEntity(name: string, createdAt: string, value: WatchState): Entity {
+  const build = (): Entity => {
+    const entity: Entity = { partitionKey: STATE_PARTITION, rowKey: name, watchCreatedAt: createdAt };
+    writeJson(entity, 'tags', value.tags);
+    if (value.lastRun) writeJson(entity, 'lastRun', value.lastRun);
+    if (value.created) writeJson(entity, 'created', value.created);
+    if (value.epoch) entity.epoch = value.epoch;
+    return entity;
+  };
+  let entity = build();
+  if (entitySize(entity) > MAX_ENTITY_BYTES && value.created !== undefined) {
+    delete value.created;
+    entity = build();
+  }
+  if (entitySize(entity) > MAX_ENTITY_BYTES) {
+    for (const tracked of Object.values(value.tags)) {
+      delete tracked.trigger;
+      delete tracked.queuedAt;
+    }
+    entity = build();
+  }
+  return entity;
+}
+
+/**
+ * The error for a conditional write that Tables refused: a precondition failure when the watch
+ * changed (412) or is gone (404, or `error` undefined), and `error` itself otherwise.
+ */
+function preconditionFailed(error: unknown, name: string, ifMatch: string): unknown {
+  const status = error === undefined ? 404 : restStatus(error);
+  if (status === 404) return new WatchPreconditionError(`there is no watch named "${name}", so If-Match: ${ifMatch.slice(0, 100)} cannot match: leave If-Match out to create it`, 'If-Match', { cause: error });
+  if (status === 412) return new WatchPreconditionError(`watch ${name} has changed since ETag ${ifMatch.slice(0, 100)} was read: GET it again for its current ETag`, 'If-Match', { cause: error });
+  return error;
 }
 
 /** A stored state entity as the state of the watch created at `createdAt`. */

@@ -15,7 +15,7 @@ import { parseReference } from '../registry/reference.js';
 import { watchSecretContext } from './resync.js';
 import type { TagSelection } from './tag-filter.js';
 import { checkWatchName, parseWatchRequest } from './watch-request.js';
-import type { TrackedTag, WatchRecord, WatchRun, WatchStore } from './watch-store.js';
+import type { TrackedTag, WatchCondition, WatchRecord, WatchRun, WatchStore } from './watch-store.js';
 
 /** Job lookups made at once for one GET. */
 const JOB_LOOKUP_CONCURRENCY = 8;
@@ -51,8 +51,11 @@ export interface SaveWatchDeps {
   now?: () => Date;
 }
 
-/** Validates and stores a watch under `name`; returns its document and whether it is new. */
-export async function saveWatch(name: string, body: unknown, deps: SaveWatchDeps): Promise<{ created: boolean; watch: WatchDocument }> {
+/**
+ * Validates and stores a watch under `name`, only as `condition` allows (WatchStore.put); returns
+ * its document, whether it is new, and its ETag.
+ */
+export async function saveWatch(name: string, body: unknown, deps: SaveWatchDeps, condition: WatchCondition = {}): Promise<{ created: boolean; watch: WatchDocument; etag: string }> {
   checkWatchName(name);
   const request = parseWatchRequest(body);
   const upstream = parseReference(request.source);
@@ -79,8 +82,8 @@ export async function saveWatch(name: string, body: unknown, deps: SaveWatchDeps
     createdAt: existing?.value.createdAt ?? now,
     updatedAt: now,
   };
-  const { created } = await deps.store.put(record);
-  return { created, watch: toWatchDocument(record) };
+  const { created, etag } = await deps.store.put(record, condition);
+  return { created, watch: toWatchDocument(record), etag };
 }
 
 /** A watch's document; with `detail`, its tracked tags (and their jobs' results), last and next run. */

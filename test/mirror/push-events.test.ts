@@ -115,6 +115,39 @@ describe('push events', () => {
     expect((await jobsFor(`${upstream.host}/team/race`)).map((j) => j.source)).toEqual([`${upstream.host}/team/race@${image.digest}`, `${upstream.host}/team/race@${image.digest}`]);
   });
 
+  it('skips an event older than the digest last observed: a late push leaves the target at the newer digest and queues nothing', async () => {
+    const older = await pushImage(upstream, 'team/late', 'v1', { seed: 'late-older', layers: [70] });
+    const newer = await pushImage(upstream, 'team/late', 'v1', { seed: 'late-newer', layers: [71] });
+    await putWatch('late', { source: `${upstream.host}/team/late`, target: 'mirror/late', tags: { include: ['v.*'] } });
+    const pushedAt = Date.parse('2026-11-30T20:00:00.000Z');
+    // The newer push is delivered first; the older one arrives after it (unordered delivery, a retry).
+    await upstreamPushHandler({ ...eventGridEvent(upstream.host, 'team/late', 'v1', newer.digest), eventTime: new Date(pushedAt).toISOString() }, ctx('upstreamPush'));
+    await workQueue();
+    expect(sha256Digest(await skopeoInspectRaw(`${target.host}/mirror/late:v1`))).toBe(newer.digest);
+    logs.length = 0;
+    // CloudEvents' `time`, with Event Grid's seven fractional digits, one second earlier.
+    const late = { ...cloudEvent(upstream.host, 'team/late', 'v1', older.digest), time: '2026-11-30T19:59:59.0000001Z' };
+    await upstreamPushHandler(late as unknown as EventGridEvent, ctx('upstreamPush'));
+    expect((await jobsFor(`${upstream.host}/team/late`)).map((j) => j.source)).toEqual([`${upstream.host}/team/late@${newer.digest}`]);
+    expect(sha256Digest(await skopeoInspectRaw(`${target.host}/mirror/late:v1`))).toBe(newer.digest);
+    expect(logs.join('\n')).toMatch(/watch late saw v1 at sha256:[a-f0-9]+ upstream at 2026-11-30T20:00:00\.000Z, not before this push of 2026-11-30T19:59:59\.000Z/);
+    expect((await getWatch('late')).trackedTags.v1).toMatchObject({ digest: newer.digest, observedAt: '2026-11-30T20:00:00.000Z' });
+  });
+
+  it('gives no second job for the same event delivered again after its job ended, even when the target tag was changed meanwhile', async () => {
+    const image = await pushImage(upstream, 'team/again', 'v1', { seed: 'again', layers: [72] });
+    await putWatch('again', { source: `${upstream.host}/team/again`, target: 'mirror/again', tags: { include: ['v.*'] } });
+    const event = eventGridEvent(upstream.host, 'team/again', 'v1', image.digest);
+    await upstreamPushHandler(event, ctx('upstreamPush'));
+    await workQueue();
+    expect(sha256Digest(await skopeoInspectRaw(`${target.host}/mirror/again:v1`))).toBe(image.digest);
+    const byHand = await pushImage(target, 'mirror/again', 'v1', { seed: 'again-by-hand', layers: [31] });
+    // Event Grid redelivers for up to 24 hours when an acknowledgement is lost.
+    await upstreamPushHandler(event, ctx('upstreamPush'));
+    expect((await jobsFor(`${upstream.host}/team/again`)).map((j) => j.source)).toEqual([`${upstream.host}/team/again@${image.digest}`]);
+    expect(sha256Digest(await skopeoInspectRaw(`${target.host}/mirror/again:v1`))).toBe(byHand.digest);
+  });
+
   it('ignores unwatched repositories and tags and the target registry, and drops malformed events without throwing', async () => {
     const image = await pushImage(upstream, 'team/api', 'v2', { layers: [80] });
     await putWatch('api', { source: `${upstream.host}/team/api`, target: 'team/api', tags: { include: ['v.*'], exclude: ['v2'] } });
@@ -128,12 +161,14 @@ describe('push events', () => {
     expect(await jobsFor(`${target.host}/team/api`)).toEqual([]);
     await upstreamPushHandler({ id: 'x', eventType: 'Microsoft.ContainerRegistry.ImagePushed', data: { target: { digest: 'md5:nope' } } } as unknown as EventGridEvent, ctx('upstreamPush'));
     await upstreamPushHandler({ ...eventGridEvent(upstream.host, 'team/api', 'v1', image.digest), eventType: 'Microsoft.ContainerRegistry.ImageDeleted' }, ctx('upstreamPush'));
+    await upstreamPushHandler({ ...eventGridEvent(upstream.host, 'team/api', 'v1', image.digest), eventTime: 'yesterday' }, ctx('upstreamPush'));
     expect(await jobsFor(`${upstream.host}/team/api`)).toEqual([]);
     expect(logs.join('\n')).toMatch(/no enabled watch covers .*team\/other:v1/);
     expect(logs.join('\n')).toMatch(/no enabled watch covers .*team\/api:v2/);
     expect(logs.join('\n')).toMatch(/went to the target registry/);
     expect(logs.join('\n')).toMatch(/warning: upstreamPush: dropped a malformed event: .*data\.target/);
     expect(logs.join('\n')).toMatch(/ImageDeleted is not a push/);
+    expect(logs.join('\n')).toMatch(/dropped a malformed event: the event time \(eventTime, time or timestamp\) is not an RFC 3339 date-time/);
   });
 
   it('leaves a new tag to the resync once the watch tracks MAX_TRACKED_TAGS, so its state stays bounded', async () => {

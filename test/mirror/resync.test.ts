@@ -229,6 +229,27 @@ describe('resync', () => {
     expect((await getWatch('broken')).lastRun.stopped.code).toBe('FAILED');
   });
 
+  it('follows the last tags in natural order when the filters pick more than a watch follows, and records the cut without calling the run failed', async () => {
+    const tags = ['build-1', 'build-2', 'build-9', 'build-10', 'build-11', 'build-100'];
+    const pushed: Record<string, PushedManifest> = {};
+    for (const tag of tags) pushed[tag] = await pushImage(upstream, 'team/builds', tag, { seed: `builds-${tag}`, layers: [40] });
+    await putWatch('builds', { source: `${upstream.host}/team/builds`, target: 'mirror/builds', tags: { include: ['build-.*'] } });
+    // The registry lists build-1, build-10, build-100, build-11, ...: its first three are not the newest three.
+    const deps: ResyncDeps = { store: await watchStore(), submit: await submitDeps(), concurrency: 2, rateLimitReserve: 10, maxTrackedTags: 3 };
+    const followed = ['build-10', 'build-11', 'build-100'];
+    for (let round = 0; round < 2; round++) {
+      const run = (await resyncAll(deps)).watches.find((w) => w.name === 'builds')!.run;
+      expect(run).toMatchObject({ wanted: 6, wantedTags: { matched: 6, followed: 3 }, heads: 3, jobsQueued: round === 0 ? 3 : 0 });
+      expect(run.stopped).toBeUndefined();
+      expect(run.untracked).toBeUndefined();
+      await workQueue();
+      const watch = await getWatch('builds');
+      expect(Object.keys(watch.trackedTags).sort()).toEqual([...followed].sort());
+      expect(watch.lastRun.wantedTags).toEqual({ matched: 6, followed: 3 });
+    }
+    for (const tag of followed) expect(await targetDigest(`mirror/builds:${tag}`)).toBe(pushed[tag]!.digest);
+  });
+
   it('orders a latest N of tags that are not semver by their config\'s creation time, reading each digest\'s config once', async () => {
     const config = (created: string) => Buffer.from(JSON.stringify({ created, architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, config: { Labels: { created } } }));
     const at: Record<string, string> = { alpha: '2024-03-01T00:00:00Z', beta: '2024-01-01T00:00:00Z', gamma: '2024-04-01T00:00:00Z', delta: '2024-02-01T00:00:00Z' };

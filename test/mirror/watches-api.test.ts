@@ -63,6 +63,48 @@ describe('watches API', () => {
     expect((await call(watchesHandler, { method: 'DELETE', path: '/api/watches/nginx', params: { name: 'nginx' } })).status).toBe(404);
   });
 
+  it('writes only the version If-Match names, creates only with If-None-Match: *, and answers 412 PRECONDITION_FAILED otherwise', async () => {
+    const body = { source: 'docker.io/library/redis', target: 'mirror/redis' };
+    const write = (method: 'PUT' | 'DELETE', headers: Record<string, string>, json?: unknown) => call(watchesHandler, { method, path: '/api/watches/redis', params: { name: 'redis' }, headers, ...(json !== undefined && { json }) });
+
+    const created = await write('PUT', { 'if-none-match': '*' }, body);
+    expect(created.status).toBe(201);
+    const first = created.headers.etag!;
+    expect((await get('redis')).headers.etag).toBe(first);
+    const createOnly = await write('PUT', { 'if-none-match': '*' }, { ...body, enabled: false });
+    expect(createOnly.status).toBe(412);
+    expect(createOnly.body.error).toMatchObject({ code: 'PRECONDITION_FAILED', field: 'If-None-Match' });
+
+    const replaced = await write('PUT', { 'if-match': first }, { ...body, target: 'mirror/redis-2' });
+    expect(replaced.status).toBe(200);
+    const second = replaced.headers.etag!;
+    expect(second).not.toBe(first);
+    // A writer still holding the first version loses, and writes nothing.
+    const stale = await write('PUT', { 'if-match': first }, { ...body, target: 'mirror/stale' });
+    expect(stale.status).toBe(412);
+    expect(stale.body.error).toMatchObject({ code: 'PRECONDITION_FAILED', field: 'If-Match' });
+    expect(stale.body.error.message).toMatch(/has changed since ETag/);
+    expect((await get('redis')).body).toMatchObject({ target: 'mirror/redis-2' });
+    expect((await write('DELETE', { 'if-match': first })).status).toBe(412);
+    expect((await get('redis')).headers.etag).toBe(second);
+
+    expect((await write('DELETE', { 'if-match': second })).status).toBe(204);
+    // If-Match matches no watch that is gone: the PUT does not re-create it.
+    const gone = await write('PUT', { 'if-match': second }, body);
+    expect(gone.status).toBe(412);
+    expect(gone.body.error.message).toMatch(/there is no watch named "redis"/);
+    expect((await get('redis')).status).toBe(404);
+    expect((await write('DELETE', { 'if-match': '*' })).status).toBe(412);
+
+    const badNoneMatch = await write('PUT', { 'if-none-match': first }, body);
+    expect(badNoneMatch.status).toBe(400);
+    expect(badNoneMatch.body.error).toMatchObject({ code: 'INVALID_HEADER', field: 'If-None-Match' });
+    // `*` matches any version that exists.
+    expect((await write('PUT', {}, body)).status).toBe(201);
+    expect((await write('PUT', { 'if-match': '*' }, { ...body, enabled: false })).status).toBe(200);
+    expect((await write('DELETE', { 'if-match': '*' })).status).toBe(204);
+  });
+
   it.each([
     [{ source: 'docker.io/library/nginx', color: 'red' }, 'UNKNOWN_FIELD', 'color', /unknown field "color"/],
     [{ source: 'docker.io/library/nginx', tags: { includes: ['a'] } }, 'UNKNOWN_FIELD', 'tags.includes', /unknown field "tags.includes"/],
