@@ -163,7 +163,13 @@ async function recordRun(watch: WatchRecord, store: WatchStore, learned: { untra
     }
     // Its sync count goes with a dropped tag: tracked again, it restarts under a new epoch.
     if (droppedAny) state.epoch = (state.epoch ?? 0) + 1;
-    for (const [tag, tracked] of changes) state.tags[tag] = tracked;
+    for (const [tag, tracked] of changes) {
+      // A push event recorded while this run was under way saw upstream later than the run did:
+      // its digest and job stand (the run's record would move the tag back to an older sighting).
+      const fresh = state.tags[tag];
+      if (fresh?.observedAt !== undefined && tracked.observedAt !== undefined && Date.parse(fresh.observedAt) > Date.parse(tracked.observedAt)) continue;
+      state.tags[tag] = tracked;
+    }
     if (created !== undefined) state.created = created;
     state.lastRun = run;
   });

@@ -13,6 +13,7 @@ import { TableClient } from '@azure/data-tables';
 import type { Timer } from '@azure/functions';
 import { resyncHandler } from '../../src/functions/resync.js';
 import { currentSettings, submitDeps, watchStore } from '../../src/functions/services.js';
+import { handlePush } from '../../src/mirror/push-events.js';
 import { MAX_CREATION_CANDIDATES, resyncAll, type ResyncDeps } from '../../src/mirror/resync.js';
 import { WatchStore } from '../../src/mirror/watch-store.js';
 import { sha256Digest, pushImage, type PushedManifest } from '../helpers/fixtures.js';
@@ -227,6 +228,30 @@ describe('resync', () => {
     expect(Object.keys(watch.trackedTags).sort()).toEqual(['1.3.0', '1.4.0', '2.0.0']);
     for (const tag of ['1.3.0', '1.4.0', '2.0.0']) expect(await targetDigest(`mirror/many:${tag}`)).toBe(pushed[tag]!.digest);
     expect((await getWatch('broken')).lastRun.stopped.code).toBe('FAILED');
+  });
+
+  it('keeps a push event recorded while the run was under way: the run does not move the tag back to its older sighting', async () => {
+    const first = await pushImage(upstream, 'team/during', 'v1', { seed: 'during-1', layers: [40] });
+    await putWatch('during', { source: `${upstream.host}/team/during:v1`, target: 'mirror/during' });
+    const store = await watchStore();
+    const submit = await submitDeps();
+    // The run HEADs v1 at `first`; just before it records what it learned, upstream is pushed
+    // again and that push's event is handled: a later sighting than the run's.
+    let second: PushedManifest | undefined;
+    const racing = Object.create(store) as WatchStore;
+    racing.updateState = async (name, createdAt, change) => {
+      if (name === 'during' && second === undefined) {
+        second = await pushImage(upstream, 'team/during', 'v1', { seed: 'during-2', layers: [40] });
+        const event = { id: 'evt-during', host: upstream.host, repository: 'team/during', tag: 'v1', digest: second.digest, time: new Date().toISOString() };
+        expect((await handlePush(event, { store, submit })).kind).toBe('queued');
+      }
+      return store.updateState(name, createdAt, change);
+    };
+    const run = (await resyncAll({ store: racing, submit, concurrency: 1, rateLimitReserve: 10 })).watches.find((w) => w.name === 'during')!.run;
+    expect(run.jobsQueued).toBe(1);
+    expect(second?.digest).not.toBe(first.digest);
+    expect((await getWatch('during')).trackedTags.v1).toMatchObject({ digest: second!.digest, trigger: 'event:evt-during' });
+
   });
 
   it('follows the last tags in natural order when the filters pick more than a watch follows, and records the cut without calling the run failed', async () => {
