@@ -92,7 +92,7 @@ export function responseForError(error: unknown): HttpResponseInit | undefined {
     return errorResponse(
       503,
       'STORAGE_UNAVAILABLE',
-      `the job storage cannot be reached right now, and the import may have been queued before it failed, as job ${error.jobId}: GET /api/imports/${error.jobId} says whether it exists (404 when not), DELETE cancels it; to retry without a second job, send the same Idempotency-Key after ${STORAGE_RETRY_AFTER_SECONDS} seconds`,
+      `the job storage cannot be reached right now, and the import may have been queued before it failed, as job ${error.jobId}: GET /api/imports/${error.jobId} says whether it exists (404 when not); if it does, DELETE cancels it, as it may still run; then retry after ${STORAGE_RETRY_AFTER_SECONDS} seconds under a new Idempotency-Key, as the one sent may still name that job`,
       undefined,
       { jobId: error.jobId },
       { 'retry-after': String(STORAGE_RETRY_AFTER_SECONDS) },

@@ -21,6 +21,11 @@ export async function sweepImportsHandler(_timer: Timer, context: InvocationCont
     checkpoints: storage.checkpoints,
     maxDequeueCount: appMaxDequeueCount(),
     onFailed: (job) => {
+      // Its caller had asked it to stop (sweep-abandoned.ts): what it ended as is canceled, no failure.
+      if (job.status === 'canceled') {
+        logJobEvent(context, 'warn', `sweepImports: job ${job.id} canceled: its caller had asked it to stop, and its last attempt died`, jobEvent(job, 'canceled', 'canceled', Date.now()));
+        return;
+      }
       const code = job.error?.code ?? 'WORKER_LOST';
       const why = code === 'NEVER_DELIVERED' ? 'it was never delivered' : 'its last attempt died';
       logJobEvent(context, 'error', `sweepImports: job ${job.id} ${job.status}: ${code}, ${why}`, jobEvent(job, 'failed', 'failed', Date.now(), { errorCode: code }));

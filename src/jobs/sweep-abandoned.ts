@@ -37,9 +37,16 @@ function abandoned(job: JobRecord, maxDequeueCount: number, now: number): boolea
   );
 }
 
+/**
+ * How long after createdAt + JOB_MESSAGE_TTL_SECONDS a job never delivered is left alone: its
+ * message is sent after its record is written (seconds later, a retried call longer), and the
+ * queue counts its time to live from then, on the storage service's clock, not this one's.
+ */
+export const NEVER_DELIVERED_GRACE_MS = 60 * 60 * 1000;
+
 /** Whether the job is still waiting for a first delivery that can no longer come: its message's time to live is over. */
 function neverDelivered(job: JobRecord, now: number): boolean {
-  return job.status === 'queued' && job.attempts === 0 && job.leaseOwner === undefined && Date.parse(job.createdAt) + JOB_MESSAGE_TTL_SECONDS * 1000 <= now;
+  return job.status === 'queued' && job.attempts === 0 && job.leaseOwner === undefined && Date.parse(job.createdAt) + JOB_MESSAGE_TTL_SECONDS * 1000 + NEVER_DELIVERED_GRACE_MS <= now;
 }
 
 /** Marks every abandoned job failed; returns their ids. */

@@ -222,10 +222,10 @@ async function runAdminFunction(req: IncomingMessage, res: ServerResponse, url: 
     writeError(res, 400, input.code, input.message, input.code === 'INVALID_FIELD' ? { field: 'input' } : {});
     return;
   }
-  const name = decodeURIComponent(url.pathname.slice(ADMIN_FUNCTIONS_PATH.length));
-  const run = options.runFunction?.(name, input) ?? 'not-found';
+  const name = functionName(url.pathname.slice(ADMIN_FUNCTIONS_PATH.length));
+  const run = (name !== undefined && options.runFunction?.(name, input)) || 'not-found';
   if (run === 'not-found') {
-    writeError(res, 404, 'FUNCTION_NOT_FOUND', `no function named "${name.slice(0, 80)}" can be run here: name a timer, queue or Event Grid function of this app`, { field: 'name' });
+    writeError(res, 404, 'FUNCTION_NOT_FOUND', `no function named "${(name ?? url.pathname.slice(ADMIN_FUNCTIONS_PATH.length)).slice(0, 80)}" can be run here: name a timer, queue or Event Grid function of this app`, { field: 'name' });
     return;
   }
   if (run !== 'started') {
@@ -233,6 +233,15 @@ async function runAdminFunction(req: IncomingMessage, res: ServerResponse, url: 
     return;
   }
   res.writeHead(202).end();
+}
+
+/** The function an admin path names, or undefined when its percent-encoding is malformed (it names none). */
+function functionName(encoded: string): string | undefined {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The `input` of an admin call's body (undefined for an empty body or none given), or why the body is refused. */

@@ -257,8 +257,10 @@ export interface SyncTagInput {
 export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submit' | 'now'>): Promise<{ tracked: TrackedTag; queued: boolean; jobId?: string }> {
   const now = (deps.now ?? (() => new Date()))().toISOString();
   const { watch, tag, digest, tracked } = input;
-  // A tag tracked afresh starts in the state's current epoch; a tracked one stays in its own.
-  const epoch = tracked?.epoch ?? input.epoch;
+  // A tag tracked afresh starts in the state's current epoch; a tracked one stays in its own
+  // (absent: 0), whatever epoch the state had when this trigger read it, so that triggers that
+  // read it before and after another tag's drop still ask under one key.
+  const epoch = tracked ? (tracked.epoch ?? 0) : input.epoch;
   const inEpoch = epoch > 0 ? { epoch } : {};
   // The latest sighting of this digest counts: a resync that started before an event for the same digest must not move it back.
   const observedAt = tracked?.digest === digest && tracked.observedAt !== undefined && Date.parse(tracked.observedAt) > Date.parse(input.observedAt) ? tracked.observedAt : input.observedAt;

@@ -475,6 +475,8 @@ describe('a POST whose storage writes may land after its 503', () => {
     const jobId = res.body.error.jobId as string;
     expect(res.body.error).toMatchObject({ code: 'STORAGE_UNAVAILABLE', jobId: expect.stringMatching(/.+/) });
     expect(res.body.error.message).toContain(`the import may have been queued before it failed, as job ${jobId}: GET /api/imports/${jobId} says whether it exists`);
+    // Not the same key: its claim may have outlived the 503 and would answer with this job, which never runs.
+    expect(res.body.error.message).toContain('then retry after 10 seconds under a new Idempotency-Key');
     // Azurite, let go, applies the insert it had taken while frozen: the record exists after all…
     let found: Called;
     do found = await callChecked(importsHandler, { method: 'GET', path: `/api/imports/${jobId}`, params: { id: jobId } });

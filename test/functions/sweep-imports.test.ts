@@ -64,4 +64,20 @@ describe('sweepImports', () => {
     await sweepImportsHandler(TIMER, context);
     expect(logs).toEqual([]);
   });
+
+  it('logs a job whose caller had asked it to stop as canceled, not as a failure', async () => {
+    const { jobs } = await jobStorage();
+    const stopped = await jobLeasedOnDelivery(appMaxDequeueCount());
+    const leased = (await jobs.get(stopped))!;
+    await jobs.replace({ ...leased.value, cancelRequestedAt: new Date().toISOString() }, leased.etag);
+
+    const logs: string[] = [];
+    const context = new InvocationContext({ functionName: 'sweepImports', logHandler: (level, ...args) => logs.push(`${level}: ${args.map(String).join(' ')}`) });
+    await sweepImportsHandler(TIMER, context);
+
+    expect((await jobs.get(stopped))!.value).toMatchObject({ status: 'canceled' });
+    expect((await jobs.get(stopped))!.value.error).toBeUndefined();
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatch(new RegExp(`^warning: sweepImports: job ${stopped} canceled: its caller had asked it to stop, and its last attempt died \\[canceled; 0 bytes; \\d+ ms since queued\\]$`));
+  });
 });

@@ -11,6 +11,9 @@
 import { createHash } from 'node:crypto';
 import type { TableClient, TableEntityResult } from '@azure/data-tables';
 import type { PipelinePolicy } from '@azure/core-rest-pipeline';
+import { checkpointKey } from '../../src/copy/checkpoint-key.js';
+import type { BlobCheckpoint } from '../../src/copy/types.js';
+import { TableCheckpoints } from '../../src/jobs/checkpoint-store.js';
 import { ConcurrencyError } from '../../src/jobs/errors.js';
 import { IdempotencyStore } from '../../src/jobs/idempotency-store.js';
 import { newJobId } from '../../src/jobs/job-id.js';
@@ -107,6 +110,29 @@ describe('a write whose cut try lands late', () => {
     expect((await keys.get(key))?.value).toEqual(claim);
     // Another request with the key is still refused.
     expect(await keys.claim(key, { ...claim, jobId: newJobId() })).toBe(false);
+  });
+
+  it('a blob checkpoint save meets its own write, inserted and then replaced, and the upload goes on', async () => {
+    const store = new TableCheckpoints(table).forJob(newJobId());
+    const MiB = 1024 * 1024;
+    // A size past 2^31, stored as a typed Edm.Double (checkpoint-store.ts), as a big layer's is.
+    const at = (offset: number): BlobCheckpoint => ({
+      target: 'localhost:5000/big',
+      digest: `sha256:${'d'.repeat(64)}`,
+      size: 3 * 2 ** 31,
+      location: 'http://localhost:5000/v2/big/blobs/uploads/session?_state=s',
+      offset,
+      chunkSize: 8 * MiB,
+      updatedAt: new Date(Date.UTC(2026, 10, 30) + offset / MiB).toISOString(),
+    });
+    const { target, digest } = at(0);
+    const row = { partitionKey: store.jobId, rowKey: checkpointKey(target, digest) };
+    expect(await store.load(target, digest)).toBeUndefined();
+    await landingLate(() => store.save(at(8 * MiB)), (entity) => entity !== undefined, row);
+    await landingLate(() => store.save(at(16 * MiB)), (entity) => Number(entity?.offset) === 16 * MiB, row);
+    // The ETag kept is the stored one: the next chunk's save goes through.
+    await store.save(at(24 * MiB));
+    expect(await new TableCheckpoints(table).forJob(store.jobId).load(target, digest)).toEqual(at(24 * MiB));
   });
 
   it('a rival’s insert of the same row still conflicts', async () => {

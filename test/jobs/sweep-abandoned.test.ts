@@ -2,7 +2,7 @@ import { newJobId } from '../../src/jobs/job-id.js';
 import { acquireJobLease } from '../../src/jobs/job-lease.js';
 import { JOB_MESSAGE_TTL_SECONDS } from '../../src/jobs/job-queue.js';
 import { newJobRecord, type JobRecord } from '../../src/jobs/job-record.js';
-import { sweepAbandonedImports } from '../../src/jobs/sweep-abandoned.js';
+import { NEVER_DELIVERED_GRACE_MS, sweepAbandonedImports } from '../../src/jobs/sweep-abandoned.js';
 import { useJobStorage } from './azurite.js';
 
 const env = useJobStorage();
@@ -64,7 +64,7 @@ describe('sweepAbandonedImports', () => {
   });
 
   it('fails a job still queued and never delivered once no message for it can exist, and only such jobs', async () => {
-    const expired = new Date(Date.now() - JOB_MESSAGE_TTL_SECONDS * 1000 - 60_000).toISOString();
+    const expired = new Date(Date.now() - JOB_MESSAGE_TTL_SECONDS * 1000 - NEVER_DELIVERED_GRACE_MS - 60_000).toISOString();
     // The record a POST's late insert left (its 503 named it): queued, never delivered, older than any message.
     const leftover = await createJob({ createdAt: expired, updatedAt: expired, sealedCredentials: 'v1.sealed' });
     const waiting = await createJob();
@@ -74,5 +74,17 @@ describe('sweepAbandonedImports', () => {
     expect(after).toMatchObject({ status: 'failed', error: { code: 'NEVER_DELIVERED', message: expect.stringContaining('no worker ever received this job') }, completedAt: expect.any(String) });
     expect(after).not.toHaveProperty('sealedCredentials');
     for (const untouched of [waiting, pausedLongAgo]) expect((await env.storage.jobs.get(untouched.id))!.value.status).toBe('queued');
+  });
+
+  it('leaves a never-delivered job alone while its message, sent after the record was written, may still be delivered', async () => {
+    const job = await createJob();
+    // The queue counts the message's time to live from its send (after the record's createdAt)
+    // on its own clock: just past createdAt + TTL, the message may still be there.
+    const ttlOver = Date.parse(job.createdAt) + JOB_MESSAGE_TTL_SECONDS * 1000;
+    const sweepAt = (at: number) => sweepAbandonedImports({ jobs: env.storage.jobs, checkpoints: env.storage.checkpoints, maxDequeueCount: MAX, now: () => at });
+    expect(await sweepAt(ttlOver + 1000)).not.toContain(job.id);
+    expect((await env.storage.jobs.get(job.id))!.value.status).toBe('queued');
+    expect(await sweepAt(ttlOver + NEVER_DELIVERED_GRACE_MS)).toContain(job.id);
+    expect((await env.storage.jobs.get(job.id))!.value.error?.code).toBe('NEVER_DELIVERED');
   });
 });

@@ -128,6 +128,10 @@ describe('local host timer trigger', () => {
     const missing = await post('/admin/functions/noSuchFunction', { 'x-functions-key': 'admin-key-123' });
     expect(missing.status).toBe(404);
     expect(missing.body.error).toMatchObject({ code: 'FUNCTION_NOT_FOUND', field: 'name' });
+    // A name whose percent-encoding is malformed names no function either (not a host failure).
+    const malformed = await post('/admin/functions/%E0%A4%A', { 'x-functions-key': 'admin-key-123' });
+    expect(malformed.status).toBe(404);
+    expect(malformed.body.error).toMatchObject({ code: 'FUNCTION_NOT_FOUND', field: 'name' });
     expect(ticks).toHaveLength(0);
 
     const accepted = await post(`/admin/functions/${name.toLowerCase()}`, { 'x-functions-key': 'admin-key-123' });

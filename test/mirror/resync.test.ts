@@ -14,7 +14,7 @@ import type { Timer } from '@azure/functions';
 import { resyncHandler } from '../../src/functions/resync.js';
 import { currentSettings, submitDeps, watchStore } from '../../src/functions/services.js';
 import { handlePush } from '../../src/mirror/push-events.js';
-import { MAX_CREATION_CANDIDATES, resyncAll, type ResyncDeps } from '../../src/mirror/resync.js';
+import { MAX_CREATION_CANDIDATES, resyncAll, syncTag, type ResyncDeps } from '../../src/mirror/resync.js';
 import { WatchStore } from '../../src/mirror/watch-store.js';
 import { sha256Digest, pushImage, type PushedManifest } from '../helpers/fixtures.js';
 import { startProxy, type ProxyRule, type TestProxy } from '../helpers/proxy.js';
@@ -194,6 +194,31 @@ describe('resync', () => {
     expect(await targetDigest('mirror/back:v1')).toBe(image.digest);
     // Tracked afresh after the drop: a new epoch, its sync count started over.
     expect((await getWatch('back')).trackedTags.v1).toMatchObject({ digest: image.digest, jobId: second[0], result: 'succeeded', epoch: 1, syncs: 1 });
+  });
+
+  it('gives two triggers for a moved tag one job when one read the state before another tag was dropped and one after', async () => {
+    await pushImage(upstream, 'team/race', 'v1', { seed: 'race-1', layers: [30] });
+    await putWatch('race', { source: `${proxy.host}/team/race`, target: 'mirror/race', tags: { include: ['v.*'] } });
+    await runTimer();
+    expect(await workQueue()).toHaveLength(1);
+    const store = await watchStore();
+    const watch = (await store.get('race'))!.value;
+    // Tracked while the watch had dropped nothing (epoch 0).
+    const tracked = (await store.state(watch.name, watch.createdAt)).value.tags.v1;
+    expect(tracked).toMatchObject({ syncs: 1 });
+    const moved = await pushImage(upstream, 'team/race', 'v1', { seed: 'race-2', layers: [31] });
+
+    // Two triggers for the move, say an event delivered twice, read the same entry for v1, one
+    // before and one after a run dropped another tag of the watch (epoch 0, then 1). v1 stays in
+    // the epoch it was tracked in, so they ask under one key.
+    const deps = { submit: await submitDeps() };
+    const input = { watch, tag: 'v1', digest: moved.digest, tracked, credentials: undefined, targetHosts: deps.submit.hosts };
+    const before = await syncTag({ ...input, epoch: 0, trigger: 'event:race' }, deps);
+    const after = await syncTag({ ...input, epoch: 1, trigger: 'event:race' }, deps);
+    expect(after.jobId).toBe(before.jobId);
+    expect([before.queued, after.queued]).toEqual([true, false]);
+    expect(await workQueue()).toEqual([before.jobId]);
+    expect(await targetDigest('mirror/race:v1')).toBe(moved.digest);
   });
 
   it('picks exactly the tags the filters select from a repository of 14 tags, following Link pages', async () => {
