@@ -212,7 +212,7 @@ describe('resync', () => {
     // before and one after a run dropped another tag of the watch (epoch 0, then 1). v1 stays in
     // the epoch it was tracked in, so they ask under one key.
     const deps = { submit: await submitDeps() };
-    const input = { watch, tag: 'v1', digest: moved.digest, tracked, credentials: undefined, targetHosts: deps.submit.hosts };
+    const input = { watch, tag: 'v1', digest: moved.digest, tracked, observedAt: new Date().toISOString(), credentials: undefined, targetHosts: deps.submit.hosts };
     const before = await syncTag({ ...input, epoch: 0, trigger: 'event:race' }, deps);
     const after = await syncTag({ ...input, epoch: 1, trigger: 'event:race' }, deps);
     expect(after.jobId).toBe(before.jobId);
