@@ -60,6 +60,29 @@ it('reads a chunk sent again from the source again, from the chunk\'s first byte
   expect(source.opened).toEqual([2000, 2000, 6096]);
 });
 
+it('reads the source only as fast as the chunk is sent, never a chunk ahead', async () => {
+  // A source that makes its bytes as they are asked for, 16 KiB at a time, and counts them.
+  let made = 0;
+  const total = 64 * 1024 * 1024;
+  const open = (): Readable =>
+    new Readable({
+      read() {
+        made += 16 * 1024;
+        this.push(Buffer.alloc(16 * 1024, 1));
+      },
+    });
+  const pipe = new ChunkPipe(open, 0, open(), total);
+  const body = pipe.chunk(0, 8 * 1024 * 1024).open();
+  // The request has taken one piece and stalls (a slow registry).
+  await new Promise((resolve) => body.once('readable', resolve));
+  body.read(16 * 1024);
+  for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+  // What the streams' own buffers hold, not the 8 MiB chunk (nor the next one).
+  expect(made).toBeLessThanOrEqual(256 * 1024);
+  pipe.stop(new Error('done'));
+  expect(body.destroyed).toBe(true);
+});
+
 it.each([
   ['too little', ['abcdef'], /sent 6 of the 10 bytes expected/],
   ['too much', ['abcdefghijk'], /more than the 10 bytes expected/],

@@ -441,6 +441,38 @@ describe('copy paths (anonymous registries)', () => {
       await expectIdenticalInTarget(target, 'patch503/dst', 'v1', [image]);
     });
 
+    it('sends a chunk none of which landed again, reading its bytes again from the source at its offset', async () => {
+      const image = await pushImage(source, 'patchagain/src', 'v1', { layers: [300_000] });
+      const layer = image.blobs.find((b) => b.size === 300_000)!;
+      // The layer's second PATCH is refused before the registry sees it: the status GET then finds
+      // the session where it was, and the chunk goes again. Chunks are not kept in memory, so its
+      // bytes come again from the source, by a ranged GET from the chunk's first byte.
+      let layerPatches = 0;
+      proxy = await startProxy(target.url, [
+        (request) => (request.method === 'PATCH' && request.headers['content-length'] === '65536' && ++layerPatches === 2 ? { type: 'respond', status: 503, body: '{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}', headers: { 'content-type': 'application/json' } } : undefined),
+      ]);
+      const ranges: Array<string | undefined> = [];
+      const sourceProxy = await startProxy(source.url, [
+        (request) => {
+          if (request.method === 'GET' && request.pathname.endsWith(`/blobs/${layer.digest}`)) ranges.push(request.headers.range);
+          return undefined;
+        },
+      ]);
+      try {
+        const result = await copy({ source: ref(sourceProxy, 'patchagain/src:v1'), targets: [ref(proxy, 'patchagain/dst:v1')] }, { uploadMode: 'chunked', chunkSizeInBytes: 65536, concurrency: 1 });
+        expect(result.status).toBe('completed');
+      } finally {
+        await sourceProxy.stop();
+      }
+      const refused = proxy.requests.filter((r) => r.status === 503);
+      expect(refused).toHaveLength(1);
+      // The same chunk again on the same session (its status GET between), then the rest.
+      const sent = proxy.requests.slice(refused[0]!.index + 1).map((r) => `${r.method} ${r.status}`);
+      expect(sent.slice(0, 2)).toEqual(['GET 204', 'PATCH 202']);
+      expect(ranges).toEqual([undefined, 'bytes=65536-']);
+      await expectIdenticalInTarget(target, 'patchagain/dst', 'v1', [image]);
+    });
+
     it('finds the blob committed when the answer to its closing PUT (with the last chunk) is lost', async () => {
       const image = await pushImage(source, 'put503/src', 'v1', { layers: [150_000] });
       const layer = image.blobs.find((b) => b.size === 150_000)!;
