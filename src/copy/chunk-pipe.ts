@@ -62,12 +62,17 @@ export class ChunkPipe {
     this.source = source;
     this.sourceEnded = false;
     this.sourceError = undefined;
-    source.on('readable', () => this.wake());
+    // A source given up for a reopened one may still report; only the current one counts.
+    source.on('readable', () => {
+      if (this.source === source) this.wake();
+    });
     source.on('end', () => {
+      if (this.source !== source) return;
       this.sourceEnded = true;
       this.wake();
     });
     source.on('error', (error) => {
+      if (this.source !== source) return;
       this.sourceError = error;
       this.wake();
     });
