@@ -256,20 +256,19 @@ async function uploadChunked(t: BlobTransfer, blob: Descriptor, initial: UploadS
     await t.checkpoints?.remove(target, blob.digest);
     return 'copied';
   }
-  // Read from the start, the source stream verifies the blob and holds its last piece back until
-  // it does, so a wrong blob never gets its last chunk sent. One resumed from another process
-  // cannot be hashed here (a hash state does not survive a process): the registry's digest check
-  // at PUT guards it.
-  const pipe = new ChunkPipe(sourceFrom(t, blob, session.offset, early), chunkSize, blob.size - session.offset, t.chunkBuffers);
+  // Each chunk streams from the source into its request (chunk-pipe.ts): read from the start, the
+  // source verifies the blob and holds its last piece back until it does, so a wrong blob never
+  // gets its last chunk sent. Bytes read from an offset (an upload resumed from another process,
+  // or a chunk sent again) cannot be hashed here: the registry's digest check at PUT guards them.
+  const pipe = new ChunkPipe((offset) => sourceFrom(t, blob, offset, undefined), session.offset, sourceFrom(t, blob, session.offset, early), blob.size);
   try {
-    for (let index = 0; index < pipe.count; index++) {
+    for (;;) {
       if (t.shouldPause()) return 'paused';
-      const chunk = await pipe.chunk(index);
+      const length = Math.min(chunkSize, blob.size - session.offset);
       // The last chunk rides on the closing PUT, as the spec allows: one request fewer per blob,
       // and a blob no bigger than a chunk needs no PATCH at all.
-      const last = index === pipe.count - 1;
-      session = await sendChunk(t, session, chunk, last ? blob : undefined);
-      pipe.release(index);
+      const last = session.offset + length === blob.size;
+      session = await sendChunk(t, session, pipe.chunk(session.offset, length), last ? blob : undefined);
       if (last) break;
       await t.checkpoints?.save({ target, digest: blob.digest, size: blob.size, location: session.location.href, offset: session.offset, chunkSize, updatedAt: new Date().toISOString() });
       t.onProgress({ type: 'blob-progress', digest: blob.digest, size: blob.size, target, bytesDone: session.offset });

@@ -17,7 +17,6 @@ import type { ManifestNode } from './manifest.js';
 import { mergeFallbackIndex, targetHasReferrersApi } from './referrers.js';
 import { readSourceGraph, type SourceGraph } from './source-graph.js';
 import type { SourceStore, Stores, TargetStore } from './store.js';
-import { ChunkBufferPool } from './chunk-buffers.js';
 import { defaultStores } from './stores.js';
 import type { BlobOutcome, CopyCoordination, CopyOptions, CopyPlan, CopyRequest, CopyResult, ExternalBlob, PlannedBlob, ProgressEvent, WrittenManifest } from './types.js';
 
@@ -354,10 +353,7 @@ function copyBlobs(
     // A blob whose check has not answered holds no transfer slot meanwhile.
     ready: (check: BlobCheck) => check.planned,
   };
-  // Chunked uploads borrow their buffers from one budget: a chunk in flight per lane, one read
-  // ahead, and the small lanes' blobs. A lane's own read-ahead would hold twice as much.
   const chunkSize = options.chunkSizeInBytes ?? DEFAULT_CHUNK_SIZE;
-  const chunkBuffers = new ChunkBufferPool((limits.concurrency + 1) * chunkSize, chunkSize);
   // The first transfer of a blob into each registry, by registry and digest: another target
   // repository of that registry waits for it and then mounts, so the bytes cross once per registry.
   const firstUploads = new Map<string, Promise<unknown>>();
@@ -412,7 +408,6 @@ function copyBlobs(
         targetRef: repo.ref,
         mode: options.checkpoints ? 'chunked' : (options.uploadMode ?? 'monolithic'),
         chunkSize,
-        chunkBuffers,
         checkpoints: options.checkpoints,
         mountFrom,
         shouldPause,

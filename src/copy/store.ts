@@ -11,7 +11,6 @@ import type { Readable } from 'node:stream';
 import type { Descriptor, Manifest, ManifestHead } from '../registry/client.js';
 import type { Reference } from '../registry/reference.js';
 import type { Connections } from '../registry/http.js';
-import type { ChunkBufferPool } from './chunk-buffers.js';
 import type { BlobOutcome, CheckpointStore, ProgressEvent, UploadMode } from './types.js';
 
 /** Where a copy reads from. Every method maps a missing thing to undefined or a 404-coded error, as a registry does. */
@@ -42,8 +41,6 @@ export interface BlobPush {
   /** `monolithic` or `chunked` (checkpointed); a store without uploads ignores it. */
   mode: UploadMode;
   chunkSize: number;
-  /** Where chunked uploads borrow their chunk buffers: the copy's pool, shared by its transfers. Without it, each upload has two chunks of its own. */
-  chunkBuffers?: ChunkBufferPool;
   checkpoints?: CheckpointStore;
   /** True once the copy should pause at the next chunk boundary. */
   shouldPause: () => boolean;

@@ -441,6 +441,62 @@ describe('copy paths (anonymous registries)', () => {
       await expectIdenticalInTarget(target, 'patch503/dst', 'v1', [image]);
     });
 
+    it('sends a chunk none of which landed again, reading its bytes again from the source at its offset', async () => {
+      const image = await pushImage(source, 'patchagain/src', 'v1', { layers: [300_000] });
+      const layer = image.blobs.find((b) => b.size === 300_000)!;
+      // The layer's second PATCH is refused before the registry sees it: the status GET then finds
+      // the session where it was, and the chunk goes again. Chunks are not kept in memory, so its
+      // bytes come again from the source, by a ranged GET from the chunk's first byte.
+      let layerPatches = 0;
+      proxy = await startProxy(target.url, [
+        (request) => (request.method === 'PATCH' && request.headers['content-length'] === '65536' && ++layerPatches === 2 ? { type: 'respond', status: 503, body: '{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}', headers: { 'content-type': 'application/json' } } : undefined),
+      ]);
+      const ranges: Array<string | undefined> = [];
+      const sourceProxy = await startProxy(source.url, [
+        (request) => {
+          if (request.method === 'GET' && request.pathname.endsWith(`/blobs/${layer.digest}`)) ranges.push(request.headers.range);
+          return undefined;
+        },
+      ]);
+      try {
+        const result = await copy({ source: ref(sourceProxy, 'patchagain/src:v1'), targets: [ref(proxy, 'patchagain/dst:v1')] }, { uploadMode: 'chunked', chunkSizeInBytes: 65536, concurrency: 1 });
+        expect(result.status).toBe('completed');
+      } finally {
+        await sourceProxy.stop();
+      }
+      const refused = proxy.requests.filter((r) => r.status === 503);
+      expect(refused).toHaveLength(1);
+      // The same chunk again on the same session (its status GET between), then the rest.
+      const sent = proxy.requests.slice(refused[0]!.index + 1).map((r) => `${r.method} ${r.status}`);
+      expect(sent.slice(0, 2)).toEqual(['GET 204', 'PATCH 202']);
+      expect(ranges).toEqual([undefined, 'bytes=65536-']);
+      await expectIdenticalInTarget(target, 'patchagain/dst', 'v1', [image]);
+    });
+
+    it('never commits wrong bytes re-read for a chunk sent again: the registry refuses them, and the blob starts over from a verified read', async () => {
+      const image = await pushImage(source, 'patchlie/src', 'v1', { layers: [300_000] });
+      const layer = image.blobs.find((b) => b.size === 300_000)!;
+      let layerPatches = 0;
+      proxy = await startProxy(target.url, [
+        (request) => (request.method === 'PATCH' && request.headers['content-length'] === '65536' && ++layerPatches === 2 ? { type: 'respond', status: 503, body: '{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}', headers: { 'content-type': 'application/json' } } : undefined),
+      ]);
+      // Every ranged read of the layer is corrupt: bytes Hoist cannot hash, since it did not read
+      // those before them in the same pass.
+      const sourceProxy = await startProxy(source.url, [(request) => (request.method === 'GET' && request.pathname.endsWith(`/blobs/${layer.digest}`) && request.headers.range ? { type: 'forward', corruptResponseByteAt: 0 } : undefined)]);
+      try {
+        const result = await copy({ source: ref(sourceProxy, 'patchlie/src:v1'), targets: [ref(proxy, 'patchlie/dst:v1')] }, { uploadMode: 'chunked', chunkSizeInBytes: 65536, concurrency: 1 });
+        expect(result.status).toBe('completed');
+        // Read whole, read again from the refused chunk (corrupt), read whole again after the refusal.
+        expect(sourceProxy.requests.filter((r) => r.path.endsWith(layer.digest)).map((r) => r.status)).toEqual([200, 206, 200]);
+      } finally {
+        await sourceProxy.stop();
+      }
+      // The commit carrying the corrupt chunk was refused by the registry's digest check.
+      const commits = proxy.requests.filter((r) => r.method === 'PUT' && r.path.includes(`digest=${encodeURIComponent(layer.digest)}`));
+      expect(commits.map((r) => r.status)).toEqual([400, 201]);
+      await expectIdenticalInTarget(target, 'patchlie/dst', 'v1', [image]);
+    });
+
     it('finds the blob committed when the answer to its closing PUT (with the last chunk) is lost', async () => {
       const image = await pushImage(source, 'put503/src', 'v1', { layers: [150_000] });
       const layer = image.blobs.find((b) => b.size === 150_000)!;
