@@ -120,7 +120,7 @@ describe('the proxy variables', () => {
   it('refuse a proxy they cannot use, naming the variable without quoting its password', async () => {
     const run = await runHoist(['copy', `${source.host}/any:v1`, `${target.host}/any:v1`], home, { HTTPS_PROXY: 'socks5://user:s3cret@127.0.0.1:1080' });
     expect(run.code).toBe(EXIT.usage);
-    expect(run.stderr).toMatch(/HTTPS_PROXY names a socks5 proxy: only http:\/\/ proxies are supported/);
+    expect(run.stderr).toMatch(/HTTPS_PROXY names a socks5 proxy: only http:\/\/ and https:\/\/ proxies are supported/);
     expect(run.all).not.toContain('s3cret');
   });
 

@@ -79,8 +79,11 @@ it('reads the source only as fast as the chunk is sent, never a chunk ahead', as
   for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
   // What the streams' own buffers hold, not the 8 MiB chunk (nor the next one).
   expect(made).toBeLessThanOrEqual(256 * 1024);
+  // Stopping fails the chunk still streaming with the reason given, as the request sees it.
+  const failed = new Promise((resolve) => body.once('error', resolve));
   pipe.stop(new Error('done'));
   expect(body.destroyed).toBe(true);
+  expect(await failed).toMatchObject({ message: 'done' });
 });
 
 it.each([
