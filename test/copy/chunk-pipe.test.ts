@@ -105,8 +105,45 @@ it.each([
   // The chunks before the lie are whole; the one it falls in fails.
   expect(sent).toEqual(['abcd', 'efgh'].slice(0, Math.floor(pieces[0]!.length / 4)));
   expect(failure).toBeInstanceOf(CopyError);
-  expect((failure as CopyError).code).toBe('INTEGRITY');
+  expect(failure).toMatchObject({ code: 'INTEGRITY', side: 'source' });
   expect((failure as Error).message).toMatch(message);
+});
+
+it('stops before any chunk was handed out (an upload paused at its first boundary), and stops twice, closing the source', async () => {
+  const source = new PassThrough();
+  const pipe = new ChunkPipe(() => source, 0, source, 8);
+  pipe.stop(new Error('paused'));
+  pipe.stop(new Error('paused again'));
+  expect(source.destroyed).toBe(true);
+});
+
+/** Lets the event loop turn, so a source written later really is later. */
+const later = () => new Promise((resolve) => setImmediate(resolve));
+
+it('waits for a source whose bytes come later, as a network read does, and ends a chunk only at its length', async () => {
+  const blob = randomBytes(6000);
+  const source = new PassThrough();
+  const pipe = new ChunkPipe(() => source, 0, source, blob.length);
+  const reading = bytesOf(pipe.chunk(0, 4000).open());
+  for (let at = 0; at < 4000; at += 1500) {
+    await later();
+    source.write(blob.subarray(at, Math.min(4000, at + 1500)));
+  }
+  expect((await reading).equals(blob.subarray(0, 4000))).toBe(true);
+  const last = bytesOf(pipe.chunk(4000, 2000).open());
+  await later();
+  source.end(blob.subarray(4000));
+  expect((await last).equals(blob.subarray(4000))).toBe(true);
+});
+
+it('fails the last chunk when the source sends more after the blob\'s last byte, not only in the same read', async () => {
+  const source = new PassThrough();
+  const pipe = new ChunkPipe(() => source, 0, source, 8);
+  const reading = bytesOf(pipe.chunk(0, 8).open());
+  source.write('abcdefgh');
+  await later();
+  source.end('i');
+  await expect(reading).rejects.toMatchObject({ code: 'INTEGRITY', side: 'source' });
 });
 
 it('fails a chunk with the source\'s own error', async () => {
