@@ -333,6 +333,21 @@ describe('job lease races', () => {
     expect((await env.storage.jobs.get(record.id))!.value).toMatchObject({ leaseOwner: 'holder', progress: { bytes: { done: 1 } } });
   });
 
+  it('passes a failure to take or cancel a job that is no race on at once', async () => {
+    // Azurite cannot fail a write on cue: a scripted fault stands in for a dropped connection.
+    const failing = Object.create(env.storage.jobs) as JobStore;
+    let writes = 0;
+    failing.replace = () => {
+      writes++;
+      return Promise.reject(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+    };
+    const record = await createJob();
+    await expect(acquire(record.id, 'w', { store: failing })).rejects.toMatchObject({ code: 'ECONNRESET' });
+    const canceled = await createJob({ cancelRequestedAt: new Date(clock).toISOString() });
+    await expect(acquire(canceled.id, 'w', { store: failing })).rejects.toMatchObject({ code: 'ECONNRESET' });
+    expect(writes).toBe(2);
+  });
+
   it('is lost when its job is deleted, before or after a lost write race', async () => {
     const gone = await createJob();
     const first = await take(gone.id, 'holder', env.storage.jobs);
