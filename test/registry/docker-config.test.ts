@@ -4,7 +4,7 @@
  * config refused as a whole, and credential helpers run from PATH (real shell scripts). The token
  * flow with these answers is in credentials.test.ts; the static providers are at the end.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { firstOf, forRegistry, parseUserPassword } from '../../src/registry/credentials.js';
@@ -75,6 +75,9 @@ describe('Docker config auths', () => {
 
   it('means no credentials when the file is missing, and refuses one that is too large, not JSON or not a Docker config, naming it and never quoting it', async () => {
     expect(await ask(join(dir, 'absent', 'config.json'), 'a.test')).toBeUndefined();
+    const body = JSON.stringify({ auths: { 'a.test': { auth: basic('max', 'p') } }, pad: '' });
+    const exactly = await config(body.replace('"pad":""', `"pad":"${'x'.repeat(1024 * 1024 - body.length)}"`));
+    expect(await ask(exactly, 'a.test')).toMatchObject({ username: 'max' });
     const big = await config(JSON.stringify({ auths: { 'a.test': { auth: 'c2VjcmV0' } }, pad: 'x'.repeat(1024 * 1024) }));
     expect(() => dockerConfigCredentials({ path: big })).toThrow(expect.objectContaining({ code: 'CREDENTIAL_HELPER', message: `the Docker config ${big} is over 1048576 bytes; a Docker config is far smaller` }));
     const notJson = await config('{"auths": {"a.test": {"auth": "c2VjcmV0"');
@@ -126,6 +129,12 @@ describe('Docker config credential helpers', () => {
     expect(await runHelper('exact', 'a.test', { timeoutInMs: 30_000, env: exact })).toMatchObject({ kind: 'basic', username: 'u' });
     const killed = await helper('killed', 'kill -TERM $$');
     await expect(runHelper('killed', 'a.test', { timeoutInMs: 30_000, env: killed })).rejects.toMatchObject({ code: 'CREDENTIAL_HELPER', message: 'credential helper docker-credential-killed was killed by SIGTERM' });
+  });
+
+  it('names a helper that cannot be run', async () => {
+    const env = await helper('noexec', 'exit 0');
+    await chmod(join(env.PATH!.split(':')[0], 'docker-credential-noexec'), 0o644);
+    await expect(runHelper('noexec', 'a.test', { timeoutInMs: 30_000, env })).rejects.toMatchObject({ code: 'CREDENTIAL_HELPER', message: 'credential helper docker-credential-noexec could not run (EACCES)' });
   });
 
   it('passes the caller\'s abort on as an AbortError', async () => {
