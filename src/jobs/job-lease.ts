@@ -41,7 +41,6 @@ const ACQUIRE_ATTEMPTS = 4;
  */
 export async function acquireJobLease(store: JobStore, jobId: string, options: AcquireLeaseOptions): Promise<LeaseOutcome> {
   const now = options.now ?? Date.now;
-  let holder = '';
   let lastRead: JobRecord | undefined;
   for (let attempt = 0; attempt < ACQUIRE_ATTEMPTS; attempt++) {
     const current = await store.get(jobId);
@@ -88,10 +87,10 @@ export async function acquireJobLease(store: JobStore, jobId: string, options: A
       return { kind: 'acquired', lease: new JobLease(store, { value: next, etag }, options) };
     } catch (error) {
       if (!(error instanceof ConcurrencyError)) throw error;
-      holder = 'a concurrent invocation';
     }
   }
-  return { kind: 'held', owner: holder, retryAfterMs: 1000, record: lastRead };
+  // Every attempt lost its write (to cancel the job or to take it) to another writer.
+  return { kind: 'held', owner: 'a concurrent invocation', retryAfterMs: 1000, record: lastRead };
 }
 
 /** A held lease: the holder's only way to write the job. */

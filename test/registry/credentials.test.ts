@@ -4,7 +4,7 @@
  * from PATH, token requests retried under the host's retry policy, and a shared token request
  * that one caller's abort does not fail for the others.
  */
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -12,6 +12,7 @@ import { forRegistry, type CredentialProvider, type RegistryCredential } from '.
 import { dockerConfigCredentials } from '../../src/registry/docker-config.js';
 import { RegistryHosts } from '../../src/registry/hosts.js';
 import { parseReference } from '../../src/registry/reference.js';
+import { writeCredentialHelper } from '../helpers/credential-helper.js';
 import { pushImage } from '../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
@@ -167,13 +168,7 @@ describe('basic auth', () => {
 
   describe('credential helpers', () => {
     /** Writes `docker-credential-NAME` into a directory and returns an env whose PATH has it first. */
-    async function helper(name: string, script: string): Promise<NodeJS.ProcessEnv> {
-      const bin = await mkdtemp(join(dir, 'bin-'));
-      const file = join(bin, `docker-credential-${name}`);
-      await writeFile(file, `#!/bin/sh\n${script}\n`);
-      await chmod(file, 0o755);
-      return { PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` };
-    }
+    const helper = (name: string, script: string) => writeCredentialHelper(dir, name, script);
 
     async function config(content: unknown): Promise<string> {
       const path = join(await mkdtemp(join(dir, 'cfg-')), 'config.json');
