@@ -17,7 +17,7 @@ import { redact } from '../jobs/source-credentials.js';
 import type { SubmitImportDeps } from '../jobs/submit-import.js';
 import { MAX_TRACKED_TAGS, syncTag, targetCheckCredentials, watchCredentials } from './resync.js';
 import { selectTags } from './tag-filter.js';
-import type { WatchRecord, WatchStore } from './watch-store.js';
+import { seenLater, type WatchRecord, type WatchStore } from './watch-store.js';
 
 /** A push, whatever the sender's format. */
 export interface PushEvent {
@@ -144,7 +144,7 @@ export async function handlePush(event: PushEvent, deps: PushDeps): Promise<Push
     const tag = event.tag!;
     const { value: state } = await deps.store.state(watch.name, watch.createdAt);
     const tracked = state.tags[tag];
-    if (event.time !== undefined && tracked?.observedAt !== undefined && Date.parse(event.time) <= Date.parse(tracked.observedAt)) {
+    if (event.time !== undefined && tracked?.observedAt !== undefined && !seenLater(event.time, tracked.observedAt)) {
       // Keeps "exactly the pushed digest" honest: the pushed digest is synced only while it can
       // still be the tag's newest. An older push, or this one delivered again, waits for nothing:
       // the tag's current digest was seen later, and the resync repairs a target changed by hand.

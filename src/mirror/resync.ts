@@ -18,9 +18,9 @@ import { targetReference } from '../jobs/import-references.js';
 import { jobCredentials, openCredentials, redact } from '../jobs/source-credentials.js';
 import { submitImport, type SubmitImportDeps } from '../jobs/submit-import.js';
 import { HostBudgets, type HostBudget } from './rate-limit.js';
-import { compareTagsNaturally, selectTags } from './tag-filter.js';
+import { compareTagsNaturally, lastInNaturalOrder, selectTags } from './tag-filter.js';
 import { headTag, imageCreated, listTags, type UpstreamCounts } from './upstream.js';
-import type { TrackedTag, WatchRecord, WatchRun, WatchState, WatchStore } from './watch-store.js';
+import { seenLater, type TrackedTag, type WatchRecord, type WatchRun, type WatchState, type WatchStore } from './watch-store.js';
 
 /**
  * Tags one watch follows at most; a selection beyond it is cut to the last ones in natural order
@@ -104,9 +104,7 @@ async function resyncWatch(watch: WatchRecord, budgets: HostBudgets, deps: Resyn
       creationCandidates = want.candidates;
       wanted = tags.length;
       const cap = deps.maxTrackedTags ?? MAX_TRACKED_TAGS;
-      // Cut in natural order, as the creation candidates are: the same tags every run (the
-      // registry's order is not fixed), and the last ones, where build numbers and dates are newest.
-      const follow = tags.length > cap ? [...tags].sort(compareTagsNaturally).slice(-cap) : tags;
+      const follow = tags.length > cap ? lastInNaturalOrder(tags, cap) : tags;
       if (tags.length > cap) cut = { matched: tags.length, followed: cap };
       const followed = new Set(follow);
       for (const [tag, tracked] of Object.entries(state.tags)) if (!followed.has(tag)) untracked.set(tag, tracked);
@@ -167,7 +165,7 @@ async function recordRun(watch: WatchRecord, store: WatchStore, learned: { untra
       // A push event recorded while this run was under way saw upstream later than the run did:
       // its digest and job stand (the run's record would move the tag back to an older sighting).
       const fresh = state.tags[tag];
-      if (fresh?.observedAt !== undefined && tracked.observedAt !== undefined && Date.parse(fresh.observedAt) > Date.parse(tracked.observedAt)) continue;
+      if (seenLater(fresh?.observedAt, tracked.observedAt)) continue;
       state.tags[tag] = tracked;
     }
     if (created !== undefined) state.created = created;
@@ -195,9 +193,7 @@ async function wantedTags(watch: WatchRecord, upstream: Reference, hosts: Regist
   if (listed === 'stopped') return listed;
   const selected = selectTags(listed, watch.tags);
   if (!selected.byCreation) return { tags: selected.tags, digests: new Map() };
-  // The cut is made in natural order, not the registry's: the same tags each run (distribution
-  // lists them in no fixed order), and build numbers and dates put the newest last.
-  const candidates = [...selected.tags].sort(compareTagsNaturally).slice(-MAX_CREATION_CANDIDATES);
+  const candidates = lastInNaturalOrder(selected.tags, MAX_CREATION_CANDIDATES);
   const digests = new Map<string, string | undefined>();
   const created: Record<string, string> = {};
   // Tags often share an image (`1.27`, `1.27.3`, `stable`): its config is read once per run.
@@ -263,7 +259,7 @@ export async function syncTag(input: SyncTagInput, deps: Pick<ResyncDeps, 'submi
   const epoch = tracked ? (tracked.epoch ?? 0) : input.epoch;
   const inEpoch = epoch > 0 ? { epoch } : {};
   // The latest sighting of this digest counts: a resync that started before an event for the same digest must not move it back.
-  const observedAt = tracked?.digest === digest && tracked.observedAt !== undefined && Date.parse(tracked.observedAt) > Date.parse(input.observedAt) ? tracked.observedAt : input.observedAt;
+  const observedAt = tracked?.digest === digest && seenLater(tracked.observedAt, input.observedAt) ? tracked.observedAt! : input.observedAt;
   // The target may be the local host's layouts (`oci:DIR`), which only the stores read.
   const target = targetReference(deps.submit.targetRegistries[0]!, `${watch.target}:${tag}`);
   const held = (await defaultStores(input.targetHosts).target(target).headManifest(target))?.digest;

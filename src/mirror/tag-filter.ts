@@ -114,3 +114,11 @@ export function compareTagsNaturally(a: string, b: string): number {
 function isDigits(run: string): boolean {
   return run.charCodeAt(0) >= 48 && run.charCodeAt(0) <= 57;
 }
+
+/**
+ * The last `count` of `tags` in natural order: where a selection is cut, the same tags every run
+ * (a registry's listing order is not fixed), and the newest build numbers and dates.
+ */
+export function lastInNaturalOrder(tags: readonly string[], count: number): string[] {
+  return [...tags].sort(compareTagsNaturally).slice(-count);
+}

@@ -63,6 +63,14 @@ export interface TrackedTag {
   epoch?: number;
 }
 
+/**
+ * Whether sighting `a` (an observedAt) came after sighting `b`; false when either is unknown. The
+ * one rule by which push events and resyncs decide whose sighting of a tag is the newer.
+ */
+export function seenLater(a: string | undefined, b: string | undefined): boolean {
+  return a !== undefined && b !== undefined && Date.parse(a) > Date.parse(b);
+}
+
 /** What the last resync did for a watch. */
 export interface WatchRun {
   startedAt: string;
