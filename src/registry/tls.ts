@@ -74,6 +74,11 @@ export interface TlsConnectionOptions {
 /** What a host other than the registry is to it: its token service, or where it redirects (or points uploads). */
 export type ReachedAs = 'token service' | 'redirect';
 
+/** How a host other than `registry` is named in messages: by what it is to that registry. */
+function roleOf(registry: string | undefined, reachedAs: ReachedAs): string {
+  return reachedAs === 'redirect' ? `where ${registry} sends requests` : `the token service of ${registry}`;
+}
+
 /** What {@link TlsSettings} is made of; each default is stated. */
 export interface TlsSettingsInit {
   /** Extra CA certificates (PEM), trusted besides Node's roots and NODE_EXTRA_CA_CERTS. Default none. */
@@ -122,8 +127,7 @@ export class TlsSettings {
     if (!this.skipVerify.has(host) && !inherited) return this.verified;
     if (!warned.has(host)) {
       warned.add(host);
-      const role = reachedAs === 'token service' ? ` (the token service of ${registry})` : ` (where ${registry} sends requests)`;
-      this.warn(`TLS certificates of ${host}${inherited ? role : ''} are NOT verified (skip-verify): anyone on the network path can read and change what is copied`);
+      this.warn(`TLS certificates of ${host}${inherited ? ` (${roleOf(registry, reachedAs)})` : ''} are NOT verified (skip-verify): anyone on the network path can read and change what is copied`);
     }
     return this.unverified;
   }
@@ -170,8 +174,7 @@ export class TlsVerifyError extends Error {
     readonly registryHost: string | undefined,
     options: { cause: unknown; reachedAs?: ReachedAs },
   ) {
-    const via = options.reachedAs === 'redirect' ? `where ${registryHost} sends requests` : `the token service of ${registryHost}`;
-    super(`the TLS certificate of ${host}${registryHost !== undefined && registryHost !== host ? ` (${via})` : ''} could not be verified: ${VERIFY_REASONS[verifyCode]} (${verifyCode})`, { cause: options.cause });
+    super(`the TLS certificate of ${host}${registryHost !== undefined && registryHost !== host ? ` (${roleOf(registryHost, options.reachedAs ?? 'token service')})` : ''} could not be verified: ${VERIFY_REASONS[verifyCode]} (${verifyCode})`, { cause: options.cause });
   }
 }
 
