@@ -6,7 +6,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as v from 'valibot';
 import { checkpointKey } from './checkpoint-key.js';
-import { jsonObject } from './json-object.js';
+import { jsonObject, safeJson } from './json-object.js';
 import type { BlobCheckpoint, CheckpointStore } from './types.js';
 
 const count = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
@@ -43,13 +43,7 @@ export class FileCheckpointStore implements CheckpointStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      return undefined;
-    }
-    const parsed = v.safeParse(checkpointSchema, json);
+    const parsed = v.safeParse(checkpointSchema, safeJson(text));
     if (!parsed.success) return undefined;
     const checkpoint = parsed.output;
     const fits = checkpoint.target === target && checkpoint.digest === digest && checkpoint.offset <= checkpoint.size;

@@ -25,6 +25,7 @@ import { MediaType } from '../registry/media-types.js';
 import { parseDigest, type Reference } from '../registry/reference.js';
 import { sleep } from '../registry/retry.js';
 import { asCopyError, openPushSource } from './blob-transfer.js';
+import { safeJson } from './json-object.js';
 import type { LayoutRegistry } from './layout-reference.js';
 import type { BlobPush, SourceStore, TargetStore } from './store.js';
 import type { BlobOutcome } from './types.js';
@@ -339,12 +340,4 @@ export class OciLayout implements SourceStore, TargetStore {
 /** Writes a new file and syncs it before it closes. */
 function writeSynced(path: string, data: string | Buffer): Promise<void> {
   return writeFile(path, data, { flag: 'wx', flush: true });
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
