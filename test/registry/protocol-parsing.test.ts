@@ -1,5 +1,5 @@
 import { parseChallenge } from '../../src/registry/auth.js';
-import { parseRangeEnd } from '../../src/registry/client.js';
+import { nextLink, parseRangeEnd } from '../../src/registry/client.js';
 import { backoffDelay, DEFAULT_RETRY, parseRetryAfter } from '../../src/registry/retry.js';
 
 describe('parseChallenge', () => {
@@ -17,6 +17,24 @@ describe('parseChallenge', () => {
   it('ignores unknown schemes', () => {
     expect(parseChallenge('Negotiate abc')).toBeUndefined();
   });
+  it('reads a bare scheme, whatever its case and the spaces around it', () => {
+    expect(parseChallenge('Basic')).toEqual({ scheme: 'basic' });
+    expect(parseChallenge('  BEARER  ')).toEqual({ scheme: 'bearer' });
+  });
+
+  it('reads unquoted values whole, quoted ones unescaped, and parameter names in any case', () => {
+    expect(parseChallenge('Bearer realm=https://auth.test/token, Service=registry.test')).toEqual({ scheme: 'bearer', realm: 'https://auth.test/token', service: 'registry.test' });
+    expect(parseChallenge('Bearer realm="https://auth.test/token",service="a \\"quoted\\" \\\\name",error="invalid_token"')).toEqual({
+      scheme: 'bearer',
+      realm: 'https://auth.test/token',
+      service: 'a "quoted" \\name',
+      error: 'invalid_token',
+    });
+  });
+
+  it('answers undefined for no header, no scheme, or a scheme it cannot answer', () => {
+    for (const header of [undefined, '', '   ', '"Bearer" realm="x"', 'Negotiate abc']) expect(parseChallenge(header)).toBeUndefined();
+  });
 });
 
 describe('parseRangeEnd', () => {
@@ -26,8 +44,28 @@ describe('parseRangeEnd', () => {
     ['0-0', 0, 0],
     ['0-0', 1, 1],
     [undefined, 5, 0],
+    [' 0-99 ', 0, 100],
+    ['10-99', 0, 100],
+    ['0-99 bytes', 0, 0],
+    ['x0-99', 0, 0],
   ])('%s (known %d) -> %d', (range, known, expected) => {
     expect(parseRangeEnd(range, known)).toBe(expected);
+  });
+});
+
+describe('nextLink', () => {
+  const base = new URL('http://registry.test/v2/app/tags/list');
+
+  it.each([
+    ['</v2/app/tags/list?last=b>; rel="next"', 'http://registry.test/v2/app/tags/list?last=b'],
+    ['<?last=c>;rel=next', 'http://registry.test/v2/app/tags/list?last=c'],
+    ['<https://other.test/page2>  ;  rel="next"', 'https://other.test/page2'],
+  ])('reads %s', (link, expected) => {
+    expect(nextLink(link, base)?.href).toBe(expected);
+  });
+
+  it.each([undefined, '', '</v2/app/tags/list?last=a>; rel="prev"', '<>; rel="next"'])('finds no next page in %j', (link) => {
+    expect(nextLink(link, base)).toBeUndefined();
   });
 });
 
