@@ -1,5 +1,5 @@
 import { RequestError } from '../../src/jobs/errors.js';
-import { MAX_TARGETS, parseImportRequest } from '../../src/jobs/import-request.js';
+import { MAX_PLATFORMS, MAX_TARGETS, parseImportRequest } from '../../src/jobs/import-request.js';
 import { loadTarget, resolveImport, storeTarget } from '../../src/jobs/import-references.js';
 
 function rejection(body: unknown): RequestError {
@@ -129,6 +129,62 @@ describe('parseImportRequest', () => {
       ['MISSING_FIELD', 'source'],
       ['INVALID_FIELD', 'force'],
     ]);
+  });
+
+  it.each<[unknown, string]>([
+    [true, 'a boolean'],
+    ['text', 'a string'],
+    [5, 'a number'],
+  ])('names a body of %j as %s, and the fields it should have', (body, described) => {
+    expect(rejection(body).message).toBe(`the body must be a JSON object, not ${described}; see source, registry, targetRegistry, images, untaggedRepositories, username, password, force, platforms, referrers, allowNondistributableArtifacts`);
+  });
+
+  it.each<[string, unknown, string]>([
+    ['source', true, '"source" is a boolean; expected a fully qualified image reference'],
+    ['images', {}, '"images" is an object; expected a list of up to 50 target "repo:tag"'],
+    ['targetRegistry', 5, '"targetRegistry" is a number; expected one of the target registries this service writes to (HOIST_TARGET_REGISTRY)'],
+    ['untaggedRepositories', 'hello', '"untaggedRepositories" is a string; expected a list of up to 50 target repository names, such as ["hello-world"]'],
+    ['username', 5, '"username" is a number; expected the source registry user name, a string'],
+    ['password', 5, '"password" is a number; expected the source registry password or token, a string'],
+    ['platforms', 'linux/amd64', '"platforms" is a string; expected a list of up to 50 "os/arch[/variant]" strings'],
+  ])('says what "%s" takes when given the wrong type', (field, value, message) => {
+    const error = rejection({ source: SOURCE, ...(field === 'source' ? {} : { password: 'p', username: 'u' }), [field]: value });
+    expect(error).toMatchObject({ code: 'INVALID_FIELD', field });
+    expect(error.message.startsWith(message)).toBe(true);
+  });
+
+  it('lists details only when there is more than one problem', () => {
+    expect(rejection({ source: SOURCE, force: 1 }).details).toEqual([]);
+  });
+
+  it('leaves out of the request what the body left out', () => {
+    expect(parseImportRequest({ source: SOURCE })).toStrictEqual({ source: SOURCE, images: [], untaggedRepositories: [], force: false, platforms: [], referrers: false });
+  });
+
+  it.each(['localhost/hello:1', 'myhost:5000/hello:1', 'Registry/hello:1'])('refuses a target image that starts with a registry host: %s', (image) => {
+    expect(rejection({ source: SOURCE, images: [image] })).toMatchObject({ code: 'INVALID_REFERENCE', field: 'images[0]' });
+  });
+
+  it('refuses an untagged repository that starts with a registry host', () => {
+    const error = rejection({ source: SOURCE, untaggedRepositories: ['hello', 'other.io/hello'] });
+    expect(error).toMatchObject({ code: 'INVALID_REFERENCE', field: 'untaggedRepositories[1]' });
+    expect(error.message).toBe('"untaggedRepositories[1]" starts with a registry host "other.io": give the repository inside the target registry, without its host');
+  });
+
+  it('takes exactly MAX_TARGETS targets in all', () => {
+    const request = parseImportRequest({ source: SOURCE, images: Array.from({ length: 30 }, (_, i) => `r:t${i}`), untaggedRepositories: Array.from({ length: MAX_TARGETS - 30 }, (_, i) => `u${i}`) });
+    expect(request.images.length + request.untaggedRepositories.length).toBe(MAX_TARGETS);
+  });
+
+  it('counts too many untagged repositories as too many targets, and too many platforms as an invalid field', () => {
+    const untagged = rejection({ source: SOURCE, untaggedRepositories: Array.from({ length: MAX_TARGETS + 1 }, (_, i) => `u${i}`) });
+    expect(untagged).toMatchObject({ code: 'TOO_MANY_TARGETS', field: 'untaggedRepositories' });
+    const platforms = rejection({ source: SOURCE, platforms: Array.from({ length: MAX_PLATFORMS + 1 }, () => 'linux/amd64') });
+    expect(platforms).toMatchObject({ code: 'INVALID_FIELD', field: 'platforms', message: `"platforms" has ${MAX_PLATFORMS + 1} entries, more than the ${MAX_PLATFORMS} accepted` });
+  });
+
+  it('checks the source repository of a registry given by resource ID', () => {
+    expect(rejection({ source: 'UPPER:1', registry: RESOURCE_ID })).toMatchObject({ code: 'INVALID_REFERENCE', field: 'source', message: expect.stringMatching(/^"source": invalid reference/) });
   });
 
   it('never echoes a password in an error', () => {
