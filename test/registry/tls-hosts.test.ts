@@ -9,7 +9,8 @@ import path from 'node:path';
 import { copy, CopyError } from '../../src/copy/index.js';
 import { describeFailure } from '../../src/jobs/run-import.js';
 import { RegistryHosts } from '../../src/registry/hosts.js';
-import { MAX_CA_FILE_BYTES, readCaFile } from '../../src/registry/tls.js';
+import { rootCertificates } from 'node:tls';
+import { MAX_CA_FILE_BYTES, readCaFile, TlsSettings, tlsVerifyFailure, TlsVerifyError } from '../../src/registry/tls.js';
 import { makeCertificates } from '../helpers/certificates.js';
 import { pushImage } from '../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -77,6 +78,21 @@ describe('readCaFile', () => {
     expect(readCaFile(caPath, '--ca-file')).toHaveLength(1);
   });
 
+  it('reads a bundle of exactly the bound', async () => {
+    const pem = await readFile(caPath, 'utf8');
+    const file = path.join(directory, 'at-the-bound.pem');
+    await writeFile(file, pem + '\n'.repeat(MAX_CA_FILE_BYTES - Buffer.byteLength(pem)));
+    expect(readCaFile(file, '--ca-file')).toHaveLength(1);
+  });
+
+  it.each([
+    ['a file that is not there', 'missing.pem', 'ENOENT'],
+    ['a directory', '.', 'EISDIR'],
+  ])('refuses %s, naming what the system said', (_, name, code) => {
+    const file = path.join(directory, name);
+    expect(() => readCaFile(file, '--ca-file')).toThrow(`--ca-file "${file}" cannot be read (${code})`);
+  });
+
   it.each<[string, string, RegExp]>([
     ['a file over the bound', 'x'.repeat(MAX_CA_FILE_BYTES + 1), /is too large: give a file of PEM certificates/],
     ['a file without a certificate', 'hello\n', /holds no certificate/],
@@ -86,5 +102,59 @@ describe('readCaFile', () => {
     await writeFile(file, content);
     expect(() => readCaFile(file, 'HOIST_CA_FILE')).toThrow(expect.objectContaining({ code: 'CA_FILE_INVALID', source: 'HOIST_CA_FILE' }));
     expect(() => readCaFile(file, 'HOIST_CA_FILE')).toThrow(new RegExp(`HOIST_CA_FILE "${file}" ${message.source}`));
+  });
+});
+
+describe('TlsSettings', () => {
+  // Each test names hosts of its own: the skip-verify warning is given once per host per process.
+  it('verifies with Node’s roots, or those and the given CAs (and NODE_EXTRA_CA_CERTS) when CAs are given', () => {
+    expect(new TlsSettings().forUrl(new URL('https://plain.test/v2/'))).toStrictEqual({ rejectUnauthorized: true });
+    const ca = readCaFile(caPath, 'test CA');
+    try {
+      vi.stubEnv('NODE_EXTRA_CA_CERTS', undefined);
+      expect(new TlsSettings({ caCertificates: ca }).forUrl(new URL('https://plain.test/v2/')).ca).toEqual([...rootCertificates, ...ca]);
+      vi.stubEnv('NODE_EXTRA_CA_CERTS', caPath);
+      expect(new TlsSettings({ caCertificates: ca }).forUrl(new URL('https://plain.test/v2/')).ca).toEqual([...rootCertificates, ...ca, ...ca]);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
+  it('skips verification for the hosts named, whatever their case and spaces, and warns once', () => {
+    const warnings: string[] = [];
+    const tls = new TlsSettings({ skipVerify: [' Lab.Test:5000 ', ''], warn: (m) => warnings.push(m) });
+    expect(tls.forUrl(new URL('https://lab.test:5000/v2/'))).toStrictEqual({ rejectUnauthorized: false });
+    expect(tls.forUrl(new URL('https://LAB.test:5000/v2/x'))).toStrictEqual({ rejectUnauthorized: false });
+    expect(tls.forUrl(new URL('https://lab.test:5001/v2/')).rejectUnauthorized).toBe(true);
+    expect(warnings).toEqual(['TLS certificates of lab.test:5000 are NOT verified (skip-verify): anyone on the network path can read and change what is copied']);
+  });
+
+  it('skips it for the hosts a skip-verify registry sends requests to, naming what they are to it', () => {
+    const warnings: string[] = [];
+    const tls = new TlsSettings({ skipVerify: ['lab2.test'], warn: (m) => warnings.push(m) });
+    expect(tls.forUrl(new URL('https://auth.lab2.test/token'), 'LAB2.test').rejectUnauthorized).toBe(false);
+    expect(tls.forUrl(new URL('https://storage.lab2.test/blob'), 'lab2.test', 'redirect').rejectUnauthorized).toBe(false);
+    expect(tls.forUrl(new URL('https://auth.other.test/token'), 'other.test').rejectUnauthorized).toBe(true);
+    expect(warnings).toEqual([
+      'TLS certificates of auth.lab2.test (the token service of lab2.test) are NOT verified (skip-verify): anyone on the network path can read and change what is copied',
+      'TLS certificates of storage.lab2.test (where lab2.test sends requests) are NOT verified (skip-verify): anyone on the network path can read and change what is copied',
+    ]);
+  });
+});
+
+describe('tlsVerifyFailure', () => {
+  const expired = Object.assign(new Error('certificate has expired'), { code: 'CERT_HAS_EXPIRED' });
+
+  it('names the host, what it is to the registry, and why its certificate failed', () => {
+    const failure = tlsVerifyFailure(expired, new URL('https://Storage.Test/blob'), 'Registry.Test', 'redirect');
+    expect(failure).toBeInstanceOf(TlsVerifyError);
+    expect(failure).toMatchObject({ host: 'storage.test', registryHost: 'registry.test', verifyCode: 'CERT_HAS_EXPIRED', cause: expired });
+    expect(failure!.message).toBe('the TLS certificate of storage.test (where registry.test sends requests) could not be verified: its certificate has expired (CERT_HAS_EXPIRED)');
+    expect(tlsVerifyFailure(expired, new URL('https://auth.test/token'), 'registry.test')!.message).toContain('auth.test (the token service of registry.test) could not');
+    expect(tlsVerifyFailure(expired, new URL('https://registry.test/v2/'), 'registry.test')!.message).toBe('the TLS certificate of registry.test could not be verified: its certificate has expired (CERT_HAS_EXPIRED)');
+  });
+
+  it.each([Object.assign(new Error('reset'), { code: 'ECONNRESET' }), new Error('no code'), undefined, Object.assign(new Error('x'), { code: 'toString' })])('is undefined for any other failure (%s)', (error) => {
+    expect(tlsVerifyFailure(error, new URL('https://registry.test/v2/'))).toBeUndefined();
   });
 });
