@@ -4,6 +4,7 @@
  * where it asked; a dropped body is asked for again from where it stopped, a bounded number of
  * times, and only for errors worth it. blob-stream.test.ts runs it against a real registry.
  */
+import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { BlobStream } from '../../src/registry/blob-stream.js';
 import { sha256, DigestMismatchError } from '../../src/registry/digest.js';
@@ -138,12 +139,28 @@ describe('read from an offset', () => {
     ['a 206 from elsewhere', { ...partial(0, [BLOB]), headers: { 'content-range': 'bytes 0-19/20' } }, 'asked for bytes from 5, got bytes 0-19/20'],
     ['a 206 with a malformed range', { ...partial(5, [BLOB]), headers: { 'content-range': 'x bytes 5-19/20' } }, 'asked for bytes from 5, got x bytes 5-19/20'],
     ['a 206 without Content-Range', { ...partial(5, [BLOB]), headers: {} }, 'asked for bytes from 5, got status 206 without Content-Range'],
+    ['a 200 that says it starts there', { ...ok([BLOB.subarray(5)]), headers: { 'content-range': 'bytes 5-19/20' } }, 'asked for bytes from 5, got bytes 5-19/20'],
   ])('refuses %s', async (_, answer, message) => {
     const { stream } = blobStream([answer], { offset: 5 });
     const { error } = await drain(stream);
     expect(error).toBeInstanceOf(RegistryError);
-    expect(error).toMatchObject({ code: 'UNEXPECTED_RESPONSE', status: answer.status, url: URL_.href });
+    expect(error).toMatchObject({ code: 'UNEXPECTED_RESPONSE', status: answer.status, method: 'GET', url: URL_.href });
     expect((error as RegistryError).details).toEqual([{ code: 'RANGE', message }]);
+  });
+});
+
+describe('a reader slower than the source', () => {
+  it('pauses the body rather than buffer the blob', async () => {
+    const piece = Buffer.alloc(64 * 1024, 1);
+    const blob = Buffer.concat(Array.from({ length: 16 }, () => piece));
+    const source = body(Array.from({ length: 16 }, () => piece));
+    const { stream } = blobStream([{ status: 200, headers: {}, body: source, url: URL_ }], { digest: sha256(blob), size: blob.length });
+    stream.read(0);
+    // Nobody reads: the body must stop well before the whole megabyte is buffered here.
+    await Promise.race([once(source, 'pause'), once(source, 'end')]);
+    expect(source.readableEnded).toBe(false);
+    expect(stream.readableLength).toBeLessThanOrEqual(2 * piece.length);
+    expect((await drain(stream)).bytes.equals(blob)).toBe(true);
   });
 });
 
