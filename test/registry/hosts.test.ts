@@ -5,7 +5,7 @@
  */
 import { copy, CopyError } from '../../src/copy/index.js';
 import { forRegistry } from '../../src/registry/credentials.js';
-import { RegistryHosts } from '../../src/registry/hosts.js';
+import { parseHostList, RegistryHosts } from '../../src/registry/hosts.js';
 import { parseReference } from '../../src/registry/reference.js';
 import { pushImage } from '../helpers/fixtures.js';
 import { startProxy, type ProxyRule, type TestProxy } from '../helpers/proxy.js';
@@ -114,11 +114,25 @@ describe('RegistryHosts', () => {
     const [a, b, c] = ['a.example', 'b.example', 'c.example'].map((h) => parseReference(`${h}/x`).registry);
     const first = hosts.transport(a);
     expect(hosts.transport(a)).toBe(first);
-    hosts.transport(b);
+    const second = hosts.transport(b);
     hosts.transport(a);
     hosts.transport(c);
     // b was the least recently used: dropped; a stayed.
     expect(hosts.transport(a)).toBe(first);
+    expect(hosts.transport(b)).not.toBe(second);
+  });
+
+  it('reaches loopback over http unless told https, other hosts over https unless told insecure, whatever the case and spaces', () => {
+    const hosts = new RegistryHosts({ insecureRegistries: [' Lab.Example:5000 ', ''], httpsRegistries: ['127.0.0.1:5443'] });
+    const scheme = (name: string) => hosts.host(parseReference(`${name}/x`).registry).scheme;
+    expect([scheme('lab.example:5000'), scheme('lab.example'), scheme('127.0.0.1:5000'), scheme('127.0.0.1:5443'), scheme('r.example')]).toEqual(['http', 'https', 'http', 'https', 'https']);
+  });
+});
+
+describe('parseHostList', () => {
+  it('reads a comma-separated list, lower-cased, without blanks', () => {
+    expect(parseHostList(' A.Example , ,b.example:5000,')).toEqual(['a.example', 'b.example:5000']);
+    expect(parseHostList(undefined)).toEqual([]);
   });
 
   it('shares host state but not transports with a view under other credentials', () => {
