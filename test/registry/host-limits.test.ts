@@ -5,7 +5,7 @@
  * on an injected clock.
  */
 import { RegistryHosts } from '../../src/registry/hosts.js';
-import { HostLimits, type LimitsClock } from '../../src/registry/host-limits.js';
+import { HostLimits, LimitsByHost, type LimitsClock } from '../../src/registry/host-limits.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { forRegistry } from '../../src/registry/credentials.js';
 import { parseReference } from '../../src/registry/reference.js';
@@ -137,6 +137,20 @@ describe('a host’s request cap', () => {
     (await third)();
     expect(order).toEqual(['second', 'third']);
     expect([limits.inFlight, limits.queued]).toEqual([0, 0]);
+  });
+
+  it('refuses a waiter whose signal was aborted before it asked, while every slot is taken', async () => {
+    const limits = new HostLimits(1);
+    const release = await limits.acquire();
+    await expect(limits.acquire(AbortSignal.abort(new Error('gone already')))).rejects.toThrow('gone already');
+    expect(limits.queued).toBe(0);
+    release();
+  });
+
+  it('is one per host, however the host is written', () => {
+    const limits = new LimitsByHost();
+    expect(limits.for('Registry.Example:5000')).toBe(limits.for('registry.example:5000'));
+    expect(limits.for('registry.example:5001')).not.toBe(limits.for('registry.example:5000'));
   });
 });
 
