@@ -4,24 +4,10 @@
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as v from 'valibot';
 import { checkpointKey } from './checkpoint-key.js';
-import { jsonObject, safeJson } from './json-object.js';
+import { safeJson } from './json-object.js';
+import { savedCheckpoint } from './saved-checkpoint.js';
 import type { BlobCheckpoint, CheckpointStore } from './types.js';
-
-const count = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
-/** What a checkpoint file must hold to be resumed from; anything else is no checkpoint. */
-const checkpointSchema = jsonObject(
-  v.object({
-    target: v.string(),
-    digest: v.string(),
-    size: count,
-    location: v.pipe(v.string(), v.url(), v.regex(/^https?:\/\//i)),
-    offset: count,
-    chunkSize: v.pipe(count, v.minValue(1)),
-    updatedAt: v.string(),
-  }),
-);
 
 export class FileCheckpointStore implements CheckpointStore {
   constructor(private readonly directory: string) {}
@@ -31,9 +17,8 @@ export class FileCheckpointStore implements CheckpointStore {
   }
 
   /**
-   * The saved checkpoint, or undefined when there is none or it cannot be used: a file edited,
-   * truncated by a full disk, or saved for another blob. The blob then starts again from zero,
-   * which costs bytes but never correctness (the next save replaces the file).
+   * The saved checkpoint, or undefined when there is none or it cannot be used (saved-checkpoint.ts):
+   * a file edited, truncated by a full disk, or saved for another blob. The next save replaces it.
    */
   async load(target: string, digest: string): Promise<BlobCheckpoint | undefined> {
     let text: string;
@@ -43,11 +28,7 @@ export class FileCheckpointStore implements CheckpointStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     }
-    const parsed = v.safeParse(checkpointSchema, safeJson(text));
-    if (!parsed.success) return undefined;
-    const checkpoint = parsed.output;
-    const fits = checkpoint.target === target && checkpoint.digest === digest && checkpoint.offset <= checkpoint.size;
-    return fits ? checkpoint : undefined;
+    return savedCheckpoint(safeJson(text), target, digest);
   }
 
   /** Writes through a temporary file and a rename, so a crash never leaves half a checkpoint. */

@@ -5,6 +5,7 @@
  */
 import { odata, type TableClient } from '@azure/data-tables';
 import { checkpointKey } from '../copy/checkpoint-key.js';
+import { savedCheckpoint } from '../copy/saved-checkpoint.js';
 import type { BlobCheckpoint, CheckpointStore } from '../copy/types.js';
 import { ConcurrencyError } from './errors.js';
 import { insertEntity, replaceEntity, restStatus } from './tables.js';
@@ -43,20 +44,16 @@ export class JobCheckpointStore implements CheckpointStore {
     readonly jobId: string,
   ) {}
 
+  /**
+   * The checkpoint, or undefined when there is none or its row is not a usable one
+   * (saved-checkpoint.ts): the blob then starts from zero, and its first save replaces the row.
+   */
   async load(target: string, digest: string): Promise<BlobCheckpoint | undefined> {
     const rowKey = checkpointKey(target, digest);
     try {
       const entity = await this.table.getEntity<Record<string, unknown>>(this.jobId, rowKey);
       this.known.set(rowKey, { etag: entity.etag });
-      return {
-        target: entity.target as string,
-        digest: entity.digest as string,
-        size: Number(entity.size),
-        location: entity.location as string,
-        offset: Number(entity.offset),
-        chunkSize: Number(entity.chunkSize),
-        updatedAt: entity.updatedAt as string,
-      };
+      return savedCheckpoint(entity, target, digest);
     } catch (error) {
       if (restStatus(error) !== 404) throw error;
       this.known.set(rowKey, 'absent');

@@ -1,3 +1,4 @@
+import { checkpointKey } from '../../src/copy/checkpoint-key.js';
 import type { BlobCheckpoint } from '../../src/copy/types.js';
 import { ConcurrencyError } from '../../src/jobs/errors.js';
 import { newJobId } from '../../src/jobs/job-id.js';
@@ -27,6 +28,26 @@ describe('table checkpoints', () => {
     await resumed.remove(TARGET, DIGEST);
     expect(await env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST)).toBeUndefined();
     await resumed.remove(TARGET, DIGEST);
+  });
+
+  it.each<[string, Record<string, unknown>]>([
+    ['an offset past the size', { offset: { value: 6 * 2 ** 30, type: 'Double' } }],
+    ['a negative offset', { offset: { value: -1, type: 'Double' } }],
+    ['a fractional offset', { offset: { value: 1.5, type: 'Double' } }],
+    ['an offset that is text', { offset: '40' }],
+    ['no location', { location: undefined }],
+    ['a location that is not http(s)', { location: 'file:///etc/passwd' }],
+    ['a zero chunk size', { chunkSize: 0 }],
+    ['another blob', { digest: `sha256:${'c'.repeat(64)}` }],
+  ])('reads a row holding %s as no checkpoint, and replaces it on the next save', async (_what, change) => {
+    const jobId = newJobId();
+    const saved = checkpoint(4 * 2 ** 20);
+    const row = { ...saved, size: { value: saved.size, type: 'Double' }, offset: { value: saved.offset, type: 'Double' }, ...change };
+    await env.storage.checkpoints.table.createEntity({ partitionKey: jobId, rowKey: checkpointKey(TARGET, DIGEST), ...Object.fromEntries(Object.entries(row).filter(([, value]) => value !== undefined)) });
+    const store = env.storage.checkpoints.forJob(jobId);
+    expect(await store.load(TARGET, DIGEST)).toBeUndefined();
+    await store.save(checkpoint(8 * 2 ** 20));
+    expect(await env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST)).toEqual(checkpoint(8 * 2 ** 20));
   });
 
   it('keeps jobs apart', async () => {
