@@ -1,7 +1,8 @@
 /**
- * The engine's planning and its promises before any bytes move, on in-memory stores (no
- * registry): targets refused up front, the limits on claimed sizes and manifest counts, the
- * events a caller sees first, and a time budget that pauses only once something has moved.
+ * The engine on in-memory stores (no registry): targets refused up front, the limits on claimed
+ * sizes and manifest counts, the events a caller sees first, a time budget that pauses only once
+ * something has moved, and what a copy writes and reports (untagged targets, the tagged manifest
+ * put once, platforms and attestations, non-distributable layers left or copied).
  */
 import { copy, DEFAULT_MAX_BLOB_BYTES } from '../../src/copy/engine.js';
 import { CopyError } from '../../src/copy/errors.js';
@@ -172,5 +173,119 @@ describe('a time budget', () => {
 
     // Two skipped blobs moved nothing: the budget lets the third one through, then the copy ends.
     expect(result.blobs).toEqual({ total: 3, copied: 1, skipped: 2, mounted: 0 });
+  });
+});
+
+describe('what a copy writes and reports', () => {
+  const dest = src.withRepository('dest');
+
+  it('writes an untagged target by digest, and says whether this copy wrote it', async () => {
+    const image = await putImage(src, 'a');
+
+    const first = await copy({ source: src, targets: [dest] }, { stores: between() });
+    const again = await copy({ source: src, targets: [dest] }, { stores: between() });
+
+    expect(first.targets).toEqual([{ reference: `memory.test/dest@${image.digest}`, digest: image.digest, written: true }]);
+    expect(first.manifests).toStrictEqual([{ digest: image.digest, mediaType: OCI_MANIFEST, target: 'memory.test/dest' }]);
+    expect(await target.headManifest(dest.withDigest(image.digest))).toMatchObject({ digest: image.digest });
+    expect(again.targets).toEqual([{ reference: `memory.test/dest@${image.digest}`, digest: image.digest, written: false }]);
+    expect(again.manifests).toEqual([]);
+  });
+
+  it('puts the manifest a tag names once, under the tag, and reports it only when written', async () => {
+    const image = await putImage(src, 'a');
+    const put = vi.spyOn(target, 'putManifest');
+    const tagged = dest.withTag('v1');
+
+    const first = await copy({ source: src, targets: [tagged] }, { stores: between() });
+    const again = await copy({ source: src, targets: [tagged] }, { stores: between() });
+
+    expect(put.mock.calls.map(([ref]) => ref.toString())).toEqual(['memory.test/dest:v1']);
+    expect(first.manifests).toStrictEqual([{ digest: image.digest, mediaType: OCI_MANIFEST, target: 'memory.test/dest' }]);
+    expect(first.targets).toEqual([{ reference: 'memory.test/dest:v1', digest: image.digest, written: true }]);
+    expect(again.manifests).toEqual([]);
+    expect(again.targets).toEqual([{ reference: 'memory.test/dest:v1', digest: image.digest, written: false }]);
+  });
+
+  it('names each child of an index by its platform, and an attestation by the image it attests', async () => {
+    const [a, b] = [await putImage(repo, 'a'), await putImage(repo, 'b')];
+    const attestation = await putImage(repo, 'attestation of a');
+    const index = await putManifest(src, OCI_INDEX, {
+      manifests: [
+        { mediaType: OCI_MANIFEST, digest: a.digest, size: a.bytes.length, platform: { os: 'linux', architecture: 'amd64' } },
+        { mediaType: OCI_MANIFEST, digest: b.digest, size: b.bytes.length, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+        {
+          mediaType: OCI_MANIFEST,
+          digest: attestation.digest,
+          size: attestation.bytes.length,
+          platform: { os: 'unknown', architecture: 'unknown' },
+          annotations: { 'vnd.docker.reference.type': 'attestation-manifest', 'vnd.docker.reference.digest': a.digest },
+        },
+      ],
+    });
+
+    const result = await copy({ source: src, targets: [dest.withTag('v1')] }, { stores: between() });
+
+    expect(result.plan.manifests).toStrictEqual([
+      { digest: a.digest, mediaType: OCI_MANIFEST, size: a.bytes.length, platform: 'linux/amd64' },
+      { digest: b.digest, mediaType: OCI_MANIFEST, size: b.bytes.length, platform: 'linux/arm64/v8' },
+      { digest: attestation.digest, mediaType: OCI_MANIFEST, size: attestation.bytes.length, platform: 'unknown/unknown', attestationFor: a.digest },
+      { digest: index.digest, mediaType: OCI_INDEX, size: index.bytes.length, platform: undefined },
+    ]);
+    expect(result.manifests).toStrictEqual([
+      { digest: a.digest, mediaType: OCI_MANIFEST, target: 'memory.test/dest', platform: 'linux/amd64' },
+      { digest: b.digest, mediaType: OCI_MANIFEST, target: 'memory.test/dest', platform: 'linux/arm64/v8' },
+      { digest: attestation.digest, mediaType: OCI_MANIFEST, target: 'memory.test/dest', platform: 'unknown/unknown' },
+      { digest: index.digest, mediaType: OCI_INDEX, target: 'memory.test/dest' },
+    ]);
+  });
+
+  describe('non-distributable layers', () => {
+    const FOREIGN = 'application/vnd.oci.image.layer.nondistributable.v1.tar';
+
+    /** An image with an ordinary layer and two foreign ones (one without urls), the foreign ones in the source only when `held`. */
+    async function putForeignImage(held: boolean) {
+      const config = Buffer.from('config');
+      const layer = Buffer.from('an ordinary layer');
+      const foreign = [Buffer.from('a foreign layer'), Buffer.from('another foreign layer')];
+      const configDigest = source.addBlob(repo, config);
+      const layerDigest = source.addBlob(repo, layer);
+      const foreignDigests = foreign.map((bytes) => (held ? source.addBlob(repo, bytes) : sha256(bytes)));
+      const layers = [
+        { mediaType: LAYER, digest: layerDigest, size: layer.length },
+        { mediaType: FOREIGN, digest: foreignDigests[0], size: foreign[0].length, urls: ['https://layers.example/one'] },
+        { mediaType: FOREIGN, digest: foreignDigests[1], size: foreign[1].length },
+      ];
+      await putManifest(src, OCI_MANIFEST, { config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length }, layers });
+      return { layers, configDigest };
+    }
+
+    it('stay referenced by URL: listed apart, neither checked nor moved', async () => {
+      const { layers, configDigest } = await putForeignImage(false);
+
+      const result = await copy({ source: src, targets: [dest.withTag('v1')] }, { stores: between() });
+
+      expect(result.plan.externalBlobs).toStrictEqual([
+        { digest: layers[1].digest, size: layers[1].size, mediaType: FOREIGN, urls: ['https://layers.example/one'] },
+        { digest: layers[2].digest, size: layers[2].size, mediaType: FOREIGN, urls: [] },
+      ]);
+      expect(result.plan.blobs.map((b) => b.digest).sort()).toEqual([configDigest, layers[0].digest].sort());
+      expect(target.blob(dest, layers[1].digest)).toBeUndefined();
+      expect(result.blobs).toMatchObject({ total: 2, copied: 2 });
+    });
+
+    it('are copied when asked, and planned with their URLs', async () => {
+      const { layers } = await putForeignImage(true);
+
+      const result = await copy({ source: src, targets: [dest.withTag('v1')], allowNondistributableArtifacts: true }, { stores: between() });
+
+      expect(result.plan.externalBlobs).toEqual([]);
+      const planned = new Map(result.plan.blobs.map((b) => [b.digest, b]));
+      expect(planned.get(layers[1].digest)).toMatchObject({ urls: ['https://layers.example/one'] });
+      expect(planned.get(layers[2].digest)).toMatchObject({ urls: [] });
+      expect(planned.get(layers[0].digest)).not.toHaveProperty('urls');
+      expect(target.blob(dest, layers[1].digest)).toEqual(Buffer.from('a foreign layer'));
+      expect(result.blobs).toMatchObject({ total: 4, copied: 4 });
+    });
   });
 });
