@@ -210,6 +210,17 @@ describe('uploads', () => {
     });
   });
 
+  it('never resends a chunk after a failure (the registry may hold part of it), but resends an empty close', async () => {
+    const retrying = RegistryClient.for(parseReference(`${registry.host}/app`).registry, new RegistryHosts({ retry: { maxAttempts: 3, baseDelayInMs: 1, maxDelayInMs: 1 } }));
+    const session = { location: new URL(`http://${registry.host}/v2/team/app/blobs/uploads/s1`), offset: 0 };
+    registry.answer = () => ({ status: 503 });
+    await registryError(retrying.patchChunk(ref(''), session, Buffer.from('chunk')));
+    await registryError(retrying.completeUpload(ref(''), session, digest, Buffer.from('last')));
+    expect(registry.requests.map((r) => r.method)).toEqual(['PATCH', 'PUT']);
+    await registryError(retrying.completeUpload(ref(''), session, digest));
+    expect(registry.requests).toHaveLength(2 + 3);
+  });
+
   it('closes an upload with `digest`: a last chunk says where it goes, a whole blob does not', async () => {
     registry.answer = () => ({ status: 201 });
     const location = new URL(`http://${registry.host}/v2/team/app/blobs/uploads/s1?_state=x`);
