@@ -93,6 +93,14 @@ describe('sending again', () => {
     expect(paused).toEqual([3000]);
   });
 
+  it('waits out a 5xx on its own, without pausing the host', async () => {
+    const paused: number[] = [];
+    const clock: LimitsClock = { now: () => 0, sleep: (ms) => Promise.resolve(void paused.push(ms)) };
+    registry.answer = (_, n) => (n === 1 ? { status: 503 } : { status: 200 });
+    expect((await transport({ limits: new LimitsByHost(4, clock) }).send(request())).status).toBe(200);
+    expect(paused).toEqual([]);
+  });
+
   it('resends a request that lost a race, for the codes it names, like a 5xx', async () => {
     const digestInvalid = { status: 400, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ errors: [{ code: 'DIGEST_INVALID', message: 'race' }] }) };
     registry.answer = (_, n) => (n === 1 ? digestInvalid : { status: 201 });
@@ -144,6 +152,25 @@ describe('authenticating again', () => {
     expect(registry.requests).toHaveLength(4);
   });
 
+  it('spends no attempt of the retry policy on it', async () => {
+    registry.answer = (req, n) => (!req.headers.authorization ? challenge : n === 2 ? { status: 503 } : { status: 200 });
+    const twice = new Transport(registry.host, 'registry.test', { id: 'test', getCredentials: () => Promise.resolve({ kind: 'basic', ...alice }) }, { ...RETRY, maxAttempts: 2 });
+    expect((await twice.send(request())).status).toBe(200);
+    expect(registry.requests.map((r) => r.headers.authorization !== undefined)).toEqual([false, true, true]);
+  });
+
+  it('retries a refused token only once: a token service that grants what the registry refuses ends it', async () => {
+    const tokens = await new ScriptedServer().start();
+    try {
+      tokens.answer = (_, n) => ({ status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: `tok-${n}` }) });
+      registry.answer = () => ({ status: 401, headers: { 'www-authenticate': `Bearer realm="${tokens.url}/token",service="registry.test"` } });
+      expect(await registryError(transport().send(request()))).toMatchObject({ code: 'UNAUTHORIZED', status: 401 });
+      expect(registry.requests.map((r) => r.headers.authorization)).toEqual([undefined, 'Bearer tok-1']);
+    } finally {
+      await tokens.stop();
+    }
+  });
+
   it('never for a one-shot body', async () => {
     registry.answer = () => challenge;
     await registryError(transport({ credentials: () => ({ kind: 'basic', ...alice }) }).send(request({ method: 'PUT', replayable: false, expect: [201] })));
@@ -187,6 +214,18 @@ describe('redirects', () => {
     expect(registry.requests.at(-1)).toMatchObject({ path: '/v2/app/other', headers: { authorization: basic(alice) } });
   });
 
+  it('are followed for HEAD; a 3xx without Location, or a 200 with one, is an answer', async () => {
+    registry.answer = (req) => (req.path.endsWith('/moved') ? { status: 200 } : { status: 307, headers: { location: '/v2/app/moved' } });
+    expect((await transport().send(request({ method: 'HEAD' }))).url.pathname).toBe('/v2/app/moved');
+
+    registry.requests.length = 0;
+    registry.answer = () => ({ status: 302 });
+    expect(await registryError(transport().send(request()))).toMatchObject({ status: 302 });
+    registry.answer = () => ({ status: 200, headers: { location: '/v2/app/elsewhere' } });
+    expect((await transport().send(request())).url.pathname).toBe('/v2/app/manifests/v1');
+    expect(registry.requests).toHaveLength(2);
+  });
+
   it('are not followed for other methods, nor past five hops', async () => {
     registry.answer = () => ({ status: 307, headers: { location: '/v2/app/elsewhere' } });
     expect(await registryError(transport().send(request({ method: 'PUT', expect: [201] })))).toMatchObject({ status: 307 });
@@ -198,15 +237,20 @@ describe('redirects', () => {
     expect(registry.requests).toHaveLength(6);
   });
 
-  it('from https never lead down to http', async () => {
+  it('from https never lead down to http, and stay on https', async () => {
     const directory = await mkdtemp(path.join(tmpdir(), 'hoist-transport-'));
     const secure = await new ScriptedServer().start(await makeServerCertificate(directory, 'registry', { subjectAltName: 'IP:127.0.0.1' }));
     try {
-      secure.answer = () => ({ status: 302, headers: { location: `${storage.url}/blob` } });
+      secure.answer = (req) => (req.path.endsWith('/up') ? { status: 302, headers: { location: `${secure.url}/v2/app/blobs/there` } } : req.path.endsWith('/there') ? { status: 200 } : { status: 302, headers: { location: `${storage.url}/blob` } });
       const connections = new Connections({ tls: new TlsSettings({ skipVerify: [secure.host], warn: () => undefined }) });
       const error = await registryError(transport({ connections, host: secure.host }).send(request({ url: new URL(`${secure.url}/v2/app/blobs/x`) })));
       expect(error).toMatchObject({ code: 'UNEXPECTED_RESPONSE', status: 302, details: [{ code: 'REDIRECT', message: 'refused a redirect from https down to http' }] });
       expect(storage.requests).toHaveLength(0);
+      expect((await transport({ connections, host: secure.host }).send(request({ url: new URL(`${secure.url}/v2/app/blobs/up`) }))).url.href).toBe(`${secure.url}/v2/app/blobs/there`);
+
+      // Without skip-verify, the self-signed certificate is named as such, never retried as a dropped connection.
+      const strict = await registryError(transport({ host: secure.host }).send(request({ url: new URL(`${secure.url}/v2/app/blobs/x?secret=1`) })));
+      expect(strict).toMatchObject({ code: 'TLS_VERIFY_FAILED', status: 0, url: `${secure.url}/v2/app/blobs/x` });
     } finally {
       await secure.stop();
       await rm(directory, { recursive: true, force: true });
