@@ -83,6 +83,12 @@ describe('layer URLs', () => {
     expect(first.requests[0].headers.range).toBe('bytes=5-');
   });
 
+  it('answer a 200 as it is, whatever Location it names', async () => {
+    first.answer = () => ({ status: 200, headers: { location: '/elsewhere' }, body: bytes });
+    expect(await read([`${first.url}/a`])).toEqual(bytes);
+    expect(first.requests).toHaveLength(1);
+  });
+
   it('follow five redirects, and no more', async () => {
     first.answer = (_, n) => (n <= 5 ? { status: 302, headers: { location: `/hop-${n}` } } : { status: 200, body: bytes });
     expect(await read([`${first.url}/a`])).toEqual(bytes);
@@ -102,6 +108,8 @@ describe('layer URLs', () => {
     const error = (await read(['ftp://layers.test/x', `${first.url}/a?sig=secret`, `${second.url}/b`])) as UrlBlobError;
     expect(error).toBeInstanceOf(UrlBlobError);
     expect(error.failures).toEqual(['ftp://layers.test/x: only http and https URLs are followed, not ftp:', `${first.url}/a: answered 404`, `${second.url}/b: answered 503`]);
+    expect(error).toMatchObject({ name: 'UrlBlobError', code: 'URL_BLOB_UNAVAILABLE' });
+    expect(error.message).toBe(`no URL of blob ${digest} served it: ${error.failures.join('; ')}`);
     expect(error.transient).toBe(true);
     expect(((await read([`${first.url}/a`])) as UrlBlobError).transient).toBe(false);
     expect(((await read(['http://127.0.0.1:1/refused'])) as UrlBlobError).transient).toBe(true);
@@ -121,12 +129,17 @@ describe('a layer URL over https', () => {
     const certificates = await makeCertificates(directory, 'layers.hoist.test');
     ca = readCaFile(certificates.caPath, '--ca-file');
     server = await new ScriptedServer().start(certificates);
-    server.answer = (req) => (req.path === '/down' ? { status: 302, headers: { location: 'http://127.0.0.1:1/layer' } } : { status: 200, body: bytes });
+    server.answer = (req) => (req.path === '/down' ? { status: 302, headers: { location: 'http://127.0.0.1:1/layer' } } : req.path === '/moved' ? { status: 301, headers: { location: '/layer' } } : { status: 200, body: bytes });
     url = `${server.url}/layer`;
   });
   afterAll(async () => {
     await server?.stop();
     await rm(directory, { recursive: true, force: true });
+  });
+
+  it('follows a redirect that stays on https', async () => {
+    const read = await openUrlBlob({ urls: [`${server.url}/moved`], digest, size: bytes.length, connections: new Connections({ tls: new TlsSettings({ caCertificates: ca }) }) }).toArray();
+    expect(Buffer.concat(read)).toEqual(bytes);
   });
 
   it('never redirects down to http', async () => {
