@@ -4,15 +4,18 @@
  * cost too much to read. stores.test.ts copies through layouts end to end (locks, ingest/,
  * concurrent writers); these pin down each read and check.
  */
-import { mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MAX_MANIFEST_BYTES } from '../../src/registry/client.js';
 import { sha256 } from '../../src/registry/digest.js';
 import { MediaType } from '../../src/registry/media-types.js';
-import type { Reference } from '../../src/registry/reference.js';
+import { parseReference, type Reference } from '../../src/registry/reference.js';
 import { parseLayoutReference, type LayoutRegistry } from '../../src/copy/layout-reference.js';
 import { OciLayout, REF_NAME } from '../../src/copy/layout-store.js';
+import { MemoryStore } from '../../src/copy/memory-store.js';
+import type { BlobPush } from '../../src/copy/store.js';
+import type { ProgressEvent } from '../../src/copy/types.js';
 import { registryError } from '../helpers/registry-error.js';
 
 let dir: string;
@@ -108,6 +111,30 @@ describe('reading manifests', () => {
     expect((await registryError(layout().getManifest(ref(':v1')))).code).toBe('DIGEST_INVALID');
   });
 
+  it('types a manifest held by digest by its own index entry only', async () => {
+    const [a, b] = [manifest('a'), manifest('b')];
+    await layout().putManifest(ref(':v1'), a);
+    await layout().putManifest(ref(), b);
+    expect(await layout().headManifest(ref().withDigest(b.digest))).toEqual({ digest: b.digest, mediaType: '', size: b.bytes.length });
+  });
+
+  it('reads past index entries that have no name', async () => {
+    const [a, b] = [manifest('a'), manifest('b')];
+    await layout().putManifest(ref(), a);
+    await writeIndex({ schemaVersion: 2, manifests: [{ mediaType: a.mediaType, digest: a.digest, size: a.bytes.length }] });
+    expect(await layout().headManifest(ref(':v1'))).toBeUndefined();
+    await layout().putManifest(ref(':v1'), b);
+    expect(await layout().headManifest(ref(':v1'))).toMatchObject({ digest: b.digest });
+    const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: unknown[] };
+    expect(index.manifests).toHaveLength(2);
+  });
+
+  it('reads a manifest of exactly 4 MiB (and finds it is not what its name says)', async () => {
+    const digest = `sha256:${'e'.repeat(64)}`;
+    await putBlob(digest, Buffer.alloc(MAX_MANIFEST_BYTES, 0x20));
+    expect((await registryError(layout().getManifest(ref().withDigest(digest)))).code).toBe('DIGEST_INVALID');
+  });
+
   it('refuses a manifest over 4 MiB before reading it', async () => {
     const digest = `sha256:${'e'.repeat(64)}`;
     await putBlob(digest, Buffer.alloc(0));
@@ -136,6 +163,12 @@ describe('index.json', () => {
     expect(error.details[0]?.message).toContain(message);
   });
 
+  it('reads one of exactly 64 MiB', async () => {
+    await writeIndex('');
+    await truncate(join(dir, 'index.json'), 64 * 1024 * 1024);
+    expect((await registryError(layout().headManifest(ref(':v1')))).details[0]?.message).toBe('index.json is not JSON');
+  });
+
   it('refuses one over 64 MiB without reading it', async () => {
     await writeIndex('');
     await truncate(join(dir, 'index.json'), 64 * 1024 * 1024 + 1);
@@ -145,6 +178,24 @@ describe('index.json', () => {
 });
 
 describe('writing', () => {
+  it('pushes a blob through ingest/ into blobs/, saying when it starts and ends, or pauses before it starts', async () => {
+    const source = new MemoryStore();
+    const from = parseReference('memory.test/app');
+    const bytes = Buffer.from('a layer for the layout');
+    const digest = source.addBlob(from, bytes);
+    const events: ProgressEvent[] = [];
+    const push = (pause: boolean): BlobPush => ({ source, sourceRef: from, targetRef: ref(), mode: 'monolithic', chunkSize: 1024, shouldPause: () => pause, onProgress: (e) => events.push(e) });
+
+    expect(await layout().pushBlob(push(true), { mediaType: 'application/octet-stream', digest, size: bytes.length })).toBe('paused');
+    expect(await layout().headBlob(ref(), digest)).toBeUndefined();
+    expect(await layout().pushBlob(push(false), { mediaType: 'application/octet-stream', digest, size: bytes.length })).toBe('copied');
+    expect(await readFile(join(dir, 'blobs', 'sha256', digest.slice(7)))).toEqual(bytes);
+    expect(await readdir(join(dir, 'ingest'))).toEqual([]);
+    const target = ref().name;
+    expect(events[0]).toEqual({ type: 'blob-start', digest, size: bytes.length, target, offset: 0 });
+    expect(events.at(-1)).toEqual({ type: 'blob-done', digest, size: bytes.length, target, outcome: 'copied' });
+  });
+
   it('refuses manifest bytes that are not what their digest says, and writes nothing', async () => {
     const a = manifest('a');
     const error = await registryError(layout().putManifest(ref(':v1'), { ...a, digest: manifest('b').digest }));
