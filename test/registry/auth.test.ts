@@ -258,6 +258,13 @@ describe('a 401 from the registry', () => {
     expect(await auth.rejected(challenge, [], basicOf({ username: 'alice', password: 'rotated' }))).toBe(false);
   });
 
+  it('with Basic: two requests refused together, with the same credentials, both end', async () => {
+    const auth = authenticator(recordingProvider(() => alice).provider);
+    await auth.rejected('Basic', [], undefined);
+    const sent = await auth.authorization([]);
+    expect(await Promise.all([auth.rejected('Basic', [], sent), auth.rejected('Basic', [], sent)])).toEqual([false, false]);
+  });
+
   it('with Basic: a different user is a renewal too', async () => {
     let current: RegistryCredential = alice;
     const auth = authenticator(recordingProvider(() => current).provider);
