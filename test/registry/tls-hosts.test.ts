@@ -100,7 +100,7 @@ describe('readCaFile', () => {
   ])('refuses %s, naming the source and the file', async (name, content, message) => {
     const file = path.join(directory, `${name.replaceAll(' ', '-')}.pem`);
     await writeFile(file, content);
-    expect(() => readCaFile(file, 'HOIST_CA_FILE')).toThrow(expect.objectContaining({ code: 'CA_FILE_INVALID', source: 'HOIST_CA_FILE' }));
+    expect(() => readCaFile(file, 'HOIST_CA_FILE')).toThrow(expect.objectContaining({ name: 'CaFileError', code: 'CA_FILE_INVALID', source: 'HOIST_CA_FILE' }));
     expect(() => readCaFile(file, 'HOIST_CA_FILE')).toThrow(new RegExp(`HOIST_CA_FILE "${file}" ${message.source}`));
   });
 });
@@ -148,7 +148,7 @@ describe('tlsVerifyFailure', () => {
   it('names the host, what it is to the registry, and why its certificate failed', () => {
     const failure = tlsVerifyFailure(expired, new URL('https://Storage.Test/blob'), 'Registry.Test', 'redirect');
     expect(failure).toBeInstanceOf(TlsVerifyError);
-    expect(failure).toMatchObject({ host: 'storage.test', registryHost: 'registry.test', verifyCode: 'CERT_HAS_EXPIRED', cause: expired });
+    expect(failure).toMatchObject({ name: 'TlsVerifyError', code: 'TLS_VERIFY_FAILED', host: 'storage.test', registryHost: 'registry.test', verifyCode: 'CERT_HAS_EXPIRED', cause: expired });
     expect(failure!.message).toBe('the TLS certificate of storage.test (where registry.test sends requests) could not be verified: its certificate has expired (CERT_HAS_EXPIRED)');
     expect(tlsVerifyFailure(expired, new URL('https://auth.test/token'), 'registry.test')!.message).toContain('auth.test (the token service of registry.test) could not');
     expect(tlsVerifyFailure(expired, new URL('https://registry.test/v2/'), 'registry.test')!.message).toBe('the TLS certificate of registry.test could not be verified: its certificate has expired (CERT_HAS_EXPIRED)');
