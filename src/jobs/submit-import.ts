@@ -219,10 +219,16 @@ function reachedStorage(error: unknown): boolean {
   return error instanceof Error && error.name === 'RestError';
 }
 
-/** The request's `targetRegistry` when the deployment lists it, else the first listed; 400 for any other. */
-function chooseTarget(request: ImportRequest, targetRegistries: readonly string[]): string {
+/**
+ * The request's `targetRegistry` as the deployment spells it when the deployment lists it (host
+ * names are matched whatever their case, as DNS and `az acr import --name` match them), else the
+ * first listed; 400 for any other.
+ */
+export function chooseTarget(request: Pick<ImportRequest, 'targetRegistry'>, targetRegistries: readonly string[]): string {
   if (request.targetRegistry === undefined) return targetRegistries[0];
-  if (targetRegistries.includes(request.targetRegistry)) return request.targetRegistry;
+  const wanted = request.targetRegistry.toLowerCase();
+  const listed = targetRegistries.find((registry) => registry.toLowerCase() === wanted);
+  if (listed !== undefined) return listed;
   throw new RequestError(
     'TARGET_NOT_ALLOWED',
     `"targetRegistry" "${request.targetRegistry}" is not a registry this service writes to: give one of ${targetRegistries.join(', ')} (HOIST_TARGET_REGISTRY), or leave it out for ${targetRegistries[0]}`,

@@ -157,12 +157,13 @@ describe('parseImportRequest', () => {
     expect(rejection({ source: SOURCE, force: 1 }).details).toEqual([]);
   });
 
-  it('leaves out of the request what the body left out', () => {
+  it('leaves out of the request what the body left out, and keeps the target registry it names', () => {
     expect(parseImportRequest({ source: SOURCE })).toStrictEqual({ source: SOURCE, images: [], untaggedRepositories: [], force: false, platforms: [], referrers: false });
+    expect(parseImportRequest({ source: SOURCE, targetRegistry: 'MyACR.azurecr.io' }).targetRegistry).toBe('MyACR.azurecr.io');
   });
 
   it.each(['localhost/hello:1', 'myhost:5000/hello:1', 'Registry/hello:1'])('refuses a target image that starts with a registry host: %s', (image) => {
-    expect(rejection({ source: SOURCE, images: [image] })).toMatchObject({ code: 'INVALID_REFERENCE', field: 'images[0]' });
+    expect(rejection({ source: SOURCE, images: [image] })).toMatchObject({ code: 'INVALID_REFERENCE', field: 'images[0]', message: expect.stringContaining(`starts with a registry host "${image.split('/')[0]}"`) });
   });
 
   it('refuses an untagged repository that starts with a registry host', () => {
