@@ -50,6 +50,40 @@ describe('table checkpoints', () => {
     expect(await env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST)).toEqual(checkpoint(8 * 2 ** 20));
   });
 
+  it('refuses to remove a checkpoint someone else changed since it was read, and takes one already gone as removed', async () => {
+    const jobId = newJobId();
+    const first = env.storage.checkpoints.forJob(jobId);
+    const second = env.storage.checkpoints.forJob(jobId);
+    await first.save(checkpoint(1));
+    await second.load(TARGET, DIGEST);
+    await first.save(checkpoint(2));
+    await expect(second.remove(TARGET, DIGEST)).rejects.toBeInstanceOf(ConcurrencyError);
+    expect((await env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST))?.offset).toBe(2);
+
+    const third = env.storage.checkpoints.forJob(jobId);
+    await third.load(TARGET, DIGEST);
+    await first.remove(TARGET, DIGEST);
+    await expect(third.remove(TARGET, DIGEST)).resolves.toBeUndefined();
+  });
+
+  it('refuses to write over a checkpoint someone else removed since it was read', async () => {
+    const jobId = newJobId();
+    const first = env.storage.checkpoints.forJob(jobId);
+    const second = env.storage.checkpoints.forJob(jobId);
+    await first.save(checkpoint(1));
+    await second.load(TARGET, DIGEST);
+    await second.remove(TARGET, DIGEST);
+    await expect(first.save(checkpoint(2))).rejects.toBeInstanceOf(ConcurrencyError);
+    expect(await env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST)).toBeUndefined();
+  });
+
+  it('learns where a row stands before its first save, when it never loaded it', async () => {
+    const jobId = newJobId();
+    await env.storage.checkpoints.forJob(jobId).save(checkpoint(1));
+    await env.storage.checkpoints.forJob(jobId).save(checkpoint(2));
+    expect((await env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST))?.offset).toBe(2);
+  });
+
   it('keeps jobs apart', async () => {
     const a = env.storage.checkpoints.forJob(newJobId());
     const b = env.storage.checkpoints.forJob(newJobId());
