@@ -1,8 +1,9 @@
 /**
  * The engine on in-memory stores (no registry): targets refused up front, the limits on claimed
  * sizes and manifest counts, the events a caller sees first, a time budget that pauses only once
- * something has moved, and what a copy writes and reports (untagged targets, the tagged manifest
- * put once, platforms and attestations, non-distributable layers left or copied).
+ * something has moved, what a copy writes and reports (untagged targets, the tagged manifest
+ * put once, platforms and attestations, non-distributable layers left or copied), and what it
+ * says when a target refuses a manifest for the foreign layers it names.
  */
 import { copy, DEFAULT_MAX_BLOB_BYTES } from '../../src/copy/engine.js';
 import { CopyError } from '../../src/copy/errors.js';
@@ -10,6 +11,7 @@ import { MemoryStore } from '../../src/copy/memory-store.js';
 import type { Stores } from '../../src/copy/store.js';
 import type { ProgressEvent } from '../../src/copy/types.js';
 import { sha256 } from '../../src/registry/digest.js';
+import { RegistryError } from '../../src/registry/errors.js';
 import { parseReference, type Reference } from '../../src/registry/reference.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -287,5 +289,61 @@ describe('what a copy writes and reports', () => {
       expect(target.blob(dest, layers[1].digest)).toEqual(Buffer.from('a foreign layer'));
       expect(result.blobs).toMatchObject({ total: 4, copied: 4 });
     });
+  });
+});
+
+describe('a target that refuses a manifest naming non-distributable layers', () => {
+  const FOREIGN = 'application/vnd.oci.image.layer.nondistributable.v1.tar';
+  const dest = src.withRepository('dest').withTag('v1');
+
+  /** A target that answers every manifest PUT as distribution 2.8 answers one whose layer URLs it does not allow. */
+  function refusing(code = 'MANIFEST_BLOB_UNKNOWN', status = 500): MemoryStore {
+    const store = new MemoryStore();
+    store.putManifest = (ref) =>
+      Promise.reject(new RegistryError({ code: 'UNKNOWN', status, method: 'PUT', url: 'http://memory.test/v2/', reference: ref.toString(), details: [{ code: 'UNKNOWN', message: 'unknown error' }, { code, message: 'blob unknown to registry' }] }));
+    return store;
+  }
+
+  async function putForeignImage(): Promise<{ foreign: string }> {
+    const config = Buffer.from('config');
+    const layer = Buffer.from('a foreign layer');
+    const configDigest = source.addBlob(repo, config);
+    const foreign = source.addBlob(repo, layer);
+    await putManifest(src, OCI_MANIFEST, { config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length }, layers: [{ mediaType: FOREIGN, digest: foreign, size: layer.length, urls: ['https://layers.example/x'] }] });
+    return { foreign };
+  }
+
+  it('names the layers and the way out: copy them, or allow their URLs', async () => {
+    const { foreign } = await putForeignImage();
+    target = refusing();
+
+    const error = await copy({ source: src, targets: [dest] }, { stores: between() }).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(CopyError);
+    expect(error).toMatchObject({ code: 'NONDISTRIBUTABLE', side: 'target' });
+    expect((error as Error).message).toBe(
+      `the target refused manifest memory.test/dest:v1, which references non-distributable layer(s) by URL (${foreign}): it answered HTTP 500 UNKNOWN, MANIFEST_BLOB_UNKNOWN. copy the layers into the target with --allow-nondistributable-artifacts (API: "allowNondistributableArtifacts": true), or allow foreign URLs on the target registry (distribution: validation.manifests.urls.allow); nothing was tagged`,
+    );
+  });
+
+  it('says the URLs themselves are refused when the layers were copied', async () => {
+    await putForeignImage();
+    target = refusing('MANIFEST_INVALID', 400);
+
+    const error = await copy({ source: src, targets: [dest], allowNondistributableArtifacts: true }, { stores: between() }).catch((e: unknown) => e);
+
+    expect(error).toMatchObject({ code: 'NONDISTRIBUTABLE' });
+    expect((error as Error).message).toContain('it answered HTTP 400 UNKNOWN, MANIFEST_INVALID. the layers were copied, so the target refuses the URLs themselves: allow them on the target registry');
+  });
+
+  it('leaves any other refusal, or one of an image without such layers, as it is', async () => {
+    await putForeignImage();
+    target = refusing('DENIED', 403);
+    expect(await copy({ source: src, targets: [dest] }, { stores: between() }).catch((e: unknown) => e)).toMatchObject({ code: 'AUTH_FAILED' });
+
+    source = new MemoryStore();
+    await putImage(src, 'plain');
+    target = refusing();
+    expect(await copy({ source: src, targets: [dest] }, { stores: between() }).catch((e: unknown) => e)).toMatchObject({ code: 'REGISTRY_ERROR' });
   });
 });
