@@ -66,6 +66,18 @@ describe('table checkpoints', () => {
     await expect(third.remove(TARGET, DIGEST)).resolves.toBeUndefined();
   });
 
+  it('refuses a save over another process\'s save made since this one\'s last', async () => {
+    const jobId = newJobId();
+    const first = env.storage.checkpoints.forJob(jobId);
+    const second = env.storage.checkpoints.forJob(jobId);
+    await first.save(checkpoint(1));
+    await second.load(TARGET, DIGEST);
+    await second.save(checkpoint(2));
+    await expect(first.save(checkpoint(3))).rejects.toBeInstanceOf(ConcurrencyError);
+    await second.save(checkpoint(4));
+    expect((await env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST))?.offset).toBe(4);
+  });
+
   it('refuses to write over a checkpoint someone else removed since it was read', async () => {
     const jobId = newJobId();
     const first = env.storage.checkpoints.forJob(jobId);
