@@ -62,6 +62,33 @@ describe('JobStore', () => {
     expect(await storage.jobs.get('not-an-id')).toBeUndefined();
   });
 
+  it('round-trips the flags, and leaves out the ones never set', async () => {
+    const flagged = job({ force: true, referrers: true, allowNondistributableArtifacts: true, deliveryDequeueCount: 3 });
+    await storage.jobs.create(flagged);
+    expect((await storage.jobs.get(flagged.id))?.value).toMatchObject({ force: true, referrers: true, allowNondistributableArtifacts: true, deliveryDequeueCount: 3 });
+    const plain = job();
+    await storage.jobs.create(plain);
+    const read = (await storage.jobs.get(plain.id))!.value;
+    expect(read).toMatchObject({ force: false, referrers: false });
+    expect(read).not.toHaveProperty('allowNondistributableArtifacts');
+    expect(read).not.toHaveProperty('deliveryDequeueCount');
+  });
+
+  it.each(['not-an-id', "it's/not"])('answers %j, which no job id looks like, with nothing', async (id) => {
+    expect(await storage.jobs.get(id)).toBeUndefined();
+  });
+
+  it('deletes a job only at the ETag it was read with, and a job already gone without error', async () => {
+    const record = job();
+    const { etag } = await storage.jobs.create(record);
+    const newer = await storage.jobs.replace({ ...record, attempts: 1 }, etag);
+    await expect(storage.jobs.delete(record.id, etag)).rejects.toBeInstanceOf(ConcurrencyError);
+    expect(await storage.jobs.get(record.id)).toBeDefined();
+    await storage.jobs.delete(record.id, newer);
+    expect(await storage.jobs.get(record.id)).toBeUndefined();
+    await expect(storage.jobs.delete(record.id, newer)).resolves.toBeUndefined();
+  });
+
   // Azurite stores what real Azure Tables refuses; the store must refuse it first, clearly.
   it.each([
     ['an entity over 1 MiB', { manifests: manifestList(4_000) }, /job \S+ is too large for Azure Tables: \d+ bytes \(Azure Tables allows 1048576\)/],
@@ -148,6 +175,9 @@ describe('JobStore.list', () => {
     const two = await jobs.list({ statuses: ['queued', 'running'], pageSize: 100 });
     expect(two.jobs).toHaveLength(created.filter((j) => j.status === 'queued' || j.status === 'running').length);
     expect(two.continuationToken).toBeUndefined();
+
+    // No statuses named is no filter.
+    expect((await jobs.list({ statuses: [], pageSize: 100 })).jobs).toHaveLength(created.length);
   });
 
   it('has no continuation token when the last page is exactly full', async () => {
