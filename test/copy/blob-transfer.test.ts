@@ -230,8 +230,11 @@ describe('a chunked upload', () => {
     expect(registry.count('POST')).toBe(RETRY.maxAttempts);
   });
 
-  it('sends the last chunk by PATCH to a registry that refuses bytes on the closing PUT, and remembers it', async () => {
-    registry.fault = (req) => (req.method === 'PUT' && req.body.length > 0 ? { status: 416 } : undefined);
+  it.each<[string, ScriptedAnswer]>([
+    ['416', { status: 416 }],
+    ['400 BLOB_UPLOAD_INVALID', { status: 400, ...errorBody('BLOB_UPLOAD_INVALID') }],
+  ])('sends the last chunk by PATCH to a registry that refuses bytes on the closing PUT (%s), and remembers it', async (_, refusal) => {
+    registry.fault = (req) => (req.method === 'PUT' && req.body.length > 0 ? refusal : undefined);
     const client = transfer().target;
     expect(await transferBlob(transfer({ target: client }), BLOB)).toBe('copied');
     expect(registry.server.requests.map((r) => r.method)).toEqual(['POST', 'PATCH', 'PATCH', 'PUT', 'PATCH', 'PUT']);
@@ -240,6 +243,32 @@ describe('a chunked upload', () => {
     registry.server.requests.length = 0;
     expect(await transferBlob(transfer({ target: client }), BLOB)).toBe('copied');
     expect(registry.server.requests.map((r) => r.method)).toEqual(['POST', 'PATCH', 'PATCH', 'PATCH', 'PUT']);
+  });
+
+  it('fails a blob whose bytes the registry refuses at every commit as INTEGRITY, on the target', async () => {
+    registry.fault = (req) => (req.method === 'PUT' ? { status: 400, ...errorBody('DIGEST_INVALID') } : undefined);
+    const error = await failure(transferBlob(transfer(), BLOB));
+    expect(error).toMatchObject({ code: 'INTEGRITY', side: 'target', message: `the target registry rejected blob ${BLOB.digest}: its bytes do not match the digest; nothing was tagged` });
+  });
+
+  it('asks the registry what it holds after a Range that disagrees, and fails at once on a refusal no resend helps', async () => {
+    registry.fault = (req, n) => {
+      if (req.method !== 'PATCH' || n !== 2) return undefined;
+      registry.append(UploadRegistry.id(req), req.body);
+      return { status: 202, headers: { location: `${UPLOADS}${UploadRegistry.id(req)}`, range: '0-99' } };
+    };
+    expect(await transferBlob(transfer(), BLOB)).toBe('copied');
+    expect([registry.count('PATCH'), registry.count('GET')]).toEqual([2, 1]);
+
+    registry.server.requests.length = 0;
+    registry.fault = (req) => (req.method === 'PATCH' ? { status: 400, ...errorBody('SIZE_INVALID') } : undefined);
+    expect(await failure(transferBlob(transfer(), BLOB))).toBeInstanceOf(CopyError);
+    expect([registry.count('PATCH'), registry.count('GET')]).toEqual([1, 0]);
+  });
+
+  it('names the target as the side of a failed status request', async () => {
+    registry.fault = (req) => (req.method === 'PATCH' ? { status: 503 } : req.method === 'GET' ? { status: 403, ...errorBody('DENIED') } : undefined);
+    expect(await failure(transferBlob(transfer(), BLOB))).toMatchObject({ code: 'AUTH_FAILED', side: 'target' });
   });
 
   it('cancels the session and drops its checkpoint when the source serves other bytes', async () => {
@@ -301,6 +330,35 @@ describe('a monolithic upload', () => {
     expect(await transferBlob(transfer({ mode: 'monolithic' }), BLOB)).toBe('copied');
     expect(registry.server.requests.map((r) => r.method)).toEqual(['POST', 'PUT', 'POST', 'PUT']);
     expect(registry.blobs.get(BLOB.digest)).toEqual(BYTES);
+  });
+});
+
+describe('a monolithic commit', () => {
+  it('counts as done when its answer was lost but the blob is there at its size', async () => {
+    registry.fault = (req) => {
+      if (req.method !== 'PUT') return undefined;
+      registry.answer(req);
+      return { status: 500 };
+    };
+    expect(await transferBlob(transfer({ mode: 'monolithic' }), BLOB)).toBe('copied');
+    expect([registry.count('POST'), registry.count('HEAD', BLOBS)]).toEqual([1, 1]);
+  });
+
+  it('that lost a race is tried again, up to the policy’s attempts; any other refusal fails at once', async () => {
+    registry.fault = (req) => (req.method === 'PUT' ? { status: 404, ...errorBody('BLOB_UPLOAD_UNKNOWN') } : undefined);
+    expect(await failure(transferBlob(transfer({ mode: 'monolithic' }), BLOB))).toBeInstanceOf(CopyError);
+    expect(registry.count('POST')).toBe(RETRY.maxAttempts);
+
+    registry.server.requests.length = 0;
+    registry.fault = (req) => (req.method === 'PUT' ? { status: 400, ...errorBody('BLOB_UPLOAD_INVALID') } : undefined);
+    expect(await failure(transferBlob(transfer({ mode: 'monolithic' }), BLOB))).toMatchObject({ code: 'REGISTRY_ERROR', side: 'target' });
+    expect([registry.count('POST'), registry.count('HEAD', BLOBS)]).toEqual([1, 0]);
+  });
+
+  it('starts over when refused for its token (the new POST fetches a fresh one)', async () => {
+    registry.fault = (req, n) => (req.method === 'PUT' && n === 2 ? { status: 401 } : undefined);
+    expect(await transferBlob(transfer({ mode: 'monolithic' }), BLOB)).toBe('copied');
+    expect(registry.server.requests.map((r) => r.method)).toEqual(['POST', 'PUT', 'POST', 'PUT']);
   });
 });
 
