@@ -155,7 +155,7 @@ describe('a time budget', () => {
 
     const first = await copy({ source: src, targets: [dst] }, { stores: between(), timeBudgetInMs: 0, concurrency: 1 });
     expect(first.status).toBe('paused');
-    expect(first.blobs.copied).toBe(1);
+    expect(first.blobs).toEqual({ total: 3, copied: 1, skipped: 0, mounted: 0 });
     expect(target.tags(dst).size).toBe(0);
 
     const { events, onProgress } = recorder();
@@ -345,5 +345,40 @@ describe('a target that refuses a manifest naming non-distributable layers', () 
     await putImage(src, 'plain');
     target = refusing();
     expect(await copy({ source: src, targets: [dest] }, { stores: between() }).catch((e: unknown) => e)).toMatchObject({ code: 'REGISTRY_ERROR' });
+  });
+});
+
+describe('the no-force check of target tags', () => {
+  it('looks up tags only: an untagged target beside a repository\'s other tags is no conflict', async () => {
+    const [a, b] = [await putImage(src, 'a'), await putImage(src.withTag('b'), 'b')];
+    const dest = src.withRepository('dest');
+    await copy({ source: src.withTag('b'), targets: [dest.withTag('latest')] }, { stores: between() });
+
+    const result = await copy({ source: src, targets: [dest] }, { stores: between() });
+
+    expect(result.targets).toEqual([{ reference: `memory.test/dest@${a.digest}`, digest: a.digest, written: true }]);
+    expect(target.tags(dest).get('latest')).toBe(b.digest);
+  });
+
+  it('names every tag that holds another digest', async () => {
+    await putImage(src, 'a');
+    const other = await putImage(src.withTag('other'), 'other');
+    const [one, two] = [src.withRepository('dest').withTag('one'), src.withRepository('dest').withTag('two')];
+    await copy({ source: src.withTag('other'), targets: [one, two] }, { stores: between() });
+
+    const error = await copy({ source: src, targets: [one, two] }, { stores: between() }).catch((e: unknown) => e);
+
+    expect(error).toMatchObject({ code: 'TAG_EXISTS', side: 'target', message: `target tag already exists: memory.test/dest:one (now ${other.digest}), memory.test/dest:two (now ${other.digest})` });
+  });
+
+  it('is the target\'s failure, before any bytes move, when the target cannot be asked', async () => {
+    const image = await putImage(src, 'a');
+    target.headManifest = (ref) => Promise.reject(new RegistryError({ code: 'DENIED', status: 403, method: 'HEAD', url: 'http://memory.test/v2/', reference: ref.toString() }));
+    const dest = src.withRepository('dest');
+
+    const error = await copy({ source: src, targets: [dest.withTag('v1')] }, { stores: between() }).catch((e: unknown) => e);
+
+    expect(error).toMatchObject({ code: 'AUTH_FAILED', side: 'target' });
+    for (const blob of image.blobs) expect(target.blob(dest, blob.digest)).toBeUndefined();
   });
 });
