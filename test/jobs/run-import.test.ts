@@ -17,7 +17,7 @@ import { rawRequest, pushImage } from '../helpers/fixtures.js';
 import { startRegistry } from '../helpers/registry.js';
 import { expectIdenticalInTarget } from '../copy/support.js';
 import { startAzurite, type TestAzurite } from './azurite.js';
-import { EntityTooLargeError } from '../../src/jobs/errors.js';
+import { EntityTooLargeError, SERVICE_TLS_ADVICE } from '../../src/jobs/errors.js';
 import { BLOB_DIGEST, MANIFEST_TYPE, SOURCE_DIGEST, scriptedEngine, type ScriptedEngine } from './scripted-engine.js';
 
 const MIB = 1024 * 1024;
@@ -249,7 +249,7 @@ describe('runImport', () => {
     expect(await runImport(delivery(job.id), h.deps(engine))).toBe('failed');
     const failed = await h.job(job.id);
     expect(failed.status).toBe('failed');
-    expect(failed.error).toEqual({ code: 'SOURCE_NOT_FOUND', message: expect.stringContaining('was not found') });
+    expect(failed.error).toEqual({ code: 'SOURCE_NOT_FOUND', message: 'the source src.example/team/app:v1 was not found: MANIFEST_UNKNOWN; check the tag' });
     expect(failed.sealedCredentials).toBeUndefined();
     expect(failed.completedAt).toBeDefined();
     expect(await h.count()).toBe(0);
@@ -482,6 +482,19 @@ describe('describeFailure', () => {
     expect(failure.code).toBe(code);
     expect(failure.message).toMatch(advice);
     expect(failure.message).not.toMatch(/--force|--src-creds|--dest-creds|docker\/config\.json/);
+  });
+
+  it('gives TLS advice in the deployment\'s words, and none to other failures or errors that are not the copy\'s', () => {
+    expect(describeFailure(new CopyError('TLS_VERIFY_FAILED', 'TLS failed on the source r.io/a:v1', 'source'), []).message).toBe(`TLS failed on the source r.io/a:v1${SERVICE_TLS_ADVICE}`);
+    expect(describeFailure(new CopyError('REGISTRY_ERROR', 'target registry error: HTTP 500', 'target'), []).message).toBe('target registry error: HTTP 500');
+    const registryError = new RegistryError({ code: 'UNAUTHORIZED', status: 401, method: 'GET', url: 'http://r.io/v2/', reference: 'r.io/a:v1' });
+    expect(describeFailure(registryError, [])).toEqual({ code: 'UNAUTHORIZED', message: registryError.message });
+  });
+
+  it('keeps a message of exactly the bound whole, and cuts one character more', () => {
+    const whole = 'x'.repeat(MAX_FAILURE_MESSAGE_LENGTH);
+    expect(describeFailure(new CopyError('REGISTRY_ERROR', whole, 'target'), []).message).toBe(whole);
+    expect(describeFailure(new CopyError('REGISTRY_ERROR', `${whole}y`, 'target'), []).message).toBe(`${whole}… (message cut: ${MAX_FAILURE_MESSAGE_LENGTH + 1} characters in all)`);
   });
 
   it.each([
