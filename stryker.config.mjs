@@ -10,6 +10,7 @@ export default {
     'src/registry/**/*.ts',
     'src/jobs/job-record.ts',
     'src/jobs/job-store.ts',
+    'src/jobs/checkpoint-store.ts',
     'src/jobs/job-lease.ts',
     'src/jobs/status-document.ts',
     'src/jobs/import-request.ts',
