@@ -94,9 +94,13 @@ describe('copy, before any bytes move', () => {
   });
 
   it('refuses a blob claimed over the default limit of 200 GiB, and accepts one at it', async () => {
-    await putImage(src, 'a', DEFAULT_MAX_BLOB_BYTES + 1);
+    const oversized = await putImage(src, 'a', DEFAULT_MAX_BLOB_BYTES + 1);
     const error = await copy({ source: src, targets: [parseReference('memory.test/copy:v1')] }, { stores: between() }).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'BLOB_TOO_LARGE', side: 'source' });
+    expect(error).toMatchObject({
+      code: 'BLOB_TOO_LARGE',
+      side: 'source',
+      message: `blob ${oversized.blobs[2].digest} claims ${DEFAULT_MAX_BLOB_BYTES + 1} bytes, over the limit of ${DEFAULT_MAX_BLOB_BYTES} bytes (HOIST_MAX_BLOB_BYTES): raise the limit if the blob is really that large; nothing was copied`,
+    });
     expect(DEFAULT_MAX_BLOB_BYTES).toBe(200 * 1024 ** 3);
 
     await putImage(src, 'b', DEFAULT_MAX_BLOB_BYTES);
@@ -111,7 +115,11 @@ describe('copy, before any bytes move', () => {
 
     const error = await copy({ source: src, targets: [dst] }, { stores: between(), maxManifests: 2 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CopyError);
-    expect(error).toMatchObject({ code: 'TOO_MANY_MANIFESTS', side: 'source' });
+    expect(error).toMatchObject({
+      code: 'TOO_MANY_MANIFESTS',
+      side: 'source',
+      message: 'the source has 3 manifests to copy, over the limit of 2 per import (HOIST_MAX_MANIFESTS): copy a subset of its platforms, or raise the limit; nothing was copied',
+    });
     expect(target.tags(dst).size).toBe(0);
 
     expect((await copy({ source: src, targets: [dst] }, { stores: between(), maxManifests: 3 })).status).toBe('completed');
@@ -324,6 +332,23 @@ describe('a target that refuses a manifest naming non-distributable layers', () 
     expect((error as Error).message).toBe(
       `the target refused manifest memory.test/dest:v1, which references non-distributable layer(s) by URL (${foreign}): it answered HTTP 500 UNKNOWN, MANIFEST_BLOB_UNKNOWN. copy the layers into the target with --allow-nondistributable-artifacts (API: "allowNondistributableArtifacts": true), or allow foreign URLs on the target registry (distribution: validation.manifests.urls.allow); nothing was tagged`,
     );
+  });
+
+  it('names every such layer, for a registry that says BLOB_UNKNOWN, and keeps the registry\'s error as the cause', async () => {
+    const { foreign } = await putForeignImage();
+    const second = source.addBlob(repo, Buffer.from('a second foreign layer'));
+    const config = Buffer.from('config');
+    await putManifest(src, OCI_MANIFEST, {
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+      layers: [foreign, second].map((digest, i) => ({ mediaType: FOREIGN, digest, size: i === 0 ? 15 : 22, urls: ['https://layers.example/x'] })),
+    });
+    target = refusing('BLOB_UNKNOWN', 400);
+
+    const error = (await copy({ source: src, targets: [dest] }, { stores: between() }).catch((e: unknown) => e)) as CopyError;
+
+    expect(error).toMatchObject({ code: 'NONDISTRIBUTABLE' });
+    expect(error.message).toContain(`by URL (${foreign}, ${second}): it answered HTTP 400 UNKNOWN, BLOB_UNKNOWN.`);
+    expect(error.cause).toBeInstanceOf(RegistryError);
   });
 
   it('says the URLs themselves are refused when the layers were copied', async () => {
