@@ -1,4 +1,5 @@
 /** The RegistryError a request fails with; the test fails if it succeeds or fails with anything else. */
+import { expect } from 'vitest';
 import { RegistryError } from '../../src/registry/errors.js';
 
 export async function registryError(promise: Promise<unknown>): Promise<RegistryError> {
