@@ -407,3 +407,24 @@ describe('the no-force check of target tags', () => {
     for (const blob of image.blobs) expect(target.blob(dest, blob.digest)).toBeUndefined();
   });
 });
+
+describe('the tag read back after it is written', () => {
+  it('fails TAG_EXISTS, naming what the tag now holds, when another writer moved it right after', async () => {
+    await putImage(src, 'a');
+    const theirs = await putImage(src.withTag('theirs'), 'theirs');
+    const dest = src.withRepository('dest').withTag('v1');
+    const put = target.putManifest.bind(target);
+    // Another writer's PUT lands right after this copy's.
+    target.putManifest = async (ref, manifest) => {
+      const answer = await put(ref, manifest);
+      if (ref.tag === 'v1') await put(ref, { digest: theirs.digest, mediaType: OCI_MANIFEST, bytes: theirs.bytes });
+      return answer;
+    };
+
+    const error = await copy({ source: src, targets: [dest] }, { stores: between() }).catch((e: unknown) => e);
+
+    expect(error).toMatchObject({ code: 'TAG_EXISTS', side: 'target', message: expect.stringContaining(`another writer moved target tag ${dest} right after this copy wrote`) });
+    expect((error as Error).message).toContain(`it now holds ${theirs.digest}; nothing was overwritten back`);
+    expect(target.tags(dest).get('v1')).toBe(theirs.digest);
+  });
+});
