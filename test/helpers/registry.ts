@@ -145,7 +145,8 @@ export async function settledAccessLog(registry: TestRegistry): Promise<ReturnTy
   }
 }
 
-function basicHeader(credentials: Credentials): string {
+/** The Basic Authorization header for `credentials`. */
+export function basicHeader(credentials: Credentials): string {
   return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
 }
 

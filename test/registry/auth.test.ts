@@ -18,6 +18,7 @@ import type { RetryPolicy } from '../../src/registry/retry.js';
 import { TlsSettings } from '../../src/registry/tls.js';
 import { makeServerCertificate } from '../helpers/certificates.js';
 import { registryError } from '../helpers/registry-error.js';
+import { basicHeader } from '../helpers/registry.js';
 import { ScriptedServer, type ScriptedAnswer } from '../helpers/scripted-server.js';
 
 const REGISTRY = 'registry.test';
@@ -39,7 +40,6 @@ function recordingProvider(next: (options: GetCredentialsOptions) => RegistryCre
 }
 
 const alice: RegistryCredential = { kind: 'basic', username: 'alice', password: 's3cret' };
-const basicOf = (c: { username: string; password: string }) => `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
 
 /** A token answer: JSON unless the test says otherwise. */
 const json = (body: string, status = 200, headers: Record<string, string> = {}): ScriptedAnswer => ({ status, headers: { 'content-type': 'application/json', ...headers }, body });
@@ -75,7 +75,7 @@ describe('asking the token realm', () => {
     expect(req.path).toBe('/token');
     expect(req.query.get('service')).toBe(REGISTRY);
     expect(req.query.getAll('scope')).toEqual(['repository:a:pull', 'repository:b:pull']);
-    expect(req.headers.authorization).toBe(basicOf({ username: 'alice', password: 's3cret' }));
+    expect(req.headers.authorization).toBe(basicHeader({ username: 'alice', password: 's3cret' }));
     expect(req.headers['user-agent']).toBe(USER_AGENT);
     expect(USER_AGENT).toMatch(/^hoist\/\d/);
   });
@@ -241,7 +241,7 @@ describe('a 401 from the registry', () => {
     expect(calls[0].options).not.toHaveProperty('challenge');
     expect(calls[0].options).not.toHaveProperty('rejected');
     const sent = await auth.authorization([]);
-    expect(sent).toBe(basicOf({ username: 'alice', password: 's3cret' }));
+    expect(sent).toBe(basicHeader({ username: 'alice', password: 's3cret' }));
 
     // The same credentials refused: asked again (told what was refused), and nothing new to try.
     expect(await auth.rejected(challenge, [], sent)).toBe(false);
@@ -251,11 +251,11 @@ describe('a 401 from the registry', () => {
     // Rotated meanwhile (same user, new password): worth a try even after a re-authentication.
     current = { kind: 'basic', username: 'alice', password: 'rotated' };
     expect(await auth.rejected(challenge, [], sent)).toBe('renewed');
-    expect(await auth.authorization([])).toBe(basicOf({ username: 'alice', password: 'rotated' }));
+    expect(await auth.authorization([])).toBe(basicHeader({ username: 'alice', password: 'rotated' }));
 
     // Anonymous now: nothing to send.
     current = undefined;
-    expect(await auth.rejected(challenge, [], basicOf({ username: 'alice', password: 'rotated' }))).toBe(false);
+    expect(await auth.rejected(challenge, [], basicHeader({ username: 'alice', password: 'rotated' }))).toBe(false);
   });
 
   it('with Basic: two requests refused together, with the same credentials, both end', async () => {

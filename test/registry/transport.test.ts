@@ -16,11 +16,11 @@ import { TlsSettings } from '../../src/registry/tls.js';
 import { flatten, Transport, type TransportRequest } from '../../src/registry/transport.js';
 import { makeServerCertificate } from '../helpers/certificates.js';
 import { registryError } from '../helpers/registry-error.js';
+import { basicHeader } from '../helpers/registry.js';
 import { ScriptedServer, type ScriptedAnswer, type SeenRequest } from '../helpers/scripted-server.js';
 
 const RETRY = { maxAttempts: 3, baseDelayInMs: 1, maxDelayInMs: 5 };
 const alice = { username: 'alice', password: 's3cret' };
-const basic = (c: { username: string; password: string }) => `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
 
 let registry: ScriptedServer;
 beforeEach(async () => {
@@ -133,10 +133,10 @@ describe('authenticating again', () => {
   const challenge = { status: 401, headers: { 'www-authenticate': 'Basic realm="registry"' } };
 
   it('learns the challenge from the first 401, without spending an attempt on it', async () => {
-    registry.answer = (req) => (req.headers.authorization === basic(alice) ? { status: 200 } : challenge);
+    registry.answer = (req) => (req.headers.authorization === basicHeader(alice) ? { status: 200 } : challenge);
     const once = new Transport(registry.host, 'registry.test', { id: 'test', getCredentials: () => Promise.resolve({ kind: 'basic', ...alice }) }, { ...RETRY, maxAttempts: 1 });
     expect((await once.send(request())).status).toBe(200);
-    expect(registry.requests.map((r) => r.headers.authorization)).toEqual([undefined, basic(alice)]);
+    expect(registry.requests.map((r) => r.headers.authorization)).toEqual([undefined, basicHeader(alice)]);
   });
 
   it('refuses credentials refused twice', async () => {
@@ -203,7 +203,7 @@ describe('redirects', () => {
     await authenticated().send(request());
     expect(registry.requests.map((r) => [r.path, r.headers.authorization])).toEqual([
       ['/v2/app/manifests/v1', undefined],
-      ['/v2/app/manifests/v1', basic(alice)],
+      ['/v2/app/manifests/v1', basicHeader(alice)],
       ['/v2/app/blobs/final', undefined],
     ]);
   });
@@ -211,7 +211,7 @@ describe('redirects', () => {
   it('keep credentials within the registry’s origin', async () => {
     registry.answer = (req) => (req.path === '/v2/app/manifests/v1' ? redirectingTo(() => '/v2/app/other')(req) : { status: 200 });
     await authenticated().send(request());
-    expect(registry.requests.at(-1)).toMatchObject({ path: '/v2/app/other', headers: { authorization: basic(alice) } });
+    expect(registry.requests.at(-1)).toMatchObject({ path: '/v2/app/other', headers: { authorization: basicHeader(alice) } });
   });
 
   it('are followed for HEAD; a 3xx without Location, or a 200 with one, is an answer', async () => {
