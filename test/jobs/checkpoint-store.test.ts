@@ -13,6 +13,19 @@ function checkpoint(offset: number): BlobCheckpoint {
   return { target: TARGET, digest: DIGEST, size: 5 * 2 ** 30, location: 'http://localhost:5000/v2/big/layer/blobs/uploads/abc?_state=xyz', offset, chunkSize: 4 * 2 ** 20, updatedAt: '2025-06-01T00:00:00.000Z' };
 }
 
+/** Two processes on one job's checkpoint: the first saved it at offset 1, and the second has read it since. */
+async function twoWriters() {
+  const jobId = newJobId();
+  const first = env.storage.checkpoints.forJob(jobId);
+  const second = env.storage.checkpoints.forJob(jobId);
+  await first.save(checkpoint(1));
+  await second.load(TARGET, DIGEST);
+  return { jobId, first, second };
+}
+
+/** The checkpoint as another process reads it now. */
+const readBack = (jobId: string) => env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST);
+
 describe('table checkpoints', () => {
   it('save, load and remove one blob\'s checkpoint, past 2^31 bytes', async () => {
     const jobId = newJobId();
@@ -26,7 +39,7 @@ describe('table checkpoints', () => {
     expect(await resumed.load(TARGET, `sha256:${'c'.repeat(64)}`)).toBeUndefined();
     await resumed.save(checkpoint(3 * 2 ** 30 + 4 * 2 ** 20));
     await resumed.remove(TARGET, DIGEST);
-    expect(await env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST)).toBeUndefined();
+    expect(await readBack(jobId)).toBeUndefined();
     await resumed.remove(TARGET, DIGEST);
   });
 
@@ -47,18 +60,14 @@ describe('table checkpoints', () => {
     const store = env.storage.checkpoints.forJob(jobId);
     expect(await store.load(TARGET, DIGEST)).toBeUndefined();
     await store.save(checkpoint(8 * 2 ** 20));
-    expect(await env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST)).toEqual(checkpoint(8 * 2 ** 20));
+    expect(await readBack(jobId)).toEqual(checkpoint(8 * 2 ** 20));
   });
 
   it('refuses to remove a checkpoint someone else changed since it was read, and takes one already gone as removed', async () => {
-    const jobId = newJobId();
-    const first = env.storage.checkpoints.forJob(jobId);
-    const second = env.storage.checkpoints.forJob(jobId);
-    await first.save(checkpoint(1));
-    await second.load(TARGET, DIGEST);
+    const { jobId, first, second } = await twoWriters();
     await first.save(checkpoint(2));
     await expect(second.remove(TARGET, DIGEST)).rejects.toBeInstanceOf(ConcurrencyError);
-    expect((await env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST))?.offset).toBe(2);
+    expect((await readBack(jobId))?.offset).toBe(2);
 
     const third = env.storage.checkpoints.forJob(jobId);
     await third.load(TARGET, DIGEST);
@@ -67,33 +76,25 @@ describe('table checkpoints', () => {
   });
 
   it('refuses a save over another process\'s save made since this one\'s last', async () => {
-    const jobId = newJobId();
-    const first = env.storage.checkpoints.forJob(jobId);
-    const second = env.storage.checkpoints.forJob(jobId);
-    await first.save(checkpoint(1));
-    await second.load(TARGET, DIGEST);
+    const { jobId, first, second } = await twoWriters();
     await second.save(checkpoint(2));
     await expect(first.save(checkpoint(3))).rejects.toBeInstanceOf(ConcurrencyError);
     await second.save(checkpoint(4));
-    expect((await env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST))?.offset).toBe(4);
+    expect((await readBack(jobId))?.offset).toBe(4);
   });
 
   it('refuses to write over a checkpoint someone else removed since it was read', async () => {
-    const jobId = newJobId();
-    const first = env.storage.checkpoints.forJob(jobId);
-    const second = env.storage.checkpoints.forJob(jobId);
-    await first.save(checkpoint(1));
-    await second.load(TARGET, DIGEST);
+    const { jobId, first, second } = await twoWriters();
     await second.remove(TARGET, DIGEST);
     await expect(first.save(checkpoint(2))).rejects.toBeInstanceOf(ConcurrencyError);
-    expect(await env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST)).toBeUndefined();
+    expect(await readBack(jobId)).toBeUndefined();
   });
 
   it('learns where a row stands before its first save, when it never loaded it', async () => {
     const jobId = newJobId();
     await env.storage.checkpoints.forJob(jobId).save(checkpoint(1));
     await env.storage.checkpoints.forJob(jobId).save(checkpoint(2));
-    expect((await env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST))?.offset).toBe(2);
+    expect((await readBack(jobId))?.offset).toBe(2);
   });
 
   it('keeps jobs apart', async () => {
@@ -104,14 +105,10 @@ describe('table checkpoints', () => {
   });
 
   it('refuses a write over a checkpoint someone else changed since it was read', async () => {
-    const jobId = newJobId();
-    const first = env.storage.checkpoints.forJob(jobId);
-    const second = env.storage.checkpoints.forJob(jobId);
-    await first.save(checkpoint(1));
-    await second.load(TARGET, DIGEST);
+    const { jobId, first, second } = await twoWriters();
     await first.save(checkpoint(2));
     await expect(second.save(checkpoint(3))).rejects.toBeInstanceOf(ConcurrencyError);
-    expect((await env.storage.checkpoints.forJob(jobId).load(TARGET, DIGEST))?.offset).toBe(2);
+    expect((await readBack(jobId))?.offset).toBe(2);
     // Two processes both starting the same blob, each in an upload session of its own: only one
     // creates the row. (A row holding exactly what a save wrote is taken for that save's own
     // late write: tables.ts.)
