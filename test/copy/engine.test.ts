@@ -186,6 +186,25 @@ describe('a time budget', () => {
   });
 });
 
+const FOREIGN = 'application/vnd.oci.image.layer.nondistributable.v1.tar';
+
+/** An image with an ordinary layer and two foreign ones (one without urls), the foreign ones in the source only when `held`. */
+async function putForeignImage(held: boolean) {
+  const config = Buffer.from('config');
+  const layer = Buffer.from('an ordinary layer');
+  const foreign = [Buffer.from('a foreign layer'), Buffer.from('another foreign layer')];
+  const configDigest = source.addBlob(repo, config);
+  const layerDigest = source.addBlob(repo, layer);
+  const foreignDigests = foreign.map((bytes) => (held ? source.addBlob(repo, bytes) : sha256(bytes)));
+  const layers = [
+    { mediaType: LAYER, digest: layerDigest, size: layer.length },
+    { mediaType: FOREIGN, digest: foreignDigests[0], size: foreign[0].length, urls: ['https://layers.example/one'] },
+    { mediaType: FOREIGN, digest: foreignDigests[1], size: foreign[1].length },
+  ];
+  await putManifest(src, OCI_MANIFEST, { config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length }, layers });
+  return { layers, configDigest };
+}
+
 describe('what a copy writes and reports', () => {
   const dest = src.withRepository('dest');
 
@@ -251,25 +270,6 @@ describe('what a copy writes and reports', () => {
   });
 
   describe('non-distributable layers', () => {
-    const FOREIGN = 'application/vnd.oci.image.layer.nondistributable.v1.tar';
-
-    /** An image with an ordinary layer and two foreign ones (one without urls), the foreign ones in the source only when `held`. */
-    async function putForeignImage(held: boolean) {
-      const config = Buffer.from('config');
-      const layer = Buffer.from('an ordinary layer');
-      const foreign = [Buffer.from('a foreign layer'), Buffer.from('another foreign layer')];
-      const configDigest = source.addBlob(repo, config);
-      const layerDigest = source.addBlob(repo, layer);
-      const foreignDigests = foreign.map((bytes) => (held ? source.addBlob(repo, bytes) : sha256(bytes)));
-      const layers = [
-        { mediaType: LAYER, digest: layerDigest, size: layer.length },
-        { mediaType: FOREIGN, digest: foreignDigests[0], size: foreign[0].length, urls: ['https://layers.example/one'] },
-        { mediaType: FOREIGN, digest: foreignDigests[1], size: foreign[1].length },
-      ];
-      await putManifest(src, OCI_MANIFEST, { config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length }, layers });
-      return { layers, configDigest };
-    }
-
     it('stay referenced by URL: listed apart, neither checked nor moved', async () => {
       const { layers, configDigest } = await putForeignImage(false);
 
@@ -301,7 +301,6 @@ describe('what a copy writes and reports', () => {
 });
 
 describe('a target that refuses a manifest naming non-distributable layers', () => {
-  const FOREIGN = 'application/vnd.oci.image.layer.nondistributable.v1.tar';
   const dest = src.withRepository('dest').withTag('v1');
 
   /** A target that answers every manifest PUT as distribution 2.8 answers one whose layer URLs it does not allow. */
@@ -312,17 +311,8 @@ describe('a target that refuses a manifest naming non-distributable layers', () 
     return store;
   }
 
-  async function putForeignImage(): Promise<{ foreign: string }> {
-    const config = Buffer.from('config');
-    const layer = Buffer.from('a foreign layer');
-    const configDigest = source.addBlob(repo, config);
-    const foreign = source.addBlob(repo, layer);
-    await putManifest(src, OCI_MANIFEST, { config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length }, layers: [{ mediaType: FOREIGN, digest: foreign, size: layer.length, urls: ['https://layers.example/x'] }] });
-    return { foreign };
-  }
-
   it('names the layers and the way out: copy them, or allow their URLs', async () => {
-    const { foreign } = await putForeignImage();
+    const { layers } = await putForeignImage(true);
     target = refusing();
 
     const error = await copy({ source: src, targets: [dest] }, { stores: between() }).catch((e: unknown) => e);
@@ -330,29 +320,23 @@ describe('a target that refuses a manifest naming non-distributable layers', () 
     expect(error).toBeInstanceOf(CopyError);
     expect(error).toMatchObject({ code: 'NONDISTRIBUTABLE', side: 'target' });
     expect((error as Error).message).toBe(
-      `the target refused manifest memory.test/dest:v1, which references non-distributable layer(s) by URL (${foreign}): it answered HTTP 500 UNKNOWN, MANIFEST_BLOB_UNKNOWN. copy the layers into the target with --allow-nondistributable-artifacts (API: "allowNondistributableArtifacts": true), or allow foreign URLs on the target registry (distribution: validation.manifests.urls.allow); nothing was tagged`,
+      `the target refused manifest memory.test/dest:v1, which references non-distributable layer(s) by URL (${layers[1].digest}, ${layers[2].digest}): it answered HTTP 500 UNKNOWN, MANIFEST_BLOB_UNKNOWN. copy the layers into the target with --allow-nondistributable-artifacts (API: "allowNondistributableArtifacts": true), or allow foreign URLs on the target registry (distribution: validation.manifests.urls.allow); nothing was tagged`,
     );
   });
 
-  it('names every such layer, for a registry that says BLOB_UNKNOWN, and keeps the registry\'s error as the cause', async () => {
-    const { foreign } = await putForeignImage();
-    const second = source.addBlob(repo, Buffer.from('a second foreign layer'));
-    const config = Buffer.from('config');
-    await putManifest(src, OCI_MANIFEST, {
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-      layers: [foreign, second].map((digest, i) => ({ mediaType: FOREIGN, digest, size: i === 0 ? 15 : 22, urls: ['https://layers.example/x'] })),
-    });
+  it('names what a registry that says BLOB_UNKNOWN answered, and keeps its error as the cause', async () => {
+    const { layers } = await putForeignImage(true);
     target = refusing('BLOB_UNKNOWN', 400);
 
     const error = (await copy({ source: src, targets: [dest] }, { stores: between() }).catch((e: unknown) => e)) as CopyError;
 
     expect(error).toMatchObject({ code: 'NONDISTRIBUTABLE' });
-    expect(error.message).toContain(`by URL (${foreign}, ${second}): it answered HTTP 400 UNKNOWN, BLOB_UNKNOWN.`);
+    expect(error.message).toContain(`by URL (${layers[1].digest}, ${layers[2].digest}): it answered HTTP 400 UNKNOWN, BLOB_UNKNOWN.`);
     expect(error.cause).toBeInstanceOf(RegistryError);
   });
 
   it('says the URLs themselves are refused when the layers were copied', async () => {
-    await putForeignImage();
+    await putForeignImage(true);
     target = refusing('MANIFEST_INVALID', 400);
 
     const error = await copy({ source: src, targets: [dest], allowNondistributableArtifacts: true }, { stores: between() }).catch((e: unknown) => e);
@@ -362,7 +346,7 @@ describe('a target that refuses a manifest naming non-distributable layers', () 
   });
 
   it('leaves any other refusal, or one of an image without such layers, as it is', async () => {
-    await putForeignImage();
+    await putForeignImage(true);
     target = refusing('DENIED', 403);
     expect(await copy({ source: src, targets: [dest] }, { stores: between() }).catch((e: unknown) => e)).toMatchObject({ code: 'AUTH_FAILED' });
 
